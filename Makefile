@@ -1,0 +1,41 @@
+# pg_wamarketing — PGXS build
+EXTENSION  = pg_wamarketing
+EXTVERSION = 0.1
+MODULE_big = pg_wamarketing
+
+OBJS = \
+	src/wam.o \
+	src/wam_portable.o \
+	src/segment_text.o \
+	src/segment_bitmap.o \
+	src/segment_io.o \
+	src/segment_ops.o \
+	src/segment_agg.o \
+	src/segment_srf.o
+
+# The install script is assembled from the per-subsystem SQL kept next to the C.
+SQL_PARTS = \
+	src/sql/header.sql \
+	src/sql/segment.sql
+
+DATA_built = pg_wamarketing--$(EXTVERSION).sql
+EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
+
+REGRESS = segment_io segment_ops segment_agg segment_srf segment_bad_input
+REGRESS_OPTS = --load-extension=pg_wamarketing
+
+PG_CPPFLAGS = -I$(srcdir)/src
+# PostgreSQL's own headers are not -Wextra clean for sign comparisons.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lroaring $(shell curl-config --libs)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+pg_wamarketing--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+.PHONY: print-regress
+print-regress:
+	@echo $(REGRESS)

@@ -1,0 +1,6 @@
+-- pg_wamarketing install script (assembled by the Makefile from src/sql/*.sql)
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION pg_wamarketing" to load this file. \quit
+
+COMMENT ON SCHEMA wam IS 'pg_wamarketing: WhatsApp marketing inside PostgreSQL';

@@ -1,0 +1,198 @@
+-- test/demo.sql — pg_wamarketing segment demo (run by `bash test/run demo`).
+--
+-- Builds 100,000 synthetic customers with a dozen tags in schema `demo`, stores one
+-- wam.segment (a Roaring bitmap of customer ids) per tag, and runs the R-S1 worked
+-- example ("interest-beauty AND stage-purchased EXCLUDE product-lipstick", scaled x10)
+-- with segment operators, then splits the result into two A/B halves.
+--
+-- The data are identical on every machine: each customer/tag draw is a uniform number
+-- made from hashint8(id * 7919 + draw_no), not from random().
+\set ON_ERROR_STOP on
+\set QUIET on
+\pset footer off
+SET client_min_messages = warning;
+-- The segment operators (& intersection, - difference) live in schema wam with the rest
+-- of the extension; functions are called schema-qualified below.
+SET search_path = public, wam;
+
+CREATE EXTENSION IF NOT EXISTS pg_wamarketing;
+DROP SCHEMA IF EXISTS demo CASCADE;
+CREATE SCHEMA demo;
+
+-- Deterministic uniform draw in [0, 1) for customer `id`, draw number `k`.
+CREATE FUNCTION demo.u(id bigint, k int) RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (hashint8(id * 7919 + k)::bigint + 2147483648) / 4294967296.0::float8;
+
+CREATE TABLE demo.customer (
+    id   bigint PRIMARY KEY,
+    name text NOT NULL
+);
+
+CREATE TABLE demo.customer_tag (
+    customer_id bigint NOT NULL REFERENCES demo.customer,
+    tag         text   NOT NULL,
+    PRIMARY KEY (tag, customer_id)
+);
+
+\echo
+\echo '== Generating 100,000 synthetic customers and their tags (deterministic) =='
+
+INSERT INTO demo.customer (id, name)
+SELECT id, 'customer-' || lpad(id::text, 6, '0')
+FROM generate_series(1, 100000) AS id;
+
+-- Tag model (target share of the 100,000 customers):
+--   stage-purchased 40%, correlated with interest-beauty (48% of beauty fans bought,
+--   37.3% of the others) so that beauty AND purchased = 12%; product-lipstick only among
+--   purchasers, mostly beauty fans (2/3 of beauty purchasers, 0.5% of other purchasers)
+--   so that ~8% bought lipstick and beauty AND purchased EXCLUDE lipstick = 4%;
+--   source-instagram / source-store are exclusive acquisition channels;
+--   interest-skincare leans on interest-beauty; high-value-customer is a subset of
+--   purchasers and vip a subset of high-value customers.
+INSERT INTO demo.customer_tag (customer_id, tag)
+WITH draw AS (
+    SELECT c.id,
+           demo.u(c.id, 1)  AS u_beauty,
+           demo.u(c.id, 2)  AS u_purchased,
+           demo.u(c.id, 3)  AS u_lipstick,
+           demo.u(c.id, 4)  AS u_source,
+           demo.u(c.id, 5)  AS u_active,
+           demo.u(c.id, 6)  AS u_price,
+           demo.u(c.id, 7)  AS u_new,
+           demo.u(c.id, 8)  AS u_skincare,
+           demo.u(c.id, 9)  AS u_cart,
+           demo.u(c.id, 10) AS u_high_value,
+           demo.u(c.id, 11) AS u_vip
+    FROM demo.customer AS c
+), base AS (
+    SELECT d.*,
+           d.u_beauty < 0.25 AS beauty
+    FROM draw AS d
+), bought AS (
+    SELECT b.*,
+           b.u_purchased < CASE WHEN b.beauty THEN 0.48 ELSE 0.28 / 0.75 END AS purchased
+    FROM base AS b
+), flags AS (
+    SELECT p.id,
+           p.beauty,
+           p.purchased,
+           p.purchased AND p.u_lipstick < CASE WHEN p.beauty THEN 2.0 / 3 ELSE 0.005 END AS lipstick,
+           p.u_source < 0.30                          AS instagram,
+           p.u_source >= 0.30 AND p.u_source < 0.50   AS store,
+           p.u_active < 0.45                          AS active,
+           p.u_price < 0.22                           AS price_sensitive,
+           p.u_new < 0.15                             AS new_customer,
+           p.u_skincare < CASE WHEN p.beauty THEN 0.40 ELSE 0.08 / 0.75 END AS skincare,
+           p.u_cart < 0.06                            AS cart_abandoned,
+           p.purchased AND p.u_high_value < 0.125     AS high_value,
+           p.purchased AND p.u_high_value < 0.125 AND p.u_vip < 0.20 AS vip
+    FROM bought AS p
+)
+SELECT f.id, t.tag
+FROM flags AS f
+CROSS JOIN LATERAL (VALUES
+    ('interest-beauty',     f.beauty),
+    ('stage-purchased',     f.purchased),
+    ('product-lipstick',    f.lipstick),
+    ('source-instagram',    f.instagram),
+    ('source-store',        f.store),
+    ('engagement-active',   f.active),
+    ('price-sensitive',     f.price_sensitive),
+    ('new-customer',        f.new_customer),
+    ('interest-skincare',   f.skincare),
+    ('cart-abandoned',      f.cart_abandoned),
+    ('high-value-customer', f.high_value),
+    ('vip',                 f.vip)
+) AS t(tag, has_tag)
+WHERE t.has_tag;
+
+-- One row per tag: the tag's members as a segment (Roaring bitmap of customer ids).
+CREATE TABLE demo.tag_segment (
+    tag     text PRIMARY KEY,
+    members wam.segment NOT NULL
+);
+
+INSERT INTO demo.tag_segment (tag, members)
+SELECT tag, wam.segment_agg(customer_id)
+FROM demo.customer_tag
+GROUP BY tag;
+
+ANALYZE demo.customer, demo.customer_tag, demo.tag_segment;
+
+SELECT count(*) AS customers,
+       (SELECT count(*) FROM demo.customer_tag) AS "customer-tag rows",
+       (SELECT count(*) FROM demo.tag_segment)  AS "tag segments"
+FROM demo.customer;
+
+\echo
+\echo '== (a) Tags: members = wam.cardinality(members), largest first =='
+
+SELECT tag,
+       wam.cardinality(members) AS members,
+       round(100.0 * wam.cardinality(members) / (SELECT count(*) FROM demo.customer), 1) AS "share %"
+FROM demo.tag_segment
+ORDER BY 2 DESC, 1;
+
+\echo
+\echo '== (b) R-S1 funnel: interest-beauty AND stage-purchased EXCLUDE product-lipstick =='
+\echo '   with the segment operators & (intersection) and - (difference)'
+
+WITH s AS (
+    SELECT (SELECT members FROM demo.tag_segment WHERE tag = 'interest-beauty')  AS beauty,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'stage-purchased')  AS purchased,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'product-lipstick') AS lipstick
+)
+SELECT f.step, f.expression, f.customers
+FROM s
+CROSS JOIN LATERAL (VALUES
+    (1, 'interest-beauty',
+        wam.cardinality(s.beauty)),
+    (2, 'interest-beauty & stage-purchased',
+        wam.cardinality(s.beauty & s.purchased)),
+    (3, '(interest-beauty & stage-purchased) - product-lipstick',
+        wam.cardinality((s.beauty & s.purchased) - s.lipstick))
+) AS f(step, expression, customers)
+ORDER BY f.step;
+
+\echo
+\echo '   the same counts without materialising the result segment:'
+\echo '   wam.and_cardinality(a, b) and wam.andnot_cardinality(a & b, c),'
+\echo '   next to plain SQL over demo.customer_tag for comparison'
+
+WITH s AS (
+    SELECT (SELECT members FROM demo.tag_segment WHERE tag = 'interest-beauty')  AS beauty,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'stage-purchased')  AS purchased,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'product-lipstick') AS lipstick
+), plain AS (
+    SELECT count(*) AS beauty_and_purchased,
+           count(*) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM demo.customer_tag AS l
+               WHERE l.tag = 'product-lipstick' AND l.customer_id = b.customer_id)) AS minus_lipstick
+    FROM demo.customer_tag AS b
+    JOIN demo.customer_tag AS p ON p.customer_id = b.customer_id AND p.tag = 'stage-purchased'
+    WHERE b.tag = 'interest-beauty'
+)
+SELECT wam.and_cardinality(s.beauty, s.purchased)                  AS "and_cardinality(beauty, purchased)",
+       wam.andnot_cardinality(s.beauty & s.purchased, s.lipstick)  AS "andnot_cardinality(beauty & purchased, lipstick)",
+       plain.beauty_and_purchased                                  AS "plain SQL step 2",
+       plain.minus_lipstick                                        AS "plain SQL step 3"
+FROM s, plain;
+
+\echo
+\echo '== (c) A/B split of the final audience: wam.split(segment, 2, 42) =='
+
+WITH audience AS (
+    SELECT ((SELECT members FROM demo.tag_segment WHERE tag = 'interest-beauty')
+          & (SELECT members FROM demo.tag_segment WHERE tag = 'stage-purchased'))
+          - (SELECT members FROM demo.tag_segment WHERE tag = 'product-lipstick') AS seg
+)
+SELECT CASE h.half WHEN 1 THEN 'A' WHEN 2 THEN 'B' END AS "group",
+       wam.cardinality(h.part) AS customers,
+       round(100.0 * wam.cardinality(h.part) / wam.cardinality(a.seg), 1) AS "share %"
+FROM audience AS a
+CROSS JOIN LATERAL wam.split(a.seg, 2, 42) WITH ORDINALITY AS h(part, half)
+ORDER BY h.half;
+
+\echo
+\echo 'Demo tables: demo.customer, demo.customer_tag, demo.tag_segment (wam.segment per tag).'

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# test/t/demo.sh — test/demo.sql runs cleanly and its segment answers agree with plain SQL.
+#
+# Runs under `bash test/run check` (reuses its cluster) or alone as root:
+#     bash test/t/demo.sh          (starts and removes its own cluster)
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/cluster.sh
+. "$repo/test/lib/cluster.sh"
+# shellcheck source=test/lib/tap.sh
+. "$repo/test/lib/tap.sh"
+
+start_cluster || { echo "not ok - demo: cluster start"; exit 1; }
+
+db=wam_demo_t
+# The segment operators live in schema wam; keep NOTICEs out of the output.
+export PGOPTIONS="-c search_path=public,wam -c client_min_messages=warning"
+out=$(mktemp "${TMPDIR:-/tmp}/wam-demo-out.XXXXXX")
+wam_on_exit "rm -f '$out'"
+
+wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { echo "not ok - demo: create database $db"; exit 1; }
+export PGDATABASE=$db
+
+if wam_psql -f "$repo/test/demo.sql" >"$out" 2>&1; then
+    tap_ok "demo.sql runs without error"
+else
+    tap_not_ok "demo.sql runs without error" "$(tail -n 20 "$out")"
+    tap_done
+fi
+
+# q SQL: one value (unaligned, tuples only)
+q() { wam_psql -At -c "$1"; }
+
+tap_is "100,000 customers" "$(q 'SELECT count(*) FROM demo.customer')" 100000
+tap_is "12 tag segments" "$(q 'SELECT count(*) FROM demo.tag_segment')" 12
+
+tap_is "every tag segment has exactly the members of its tag" \
+    "$(q "SELECT string_agg(s.tag || ': ' || wam.cardinality(s.members) || ' vs ' || c.n, ', ')
+            FROM demo.tag_segment s
+            JOIN (SELECT tag, count(*) AS n FROM demo.customer_tag GROUP BY tag) c USING (tag)
+           WHERE wam.cardinality(s.members) <> c.n")" ""
+
+tap_is "tag densities are between 0.5% and 45%" \
+    "$(q "SELECT string_agg(tag || '=' || wam.cardinality(members), ', ')
+            FROM demo.tag_segment
+           WHERE wam.cardinality(members) NOT BETWEEN 500 AND 45000")" ""
+
+# The R-S1 worked example, scaled x10: 25,000 / ~12,000 / ~4,000.
+funnel_sql="
+WITH s AS (
+    SELECT (SELECT members FROM demo.tag_segment WHERE tag = 'interest-beauty')  AS b,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'stage-purchased')  AS p,
+           (SELECT members FROM demo.tag_segment WHERE tag = 'product-lipstick') AS l
+)"
+plain_sql="
+WITH t AS (
+    SELECT customer_id,
+           bool_or(tag = 'interest-beauty')  AS b,
+           bool_or(tag = 'stage-purchased')  AS p,
+           bool_or(tag = 'product-lipstick') AS l
+    FROM demo.customer_tag GROUP BY customer_id
+)"
+step2=$(q "$funnel_sql SELECT wam.cardinality(b & p) FROM s")
+step3=$(q "$funnel_sql SELECT wam.cardinality((b & p) - l) FROM s")
+plain2=$(q "$plain_sql SELECT count(*) FILTER (WHERE b AND p) FROM t")
+plain3=$(q "$plain_sql SELECT count(*) FILTER (WHERE b AND p AND NOT l) FROM t")
+
+tap_is "funnel step 2 (b & p) equals plain SQL" "$step2" "$plain2"
+tap_is "funnel step 3 ((b & p) - l) equals plain SQL" "$step3" "$plain3"
+tap_is "and_cardinality(b, p) equals |b & p|" \
+    "$(q "$funnel_sql SELECT wam.and_cardinality(b, p) FROM s")" "$step2"
+tap_is "andnot_cardinality(b & p, l) equals |(b & p) - l|" \
+    "$(q "$funnel_sql SELECT wam.andnot_cardinality(b & p, l) FROM s")" "$step3"
+
+if [ "${step2:-0}" -ge 11000 ] 2>/dev/null && [ "$step2" -le 13000 ] &&
+    [ "${step3:-0}" -ge 3500 ] && [ "$step3" -le 4500 ]; then
+    tap_ok "funnel is about 12,000 then about 4,000 (got $step2, $step3)"
+else
+    tap_not_ok "funnel is about 12,000 then about 4,000" "got: step 2 = $step2, step 3 = $step3"
+fi
+
+tap_is "product-lipstick is about 8% (7,500..8,500)" \
+    "$(q "SELECT wam.cardinality(members) BETWEEN 7500 AND 8500 FROM demo.tag_segment WHERE tag = 'product-lipstick'")" t
+
+# wam.split(final, 2, 42): two disjoint halves that together are the audience.
+split_sql="$funnel_sql, a AS (SELECT (b & p) - l AS seg FROM s),
+h AS (SELECT part, n FROM a CROSS JOIN LATERAL wam.split(a.seg, 2, 42) WITH ORDINALITY AS x(part, n))"
+tap_is "split(final, 2, 42) returns 2 parts" "$(q "$split_sql SELECT count(*) FROM h")" 2
+tap_is "split halves add up to the audience" "$(q "$split_sql SELECT sum(wam.cardinality(part)) FROM h")" "$step3"
+tap_is "split halves are disjoint" \
+    "$(q "$split_sql SELECT wam.and_cardinality(h1.part, h2.part) FROM h h1, h h2 WHERE h1.n = 1 AND h2.n = 2")" 0
+tap_is "split halves are roughly even (40%..60%)" \
+    "$(q "$split_sql SELECT bool_and(wam.cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
+tap_is "split is deterministic for a given seed" \
+    "$(q "$split_sql SELECT string_agg(wam.cardinality(part)::text, ',' ORDER BY n) FROM h")" \
+    "$(q "$split_sql SELECT string_agg(wam.cardinality(part)::text, ',' ORDER BY n) FROM h")"
+
+# The demo output shows the three funnel rows and the two A/B groups.
+if grep -qE '^ +3 \| \(interest-beauty & stage-purchased\) - product-lipstick +\| +'"$step3"'$' "$out"; then
+    tap_ok "demo output shows funnel step 3"
+else
+    tap_not_ok "demo output shows funnel step 3" "$(grep -n 'product-lipstick' "$out" | head -5)"
+fi
+
+wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null || true
+tap_done
