@@ -56,8 +56,19 @@ wam_agg_state(FunctionCallInfo fcinfo, const char *fname)
 Datum
 wam_segment_agg_trans(PG_FUNCTION_ARGS)
 {
-	WamSegmentExpanded *eseg = wam_agg_state(fcinfo, "wam_segment_agg_trans");
+	WamSegmentExpanded *eseg;
 
+	/* like other aggregates, no non-NULL input means a NULL result */
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+	{
+		if (!AggCheckCallContext(fcinfo, NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s called in non-aggregate context",
+							"wam_segment_agg_trans")));
+		PG_RETURN_NULL();
+	}
+	eseg = wam_agg_state(fcinfo, "wam_segment_agg_trans");
 	if (!PG_ARGISNULL(1))
 	{
 		roaring_bitmap_add(eseg->bm, wam_segment_check_id(PG_GETARG_INT64(1)));

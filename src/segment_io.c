@@ -23,6 +23,7 @@
 
 #include "segment.h"
 #include "segment_text.h"
+#include "wam_portable.h"
 
 PG_FUNCTION_INFO_V1(wam_segment_in);
 PG_FUNCTION_INFO_V1(wam_segment_out);
@@ -34,6 +35,7 @@ PG_FUNCTION_INFO_V1(wam_segment_to_int4_array);
 PG_FUNCTION_INFO_V1(wam_segment_to_int8_array);
 PG_FUNCTION_INFO_V1(wam_segment_from_bytea);
 PG_FUNCTION_INFO_V1(wam_segment_to_bytea);
+PG_FUNCTION_INFO_V1(wam_segment_is_valid_bytea);
 
 /* Longest piece of bad input quoted back in an error message. */
 #define WAM_QUOTE_MAX	64
@@ -158,19 +160,20 @@ wam_segment_in(PG_FUNCTION_ARGS)
 	c->bm = wam_bitmap_new();
 	c->n = 0;
 	err = wam_segment_text_parse(str, wam_collect_emit, c, &errpos);
-	if (err != WAM_TEXT_OK)
-	{
-		int			code = (err == WAM_TEXT_OUT_OF_RANGE || err == WAM_TEXT_NEGATIVE)
-			? ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE
-			: ERRCODE_INVALID_TEXT_REPRESENTATION;
-
+	if (err == WAM_TEXT_OUT_OF_RANGE || err == WAM_TEXT_NEGATIVE)
 		ereport(ERROR,
-				(errcode(code),
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("customer id out of range in wam.segment literal: \"%s\"",
+						wam_quote_input(str)),
+				 errdetail("%s Error at position %zu.",
+						   wam_segment_text_error_detail(err), errpos + 1)));
+	if (err != WAM_TEXT_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type wam.segment: \"%s\"",
 						wam_quote_input(str)),
 				 errdetail("%s Error at position %zu.",
 						   wam_segment_text_error_detail(err), errpos + 1)));
-	}
 	wam_collect_flush(c);
 	PG_RETURN_POINTER(wam_segment_flatten(c->bm));
 }
@@ -430,4 +433,20 @@ wam_segment_to_bytea(PG_FUNCTION_ARGS)
 	SET_VARSIZE(result, VARHDRSZ + len);
 	memcpy(VARDATA(result), flat->data, len);
 	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * wam_segment_is_valid_bytea tells whether bytes are a well-formed Roaring
+ * portable serialization, without raising an error (for screening imports).
+ */
+Datum
+wam_segment_is_valid_bytea(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	uint64		card;
+	size_t		errpos;
+
+	PG_RETURN_BOOL(wam_portable_validate((const uint8_t *) VARDATA_ANY(b),
+										 VARSIZE_ANY_EXHDR(b),
+										 &card, &errpos) == WAM_PORTABLE_OK);
 }

@@ -197,6 +197,9 @@ CREATE FUNCTION wam.segment(bigint[]) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_from_int8_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION wam.segment(bytea) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_from_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION wam.is_valid_segment(bytea) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'wam_segment_is_valid_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.is_valid_segment(bytea) IS 'true when the bytes are a well-formed Roaring portable serialization (never raises an error)';
 CREATE FUNCTION wam.segment_to_int4_array(wam.segment) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'wam_segment_to_int4_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION wam.segment_to_int8_array(wam.segment) RETURNS bigint[]
