@@ -21,7 +21,7 @@ SQL_PARTS = \
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

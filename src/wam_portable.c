@@ -30,9 +30,11 @@
  * arrays and runs.  So we check all of them here, in a single forward pass,
  * without allocating and without reading outside the buffer.
  *
- * Everything is read through read_u16()/read_u32(), which assemble the
- * little-endian value byte by byte: that is safe for unaligned data (like
- * memcpy) and also correct on big-endian hosts.
+ * Header and container fields are read through read_u16()/read_u32(), which
+ * assemble the little-endian value byte by byte: like memcpy that is safe
+ * for unaligned data, and unlike memcpy into a native integer it is also
+ * correct on big-endian hosts.  Only the bitset popcount, where byte order
+ * is irrelevant, copies whole words with memcpy.
  *
  * This file must not include PostgreSQL headers: it is also compiled into
  * the unit test and the libFuzzer target.

@@ -29,6 +29,7 @@ echo "fuzzing for ${secs}s (log: $log)"
     -timeout=30 \
     -rss_limit_mb=2048 \
     -print_final_stats=1 \
+    -dict="$here/fuzz_segment.dict" \
     -artifact_prefix="$artifacts/" \
     "$work" >"$log" 2>&1
 rc=$?

@@ -9,7 +9,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# shellcheck source=../lib/tap.sh
+# shellcheck source=test/lib/tap.sh
 . "$root/test/lib/tap.sh"
 
 tmp=$(mktemp -d)
@@ -19,7 +19,7 @@ cflags=(-std=c99 -g -O1 -Wall -Wextra -Werror -I "$root/src")
 echo 'int main(void){return 0;}' >"$tmp/probe.c"
 if gcc -fsanitize=address,undefined "$tmp/probe.c" -o "$tmp/probe" 2>/dev/null &&
     "$tmp/probe"; then
-    cflags+=(-fsanitize=address,undefined -fno-sanitize-recover=all)
+    cflags+=('-fsanitize=address,undefined' -fno-sanitize-recover=all)
 fi
 
 if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/wam_portable.c" \
