@@ -6,6 +6,7 @@
 #     wam_psql -c 'SELECT 1'           # psql -X -v ON_ERROR_STOP=1 against that cluster
 #     wam_on_exit 'kill "$MOCK_PID"'   # extra cleanup, run (last first) before the cluster stops
 #     stop_cluster                     # optional: also runs automatically on EXIT/INT/TERM
+#     wam_cleanup                      # optional: run the exit hooks + stop_cluster right now
 #
 # If the caller already runs inside a cluster started by test/run (WAM_CLUSTER_RUNNING=1 with
 # PGHOST and PGPORT exported), start_cluster reuses it and stop_cluster leaves it alone.
@@ -76,6 +77,9 @@ _wam_install_traps() {
     trap '_wam_exit_handler; trap - EXIT; exit 130' INT
     trap '_wam_exit_handler; trap - EXIT; exit 143' TERM
 }
+
+# Run the exit hooks and stop the cluster now (idempotent; the traps then do nothing more).
+wam_cleanup() { _wam_exit_handler; }
 
 _wam_exit_handler() {
     local i

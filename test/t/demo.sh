@@ -12,6 +12,7 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/tap.sh
 . "$repo/test/lib/tap.sh"
 
+# shellcheck disable=SC2119  # no extra server settings
 start_cluster || { echo "not ok - demo: cluster start"; exit 1; }
 
 db=wam_demo_t
