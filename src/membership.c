@@ -1,0 +1,369 @@
+/*-------------------------------------------------------------------------
+ *
+ * membership.c
+ *	  Bulk writes of tag memberships (wam.customer_tag) for a whole segment,
+ *	  and the split of a segment into per-chunk bitmaps.
+ *
+ * Tagging a million customers through INSERT ... SELECT costs several
+ * microseconds per row in executor overhead.  wam.attach() and wam.detach()
+ * instead hand the segment to these functions, which write the heap with
+ * table_multi_insert() (one WAL record per page instead of per row) and
+ * maintain the indexes directly, deleting through the primary key.  They are
+ * internal: EXECUTE is revoked from PUBLIC, and they re-check the caller's
+ * table privileges.  Because they bypass the executor, row and statement
+ * triggers on wam.customer_tag do not fire for them; the calling functions
+ * update wam.tag_chunk themselves.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "segment.h"
+
+PG_FUNCTION_INFO_V1(wam_membership_insert);
+PG_FUNCTION_INFO_V1(wam_membership_delete);
+PG_FUNCTION_INFO_V1(wam_segment_chunks);
+
+/* Rows per table_multi_insert() call. */
+#define WAM_INSERT_BATCH	1000
+
+/* Columns of wam.customer_tag, resolved by name so a column order change
+ * in the install script cannot silently misplace values. */
+typedef struct WamMembershipColumns
+{
+	AttrNumber	customer_id;
+	AttrNumber	tag_id;
+	AttrNumber	attached_at;
+	AttrNumber	expires_at;
+	AttrNumber	source;
+} WamMembershipColumns;
+
+static AttrNumber
+wam_column(Relation rel, const char *name, Oid type)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			if (att->atttypid != type)
+				elog(ERROR, "wam.customer_tag.%s has an unexpected type", name);
+			return att->attnum;
+		}
+	}
+	elog(ERROR, "wam.customer_tag has no column %s", name);
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+/*
+ * wam_open_memberships opens wam.customer_tag after checking that the
+ * current user may perform `mode` on it.
+ */
+static Relation
+wam_open_memberships(AclMode mode, WamMembershipColumns *cols)
+{
+	Oid			nsp = get_namespace_oid("wam", false);
+	Oid			relid = get_relname_relid("customer_tag", nsp);
+	Relation	rel;
+	AclResult	aclresult;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation wam.customer_tag does not exist");
+	aclresult = pg_class_aclcheck(relid, GetUserId(), mode);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, "customer_tag");
+	rel = table_open(relid, RowExclusiveLock);
+	cols->customer_id = wam_column(rel, "customer_id", INT8OID);
+	cols->tag_id = wam_column(rel, "tag_id", INT4OID);
+	cols->attached_at = wam_column(rel, "attached_at", TIMESTAMPTZOID);
+	cols->expires_at = wam_column(rel, "expires_at", TIMESTAMPTZOID);
+	cols->source = wam_column(rel, "source", TEXTOID);
+	return rel;
+}
+
+/*
+ * wam_membership_insert(tag_id int, who segment, expires_at timestamptz,
+ * source text) inserts one membership row per member of `who`, which must
+ * not hold the tag yet (a duplicate raises a unique violation).  Returns
+ * the number of rows inserted.
+ */
+Datum
+wam_membership_insert(PG_FUNCTION_ARGS)
+{
+	int32		tag_id;
+	const roaring_bitmap_t *bm;
+	bool		expires_null = PG_ARGISNULL(2);
+	TimestampTz expires_at = expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2);
+	Datum		source;
+	WamMembershipColumns cols;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slots[WAM_INSERT_BATCH];
+	BulkInsertState bistate;
+	CommandId	cid;
+	MemoryContext batchcxt;
+	MemoryContext oldcxt;
+	roaring_uint32_iterator_t it;
+	uint32		ids[WAM_INSERT_BATCH];
+	uint32		n;
+	int64		total = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag, segment and source must not be null")));
+	tag_id = PG_GETARG_INT32(0);
+	bm = PG_GETARG_SEGMENT_BITMAP(1);
+	source = PG_GETARG_DATUM(3);
+
+	rel = wam_open_memberships(ACL_INSERT, &cols);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	for (i = 0; i < WAM_INSERT_BATCH; i++)
+		slots[i] = table_slot_create(rel, NULL);
+	bistate = GetBulkInsertState();
+	cid = GetCurrentCommandId(true);
+	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "wam membership batch",
+									 ALLOCSET_DEFAULT_SIZES);
+
+	roaring_init_iterator(bm, &it);
+	while ((n = roaring_read_uint32_iterator(&it, ids, WAM_INSERT_BATCH)) > 0)
+	{
+		oldcxt = MemoryContextSwitchTo(batchcxt);
+		for (i = 0; i < (int) n; i++)
+		{
+			TupleTableSlot *slot = slots[i];
+
+			ExecClearTuple(slot);
+			memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+			slot->tts_values[cols.customer_id - 1] = Int64GetDatum((int64) ids[i]);
+			slot->tts_isnull[cols.customer_id - 1] = false;
+			slot->tts_values[cols.tag_id - 1] = Int32GetDatum(tag_id);
+			slot->tts_isnull[cols.tag_id - 1] = false;
+			slot->tts_values[cols.attached_at - 1] = TimestampTzGetDatum(now);
+			slot->tts_isnull[cols.attached_at - 1] = false;
+			slot->tts_values[cols.expires_at - 1] = TimestampTzGetDatum(expires_at);
+			slot->tts_isnull[cols.expires_at - 1] = expires_null;
+			slot->tts_values[cols.source - 1] = source;
+			slot->tts_isnull[cols.source - 1] = false;
+			ExecStoreVirtualTuple(slot);
+		}
+		table_multi_insert(rel, slots, (int) n, cid, 0, bistate);
+		for (i = 0; i < (int) n; i++)
+		{
+			List	   *recheck;
+
+			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false,
+											NULL, NIL);
+			list_free(recheck);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(batchcxt);
+		ResetPerTupleExprContext(estate);
+		total += n;
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	FreeBulkInsertState(bistate);
+	for (i = 0; i < WAM_INSERT_BATCH; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	MemoryContextDelete(batchcxt);
+	/* keep the lock until end of transaction, like the executor does */
+	table_close(rel, NoLock);
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * wam_membership_delete(tag_id int, who segment) deletes the membership rows
+ * of `who` for the tag, finding each through the primary key.  Members that
+ * do not hold the tag are skipped.  Returns the number of rows deleted.
+ */
+Datum
+wam_membership_delete(PG_FUNCTION_ARGS)
+{
+	int32		tag_id;
+	const roaring_bitmap_t *bm;
+	WamMembershipColumns cols;
+	Relation	rel;
+	Relation	pkrel;
+	Oid			pkoid;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	CommandId	cid;
+	roaring_uint32_iterator_t it;
+	uint32		ids[1024];
+	uint32		n;
+	int64		total = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag and segment must not be null")));
+	tag_id = PG_GETARG_INT32(0);
+	bm = PG_GETARG_SEGMENT_BITMAP(1);
+
+	rel = wam_open_memberships(ACL_DELETE, &cols);
+	pkoid = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkoid))
+		elog(ERROR, "wam.customer_tag has no primary key");
+	pkrel = index_open(pkoid, RowExclusiveLock);
+	if (pkrel->rd_index->indnatts != 2 ||
+		pkrel->rd_index->indkey.values[0] != cols.customer_id ||
+		pkrel->rd_index->indkey.values[1] != cols.tag_id)
+		elog(ERROR, "wam.customer_tag primary key is not (customer_id, tag_id)");
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	cid = GetCurrentCommandId(true);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, pkrel, snapshot, 2, 0);
+
+	roaring_init_iterator(bm, &it);
+	while ((n = roaring_read_uint32_iterator(&it, ids, lengthof(ids))) > 0)
+	{
+		uint32		i;
+
+		for (i = 0; i < n; i++)
+		{
+			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+						Int64GetDatum((int64) ids[i]));
+			ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ,
+						Int32GetDatum(tag_id));
+			index_rescan(scan, keys, 2, NULL, 0);
+			while (index_getnext_slot(scan, ForwardScanDirection, slot))
+			{
+				TM_FailureData tmfd;
+				TM_Result	result;
+
+				result = table_tuple_delete(rel, &slot->tts_tid, cid, snapshot,
+											InvalidSnapshot, true, &tmfd, false);
+				switch (result)
+				{
+					case TM_Ok:
+						total++;
+						break;
+					case TM_SelfModified:
+					case TM_Deleted:
+						/* already gone: the outcome we want */
+						break;
+					case TM_Updated:
+						ereport(ERROR,
+								(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+								 errmsg("could not serialize access due to concurrent update of a tag membership"),
+								 errhint("Retry the transaction.")));
+						break;
+					default:
+						elog(ERROR, "wam_membership_delete: unexpected result %d from table_tuple_delete",
+							 (int) result);
+				}
+			}
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(pkrel, NoLock);
+	table_close(rel, NoLock);
+	PG_RETURN_INT64(total);
+}
+
+typedef struct WamChunksState
+{
+	roaring_bitmap_t *bm;		/* private copy being consumed */
+	roaring_uint32_iterator_t it;
+	TupleDesc	desc;
+} WamChunksState;
+
+/*
+ * wam_segment_chunks(segment) returns (chunk int, members segment) for each
+ * block of 65,536 ids that holds members, in ascending order: the layout of
+ * wam.tag_chunk.
+ */
+Datum
+wam_segment_chunks(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	WamChunksState *st;
+	roaring_bitmap_t *part;
+	uint32		key;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	HeapTuple	tuple;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext oldcxt;
+		TupleDesc	desc;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "wam_segment_chunks: return type must be a row type");
+		st = palloc(sizeof(WamChunksState));
+		st->desc = BlessTupleDesc(desc);
+		st->bm = wam_segment_copy(PG_GETARG_DATUM(0));
+		roaring_init_iterator(st->bm, &st->it);
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(oldcxt);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = (WamChunksState *) funcctx->user_fctx;
+	if (!st->it.has_value)
+		SRF_RETURN_DONE(funcctx);
+
+	/* take every member of the current 64K block */
+	key = st->it.current_value >> 16;
+	part = wam_bitmap_new();
+	do
+	{
+		uint32		batch[1024];
+		uint32		n = 0;
+
+		while (n < lengthof(batch) && st->it.has_value &&
+			   (st->it.current_value >> 16) == key)
+		{
+			batch[n++] = st->it.current_value;
+			roaring_advance_uint32_iterator(&st->it);
+		}
+		roaring_bitmap_add_many(part, n, batch);
+	} while (st->it.has_value && (st->it.current_value >> 16) == key);
+
+	values[0] = Int32GetDatum((int32) key);
+	values[1] = PointerGetDatum(wam_segment_flatten(part));
+	tuple = heap_form_tuple(st->desc, values, nulls);
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+}
