@@ -25,6 +25,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "funcapi.h"
@@ -205,9 +206,21 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Gap (in customer ids) beyond which wam_membership_delete descends the
+ * primary key again instead of walking its leaf entries forward.
+ */
+#define WAM_RESEEK_GAP	64
+
+/*
  * wam_membership_delete(tag_id int, who segment) deletes the membership rows
- * of `who` for the tag, finding each through the primary key.  Members that
- * do not hold the tag are skipped.  Returns the number of rows deleted.
+ * of `who` for the tag.  Members that do not hold the tag are skipped.
+ * Returns the number of rows deleted.
+ *
+ * The primary key is (customer_id, tag_id) and `who` is sorted, so instead
+ * of one index descent per member it walks the index forward from the first
+ * member, merging it with the member list, and only descends again across a
+ * gap of more than WAM_RESEEK_GAP ids.  Keys are read from the index tuples
+ * (xs_want_itup), so entries of other customers and tags cost no heap visit.
  */
 Datum
 wam_membership_delete(PG_FUNCTION_ARGS)
@@ -219,14 +232,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	Relation	pkrel;
 	Oid			pkoid;
 	IndexScanDesc scan;
-	ScanKeyData keys[2];
+	ScanKeyData key;
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	CommandId	cid;
 	roaring_uint32_iterator_t it;
-	uint32		ids[1024];
-	uint32		n;
+	bool		need_seek = true;
 	int64		total = 0;
+	uint32		steps = 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -240,57 +253,93 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	if (!OidIsValid(pkoid))
 		elog(ERROR, "wam.customer_tag has no primary key");
 	pkrel = index_open(pkoid, RowExclusiveLock);
-	if (pkrel->rd_index->indnatts != 2 ||
+	if (pkrel->rd_rel->relam != BTREE_AM_OID ||
+		pkrel->rd_index->indnatts != 2 ||
 		pkrel->rd_index->indkey.values[0] != cols.customer_id ||
 		pkrel->rd_index->indkey.values[1] != cols.tag_id)
-		elog(ERROR, "wam.customer_tag primary key is not (customer_id, tag_id)");
+		elog(ERROR, "wam.customer_tag primary key is not a btree on (customer_id, tag_id)");
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	cid = GetCurrentCommandId(true);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, pkrel, snapshot, 2, 0);
+	scan = index_beginscan(rel, pkrel, snapshot, 1, 0);
+	scan->xs_want_itup = true;
 
 	roaring_init_iterator(bm, &it);
-	while ((n = roaring_read_uint32_iterator(&it, ids, lengthof(ids))) > 0)
+	while (it.has_value)
 	{
-		uint32		i;
+		ItemPointer tid;
+		bool		isnull;
+		int64		entry_customer;
+		int32		entry_tag;
 
-		for (i = 0; i < n; i++)
+		if (need_seek)
 		{
-			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
-						Int64GetDatum((int64) ids[i]));
-			ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ,
-						Int32GetDatum(tag_id));
-			index_rescan(scan, keys, 2, NULL, 0);
-			while (index_getnext_slot(scan, ForwardScanDirection, slot))
-			{
-				TM_FailureData tmfd;
-				TM_Result	result;
+			ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+						Int64GetDatum((int64) it.current_value));
+			index_rescan(scan, &key, 1, NULL, 0);
+			need_seek = false;
+		}
+		if ((++steps & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 
-				result = table_tuple_delete(rel, &slot->tts_tid, cid, snapshot,
-											InvalidSnapshot, true, &tmfd, false);
-				switch (result)
-				{
-					case TM_Ok:
-						total++;
-						break;
-					case TM_SelfModified:
-					case TM_Deleted:
-						/* already gone: the outcome we want */
-						break;
-					case TM_Updated:
-						ereport(ERROR,
-								(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-								 errmsg("could not serialize access due to concurrent update of a tag membership"),
-								 errhint("Retry the transaction.")));
-						break;
-					default:
-						elog(ERROR, "wam_membership_delete: unexpected result %d from table_tuple_delete",
-							 (int) result);
-				}
+		tid = index_getnext_tid(scan, ForwardScanDirection);
+		if (tid == NULL)
+			break;				/* no entries beyond this point */
+		entry_customer = DatumGetInt64(index_getattr(scan->xs_itup, 1,
+													 scan->xs_itupdesc, &isnull));
+		entry_tag = DatumGetInt32(index_getattr(scan->xs_itup, 2,
+												scan->xs_itupdesc, &isnull));
+
+		if (entry_customer > (int64) it.current_value)
+		{
+			/* catch the member list up with the index */
+			/*
+			 * Step rather than roaring_move_uint32_iterator_equalorlarger(),
+			 * which is slow in CRoaring 0.2.66; the steps add up to at most
+			 * the number of members.
+			 */
+			while (it.has_value && (int64) it.current_value < entry_customer)
+				roaring_advance_uint32_iterator(&it);
+			if (!it.has_value)
+				break;
+			if ((int64) it.current_value != entry_customer)
+			{
+				if ((int64) it.current_value - entry_customer > WAM_RESEEK_GAP)
+					need_seek = true;
+				continue;
 			}
 		}
-		CHECK_FOR_INTERRUPTS();
+		if (entry_customer < (int64) it.current_value || entry_tag != tag_id)
+			continue;
+
+		if (index_fetch_heap(scan, slot))
+		{
+			TM_FailureData tmfd;
+			TM_Result	result;
+
+			result = table_tuple_delete(rel, &slot->tts_tid, cid, snapshot,
+										InvalidSnapshot, true, &tmfd, false);
+			switch (result)
+			{
+				case TM_Ok:
+					total++;
+					break;
+				case TM_SelfModified:
+				case TM_Deleted:
+					/* already gone: the outcome we want */
+					break;
+				case TM_Updated:
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update of a tag membership"),
+							 errhint("Retry the transaction.")));
+					break;
+				default:
+					elog(ERROR, "wam_membership_delete: unexpected result %d from table_tuple_delete",
+						 (int) result);
+			}
+		}
 	}
 
 	index_endscan(scan);
