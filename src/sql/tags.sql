@@ -609,7 +609,13 @@ BEGIN
 		FROM wam.members(who OPERATOR(wam.-) fresh) m
 		WHERE ct.customer_id = m AND ct.tag_id = id AND ct.expires_at IS DISTINCT FROM expiry;
 	END IF;
-	UPDATE wam.tag SET last_attached_at = now() WHERE tag_id = id;
+	-- Note the use for the health report without ever waiting: at most once
+	-- an hour, and skipped while another transaction holds the tag row.
+	UPDATE wam.tag t SET last_attached_at = now()
+	WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2
+					   WHERE t2.tag_id = id
+						 AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
+					   FOR NO KEY UPDATE SKIP LOCKED);
 	RETURN n;
 END
 $$;
@@ -653,6 +659,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	t text;
+	is_add boolean;
 	both_ways text;
 BEGIN
 	SELECT string_agg(a, ', ') INTO both_ways FROM unnest(add) a
@@ -663,12 +670,21 @@ BEGIN
 	-- resolve every name first, so an unknown tag changes nothing
 	PERFORM wam.tag_id(a, true) FROM unnest(add) a;
 	PERFORM wam.tag_id(r) FROM unnest(remove) r;
-	FOREACH t IN ARRAY coalesce(add, '{}') LOOP
-		tag := t; added := wam.attach(t, who, NULL, source); removed := 0;
-		RETURN NEXT;
-	END LOOP;
-	FOREACH t IN ARRAY coalesce(remove, '{}') LOOP
-		tag := t; added := 0; removed := wam.detach(t, who);
+	-- Tags in id order, so concurrent retags lock the same blocks in the same
+	-- order and cannot deadlock.
+	FOR t, is_add IN
+		SELECT x.name, x.is_add FROM (
+			SELECT a AS name, true AS is_add, wam.tag_id(a) AS id FROM unnest(add) a
+			UNION ALL
+			SELECT r, false, wam.tag_id(r) FROM unnest(remove) r) x
+		ORDER BY x.id
+	LOOP
+		tag := t;
+		IF is_add THEN
+			added := wam.attach(t, who, NULL, source); removed := 0;
+		ELSE
+			added := 0; removed := wam.detach(t, who);
+		END IF;
 		RETURN NEXT;
 	END LOOP;
 END
@@ -1120,8 +1136,11 @@ BEGIN
 	ORDER BY c.id, t.tag_id
 	ON CONFLICT (customer_id, tag_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		WHERE ct.expires_at IS DISTINCT FROM EXCLUDED.expires_at;
-	UPDATE wam.tag SET last_attached_at = now()
-	WHERE tag_id IN (SELECT DISTINCT unnest(tag_ids) FROM wam_import_row WHERE problem IS NULL);
+	UPDATE wam.tag t SET last_attached_at = now()
+	WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2
+					   WHERE t2.tag_id IN (SELECT DISTINCT unnest(tag_ids) FROM wam_import_row WHERE problem IS NULL)
+						 AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
+					   FOR NO KEY UPDATE SKIP LOCKED);
 
 	INSERT INTO wam.import_error (import_id, line_no, raw_phone, reason)
 	SELECT imp, w.line_no, left(w.raw_phone, 100),
