@@ -225,22 +225,53 @@ AS $$
 $$;
 COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: advisory locks on the membership blocks of a tag that a segment touches';
 
+-- wam.chunks_add / wam.chunks_remove apply a change to one tag's bitmap
+-- blocks, in ascending block order so that concurrent writers take the row
+-- locks in the same order and cannot deadlock on them.
+CREATE FUNCTION wam.chunks_add(tag_id integer, added wam.segment) RETURNS void
+	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
+AS $$
+	INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
+	SELECT tag_id, f.chunk, f.members FROM wam.segment_chunks(added) f ORDER BY f.chunk
+	ON CONFLICT ON CONSTRAINT tag_chunk_pkey
+	DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members;
+$$;
+COMMENT ON FUNCTION wam.chunks_add(integer, wam.segment) IS 'internal: adds customers to the bitmap blocks of a tag';
+
+CREATE FUNCTION wam.chunks_remove(tag_id integer, gone wam.segment) RETURNS void
+	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	r record;
+	now_empty boolean;
+BEGIN
+	FOR r IN SELECT g.chunk, g.members FROM wam.segment_chunks(gone) g ORDER BY g.chunk LOOP
+		UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) r.members
+		WHERE c.tag_id = chunks_remove.tag_id AND c.chunk = r.chunk
+		RETURNING wam.is_empty(c.members) INTO now_empty;
+		-- no empty blocks are kept
+		IF now_empty THEN
+			DELETE FROM wam.tag_chunk c WHERE c.tag_id = chunks_remove.tag_id AND c.chunk = r.chunk;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION wam.chunks_remove(integer, wam.segment) IS 'internal: removes customers from the bitmap blocks of a tag';
+
 -- membership bitmap maintenance (statement triggers with transition tables:
 -- one pass per statement, not per row)
 
 CREATE FUNCTION wam.tag_chunk_add() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
-#variable_conflict use_variable
+DECLARE
+	r record;
 BEGIN
-	-- Ascending (tag, chunk) order: concurrent writers lock chunks in the same
-	-- order and cannot deadlock on them.
-	INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
-	SELECT n.tag_id, (n.customer_id >> 16)::integer, wam.segment_agg(n.customer_id)
-	FROM new_rows n
-	GROUP BY 1, 2
-	ORDER BY 1, 2
-	ON CONFLICT (tag_id, chunk) DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members;
+	FOR r IN SELECT n.tag_id, wam.segment_agg(n.customer_id) AS s
+			 FROM new_rows n GROUP BY 1 ORDER BY 1
+	LOOP
+		PERFORM wam.chunks_add(r.tag_id, r.s);
+	END LOOP;
 	RETURN NULL;
 END
 $$;
@@ -248,23 +279,13 @@ $$;
 CREATE FUNCTION wam.tag_chunk_remove() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
-#variable_conflict use_variable
 DECLARE
 	r record;
-	now_empty boolean;
 BEGIN
-	-- One update per (tag, chunk), in ascending order so that concurrent
-	-- writers take the chunk locks in the same order.
-	FOR r IN SELECT o.tag_id, (o.customer_id >> 16)::integer AS chunk,
-					wam.segment_agg(o.customer_id) AS gone
-			 FROM old_rows o GROUP BY 1, 2 ORDER BY 1, 2
+	FOR r IN SELECT o.tag_id, wam.segment_agg(o.customer_id) AS s
+			 FROM old_rows o GROUP BY 1 ORDER BY 1
 	LOOP
-		UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) r.gone
-		WHERE c.tag_id = r.tag_id AND c.chunk = r.chunk
-		RETURNING wam.is_empty(c.members) INTO now_empty;
-		IF now_empty THEN
-			DELETE FROM wam.tag_chunk c WHERE c.tag_id = r.tag_id AND c.chunk = r.chunk;
-		END IF;
+		PERFORM wam.chunks_remove(r.tag_id, r.s);
 	END LOOP;
 	RETURN NULL;
 END
@@ -312,10 +333,8 @@ CREATE FUNCTION wam.customer_chunk_add() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
-	SELECT 0, (n.id >> 16)::integer, wam.segment_agg(n.id)
-	FROM new_rows n GROUP BY 2 ORDER BY 2
-	ON CONFLICT (tag_id, chunk) DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members;
+	PERFORM wam.chunks_add(0, s) FROM (SELECT wam.segment_agg(n.id) AS s FROM new_rows n) x
+	WHERE s IS NOT NULL;
 	RETURN NULL;
 END
 $$;
@@ -323,21 +342,10 @@ $$;
 CREATE FUNCTION wam.customer_chunk_remove() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
-DECLARE
-	r record;
-	now_empty boolean;
 BEGIN
 	DELETE FROM wam.customer_tag ct USING old_rows o WHERE ct.customer_id = o.id;
-	FOR r IN SELECT (o.id >> 16)::integer AS chunk, wam.segment_agg(o.id) AS gone
-			 FROM old_rows o GROUP BY 1 ORDER BY 1
-	LOOP
-		UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) r.gone
-		WHERE c.tag_id = 0 AND c.chunk = r.chunk
-		RETURNING wam.is_empty(c.members) INTO now_empty;
-		IF now_empty THEN
-			DELETE FROM wam.tag_chunk c WHERE c.tag_id = 0 AND c.chunk = r.chunk;
-		END IF;
-	END LOOP;
+	PERFORM wam.chunks_remove(0, s) FROM (SELECT wam.segment_agg(o.id) AS s FROM old_rows o) x
+	WHERE s IS NOT NULL;
 	RETURN NULL;
 END
 $$;
@@ -600,9 +608,7 @@ BEGIN
 	-- above make it exact against concurrent attach/detach.
 	fresh := who OPERATOR(wam.-) wam.tag_members(tag);
 	n := wam.membership_insert(id, fresh, expiry, source);
-	INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
-	SELECT id, f.chunk, f.members FROM wam.segment_chunks(fresh) f ORDER BY f.chunk
-	ON CONFLICT (tag_id, chunk) DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members;
+	PERFORM wam.chunks_add(id, fresh);
 	-- Re-attaching refreshes the expiry of those who already hold the tag.
 	IF wam.cardinality(who) > n THEN
 		UPDATE wam.customer_tag ct SET expires_at = expiry
@@ -629,8 +635,6 @@ DECLARE
 	id integer := wam.tag_id(tag);
 	n bigint;
 	gone wam.segment;
-	r record;
-	now_empty boolean;
 BEGIN
 	IF who IS NULL THEN
 		RAISE EXCEPTION 'segment of customers must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -638,14 +642,7 @@ BEGIN
 	PERFORM wam.lock_chunks(id, who);
 	gone := who OPERATOR(wam.&) wam.tag_members(tag);
 	n := wam.membership_delete(id, gone);
-	FOR r IN SELECT g.chunk, g.members FROM wam.segment_chunks(gone) g ORDER BY g.chunk LOOP
-		UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) r.members
-		WHERE c.tag_id = id AND c.chunk = r.chunk
-		RETURNING wam.is_empty(c.members) INTO now_empty;
-		IF now_empty THEN
-			DELETE FROM wam.tag_chunk c WHERE c.tag_id = id AND c.chunk = r.chunk;
-		END IF;
-	END LOOP;
+	PERFORM wam.chunks_remove(id, gone);
 	RETURN n;
 END
 $$;
@@ -1189,6 +1186,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.verify_tag_index(), wam.rule_audience(wam.tag_rule, bigint[]),
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
 	wam.membership_delete(integer, wam.segment), wam.lock_chunks(integer, wam.segment),
+	wam.chunks_add(integer, wam.segment), wam.chunks_remove(integer, wam.segment),
 	wam.all_customers(), wam.check_customers(wam.segment),
 	wam.customer_chunk_add(), wam.customer_chunk_remove(), wam.customer_chunk_rekey(),
 	wam.customer_chunk_truncate(),
