@@ -962,48 +962,57 @@ BEGIN
 
 	-- R-T8: a successful order removes "cart abandoned" and adds "purchased" at once
 	PERFORM wam.create_tag_rule('R-T8 order placed', '{purchased}', '{cart abandoned}',
-		NULL, 'order', 'on an order event: remove cart abandoned, add purchased');
+		NULL, 'order', 'on an order event: remove cart abandoned, add purchased')
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 order placed');
 	-- R-T8: no marketing message opened for 60 days
 	PERFORM wam.create_tag_rule('R-T8 no read for 60 days', '{about to churn}', '{active customer}',
 		$q$SELECT id AS customer_id FROM wam.customer
-		   WHERE coalesce(last_read_at, created_at) < now() - interval '60 days'$q$);
+		   WHERE coalesce(last_read_at, created_at) < now() - interval '60 days'$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 no read for 60 days');
 	-- R-T6: no message read for 14 days: high activity -> needs attention
 	PERFORM wam.create_tag_rule('R-T6 no read for 14 days', '{needs attention}', '{high activity}',
 		$q$SELECT c.id AS customer_id FROM wam.customer c
 		   JOIN wam.customer_tag ct ON ct.customer_id = c.id AND ct.tag_id = wam.tag_id('high activity')
-		   WHERE coalesce(c.last_read_at, c.created_at) < now() - interval '14 days'$q$);
+		   WHERE coalesce(c.last_read_at, c.created_at) < now() - interval '14 days'$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T6 no read for 14 days');
 	-- R-T10: lifecycle after the first purchase
 	PERFORM wam.create_tag_rule('R-T10 new customer (days 0-30)', '{new customer}', '{}',
 		$q$SELECT id AS customer_id FROM wam.customer
-		   WHERE first_order_at >= now() - interval '30 days'$q$);
+		   WHERE first_order_at >= now() - interval '30 days'$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 new customer (days 0-30)');
 	PERFORM wam.create_tag_rule('R-T10 growth-high (days 31-90, reads weekly)', '{growth-high}', '{growth-low}',
 		$q$SELECT c.id AS customer_id FROM wam.customer c
 		   WHERE c.first_order_at < now() - interval '30 days' AND c.first_order_at >= now() - interval '90 days'
 			 AND EXISTS (SELECT FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'message_read'
-						 AND e.occurred_at >= now() - interval '7 days')$q$);
+						 AND e.occurred_at >= now() - interval '7 days')$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-high (days 31-90, reads weekly)');
 	PERFORM wam.create_tag_rule('R-T10 growth-low (days 31-90, no read this week)', '{growth-low}', '{growth-high}',
 		$q$SELECT c.id AS customer_id FROM wam.customer c
 		   WHERE c.first_order_at < now() - interval '30 days' AND c.first_order_at >= now() - interval '90 days'
 			 AND NOT EXISTS (SELECT FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'message_read'
-							 AND e.occurred_at >= now() - interval '7 days')$q$);
+							 AND e.occurred_at >= now() - interval '7 days')$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-low (days 31-90, no read this week)');
 	PERFORM wam.create_tag_rule('R-T10 no second purchase after 90 days', '{about to churn}', '{new customer}',
 		$q$SELECT c.id AS customer_id FROM wam.customer c
 		   WHERE c.first_order_at < now() - interval '90 days'
-			 AND (SELECT count(*) FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'order') < 2$q$);
+			 AND (SELECT count(*) FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'order') < 2$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 no second purchase after 90 days');
 	-- R-T11: a VIP without interaction for 180 days is a sleeping VIP
 	PERFORM wam.create_tag_rule('R-T11 sleeping VIP', '{historical stock - awaiting reactivation}', '{VIP}',
 		$q$SELECT c.id AS customer_id FROM wam.customer c
 		   JOIN wam.customer_tag ct ON ct.customer_id = c.id AND ct.tag_id = wam.tag_id('VIP')
 		   WHERE greatest(c.last_inbound_at, c.last_read_at, c.last_order_at, c.created_at)
-				 < now() - interval '180 days'$q$);
+				 < now() - interval '180 days'$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T11 sleeping VIP');
 	-- R-T14: three or more purchases make a high-value customer
 	PERFORM wam.create_tag_rule('R-T14 three orders', '{high-value customer}', '{}',
 		$q$SELECT customer_id FROM wam.event WHERE kind = 'order'
-		   GROUP BY customer_id HAVING count(*) >= 3$q$);
+		   GROUP BY customer_id HAVING count(*) >= 3$q$)
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T14 three orders');
 	RETURN QUERY SELECT 'rule ' || name FROM wam.tag_rule ORDER BY rule_id;
 END
 $$;
-COMMENT ON FUNCTION wam.install_example_rules() IS 'creates the example tags and rules of R-T6, R-T8, R-T10, R-T11 and R-T14 (admins); R-T7 is the 60-day time to live of "new customer"';
+COMMENT ON FUNCTION wam.install_example_rules() IS 'creates (where missing) the example tags and rules of R-T6, R-T8, R-T10, R-T11 and R-T14 (admins); R-T7 is the 60-day time to live of "new customer"';
 
 -- contact import (R-I1 ... R-I8)
 
