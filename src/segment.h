@@ -118,4 +118,14 @@ extern int	wam_segment_output_format;
 #define PG_GETARG_SEGMENT_BITMAP(n)	wam_segment_read(PG_GETARG_DATUM(n))
 #define PG_RETURN_SEGMENT_BITMAP(bm) PG_RETURN_POINTER(wam_segment_flatten(bm))
 
+/*
+ * PG_RETURN_SEGMENT_NEW returns a freshly made, not yet owned bitmap as a
+ * read/write expanded object in the current memory context.  Nested
+ * expressions such as (a & b) - c then pass the live bitmap from one
+ * operator to the next instead of serializing and re-reading it; PostgreSQL
+ * flattens the object only if it is stored or sent.
+ */
+#define PG_RETURN_SEGMENT_NEW(bm) \
+	PG_RETURN_DATUM(EOHPGetRWDatum(&wam_segment_expand((bm), CurrentMemoryContext)->hdr))
+
 #endif							/* WAM_SEGMENT_H */

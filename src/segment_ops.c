@@ -67,8 +67,7 @@ wam_segment_and(PG_FUNCTION_ARGS)
 	const roaring_bitmap_t *a = PG_GETARG_SEGMENT_BITMAP(0);
 	const roaring_bitmap_t *b = PG_GETARG_SEGMENT_BITMAP(1);
 
-	PG_RETURN_SEGMENT_BITMAP(wam_bitmap_hold(roaring_bitmap_and(a, b),
-											 CurrentMemoryContext)->bm);
+	PG_RETURN_SEGMENT_NEW(roaring_bitmap_and(a, b));
 }
 
 Datum
@@ -77,8 +76,7 @@ wam_segment_or(PG_FUNCTION_ARGS)
 	const roaring_bitmap_t *a = PG_GETARG_SEGMENT_BITMAP(0);
 	const roaring_bitmap_t *b = PG_GETARG_SEGMENT_BITMAP(1);
 
-	PG_RETURN_SEGMENT_BITMAP(wam_bitmap_hold(roaring_bitmap_or(a, b),
-											 CurrentMemoryContext)->bm);
+	PG_RETURN_SEGMENT_NEW(roaring_bitmap_or(a, b));
 }
 
 Datum
@@ -87,8 +85,7 @@ wam_segment_andnot(PG_FUNCTION_ARGS)
 	const roaring_bitmap_t *a = PG_GETARG_SEGMENT_BITMAP(0);
 	const roaring_bitmap_t *b = PG_GETARG_SEGMENT_BITMAP(1);
 
-	PG_RETURN_SEGMENT_BITMAP(wam_bitmap_hold(roaring_bitmap_andnot(a, b),
-											 CurrentMemoryContext)->bm);
+	PG_RETURN_SEGMENT_NEW(roaring_bitmap_andnot(a, b));
 }
 
 Datum
@@ -97,8 +94,7 @@ wam_segment_xor(PG_FUNCTION_ARGS)
 	const roaring_bitmap_t *a = PG_GETARG_SEGMENT_BITMAP(0);
 	const roaring_bitmap_t *b = PG_GETARG_SEGMENT_BITMAP(1);
 
-	PG_RETURN_SEGMENT_BITMAP(wam_bitmap_hold(roaring_bitmap_xor(a, b),
-											 CurrentMemoryContext)->bm);
+	PG_RETURN_SEGMENT_NEW(roaring_bitmap_xor(a, b));
 }
 
 /* -------- containment and overlap -------- */
@@ -331,20 +327,20 @@ Datum
 wam_segment_add(PG_FUNCTION_ARGS)
 {
 	uint32		id = wam_segment_check_id(PG_GETARG_INT64(1));
-	roaring_bitmap_t *bm = wam_segment_copy(PG_GETARG_DATUM(0));
+	roaring_bitmap_t *bm = wam_segment_copy_unowned(PG_GETARG_DATUM(0));
 
 	roaring_bitmap_add(bm, id);
-	PG_RETURN_SEGMENT_BITMAP(bm);
+	PG_RETURN_SEGMENT_NEW(bm);
 }
 
 Datum
 wam_segment_remove(PG_FUNCTION_ARGS)
 {
 	uint32		id = wam_segment_check_id(PG_GETARG_INT64(1));
-	roaring_bitmap_t *bm = wam_segment_copy(PG_GETARG_DATUM(0));
+	roaring_bitmap_t *bm = wam_segment_copy_unowned(PG_GETARG_DATUM(0));
 
 	roaring_bitmap_remove(bm, id);
-	PG_RETURN_SEGMENT_BITMAP(bm);
+	PG_RETURN_SEGMENT_NEW(bm);
 }
 
 Datum
@@ -386,9 +382,8 @@ wam_segment_range(PG_FUNCTION_ARGS)
 						lo, hi),
 				 errdetail("Both bounds must be between 0 and 4294967296 (the upper bound is exclusive).")));
 	if (lo >= hi)
-		bm = wam_bitmap_new();
+		bm = roaring_bitmap_create();
 	else
-		bm = wam_bitmap_hold(roaring_bitmap_from_range((uint64) lo, (uint64) hi, 1),
-							 CurrentMemoryContext)->bm;
-	PG_RETURN_SEGMENT_BITMAP(bm);
+		bm = roaring_bitmap_from_range((uint64) lo, (uint64) hi, 1);
+	PG_RETURN_SEGMENT_NEW(bm);
 }
