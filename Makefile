@@ -12,18 +12,25 @@ OBJS = \
 	src/segment_ops.o \
 	src/segment_agg.o \
 	src/segment_srf.o \
-	src/membership.o
+	src/membership.o \
+	src/csv.o \
+	src/csv_sql.o \
+	src/phone.o \
+	src/phone_data.o \
+	src/phone_sql.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
 	src/sql/header.sql \
 	src/sql/segment.sql \
-	src/sql/tags.sql
+	src/sql/tags.sql \
+	src/sql/csv.sql \
+	src/sql/phone.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -1,4 +1,9 @@
 -- customers, tags, memberships, the tag log, rules and roles
+-- start from an empty data model, whatever ran before in this database
+SET client_min_messages = warning;
+DROP EXTENSION pg_wamarketing CASCADE;
+CREATE EXTENSION pg_wamarketing;
+RESET client_min_messages;
 SET search_path = public, wam;
 SET client_min_messages = warning;
 -- terse errors: the messages are pinned, not the rows they quote (timestamps)

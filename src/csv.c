@@ -138,6 +138,33 @@ wam_csv_line_break(const unsigned char *buf, size_t len, size_t pos,
 	return pos;
 }
 
+/*
+ * Offset of the first \r or \n at or after pos, or len.  memchr() is much
+ * faster than a byte loop, but searching the whole rest of the input for
+ * '\n' and then for '\r' would make every cut record of a file with \r line
+ * breaks cost a scan to the end; searching in chunks keeps it linear.
+ */
+static size_t
+wam_csv_find_eol(const unsigned char *buf, size_t len, size_t pos)
+{
+	while (pos < len)
+	{
+		size_t		chunk = len - pos < 65536 ? len - pos : 65536;
+		const unsigned char *nl = memchr(buf + pos, '\n', chunk);
+		const unsigned char *cr;
+
+		if (nl)
+			chunk = (size_t) (nl - (buf + pos));
+		cr = memchr(buf + pos, '\r', chunk);
+		if (cr)
+			return (size_t) (cr - buf);
+		if (nl)
+			return (size_t) (nl - buf);
+		pos += chunk;
+	}
+	return len;
+}
+
 int
 wam_csv_next(WamCsvReader *r, WamCsvRecord *rec)
 {
@@ -371,27 +398,18 @@ at_stop:
 		goto record_end;
 
 too_long:
-	{
-		/*
-		 * Skip to the end of the physical line holding the first byte over
-		 * the limit, without looking at what is in between: a 10 MB line
-		 * costs two memchr() calls.  Parsing resumes outside quotes on the
-		 * next line, which is also where a stray quote that swallowed the
-		 * following lines is most likely to have ended.
-		 */
-		const unsigned char *nl = memchr(buf + pos, '\n', len - pos);
-		size_t		eol = nl ? (size_t) (nl - buf) : len;
-		const unsigned char *cr = memchr(buf + pos, '\r', eol - pos);
-
-		if (cr)
-			eol = (size_t) (cr - buf);
-		rec->problem = WAM_CSV_TOO_LONG;
-		rec->problem_line = 0;
-		rec->problem_byte = 0;
-		rec->problem_field = 0;
-		pos = eol;
-		/* fall into record_end */
-	}
+	/*
+	 * Skip to the end of the physical line holding the first byte over the
+	 * limit, without looking at what is in between.  If the limit was passed
+	 * inside quotes because of a stray quote, the lines after it are ordinary
+	 * records again, so reading resumes outside quotes on the next line.
+	 */
+	pos = wam_csv_find_eol(buf, len, pos);
+	rec->problem = WAM_CSV_TOO_LONG;
+	rec->problem_line = 0;
+	rec->problem_byte = 0;
+	rec->problem_field = 0;
+	/* fall into record_end */
 
 record_end:
 	rec->end = pos;

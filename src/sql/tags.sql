@@ -1016,7 +1016,7 @@ COMMENT ON FUNCTION wam.install_example_rules() IS 'creates (where missing) the 
 
 -- contact import (R-I1 ... R-I8)
 
-CREATE FUNCTION wam.import_csv(data text, default_country text DEFAULT NULL)
+CREATE FUNCTION wam.import_staged(default_country text)
 	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
 				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1035,10 +1035,7 @@ DECLARE
 	n_dup bigint;
 	n_failed bigint;
 BEGIN
-	IF data IS NULL THEN
-		RAISE EXCEPTION 'import data must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	SELECT r.fields INTO header FROM wam.csv_rows(data) r ORDER BY r.line_no LIMIT 1;
+	SELECT r.fields INTO header FROM wam_import_csv r ORDER BY r.line_no LIMIT 1;
 	IF header IS NULL THEN
 		RAISE EXCEPTION 'import has no header row' USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'The first line names the columns: phone, tags and optionally name and consent.';
@@ -1055,7 +1052,8 @@ BEGIN
 			HINT = 'Name the column "phone" (also accepted: phone number, mobile, whatsapp).';
 	END IF;
 	IF default_country IS NOT NULL THEN
-		PERFORM wam.normalize_phone(NULL, default_country);	-- unknown country: error now
+		-- an unknown default country is an error for the whole import
+		PERFORM wam.normalize_phone('+85291234567', default_country);
 	END IF;
 
 	INSERT INTO wam.import DEFAULT VALUES RETURNING wam.import.import_id INTO imp;
@@ -1077,8 +1075,8 @@ BEGIN
 				WHEN cardinality(r.fields) < cardinality(header) THEN
 					format('missing columns: %s of %s', cardinality(r.fields), cardinality(header))
 		   END
-	FROM wam.csv_rows(data) r
-	WHERE r.line_no > (SELECT min(h.line_no) FROM wam.csv_rows(data) h);
+	FROM wam_import_csv r
+	WHERE r.line_no > (SELECT min(h.line_no) FROM wam_import_csv h);
 	GET DIAGNOSTICS n_read = ROW_COUNT;
 	RAISE NOTICE 'import %: % rows read, validating', imp, n_read;
 
@@ -1163,6 +1161,7 @@ BEGIN
 		flagged = n_read > 0 AND n_failed::numeric / n_read > 0.10
 	WHERE i.import_id = imp;
 	DROP TABLE wam_import_row;
+	DROP TABLE wam_import_csv;
 	RAISE NOTICE 'import %: done', imp;
 
 	RETURN QUERY SELECT i.import_id, i.rows_read, i.created, i.updated, i.duplicates, i.failed,
@@ -1170,7 +1169,58 @@ BEGIN
 				 FROM wam.import i WHERE i.import_id = imp;
 END
 $$;
-COMMENT ON FUNCTION wam.import_csv(text, text) IS 'imports a UTF-8 CSV/TXT of contacts (header with phone, tags, optionally name and consent); returns the report; failed rows and reasons in wam.import_error';
+COMMENT ON FUNCTION wam.import_staged(text) IS 'internal: the import of the rows staged by wam.import_csv';
+
+-- wam.csv_delimiter picks the delimiter from the header line: a comma unless
+-- the header has none but has tabs (a TXT export) or semicolons (Excel in
+-- many locales).
+CREATE FUNCTION wam.csv_delimiter(header bytea) RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+	SELECT CASE
+		WHEN position('\x2c'::bytea IN header) > 0 THEN ','
+		WHEN position('\x09'::bytea IN header) > 0 THEN E'\t'
+		WHEN position('\x3b'::bytea IN header) > 0 THEN ';'
+		ELSE ',' END
+$$;
+COMMENT ON FUNCTION wam.csv_delimiter(bytea) IS 'delimiter of a contact file judged from its header line: comma, else tab, else semicolon';
+
+CREATE FUNCTION wam.import_csv(data text, default_country text DEFAULT NULL, delimiter text DEFAULT NULL)
+	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
+				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	IF data IS NULL THEN
+		RAISE EXCEPTION 'import data must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	delimiter := coalesce(delimiter,
+		wam.csv_delimiter(convert_to(split_part(left(data, 65536), E'\n', 1), 'UTF8')));
+	CREATE TEMP TABLE wam_import_csv ON COMMIT DROP AS SELECT * FROM wam.csv_rows(data, delimiter);
+	RETURN QUERY SELECT * FROM wam.import_staged(default_country);
+END
+$$;
+
+CREATE FUNCTION wam.import_csv(data bytea, default_country text DEFAULT NULL, delimiter text DEFAULT NULL)
+	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
+				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	eol integer := position('\x0a'::bytea IN substring(data FROM 1 FOR 65536));
+BEGIN
+	IF data IS NULL THEN
+		RAISE EXCEPTION 'import data must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	delimiter := coalesce(delimiter, wam.csv_delimiter(
+		substring(data FROM 1 FOR CASE WHEN eol > 0 THEN eol ELSE 65536 END)));
+	-- raw bytes: a line that is not valid UTF-8 fails alone, the others import
+	CREATE TEMP TABLE wam_import_csv ON COMMIT DROP AS SELECT * FROM wam.csv_rows(data, delimiter);
+	RETURN QUERY SELECT * FROM wam.import_staged(default_country);
+END
+$$;
+COMMENT ON FUNCTION wam.import_csv(bytea, text, text) IS 'imports contacts from raw file bytes; rows that are not valid UTF-8 fail with that reason while the others import';
+COMMENT ON FUNCTION wam.import_csv(text, text, text) IS 'imports a UTF-8 CSV/TXT of contacts (header with phone, tags, optionally name and consent; delimiter comma, tab or semicolon, detected unless given); returns the report; failed rows and reasons in wam.import_error';
 
 -- privileges: tables are read-only to the roles; every change goes through
 -- the functions above, which check and log it
@@ -1190,7 +1240,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.install_example_rules(),
 	wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
 	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
-	wam.import_csv(text, text),
+	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam.import_staged(text),
 	wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.rule_audience(wam.tag_rule, bigint[]),
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
@@ -1206,7 +1256,7 @@ GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.
 	wam.verify_tag_index(), wam.all_customers(), wam.check_customers(wam.segment) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
 	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
-	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text),
+	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text, text), wam.import_csv(bytea, text, text),
 	wam.apply_event_rules() TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text),
 	wam.create_dimension(text, text, text), wam.rename_tag(text, text, text),
