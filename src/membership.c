@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -44,6 +45,7 @@
 PG_FUNCTION_INFO_V1(wam_membership_insert);
 PG_FUNCTION_INFO_V1(wam_membership_delete);
 PG_FUNCTION_INFO_V1(wam_segment_chunks);
+PG_FUNCTION_INFO_V1(wam_segment_chunk_keys);
 
 /* Rows per table_multi_insert() call. */
 #define WAM_INSERT_BATCH	1000
@@ -134,6 +136,7 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	uint32		n;
 	int64		total = 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			nslots;
 	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
@@ -149,7 +152,9 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
-	for (i = 0; i < WAM_INSERT_BATCH; i++)
+	/* as many slots as one batch needs: tagging one customer makes one */
+	nslots = (int) Min(roaring_bitmap_get_cardinality(bm), (uint64) WAM_INSERT_BATCH);
+	for (i = 0; i < nslots; i++)
 		slots[i] = table_slot_create(rel, NULL);
 	bistate = GetBulkInsertState();
 	cid = GetCurrentCommandId(true);
@@ -195,7 +200,7 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	}
 
 	FreeBulkInsertState(bistate);
-	for (i = 0; i < WAM_INSERT_BATCH; i++)
+	for (i = 0; i < nslots; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
@@ -415,4 +420,25 @@ wam_segment_chunks(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(wam_segment_flatten(part));
 	tuple = heap_form_tuple(st->desc, values, nulls);
 	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+}
+
+/*
+ * wam_segment_chunk_keys(segment) returns the distinct blocks (id >> 16)
+ * holding members, ascending: the rows of wam.tag_chunk a change touches.
+ * It reads the container keys, so it costs nothing per member.
+ */
+Datum
+wam_segment_chunk_keys(PG_FUNCTION_ARGS)
+{
+	const roaring_bitmap_t *bm = PG_GETARG_SEGMENT_BITMAP(0);
+	const roaring_array_t *ra = &bm->high_low_container;
+	Datum	   *keys;
+	int32		i;
+
+	if (ra->size == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT4OID));
+	keys = palloc(sizeof(Datum) * ra->size);
+	for (i = 0; i < ra->size; i++)
+		keys[i] = Int32GetDatum((int32) ra->keys[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT));
 }

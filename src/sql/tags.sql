@@ -205,6 +205,9 @@ COMMENT ON FUNCTION wam.normalize_tag_name(text) IS 'the form in which tag names
 CREATE FUNCTION wam.segment_chunks(wam.segment) RETURNS TABLE (chunk integer, members wam.segment)
 	AS 'MODULE_PATHNAME', 'wam_segment_chunks' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.segment_chunks(wam.segment) IS 'the segment cut into blocks of 65536 ids (chunk = id >> 16), ascending';
+CREATE FUNCTION wam.segment_chunk_keys(wam.segment) RETURNS integer[]
+	AS 'MODULE_PATHNAME', 'wam_segment_chunk_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_chunk_keys(wam.segment) IS 'the blocks of 65536 ids (id >> 16) a segment has members in, ascending';
 CREATE FUNCTION wam.membership_insert(tag_id integer, who wam.segment, expires_at timestamptz, source text)
 	RETURNS bigint AS 'MODULE_PATHNAME', 'wam_membership_insert' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.membership_insert(integer, wam.segment, timestamptz, text) IS 'internal: bulk insert of membership rows (bypasses triggers; used by wam.attach)';
@@ -221,9 +224,20 @@ CREATE FUNCTION wam.lock_chunks(tag_id integer, who wam.segment) RETURNS bigint
 AS $$
 	SELECT count(pg_catalog.pg_advisory_xact_lock(
 		(x'57a3'::bigint << 48) | ((tag_id::bigint & x'ffffffff'::bigint) << 16) | c.chunk))
-	FROM (SELECT c.chunk FROM wam.segment_chunks(who) c ORDER BY c.chunk OFFSET 0) c;
+	FROM (SELECT k AS chunk FROM unnest(wam.segment_chunk_keys(who)) k ORDER BY k OFFSET 0) c;
 $$;
 COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: advisory locks on the membership blocks of a tag that a segment touches';
+
+-- wam.chunk_members reads only the blocks of a tag that a segment touches:
+-- tagging one customer reads one 8 KB block, not the tag's whole bitmap.
+CREATE FUNCTION wam.chunk_members(tag_id integer, who wam.segment) RETURNS wam.segment
+	LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+	SELECT coalesce(wam.union_agg(c.members), '{}'::wam.segment)
+	FROM wam.tag_chunk c
+	WHERE c.tag_id = chunk_members.tag_id AND c.chunk = ANY (wam.segment_chunk_keys(who))
+$$;
+COMMENT ON FUNCTION wam.chunk_members(integer, wam.segment) IS 'internal: members of a tag within the id blocks a segment touches';
 
 -- wam.chunks_add / wam.chunks_remove apply a change to one tag's bitmap
 -- blocks, in ascending block order so that concurrent writers take the row
@@ -567,7 +581,7 @@ CREATE FUNCTION wam.check_customers(who wam.segment) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
-	unknown wam.segment := who OPERATOR(wam.-) wam.all_customers();
+	unknown wam.segment := who OPERATOR(wam.-) wam.chunk_members(0, who);
 BEGIN
 	IF NOT wam.is_empty(unknown) THEN
 		RAISE EXCEPTION '% of the customers do not exist', wam.cardinality(unknown)
@@ -606,7 +620,7 @@ BEGIN
 	-- Only customers that do not hold the tag yet are inserted: the bitmap
 	-- difference is far cheaper than a conflict check per row.  The locks
 	-- above make it exact against concurrent attach/detach.
-	fresh := who OPERATOR(wam.-) wam.tag_members(tag);
+	fresh := who OPERATOR(wam.-) wam.chunk_members(id, who);
 	n := wam.membership_insert(id, fresh, expiry, source);
 	PERFORM wam.chunks_add(id, fresh);
 	-- Re-attaching refreshes the expiry of those who already hold the tag.
@@ -640,7 +654,7 @@ BEGIN
 		RAISE EXCEPTION 'segment of customers must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	PERFORM wam.lock_chunks(id, who);
-	gone := who OPERATOR(wam.&) wam.tag_members(tag);
+	gone := who OPERATOR(wam.&) wam.chunk_members(id, who);
 	n := wam.membership_delete(id, gone);
 	PERFORM wam.chunks_remove(id, gone);
 	RETURN n;
@@ -1246,6 +1260,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
 	wam.membership_delete(integer, wam.segment), wam.lock_chunks(integer, wam.segment),
 	wam.chunks_add(integer, wam.segment), wam.chunks_remove(integer, wam.segment),
+	wam.chunk_members(integer, wam.segment),
 	wam.all_customers(), wam.check_customers(wam.segment),
 	wam.customer_chunk_add(), wam.customer_chunk_remove(), wam.customer_chunk_rekey(),
 	wam.customer_chunk_truncate(),
