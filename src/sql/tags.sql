@@ -193,11 +193,25 @@ COMMENT ON TABLE wam.import_error IS 'the reason each failed import row failed';
 
 -- tag name normalisation
 
-CREATE FUNCTION wam.normalize_tag_name(name text) RETURNS text
-	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN pg_catalog.regexp_replace(
-		pg_catalog.lower(normalize(name, NFKC) COLLATE "und-x-icu"),
-		'[[:space:][:punct:]+$^`|~<>=]+', '', 'g');
+-- ICU's root collation folds case the same way for every language; a
+-- database without it (PostgreSQL built without ICU, or a non-UTF8 database)
+-- falls back to its default collation, which in the C locale folds only ASCII.
+DO $normalize$
+DECLARE
+	coll text := CASE WHEN pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.=) 'UTF8'
+						   AND EXISTS (SELECT FROM pg_catalog.pg_collation
+									   WHERE collname OPERATOR(pg_catalog.=) 'und-x-icu')
+					  THEN ' COLLATE "und-x-icu"' ELSE '' END;
+	nfkc text := CASE WHEN pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.=) 'UTF8'
+					  THEN 'normalize(name, NFKC)' ELSE 'name' END;
+BEGIN
+	EXECUTE pg_catalog.format($f$
+		CREATE FUNCTION wam.normalize_tag_name(name text) RETURNS text
+			LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+			RETURN pg_catalog.regexp_replace(pg_catalog.lower(%s%s),
+				'[[:space:][:punct:]+$^`|~<>=]+', '', 'g')$f$, nfkc, coll);
+END
+$normalize$;
 COMMENT ON FUNCTION wam.normalize_tag_name(text) IS 'the form in which tag names must be unique: NFKC, lower case, no whitespace or punctuation ("Order completed" = "order-completed")';
 
 -- bulk membership writers (C; internal, see src/membership.c)
