@@ -90,6 +90,12 @@ SELECT cardinality(tag_members('silent customer'));
 
 -- the bitmaps agree with the membership rows
 SELECT * FROM verify_tag_index();
+-- a tag's segment, assembled from its blocks, is byte for byte the union of them
+SELECT t.name, tag_members(t.name)::bytea = (SELECT coalesce(union_agg(c.members), '{}') FROM tag_chunk c
+	WHERE c.tag_id = t.tag_id)::bytea AS same_bytes
+FROM tag t ORDER BY t.tag_id;
+SELECT tag_blocks_segment(tag_id('order completed'), '{0}') = segment_range(101, 3001) AS first_block_only,
+	tag_blocks_segment(tag_id('vip 💎'), '{65535}') AS last_block, tag_blocks_segment(9999) AS no_such_tag;
 
 -- retiring, reactivating, renaming and merging are logged (R-T12)
 SELECT retire_tag('관심뷰티', 'replaced by finer interests');

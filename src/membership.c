@@ -28,6 +28,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -441,4 +442,245 @@ wam_segment_chunk_keys(PG_FUNCTION_ARGS)
 	for (i = 0; i < ra->size; i++)
 		keys[i] = Int32GetDatum((int32) ra->keys[i]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * Assembling a tag's segment from its blocks.
+ *
+ * Every row of wam.tag_chunk holds one Roaring container (the block of
+ * 65,536 ids it is keyed by), already in canonical form, and the blocks of a
+ * tag are disjoint.  The portable serialization of their union is therefore
+ * just their containers side by side under a new header: no bitmap needs to
+ * be deserialized, merged or re-serialized, which makes reading a tag of
+ * ten million customers a matter of copying its bytes.
+ */
+typedef struct WamBlock
+{
+	uint16		key;
+	uint16		card_minus_1;
+	bool		is_run;
+	const char *payload;
+	uint32		payload_len;
+} WamBlock;
+
+static inline uint32
+wam_get_u32(const char *p)
+{
+	const unsigned char *b = (const unsigned char *) p;
+
+	return (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) | ((uint32) b[3] << 24);
+}
+
+static inline uint16
+wam_get_u16(const char *p)
+{
+	const unsigned char *b = (const unsigned char *) p;
+
+	return (uint16) (b[0] | (b[1] << 8));
+}
+
+static inline void
+wam_put_u32(char *p, uint32 v)
+{
+	p[0] = (char) (v & 0xFF);
+	p[1] = (char) ((v >> 8) & 0xFF);
+	p[2] = (char) ((v >> 16) & 0xFF);
+	p[3] = (char) ((v >> 24) & 0xFF);
+}
+
+static inline void
+wam_put_u16(char *p, uint16 v)
+{
+	p[0] = (char) (v & 0xFF);
+	p[1] = (char) ((v >> 8) & 0xFF);
+}
+
+/*
+ * wam_parse_block reads a flat segment holding exactly one container.
+ * Returns false for anything else (the caller then falls back to a real
+ * union).
+ */
+static bool
+wam_parse_block(const WamSegmentFlat *flat, WamBlock *blk)
+{
+	const char *d = flat->data;
+	uint32		len = WAM_SEGMENT_DATA_LEN(flat);
+	uint32		cookie;
+	uint32		pos;
+	uint32		card;
+
+	if (len < 8)
+		return false;
+	cookie = wam_get_u32(d);
+	if ((cookie & 0xFFFF) == 12347)
+	{
+		if ((cookie >> 16) != 0 || len < 9)
+			return false;		/* more than one container */
+		blk->is_run = (d[4] & 1) != 0;
+		pos = 5;
+	}
+	else if (cookie == 12346)
+	{
+		if (wam_get_u32(d + 4) != 1 || len < 16)
+			return false;
+		blk->is_run = false;
+		pos = 8;
+	}
+	else
+		return false;
+	blk->key = wam_get_u16(d + pos);
+	blk->card_minus_1 = wam_get_u16(d + pos + 2);
+	pos += 4;
+	if (cookie == 12346)
+		pos += 4;				/* offset header */
+	card = (uint32) blk->card_minus_1 + 1;
+	if (blk->is_run)
+	{
+		if (len < pos + 2)
+			return false;
+		blk->payload_len = 2 + 4 * (uint32) wam_get_u16(d + pos);
+	}
+	else if (card <= 4096)
+		blk->payload_len = 2 * card;
+	else
+		blk->payload_len = 8192;
+	if (pos + blk->payload_len != len)
+		return false;
+	blk->payload = d + pos;
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);
+
+/*
+ * wam_tag_blocks_segment(tag_id int, only_blocks int[] DEFAULT NULL)
+ * returns the union of a tag's blocks (or of the listed ones) as a segment.
+ */
+Datum
+wam_tag_blocks_segment(PG_FUNCTION_ARGS)
+{
+	int32		tag_id;
+	bool		all_blocks = PG_ARGISNULL(1);
+	Datum		args[2];
+	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
+	int			ret;
+	uint64		nrows;
+	uint64		i;
+	WamBlock   *blocks;
+	bool		any_run = false;
+	bool		fallback = false;
+	Size		total;
+	Size		header;
+	WamSegmentFlat *result;
+	char	   *out;
+	MemoryContext callcxt = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	tag_id = PG_GETARG_INT32(0);
+	args[0] = Int32GetDatum(tag_id);
+	args[1] = all_blocks ? (Datum) 0 : PG_GETARG_DATUM(1);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "wam_tag_blocks_segment: SPI_connect failed");
+	ret = SPI_execute_with_args(all_blocks
+								? "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 ORDER BY chunk"
+								: "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 AND chunk = ANY ($2) ORDER BY chunk",
+								all_blocks ? 1 : 2, argtypes, args, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "wam_tag_blocks_segment: SPI_execute_with_args returned %d", ret);
+	nrows = SPI_processed;
+
+	/* detoasted copies must outlive SPI_finish: keep them in the caller's context */
+	blocks = MemoryContextAlloc(callcxt, sizeof(WamBlock) * Max(nrows, 1));
+	total = 0;
+	for (i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old;
+		WamSegmentFlat *flat;
+
+		if (isnull)
+			elog(ERROR, "wam_tag_blocks_segment: NULL block for tag %d", tag_id);
+		old = MemoryContextSwitchTo(callcxt);
+		flat = (WamSegmentFlat *) PG_DETOAST_DATUM_COPY(d);
+		MemoryContextSwitchTo(old);
+		if (!wam_parse_block(flat, &blocks[i]) ||
+			(i > 0 && blocks[i].key <= blocks[i - 1].key))
+		{
+			fallback = true;
+			break;
+		}
+		any_run |= blocks[i].is_run;
+		total += blocks[i].payload_len;
+	}
+
+	if (fallback)
+	{
+		/* not one container per row: build the union the general way */
+		roaring_bitmap_t *acc = wam_bitmap_hold(roaring_bitmap_create(), callcxt)->bm;
+
+		for (i = 0; i < nrows; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext old = MemoryContextSwitchTo(callcxt);
+
+			roaring_bitmap_or_inplace(acc, wam_segment_read(d));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_finish();
+		PG_RETURN_SEGMENT_NEW(roaring_bitmap_copy(acc));
+	}
+	SPI_finish();
+
+	/* the layout CRoaring's portable serializer would write */
+	if (any_run)
+		header = 4 + (nrows + 7) / 8 + 4 * nrows + (nrows >= 4 ? 4 * nrows : 0);
+	else
+		header = 8 + 8 * nrows;
+	result = palloc(WAM_SEGMENT_HDRSZ + header + total);
+	SET_VARSIZE(result, WAM_SEGMENT_HDRSZ + header + total);
+	result->version = WAM_SEGMENT_VERSION;
+	result->flags = 0;
+	result->reserved = 0;
+	out = result->data;
+	{
+		char	   *desc;
+		char	   *offs = NULL;
+		uint32		at = (uint32) header;
+
+		if (any_run)
+		{
+			char	   *flags = out + 4;
+
+			/* nrows >= 1 here: an empty tag has no blocks and takes the other branch */
+			wam_put_u32(out, 12347 | ((uint32) (nrows - 1) << 16));
+			memset(flags, 0, (nrows + 7) / 8);
+			for (i = 0; i < nrows; i++)
+				if (blocks[i].is_run)
+					flags[i / 8] |= (char) (1 << (i % 8));
+			desc = flags + (nrows + 7) / 8;
+			if (nrows >= 4)
+				offs = desc + 4 * nrows;
+		}
+		else
+		{
+			wam_put_u32(out, 12346);
+			wam_put_u32(out + 4, (uint32) nrows);
+			desc = out + 8;
+			offs = desc + 4 * nrows;
+		}
+		for (i = 0; i < nrows; i++)
+		{
+			wam_put_u16(desc + 4 * i, blocks[i].key);
+			wam_put_u16(desc + 4 * i + 2, blocks[i].card_minus_1);
+			if (offs)
+				wam_put_u32(offs + 4 * i, at);
+			memcpy(out + at, blocks[i].payload, blocks[i].payload_len);
+			at += blocks[i].payload_len;
+		}
+	}
+	PG_RETURN_POINTER(result);
 }

@@ -222,6 +222,9 @@ COMMENT ON FUNCTION wam.segment_chunks(wam.segment) IS 'the segment cut into blo
 CREATE FUNCTION wam.segment_chunk_keys(wam.segment) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'wam_segment_chunk_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.segment_chunk_keys(wam.segment) IS 'the blocks of 65536 ids (id >> 16) a segment has members in, ascending';
+CREATE FUNCTION wam.tag_blocks_segment(tag_id integer, only_blocks integer[] DEFAULT NULL)
+	RETURNS wam.segment AS 'MODULE_PATHNAME', 'wam_tag_blocks_segment' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.tag_blocks_segment(integer, integer[]) IS 'internal: the union of a tag''s bitmap blocks (all, or the listed ones), assembled by copying their containers';
 CREATE FUNCTION wam.membership_insert(tag_id integer, who wam.segment, expires_at timestamptz, source text)
 	RETURNS bigint AS 'MODULE_PATHNAME', 'wam_membership_insert' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.membership_insert(integer, wam.segment, timestamptz, text) IS 'internal: bulk insert of membership rows (bypasses triggers; used by wam.attach)';
@@ -246,11 +249,7 @@ COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: advisory
 -- tagging one customer reads one 8 KB block, not the tag's whole bitmap.
 CREATE FUNCTION wam.chunk_members(tag_id integer, who wam.segment) RETURNS wam.segment
 	LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-AS $$
-	SELECT coalesce(wam.union_agg(c.members), '{}'::wam.segment)
-	FROM wam.tag_chunk c
-	WHERE c.tag_id = chunk_members.tag_id AND c.chunk = ANY (wam.segment_chunk_keys(who))
-$$;
+RETURN wam.tag_blocks_segment(tag_id, wam.segment_chunk_keys(who));
 COMMENT ON FUNCTION wam.chunk_members(integer, wam.segment) IS 'internal: members of a tag within the id blocks a segment touches';
 
 -- wam.chunks_add / wam.chunks_remove apply a change to one tag's bitmap
@@ -578,17 +577,12 @@ COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attac
 
 CREATE FUNCTION wam.tag_members(tag text) RETURNS wam.segment
 	LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-AS $$
-	SELECT coalesce(wam.union_agg(c.members), '{}'::wam.segment)
-	FROM wam.tag_chunk c WHERE c.tag_id = wam.tag_id(tag)
-$$;
+RETURN wam.tag_blocks_segment(wam.tag_id(tag));
 COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment (always in step with wam.customer_tag)';
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-AS $$
-	SELECT coalesce(wam.union_agg(c.members), '{}'::wam.segment) FROM wam.tag_chunk c WHERE c.tag_id = 0
-$$;
+RETURN wam.tag_blocks_segment(0);
 COMMENT ON FUNCTION wam.all_customers() IS 'every customer id, as a segment';
 
 CREATE FUNCTION wam.check_customers(who wam.segment) RETURNS void
@@ -1274,7 +1268,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
 	wam.membership_delete(integer, wam.segment), wam.lock_chunks(integer, wam.segment),
 	wam.chunks_add(integer, wam.segment), wam.chunks_remove(integer, wam.segment),
-	wam.chunk_members(integer, wam.segment),
+	wam.chunk_members(integer, wam.segment), wam.tag_blocks_segment(integer, integer[]),
 	wam.all_customers(), wam.check_customers(wam.segment),
 	wam.customer_chunk_add(), wam.customer_chunk_remove(), wam.customer_chunk_rekey(),
 	wam.customer_chunk_truncate(),
@@ -1282,7 +1276,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.apply_event_rules()
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
-	wam.verify_tag_index(), wam.all_customers(), wam.check_customers(wam.segment) TO wam_reader;
+	wam.verify_tag_index(), wam.all_customers(), wam.check_customers(wam.segment),
+	wam.tag_blocks_segment(integer, integer[]), wam.chunk_members(integer, wam.segment) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
 	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
 	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text, text), wam.import_csv(bytea, text, text),
