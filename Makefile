@@ -17,7 +17,15 @@ OBJS = \
 	src/csv_sql.o \
 	src/phone.o \
 	src/phone_data.o \
-	src/phone_sql.o
+	src/phone_sql.o \
+	src/rfm.o \
+	src/ltv.o \
+	src/ltv_math.o \
+	src/expr_parse.o \
+	src/expr_eval.o \
+	src/expr_sql.o \
+	src/expr_agg.o \
+	src/expr_run.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -25,12 +33,14 @@ SQL_PARTS = \
 	src/sql/segment.sql \
 	src/sql/tags.sql \
 	src/sql/csv.sql \
-	src/sql/phone.sql
+	src/sql/phone.sql \
+	src/sql/rfm.sql \
+	src/sql/segment_expr.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -1,0 +1,222 @@
+-- src/sql/segment_expr.sql: segment expressions, one line of text from tags
+-- and behaviour to the customers it means (R-S1 ... R-S4), and saved
+-- segments; the language is described in src/expr_parse.c and the README
+
+-- saved segments
+
+CREATE TABLE wam.saved_segment (
+	normalized_name text PRIMARY KEY,
+	name text NOT NULL,
+	expression text NOT NULL,
+	refs text[] NOT NULL DEFAULT '{}',
+	description text,
+	created timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by name NOT NULL DEFAULT SESSION_USER,
+	updated timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_by name NOT NULL DEFAULT SESSION_USER
+);
+COMMENT ON TABLE wam.saved_segment IS 'named segment expressions, used as @name in other expressions; names compare like tag names; change them with wam.define_segment() and wam.drop_segment()';
+COMMENT ON COLUMN wam.saved_segment.refs IS 'normalized names of the saved segments the expression names directly (@name), kept by wam.define_segment()';
+
+-- evaluation (C: src/expr_parse.c, src/expr_eval.c, src/expr_sql.c)
+
+-- The functions read tables through SPI on the caller's snapshot and with
+-- the caller's privileges (SECURITY INVOKER: wam_reader can read what they
+-- read); every query they run is constant text with parameters.
+CREATE FUNCTION wam.segment_eval(expr text) RETURNS wam.segment
+	AS 'MODULE_PATHNAME', 'wam_expr_eval' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_eval(text) IS 'the customers a segment expression means, e.g. ''interest-beauty AND stage-purchased EXCLUDE product-lipstick''';
+
+CREATE FUNCTION wam.segment_count(expr text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'wam_expr_count' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_count(text) IS 'how many customers a segment expression means; the top operator is counted without building its result';
+
+CREATE FUNCTION wam.segment_explain(expr text)
+	RETURNS TABLE (step integer, depth integer, expression text, customers bigint)
+	AS 'MODULE_PATHNAME', 'wam_expr_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
+COMMENT ON FUNCTION wam.segment_explain(text) IS 'the funnel of a segment expression (R-S2): the customers at every operand and operator in evaluation order; depth 0 is the whole expression';
+
+CREATE FUNCTION wam.segment_check(expr text) RETURNS text
+	AS 'MODULE_PATHNAME', 'wam_expr_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_check(text) IS 'NULL when a segment expression is valid (syntax, tags and saved segments), else the error message with its position, for user interfaces';
+
+CREATE FUNCTION wam.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
+	AS 'MODULE_PATHNAME', 'wam_expr_references' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_references(text, text) IS 'internal: validates an expression (for the saved segment self, if given: it must not reach self) and returns the normalized names of the saved segments it names directly';
+
+-- wam.segment_repeat_agg: the ids occurring at least (or exactly) n times,
+-- with one bitmap per count level instead of a GROUP BY hash table; the
+-- predicate "event(kind) >= n" uses it for n up to 16 (src/expr_agg.c)
+CREATE FUNCTION wam.segment_repeat_trans(internal, bigint, integer, boolean) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_expr_repeat_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_repeat_trans(internal, bigint, integer, boolean) IS 'transition function of wam.segment_repeat_agg';
+CREATE FUNCTION wam.segment_repeat_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_expr_repeat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_repeat_combine(internal, internal) IS 'combine function of wam.segment_repeat_agg';
+CREATE FUNCTION wam.segment_repeat_serial(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'wam_expr_repeat_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_repeat_serial(internal) IS 'serialization function of wam.segment_repeat_agg';
+CREATE FUNCTION wam.segment_repeat_deserial(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_expr_repeat_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_repeat_deserial(bytea, internal) IS 'deserialization function of wam.segment_repeat_agg';
+CREATE FUNCTION wam.segment_repeat_final(internal) RETURNS wam.segment
+	AS 'MODULE_PATHNAME', 'wam_expr_repeat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.segment_repeat_final(internal) IS 'final function of wam.segment_repeat_agg';
+CREATE AGGREGATE wam.segment_repeat_agg(id bigint, times integer, exactly boolean) (
+	SFUNC = wam.segment_repeat_trans,
+	STYPE = internal,
+	FINALFUNC = wam.segment_repeat_final,
+	COMBINEFUNC = wam.segment_repeat_combine,
+	SERIALFUNC = wam.segment_repeat_serial,
+	DESERIALFUNC = wam.segment_repeat_deserial,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE wam.segment_repeat_agg(bigint, integer, boolean) IS 'the ids that occur at least times times (exactly times times, if exactly), as a segment; times 1 to 16 (15 with exactly)';
+
+-- saved segment definitions (operators and admins)
+
+-- wam.define_segment creates or replaces a saved segment.  The expression
+-- must be valid now; it is stored as written and evaluated afresh every
+-- time it is used.  Definitions serialize on a table lock, so two
+-- concurrent definitions cannot build a cycle between them.
+CREATE FUNCTION wam.define_segment(name text, expression text, description text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	norm text := wam.normalize_tag_name(name);
+	refs text[];
+	via text;
+	below integer;
+	above integer;
+BEGIN
+	IF name IS NULL OR expression IS NULL THEN
+		RAISE EXCEPTION 'saved segment name and expression must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF norm = '' THEN
+		RAISE EXCEPTION 'saved segment name "%" has no letters or digits', name
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF length(name) > 100 THEN
+		RAISE EXCEPTION 'saved segment name is too long (% characters; the limit is 100)', length(name)
+			USING ERRCODE = 'string_data_right_truncation';
+	END IF;
+	LOCK TABLE wam.saved_segment IN SHARE ROW EXCLUSIVE MODE;
+	-- raises what wam.segment_eval() would raise for this expression, and
+	-- for references back to this segment
+	refs := wam.segment_references(expression, name);
+	-- (segment_references() refuses cycles; checked again on the stored refs)
+	IF norm = ANY (refs) THEN
+		RAISE EXCEPTION 'saved segment "%" cannot reference itself', name
+			USING ERRCODE = 'invalid_recursion';
+	END IF;
+	SELECT s.name INTO via
+	FROM unnest(refs) AS r(n) JOIN wam.saved_segment s ON s.normalized_name = r.n
+	WHERE norm IN (WITH RECURSIVE reach(n) AS (
+					   SELECT r.n
+					   UNION
+					   SELECT x.n FROM reach
+					   JOIN wam.saved_segment s2 ON s2.normalized_name = reach.n
+					   CROSS JOIN unnest(s2.refs) AS x(n))
+				   SELECT reach.n FROM reach)
+	ORDER BY 1 LIMIT 1;
+	IF via IS NOT NULL THEN
+		RAISE EXCEPTION 'saved segment "%" would reference itself through @%', name, via
+			USING ERRCODE = 'invalid_recursion',
+				  DETAIL = format('Saved segment "%s" references "%s", directly or through others.', via, name);
+	END IF;
+	-- the longest chain of saved segments through this one: those naming it
+	-- (above), itself, those it names (below)
+	WITH RECURSIVE down(n, lvl) AS (
+		SELECT r.n, 1 FROM unnest(refs) AS r(n)
+		UNION
+		SELECT x.n, d.lvl + 1 FROM down d
+		JOIN wam.saved_segment s ON s.normalized_name = d.n
+		CROSS JOIN unnest(s.refs) AS x(n)
+		WHERE d.lvl <= 32)
+	SELECT coalesce(max(d.lvl), 0) INTO below FROM down d;
+	WITH RECURSIVE up(n, lvl) AS (
+		SELECT norm, 0
+		UNION
+		SELECT s.normalized_name, u.lvl + 1 FROM up u
+		JOIN wam.saved_segment s ON u.n = ANY (s.refs)
+		WHERE u.lvl <= 32)
+	SELECT max(u.lvl) INTO above FROM up u;
+	IF above + 1 + below > 32 THEN
+		RAISE EXCEPTION 'saved segments would nest too deeply'
+			USING ERRCODE = 'statement_too_complex',
+				  DETAIL = format('The longest chain of saved segments through "%s" would have %s; the limit is 32.',
+								  name, above + 1 + below);
+	END IF;
+	INSERT INTO wam.saved_segment AS s (normalized_name, name, expression, refs, description)
+	VALUES (norm, btrim(name), expression, refs, description)
+	ON CONFLICT (normalized_name) DO UPDATE
+		SET name = EXCLUDED.name, expression = EXCLUDED.expression, refs = EXCLUDED.refs,
+			description = coalesce(EXCLUDED.description, s.description),
+			updated = pg_catalog.now(), updated_by = SESSION_USER;
+END
+$$;
+COMMENT ON FUNCTION wam.define_segment(text, text, text) IS 'creates or replaces a saved segment (operators); the expression must be valid and may use other saved segments, but not form a cycle';
+
+-- wam.drop_segment refuses to drop a segment that others use, unless
+-- cascade, which drops those (recursively) too, like DROP ... CASCADE.
+CREATE FUNCTION wam.drop_segment(name text, cascade boolean DEFAULT false)
+	RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	norm text := wam.normalize_tag_name(name);
+	users text;
+	dropped integer;
+	r record;
+BEGIN
+	IF name IS NULL OR cascade IS NULL THEN
+		RAISE EXCEPTION 'saved segment name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	LOCK TABLE wam.saved_segment IN SHARE ROW EXCLUSIVE MODE;
+	IF NOT EXISTS (SELECT FROM wam.saved_segment s WHERE s.normalized_name = norm) THEN
+		RAISE EXCEPTION 'saved segment "%" does not exist', name USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT string_agg(format('"%s"', s.name), ', ' ORDER BY s.name) INTO users
+	FROM wam.saved_segment s WHERE norm = ANY (s.refs);
+	IF users IS NOT NULL AND NOT cascade THEN
+		RAISE EXCEPTION 'cannot drop saved segment "%" because other saved segments reference it', name
+			USING ERRCODE = 'dependent_objects_still_exist',
+				  DETAIL = format('Referenced by %s.', users),
+				  HINT = 'Redefine or drop them first, or drop them too with wam.drop_segment(name, cascade => true).';
+	END IF;
+	FOR r IN WITH RECURSIVE up(n) AS (
+				 SELECT norm
+				 UNION
+				 SELECT s.normalized_name FROM up JOIN wam.saved_segment s ON up.n = ANY (s.refs))
+			 SELECT s.name FROM wam.saved_segment s JOIN up ON s.normalized_name = up.n
+			 WHERE s.normalized_name <> norm ORDER BY 1
+	LOOP
+		RAISE NOTICE 'drop cascades to saved segment "%"', r.name;
+	END LOOP;
+	WITH RECURSIVE up(n) AS (
+		SELECT norm
+		UNION
+		SELECT s.normalized_name FROM up JOIN wam.saved_segment s ON up.n = ANY (s.refs))
+	DELETE FROM wam.saved_segment s USING up WHERE s.normalized_name = up.n;
+	GET DIAGNOSTICS dropped = ROW_COUNT;
+	RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION wam.drop_segment(text, boolean) IS 'drops a saved segment (operators); refused while other saved segments reference it, unless cascade, which drops them too; returns how many were dropped';
+
+-- privileges: readers evaluate, operators define
+
+REVOKE ALL ON wam.saved_segment FROM PUBLIC;
+GRANT SELECT ON wam.saved_segment TO wam_reader;
+REVOKE EXECUTE ON FUNCTION wam.segment_eval(text), wam.segment_count(text),
+	wam.segment_explain(text), wam.segment_check(text), wam.segment_references(text, text),
+	wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.segment_eval(text), wam.segment_count(text),
+	wam.segment_explain(text), wam.segment_check(text) TO wam_reader;
+GRANT EXECUTE ON FUNCTION wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
+	TO wam_operator;
