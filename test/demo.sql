@@ -195,4 +195,57 @@ CROSS JOIN LATERAL wam.split(a.seg, 2, 42) WITH ORDINALITY AS h(part, half)
 ORDER BY h.half;
 
 \echo
+\echo '== (d) The same funnel in the segment-expression language, on the extension''s own tables =='
+\echo '   the demo customers and tags are loaded into wam.customer and wam.tag with wam.attach();'
+\echo '   wam.segment_explain() shows the size at every node of the expression (R-S2)'
+
+-- Customers get deterministic Taiwanese mobile numbers (E.164 8869xxxxxxxx) and consent
+-- (a later section sends to them); tags go into the dimension their prefix names.
+INSERT INTO wam.customer (id, phone, name, locale, consent_at, consent_source)
+SELECT id, '8869' || lpad(id::text, 8, '0'), name, 'zh-TW', now() - interval '90 days', 'demo'
+FROM demo.customer;
+
+SELECT count(*) AS tags_created
+FROM (SELECT wam.create_tag(tag,
+                            CASE WHEN tag LIKE 'interest-%' OR tag LIKE 'product-%' THEN 'interest'
+                                 WHEN tag LIKE 'source-%' THEN 'source channel'
+                                 WHEN tag IN ('stage-purchased', 'new-customer', 'cart-abandoned') THEN 'purchase stage'
+                                 WHEN tag IN ('high-value-customer', 'vip', 'price-sensitive') THEN 'spending power'
+                                 ELSE 'engagement' END)
+      FROM demo.tag_segment ORDER BY tag) AS t;
+
+SELECT sum(wam.attach(tag, members, source => 'import')) AS memberships_attached
+FROM demo.tag_segment;
+
+-- Behaviour: link clicks over the last 10 days for a quarter of the customers, and orders
+-- in the last week for some of them (R-S4: clicked 3+ times in 7 days without ordering).
+INSERT INTO wam.event (customer_id, kind, occurred_at)
+SELECT c.id, 'link_click', now() - (k * 2 + 1) * interval '1 day' + (c.id % 3600) * interval '1 second'
+FROM demo.customer AS c
+CROSS JOIN generate_series(0, 4) AS k
+WHERE demo.u(c.id, 20) < 0.25 AND demo.u(c.id, 21 + k) < 0.7;
+
+INSERT INTO wam.event (customer_id, kind, occurred_at)
+SELECT c.id, 'order', now() - interval '2 days'
+FROM demo.customer AS c
+WHERE demo.u(c.id, 20) < 0.25 AND demo.u(c.id, 30) < 0.3;
+
+SELECT step, depth, expression, customers
+FROM wam.segment_explain('interest-beauty AND stage-purchased EXCLUDE product-lipstick');
+
+\echo
+\echo '   R-S4: event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d'
+
+SELECT step, depth, expression, customers
+FROM wam.segment_explain('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d');
+
+\echo
+\echo '   a saved segment (@name) reused in a count; wam.segment_count() never materialises'
+
+SELECT 'beauty-buyers' AS saved_segment
+FROM wam.define_segment('beauty-buyers', 'interest-beauty & stage-purchased');
+SELECT wam.segment_count('@beauty-buyers - product-lipstick') AS "@beauty-buyers - product-lipstick",
+       wam.segment_count('@beauty-buyers AND reachable AND NOT vip') AS "@beauty-buyers AND reachable AND NOT vip";
+
+\echo
 \echo 'Demo tables: demo.customer, demo.customer_tag, demo.tag_segment (wam.segment per tag).'

@@ -1,10 +1,12 @@
 #!/bin/bash
-# test/fuzz/build.sh — build the libFuzzer target and the seed-corpus generator.
+# test/fuzz/build.sh — build the libFuzzer targets and the seed-corpus generator.
 #
-#     test/fuzz/build.sh            # outputs test/fuzz/build/{fuzz_segment,make_corpus}
+#     test/fuzz/build.sh            # outputs test/fuzz/build/{fuzz_segment,fuzz_expr,
+#                                   #   fuzz_phone,fuzz_csv,make_corpus}
 #
-# The text parser is fuzzed too (-DWAM_FUZZ_TEXT) as soon as src/segment_text.c
-# exists, so this script works both before and after it lands.
+# Every target is compiled with AddressSanitizer and UndefinedBehaviorSanitizer over the
+# PostgreSQL-free C files it exercises (the parsers and validators are written without
+# PostgreSQL headers precisely so that they can be fuzzed in-process).
 # Override the compiler with CC=clang-14 etc.
 set -euo pipefail
 
@@ -16,21 +18,23 @@ cc=${CC:-clang}
 cd "$root"
 mkdir -p "$out"
 
-srcs=(test/fuzz/fuzz_segment.c src/wam_portable.c)
-defs=()
-if [ -f src/segment_text.c ]; then
-    defs+=(-DWAM_FUZZ_TEXT)
-    srcs+=(src/segment_text.c)
-fi
-
 # -fno-sanitize-recover makes UBSan findings abort, so libFuzzer records them
 # as crashes instead of printing a warning and carrying on.
-"$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Wall -Wextra -Werror -I src "${defs[@]}" "${srcs[@]}" \
-    -lroaring -o "$out/fuzz_segment"
+fuzz_cc() { # fuzz_cc OUTPUT SOURCES... [LIBS]
+    local target=$1
+    shift
+    "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Werror -I src "$@" -o "$out/$target"
+}
+
+fuzz_cc fuzz_segment -DWAM_FUZZ_TEXT test/fuzz/fuzz_segment.c src/wam_portable.c \
+    src/segment_text.c -lroaring
+fuzz_cc fuzz_expr test/fuzz/fuzz_expr.c src/expr_parse.c src/expr_deparse.c
+fuzz_cc fuzz_phone test/fuzz/fuzz_phone.c src/phone.c src/phone_data.c
+fuzz_cc fuzz_csv test/fuzz/fuzz_csv.c src/csv.c
 
 # The generator only runs on trusted input, so no sanitizers are needed.
 "$cc" -g -O1 -Wall -Wextra -Werror test/fuzz/make_corpus.c -lroaring \
     -o "$out/make_corpus"
 
-echo "built $out/fuzz_segment${defs[*]:+ (with ${defs[*]})} and $out/make_corpus"
+echo "built $out/{fuzz_segment,fuzz_expr,fuzz_phone,fuzz_csv,make_corpus}"
