@@ -7,8 +7,8 @@
 # wam.fit_clv reproduces the published parameters within 1 %:
 #   BG/NBD r = 0.2426, alpha = 4.4135, a = 0.7929, b = 2.4258;
 #   Gamma-Gamma (946 repeat buyers) p = 6.25, q = 3.74, v = 15.45.
-# The data are read by the client (psql \copy) from $WAM_REPO_DIR/../shared/data/cdnow
-# (CI keeps shared/ beside the repository clone); WAM_CDNOW_DIR overrides the path.
+# The data are read by the client (psql \copy) from test/data/cdnow (a copy kept in the
+# repository, see its README.md); WAM_CDNOW_DIR overrides the path.
 # (SC2119: start_cluster takes optional settings, none here.)
 # shellcheck disable=SC2119
 set -uo pipefail
@@ -22,7 +22,7 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=test/cdnow_load.sh
 . "$repo/test/cdnow_load.sh"
 
-dir=${WAM_CDNOW_DIR:-${WAM_REPO_DIR:-$repo}/../shared/data/cdnow}
+dir=${WAM_CDNOW_DIR:-$repo/test/data/cdnow}
 if [ ! -r "$dir/CDNOW_sample.txt" ]; then
     tap_not_ok "CDNOW data present" "no $dir/CDNOW_sample.txt (set WAM_CDNOW_DIR)"
     tap_done
