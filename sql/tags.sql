@@ -22,6 +22,7 @@ INSERT INTO customer (id, phone) VALUES (-1, '85261234569');
 INSERT INTO customer (phone) VALUES ('+85261234569');
 INSERT INTO customer (phone) VALUES ('85290000001');
 UPDATE customer SET id = 5 WHERE id = 70000;
+UPDATE customer SET id = id, name = name WHERE id = 70000;   -- same id: allowed
 INSERT INTO customer (phone, consent_at) VALUES ('85261234570', now());
 
 -- tag names are unique after normalisation (R-T3)
