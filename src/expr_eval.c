@@ -377,28 +377,46 @@ wam_follow_merges(int32 tag_id, int32 merged_into)
 	return tag_id;				/* keep compiler quiet */
 }
 
-static bool
-wam_resolve_tags(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
+/*
+ * The names of the operands of one kind (tags or saved segments) as text
+ * Datums, ready for one array parameter, and the node each came from.
+ */
+static int
+wam_collect_names(const WamExprParse *pp, WamExprKind kind, Datum **names_out,
+				  int **node_of_out)
 {
-	const WamExprParse *pp = &prog->parse;
 	Datum	   *names = palloc(sizeof(Datum) * pp->nnodes);
 	int		   *node_of = palloc(sizeof(int) * pp->nnodes);
-	bool	   *found;
 	int			n = 0;
-	int			k;
-	uint64		r;
 	uint32		i;
 
 	for (i = 0; i < pp->nnodes; i++)
 	{
 		const WamExprNode *nd = &pp->nodes[i];
 
-		if (nd->kind != WAM_EXPR_TAG)
+		if (nd->kind != kind)
 			continue;
 		names[n] = PointerGetDatum(cstring_to_text_with_len(pp->names + nd->name_off,
 															(int) nd->name_len));
 		node_of[n++] = (int) i;
 	}
+	*names_out = names;
+	*node_of_out = node_of;
+	return n;
+}
+
+static bool
+wam_resolve_tags(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
+{
+	const WamExprParse *pp = &prog->parse;
+	Datum	   *names;
+	int		   *node_of;
+	bool	   *found;
+	int			n;
+	int			k;
+	uint64		r;
+
+	n = wam_collect_names(pp, WAM_EXPR_TAG, &names, &node_of);
 	if (n == 0)
 		return true;
 
@@ -618,24 +636,14 @@ static bool
 wam_resolve_segments(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
 {
 	const WamExprParse *pp = &prog->parse;
-	Datum	   *names = palloc(sizeof(Datum) * pp->nnodes);
-	int		   *node_of = palloc(sizeof(int) * pp->nnodes);
+	Datum	   *names;
+	int		   *node_of;
 	bool	   *self_ref;
-	int			n = 0;
+	int			n;
 	int			k;
 	uint64		r;
-	uint32		i;
 
-	for (i = 0; i < pp->nnodes; i++)
-	{
-		const WamExprNode *nd = &pp->nodes[i];
-
-		if (nd->kind != WAM_EXPR_SEGMENT)
-			continue;
-		names[n] = PointerGetDatum(cstring_to_text_with_len(pp->names + nd->name_off,
-															(int) nd->name_len));
-		node_of[n++] = (int) i;
-	}
+	n = wam_collect_names(pp, WAM_EXPR_SEGMENT, &names, &node_of);
 	if (n == 0)
 		return true;
 
