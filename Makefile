@@ -17,7 +17,13 @@ OBJS = \
 	src/csv_sql.o \
 	src/phone.o \
 	src/phone_data.o \
-	src/phone_sql.o
+	src/phone_sql.o \
+	src/webhook.o \
+	src/worker_main.o \
+	src/worker_shmem.o \
+	src/worker_db.o \
+	src/worker_http.o \
+	src/worker_throttle.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -25,7 +31,8 @@ SQL_PARTS = \
 	src/sql/segment.sql \
 	src/sql/tags.sql \
 	src/sql/csv.sql \
-	src/sql/phone.sql
+	src/sql/phone.sql \
+	src/sql/sender.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
