@@ -24,6 +24,7 @@ import string
 import sys
 import time
 from collections import deque
+from json.encoder import encode_basestring_ascii as json_str
 from urllib.parse import parse_qs
 
 # --------------------------------------------------------------------------- error catalogue
@@ -691,12 +692,10 @@ class Mock:
             ps = self.per_second[sec] = [0, 0]
         ps[1] += 1
         self.schedule_statuses(msg, now)
-        m = {"id": wamid}
-        if mtype == "template":
-            m["message_status"] = "accepted"
-        resp = json.dumps({"messaging_product": "whatsapp",
-                           "contacts": [{"input": to, "wa_id": digits}], "messages": [m]},
-                          separators=(",", ":"))
+        # Built by hand (not json.dumps): this is the hot path of the throughput benchmark.
+        resp = ('{"messaging_product":"whatsapp","contacts":[{"input":' + json_str(to)
+                + ',"wa_id":"' + digits + '"}],"messages":[{"id":"' + wamid
+                + ('","message_status":"accepted"}]}' if mtype == "template" else '"}]}'))
         return 200, resp, fault
 
     def check_template(self, t):
