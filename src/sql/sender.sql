@@ -138,7 +138,7 @@ CREATE FUNCTION wam.try_jsonb(text) RETURNS jsonb
 COMMENT ON FUNCTION wam.try_jsonb(text) IS 'the text as jsonb, or NULL when it is not valid JSON (never an error)';
 
 CREATE FUNCTION wam.hmac_sha256_matches(body text, signature text, secrets text[]) RETURNS integer
-	AS 'MODULE_PATHNAME', 'wam_hmac_sha256_matches' LANGUAGE C IMMUTABLE STRICT;
+	AS 'MODULE_PATHNAME', 'wam_hmac_sha256_matches' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.hmac_sha256_matches(text, text, text[]) IS 'internal: position of the secret whose HMAC-SHA256 of body equals signature ("sha256=<hex>"), compared in constant time; 0 if none';
 
 CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
@@ -414,7 +414,7 @@ COMMENT ON FUNCTION wam.opt_out(bigint, text) IS 'records that the customer opte
 -- payloads and personalisation
 
 CREATE FUNCTION wam.check_payload(payload jsonb) RETURNS boolean
-	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -545,7 +545,7 @@ BEGIN
 	IF c.opted_out_at IS NOT NULL THEN
 		RAISE EXCEPTION 'customer % opted out of WhatsApp messages', customer
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = format('Opted out at %s: %s.', c.opted_out_at, coalesce(c.opt_out_reason, 'no reason recorded'));
+				  DETAIL = format('Reason recorded: %s.', coalesce(c.opt_out_reason, 'none'));
 	END IF;
 	IF c.consent_at IS NULL THEN
 		RAISE EXCEPTION 'customer % has not consented to WhatsApp marketing', customer
@@ -855,17 +855,20 @@ AS $$
 DECLARE
 	max_attempts integer := coalesce(current_setting('wam.max_attempts', true)::integer, 8);
 BEGIN
-	CREATE TEMP TABLE IF NOT EXISTS wam_result (
+	IF to_regclass('pg_temp.wam_result') IS NULL THEN
+	CREATE TEMP TABLE wam_result (
 		message_id bigint, sender_id integer, outcome text, http integer, wamid text,
 		code integer, detail text, action text, attempts integer, pair_deferrals integer
 	) ON COMMIT DELETE ROWS;
+	END IF;
 	INSERT INTO wam_result
 	SELECT r.id, o.sender_id, r.outcome, r.http,
 		   CASE WHEN r.outcome = 'http' AND r.http BETWEEN 200 AND 299
 				THEN nullif(j->'messages'->0->>'id', '') END,
 		   CASE WHEN jsonb_typeof(j->'error'->'code') = 'number' THEN (j->'error'->>'code')::numeric::integer END,
 		   left(replace(coalesce(j->'error'->'error_data'->>'details', j->'error'->>'message', r.detail,
-								 CASE WHEN r.outcome = 'http' THEN 'HTTP ' || r.http || ': ' || left(r.body, 200) END),
+								 CASE WHEN r.outcome = 'http'
+									  THEN 'HTTP ' || r.http || coalesce(': ' || nullif(left(r.body, 200), ''), '') END),
 						k.access_token, '[token]'), 1000),
 		   NULL, o.attempts, o.pair_deferrals
 	FROM unnest(ids, outcomes, http_statuses, bodies, details) AS r(id, outcome, http, body, detail)
@@ -920,7 +923,7 @@ BEGIN
 	UPDATE wam.sender s SET paused = true, paused_at = pg_catalog.now(),
 		paused_reason = p.reason
 	FROM (SELECT DISTINCT ON (r.sender_id) r.sender_id,
-				 'error ' || coalesce(r.code::text, 'HTTP ' || r.http) || ': ' || r.detail AS reason
+				 coalesce('error ' || r.code || ': ', '') || r.detail AS reason
 		  FROM wam_result r WHERE r.action = 'pause' ORDER BY r.sender_id, r.message_id) p
 	WHERE s.sender_id = p.sender_id AND NOT s.paused;
 
@@ -1035,7 +1038,9 @@ BEGIN
 	END IF;
 
 	-- only changes for senders whose app secret signed the body
-	CREATE TEMP TABLE IF NOT EXISTS wam_webhook_value (sender_id integer, v jsonb) ON COMMIT DELETE ROWS;
+	IF to_regclass('pg_temp.wam_webhook_value') IS NULL THEN
+		CREATE TEMP TABLE wam_webhook_value (sender_id integer, v jsonb) ON COMMIT DELETE ROWS;
+	END IF;
 	DELETE FROM wam_webhook_value;
 	INSERT INTO wam_webhook_value
 	SELECT s.sender_id, ch->'value'
@@ -1067,13 +1072,17 @@ BEGIN
 						s->'errors'->0->>'message') AS detail
 		FROM wam_webhook_value w CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
 		WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
-	), m AS (
-		SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS message_id, st.*
+	), m0 AS (
+		SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
 		FROM st
 			 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
 			 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = st.opaque_id
 										   AND by_opaque.sender_id = st.sender_id
 										   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
+	), m AS (
+		-- a status without the callback data matches through another one of the same wamid
+		SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
+		FROM m0
 	), a AS (
 		SELECT m.message_id, count(*) AS n, max(m.wamid) AS wamid,
 			   max(wam.status_rank(m.status)) AS best,
@@ -1086,11 +1095,13 @@ BEGIN
 		FROM m WHERE m.message_id IS NOT NULL GROUP BY m.message_id
 	), u AS (
 		UPDATE wam.outbox o SET
-			status = CASE WHEN a.best > wam.status_rank(o.status)
-						  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
-						  WHEN a.failed_ts IS NOT NULL AND wam.status_rank(o.status) < 2
+			status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
 							   AND o.status NOT IN ('cancelled', 'expired')
 						  THEN 'failed'
+						  -- a late "sent" does not undo a failure; delivery does
+						  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
+						  WHEN a.best > wam.status_rank(o.status)
+						  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
 						  ELSE o.status END,
 			wamid = coalesce(o.wamid, a.wamid),
 			sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
@@ -1117,7 +1128,9 @@ BEGIN
 	SELECT coalesce(sum(u.n), 0) INTO n_status FROM u;
 
 	-- inbound messages, deduplicated by their wamid
-	CREATE TEMP TABLE IF NOT EXISTS wam_webhook_inbound (LIKE wam.inbound_message) ON COMMIT DELETE ROWS;
+	IF to_regclass('pg_temp.wam_webhook_inbound') IS NULL THEN
+		CREATE TEMP TABLE wam_webhook_inbound (LIKE wam.inbound_message) ON COMMIT DELETE ROWS;
+	END IF;
 	DELETE FROM wam_webhook_inbound;
 	WITH msg AS (
 		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
@@ -1188,7 +1201,7 @@ COMMENT ON FUNCTION wam.ingest_webhook(text, text) IS 'verifies (X-Hub-Signature
 -- reporting
 
 CREATE FUNCTION wam.delivery_report(since timestamptz, until timestamptz, sender text DEFAULT NULL)
-	RETURNS TABLE (sender text, messages bigint, sent bigint, delivered bigint, read bigint, replied bigint,
+	RETURNS TABLE (sender_name text, messages bigint, sent bigint, delivered bigint, read bigint, replied bigint,
 				   failed bigint, failed_by_code jsonb, pending bigint, delivery_rate numeric, read_rate numeric,
 				   reply_rate numeric, delivery_health text, read_health text, reply_health text)
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
