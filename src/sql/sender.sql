@@ -771,6 +771,8 @@ COMMENT ON FUNCTION wam.worker_senders() IS 'internal: what the sender worker ne
 CREATE FUNCTION wam.claim_batch(sender integer, max_messages integer)
 	RETURNS TABLE (message_id bigint, body text)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+	-- small batches with poor row estimates: JIT compilation would cost more than the query
+	SET jit = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -851,6 +853,8 @@ CREATE FUNCTION wam.record_results(ids bigint[], outcomes text[], http_statuses 
 								   details text[])
 	RETURNS TABLE (sender_id integer, throttled integer, paused_reason text, last_error text)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+	-- small batches with poor row estimates: JIT compilation would cost more than the query
+	SET jit = off
 AS $$
 DECLARE
 	max_attempts integer := coalesce(current_setting('wam.max_attempts', true)::integer, 8);
@@ -1002,6 +1006,8 @@ COMMENT ON FUNCTION wam.status_rank(text) IS 'internal: statuses only move forwa
 
 CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+	-- small batches with poor row estimates: JIT compilation would cost more than the query
+	SET jit = off
 AS $$
 #variable_conflict use_variable
 DECLARE
