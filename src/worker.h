@@ -65,7 +65,7 @@ extern void wam_bucket_configure(WamBucket *b, int rate_per_minute, int burst, T
 extern int	wam_bucket_available(WamBucket *b, TimestampTz now);
 extern void wam_bucket_take(WamBucket *b, int n);
 extern long wam_bucket_ms_until(WamBucket *b, TimestampTz now);
-extern void wam_bucket_throttled(WamBucket *b, TimestampTz now);
+extern bool wam_bucket_throttled(WamBucket *b, TimestampTz now);
 extern void wam_bucket_recover(WamBucket *b, TimestampTz now);
 extern double wam_bucket_rate_per_minute(const WamBucket *b);
 
@@ -82,6 +82,8 @@ typedef struct WamRequest
 	int64		message_id;
 	int			sender_index;
 	char	   *body;
+	size_t		body_len;
+	size_t		body_sent;
 	void	   *easy;			/* CURL * */
 	void	   *headers;		/* struct curl_slist * */
 	StringInfoData response;

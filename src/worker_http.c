@@ -69,6 +69,38 @@ collect_response(char *data, size_t size, size_t nmemb, void *userdata)
 	return len;
 }
 
+/*
+ * The body is handed to libcurl through a read callback, not as
+ * CURLOPT_POSTFIELDS, for one reason: libcurl silently resends a request
+ * whose reused connection died before any answer came, and a resent POST
+ * can deliver the message twice (the API has no idempotency key).  Such a
+ * resend needs the body again, and the seek callback below refuses to
+ * rewind it, so the transfer fails (CURLE_SEND_FAIL_REWIND) and the message
+ * becomes "uncertain" instead.
+ */
+static size_t
+read_body(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	WamRequest *r = (WamRequest *) userdata;
+	size_t		left = r->body_len - r->body_sent;
+	size_t		n = Min(left, size * nitems);
+
+	memcpy(buffer, r->body + r->body_sent, n);
+	r->body_sent += n;
+	return n;
+}
+
+static int
+refuse_rewind(void *userdata, curl_off_t offset, int origin)
+{
+	WamRequest *r = (WamRequest *) userdata;
+
+	/* rewinding before anything was read is harmless */
+	if (r->body_sent == 0 && offset == 0 && origin == SEEK_SET)
+		return CURL_SEEKFUNC_OK;
+	return CURL_SEEKFUNC_FAIL;
+}
+
 static void
 wipe_headers(struct curl_slist *h)
 {
@@ -112,8 +144,15 @@ wam_http_start(WamRequest *r, const char *url, const char *token)
 	curl_easy_setopt(easy, CURLOPT_URL, url);
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, wam_allow_http ? "https,http" : "https");
 	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(r->body));
+	r->body_len = strlen(r->body);
+	r->body_sent = 0;
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_body);
+	curl_easy_setopt(easy, CURLOPT_READDATA, r);
+	curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, refuse_rewind);
+	curl_easy_setopt(easy, CURLOPT_SEEKDATA, r);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) r->body_len);
+	/* idle connections older than this are not reused: fewer stale ones */
+	curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN, 20L);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect_response);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);

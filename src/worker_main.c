@@ -273,9 +273,9 @@ flush_done(void)
 			strlcpy(run->last_error, sig[i].last_error, WAM_ERROR_LEN);
 			run->last_error_at = now;
 		}
-		if (sig[i].throttled > 0)
+		if (sig[i].throttled > 0 && wam_bucket_throttled(&run->bucket, now))
 		{
-			wam_bucket_throttled(&run->bucket, now);
+			run->idle_until = run->bucket.backoff_until;
 			ereport(LOG,
 					(errmsg("pg_wamarketing sender: sender %d was throttled by the API; backing off to %.0f requests per minute",
 							run->sender_id, wam_bucket_rate_per_minute(&run->bucket))));
@@ -421,6 +421,14 @@ wam_sender_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(wam_database, NULL, 0);
 	pgstat_report_appname("pg_wamarketing sender");
+
+	/*
+	 * A "sending" mark must be durable before its request leaves: with an
+	 * asynchronous commit a crash could lose the mark and the message would
+	 * go out again.  So the worker commits synchronously whatever the
+	 * server's default.
+	 */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	wam_shmem_attach_worker();
 	wam_http_init();
 	req_cxt = AllocSetContextCreate(TopMemoryContext, "wam sender requests", ALLOCSET_DEFAULT_SIZES);

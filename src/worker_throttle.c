@@ -91,10 +91,14 @@ wam_bucket_ms_until(WamBucket *b, TimestampTz now)
 	return Max(ms, 1);
 }
 
-void
+bool
 wam_bucket_throttled(WamBucket *b, TimestampTz now)
 {
 	int64		delay = USECS_PER_SEC << Min(b->streak, 6);
+
+	/* answers to requests sent before the backoff began do not count again */
+	if (now < b->backoff_until)
+		return false;
 
 	delay = Min(delay, 60 * USECS_PER_SEC);
 	b->factor = Max(MIN_FACTOR, b->factor * 0.5);
@@ -103,6 +107,7 @@ wam_bucket_throttled(WamBucket *b, TimestampTz now)
 	b->last_refill = b->backoff_until;
 	b->last_change = now;
 	b->streak++;
+	return true;
 }
 
 void

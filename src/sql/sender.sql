@@ -1185,7 +1185,7 @@ BEGIN
 		WHERE c.id = x.customer_id AND (c.last_inbound_at IS NULL OR c.last_inbound_at < x.ts);
 		UPDATE wam.outbox o SET replies = o.replies + x.n, replied_at = coalesce(o.replied_at, x.ts)
 		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM wam_webhook_inbound i
-			  WHERE i.answered_message IS NOT NULL GROUP BY 1) x
+			  WHERE i.answered_message IS NOT NULL AND NOT i.opted_out GROUP BY 1) x
 		WHERE o.message_id = x.answered_message;
 		INSERT INTO wam.event (customer_id, kind, occurred_at, details)
 		SELECT i.customer_id, CASE WHEN i.answered_message IS NOT NULL THEN 'reply' ELSE 'inbound_message' END,
