@@ -55,3 +55,7 @@ pg_wamarketing--$(EXTVERSION).sql: $(SQL_PARTS)
 .PHONY: print-regress
 print-regress:
 	@echo $(REGRESS)
+
+# PGXS tracks no header dependencies without --enable-depend; the worker's
+# parts share structures, so a header change must rebuild them all.
+src/webhook.o src/worker_main.o src/worker_shmem.o src/worker_db.o src/worker_http.o src/worker_throttle.o src/wam.o: src/worker.h

@@ -3,9 +3,11 @@
 
     mockctl.py BASE CAFILE get PATH            print the JSON answer of GET BASE+PATH
     mockctl.py BASE CAFILE post PATH JSON      POST JSON, print the answer
-    mockctl.py BASE CAFILE webhooks-sql [MAX]  pop due webhook deliveries and print one
+    mockctl.py BASE CAFILE webhooks-sql [MAX [TAMPER]]
+                                               pop due webhook deliveries and print one
                                                `SELECT wam.ingest_webhook(body, signature);`
-                                               per delivery (bodies passed byte for byte)
+                                               per delivery (bodies passed byte for byte);
+                                               TAMPER (signature|body): one batch, spoilt
     mockctl.py BASE CAFILE wait-idle           wait until no webhook is pending (max 10 s)
 
 BASE is like https://localhost:18250. Python standard library only.
@@ -38,14 +40,18 @@ def main():
         print(call(base, ctx, "POST", sys.argv[4], sys.argv[5]))
     elif cmd == "webhooks-sql":
         n = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+        tamper = sys.argv[5] if len(sys.argv) > 5 else None
         total = 0
         while True:
-            batch = json.loads(call(base, ctx, "GET", "/_mock/webhooks?max=%d" % n))
+            batch = json.loads(call(base, ctx, "GET", "/_mock/webhooks?max=%d%s"
+                                    % (n, "&tamper=" + tamper if tamper else "")))
             if not batch:
                 break
             for d in batch:
                 print("SELECT wam.ingest_webhook(%s, %s);" % (sql_literal(d["body"]), sql_literal(d["signature"])))
                 total += 1
+            if tamper:
+                break
         print("-- %d deliveries" % total)
     elif cmd == "wait-idle":
         for _ in range(100):

@@ -3,10 +3,11 @@
 # for test/t/sender_*.sh, the demo and test/bench_sender.sh.
 #
 #     sender_setup [name=value ...]  own cluster (wam.database=postgres; port
-#                                    WAM_TEST_PORT+20 unless WAM_SENDER_PORT is set), a test CA
-#                                    under the cluster dir trusted through wam.ca_file (set with
-#                                    ALTER SYSTEM + reload), the mock on WAM_MOCK_PORT (default
-#                                    18250) with TLS, CREATE EXTENSION
+#                                    WAM_TEST_PORT+20 unless WAM_SENDER_PORT is set), mock_start,
+#                                    CREATE EXTENSION
+#     mock_start                     in the running cluster: a test CA under the cluster dir
+#                                    trusted through wam.ca_file (ALTER SYSTEM + reload), the
+#                                    mock on WAM_MOCK_PORT (default 18250) with TLS
 #     mock GET|POST PATH [JSON]      control API of the mock
 #     mock_url                       https://localhost:PORT (the API base for create_sender)
 #     pump_webhooks                  pop the mock's webhooks and feed them to wam.ingest_webhook;
@@ -33,6 +34,13 @@ sender_setup() {
     export WAM_TEST_PORT=${WAM_SENDER_PORT:-$((${WAM_TEST_PORT:-55432} + 20))}
     export WAM_PRELOAD=pg_wamarketing
     start_cluster "$@" || return 1
+    mock_start || return 1
+    q "CREATE EXTENSION IF NOT EXISTS pg_wamarketing" >/dev/null
+}
+
+# mock_start: a test CA under the (running) cluster's dir, trusted by the worker through
+# wam.ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT.
+mock_start() {
     WAM_CA_DIR=$WAM_CLUSTER_DIR/ca
     bash "$WAM_REPO_DIR/test/mock/make_test_ca.sh" "$WAM_CA_DIR" >/dev/null 2>&1 || return 1
     chmod 755 "$WAM_CA_DIR" && chmod 644 "$WAM_CA_DIR"/*
@@ -48,8 +56,7 @@ sender_setup() {
     done
     grep -q '^READY' "$WAM_CLUSTER_DIR/mock.out" || { cat "$WAM_CLUSTER_DIR/mock.err" >&2; return 1; }
     q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null &&
-        q "SELECT pg_reload_conf()" >/dev/null &&
-        q "CREATE EXTENSION IF NOT EXISTS pg_wamarketing" >/dev/null
+        q "SELECT pg_reload_conf()" >/dev/null
 }
 
 pump_webhooks() {
