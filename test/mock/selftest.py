@@ -677,9 +677,79 @@ def t_tls():
             except ssl.SSLCertVerificationError:
                 ok("TLS: untrusted without the test CA")
             c.close()
+            t_loadgen(port, os.path.join(d, "ca.pem"), other, ctx)
         finally:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def t_hpack():
+    sys.path.insert(0, HERE)
+    import wa_h2
+    # RFC 7541 Appendix C.4: requests with Huffman coding, sharing one dynamic table
+    d = wa_h2.HpackDecoder()
+    r1 = d.decode(bytes.fromhex("828684418cf1e3c2e5f23a6ba0ab90f4ff"))
+    r2 = d.decode(bytes.fromhex("828684be5886a8eb10649cbf"))
+    r3 = d.decode(bytes.fromhex("828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"))
+    is_("HPACK: RFC 7541 C.4 request 1", r1, [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"),
+                                               (b":authority", b"www.example.com")])
+    is_("HPACK: RFC 7541 C.4 request 2 (dynamic table)", r2[-1], (b"cache-control", b"no-cache"))
+    is_("HPACK: RFC 7541 C.4 request 3, table size 164", (r3[-1], d.size), ((b"custom-key", b"custom-value"), 164))
+    every = bytes(range(256))
+    is_("Huffman: round trip of all 256 octets", wa_h2.huffman_decode(wa_h2.huffman_encode(every)), every)
+    for name, bad in (("padding of 8+ bits", bytes.fromhex("f1e3c2e5f23a6ba0ab90f4ffff")),
+                      ("padding not all ones", bytes.fromhex("f1e3c2e5f23a6ba0ab90f4fe"))):
+        try:
+            wa_h2.huffman_decode(bad)
+            not_ok("Huffman: reject " + name)
+        except wa_h2.HpackError:
+            ok("Huffman: reject " + name)
+    try:
+        wa_h2.HpackDecoder().decode(bytes([0x80 | 70]))
+        not_ok("HPACK: reject index beyond the tables")
+    except wa_h2.HpackError:
+        ok("HPACK: reject index beyond the tables")
+
+
+def t_loadgen(port, cafile, pnid, ctx):
+    """The C load tool (libcurl multi) over TLS: HTTP/1.1 and HTTP/2 (ALPN), exact counts."""
+    if shutil.which("gcc") is None:
+        not_ok("loadgen: gcc available (build-essential)")
+        return
+    d = tempfile.mkdtemp(prefix="wa_loadgen.")
+    try:
+        exe = os.path.join(d, "loadgen")
+        r = subprocess.run(["bash", os.path.join(HERE, "build_loadgen.sh"), exe], capture_output=True, text=True)
+        if r.returncode != 0:
+            not_ok("loadgen: build (libcurl4-openssl-dev)", r.stdout, r.stderr)
+            return
+        ok("loadgen: build")
+        c = Client(port, tls_ctx=ctx)
+        url = "https://localhost:%d/v23.0/%s/messages" % (port, pnid)
+        for proto in ("h1", "h2"):
+            reset(c, {"numbers": {pnid: {"token": "tok-2", "app_secret": "sec-2", "rate_per_second": 0}}})
+            r = subprocess.run([exe, url, "tok-2", "16", "300", "100000", cafile, proto],
+                               capture_output=True, text=True, timeout=60)
+            s = c.ctl("GET", "stats")
+            check("loadgen %s: 300 requests, all 200, all recorded" % proto,
+                  r.returncode == 0 and "transport_errors=0 http_200=300" in r.stdout
+                  and s["accepted"] == 300 and len(c.ctl("GET", "messages")) == 300
+                  and (s["h2_connections"] == 1 if proto == "h2" else s["h2_connections"] == 0),
+                  r.stdout, r.stderr, s)
+        # Faults on an HTTP/2 connection reset only the stream, not the other requests on it.
+        reset(c, {"numbers": {pnid: {"token": "tok-2", "app_secret": "sec-2", "rate_per_second": 0}},
+                  "faults": [{"match": {"nth": 7}, "action": "lose_response"},
+                             {"match": {"nth": 9}, "action": "timeout", "seconds": 0.5}]})
+        r = subprocess.run([exe, url, "tok-2", "16", "100", "100000", cafile, "h2"],
+                           capture_output=True, text=True, timeout=60)
+        msgs = c.ctl("GET", "messages")
+        check("h2 lose_response/timeout: RST_STREAM for those two only; the lost one recorded",
+              "transport_errors=2 http_200=98" in r.stdout and len(msgs) == 99
+              and sum(1 for m in msgs if m["lost"]) == 1 and c.ctl("GET", "stats")["h2_connections"] == 1,
+              r.stdout, r.stderr)
+        c.close()
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -708,6 +778,7 @@ def main():
             p.kill()
             rc = "killed"
     is_("SIGTERM: clean exit 0", (rc, time.time() - t0 < 5), (0, True))
+    t_hpack()
     t_tls()
     print("# %d checks, %d failed, %.1f s" % (count, failed, time.time() - t_start))
     sys.exit(1 if failed else 0)

@@ -25,6 +25,8 @@ import string
 import sys
 import time
 from collections import deque
+
+import wa_h2
 from json.encoder import encode_basestring_ascii as json_str
 from urllib.parse import parse_qs
 
@@ -331,7 +333,7 @@ class Mock:
             "requests_total": 0, "messages_requests": 0, "accepted": 0, "mark_read": 0,
             "rejected_by_code": {}, "by_http_status": {}, "lost_responses": 0, "timeouts": 0,
             "http_5xx_faults": 0, "connections_total": 0, "max_connections": 0,
-            "max_in_flight": 0, "webhook_statuses_emitted": 0, "inbound_created": 0,
+            "max_in_flight": 0, "webhook_statuses_emitted": 0, "inbound_created": 0, "h2_connections": 0,
         }
         self.per_second = {}
         self.connections_open = getattr(self, "connections_open", 0)
@@ -773,6 +775,7 @@ def response_bytes(status, body, ctype="application/json", close=False):
 
 
 class Conn(asyncio.Protocol):
+    """One client connection: HTTP/1.1, or HTTP/2 (ALPN h2 over TLS / prior knowledge)."""
     MAX_HEAD = 65536
     MAX_BODY = 8 * 1024 * 1024
 
@@ -785,6 +788,8 @@ class Conn(asyncio.Protocol):
         self.timer = None
         self.sent_continue = False
         self.loopback = True
+        self.h2 = None
+        self.sniffed = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -799,6 +804,14 @@ class Conn(asyncio.Protocol):
             self.loopback = ipaddress.ip_address(peer[0]).is_loopback
         except (TypeError, ValueError, IndexError):
             self.loopback = True  # unix socket or unknown: local
+        sslobj = transport.get_extra_info("ssl_object")
+        if sslobj is not None and sslobj.selected_alpn_protocol() == "h2":
+            self.start_h2()
+
+    def start_h2(self):
+        self.sniffed = True
+        self.h2 = wa_h2.H2Connection(self.transport, self.dispatch_h2)
+        self.mock.stats["h2_connections"] += 1
 
     def connection_lost(self, exc):
         self.transport = None  # break the protocol <-> transport cycle (GC runs rarely, see main)
@@ -810,11 +823,33 @@ class Conn(asyncio.Protocol):
         if self.held:
             self.held = False
             self.mock.in_flight -= 1
+        if self.h2 is not None:
+            for st in self.h2.streams.values():
+                if st.timer is not None:
+                    self.mock.in_flight -= 1
+            self.h2.connection_lost()
 
     def data_received(self, data):
+        if self.h2 is not None:
+            self.h2.feed(data)
+            return
         self.buf += data
+        if not self.sniffed:
+            # HTTP/2 with prior knowledge starts with the connection preface.
+            n = min(len(self.buf), len(wa_h2.PREFACE))
+            if bytes(self.buf[:n]) == wa_h2.PREFACE[:n] and self.srv.h2:
+                if n < len(wa_h2.PREFACE):
+                    return
+                data = bytes(self.buf)
+                self.buf.clear()
+                self.start_h2()
+                self.h2.feed(data)
+                return
+            self.sniffed = True
         if not self.held:
             self.process()
+
+    # -- HTTP/1.1
 
     def process(self):
         buf = self.buf
@@ -857,7 +892,22 @@ class Conn(asyncio.Protocol):
             self.sent_continue = False
             conn_hdr = headers.get("connection", "").lower()
             close = conn_hdr == "close" or (version == "HTTP/1.0" and conn_hdr != "keep-alive")
-            self.handle(method, target, headers, body, close)
+            status, resp, ctype = self.dispatch(method, target, headers, body)
+            if status is None:
+                # a fault holds or drops this request (resp is the Rule): never answer it
+                rule = resp
+                self.held = True
+                if (rule.action == "timeout" and rule.mode == "close") or rule.seconds == 0:
+                    self.transport.close()
+                else:
+                    self.timer = asyncio.get_running_loop().call_later(rule.seconds, self.transport.close)
+                return
+            self.mock.in_flight -= 1
+            self.transport.write(response_bytes(status, resp, ctype, close))
+            if close:
+                self.transport.close()
+                self.held = True
+                self.mock.in_flight += 1  # balanced in connection_lost
 
     def fail(self, status, text):
         self.transport.write(response_bytes(status, json.dumps({"error": text}), close=True))
@@ -866,7 +916,34 @@ class Conn(asyncio.Protocol):
         self.held = True  # stop parsing; connection_lost clears it
         self.mock.in_flight += 1
 
-    def handle(self, method, target, headers, body, close):
+    # -- HTTP/2
+
+    def dispatch_h2(self, method, target, headers, body, st):
+        h2 = self.h2
+        status, resp, ctype = self.dispatch(method, target, headers, body)
+        if status is not None:
+            self.mock.in_flight -= 1
+            h2.respond(st, status, resp, ctype)
+            return
+        # A fault holds or drops this request: reset the stream (not the whole connection,
+        # which carries other requests) at once or after `seconds`.
+        rule = resp
+        if (rule.action == "timeout" and rule.mode == "close") or rule.seconds == 0:
+            self.mock.in_flight -= 1
+            h2.reset(st, wa_h2.INTERNAL_ERROR)
+            return
+
+        def later():
+            st.timer = None
+            self.mock.in_flight -= 1
+            h2.reset(st, wa_h2.CANCEL if rule.action == "timeout" else wa_h2.INTERNAL_ERROR)
+            h2.flush()
+        st.timer = asyncio.get_running_loop().call_later(rule.seconds, later)
+
+    # -- both
+
+    def dispatch(self, method, target, headers, body):
+        """-> (status, body, content_type), or (None, Rule, None) when a fault swallows it."""
         mock = self.mock
         st = mock.stats
         st["requests_total"] += 1
@@ -880,19 +957,14 @@ class Conn(asyncio.Protocol):
                 ctype = "application/json"
             else:
                 status, resp, ctype = self.api(method, path, headers, body)
-                if status is None:  # connection held / dropped by a fault
-                    return
+                if status is None:
+                    return None, resp, None
         except Exception as e:  # a bug in the mock must not kill the connection silently
             print("wa_mock: internal error: %r" % (e,), file=sys.stderr)
             status, resp, ctype = 500, json.dumps({"error": "mock internal error: %r" % (e,)}), "application/json"
-        mock.in_flight -= 1
         key = str(status)
         st["by_http_status"][key] = st["by_http_status"].get(key, 0) + 1
-        self.transport.write(response_bytes(status, resp, ctype, close))
-        if close:
-            self.transport.close()
-            self.held = True
-            mock.in_flight += 1  # balanced in connection_lost
+        return status, resp, ctype
 
     def api(self, method, path, headers, body):
         mock = self.mock
@@ -938,17 +1010,12 @@ class Conn(asyncio.Protocol):
             return 503, "Service Unavailable", "text/plain"
         if a == "async_fail":
             return status, resp, "application/json"
-        # timeout / lose_response: never answer this request
+        # timeout / lose_response: never answer this request (the caller holds or drops it)
         if a == "timeout":
             mock.stats["timeouts"] += 1
         else:
             mock.stats["lost_responses"] += 1
-        self.held = True
-        if (a == "timeout" and fault.mode == "close") or fault.seconds == 0:
-            self.transport.close()
-        else:
-            self.timer = asyncio.get_running_loop().call_later(fault.seconds, self.transport.close)
-        return None, None, None
+        return None, fault, None
 
     def control(self, method, path, query, body):
         mock = self.mock
@@ -1002,9 +1069,10 @@ class Conn(asyncio.Protocol):
 
 
 class Server:
-    def __init__(self, mock):
+    def __init__(self, mock, h2=True):
         self.mock = mock
         self.conns = set()
+        self.h2 = h2
 
 
 async def main_async(args):
@@ -1012,12 +1080,12 @@ async def main_async(args):
     if args.config:
         with open(args.config, encoding="utf-8") as f:
             mock.apply_config(json.load(f))
-    srv = Server(mock)
+    srv = Server(mock, h2=not args.no_h2)
     sslctx = None
     if args.tls_cert:
         sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         sslctx.load_cert_chain(args.tls_cert, args.tls_key)
-        sslctx.set_alpn_protocols(["http/1.1"])
+        sslctx.set_alpn_protocols(["http/1.1"] if args.no_h2 else ["h2", "http/1.1"])
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Conn(srv), args.host, args.port, ssl=sslctx,
                                       backlog=1024, reuse_address=True)
@@ -1042,6 +1110,7 @@ def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--config")
+    ap.add_argument("--no-h2", action="store_true", help="HTTP/1.1 only (no ALPN h2, no prior knowledge)")
     args = ap.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
