@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 typedef struct Slot
 {
@@ -170,6 +171,16 @@ main(int argc, char **argv)
 	for (int c = 0; c < 600; c++)
 		if (status_count[c])
 			printf(" http_%d=%ld", c, status_count[c]);
+	{
+		struct rusage ru;
+
+		/* CPU used by this client: on a shared machine the CPU cost per request is the
+		 * number that does not depend on what else is running */
+		getrusage(RUSAGE_SELF, &ru);
+		printf(" client_cpu_seconds=%.3f",
+			   ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			   ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
 	printf("\n");
 
 	for (long i = 0; i < conc; i++)

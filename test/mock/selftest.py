@@ -527,6 +527,17 @@ def t_webhooks(cl):
     is_("reorder_ratio 1: newest status first", sts, ["read", "delivered", "sent"])
     is_("reordered flag in messages", cl.ctl("GET", "messages")[0].get("reordered"), True)
 
+    reset(cl, {"numbers": {PNID: {"pair_limit_seconds": 0}},
+               "webhooks": {"read_ratio": 1.0, "skip_delivered_ratio": 0.5}})
+    for i in range(4):
+        cl.send(text("+16570000010", biz_opaque_callback_data="s%d" % i))
+    sts = [(s["biz_opaque_callback_data"], s["status"], "pricing" in s) for s in statuses_of(pop_all(cl))]
+    is_("skip_delivered_ratio 0.5: every 2nd read message has no delivered; pricing moves to read", sts,
+        [("s0", "sent", True), ("s0", "delivered", True), ("s0", "read", False),
+         ("s1", "sent", True), ("s1", "read", True),
+         ("s2", "sent", True), ("s2", "delivered", True), ("s2", "read", False),
+         ("s3", "sent", True), ("s3", "read", True)])
+
     reset(cl, {"webhooks": {"delays": {"delivered": 0.6}}})
     cl.send(text("+16570000003"))
     first = [s["status"] for s in statuses_of(pop_all(cl))]

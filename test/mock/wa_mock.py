@@ -133,7 +133,7 @@ DEFAULT_NUMBER = {
 NUMBER_KEYS = tuple(DEFAULT_NUMBER)
 DEFAULT_WEBHOOKS = {
     "batch_size": 1, "delivered_ratio": 1.0, "read_ratio": 0.0, "sent": True,
-    "duplicate_ratio": 0.0, "reorder_ratio": 0.0, "seed": 1,
+    "duplicate_ratio": 0.0, "reorder_ratio": 0.0, "skip_delivered_ratio": 0.0, "seed": 1,
     "delays": {"sent": 0, "delivered": 0, "read": 0}, "conversation": True, "category": None,
 }
 TOP_KEYS = ("numbers", "not_on_whatsapp", "enforce_csw", "templates", "throttle_http_status",
@@ -325,6 +325,7 @@ class Mock:
         self.csw = {}               # (pnid, digits) -> last inbound time
         self.accepted_k = 0
         self.delivered_k = 0
+        self.read_k = 0
         self.wh_rng = random.Random(self.config["webhooks"].get("seed", 1))
         for r in self.rules:
             r.count = r.fired = 0
@@ -388,7 +389,7 @@ class Mock:
         bs = wh["batch_size"]
         if not isinstance(bs, int) or not 1 <= bs <= 1000:
             raise ConfigError("webhooks.batch_size must be an integer from 1 to 1000")
-        for k in ("delivered_ratio", "read_ratio", "duplicate_ratio", "reorder_ratio"):
+        for k in ("delivered_ratio", "read_ratio", "duplicate_ratio", "reorder_ratio", "skip_delivered_ratio"):
             if not isinstance(wh[k], (int, float)) or not 0 <= wh[k] <= 1:
                 raise ConfigError("webhooks.%s must be a number from 0 to 1" % k)
         if cfg["throttle_http_status"] not in (400, 429):
@@ -682,6 +683,10 @@ class Mock:
                 self.delivered_k += 1
                 if exact_pick(self.delivered_k, wh["read_ratio"]):
                     planned.append("read")
+                    self.read_k += 1
+                    # Delivered and read at once: Cloud API then sends only `read` (reference 5.3).
+                    if exact_pick(self.read_k, wh["skip_delivered_ratio"]):
+                        planned.remove("delivered")
         msg = {"seq": len(self.messages) + 1, "received_at": now, "phone_number_id": pnid,
                "to": to, "wa_id": digits, "type": mtype, "body": req, "wamid": wamid,
                "biz_opaque_callback_data": bocd, "lost": fault is not None and fault.action == "lose_response",
