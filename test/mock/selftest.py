@@ -545,6 +545,37 @@ def t_webhooks(cl):
     second = [s["status"] for s in statuses_of(pop_all(cl))]
     is_("delays: delivered only after its delay", (first, second), (["sent"], ["delivered"]))
 
+    reset(cl, {"webhooks": {"batch_size": 1000}})
+    sts = [{"id": "wamid.S%d" % i, "status": "delivered", "recipient_id": "1657%07d" % i,
+            "biz_opaque_callback_data": str(i), "timestamp": 1750000000 + i} for i in range(2500)]
+    sts.append({"id": "wamid.F", "status": "failed", "recipient_id": "16570009999", "code": 131026})
+    is_("/_mock/statuses: queued", cl.ctl("POST", "statuses", {"statuses": sts}), {"queued": 2501})
+    dels = pop_all(cl)
+    got = statuses_of(dels)
+    check("/_mock/statuses: batches of 1000, signed, fields as given",
+          [d["count"] for d in dels] == [1000, 1000, 501] and all(verify_sig(d["body"], d["signature"]) for d in dels)
+          and got[0]["id"] == "wamid.S0" and got[0]["timestamp"] == "1750000000"
+          and got[0]["biz_opaque_callback_data"] == "0" and got[-1]["errors"][0]["code"] == 131026, got[:1])
+    st, _, _ = cl.request("POST", "/_mock/statuses", {"statuses": [{"id": "x", "status": "failed",
+                                                                    "recipient_id": "1"}]})
+    is_("/_mock/statuses: failed without code rejected", st, 400)
+
+    # webhooks_sql.py: the SQL the test harness pipes into psql
+    reset(cl, {"numbers": {PNID: {"pair_limit_seconds": 0}}})
+    cl.send(text("+16570000005", "it's $wh$ – ok", biz_opaque_callback_data="o'q"))
+    cl.ctl("POST", "inbound", {"from": "+16570000005", "text": "$wh$ STOP"})
+    r = subprocess.run([sys.executable, os.path.join(HERE, "webhooks_sql.py"), "--url",
+                        "http://127.0.0.1:%d" % cl.port, "--all", "--max", "1"],
+                       capture_output=True, text=True, timeout=30)
+    lines = r.stdout.splitlines()
+    okl = r.returncode == 0 and len(lines) == 3 and r.stderr.strip() == "-- 3 deliveries, 3 updates"
+    for ln in lines:
+        import re as _re
+        m = _re.match(r"^SELECT wam\.ingest_webhook\((\$wh\d*\$)(.*)\1, '(sha256=[0-9a-f]{64})'\);$", ln)
+        okl = okl and m is not None and m.group(2).find(m.group(1)) < 0 and verify_sig(m.group(2), m.group(3))
+    check("webhooks_sql.py: one SELECT per delivery, dollar quote safe, signature verifies", okl,
+          r.stdout, r.stderr)
+
     reset(cl)
     cl.send(text("+16570000004"))
     d1 = cl.ctl("GET", "webhooks?max=1&tamper=signature")[0]

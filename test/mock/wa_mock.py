@@ -509,6 +509,43 @@ class Mock:
             out.append(d)
         return out
 
+    # -- synthetic statuses (for ingest benchmarks: statuses of messages the mock never saw)
+
+    def synth_statuses(self, req):
+        if not isinstance(req, dict) or set(req) - {"phone_number_id", "statuses"}:
+            raise ConfigError("statuses: JSON object with phone_number_id and statuses expected")
+        pnid = req.get("phone_number_id") or next(iter(self.config["numbers"]), None)
+        if pnid not in self.config["numbers"]:
+            raise ConfigError("statuses: unknown phone_number_id %r" % (pnid,))
+        items = req.get("statuses")
+        if not isinstance(items, list):
+            raise ConfigError("statuses: statuses must be a list")
+        now = time.time()
+        todo = []
+        for i, it in enumerate(items):
+            if not isinstance(it, dict) or set(it) - {"id", "status", "recipient_id", "timestamp",
+                                                      "biz_opaque_callback_data", "code", "category"}:
+                raise ConfigError("statuses[%d]: unknown keys" % i)
+            st = it.get("status")
+            if st not in ("sent", "delivered", "read", "failed", "played"):
+                raise ConfigError("statuses[%d]: status must be sent, delivered, read, failed or played" % i)
+            if not isinstance(it.get("id"), str) or not isinstance(it.get("recipient_id"), str):
+                raise ConfigError("statuses[%d]: id and recipient_id (strings) are required" % i)
+            code = it.get("code")
+            if (st == "failed") != (code is not None) or (code is not None and not isinstance(code, int)):
+                raise ConfigError("statuses[%d]: code (integer) is required for failed, and only for it" % i)
+            ts = it.get("timestamp", now)
+            if not isinstance(ts, (int, float)):
+                raise ConfigError("statuses[%d]: timestamp must be a number (Unix seconds)" % i)
+            msg = {"wamid": it["id"], "wa_id": it["recipient_id"], "received_at": ts,
+                   "biz_opaque_callback_data": it.get("biz_opaque_callback_data"), "failed_code": code,
+                   "type": "template" if it.get("category", "marketing") != "service" else "text",
+                   "priced_on": "delivered"}
+            todo.append((msg, st, ts))
+        for msg, st, ts in todo:
+            self.push_event(now, "status", pnid, (msg, st, ts))
+        return {"queued": len(todo)}
+
     # -- inbound
 
     def inbound(self, req):
@@ -1060,6 +1097,12 @@ class Conn(asyncio.Protocol):
                 if tamper not in (None, "signature", "body"):
                     raise ConfigError("tamper must be signature or body")
                 return 200, json.dumps(mock.pop_webhooks(maxn, tamper))
+            elif path == "/_mock/statuses" and method == "POST":
+                try:
+                    req = json.loads(body or b"{}")
+                except ValueError:
+                    raise ConfigError("body is not valid JSON")
+                return 200, json.dumps(mock.synth_statuses(req))
             elif path == "/_mock/inbound" and method == "POST":
                 try:
                     req = json.loads(body or b"{}")
