@@ -13,6 +13,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -570,8 +571,7 @@ def t_webhooks(cl):
     lines = r.stdout.splitlines()
     okl = r.returncode == 0 and len(lines) == 3 and r.stderr.strip() == "-- 3 deliveries, 3 updates"
     for ln in lines:
-        import re as _re
-        m = _re.match(r"^SELECT wam\.ingest_webhook\((\$wh\d*\$)(.*)\1, '(sha256=[0-9a-f]{64})'\);$", ln)
+        m = re.match(r"^SELECT wam\.ingest_webhook\((\$wh\d*\$)(.*)\1, '(sha256=[0-9a-f]{64})'\);$", ln)
         okl = okl and m is not None and m.group(2).find(m.group(1)) < 0 and verify_sig(m.group(2), m.group(3))
     check("webhooks_sql.py: one SELECT per delivery, dollar quote safe, signature verifies", okl,
           r.stdout, r.stderr)
