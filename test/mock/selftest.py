@@ -755,6 +755,80 @@ def t_hpack():
         ok("HPACK: reject index beyond the tables")
 
 
+def t_h2_raw(cl, port):
+    """HTTP/2 with prior knowledge over plain TCP, driven frame by frame: flow control
+    (a 100-byte stream window stalls the response until WINDOW_UPDATE), PING, POST."""
+    sys.path.insert(0, HERE)
+    import wa_h2 as h
+    reset(cl, {"numbers": {PNID: {"rate_per_second": 0, "pair_limit_seconds": 0}}})
+    for i in range(20):
+        cl.send(text("+1661000%04d" % i))
+    want = cl.ctl("GET", "messages")
+
+    def hdr(idx, value):  # literal header field without indexing, indexed name, no Huffman
+        v = value.encode()
+        head = bytes([idx]) if idx < 15 else bytes([0x0F, idx - 15])
+        return head + bytes([len(v)]) + v
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    buf = bytearray()
+
+    def frames(until_idle=None):
+        out = []
+        s.settimeout(until_idle or 5)
+        while True:
+            while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                ln = int.from_bytes(buf[:3], "big")
+                out.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big"), bytes(buf[9:9 + ln])))
+                del buf[:9 + ln]
+            if out and until_idle is None:
+                return out
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                return out
+            if not chunk:
+                return out
+            buf.extend(chunk)
+
+    get = b"\x82\x86" + hdr(4, "/_mock/messages") + hdr(1, "127.0.0.1")
+    s.sendall(h.PREFACE + h.frame(h.SETTINGS, 0, 0, (4).to_bytes(2, "big") + (100).to_bytes(4, "big"))
+              + h.frame(h.HEADERS, h.END_STREAM | h.END_HEADERS, 1, get))
+    fr = frames(until_idle=0.7)
+    kinds = [(t, f, sid) for t, f, sid, _ in fr]
+    data1 = b"".join(p for t, f, sid, p in fr if t == h.DATA and sid == 1)
+    hd = [p for t, f, sid, p in fr if t == h.HEADERS and sid == 1]
+    status = dict(h.HpackDecoder().decode(hd[0])) if hd else {}
+    check("h2 prior knowledge: SETTINGS, SETTINGS ACK, HEADERS :status 200",
+          (h.SETTINGS, 0, 0) in kinds and (h.SETTINGS, h.ACK, 0) in kinds
+          and status.get(b":status") == b"200" and status.get(b"content-type") == b"application/json", kinds)
+    is_("h2 flow control: response stalls after the 100-byte stream window", len(data1), 100)
+    s.sendall(h.frame(h.WINDOW_UPDATE, 0, 1, (1 << 20).to_bytes(4, "big"))
+              + h.frame(h.WINDOW_UPDATE, 0, 0, (1 << 20).to_bytes(4, "big"))
+              + h.frame(h.PING, 0, 0, b"pingpong"))
+    fr = frames(until_idle=0.7)
+    data2 = b"".join(p for t, f, sid, p in fr if t == h.DATA and sid == 1)
+    ends = [f & h.END_STREAM for t, f, sid, p in fr if t == h.DATA and sid == 1]
+    check("h2 flow control: the rest after WINDOW_UPDATE, END_STREAM, same JSON as HTTP/1.1",
+          ends and ends[-1] and json.loads(data1 + data2) == want, len(data1 + data2), ends)
+    check("h2 PING answered with ACK and the same payload",
+          (h.PING, h.ACK, 0, b"pingpong") in fr, [x[:3] for x in fr])
+    body = json.dumps(text("+16610009999")).encode()
+    post = (b"\x83\x86" + hdr(4, PATH) + hdr(1, "127.0.0.1") + hdr(23, "Bearer " + TOKEN)
+            + hdr(31, "application/json") + hdr(28, str(len(body))))
+    s.sendall(h.frame(h.SETTINGS, 0, 0, (4).to_bytes(2, "big") + (65535).to_bytes(4, "big"))
+              + h.frame(h.HEADERS, h.END_HEADERS, 3, post) + h.frame(h.DATA, 0, 3, body[:10])
+              + h.frame(h.DATA, h.END_STREAM, 3, body[10:]))
+    fr = frames(until_idle=0.7)
+    hd = [p for t, f, sid, p in fr if t == h.HEADERS and sid == 3]
+    resp = b"".join(p for t, f, sid, p in fr if t == h.DATA and sid == 3)
+    check("h2 POST /messages (body in 2 DATA frames) accepted",
+          hd and dict(h.HpackDecoder().decode(hd[0])).get(b":status") == b"200"
+          and json.loads(resp)["contacts"][0]["wa_id"] == "16610009999", fr)
+    s.sendall(h.frame(h.GOAWAY, 0, 0, (0).to_bytes(8, "big")))
+    s.close()
+
+
 def t_loadgen(port, cafile, pnid, ctx):
     """The C load tool (libcurl multi) over TLS: HTTP/1.1 and HTTP/2 (ALPN), exact counts."""
     if shutil.which("gcc") is None:
@@ -803,7 +877,7 @@ def main():
         cl = Client(port)
         for t in (lambda: t_basics(cl, port), lambda: t_auth_validation(cl), lambda: t_rate_limits(cl),
                   lambda: t_faults(cl, port), lambda: t_webhooks(cl), lambda: t_inbound(cl),
-                  lambda: t_reset_stats(cl, port), lambda: t_http(cl, port)):
+                  lambda: t_reset_stats(cl, port), lambda: t_http(cl, port), lambda: t_h2_raw(cl, port)):
             try:
                 t()
             except Exception as e:  # one broken group must not hide the others
