@@ -283,16 +283,22 @@ def t_auth_validation(cl):
     m = template("+16505551237")
     del m["template"]["language"]
     expect_error(cl, "template language missing -> 400/131008", m, 400, 131008)
-    expect_error(cl, "template empty text parameter -> 400/131009", template("+16505551237", params=("  ",)),
-                 400, 131009)
+    expect_error(cl, "template empty text parameter -> 400/132018", template("+16505551237", params=("  ",)),
+                 400, 132018)
+    expect_error(cl, "template parameter with newline -> 400/132018", template("+16505551237", params=("a\nb",)),
+                 400, 132018)
+    expect_error(cl, "template parameter with tab -> 400/132018", template("+16505551237", params=("a\tb",)),
+                 400, 132018)
+    expect_error(cl, "template parameter with 5 spaces -> 400/132018",
+                 template("+16505551237", params=("a     b",)), 400, 132018)
     expect_error(cl, "unknown template -> 404/132001", template("+16505551237", name="nope"), 404, 132001)
     m = template("+16505551237")
     m["template"]["language"]["code"] = "pt_BR"
     expect_error(cl, "template in unknown language -> 404/132001", m, 404, 132001)
     expect_error(cl, "template parameter count -> 400/132000", template("+16505551237", params=("a", "b")),
                  400, 132000)
-    st, _, _ = cl.send(template("+16505551237"))
-    is_("known template with right parameters accepted", st, 200)
+    st, _, _ = cl.send(template("+16505551237", params=("a    b",)))
+    is_("known template with right parameters (4 spaces) accepted", st, 200)
     inter = {"messaging_product": "whatsapp", "to": "+16505551238", "type": "interactive",
              "interactive": {"type": "button", "body": {"text": "Pick"},
                              "action": {"buttons": [{"type": "reply", "reply": {"id": str(i), "title": "B%d" % i}}
@@ -306,7 +312,7 @@ def t_auth_validation(cl):
     is_("no rejected request was recorded", len(cl.ctl("GET", "messages")), 4)
     s = cl.ctl("GET", "stats")
     is_("stats: rejected_by_code", s["rejected_by_code"],
-        {"190": 2, "100": 6, "131008": 6, "131009": 6, "131021": 1, "132001": 2, "132000": 1})
+        {"190": 2, "100": 6, "131008": 6, "131009": 5, "131021": 1, "132001": 2, "132000": 1, "132018": 4})
 
 
 def t_rate_limits(cl):

@@ -765,8 +765,12 @@ class Mock:
                     raise ApiError(131008, details="The parameter ['parameters'][]['type'] is required.")
                 if p["type"] == "text":
                     v = p.get("text")
+                    # reference 1.3: empty values, newline/tab or runs of spaces are refused
                     if not isinstance(v, str) or not v.strip():
-                        raise ApiError(131009, details="Parameter text must not be empty.")
+                        raise ApiError(132018, details="Param text cannot be empty.")
+                    if "\n" in v or "\t" in v or "     " in v:
+                        raise ApiError(132018, details="Param text cannot have new-line/tab characters "
+                                                       "or more than 4 consecutive spaces")
             if c["type"].lower() == "body":
                 body_params += len(params)
         known = self.config["templates"]
