@@ -820,10 +820,15 @@ def response_bytes(status, body, ctype="application/json", close=False):
     return head.encode() + b
 
 
-class Conn(asyncio.Protocol):
-    """One client connection: HTTP/1.1, or HTTP/2 (ALPN h2 over TLS / prior knowledge)."""
+class Conn(asyncio.BufferedProtocol):
+    """One client connection: HTTP/1.1, or HTTP/2 (ALPN h2 over TLS / prior knowledge).
+
+    A BufferedProtocol: asyncio then reads with recv_into() into one buffer per connection.
+    With a plain Protocol it allocates 256 KiB per recv(), which glibc serves with
+    mmap/munmap and fresh page faults per request (measured: 3x the CPU per request)."""
     MAX_HEAD = 65536
     MAX_BODY = 8 * 1024 * 1024
+    READ_SIZE = 65536
 
     def __init__(self, server):
         self.srv = server
@@ -836,6 +841,13 @@ class Conn(asyncio.Protocol):
         self.loopback = True
         self.h2 = None
         self.sniffed = False
+        self.rbuf = memoryview(bytearray(self.READ_SIZE))
+
+    def get_buffer(self, sizehint):
+        return self.rbuf
+
+    def buffer_updated(self, nbytes):
+        self.data_received(bytes(self.rbuf[:nbytes]))
 
     def connection_made(self, transport):
         self.transport = transport
