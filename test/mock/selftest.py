@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree when importing wa_h2
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOCK = os.path.join(HERE, "wa_mock.py")
 PNID = "106540352242922"

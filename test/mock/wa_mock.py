@@ -26,7 +26,8 @@ import sys
 import time
 from collections import deque
 
-import wa_h2
+sys.dont_write_bytecode = True  # keep test/mock free of __pycache__
+import wa_h2  # noqa: E402  (test/mock/wa_h2.py, next to this file)
 from json.encoder import encode_basestring_ascii as json_str
 from urllib.parse import parse_qs
 
