@@ -463,6 +463,22 @@ def t_faults(cl, port):
         "This message was not delivered to maintain healthy ecosystem engagement.")
     check("failed status has no pricing", "pricing" not in sts[0] and sts[0]["recipient_id"] == "16540000070", sts[0])
 
+    # template pacing: held_for_quality_assessment, then delivered normally or failed 132015
+    # (a rule's counter only advances when it is tried: the 2nd rule first sees request 2)
+    faults({"match": {"template": "promo", "nth": 1}, "action": "paced"},
+           {"match": {"template": "promo", "nth": 1}, "action": "paced", "code": 132015})
+    r = [cl.send(template("+1654000008%d" % i, name="promo", biz_opaque_callback_data="p%d" % i))[2]
+         for i in range(3)]
+    is_("paced: message_status held_for_quality_assessment, then accepted",
+        [x["messages"][0]["message_status"] for x in r],
+        ["held_for_quality_assessment", "held_for_quality_assessment", "accepted"])
+    sts = statuses_of(pop_all(cl))
+    is_("paced: statuses (released / dropped with 132015 / normal)",
+        [(s["biz_opaque_callback_data"], s["status"], s.get("errors", [{}])[0].get("code")) for s in sts],
+        [("p0", "sent", None), ("p0", "delivered", None), ("p1", "failed", 132015),
+         ("p2", "sent", None), ("p2", "delivered", None)])
+    is_("paced flag in messages", [m["paced"] for m in cl.ctl("GET", "messages")], [True, True, False])
+
     st, _, resp = cl.request("POST", "/_mock/config", {"faults": [{"action": "explode"}]})
     check("bad fault rule rejected by /_mock/config", st == 400 and "action" in resp["error"], st, resp)
     st, _, resp = cl.request("POST", "/_mock/config", {"bogus": 1})

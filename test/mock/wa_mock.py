@@ -118,8 +118,8 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
 MSG_TYPES = ("text", "template", "interactive", "image", "audio", "video", "document", "sticker",
              "location", "contacts", "reaction")
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
-FAULT_ACTIONS = ("http_500", "http_503", "timeout", "lose_response", "error", "async_fail")
-REJECT_ACTIONS = ("http_500", "http_503", "timeout", "error")
+FAULT_ACTIONS = ("http_500", "http_503", "timeout", "lose_response", "error", "async_fail", "paced")
+REJECT_ACTIONS = ("http_500", "http_503", "timeout", "error")  # the others accept
 MATCH_KEYS = ("to", "phone_number_id", "type", "template", "nth", "every", "probability", "seed", "next")
 PHONE_STRIP = str.maketrans("", "", "+ -()")
 MESSAGES_PATH = re.compile(r"^/(?:v\d+\.\d+/)?([^/?]+)/messages$")
@@ -258,8 +258,11 @@ class Rule:
         if self.action in ("error", "async_fail"):
             if not isinstance(self.code, int) or isinstance(self.code, bool):
                 raise ConfigError("faults[%d]: action %s needs an integer code" % (index, self.action))
+        elif self.action == "paced":
+            if self.code is not None and (not isinstance(self.code, int) or isinstance(self.code, bool)):
+                raise ConfigError("faults[%d]: code must be an integer" % index)
         elif self.code is not None:
-            raise ConfigError("faults[%d]: code is only for actions error and async_fail" % index)
+            raise ConfigError("faults[%d]: code is only for actions error, async_fail and paced" % index)
         self.http_status = spec.get("http_status")
         if self.http_status is not None and self.http_status not in REASONS:
             raise ConfigError("faults[%d]: unsupported http_status %r" % (index, self.http_status))
@@ -700,7 +703,9 @@ class Mock:
         failed_code = None
         planned = []
         wh = cfg["webhooks"]
-        if fault is not None and fault.action == "async_fail":
+        paced = fault is not None and fault.action == "paced"
+        if (fault is not None and fault.action == "async_fail") or (paced and fault.code is not None):
+            # async_fail; or a paced template the quality check then drops (e.g. 132015)
             failed_code = fault.code
             if fault.spec.get("sent_first") and wh["sent"]:
                 planned.append("sent")
@@ -728,7 +733,7 @@ class Mock:
         msg = {"seq": len(self.messages) + 1, "received_at": now, "phone_number_id": pnid,
                "to": to, "wa_id": digits, "type": mtype, "body": req, "wamid": wamid,
                "biz_opaque_callback_data": bocd, "lost": fault is not None and fault.action == "lose_response",
-               "planned": planned, "failed_code": failed_code,
+               "planned": planned, "failed_code": failed_code, "paced": paced,
                "priced_on": "delivered" if "delivered" in planned else "read"}
         self.messages.append(msg)
         self.stats["accepted"] += 1
@@ -741,7 +746,8 @@ class Mock:
         # Built by hand (not json.dumps): this is the hot path of the throughput benchmark.
         resp = ('{"messaging_product":"whatsapp","contacts":[{"input":' + json_str(to)
                 + ',"wa_id":"' + digits + '"}],"messages":[{"id":"' + wamid
-                + ('","message_status":"accepted"}]}' if mtype == "template" else '"}]}'))
+                + ('","message_status":"held_for_quality_assessment"}]}' if paced
+                   else '","message_status":"accepted"}]}' if mtype == "template" else '"}]}'))
         return 200, resp, fault
 
     def check_template(self, t):
@@ -1067,7 +1073,7 @@ class Conn(asyncio.BufferedProtocol):
         if a == "http_503":
             mock.stats["http_5xx_faults"] += 1
             return 503, "Service Unavailable", "text/plain"
-        if a == "async_fail":
+        if a in ("async_fail", "paced"):
             return status, resp, "application/json"
         # timeout / lose_response: never answer this request (the caller holds or drops it)
         if a == "timeout":
