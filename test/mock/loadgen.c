@@ -6,7 +6,10 @@
  * interface like the sender worker does, so "the mock alone" is measured with the same
  * client machinery.  Build with test/mock/build_loadgen.sh.
  *
- *   loadgen URL TOKEN CONCURRENCY REQUESTS RECIPIENTS [CAFILE]
+ *   loadgen URL TOKEN CONCURRENCY REQUESTS RECIPIENTS [CAFILE|-] [h1|h2]
+ *
+ * h1 (default): HTTP/1.1, one keep-alive connection per concurrent request.  h2: HTTP/2
+ * multiplexed on one connection (ALPN over https, prior knowledge over http).
  *
  * Recipients cycle through RECIPIENTS distinct numbers (+1555000xxxx) so the pair limit can
  * be kept out of the way (or provoked on purpose).
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 typedef struct Slot
 {
@@ -57,6 +61,7 @@ int
 main(int argc, char **argv)
 {
 	const char *url, *token, *cafile;
+	int			h2;
 	long		conc, total, recipients, started = 0, done = 0, failed_transport = 0;
 	Slot	   *slots;
 	CURLM	   *multi;
@@ -67,7 +72,7 @@ main(int argc, char **argv)
 
 	if (argc < 6)
 	{
-		fprintf(stderr, "usage: %s URL TOKEN CONCURRENCY REQUESTS RECIPIENTS [CAFILE]\n", argv[0]);
+		fprintf(stderr, "usage: %s URL TOKEN CONCURRENCY REQUESTS RECIPIENTS [CAFILE|-] [h1|h2]\n", argv[0]);
 		return 2;
 	}
 	url = argv[1];
@@ -75,7 +80,8 @@ main(int argc, char **argv)
 	conc = atol(argv[3]);
 	total = atol(argv[4]);
 	recipients = atol(argv[5]);
-	cafile = argc > 6 ? argv[6] : NULL;
+	cafile = argc > 6 && strcmp(argv[6], "-") != 0 ? argv[6] : NULL;
+	h2 = argc > 7 && strcmp(argv[7], "h2") == 0;
 	if (conc < 1 || total < 1 || recipients < 1)
 	{
 		fprintf(stderr, "loadgen: CONCURRENCY, REQUESTS and RECIPIENTS must be positive\n");
@@ -106,6 +112,16 @@ main(int argc, char **argv)
 		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 30L);
 		if (cafile)
 			curl_easy_setopt(s->easy, CURLOPT_CAINFO, cafile);
+		if (h2)
+		{
+			curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION,
+							 strncmp(url, "https:", 6) == 0 ? CURL_HTTP_VERSION_2TLS
+							 : CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+			/* wait for the one multiplexed connection instead of opening more */
+			curl_easy_setopt(s->easy, CURLOPT_PIPEWAIT, 1L);
+		}
+		else
+			curl_easy_setopt(s->easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 		prepare(s, started++, recipients);
 		curl_multi_add_handle(multi, s->easy);
 	}
@@ -150,11 +166,21 @@ main(int argc, char **argv)
 	} while (running || done < started);
 	t1 = now_sec();
 
-	printf("requests=%ld concurrency=%ld seconds=%.3f rps=%.0f transport_errors=%ld",
-		   done, conc, t1 - t0, done / (t1 - t0), failed_transport);
+	printf("requests=%ld concurrency=%ld protocol=%s seconds=%.3f rps=%.0f transport_errors=%ld",
+		   done, conc, h2 ? "h2" : "http/1.1", t1 - t0, done / (t1 - t0), failed_transport);
 	for (int c = 0; c < 600; c++)
 		if (status_count[c])
 			printf(" http_%d=%ld", c, status_count[c]);
+	{
+		struct rusage ru;
+
+		/* CPU used by this client: on a shared machine the CPU cost per request is the
+		 * number that does not depend on what else is running */
+		getrusage(RUSAGE_SELF, &ru);
+		printf(" client_cpu_seconds=%.3f",
+			   ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			   ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
 	printf("\n");
 
 	for (long i = 0; i < conc; i++)

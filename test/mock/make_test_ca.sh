@@ -33,5 +33,9 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
     -days 30 -sha256 -extfile server.ext -out server.pem 2>/dev/null
 rm -f server.csr server.ext ca.srl
 chmod 600 ca.key server.key
+# The worker runs as the PostgreSQL OS user (e.g. wamtest) and must read ca.pem; the caller
+# must also make OUTDIR's parent directories searchable (mktemp -d makes them 0700).
+chmod 755 .
+chmod 644 ca.pem server.pem
 openssl verify -CAfile ca.pem server.pem >/dev/null
 echo "test CA: $out/ca.pem; server cert: $out/server.pem, key: $out/server.key"
