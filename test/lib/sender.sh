@@ -71,7 +71,7 @@ pump_webhooks() {
 wait_drained() {
     local limit=${1:-60} i
     for ((i = 0; i < limit * 10; i++)); do
-        [ "$(q "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying', 'sending')")" = 0 ] && return 0
+        [ "$(q "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying', 'sending')" 2>/dev/null)" = 0 ] && return 0
         sleep 0.1
     done
     return 1
