@@ -35,9 +35,9 @@ SELECT rate_per_minute, daily_limit, warmup, burst, warmup_started_at IS NOT NUL
 FROM wam.set_sender_limits('main', daily_limit => 2000, warmup => '{50,100}', burst => 5);
 SELECT wam.sender_daily_limit(s) FROM wam.sender s;
 SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.set_sender_limits('main', 900);
+SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.set_sender_limits('main', daily_limit => 0, warmup => '{}');
 SELECT wam.set_sender_limits('main', 0);
 SELECT wam.set_sender_limits('main', daily_limit => 300);
-SELECT wam.set_sender_limits('main', warmup => '{}');
 SELECT wam.set_sender_limits('main', warmup => '{10,NULL}');
 SELECT wam.set_sender_limits('main', warmup => '{{1},{2}}');
 SELECT wam.set_sender_limits('main', burst => 0);
@@ -154,6 +154,16 @@ SELECT * FROM wam.record_results(ARRAY[:b1, :a1]::bigint[], '{http,http}', '{200
 SELECT message_id = :b1 AS b1, status, wamid, error_code, error_detail, sent_at IS NOT NULL AS sent_stamped,
 	   uncertain_at IS NOT NULL AS uncertain_stamped
 FROM wam.outbox WHERE message_id IN (:b1, :a1) ORDER BY 1 DESC;
+
+-- the daily tier (here the first warm-up day: 2 recipients) holds back new recipients
+DELETE FROM wam.outbox;
+SELECT daily_limit, warmup FROM wam.set_sender_limits('main', daily_limit => 250, warmup => '{2}');
+SELECT count(wam.enqueue(id, :'tpl', vars => '{"amount": "$1", "first_name": "x"}')) FROM wam.customer
+WHERE id IN (1, 2, 3, 5);
+SELECT count(*) AS claimed_under_tier FROM wam.claim_batch(1, 10);
+SELECT status, count(*) FROM wam.outbox GROUP BY 1 ORDER BY 1;
+SELECT daily_limit, warmup FROM wam.set_sender_limits('main', daily_limit => 0, warmup => '{}');
+SELECT count(*) AS claimed_without_tier FROM wam.claim_batch(1, 10);
 
 -- every error class, on fresh rows
 CREATE FUNCTION pg_temp.try(code_or_http text, body text, outcome text DEFAULT 'http', detail text DEFAULT NULL)

@@ -207,13 +207,59 @@ text_or_null(const char *s, bool *isnull)
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
 }
 
+static int	record_once(WamRequest *done, int n, WamSenderSignal **signals);
+
 /*
  * Records the outcome of n finished requests (a linked list); returns per
  * sender whether it was throttled or has been paused, in *signals (palloc'd
  * in the caller's context).
+ *
+ * The outcomes exist nowhere else: if the transaction fails (a deadlock
+ * with a concurrent wam.ingest_webhook, say) it is retried a few times
+ * before the error ends the worker, whose rows would then only be
+ * "uncertain".
  */
 int
 wam_db_record(WamRequest *done, int n, WamSenderSignal **signals)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	volatile int attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		volatile int nsig = 0;
+		volatile bool ok = false;
+
+		PG_TRY();
+		{
+			nsig = record_once(done, n, signals);
+			ok = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			if (attempt >= 5)
+				PG_RE_THROW();
+			MemoryContextSwitchTo(caller);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			MemoryContextSwitchTo(caller);
+			ereport(LOG,
+					(errmsg("pg_wamarketing sender: recording %d results failed, trying again: %s",
+							n, edata->message)));
+			FreeErrorData(edata);
+			pg_usleep(100000L * attempt);
+		}
+		PG_END_TRY();
+		if (ok)
+			return nsig;
+	}
+}
+
+static int
+record_once(WamRequest *done, int n, WamSenderSignal **signals)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum	   *ids = palloc(sizeof(Datum) * n);

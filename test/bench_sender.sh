@@ -71,16 +71,19 @@ log "ingest_webhook: $N_STATUS statuses in signed bodies of 1,000"
 q "INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at)
    SELECT 1, g, '1555' || lpad(g::text, 7, '0'), '{}', 'sent', 'wamid.BENCH' || g, now(), now()
    FROM generate_series(1, $N_STATUS) g" >/dev/null
+q "CREATE UNLOGGED TABLE public.bench_status AS
+   SELECT (g - 1) / 1000 AS n, jsonb_build_object('id', 'wamid.BENCH' || g, 'status', 'delivered',
+          'timestamp', extract(epoch FROM now())::bigint::text, 'recipient_id', '1555' || lpad(g::text, 7, '0'),
+          'biz_opaque_callback_data', 'wam:' || g) AS st
+   FROM generate_series(1, $N_STATUS) g" >/dev/null
 q "CREATE UNLOGGED TABLE public.bench_body AS
-   SELECT b.n, b.body, 'sha256=' || wam.hmac_sha256('test-app-secret', b.body) AS sig FROM (
-     SELECT (g - 1) / 1000 AS n, jsonb_build_object('object', 'whatsapp_business_account', 'entry', jsonb_build_array(
-       jsonb_build_object('id', '102290129340398', 'changes', jsonb_build_array(jsonb_build_object('field', 'messages',
-         'value', jsonb_build_object('messaging_product', 'whatsapp',
-           'metadata', jsonb_build_object('display_phone_number', '15550783881', 'phone_number_id', '106540352242922'),
-           'statuses', jsonb_agg(jsonb_build_object('id', 'wamid.BENCH' || g, 'status', 'delivered',
-                                 'timestamp', extract(epoch FROM now())::bigint::text, 'recipient_id', '1555' || lpad(g::text, 7, '0'),
-                                 'biz_opaque_callback_data', 'wam:' || g)))))))))::text AS body
-     FROM generate_series(1, $N_STATUS) g GROUP BY (g - 1) / 1000) b" >/dev/null
+   SELECT x.n, x.body, 'sha256=' || wam.hmac_sha256('test-app-secret', x.body) AS sig
+   FROM (SELECT s.n, jsonb_build_object('object', 'whatsapp_business_account', 'entry', jsonb_build_array(
+           jsonb_build_object('id', '102290129340398', 'changes', jsonb_build_array(jsonb_build_object(
+             'field', 'messages', 'value', jsonb_build_object('messaging_product', 'whatsapp',
+               'metadata', jsonb_build_object('display_phone_number', '15550783881', 'phone_number_id', '106540352242922'),
+               'statuses', jsonb_agg(s.st))))))))::text AS body
+         FROM public.bench_status s GROUP BY s.n) x" >/dev/null
 t0=$(now)
 applied=$(q "SELECT sum(wam.ingest_webhook(body, sig)) FROM (SELECT * FROM public.bench_body ORDER BY n) b")
 t1=$(now)
@@ -93,7 +96,7 @@ q "UPDATE wam.outbox o SET status = 'delivered', delivered_at = to_timestamp((s-
    WHERE o.wamid = s->>'id'" >/dev/null
 t1=$(now)
 t_ingest_plain=$(secs "$t0" "$t1")
-q "DROP TABLE public.bench_body" >/dev/null
+q "DROP TABLE public.bench_body, public.bench_status" >/dev/null
 q "TRUNCATE wam.outbox" >/dev/null
 
 # --- 3. drain with the rate far above what the mock answers -----------------------------
