@@ -22,7 +22,7 @@ sender_setup || { echo "not ok - sender worker: cluster and mock start"; exit 1;
 TPL='{"type":"template","template":{"name":"spring_sale","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text","text":"{first_name}"}]}]}}'
 q "SELECT wam.create_sender('main', '106540352242922', 'test-token', 'test-app-secret', '$(mock_url)', 6000)" >/dev/null
 q "INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
-   SELECT g, '1555' || lpad(g::text, 7, '0'), 'Customer ' || g, now(), 'test' FROM generate_series(1, 5000) g" >/dev/null
+   SELECT g, '1555' || lpad(g::text, 7, '0'), 'Customer ' || g, now(), 'test' FROM generate_series(1, 5100) g" >/dev/null
 tap_is "the worker runs for the database" "$(q "SELECT wam.worker_pid() IS NOT NULL")" t
 
 # accounting CAMPAIGN -> "accepted distinct marked accepted_not_marked marked_not_accepted"
@@ -175,7 +175,7 @@ crash_check() { # NAME CAMPAIGN
     acc=$(accounting "$c")
     set -- $acc
     if [ "$2" = "$1" ] && [ "$4" = 0 ] && [ "$5" = 0 ] && [ "$1" = "$3" ]; then
-        tap_ok "$name: accepted by the mock = marked sent, none doubled (accepted $1 of 1500)"
+        tap_ok "$name: accepted by the mock = marked sent, none doubled (accepted $1 of $(q "SELECT count(*) FROM wam.outbox WHERE campaign = '$c'"))"
     else
         tap_not_ok "$name: exact accounting" "accepted distinct marked accepted_not_marked marked_not_accepted: $acc"
     fi
@@ -202,6 +202,16 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 crash_check "immediate-mode restart" crash2
+mock POST /_mock/reset '{}' >/dev/null
+enqueue_range 4501 5001 crash3 >/dev/null
+sleep 0.3
+_wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$WAM_CLUSTER_DIR/data" -l "$WAM_SERVER_LOG" -m fast -w -s restart >/dev/null 2>&1
+for _ in $(seq 1 100); do
+    [ -n "$(q "SELECT wam.worker_pid()" 2>/dev/null)" ] && break
+    sleep 0.2
+done
+tap_is "fast shutdown (SIGTERM): the worker stops cleanly" "$(grep -c 'pg_wamarketing sender stopped' "$WAM_SERVER_LOG")" 1
+crash_check "fast-shutdown restart" crash3
 
 # --- an expired 24-hour window ----------------------------------------------------------
 q "UPDATE wam.customer SET last_inbound_at = now() - interval '24 hours' + interval '2 seconds' WHERE id = 2401" >/dev/null
