@@ -239,7 +239,11 @@ FROM wam.worker_status;
 \echo
 \echo 'Status webhooks from the mock, fed to wam.ingest_webhook (signatures verified):'
 \! sh -c "$WAM_DEMO_PUMP"
+\o /dev/null
 \i :pump_file
+\o
+SELECT status, count(*) AS messages, min(error_code) AS error_code
+FROM wam.outbox WHERE campaign = 'spring demo' GROUP BY status ORDER BY status;
 
 \echo
 \echo 'wam.delivery_report (R-M6 health flags)'
