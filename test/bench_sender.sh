@@ -82,7 +82,7 @@ q "CREATE UNLOGGED TABLE public.bench_body AS
            jsonb_build_object('id', '102290129340398', 'changes', jsonb_build_array(jsonb_build_object(
              'field', 'messages', 'value', jsonb_build_object('messaging_product', 'whatsapp',
                'metadata', jsonb_build_object('display_phone_number', '15550783881', 'phone_number_id', '106540352242922'),
-               'statuses', jsonb_agg(s.st))))))))::text AS body
+               'statuses', jsonb_agg(s.st)))))))::text AS body
          FROM public.bench_status s GROUP BY s.n) x" >/dev/null
 t0=$(now)
 applied=$(q "SELECT sum(wam.ingest_webhook(body, sig)) FROM (SELECT * FROM public.bench_body ORDER BY n) b")
@@ -124,9 +124,13 @@ loadgen=$WAM_CLUSTER_DIR/loadgen
 alone_h2="" alone_h1=""
 if bash "$repo/test/mock/build_loadgen.sh" "$loadgen" 2>/dev/null; then
     mock POST /_mock/reset '{}' >/dev/null
-    alone_h2=$("$loadgen" "https://localhost:$MOCK_PORT/v23.0/106540352242922/messages" test-token 64 "$N_FAST" 100000 "$WAM_CA_DIR/ca.pem" h2 2>&1 | grep -oE 'rps=[0-9.]+' | head -1 | cut -d= -f2) req/s
+    raw=$("$loadgen" "https://localhost:$MOCK_PORT/v23.0/106540352242922/messages" test-token 64 "$N_FAST" 100000 "$WAM_CA_DIR/ca.pem" h2 2>&1)
+    log "loadgen h2: $raw"
+    alone_h2="$(echo "$raw" | grep -oE 'rps=[0-9.]+' | head -1 | cut -d= -f2) req/s"
     mock POST /_mock/reset '{}' >/dev/null
-    alone_h1=$("$loadgen" "https://localhost:$MOCK_PORT/v23.0/106540352242922/messages" test-token 64 "$N_FAST" 100000 "$WAM_CA_DIR/ca.pem" h1 2>&1 | grep -oE 'rps=[0-9.]+' | head -1 | cut -d= -f2) req/s
+    raw=$("$loadgen" "https://localhost:$MOCK_PORT/v23.0/106540352242922/messages" test-token 64 "$N_FAST" 100000 "$WAM_CA_DIR/ca.pem" h1 2>&1)
+    log "loadgen h1: $raw"
+    alone_h1="$(echo "$raw" | grep -oE 'rps=[0-9.]+' | head -1 | cut -d= -f2) req/s"
     log "mock alone: h2 $alone_h2, h1 $alone_h1"
 fi
 q "TRUNCATE wam.outbox" >/dev/null
@@ -158,7 +162,7 @@ if [ "$N_THROTTLED" -gt 0 ]; then
               WHERE campaign = 'throttled' GROUP BY 1) x ORDER BY 1) TO STDOUT" >"$WAM_CLUSTER_DIR/persec.dat"
     if command -v gnuplot >/dev/null; then
         gnuplot <<GP
-set terminal png size 900,400
+set terminal png size 900,400 noenhanced
 set output '$png'
 set title "sender worker: $N_THROTTLED messages at $RATE/min (requests per second, from wam.outbox.sending_at)"
 set xlabel 'seconds since the first request'
@@ -171,6 +175,11 @@ GP
 fi
 
 load_end=$(load)
+# WAM_BENCH_THROTTLED=0 keeps the throttled row (and plot) of the previous full run
+prev_thr=""
+if [ -z "$thr" ] && [ -f "$out" ]; then
+    prev_thr=$(grep '^| throttled:' "$out" | sed 's/ |$/ (earlier run) |/' || true)
+fi
 set -- $fast
 f_n=${1:-0} f_rate=${2:-0} f_secs=${3:-0}
 {
@@ -186,12 +195,15 @@ f_n=${1:-0} f_rate=${2:-0} f_secs=${3:-0}
     echo "| \`wam.enqueue_segment\` of $N_SEGMENT customers ({first_name} filled per customer) | $t_segment s | $t_plain s (\`INSERT … SELECT\` + \`jsonb_set\`, no refusal reasons) | $seg |"
     echo "| \`wam.ingest_webhook\`, $N_STATUS \`delivered\` statuses in signed bodies of 1,000 | $t_ingest s = $(python3 -c "print(round($N_STATUS / $t_ingest))") statuses/s | $t_ingest_plain s (one \`UPDATE … FROM jsonb_array_elements\`, no signature, no forward-only rule) | $applied applied |"
     echo "| drain, rate far above the mock | $f_n sent in $f_secs s = **$f_rate msg/s** | mock alone (libcurl load tool, 64 concurrent): $alone_h2 (HTTP/2), $alone_h1 (HTTP/1.1) | mock saw at most $fast_inflight requests in flight, $fast_conns connections; accepted $fast_accepted; load $load_fast_start → $load_fast_end |"
+    if [ -z "$thr" ] && [ -n "$prev_thr" ]; then
+        echo "$prev_thr"
+    fi
     if [ -n "$thr" ]; then
         set -- $thr
         echo "| throttled: $N_THROTTLED messages at $RATE/min | $1 sent in $3 s = **$2 per minute** ($(python3 -c "print('%+.2f' % (($2 - $RATE) * 100.0 / $RATE))") %) | — | busiest second $4 requests (burst $burst; after the first second $5); mock accepted $tacc; load $load_thr_start → $load_thr_end |"
     fi
     echo
-    if [ -n "$thr" ] && [ -f "$png" ]; then
+    if { [ -n "$thr" ] || [ -n "$prev_thr" ]; } && [ -f "$png" ]; then
         echo "![requests per second, throttled run](sender_throttled.png)"
         echo
     fi
