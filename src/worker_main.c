@@ -77,10 +77,6 @@ wam_sender_init(void)
 {
 	BackgroundWorker worker;
 
-	DefineCustomStringVariable("wam.database",
-							   "Database whose wam.outbox the sender worker drains.",
-							   "The extension must be installed there. Needs a restart.",
-							   &wam_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("wam.worker_enabled",
 							 "Whether the sender worker sends messages.",
 							 "Off: requests in flight finish, nothing new is sent, the queue keeps filling.",
@@ -112,8 +108,17 @@ wam_sender_init(void)
 							 "Never enable in production: the access token would cross the network in clear.",
 							 &wam_allow_http, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	/*
+	 * The rest only exists with shared_preload_libraries: a postmaster-level
+	 * setting cannot be defined by a library loaded on demand.
+	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	DefineCustomStringVariable("wam.database",
+							   "Database whose wam.outbox the sender worker drains.",
+							   "The extension must be installed there. Needs a restart.",
+							   &wam_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	wam_shmem_init();
 
