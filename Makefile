@@ -25,7 +25,13 @@ OBJS = \
 	src/expr_eval.o \
 	src/expr_sql.o \
 	src/expr_agg.o \
-	src/expr_run.o
+	src/expr_run.o \
+	src/webhook.o \
+	src/worker_main.o \
+	src/worker_shmem.o \
+	src/worker_db.o \
+	src/worker_http.o \
+	src/worker_throttle.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -35,12 +41,13 @@ SQL_PARTS = \
 	src/sql/csv.sql \
 	src/sql/phone.sql \
 	src/sql/rfm.sql \
-	src/sql/segment_expr.sql
+	src/sql/segment_expr.sql \
+	src/sql/sender.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv sender webhook
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -58,3 +65,7 @@ pg_wamarketing--$(EXTVERSION).sql: $(SQL_PARTS)
 .PHONY: print-regress
 print-regress:
 	@echo $(REGRESS)
+
+# PGXS tracks no header dependencies without --enable-depend; the worker's
+# parts share structures, so a header change must rebuild them all.
+src/webhook.o src/worker_main.o src/worker_shmem.o src/worker_db.o src/worker_http.o src/worker_throttle.o src/wam.o: src/worker.h

@@ -4,8 +4,8 @@
  *	  Module entry point of pg_wamarketing: settings shared by all parts.
  *
  * The library works when loaded on demand (CREATE EXTENSION, first call of
- * a function) and from shared_preload_libraries; only the sender worker of
- * a later release needs preloading.
+ * a function) and from shared_preload_libraries; only the sender worker
+ * (src/worker_main.c) needs preloading.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "segment.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -42,6 +43,9 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/* the sender worker's settings; registers the worker when preloaded */
+	wam_sender_init();
 
 	MarkGUCPrefixReserved("wam");
 }

@@ -249,3 +249,58 @@ SELECT wam.segment_count('@beauty-buyers - product-lipstick') AS "@beauty-buyers
 
 \echo
 \echo 'Demo tables: demo.customer, demo.customer_tag, demo.tag_segment (wam.segment per tag).'
+
+\if :{?api_url}
+\echo
+\echo '== (d) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
+\echo '   (test/mock/wa_mock.py over TLS; bash test/run demo starts it)'
+
+-- The worker (shared_preload_libraries, wam.database = postgres) picks this sender up at once.
+SELECT wam.create_sender('demo shop', '106540352242922', 'test-token', 'test-app-secret',
+                         :'api_url', 600) AS sender_id \gset
+
+-- 60 of the demo customers as wam customers; every tenth never consented (R-I6).
+INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
+SELECT id, '1555' || lpad(id::text, 7, '0'), 'Customer ' || id,
+       CASE WHEN id % 10 <> 0 THEN now() END, CASE WHEN id % 10 <> 0 THEN 'demo sign-up form' END
+FROM demo.customer WHERE id <= 60
+ON CONFLICT (id) DO NOTHING;
+
+\echo
+\echo 'wam.enqueue_segment: queued, and refused per reason'
+SELECT * FROM wam.enqueue_segment(wam.segment_range(1, 61),
+    '{"type": "template", "template": {"name": "spring_sale", "language": {"code": "en"},
+      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{first_name}"},
+                                                     {"type": "text", "text": "{amount}"}]}]}}',
+    'demo shop', vars => '{"amount": "15%"}', campaign => 'spring demo');
+
+-- wait (at most 30 s) for the worker to drain the queue
+DO $wait$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM wam.outbox WHERE status IN ('queued', 'sending', 'retrying'));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$wait$;
+
+\echo
+\echo 'wam.worker_status right after the drain'
+SELECT sender, state, configured_rate_per_minute AS rate, in_flight, sent_last_minute, queue_depth, last_error
+FROM wam.worker_status;
+
+\echo
+\echo 'Status webhooks from the mock, fed to wam.ingest_webhook (signatures verified):'
+\! sh -c "$WAM_DEMO_PUMP"
+\o /dev/null
+\i :pump_file
+\o
+SELECT status, count(*) AS messages, min(error_code) AS error_code
+FROM wam.outbox WHERE campaign = 'spring demo' GROUP BY status ORDER BY status;
+
+\echo
+\echo 'wam.delivery_report (R-M6 health flags)'
+\x on
+SELECT * FROM wam.delivery_report(now() - interval '1 hour', now() + interval '1 minute');
+\x off
+\endif

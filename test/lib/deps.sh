@@ -11,6 +11,8 @@ WAM_APT_PACKAGES=(
     postgresql-server-dev-15
     libroaring-dev
     libcurl4-openssl-dev
+    openssl
+    gnuplot-nox
     build-essential
     clang
     libclang-rt-14-dev

@@ -1,0 +1,191 @@
+-- webhook signatures, ingestion and the verification handshake; the delivery report
+-- (in a database of its own: the ids and senders below are fixed)
+SELECT current_database() AS orig_db \gset
+CREATE DATABASE wam_webhook_regress;
+\c wam_webhook_regress
+CREATE EXTENSION pg_wamarketing;
+SET client_min_messages = notice;
+
+-- HMAC-SHA256 (RFC 4231 test case 2)
+SELECT wam.hmac_sha256('Jefe', 'what do ya want for nothing?');
+SELECT wam.hmac_sha256('', '');
+SELECT wam.hmac_sha256(NULL, 'x');
+\set sig 'sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843'
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,Jefe}');
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', upper(:'sig'), '{Jefe}') AS upper_prefix;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha256=' || upper(substr(:'sig', 8)), '{Jefe}') AS upper_hex;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{Jefe,Jefe}') AS first_match;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing!', :'sig', '{Jefe}') AS other_body;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || '4', '{Jefe}') AS one_digit_off;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1), '{Jefe}') AS short;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || 'g', '{Jefe}') AS not_hex;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha1=' || substr(:'sig', 8), '{Jefe}') AS sha1;
+SELECT wam.hmac_sha256_matches('x', :'sig', '{}') AS no_secrets;
+SELECT wam.hmac_sha256_matches('x', :'sig', '{NULL}') AS null_secret;
+SELECT wam.hmac_sha256_matches('x', :'sig', NULL) AS null_array;
+SELECT wam.hmac_sha256_matches('x', :'sig', '{{a},{b}}');
+
+-- try_jsonb never errors
+SELECT wam.try_jsonb('{"a": [1, 2]}'), wam.try_jsonb('{"a":'), wam.try_jsonb(''), wam.try_jsonb('nul'),
+	   wam.try_jsonb(NULL), wam.try_jsonb('"\u00e9"');
+
+-- setup: two senders sharing nothing, customers with consent
+SELECT wam.create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret', 'https://localhost:9') AS s1,
+	   wam.create_sender('other', '200', 'EAAtoken-other', 'other-secret', 'https://localhost:9') AS s2 \gset
+INSERT INTO wam.customer (id, phone, name) VALUES (11, '15550000011', 'Ana'), (12, '15550000012', 'Bo'),
+	(13, '15550000013', 'Cy');
+SELECT count(wam.set_consent(id, 'test')) FROM wam.customer WHERE id IN (11, 12, 13);
+\set tpl '{"type":"template","template":{"name":"t","language":{"code":"en"}}}'
+SELECT wam.enqueue(11, :'tpl', 'main') AS m1, wam.enqueue(12, :'tpl', 'main') AS m2,
+	   wam.enqueue(13, :'tpl', 'main') AS m3, wam.enqueue(11, :'tpl', 'other', not_before => now() + interval '1 hour') AS m4 \gset
+-- m1 sent (wamid known), m2 uncertain (response lost), m3 still sending
+UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.M1', sending_at = now(), sent_at = now() - interval '1 minute'
+WHERE message_id = :m1;
+UPDATE wam.outbox SET status = 'uncertain', sending_at = now(), uncertain_at = now() WHERE message_id = :m2;
+UPDATE wam.outbox SET status = 'sending', sending_at = now() WHERE message_id = :m3;
+
+CREATE FUNCTION pg_temp.status_body(phone_number_id text, statuses jsonb) RETURNS text
+LANGUAGE sql RETURN jsonb_build_object('object', 'whatsapp_business_account', 'entry', jsonb_build_array(
+	jsonb_build_object('id', '102290129340398', 'changes', jsonb_build_array(jsonb_build_object(
+		'field', 'messages', 'value', jsonb_build_object('messaging_product', 'whatsapp',
+			'metadata', jsonb_build_object('display_phone_number', '15550783881', 'phone_number_id', phone_number_id),
+			'statuses', statuses))))))::text;
+CREATE FUNCTION pg_temp.st(wamid text, status text, ts bigint, opaque text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql RETURN jsonb_strip_nulls(jsonb_build_object('id', wamid, 'status', status, 'timestamp', ts::text,
+	'recipient_id', '15550000011', 'biz_opaque_callback_data', opaque));
+CREATE FUNCTION pg_temp.ingest(body text, secret text DEFAULT 'main-secret') RETURNS integer
+LANGUAGE sql RETURN wam.ingest_webhook(body, 'sha256=' || wam.hmac_sha256(secret, body));
+CREATE FUNCTION pg_temp.show() RETURNS TABLE (m text, status text, wamid text, sent boolean, delivered timestamptz,
+	read timestamptz, failed boolean, error_code integer, error_detail text)
+LANGUAGE sql AS $$
+	SELECT 'm' || row_number() OVER (ORDER BY message_id), status, wamid, sent_at IS NOT NULL,
+		   delivered_at, read_at, failed_at IS NOT NULL, error_code, error_detail
+	FROM wam.outbox ORDER BY message_id
+$$;
+SET TIME ZONE 'UTC';
+
+-- signatures
+\set b1 `echo '{"object":"whatsapp_business_account","entry":[]}'`
+SELECT wam.ingest_webhook(:'b1', 'sha256=' || wam.hmac_sha256('main-secret', :'b1')) AS empty_batch;
+SELECT wam.ingest_webhook(:'b1', 'sha256=' || wam.hmac_sha256('wrong', :'b1'));
+SELECT wam.ingest_webhook(:'b1' || ' ', 'sha256=' || wam.hmac_sha256('main-secret', :'b1'));
+SELECT wam.ingest_webhook(:'b1', NULL);
+SELECT wam.ingest_webhook(:'b1', '');
+SELECT wam.ingest_webhook(NULL, 'sha256=00');
+SELECT pg_temp.ingest('{"object":');
+SELECT pg_temp.ingest('{"object":"page","entry":[]}');
+SELECT pg_temp.ingest('{"object":"whatsapp_business_account","entry":{"not":"an array"}}') AS odd_shapes;
+
+-- statuses: forward only, duplicates, out of order, batches
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M1', 'read', 1750000200), pg_temp.st('wamid.M1', 'delivered', 1750000100),
+	pg_temp.st('wamid.M1', 'read', 1750000200)))) AS read_before_delivered;
+SELECT * FROM pg_temp.show();
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M1', 'sent', 1750000000), pg_temp.st('wamid.M1', 'failed', 1750000300)))) AS late_sent_and_failed;
+SELECT * FROM pg_temp.show();
+-- the uncertain row is settled through biz_opaque_callback_data
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M2', 'sent', 1750000000, 'wam:' || :m2)))) AS settles_uncertain;
+-- the opaque id of another sender's message is not trusted
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M4', 'sent', 1750000000, 'wam:' || :m4)))) AS other_senders_row;
+-- a body for sender "other" signed with main's secret changes nothing
+SELECT pg_temp.ingest(pg_temp.status_body('200', jsonb_build_array(
+	pg_temp.st('wamid.M4', 'sent', 1750000000, 'wam:' || :m4)))) AS wrong_app;
+-- failed before delivery: failed with its code
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M3', 'sent', 1750000000, 'wam:' || :m3),
+	pg_temp.st('wamid.M3', 'failed', extract(epoch FROM now())::bigint - 60) || '{"errors":[{"code":131049,"title":"ecosystem","error_data":{"details":"not delivered to maintain healthy ecosystem engagement"}}]}'))) AS failed;
+SELECT m, status, wamid, sent, delivered, read, failed, error_code, error_detail FROM pg_temp.show();
+-- unknown wamids, unknown statuses and malformed timestamps are skipped
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.NOPE', 'delivered', 1750000000), jsonb_build_object('id', 'wamid.M2', 'status', 'played'),
+	jsonb_build_object('id', 'wamid.M2', 'status', 'delivered', 'timestamp', 'soon')))) AS partly_unknown;
+SELECT m, status, delivered IS NOT NULL AS delivered FROM pg_temp.show() WHERE m = 'm2';
+-- 131049 holds back a new message to that customer for 24 hours
+SELECT wam.enqueue(13, :'tpl', 'main') AS h \gset
+SELECT next_attempt_at > now() + interval '23 hours' AS held_back FROM wam.outbox WHERE message_id = :h;
+-- a late "sent" does not undo the failure
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M3', 'sent', 1750000060)))) AS late_sent;
+SELECT m, status, error_code FROM pg_temp.show() WHERE m = 'm3';
+
+-- a batch of 1000 statuses for 1000 messages
+INSERT INTO wam.customer (id, phone) SELECT 1000 + g, '1666000' || lpad(g::text, 4, '0') FROM generate_series(1, 1000) g;
+UPDATE wam.customer SET consent_at = now(), consent_source = 'test' WHERE id > 1000;
+SELECT (wam.enqueue_segment(wam.segment_range(1001, 2001), :'tpl', 'main')).queued;
+UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.B' || customer_id WHERE customer_id > 1000;
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922',
+	(SELECT jsonb_agg(pg_temp.st('wamid.B' || g, 'delivered', 1750000000 + g)) FROM generate_series(1001, 2000) g))) AS batch_1000;
+SELECT status, count(*) FROM wam.outbox WHERE customer_id > 1000 GROUP BY 1;
+
+-- inbound messages: events, 24-hour window, replies, opt-out keywords, BSUIDs
+CREATE FUNCTION pg_temp.inbound(messages jsonb, contacts jsonb DEFAULT '[]') RETURNS text
+LANGUAGE sql RETURN jsonb_build_object('object', 'whatsapp_business_account', 'entry', jsonb_build_array(
+	jsonb_build_object('id', '102290129340398', 'changes', jsonb_build_array(jsonb_build_object(
+		'field', 'messages', 'value', jsonb_build_object('messaging_product', 'whatsapp',
+			'metadata', jsonb_build_object('display_phone_number', '15550783881', 'phone_number_id', '106540352242922'),
+			'contacts', contacts, 'messages', messages))))))::text;
+SELECT pg_temp.ingest(pg_temp.inbound(jsonb_build_array(
+	'{"from":"15550000011","id":"wamid.IN1","timestamp":"1893456000","type":"text","text":{"body":"Is the sale still on?"},"context":{"from":"15550783881","id":"wamid.M1"}}'::jsonb,
+	'{"from":"15550000012","id":"wamid.IN2","timestamp":"1893456001","type":"text","text":{"body":"hello"}}'::jsonb,
+	'{"from":"19990000000","id":"wamid.IN3","timestamp":"1893456002","type":"text","text":{"body":"who is this"}}'::jsonb),
+	'[{"profile":{"name":"Ana"},"wa_id":"15550000011","user_id":"US.111"}]')) AS inbound;
+-- the same delivery again: nothing counted twice
+SELECT pg_temp.ingest(pg_temp.inbound(jsonb_build_array(
+	'{"from":"15550000011","id":"wamid.IN1","timestamp":"1893456000","type":"text","text":{"body":"Is the sale still on?"},"context":{"from":"15550783881","id":"wamid.M1"}}'::jsonb))) AS duplicate;
+SELECT wamid, customer_id, from_phone, from_user_id, received_at, kind, body, context_wamid,
+	   answered_message = :m1 AS answers_m1, opted_out
+FROM wam.inbound_message ORDER BY wamid;
+SELECT customer_id, kind, occurred_at, details - 'answers' - 'sender_id' AS details FROM wam.event
+WHERE kind IN ('reply', 'inbound_message') ORDER BY event_id;
+SELECT id, last_inbound_at FROM wam.customer WHERE id IN (11, 12, 13) ORDER BY id;
+SELECT message_id = :m1 AS m1, replies, replied_at FROM wam.outbox WHERE replies > 0;
+SELECT * FROM wam.customer_user_id;
+-- a message carrying only the business-scoped user id; a STOP in another language
+SELECT pg_temp.ingest(pg_temp.inbound(jsonb_build_array(
+	'{"from_user_id":"US.111","id":"wamid.IN4","timestamp":"1893456100","type":"text","text":{"body":" Parar! "}}'::jsonb),
+	'[{"profile":{"name":"Ana"},"user_id":"US.111"}]')) AS bsuid_stop;
+SELECT wamid, customer_id, from_phone, from_user_id, opted_out FROM wam.inbound_message WHERE wamid = 'wamid.IN4';
+SELECT id, opted_out_at IS NOT NULL AS opted_out, opt_out_reason FROM wam.customer WHERE id = 11;
+SELECT status, count(*) FROM wam.outbox WHERE customer_id = 11 GROUP BY 1 ORDER BY 1;
+-- keywords are configurable; a button reply counts too
+INSERT INTO wam.opt_out_keyword VALUES ('no more offers', 'en');
+SELECT pg_temp.ingest(pg_temp.inbound(jsonb_build_array(
+	'{"from":"15550000012","id":"wamid.IN5","timestamp":"1893456200","type":"button","button":{"payload":"STOP_PROMO","text":"No more offers"}}'::jsonb))) AS button_stop;
+SELECT id, opted_out_at IS NOT NULL AS opted_out, opt_out_reason FROM wam.customer WHERE id = 12;
+SELECT wam.normalize_keyword(' Stop. '), wam.normalize_keyword('ARRÊT'), wam.normalize_keyword(NULL);
+
+-- verification handshake
+SELECT wam.webhook_challenge('subscribe', 'x', '1158201444');
+SELECT wam.set_webhook_verify_token('short');
+SELECT wam.set_webhook_verify_token(NULL);
+SELECT wam.set_webhook_verify_token('my-verify-token');
+SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '1158201444');
+SELECT wam.webhook_challenge('subscribe', 'my-verify-tokeN', '1158201444');
+SELECT wam.webhook_challenge('subscribe', NULL, '1158201444');
+SELECT wam.webhook_challenge('unsubscribe', 'my-verify-token', '1158201444');
+SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '');
+SELECT wam.set_webhook_verify_token('another-token');
+SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '1');
+
+-- delivery report with the R-M6 health flags
+SELECT * FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 second');
+SELECT sender_name, messages, delivered FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 second', 'other');
+SELECT count(*) FROM wam.delivery_report(now() + interval '1 day', now() + interval '2 days');
+SELECT * FROM wam.delivery_report(now(), now() - interval '1 second');
+SELECT * FROM wam.delivery_report(NULL, now());
+SELECT * FROM wam.delivery_report(now(), now(), 'nope');
+-- 100 messages: 96 delivered, 50 read, 6 replied, 4 failed
+DELETE FROM wam.outbox;
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sent_at, delivered_at, read_at, replies, failed_at, error_code)
+SELECT 1, 11, '15550000011', '{}', CASE WHEN g <= 50 THEN 'read' WHEN g <= 96 THEN 'delivered' ELSE 'failed' END,
+	   CASE WHEN g <= 96 THEN 'wamid.R' || g END, CASE WHEN g <= 96 THEN now() END,
+	   CASE WHEN g <= 96 THEN now() END, CASE WHEN g <= 50 THEN now() END, CASE WHEN g <= 6 THEN 1 ELSE 0 END,
+	   CASE WHEN g > 96 THEN now() END, CASE WHEN g > 98 THEN 131026 WHEN g > 96 THEN 131049 END
+FROM generate_series(1, 100) g;
+SELECT * FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 second');
+
+\c :orig_db
+DROP DATABASE wam_webhook_regress;

@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * webhook.c
+ *	  Webhook helpers: X-Hub-Signature-256 verification (HMAC-SHA256 of the
+ *	  raw body with the app secret, compared in constant time) and a JSON
+ *	  parse that reports bad input as NULL instead of an error.
+ *
+ * HMAC and SHA-256 are PostgreSQL's own (src/common), so no extra library.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hmac.h"
+#include "common/jsonapi.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+static void
+hmac_sha256(const char *key, size_t keylen, const char *msg, size_t msglen, uint8 *out)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+	if (ctx == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) msg, msglen) < 0 ||
+		pg_hmac_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
+	{
+		const char *why = pg_hmac_error(ctx);
+
+		pg_hmac_free(ctx);
+		ereport(ERROR, (errmsg("could not compute HMAC-SHA256: %s", why)));
+	}
+	pg_hmac_free(ctx);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+PG_FUNCTION_INFO_V1(wam_hmac_sha256);
+Datum
+wam_hmac_sha256(PG_FUNCTION_ARGS)
+{
+	text	   *key = PG_GETARG_TEXT_PP(0);
+	text	   *msg = PG_GETARG_TEXT_PP(1);
+	uint8		mac[PG_SHA256_DIGEST_LENGTH];
+	char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
+	int			i;
+
+	hmac_sha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), VARDATA_ANY(msg), VARSIZE_ANY_EXHDR(msg), mac);
+	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/*
+ * wam.hmac_sha256_matches(body, signature, secrets): 1-based position of the
+ * first secret whose HMAC of body equals the signature "sha256=<64 hex>",
+ * 0 when none does or the signature is malformed.  Each comparison touches
+ * every byte whatever the first difference (no early exit), so the time
+ * says nothing about how much of a forged signature was right.
+ */
+PG_FUNCTION_INFO_V1(wam_hmac_sha256_matches);
+Datum
+wam_hmac_sha256_matches(PG_FUNCTION_ARGS)
+{
+	text	   *body = PG_GETARG_TEXT_PP(0);
+	text	   *sig = PG_GETARG_TEXT_PP(1);
+	ArrayType  *secrets = PG_GETARG_ARRAYTYPE_P(2);
+	const char *s = VARDATA_ANY(sig);
+	int			slen = VARSIZE_ANY_EXHDR(sig);
+	uint8		want[PG_SHA256_DIGEST_LENGTH];
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	int			found = 0;
+	int			i;
+
+	if (ARR_NDIM(secrets) > 1)
+		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("secrets must be a one-dimensional array")));
+	if (slen != 7 + 2 * PG_SHA256_DIGEST_LENGTH || strncmp(s, "sha256=", 7) != 0)
+		PG_RETURN_INT32(0);
+	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+	{
+		int			hi = hexval(s[7 + 2 * i]);
+		int			lo = hexval(s[8 + 2 * i]);
+
+		if (hi < 0 || lo < 0)
+			PG_RETURN_INT32(0);
+		want[i] = (uint8) (hi << 4 | lo);
+	}
+	deconstruct_array(secrets, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		uint8		mac[PG_SHA256_DIGEST_LENGTH];
+		uint8		diff = 0;
+		text	   *key;
+		int			j;
+
+		if (nulls[i])
+			continue;
+		key = DatumGetTextPP(elems[i]);
+		hmac_sha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), mac);
+		for (j = 0; j < PG_SHA256_DIGEST_LENGTH; j++)
+			diff |= mac[j] ^ want[j];
+		explicit_bzero(mac, sizeof(mac));
+		if (diff == 0 && found == 0)
+			found = i + 1;
+	}
+	PG_RETURN_INT32(found);
+}
+
+/* wam.try_jsonb(text): the value as jsonb, NULL if it is not valid JSON. */
+PG_FUNCTION_INFO_V1(wam_try_jsonb);
+Datum
+wam_try_jsonb(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	JsonLexContext *lex;
+
+	lex = makeJsonLexContextCstringLen(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		PG_RETURN_NULL();
+	/* valid JSON: jsonb_in cannot fail now (except for out-of-range numbers) */
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(text_to_cstring(t))));
+}

@@ -1,0 +1,78 @@
+# shellcheck shell=bash
+# test/lib/sender.sh — a cluster with the sender worker and the mock Cloud API over TLS,
+# for test/t/sender_*.sh, the demo and test/bench_sender.sh.
+#
+#     sender_setup [name=value ...]  own cluster (wam.database=postgres; port
+#                                    WAM_TEST_PORT+20 unless WAM_SENDER_PORT is set), mock_start,
+#                                    CREATE EXTENSION
+#     mock_start                     in the running cluster: a test CA under the cluster dir
+#                                    trusted through wam.ca_file (ALTER SYSTEM + reload), the
+#                                    mock on WAM_MOCK_PORT (default 18250) with TLS
+#     mock GET|POST PATH [JSON]      control API of the mock
+#     mock_url                       https://localhost:PORT (the API base for create_sender)
+#     pump_webhooks                  pop the mock's webhooks and feed them to wam.ingest_webhook;
+#                                    prints the number of deliveries
+#     wait_drained [SECONDS]         until no message is queued, retrying or sending
+#     q SQL                          one value from psql (unaligned, tuples only)
+# Needs cluster.sh and tap.sh sourced first.
+
+MOCK_PID=""
+MOCK_PORT=${WAM_MOCK_PORT:-18250}
+WAM_CA_DIR=""
+
+q() { wam_psql -qAt -d postgres -c "$1"; }
+
+mock() {
+    python3 "$WAM_REPO_DIR/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/ca.pem" \
+        "$(echo "$1" | tr '[:upper:]' '[:lower:]')" "$2" ${3+"$3"}
+}
+
+mock_url() { echo "https://localhost:$MOCK_PORT/v23.0"; }
+
+sender_setup() {
+    unset WAM_CLUSTER_RUNNING PGHOST PGPORT
+    export WAM_TEST_PORT=${WAM_SENDER_PORT:-$((${WAM_TEST_PORT:-55432} + 20))}
+    export WAM_PRELOAD=pg_wamarketing
+    start_cluster "$@" || return 1
+    mock_start || return 1
+    q "CREATE EXTENSION IF NOT EXISTS pg_wamarketing" >/dev/null
+}
+
+# mock_start: a test CA under the (running) cluster's dir, trusted by the worker through
+# wam.ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT.
+mock_start() {
+    WAM_CA_DIR=$WAM_CLUSTER_DIR/ca
+    bash "$WAM_REPO_DIR/test/mock/make_test_ca.sh" "$WAM_CA_DIR" >/dev/null 2>&1 || return 1
+    chmod 755 "$WAM_CA_DIR" && chmod 644 "$WAM_CA_DIR"/*
+    python3 "$WAM_REPO_DIR/test/mock/wa_mock.py" --port "$MOCK_PORT" --host 127.0.0.1 \
+        --tls-cert "$WAM_CA_DIR/server.pem" --tls-key "$WAM_CA_DIR/server.key" \
+        >"$WAM_CLUSTER_DIR/mock.out" 2>"$WAM_CLUSTER_DIR/mock.err" &
+    MOCK_PID=$!
+    wam_on_exit 'kill "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null'
+    local i
+    for i in $(seq 1 100); do
+        grep -q '^READY' "$WAM_CLUSTER_DIR/mock.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^READY' "$WAM_CLUSTER_DIR/mock.out" || { cat "$WAM_CLUSTER_DIR/mock.err" >&2; return 1; }
+    q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null &&
+        q "SELECT pg_reload_conf()" >/dev/null
+}
+
+pump_webhooks() {
+    local f=$WAM_CLUSTER_DIR/webhooks.sql
+    mock GET /_mock/stats >/dev/null
+    python3 "$WAM_REPO_DIR/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/ca.pem" \
+        webhooks-sql 1000 >"$f" || return 1
+    wam_psql -q -At -d postgres -f "$f" >/dev/null || return 1
+    grep -c '^SELECT' "$f"
+}
+
+wait_drained() {
+    local limit=${1:-60} i
+    for ((i = 0; i < limit * 10; i++)); do
+        [ "$(q "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying', 'sending')" 2>/dev/null)" = 0 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
