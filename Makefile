@@ -25,7 +25,10 @@ OBJS = \
 	src/expr_eval.o \
 	src/expr_sql.o \
 	src/expr_agg.o \
-	src/expr_run.o
+	src/expr_run.o \
+	src/referral_code.o \
+	src/referral_sql.o \
+	src/referral_trigger.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -35,7 +38,8 @@ SQL_PARTS = \
 	src/sql/csv.sql \
 	src/sql/phone.sql \
 	src/sql/rfm.sql \
-	src/sql/segment_expr.sql
+	src/sql/segment_expr.sql \
+	src/sql/referral.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
