@@ -83,7 +83,7 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 	[Q_REFERRER] = {
 		"SELECT r.program_id, r.customer_id, r.status, r.accepted, c.phone, p.cap, "
 		"p.velocity_per_hour, p.ring_depth, p.signup_grace, p.name, "
-		"(p.starts_at IS NULL OR p.starts_at <= $2) AND (p.ends_at IS NULL OR p.ends_at > $2) "
+		"(p.starts_at IS NULL OR p.starts_at <= $2) AND (p.ends_at IS NULL OR p.ends_at > $2), r.velocity_since "
 		"FROM wam.referrer r JOIN wam.referral_program p ON p.id = r.program_id "
 		"JOIN wam.customer c ON c.id = r.customer_id "
 		"WHERE r.code = $1 FOR UPDATE OF r",
@@ -127,8 +127,8 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 	[Q_VELOCITY] = {
 		"SELECT pg_catalog.count(*)::integer FROM (SELECT FROM wam.referral r "
 		"WHERE r.referrer_id = $1 AND r.created_at > $3 - interval '1 hour' AND r.created_at <= $3 "
-		"AND r.program_id = $2 LIMIT $4) x",
-		4, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID}
+		"AND r.program_id = $2 AND ($5::timestamptz IS NULL OR r.created_at > $5) LIMIT $4) x",
+		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
 	},
 	[Q_FREEZE_REFERRER] = {
 		"UPDATE wam.referrer SET status = 'frozen', frozen_at = $3 "
@@ -352,6 +352,8 @@ wam_referral_check(PG_FUNCTION_ARGS)
 		bool		active;
 		bool		rejected = false;
 		int32		recent;
+		Datum		velocity_since;
+		bool		velocity_since_null;
 
 		args[0] = CStringGetTextDatum(canon);
 		args[1] = TimestampTzGetDatum(created);
@@ -375,6 +377,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 			grace = DatumGetIntervalP(datumCopy(referral_col(9, &isnull), false, sizeof(Interval)));
 			program_name = TextDatumGetCString(referral_col(10, &isnull));
 			active = DatumGetBool(referral_col(11, &isnull));
+			velocity_since = referral_col(12, &velocity_since_null);
 			SPI_freetuptable(SPI_tuptable);
 
 			if (!active)
@@ -503,7 +506,8 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				args[1] = Int32GetDatum(program);
 				args[2] = TimestampTzGetDatum(created);
 				args[3] = Int32GetDatum(velocity);
-				referral_exec(Q_VELOCITY, args, NULL, 1);
+				args[4] = velocity_since;
+				referral_exec(Q_VELOCITY, args, velocity_since_null ? "    n" : NULL, 1);
 				recent = DatumGetInt32(referral_col(1, &isnull));
 				SPI_freetuptable(SPI_tuptable);
 

@@ -49,10 +49,12 @@ CREATE TABLE wam.referrer (
 	issued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	status text NOT NULL DEFAULT 'active' CONSTRAINT referrer_status CHECK (status IN ('active', 'frozen')),
 	frozen_at timestamptz,
+	velocity_since timestamptz,
 	accepted integer NOT NULL DEFAULT 0,
 	qualified integer NOT NULL DEFAULT 0,
 	PRIMARY KEY (customer_id, program_id)
 ) WITH (fillfactor = 70);
+COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the referrer: invitations before it no longer count towards velocity_per_hour';
 COMMENT ON TABLE wam.referrer IS 'issued referral codes and per-referrer counters (accepted = referrals not rejected, counted against the cap; qualified = referrals whose invitee''s first order qualified)';
 
 CREATE TABLE wam.customer_fingerprint (
@@ -196,8 +198,9 @@ COMMENT ON FUNCTION wam.referral_defaults(text) IS 'the default settings of a re
 
 -- Validates settings given by an administrator and merges them into base;
 -- returns the complete normalized settings.
+-- (PARALLEL UNSAFE: the EXCEPTION blocks start subtransactions)
 CREATE FUNCTION wam.referral_settings(given jsonb, base jsonb) RETURNS jsonb
-	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -338,7 +341,7 @@ BEGIN
 		IF jsonb_typeof(v) <> 'string' OR wam.phone_problem(v #>> '{}') IS NOT NULL THEN
 			RAISE EXCEPTION 'referral program setting business_number must be an international phone number, not %', v
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = wam.phone_problem(v #>> '{}'),
+					  DETAIL = coalesce(wam.phone_problem(v #>> '{}'), 'It must be a JSON string.'),
 					  HINT = 'Give the WhatsApp business number with its country code, e.g. "+852 5123 4567".';
 		END IF;
 		s := jsonb_set(s, '{business_number}', to_jsonb(wam.normalize_phone(v #>> '{}')));
@@ -735,7 +738,7 @@ BEGIN
 	IF o.ordered_at > r.created_at + p.qualify_window THEN
 		UPDATE wam.referral x SET status = 'lapsed', reason = 'window passed', order_id = o.order_id, closed_at = now(),
 			detail = format('The first order came %s after the referral, later than the window of %s.',
-							date_trunc('second', o.ordered_at - r.created_at), p.qualify_window)
+							date_trunc('hour', o.ordered_at - r.created_at), p.qualify_window)
 		WHERE x.id = r.id;
 		RETURN 'lapsed';
 	END IF;
@@ -866,7 +869,7 @@ BEGIN
 	UPDATE wam.referral_review x SET resolved_at = now(), resolution = CASE WHEN accept THEN 'accepted' ELSE 'rejected' END,
 		resolved_by = session_user, note = resolve_referral_review.note
 	WHERE x.id = review;
-	UPDATE wam.referrer x SET status = 'active', frozen_at = NULL
+	UPDATE wam.referrer x SET status = 'active', frozen_at = NULL, velocity_since = now()
 	WHERE x.customer_id = v.referrer_id AND x.program_id = v.program_id;
 	IF accept THEN
 		UPDATE wam.referral x SET status = 'pending', reason = NULL, detail = NULL
