@@ -29,6 +29,10 @@
  * Under REPEATABLE READ or SERIALIZABLE a concurrent attempt with the same
  * code fails with a serialization error instead: retry it.
  *
+ * The velocity window counts every attempt committed after (this attempt's time - 1 hour),
+ * without an upper bound: an attempt whose transaction started earlier but got the lock
+ * later must still count the ones that committed before it.
+ *
  * All queries are prepared once per backend and kept (SPI_keepplan).
  *
  *-------------------------------------------------------------------------
@@ -126,7 +130,7 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 	},
 	[Q_VELOCITY] = {
 		"SELECT pg_catalog.count(*)::integer FROM (SELECT FROM wam.referral r "
-		"WHERE r.referrer_id = $1 AND r.created_at > $3 - interval '1 hour' AND r.created_at <= $3 "
+		"WHERE r.referrer_id = $1 AND r.created_at > $3 - interval '1 hour' "
 		"AND r.program_id = $2 AND ($5::timestamptz IS NULL OR r.created_at > $5) LIMIT $4) x",
 		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
 	},
