@@ -29,9 +29,9 @@
  * Under REPEATABLE READ or SERIALIZABLE a concurrent attempt with the same
  * code fails with a serialization error instead: retry it.
  *
- * The velocity window counts every attempt committed after (this attempt's time - 1 hour),
- * without an upper bound: an attempt whose transaction started earlier but got the lock
- * later must still count the ones that committed before it.
+ * The velocity window is kept in the locked row itself (the times of the latest attempts),
+ * so an attempt whose transaction started earlier but got the lock later still counts the
+ * ones that committed before it.
  *
  * All queries are prepared once per backend and kept (SPI_keepplan).
  *
@@ -44,9 +44,12 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -63,16 +66,14 @@ PG_FUNCTION_INFO_V1(wam_referral_check);
 typedef enum
 {
 	Q_REFERRER,
-	Q_INVITEE,
-	Q_FP_MATCH,
-	Q_FP_INSERT,
-	Q_REFERRED,
-	Q_RING,
-	Q_VELOCITY,
+	Q_PHONE,
+	Q_REFERRED_BOTH,
+	Q_FINGERPRINT,
+	Q_REFERRED_BY,
 	Q_FREEZE_REFERRER,
 	Q_FREEZE_PENDING,
 	Q_REVIEW_ITEM,
-	Q_ACCEPT,
+	Q_ATTEMPT,
 	Q_COUNT
 } WamReferralQuery;
 
@@ -84,55 +85,59 @@ typedef struct
 } WamReferralQueryDef;
 
 static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
+	/*
+	 * The referrer (locked), its program and the invitee.  Each index scan
+	 * allocates ~27 kB; a query with more of them frees more than glibc's
+	 * trim threshold (128 kB) at its end, and giving that memory back to the
+	 * kernel and faulting it in again costs more than the query itself: the
+	 * lookups are split so that none crosses it.
+	 */
 	[Q_REFERRER] = {
-		"SELECT r.program_id, r.customer_id, r.status, r.accepted, c.phone, p.cap, "
+		"SELECT r.program_id, r.customer_id, r.status, r.accepted, p.cap, "
 		"p.velocity_per_hour, p.ring_depth, p.signup_grace, p.name, "
-		"(p.starts_at IS NULL OR p.starts_at <= $2) AND (p.ends_at IS NULL OR p.ends_at > $2), r.velocity_since "
+		"(p.starts_at IS NULL OR p.starts_at <= $2) AND (p.ends_at IS NULL OR p.ends_at > $2), "
+		"r.recent_attempts, i.id IS NOT NULL, i.created_at, i.first_order_at "
 		"FROM wam.referrer r JOIN wam.referral_program p ON p.id = r.program_id "
-		"JOIN wam.customer c ON c.id = r.customer_id "
+		"LEFT JOIN wam.customer i ON i.id = $3 "
 		"WHERE r.code = $1 FOR UPDATE OF r",
-		2, {TEXTOID, TIMESTAMPTZOID}
+		3, {TEXTOID, TIMESTAMPTZOID, INT8OID}
 	},
-	[Q_INVITEE] = {
-		"SELECT c.phone, c.created_at, c.first_order_at FROM wam.customer c WHERE c.id = $1",
+	/* only when the application gave the phone typed at sign-up */
+	[Q_PHONE] = {
+		"SELECT c.phone FROM wam.customer c WHERE c.id = $1",
 		1, {INT8OID}
 	},
-	[Q_FP_MATCH] = {
+	/*
+	 * Who referred the invitee (first valid referral wins) and who referred
+	 * the referrer (the first link of the ring walk).
+	 */
+	[Q_REFERRED_BOTH] = {
+		"SELECT (SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $1 AND r.program_id = $2 "
+		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1), "
+		"(SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $3 AND r.program_id = $2 "
+		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1)",
+		3, {INT8OID, INT4OID, INT8OID}
+	},
+	/*
+	 * Remembers the invitee's fingerprints ($4) and finds one the referrer
+	 * ($1) has; the SELECT does not see the rows the CTE inserts.
+	 */
+	[Q_FINGERPRINT] = {
+		"WITH ins AS (INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash, first_seen) "
+		"SELECT $4, x.k, pg_catalog.sha256(pg_catalog.convert_to(x.v, 'UTF8')), $5 "
+		"FROM (VALUES ('device', $2), ('payment', $3)) x(k, v) WHERE x.v IS NOT NULL "
+		"ON CONFLICT DO NOTHING) "
 		"SELECT f.kind FROM wam.customer_fingerprint f WHERE f.customer_id = $1 AND ("
 		"(f.kind = 'device' AND f.value_hash = pg_catalog.sha256(pg_catalog.convert_to($2, 'UTF8'))) OR "
 		"(f.kind = 'payment' AND f.value_hash = pg_catalog.sha256(pg_catalog.convert_to($3, 'UTF8')))) "
 		"ORDER BY f.kind LIMIT 1",
-		3, {INT8OID, TEXTOID, TEXTOID}
+		5, {INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
 	},
-	[Q_FP_INSERT] = {
-		"INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash, first_seen) "
-		"SELECT $1, x.k, pg_catalog.sha256(pg_catalog.convert_to(x.v, 'UTF8')), $4 "
-		"FROM (VALUES ('device', $2), ('payment', $3)) x(k, v) WHERE x.v IS NOT NULL "
-		"ON CONFLICT DO NOTHING",
-		4, {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
-	},
-	[Q_REFERRED] = {
+	/* who referred a customer (a live referral in the program), if anyone */
+	[Q_REFERRED_BY] = {
 		"SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $1 AND r.program_id = $2 "
 		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1",
 		2, {INT8OID, INT4OID}
-	},
-	[Q_RING] = {
-		"WITH RECURSIVE up(id, hops, path) AS ("
-		" SELECT $1::bigint, 0, ARRAY[$1::bigint]"
-		" UNION ALL"
-		" SELECT r.referrer_id, u.hops + 1, u.path || r.referrer_id"
-		" FROM up u JOIN wam.referral r ON r.invitee_id = u.id AND r.program_id = $2"
-		" AND r.status IN ('pending', 'qualified', 'review')"
-		" WHERE u.hops < $3 AND u.id <> $4) "
-		"SELECT pg_catalog.array_to_string(ARRAY(SELECT p FROM pg_catalog.unnest(u.path) WITH ORDINALITY t(p, n) "
-		"ORDER BY t.n DESC), ' -> ') || ' -> ' || $4 FROM up u WHERE u.id = $4 AND u.hops > 0 LIMIT 1",
-		4, {INT8OID, INT4OID, INT4OID, INT8OID}
-	},
-	[Q_VELOCITY] = {
-		"SELECT pg_catalog.count(*)::integer FROM (SELECT FROM wam.referral r "
-		"WHERE r.referrer_id = $1 AND r.created_at > $3 - interval '1 hour' "
-		"AND r.program_id = $2 AND ($5::timestamptz IS NULL OR r.created_at > $5) LIMIT $4) x",
-		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
 	},
 	[Q_FREEZE_REFERRER] = {
 		"UPDATE wam.referrer SET status = 'frozen', frozen_at = $3 "
@@ -151,9 +156,11 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 		"'invitations_last_hour', $4, 'velocity_per_hour', $5)) ON CONFLICT DO NOTHING",
 		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID}
 	},
-	[Q_ACCEPT] = {
-		"UPDATE wam.referrer SET accepted = accepted + 1 WHERE customer_id = $1 AND program_id = $2",
-		2, {INT8OID, INT4OID}
+	/* every attempt: the rolling-hour attempt times, and the cap counter if accepted */
+	[Q_ATTEMPT] = {
+		"UPDATE wam.referrer SET accepted = accepted + $3, recent_attempts = $4 "
+		"WHERE customer_id = $1 AND program_id = $2",
+		4, {INT8OID, INT4OID, INT4OID, TIMESTAMPTZARRAYOID}
 	},
 };
 
@@ -165,7 +172,8 @@ referral_plan(WamReferralQuery q)
 	if (wam_referral_plans[q] == NULL)
 	{
 		const WamReferralQueryDef *def = &wam_referral_queries[q];
-		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(def->sql, def->nargs, (Oid *) def->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "wam_referral_check: SPI_prepare failed: %s",
@@ -280,6 +288,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	bool		newnulls[6];
 	int			cols[6];
 	MemoryContext caller_cxt;
+	int			guc_level;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -335,6 +344,17 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_referral_check: SPI_connect failed");
 
+	/*
+	 * Every query below is a lookup by key, and its plan is kept for the
+	 * session.  A plan made while wam.referral is small or just truncated
+	 * would scan it sequentially forever after, making each insert cost
+	 * O(table); planning (and any replanning after an invalidation) happens
+	 * with sequential scans off, as a function's SET clause would do it.
+	 */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	cst = wam_code_decode(typed, strlen(typed), WAM_REFCODE_DATA, canon);
 	if (cst != WAM_CODE_OK)
 	{
@@ -345,7 +365,9 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	else
 	{
 		Datum		args[5];
-		char	   *referrer_phone;
+		bool		isnull_up = true,
+					inv_no_order = true;
+		char	   *referrer_phone = NULL;
 		char	   *referrer_status;
 		int32		accepted,
 					cap,
@@ -354,203 +376,270 @@ wam_referral_check(PG_FUNCTION_ARGS)
 		Interval   *grace;
 		char	   *program_name;
 		bool		active;
+		Datum		recent_attempts;
+		Datum		new_attempts;
+		bool		invitee_exists;
+		TimestampTz inv_created = 0;
+		TimestampTz inv_first_order = 0;
+		int64		up = 0;
 		bool		rejected = false;
 		int32		recent;
-		Datum		velocity_since;
-		bool		velocity_since_null;
 
 		args[0] = CStringGetTextDatum(canon);
 		args[1] = TimestampTzGetDatum(created);
+		args[2] = Int64GetDatum(invitee);
 		if (referral_exec(Q_REFERRER, args, NULL, 1) == 0)
 		{
 			status = "rejected";
 			reason = "unknown code";
 			detail = psprintf("No referral code %s has been issued.", canon);
+			goto done;
 		}
-		else
+		have_referrer = true;
+		program = DatumGetInt32(referral_col(1, &isnull));
+		referrer = DatumGetInt64(referral_col(2, &isnull));
+		referrer_status = TextDatumGetCString(referral_col(3, &isnull));
+		accepted = DatumGetInt32(referral_col(4, &isnull));
+		cap = DatumGetInt32(referral_col(5, &isnull));
+		velocity = DatumGetInt32(referral_col(6, &isnull));
+		ring_depth = DatumGetInt32(referral_col(7, &isnull));
+		grace = DatumGetIntervalP(datumCopy(referral_col(8, &isnull), false, sizeof(Interval)));
+		program_name = TextDatumGetCString(referral_col(9, &isnull));
+		active = DatumGetBool(referral_col(10, &isnull));
+		recent_attempts = datumCopy(referral_col(11, &isnull), false, -1);
+		invitee_exists = DatumGetBool(referral_col(12, &isnull));
+		if (invitee_exists)
 		{
-			have_referrer = true;
-			program = DatumGetInt32(referral_col(1, &isnull));
-			referrer = DatumGetInt64(referral_col(2, &isnull));
-			referrer_status = TextDatumGetCString(referral_col(3, &isnull));
-			accepted = DatumGetInt32(referral_col(4, &isnull));
-			referrer_phone = TextDatumGetCString(referral_col(5, &isnull));
-			cap = DatumGetInt32(referral_col(6, &isnull));
-			velocity = DatumGetInt32(referral_col(7, &isnull));
-			ring_depth = DatumGetInt32(referral_col(8, &isnull));
-			grace = DatumGetIntervalP(datumCopy(referral_col(9, &isnull), false, sizeof(Interval)));
-			program_name = TextDatumGetCString(referral_col(10, &isnull));
-			active = DatumGetBool(referral_col(11, &isnull));
-			velocity_since = referral_col(12, &velocity_since_null);
-			SPI_freetuptable(SPI_tuptable);
+			inv_created = DatumGetTimestampTz(referral_col(13, &isnull));
+			inv_first_order = DatumGetTimestampTz(referral_col(14, &inv_no_order));
+		}
+		SPI_freetuptable(SPI_tuptable);
 
-			if (!active)
+		if (!invitee_exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("customer " INT64_FORMAT " does not exist", invitee)));
+
+		if (!active)
+		{
+			status = "rejected";
+			reason = "program inactive";
+			detail = psprintf("Referral program \"%s\" is not running at the time of the referral.",
+							  program_name);
+			goto done;
+		}
+
+		{
+			char	   *typed_phone = source_string(source, "phone");
+			char	   *device = source_string(source, "device");
+			char	   *payment = source_string(source, "payment");
+
+			if (invitee == referrer)
 			{
-				status = "rejected";
-				reason = "program inactive";
-				detail = psprintf("Referral program \"%s\" is not running at the time of the referral.",
-								  program_name);
+				rejected = true;
+				reason = "self-referral";
+				detail = pstrdup("The invitee is the referrer.");
 			}
-			else
+			else if (typed_phone != NULL)
 			{
-				char	   *typed_phone = source_string(source, "phone");
-				char	   *device = source_string(source, "device");
-				char	   *payment = source_string(source, "payment");
-				TimestampTz inv_created;
-				TimestampTz inv_first_order = 0;
-				bool		inv_has_order;
-				char		fpnulls[5] = {' ', device ? ' ' : 'n', payment ? ' ' : 'n', ' ', '\0'};
-
-				args[0] = Int64GetDatum(invitee);
-				if (referral_exec(Q_INVITEE, args, NULL, 1) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-							 errmsg("customer " INT64_FORMAT " does not exist", invitee)));
-				inv_created = DatumGetTimestampTz(referral_col(2, &isnull));
-				inv_first_order = DatumGetTimestampTz(referral_col(3, &inv_has_order));
-				inv_has_order = !inv_has_order;
+				args[0] = Int64GetDatum(referrer);
+				referral_exec(Q_PHONE, args, NULL, 1);
+				referrer_phone = TextDatumGetCString(referral_col(1, &isnull));
 				SPI_freetuptable(SPI_tuptable);
+			}
+			if (!rejected && typed_phone != NULL && same_phone(typed_phone, referrer_phone))
+			{
+				rejected = true;
+				reason = "same phone";
+				detail = pstrdup("The phone number given by the invitee is the referrer's.");
+			}
+			if (device != NULL || payment != NULL)
+			{
+				/* remember the invitee's fingerprints; does the referrer share one? */
+				char		fpnulls[6] = {' ', device ? ' ' : 'n', payment ? ' ' : 'n', ' ', ' ', '\0'};
 
-				if (invitee == referrer)
+				args[0] = Int64GetDatum(referrer);
+				args[1] = device ? CStringGetTextDatum(device) : (Datum) 0;
+				args[2] = payment ? CStringGetTextDatum(payment) : (Datum) 0;
+				args[3] = Int64GetDatum(invitee);
+				args[4] = TimestampTzGetDatum(created);
+				if (referral_exec(Q_FINGERPRINT, args, fpnulls, 1) > 0)
 				{
-					rejected = true;
-					reason = "self-referral";
-					detail = pstrdup("The invitee is the referrer.");
-				}
-				else if (same_phone(typed_phone, referrer_phone))
-				{
-					rejected = true;
-					reason = "same phone";
-					detail = pstrdup("The phone number given by the invitee is the referrer's.");
-				}
-				if (!rejected && (device != NULL || payment != NULL))
-				{
-					args[0] = Int64GetDatum(referrer);
-					args[1] = device ? CStringGetTextDatum(device) : (Datum) 0;
-					args[2] = payment ? CStringGetTextDatum(payment) : (Datum) 0;
-					if (referral_exec(Q_FP_MATCH, args, fpnulls, 1) > 0)
+					char	   *kind = TextDatumGetCString(referral_col(1, &isnull));
+
+					if (!rejected)
 					{
-						char	   *kind = TextDatumGetCString(referral_col(1, &isnull));
-
 						rejected = true;
 						reason = strcmp(kind, "device") == 0 ? "shared device" : "shared payment";
 						detail = psprintf("The invitee's %s fingerprint is also the referrer's.", kind);
-						SPI_freetuptable(SPI_tuptable);
 					}
-				}
-				if (device != NULL || payment != NULL)
-				{
-					/* remember the invitee's fingerprints for later checks */
-					args[0] = Int64GetDatum(invitee);
-					args[1] = device ? CStringGetTextDatum(device) : (Datum) 0;
-					args[2] = payment ? CStringGetTextDatum(payment) : (Datum) 0;
-					args[3] = TimestampTzGetDatum(created);
-					referral_exec(Q_FP_INSERT, args, fpnulls, 0);
-				}
-				if (!rejected && inv_has_order && inv_first_order < created)
-				{
-					rejected = true;
-					reason = "existing customer";
-					detail = psprintf("The invitee ordered on %s, before the referral.",
-									  timestamptz_to_str(inv_first_order));
-				}
-				if (!rejected &&
-					inv_created < DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-																		  TimestampTzGetDatum(created),
-																		  IntervalPGetDatum(grace))))
-				{
-					rejected = true;
-					reason = "existing customer";
-					detail = psprintf("The invitee has been a customer since %s, longer than the sign-up grace period before the referral.",
-									  timestamptz_to_str(inv_created));
-				}
-				if (!rejected)
-				{
-					/* first valid referral wins: serialize on (program, invitee) */
-					int64		key = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
-						((int64) (program & 0xffff) << 32) | (invitee & INT64CONST(0xffffffff));
-
-					DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(key));
-					args[0] = Int64GetDatum(invitee);
-					args[1] = Int32GetDatum(program);
-					if (referral_exec(Q_REFERRED, args, NULL, 1) > 0)
-					{
-						rejected = true;
-						reason = "already referred";
-						detail = psprintf("Customer " INT64_FORMAT " referred the invitee first.",
-										  DatumGetInt64(referral_col(1, &isnull)));
-						SPI_freetuptable(SPI_tuptable);
-					}
-				}
-				if (!rejected)
-				{
-					args[0] = Int64GetDatum(referrer);
-					args[1] = Int32GetDatum(program);
-					args[2] = Int32GetDatum(ring_depth - 1);
-					args[3] = Int64GetDatum(invitee);
-					if (referral_exec(Q_RING, args, NULL, 1) > 0)
-					{
-						rejected = true;
-						reason = "ring";
-						detail = psprintf("The referral would close the ring %s.",
-										  TextDatumGetCString(referral_col(1, &isnull)));
-						SPI_freetuptable(SPI_tuptable);
-					}
-				}
-				if (!rejected && accepted >= cap)
-				{
-					rejected = true;
-					reason = "cap";
-					detail = psprintf("The referrer already has %d accepted referrals, the cap of the program.",
-									  accepted);
-				}
-
-				/* velocity: counted for every attempt, rejected or not */
-				args[0] = Int64GetDatum(referrer);
-				args[1] = Int32GetDatum(program);
-				args[2] = TimestampTzGetDatum(created);
-				args[3] = Int32GetDatum(velocity);
-				args[4] = velocity_since;
-				referral_exec(Q_VELOCITY, args, velocity_since_null ? "    n" : NULL, 1);
-				recent = DatumGetInt32(referral_col(1, &isnull));
-				SPI_freetuptable(SPI_tuptable);
-
-				if (recent >= velocity && strcmp(referrer_status, "frozen") != 0)
-				{
-					referral_exec(Q_FREEZE_REFERRER, args, NULL, 0);
-					referral_exec(Q_FREEZE_PENDING, args, NULL, 0);
-					args[3] = Int32GetDatum(recent + 1);
-					args[4] = Int32GetDatum(velocity);
-					referral_exec(Q_REVIEW_ITEM, args, NULL, 0);
-					if (!rejected)
-					{
-						status = "review";
-						reason = "velocity";
-						detail = psprintf("%d invitations in the last hour exceed the limit of %d: the referrer is frozen for review.",
-										  recent + 1, velocity);
-					}
-				}
-				else if (!rejected && strcmp(referrer_status, "frozen") == 0)
-				{
-					status = "review";
-					reason = "referrer frozen";
-					detail = pstrdup("The referrer is frozen for review.");
-				}
-				if (rejected)
-					status = "rejected";
-				else
-				{
-					args[0] = Int64GetDatum(referrer);
-					args[1] = Int32GetDatum(program);
-					referral_exec(Q_ACCEPT, args, NULL, 0);
+					SPI_freetuptable(SPI_tuptable);
 				}
 			}
 		}
+		if (!rejected && !inv_no_order && inv_first_order < created)
+		{
+			rejected = true;
+			reason = "existing customer";
+			detail = psprintf("The invitee ordered on %s, before the referral.",
+							  timestamptz_to_str(inv_first_order));
+		}
+		if (!rejected &&
+			inv_created < DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+																  TimestampTzGetDatum(created),
+																  IntervalPGetDatum(grace))))
+		{
+			rejected = true;
+			reason = "existing customer";
+			detail = psprintf("The invitee has been a customer since %s, longer than the sign-up grace period before the referral.",
+							  timestamptz_to_str(inv_created));
+		}
+		if (!rejected)
+		{
+			/* first valid referral wins: serialize on (program, invitee) */
+			int64		key = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
+				((int64) (program & 0xffff) << 32) | (invitee & INT64CONST(0xffffffff));
+
+			DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(key));
+			args[0] = Int64GetDatum(invitee);
+			args[1] = Int32GetDatum(program);
+			args[2] = Int64GetDatum(referrer);
+			referral_exec(Q_REFERRED_BOTH, args, NULL, 1);
+			{
+				Datum		first = referral_col(1, &isnull);
+
+				if (!isnull)
+				{
+					rejected = true;
+					reason = "already referred";
+					detail = psprintf("Customer " INT64_FORMAT " referred the invitee first.",
+									  DatumGetInt64(first));
+				}
+			}
+			up = DatumGetInt64(referral_col(2, &isnull_up));
+			SPI_freetuptable(SPI_tuptable);
+		}
+		if (!rejected && !isnull_up)
+		{
+			/*
+			 * Rings: walk up who referred whom from the referrer; meeting the
+			 * invitee within ring_depth - 1 links means this referral closes a
+			 * ring of at most ring_depth people.  Each invitee has at most one
+			 * live referral per program, so the walk is a single path.
+			 */
+			StringInfoData path;
+			int			hops = 1;
+
+			initStringInfo(&path);
+			appendStringInfo(&path, INT64_FORMAT " -> " INT64_FORMAT, up, referrer);
+			while (hops < ring_depth)
+			{
+				if (up == invitee)
+				{
+					rejected = true;
+					reason = "ring";
+					detail = psprintf("The referral would close the ring %s -> " INT64_FORMAT ".",
+									  path.data, invitee);
+					break;
+				}
+				if (++hops >= ring_depth || up == referrer)
+					break;
+				args[0] = Int64GetDatum(up);
+				args[1] = Int32GetDatum(program);
+				if (referral_exec(Q_REFERRED_BY, args, NULL, 1) == 0)
+					break;
+				up = DatumGetInt64(referral_col(1, &isnull));
+				SPI_freetuptable(SPI_tuptable);
+				{
+					char	   *tail = pstrdup(path.data);
+
+					resetStringInfo(&path);
+					appendStringInfo(&path, INT64_FORMAT " -> %s", up, tail);
+				}
+			}
+		}
+		if (!rejected && accepted >= cap)
+		{
+			rejected = true;
+			reason = "cap";
+			detail = psprintf("The referrer already has %d accepted referrals, the cap of the program.",
+							  accepted);
+		}
+
+		/*
+		 * velocity: counted for every attempt, rejected or not, from the
+		 * attempt times kept in the (locked) referrer row
+		 */
+		{
+			Datum	   *times;
+			int			ntimes,
+						i,
+						keep = 0;
+			TimestampTz hour_ago = created - USECS_PER_HOUR;
+			Datum	   *kept;
+			ArrayType  *arr = DatumGetArrayTypeP(recent_attempts);
+
+			deconstruct_array(arr, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE, &times, NULL, &ntimes);
+			kept = palloc(sizeof(Datum) * (ntimes + 1));
+			recent = 0;
+			for (i = 0; i < ntimes; i++)
+			{
+				if (DatumGetTimestampTz(times[i]) > hour_ago)
+				{
+					kept[keep++] = times[i];
+					recent++;
+				}
+			}
+			kept[keep++] = TimestampTzGetDatum(created);
+			/* the newest `velocity` times are all the count ever needs */
+			if (keep > velocity)
+			{
+				memmove(kept, kept + (keep - velocity), sizeof(Datum) * velocity);
+				keep = velocity;
+			}
+			new_attempts = PointerGetDatum(construct_array(kept, keep, TIMESTAMPTZOID, sizeof(TimestampTz),
+														   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[0] = Int64GetDatum(referrer);
+			args[1] = Int32GetDatum(program);
+			args[2] = TimestampTzGetDatum(created);
+		}
+
+		if (recent >= velocity && strcmp(referrer_status, "frozen") != 0)
+		{
+			referral_exec(Q_FREEZE_REFERRER, args, NULL, 0);
+			referral_exec(Q_FREEZE_PENDING, args, NULL, 0);
+			args[3] = Int32GetDatum(recent + 1);
+			args[4] = Int32GetDatum(velocity);
+			referral_exec(Q_REVIEW_ITEM, args, NULL, 0);
+			if (!rejected)
+			{
+				status = "review";
+				reason = "velocity";
+				detail = psprintf("%d invitations in the last hour exceed the limit of %d: the referrer is frozen for review.",
+								  recent + 1, velocity);
+			}
+		}
+		else if (!rejected && strcmp(referrer_status, "frozen") == 0)
+		{
+			status = "review";
+			reason = "referrer frozen";
+			detail = pstrdup("The referrer is frozen for review.");
+		}
+		if (rejected)
+			status = "rejected";
+		args[0] = Int64GetDatum(referrer);
+		args[1] = Int32GetDatum(program);
+		args[2] = Int32GetDatum(rejected ? 0 : 1);
+		args[3] = new_attempts;
+		referral_exec(Q_ATTEMPT, args, NULL, 0);
 	}
 
+done:
 	/* SPI_finish frees everything allocated since SPI_connect */
 	if (detail != NULL)
 		detail = MemoryContextStrdup(caller_cxt, detail);
+	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
 
 	cols[0] = att_program;

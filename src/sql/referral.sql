@@ -50,11 +50,13 @@ CREATE TABLE wam.referrer (
 	status text NOT NULL DEFAULT 'active' CONSTRAINT referrer_status CHECK (status IN ('active', 'frozen')),
 	frozen_at timestamptz,
 	velocity_since timestamptz,
+	recent_attempts timestamptz[] NOT NULL DEFAULT '{}',
 	accepted integer NOT NULL DEFAULT 0,
 	qualified integer NOT NULL DEFAULT 0,
 	PRIMARY KEY (customer_id, program_id)
 ) WITH (fillfactor = 70);
 COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the referrer: invitations before it no longer count towards velocity_per_hour';
+COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour of them): the rolling-hour count, kept in the row the trigger locks anyway';
 COMMENT ON TABLE wam.referrer IS 'issued referral codes and per-referrer counters (accepted = referrals not rejected, counted against the cap; qualified = referrals whose invitee''s first order qualified)';
 
 CREATE TABLE wam.customer_fingerprint (
@@ -68,8 +70,12 @@ COMMENT ON TABLE wam.customer_fingerprint IS 'device and payment fingerprints se
 
 CREATE TABLE wam.referral (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	program_id integer REFERENCES wam.referral_program ON DELETE CASCADE,
-	referrer_id bigint REFERENCES wam.customer ON DELETE CASCADE,
+	-- program and referrer are set by the trigger from the code's wam.referrer
+	-- row; no foreign keys (each would lock the program row FOR KEY SHARE on
+	-- every insert, from every session): deleting a referrer row (its
+	-- customer or program deleted) deletes its referrals by trigger instead
+	program_id integer,
+	referrer_id bigint,
 	invitee_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
 	code text NOT NULL,
 	source jsonb,
@@ -156,6 +162,18 @@ COMMENT ON FUNCTION wam.referral_check() IS 'trigger: the abuse checks of a refe
 
 CREATE TRIGGER referral_check BEFORE INSERT ON wam.referral
 	FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+
+CREATE FUNCTION wam.referrer_delete() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	DELETE FROM wam.referral r WHERE r.referrer_id = OLD.customer_id AND r.program_id = OLD.program_id;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam.referrer_delete() IS 'trigger: a deleted referrer (customer or program deleted) takes its referrals along';
+CREATE TRIGGER referrer_delete AFTER DELETE ON wam.referrer
+	FOR EACH ROW EXECUTE FUNCTION wam.referrer_delete();
 
 -- settings
 
@@ -869,7 +887,7 @@ BEGIN
 	UPDATE wam.referral_review x SET resolved_at = now(), resolution = CASE WHEN accept THEN 'accepted' ELSE 'rejected' END,
 		resolved_by = session_user, note = resolve_referral_review.note
 	WHERE x.id = review;
-	UPDATE wam.referrer x SET status = 'active', frozen_at = NULL, velocity_since = now()
+	UPDATE wam.referrer x SET status = 'active', frozen_at = NULL, velocity_since = now(), recent_attempts = '{}'
 	WHERE x.customer_id = v.referrer_id AND x.program_id = v.program_id;
 	IF accept THEN
 		UPDATE wam.referral x SET status = 'pending', reason = NULL, detail = NULL
@@ -1022,7 +1040,7 @@ GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_r
 
 REVOKE EXECUTE ON FUNCTION
 	wam.referral_code_make(bytea, integer, bigint, integer), wam.referral_code_normalize(text), wam.redemption_code(),
-	wam.referral_check(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
+	wam.referral_check(), wam.referrer_delete(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
 	wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
