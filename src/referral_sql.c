@@ -21,7 +21,10 @@
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "port/pg_bswap.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "referral_code.h"
 
@@ -123,4 +126,64 @@ wam_redemption_code(PG_FUNCTION_ARGS)
 				 errmsg("could not generate a random redemption code")));
 	wam_code_encode(bytes, WAM_REDEEM_DATA, out);
 	PG_RETURN_TEXT_P(cstring_to_text(out));
+}
+
+PG_FUNCTION_INFO_V1(wam_referral_attempts);
+
+/*
+ * wam.referral_attempts(times timestamptz[], at timestamptz, velocity int)
+ * returns the rolling-hour attempt times after an attempt at `at`: the
+ * times within the hour before it, plus `at`, the newest velocity + 1 of
+ * them, ascending.  cardinality(result) - 1 is how many attempts came in the
+ * hour before this one, counted up to velocity -- all the velocity check
+ * needs.  NULL elements are dropped.
+ */
+Datum
+wam_referral_attempts(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
+	int32		velocity = PG_GETARG_INT32(2);
+	TimestampTz hour_ago = at - USECS_PER_HOUR;
+	Datum	   *times;
+	bool	   *nulls;
+	Datum	   *kept;
+	int			n,
+				i,
+				keep = 0,
+				max;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("attempt times must be a one-dimensional array")));
+	if (velocity < 1)
+		velocity = 1;
+	max = velocity + 1;
+	deconstruct_array(arr, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &times, &nulls, &n);
+	kept = palloc(sizeof(Datum) * (n + 1));
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && DatumGetTimestampTz(times[i]) > hour_ago)
+			kept[keep++] = times[i];
+	/*
+	 * Kept ascending.  An attempt may be older than ones already stored (its
+	 * transaction started first but got the row lock later); those still
+	 * count, so it is inserted in order rather than appended.
+	 */
+	i = keep;
+	while (i > 0 && DatumGetTimestampTz(kept[i - 1]) > at)
+	{
+		kept[i] = kept[i - 1];
+		i--;
+	}
+	kept[i] = TimestampTzGetDatum(at);
+	keep++;
+	if (keep > max)
+	{
+		memmove(kept, kept + (keep - max), sizeof(Datum) * max);
+		keep = max;
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(kept, keep, TIMESTAMPTZOID, sizeof(TimestampTz),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

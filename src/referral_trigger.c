@@ -86,20 +86,24 @@ typedef struct
 
 static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 	/*
-	 * The referrer (locked), its program and the invitee.  Each index scan
+	 * The referrer, locked by updating it at once: the attempt counts
+	 * towards velocity (the attempt times are kept in the row) and,
+	 * provisionally, towards the cap (taken back below if rejected); with
+	 * its program and the invitee.  Each index scan
 	 * allocates ~27 kB; a query with more of them frees more than glibc's
 	 * trim threshold (128 kB) at its end, and giving that memory back to the
 	 * kernel and faulting it in again costs more than the query itself: the
 	 * lookups are split so that none crosses it.
 	 */
 	[Q_REFERRER] = {
-		"SELECT r.program_id, r.customer_id, r.status, r.accepted, p.cap, "
+		"UPDATE wam.referrer r SET accepted = r.accepted + 1, "
+		"recent_attempts = wam.referral_attempts(r.recent_attempts, $2, p.velocity_per_hour) "
+		"FROM wam.referral_program p LEFT JOIN wam.customer i ON i.id = $3 "
+		"WHERE r.code = $1 AND p.id = r.program_id "
+		"RETURNING r.program_id, r.customer_id, r.status, r.accepted - 1, p.cap, "
 		"p.velocity_per_hour, p.ring_depth, p.signup_grace, p.name, "
 		"(p.starts_at IS NULL OR p.starts_at <= $2) AND (p.ends_at IS NULL OR p.ends_at > $2), "
-		"r.recent_attempts, i.id IS NOT NULL, i.created_at, i.first_order_at "
-		"FROM wam.referrer r JOIN wam.referral_program p ON p.id = r.program_id "
-		"LEFT JOIN wam.customer i ON i.id = $3 "
-		"WHERE r.code = $1 FOR UPDATE OF r",
+		"pg_catalog.cardinality(r.recent_attempts) - 1, i.id IS NOT NULL, i.created_at, i.first_order_at",
 		3, {TEXTOID, TIMESTAMPTZOID, INT8OID}
 	},
 	/* only when the application gave the phone typed at sign-up */
@@ -156,11 +160,10 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 		"'invitations_last_hour', $4, 'velocity_per_hour', $5)) ON CONFLICT DO NOTHING",
 		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID}
 	},
-	/* every attempt: the rolling-hour attempt times, and the cap counter if accepted */
+	/* a rejected attempt takes back its provisional cap slot */
 	[Q_ATTEMPT] = {
-		"UPDATE wam.referrer SET accepted = accepted + $3, recent_attempts = $4 "
-		"WHERE customer_id = $1 AND program_id = $2",
-		4, {INT8OID, INT4OID, INT4OID, TIMESTAMPTZARRAYOID}
+		"UPDATE wam.referrer SET accepted = accepted - 1 WHERE customer_id = $1 AND program_id = $2",
+		2, {INT8OID, INT4OID}
 	},
 };
 
@@ -376,8 +379,6 @@ wam_referral_check(PG_FUNCTION_ARGS)
 		Interval   *grace;
 		char	   *program_name;
 		bool		active;
-		Datum		recent_attempts;
-		Datum		new_attempts;
 		bool		invitee_exists;
 		TimestampTz inv_created = 0;
 		TimestampTz inv_first_order = 0;
@@ -406,7 +407,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 		grace = DatumGetIntervalP(datumCopy(referral_col(8, &isnull), false, sizeof(Interval)));
 		program_name = TextDatumGetCString(referral_col(9, &isnull));
 		active = DatumGetBool(referral_col(10, &isnull));
-		recent_attempts = datumCopy(referral_col(11, &isnull), false, -1);
+		recent = DatumGetInt32(referral_col(11, &isnull));
 		invitee_exists = DatumGetBool(referral_col(12, &isnull));
 		if (invitee_exists)
 		{
@@ -568,42 +569,11 @@ wam_referral_check(PG_FUNCTION_ARGS)
 
 		/*
 		 * velocity: counted for every attempt, rejected or not, from the
-		 * attempt times kept in the (locked) referrer row
+		 * attempt times kept in the referrer row (updated above)
 		 */
-		{
-			Datum	   *times;
-			int			ntimes,
-						i,
-						keep = 0;
-			TimestampTz hour_ago = created - USECS_PER_HOUR;
-			Datum	   *kept;
-			ArrayType  *arr = DatumGetArrayTypeP(recent_attempts);
-
-			deconstruct_array(arr, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
-							  TYPALIGN_DOUBLE, &times, NULL, &ntimes);
-			kept = palloc(sizeof(Datum) * (ntimes + 1));
-			recent = 0;
-			for (i = 0; i < ntimes; i++)
-			{
-				if (DatumGetTimestampTz(times[i]) > hour_ago)
-				{
-					kept[keep++] = times[i];
-					recent++;
-				}
-			}
-			kept[keep++] = TimestampTzGetDatum(created);
-			/* the newest `velocity` times are all the count ever needs */
-			if (keep > velocity)
-			{
-				memmove(kept, kept + (keep - velocity), sizeof(Datum) * velocity);
-				keep = velocity;
-			}
-			new_attempts = PointerGetDatum(construct_array(kept, keep, TIMESTAMPTZOID, sizeof(TimestampTz),
-														   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			args[0] = Int64GetDatum(referrer);
-			args[1] = Int32GetDatum(program);
-			args[2] = TimestampTzGetDatum(created);
-		}
+		args[0] = Int64GetDatum(referrer);
+		args[1] = Int32GetDatum(program);
+		args[2] = TimestampTzGetDatum(created);
 
 		if (recent >= velocity && strcmp(referrer_status, "frozen") != 0)
 		{
@@ -627,12 +597,12 @@ wam_referral_check(PG_FUNCTION_ARGS)
 			detail = pstrdup("The referrer is frozen for review.");
 		}
 		if (rejected)
+		{
 			status = "rejected";
-		args[0] = Int64GetDatum(referrer);
-		args[1] = Int32GetDatum(program);
-		args[2] = Int32GetDatum(rejected ? 0 : 1);
-		args[3] = new_attempts;
-		referral_exec(Q_ATTEMPT, args, NULL, 0);
+			args[0] = Int64GetDatum(referrer);
+			args[1] = Int32GetDatum(program);
+			referral_exec(Q_ATTEMPT, args, NULL, 0);
+		}
 	}
 
 done:

@@ -56,7 +56,7 @@ CREATE TABLE wam.referrer (
 	PRIMARY KEY (customer_id, program_id)
 ) WITH (fillfactor = 70);
 COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the referrer: invitations before it no longer count towards velocity_per_hour';
-COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour of them): the rolling-hour count, kept in the row the trigger locks anyway';
+COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour + 1 of them): the rolling-hour count, kept in the row the trigger locks anyway';
 COMMENT ON TABLE wam.referrer IS 'issued referral codes and per-referrer counters (accepted = referrals not rejected, counted against the cap; qualified = referrals whose invitee''s first order qualified)';
 
 CREATE TABLE wam.customer_fingerprint (
@@ -151,6 +151,10 @@ COMMENT ON FUNCTION wam.referral_code_make(bytea, integer, bigint, integer) IS '
 CREATE FUNCTION wam.referral_code_normalize(code text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.referral_code_normalize(text) IS 'canonical form of a typed referral code (case, O for 0, I/L for 1, spaces and hyphens forgiven); raises 22023 saying what is wrong when the check character shows a typo';
+
+CREATE FUNCTION wam.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
+	AS 'MODULE_PATHNAME', 'wam_referral_attempts' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.referral_attempts(timestamptz[], timestamptz, integer) IS 'internal: the rolling-hour attempt times of a referrer after an attempt at "at" (the newest velocity + 1 within the hour, ascending)';
 
 CREATE FUNCTION wam.redemption_code() RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_redemption_code' LANGUAGE C VOLATILE PARALLEL SAFE;
@@ -1040,6 +1044,7 @@ GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_r
 
 REVOKE EXECUTE ON FUNCTION
 	wam.referral_code_make(bytea, integer, bigint, integer), wam.referral_code_normalize(text), wam.redemption_code(),
+	wam.referral_attempts(timestamptz[], timestamptz, integer),
 	wam.referral_check(), wam.referrer_delete(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
 	wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
