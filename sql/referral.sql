@@ -284,6 +284,27 @@ SELECT record_order(43, 20);
 SELECT w.referrer_id, w.status, w.cost, w.cost_cap, w.reason, w.notify_status
 FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHERE name = 'ltv') AND w.referrer_id = 42;
 
+-- the rolling-hour attempt times kept in the referrer row: within the hour,
+-- in order (a late-locking older attempt is inserted in place), the newest
+-- velocity + 1
+SELECT referral_attempts('{}', '2026-01-01 12:00', 3);
+SELECT referral_attempts('{2026-01-01 10:59, 2026-01-01 11:00:01, 2026-01-01 11:30}', '2026-01-01 12:00', 3);
+SELECT referral_attempts('{2026-01-01 11:10, 2026-01-01 11:20, 2026-01-01 11:30, 2026-01-01 11:40}', '2026-01-01 11:35', 3);
+SELECT referral_attempts('{2026-01-01 11:10, NULL}', '2026-01-01 11:35', 0);
+SELECT referral_attempts('{{2026-01-01 11:10}}', '2026-01-01 11:35', 3);
+SELECT referral_attempts(NULL, '2026-01-01 11:35', 3) IS NULL AS strict;
+
+-- several orders in one statement qualify several referrals
+SELECT record_referral(referral_code(44, 'ltv'), g) FROM generate_series(45, 47) g;
+INSERT INTO customer_order (customer_id, ordered_at, amount) SELECT g, now(), 10 FROM generate_series(45, 47) g;
+SELECT invitee_id, status FROM referral WHERE referrer_id = 44 ORDER BY 1;
+
+-- deleting a referrer (their customer row) takes their code and referrals along
+SELECT count(*) AS referrals_of_44 FROM referral WHERE referrer_id = 44;
+DELETE FROM customer WHERE id = 44;
+SELECT count(*) AS referrals_of_44 FROM referral WHERE referrer_id = 44;
+SELECT count(*) AS codes_of_44 FROM referrer WHERE customer_id = 44;
+
 -- fingerprints from order details are remembered
 SELECT record_order(50, 10, now(), false, '{"device": "dev-50"}');
 SELECT record_referral(referral_code(50, 'main'), 51, '{"device": "dev-50"}') AS shared_device_from_order;
@@ -305,6 +326,7 @@ SELECT metric, item, value FROM referral_report('report', '2000-01-01', '2000-02
 SELECT * FROM referral_report('report', NULL, now());
 SELECT * FROM referral_report('report', '2026-01-01', '2026-01-01');
 SELECT * FROM referral_report('nope', now(), now() + interval '1 day');
+SELECT * FROM referral_report(NULL, now(), now() + interval '1 day');
 SELECT metric, value, note FROM referral_report('retail', now() - interval '1 day', now() + interval '1 day') WHERE metric = 'conversion';
 
 -- roles: readers read and report, operators issue codes and record referrals,
