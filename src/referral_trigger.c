@@ -19,19 +19,20 @@
  * The velocity count runs for every attempt with a known referrer, so a
  * burst of rejected attempts still freezes the account.
  *
- * Concurrency: the referrer's row in wam.referrer is locked FOR UPDATE
- * before anything is counted, so all attempts with one code serialize and
- * each sees the ones committed before it (in READ COMMITTED every SPI query
- * below takes a fresh snapshot after the lock wait).  Racing sessions
+ * Concurrency: the first query updates the referrer's row in wam.referrer
+ * (attempt times, provisional cap slot) before anything is counted, so all
+ * attempts with one code serialize on that row lock and each sees the ones
+ * committed before it (in READ COMMITTED the update re-reads the latest row
+ * version after the wait, and every later SPI query takes a fresh snapshot).  Racing sessions
  * therefore leave exactly `cap` accepted referrals and freeze the referrer
  * once.  Two referrers racing for the same invitee serialize on an advisory
  * lock of (program, invitee), and a partial unique index backs that up.
  * Under REPEATABLE READ or SERIALIZABLE a concurrent attempt with the same
  * code fails with a serialization error instead: retry it.
  *
- * The velocity window is kept in the locked row itself (the times of the latest attempts),
- * so an attempt whose transaction started earlier but got the lock later still counts the
- * ones that committed before it.
+ * The velocity window is kept in the locked row itself (the times of the
+ * latest attempts), so an attempt whose transaction started earlier but got
+ * the lock later still counts the ones that committed before it.
  *
  * All queries are prepared once per backend and kept (SPI_keepplan).
  *
@@ -73,7 +74,7 @@ typedef enum
 	Q_FREEZE_REFERRER,
 	Q_FREEZE_PENDING,
 	Q_REVIEW_ITEM,
-	Q_ATTEMPT,
+	Q_UNACCEPT,
 	Q_COUNT
 } WamReferralQuery;
 
@@ -161,7 +162,7 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 		5, {INT8OID, INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID}
 	},
 	/* a rejected attempt takes back its provisional cap slot */
-	[Q_ATTEMPT] = {
+	[Q_UNACCEPT] = {
 		"UPDATE wam.referrer SET accepted = accepted - 1 WHERE customer_id = $1 AND program_id = $2",
 		2, {INT8OID, INT4OID}
 	},
@@ -601,7 +602,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 			status = "rejected";
 			args[0] = Int64GetDatum(referrer);
 			args[1] = Int32GetDatum(program);
-			referral_exec(Q_ATTEMPT, args, NULL, 0);
+			referral_exec(Q_UNACCEPT, args, NULL, 0);
 		}
 	}
 
