@@ -120,6 +120,7 @@ SELECT referral_code_normalize('QZ0STS1J7P');
 SELECT referral_code_normalize('QZ0STS1J7PNN');
 SELECT referral_code_normalize('QZ0STS1J7PU');
 SELECT referral_code_normalize(' - ');
+SELECT referral_code_normalize(repeat('A', 100));
 SELECT referral_code_normalize(NULL) IS NULL AS null_in_null_out;
 
 -- links: wa.me with the code in the prefilled text; the landing URL carries UTM

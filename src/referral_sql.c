@@ -101,8 +101,12 @@ wam_referral_code_normalize(PG_FUNCTION_ARGS)
 	if (st != WAM_CODE_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 /* quote at most WAM_CODE_MAX_INPUT bytes of whatever was typed */
 				 errmsg("invalid referral code \"%s\"",
-						text_to_cstring(code)),
+						text_to_cstring((text *) DatumGetPointer(DirectFunctionCall3(text_substr,
+																	 PointerGetDatum(code),
+																	 Int32GetDatum(1),
+																	 Int32GetDatum(WAM_CODE_MAX_INPUT))))),
 				 errdetail("%s", wam_code_status_text(st)),
 				 errhint("A referral code has %d letters and digits; O reads as 0, I and L as 1.",
 						 WAM_REFCODE_DATA + 1)));
