@@ -11,8 +11,6 @@
  */
 #include "postgres.h"
 
-#include <malloc.h>
-
 #include "fmgr.h"
 #include "utils/guc.h"
 
@@ -46,12 +44,4 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("wam");
-
-#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD)
-	if (getenv("WAM_MALLOPT"))
-	{
-		mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
-		mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
-	}
-#endif
 }
