@@ -31,7 +31,10 @@ OBJS = \
 	src/worker_shmem.o \
 	src/worker_db.o \
 	src/worker_http.o \
-	src/worker_throttle.o
+	src/worker_throttle.o \
+	src/referral_code.o \
+	src/referral_sql.o \
+	src/referral_trigger.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -42,12 +45,13 @@ SQL_PARTS = \
 	src/sql/phone.sql \
 	src/sql/rfm.sql \
 	src/sql/segment_expr.sql \
-	src/sql/sender.sql
+	src/sql/sender.sql \
+	src/sql/referral.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv sender webhook
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -2,7 +2,7 @@
 # test/fuzz/build.sh — build the libFuzzer targets and the seed-corpus generator.
 #
 #     test/fuzz/build.sh            # outputs test/fuzz/build/{fuzz_segment,fuzz_expr,
-#                                   #   fuzz_phone,fuzz_csv,make_corpus}
+#                                   #   fuzz_phone,fuzz_csv,fuzz_refcode,make_corpus}
 #
 # Every target is compiled with AddressSanitizer and UndefinedBehaviorSanitizer over the
 # PostgreSQL-free C files it exercises (the parsers and validators are written without
@@ -32,9 +32,10 @@ fuzz_cc fuzz_segment -DWAM_FUZZ_TEXT test/fuzz/fuzz_segment.c src/wam_portable.c
 fuzz_cc fuzz_expr test/fuzz/fuzz_expr.c src/expr_parse.c src/expr_deparse.c
 fuzz_cc fuzz_phone test/fuzz/fuzz_phone.c src/phone.c src/phone_data.c
 fuzz_cc fuzz_csv test/fuzz/fuzz_csv.c src/csv.c
+fuzz_cc fuzz_refcode test/fuzz/fuzz_refcode.c src/referral_code.c
 
 # The generator only runs on trusted input, so no sanitizers are needed.
 "$cc" -g -O1 -Wall -Wextra -Werror test/fuzz/make_corpus.c -lroaring \
     -o "$out/make_corpus"
 
-echo "built $out/{fuzz_segment,fuzz_expr,fuzz_phone,fuzz_csv,make_corpus}"
+echo "built $out/{fuzz_segment,fuzz_expr,fuzz_phone,fuzz_csv,fuzz_refcode,make_corpus}"

@@ -2,10 +2,10 @@
 # test/fuzz/run.sh — build, then fuzz one target for a while and summarize.
 #
 #     test/fuzz/run.sh [SECONDS]            # fuzz_segment, default 600 s
-#     test/fuzz/run.sh TARGET [SECONDS]     # TARGET: segment | expr | phone | csv
+#     test/fuzz/run.sh TARGET [SECONDS]     # TARGET: segment | expr | phone | csv | refcode
 #
 # The checked-in seeds (test/fuzz/corpus/ for segment, test/fuzz/corpus_expr/ for expr;
-# phone and csv start empty) are copied into test/fuzz/corpus-work/TARGET/, which
+# phone, csv and refcode start empty) are copied into test/fuzz/corpus-work/TARGET/, which
 # libFuzzer grows; the checked-in corpus itself is never modified.  Crash reproducers
 # land in test/fuzz/build/artifacts-TARGET/.  Both directories are gitignored.
 # Exit status is non-zero if libFuzzer found a crash, leak, timeout or OOM.
@@ -13,7 +13,7 @@ set -uo pipefail
 
 target=segment
 case ${1:-} in
-    segment | expr | phone | csv) target=$1; shift ;;
+    segment | expr | phone | csv | refcode) target=$1; shift ;;
 esac
 secs=${1:-600}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,6 +27,7 @@ case $target in
     expr) seeds="$here/corpus_expr"; max_len=4096 ;;
     phone) seeds=""; max_len=256 ;;
     csv) seeds=""; max_len=65536 ;;
+    refcode) seeds=""; max_len=128 ;;
 esac
 
 "$here/build.sh" || exit 2

@@ -1,0 +1,1064 @@
+-- src/sql/referral.sql: referral program -- programs, codes and links, the
+-- referral table with its abuse-check trigger (C), qualification by the
+-- invitee's first order, tiered rewards within cost caps, review, report
+-- (requirements R-F1 ... R-F7)
+
+-- The per-installation secret that keys the referral codes.  Only the
+-- extension owner can read it: no role is granted anything on it.
+CREATE TABLE wam.referral_secret (
+	id boolean PRIMARY KEY DEFAULT true CONSTRAINT referral_secret_one_row CHECK (id),
+	secret bytea NOT NULL CONSTRAINT referral_secret_length CHECK (length(secret) >= 32),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- two version-4 UUIDs: 244 bits from the server's strong random source
+INSERT INTO wam.referral_secret (secret)
+SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
+COMMENT ON TABLE wam.referral_secret IS 'the secret key of the referral codes (readable by the extension owner only; never granted)';
+
+CREATE TABLE wam.referral_program (
+	id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name text NOT NULL UNIQUE CONSTRAINT referral_program_name CHECK (btrim(name) <> '' AND length(name) <= 100),
+	preset text,
+	settings jsonb NOT NULL,
+	cap integer NOT NULL,
+	velocity_per_hour integer NOT NULL,
+	min_order numeric NOT NULL,
+	qualify_window interval NOT NULL,
+	hold interval NOT NULL,
+	cost_cap_share numeric NOT NULL,
+	flat_cost_cap numeric,
+	ring_depth integer NOT NULL,
+	signup_grace interval NOT NULL,
+	tiers jsonb NOT NULL,
+	business_number text,
+	landing_url text,
+	message text NOT NULL,
+	starts_at timestamptz,
+	ends_at timestamptz,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE wam.referral_program IS 'referral programs (create with wam.create_referral_program, change with wam.configure_referral_program); settings holds every setting, the other columns are the same values typed for the trigger';
+
+-- One row per customer and program once the customer's code was issued:
+-- the code, and the counters the abuse trigger locks and updates.
+CREATE TABLE wam.referrer (
+	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
+	program_id integer NOT NULL REFERENCES wam.referral_program ON DELETE CASCADE,
+	code text NOT NULL UNIQUE,
+	issued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	status text NOT NULL DEFAULT 'active' CONSTRAINT referrer_status CHECK (status IN ('active', 'frozen')),
+	frozen_at timestamptz,
+	velocity_since timestamptz,
+	recent_attempts timestamptz[] NOT NULL DEFAULT '{}',
+	accepted integer NOT NULL DEFAULT 0,
+	qualified integer NOT NULL DEFAULT 0,
+	PRIMARY KEY (customer_id, program_id)
+) WITH (fillfactor = 70);
+COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the referrer: invitations before it no longer count towards velocity_per_hour';
+COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour + 1 of them): the rolling-hour count, kept in the row the trigger locks anyway';
+COMMENT ON TABLE wam.referrer IS 'issued referral codes and per-referrer counters (accepted = referrals not rejected, counted against the cap; qualified = referrals whose invitee''s first order qualified)';
+
+CREATE TABLE wam.customer_fingerprint (
+	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
+	kind text NOT NULL CONSTRAINT customer_fingerprint_kind CHECK (kind IN ('device', 'payment')),
+	value_hash bytea NOT NULL,
+	first_seen timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (customer_id, kind, value_hash)
+);
+COMMENT ON TABLE wam.customer_fingerprint IS 'device and payment fingerprints seen for a customer (SHA-256 of the value the application supplied; never the raw value), from referral sources, order details and wam.record_fingerprint';
+
+CREATE TABLE wam.referral (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	-- program and referrer are set by the trigger from the code's wam.referrer
+	-- row; no foreign keys (each would lock the program row FOR KEY SHARE on
+	-- every insert, from every session): deleting a referrer row (its
+	-- customer or program deleted) deletes its referrals by trigger instead
+	program_id integer,
+	referrer_id bigint,
+	invitee_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
+	code text NOT NULL,
+	source jsonb,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	status text NOT NULL DEFAULT 'pending'
+		CONSTRAINT referral_status CHECK (status IN ('pending', 'review', 'rejected', 'qualified', 'lapsed', 'revoked')),
+	reason text CONSTRAINT referral_reason CHECK (reason IN (
+		'mistyped code', 'unknown code', 'program inactive', 'self-referral', 'same phone',
+		'shared device', 'shared payment', 'existing customer', 'already referred', 'ring', 'cap',
+		'velocity', 'referrer frozen', 'review rejected', 'first order below minimum',
+		'window passed', 'refund')),
+	detail text,
+	order_id bigint,
+	qualified_at timestamptz,
+	closed_at timestamptz,
+	CONSTRAINT referral_rejected_reason CHECK (status <> 'rejected' OR reason IS NOT NULL)
+);
+CREATE INDEX referral_referrer_time ON wam.referral (referrer_id, created_at);
+-- first valid referral wins: at most one live referral per invitee and program
+CREATE UNIQUE INDEX referral_invitee_once ON wam.referral (invitee_id, program_id)
+	WHERE status IN ('pending', 'qualified', 'review');
+COMMENT ON TABLE wam.referral IS 'every referral attempt (write with wam.record_referral): status pending, review, rejected (with reason), qualified, lapsed or revoked; the trigger wam.referral_check decides it';
+COMMENT ON COLUMN wam.referral.code IS 'the code in canonical form, or as typed when it is not a valid code';
+COMMENT ON COLUMN wam.referral.source IS 'what the application knows about the attempt: phone (typed at sign-up), device and payment fingerprints, channel, utm_* ...';
+COMMENT ON COLUMN wam.referral.order_id IS 'the invitee''s first order, which qualified (or failed to qualify) the referral';
+
+CREATE TABLE wam.referral_review (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	program_id integer NOT NULL REFERENCES wam.referral_program ON DELETE CASCADE,
+	referrer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
+	kind text NOT NULL CONSTRAINT referral_review_kind CHECK (kind IN ('velocity')),
+	opened_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	details jsonb,
+	resolved_at timestamptz,
+	resolution text CONSTRAINT referral_review_resolution CHECK (resolution IN ('accepted', 'rejected')),
+	resolved_by name,
+	note text,
+	CONSTRAINT referral_review_resolved CHECK ((resolved_at IS NULL) = (resolution IS NULL))
+);
+CREATE UNIQUE INDEX referral_review_open ON wam.referral_review (program_id, referrer_id) WHERE resolved_at IS NULL;
+COMMENT ON TABLE wam.referral_review IS 'review items: a referrer frozen for too many invitations in an hour (R-F5); resolve with wam.resolve_referral_review';
+
+CREATE TABLE wam.referral_reward (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	program_id integer NOT NULL REFERENCES wam.referral_program ON DELETE CASCADE,
+	referrer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
+	tier integer NOT NULL,
+	reward text NOT NULL,
+	cost numeric NOT NULL,
+	redemption_code text NOT NULL UNIQUE,
+	status text NOT NULL CONSTRAINT referral_reward_status CHECK (status IN ('issued', 'held', 'revoked')),
+	reason text,
+	cost_cap numeric,
+	spent_before numeric NOT NULL DEFAULT 0,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	decided_at timestamptz,
+	notify_status text NOT NULL
+		CONSTRAINT referral_reward_notify_status CHECK (notify_status IN ('pending', 'waiting', 'queued', 'sent', 'failed', 'cancelled'))
+);
+CREATE UNIQUE INDEX referral_reward_tier_once ON wam.referral_reward (referrer_id, program_id, tier) WHERE status <> 'revoked';
+CREATE INDEX referral_reward_notify ON wam.referral_reward (created_at) WHERE notify_status = 'pending';
+COMMENT ON TABLE wam.referral_reward IS 'rewards of referrers who crossed a tier: issued within the cost cap, held for review above it, revoked after a refund';
+COMMENT ON COLUMN wam.referral_reward.notify_status IS 'hand-off to the outbound queue: pending = the referrer must be sent the redemption code (R-F2); waiting = held, not to be sent yet; queued/sent/failed are set by the sender; cancelled = revoked before it was sent';
+COMMENT ON COLUMN wam.referral_reward.cost_cap IS 'the referrer''s reward budget when the reward was decided (flat_cost_cap, or cost_cap_share x lifetime value)';
+COMMENT ON COLUMN wam.referral_reward.spent_before IS 'cost of the referrer''s rewards already issued (all programs) when this one was decided';
+
+-- C functions
+
+CREATE FUNCTION wam.referral_code_make(secret bytea, program integer, customer bigint, attempt integer) RETURNS text
+	AS 'MODULE_PATHNAME', 'wam_referral_code_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.referral_code_make(bytea, integer, bigint, integer) IS 'internal: the referral code of (program, customer): HMAC-SHA256 under the secret, 10 Crockford base-32 symbols and a check symbol';
+
+CREATE FUNCTION wam.referral_code_normalize(code text) RETURNS text
+	AS 'MODULE_PATHNAME', 'wam_referral_code_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.referral_code_normalize(text) IS 'canonical form of a typed referral code (case, O for 0, I/L for 1, spaces and hyphens forgiven); raises 22023 saying what is wrong when the check character shows a typo';
+
+CREATE FUNCTION wam.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
+	AS 'MODULE_PATHNAME', 'wam_referral_attempts' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.referral_attempts(timestamptz[], timestamptz, integer) IS 'internal: the rolling-hour attempt times of a referrer after an attempt at "at" (the newest velocity + 1 within the hour, ascending)';
+
+CREATE FUNCTION wam.redemption_code() RETURNS text
+	AS 'MODULE_PATHNAME', 'wam_redemption_code' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.redemption_code() IS 'a fresh random redemption code: 60 random bits as 12 Crockford base-32 symbols and a check symbol';
+
+CREATE FUNCTION wam.referral_check() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'wam_referral_check' LANGUAGE C;
+COMMENT ON FUNCTION wam.referral_check() IS 'trigger: the abuse checks of a referral attempt (code, self-referral, same phone, shared device or payment, existing customer, already referred, ring, cap, velocity freeze); sets program, referrer, status, reason and detail';
+
+CREATE TRIGGER referral_check BEFORE INSERT ON wam.referral
+	FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+
+CREATE FUNCTION wam.referrer_delete() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	DELETE FROM wam.referral r WHERE r.referrer_id = OLD.customer_id AND r.program_id = OLD.program_id;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam.referrer_delete() IS 'trigger: a deleted referrer (customer or program deleted) takes its referrals along';
+CREATE TRIGGER referrer_delete AFTER DELETE ON wam.referrer
+	FOR EACH ROW EXECUTE FUNCTION wam.referrer_delete();
+
+-- settings
+
+-- The defaults (R-F3, R-F5) and the industry presets (R-F7).  A preset's
+-- benchmark (reward, cost per invite, conversion, payback months) is kept in
+-- the settings and compared with in wam.referral_report.
+CREATE FUNCTION wam.referral_defaults(preset text DEFAULT NULL) RETURNS jsonb
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	base jsonb := jsonb_build_object(
+		'cap', 10, 'velocity_per_hour', 50, 'min_order', 199, 'qualify_window', '30 days',
+		'hold', '14 days', 'cost_cap_share', 0.15, 'flat_cost_cap', NULL, 'ring_depth', 5,
+		'signup_grace', '1 day',
+		'tiers', '[{"at": 1, "reward": "50-unit coupon", "cost": 50},
+				   {"at": 5, "reward": "free trial sample", "cost": 8},
+				   {"at": 10, "reward": "full-size product", "cost": 60}]'::jsonb,
+		'business_number', NULL, 'landing_url', NULL,
+		'message', 'Hi! A friend invited me. My invitation code: {code}',
+		'starts_at', NULL, 'ends_at', NULL, 'preset', NULL, 'benchmark', NULL);
+BEGIN
+	RETURN base || CASE preset
+		WHEN 'retail e-commerce' THEN jsonb_build_object('preset', preset,
+			'tiers', '[{"at": 1, "reward": "50-unit coupon", "cost": 25},
+					   {"at": 5, "reward": "free trial sample", "cost": 8},
+					   {"at": 10, "reward": "full-size product", "cost": 60}]'::jsonb,
+			'benchmark', '{"reward": "50-unit coupon", "cost_per_invite": [18, 25], "conversion": 0.28, "payback_months": 1.2}'::jsonb)
+		WHEN 'online education' THEN jsonb_build_object('preset', preset,
+			'tiers', '[{"at": 1, "reward": "7-day course trial", "cost": 8},
+					   {"at": 3, "reward": "7-day membership", "cost": 8}]'::jsonb,
+			'min_order', 0,
+			'benchmark', '{"reward": "7-day course trial", "cost_per_invite": [6, 8], "conversion": 0.35, "payback_months": 2.5}'::jsonb)
+		WHEN 'local services' THEN jsonb_build_object('preset', preset,
+			'tiers', '[{"at": 1, "reward": "20% off the second booking", "cost": 40}]'::jsonb,
+			'benchmark', '{"reward": "20% off the second booking", "cost_per_invite": [30, 40], "conversion": 0.22, "payback_months": 0.8}'::jsonb)
+		ELSE '{}'::jsonb END;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_defaults(text) IS 'the default settings of a referral program, with a preset (''retail e-commerce'', ''online education'', ''local services'') applied';
+
+-- Validates settings given by an administrator and merges them into base;
+-- returns the complete normalized settings.
+-- (PARALLEL UNSAFE: the EXCEPTION blocks start subtransactions)
+CREATE FUNCTION wam.referral_settings(given jsonb, base jsonb) RETURNS jsonb
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	known text[] := ARRAY['preset', 'cap', 'velocity_per_hour', 'min_order', 'qualify_window', 'hold',
+						  'cost_cap_share', 'flat_cost_cap', 'ring_depth', 'signup_grace', 'tiers',
+						  'business_number', 'landing_url', 'message', 'starts_at', 'ends_at', 'benchmark'];
+	k text;
+	v jsonb;
+	s jsonb;
+	lo integer;
+	hi integer;
+	iv interval;
+	ts timestamptz;
+	t jsonb;
+	prev integer := 0;
+	tiers jsonb := '[]';
+BEGIN
+	IF given IS NULL THEN
+		given := '{}';
+	END IF;
+	IF jsonb_typeof(given) <> 'object' THEN
+		RAISE EXCEPTION 'referral program settings must be a JSON object, not %', jsonb_typeof(given)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(given) LOOP
+		IF NOT k = ANY (known) THEN
+			RAISE EXCEPTION 'unknown referral program setting "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Known settings: ' || array_to_string(known, ', ') || '.';
+		END IF;
+	END LOOP;
+	IF given ? 'preset' AND jsonb_typeof(given -> 'preset') <> 'null' THEN
+		IF jsonb_typeof(given -> 'preset') <> 'string'
+		   OR NOT (given ->> 'preset') IN ('retail e-commerce', 'online education', 'local services') THEN
+			RAISE EXCEPTION 'unknown referral program preset %', given -> 'preset'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Presets: retail e-commerce, online education, local services.';
+		END IF;
+		-- a preset resets what presets define; the other given keys override it
+		base := base || jsonb_build_object('preset', given ->> 'preset')
+			|| (SELECT jsonb_object_agg(d.key, d.value) FROM jsonb_each(wam.referral_defaults(given ->> 'preset')) d
+				WHERE d.key IN ('tiers', 'min_order', 'benchmark'));
+	END IF;
+	s := base || (given - 'preset');
+
+	-- whole numbers
+	FOR k IN SELECT unnest(ARRAY['cap', 'velocity_per_hour', 'ring_depth']) LOOP
+		v := s -> k;
+		lo := CASE k WHEN 'ring_depth' THEN 2 ELSE 1 END;
+		hi := CASE k WHEN 'ring_depth' THEN 20 ELSE 1000000 END;
+		IF jsonb_typeof(v) IS DISTINCT FROM 'number' OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)
+		   OR (v #>> '{}')::numeric < lo OR (v #>> '{}')::numeric > hi THEN
+			RAISE EXCEPTION 'referral program setting % must be a whole number from % to %, not %', k, lo, hi, v
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		s := jsonb_set(s, ARRAY[k], to_jsonb((v #>> '{}')::integer));
+	END LOOP;
+	-- amounts and shares
+	FOR k IN SELECT unnest(ARRAY['min_order', 'cost_cap_share', 'flat_cost_cap']) LOOP
+		v := s -> k;
+		IF k = 'flat_cost_cap' AND jsonb_typeof(v) = 'null' THEN
+			CONTINUE;
+		END IF;
+		IF jsonb_typeof(v) IS DISTINCT FROM 'number' OR (v #>> '{}')::numeric < 0
+		   OR (k = 'cost_cap_share' AND (v #>> '{}')::numeric > 1) THEN
+			RAISE EXCEPTION 'referral program setting % must be a number %, not %', k,
+				(CASE k WHEN 'cost_cap_share' THEN 'from 0 to 1' ELSE 'of at least 0' END), v
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	-- intervals
+	FOR k IN SELECT unnest(ARRAY['qualify_window', 'hold', 'signup_grace']) LOOP
+		v := s -> k;
+		BEGIN
+			iv := (v #>> '{}')::interval;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow THEN
+			iv := NULL;
+		END;
+		IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR iv IS NULL OR iv < interval '0'
+		   OR (k = 'qualify_window' AND iv = interval '0') OR NOT isfinite(iv) THEN
+			RAISE EXCEPTION 'referral program setting % must be a % interval such as "30 days", not %', k,
+				(CASE k WHEN 'qualify_window' THEN 'positive' ELSE 'non-negative' END), v
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		s := jsonb_set(s, ARRAY[k], to_jsonb(iv::text));
+	END LOOP;
+	-- times
+	FOR k IN SELECT unnest(ARRAY['starts_at', 'ends_at']) LOOP
+		v := s -> k;
+		IF jsonb_typeof(v) = 'null' THEN
+			CONTINUE;
+		END IF;
+		BEGIN
+			ts := (v #>> '{}')::timestamptz;
+		EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+			ts := NULL;
+		END;
+		IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR ts IS NULL THEN
+			RAISE EXCEPTION 'referral program setting % must be a time such as "2026-01-01 00:00+08", not %', k, v
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	IF jsonb_typeof(s -> 'starts_at') = 'string' AND jsonb_typeof(s -> 'ends_at') = 'string'
+	   AND (s ->> 'ends_at')::timestamptz <= (s ->> 'starts_at')::timestamptz THEN
+		RAISE EXCEPTION 'referral program ends_at must be after starts_at' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- tiers
+	v := s -> 'tiers';
+	IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) = 0 THEN
+		RAISE EXCEPTION 'referral program setting tiers must be a non-empty JSON array'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Example: [{"at": 1, "reward": "50-unit coupon", "cost": 50}, {"at": 5, "reward": "sample", "cost": 8}].';
+	END IF;
+	FOR t IN SELECT e FROM jsonb_array_elements(v) e LOOP
+		IF jsonb_typeof(t) <> 'object' OR NOT (t ? 'at' AND t ? 'reward' AND t ? 'cost')
+		   OR EXISTS (SELECT FROM jsonb_object_keys(t) x WHERE x NOT IN ('at', 'reward', 'cost'))
+		   OR jsonb_typeof(t -> 'at') <> 'number' OR jsonb_typeof(t -> 'reward') <> 'string'
+		   OR jsonb_typeof(t -> 'cost') <> 'number' OR btrim(t ->> 'reward') = ''
+		   OR (t ->> 'cost')::numeric < 0
+		   OR (t ->> 'at')::numeric <> trunc((t ->> 'at')::numeric) OR (t ->> 'at')::numeric < 1
+		   OR (t ->> 'at')::numeric > 1000000 THEN
+			RAISE EXCEPTION 'invalid referral tier %', t
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'A tier is {"at": referrals (a whole number of at least 1), "reward": text, "cost": amount of at least 0}.';
+		END IF;
+		IF (t ->> 'at')::integer <= prev THEN
+			RAISE EXCEPTION 'referral tiers must be in increasing order of "at"'
+				USING ERRCODE = 'invalid_parameter_value', DETAIL = format('%s follows a tier at %s.', t, prev);
+		END IF;
+		prev := (t ->> 'at')::integer;
+		tiers := tiers || jsonb_build_array(jsonb_build_object('at', (t ->> 'at')::integer,
+			'reward', btrim(t ->> 'reward'), 'cost', (t ->> 'cost')::numeric));
+	END LOOP;
+	s := jsonb_set(s, '{tiers}', tiers);
+	-- texts
+	v := s -> 'business_number';
+	IF jsonb_typeof(v) <> 'null' THEN
+		IF jsonb_typeof(v) <> 'string' OR wam.phone_problem(v #>> '{}') IS NOT NULL THEN
+			RAISE EXCEPTION 'referral program setting business_number must be an international phone number, not %', v
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = coalesce(wam.phone_problem(v #>> '{}'), 'It must be a JSON string.'),
+					  HINT = 'Give the WhatsApp business number with its country code, e.g. "+852 5123 4567".';
+		END IF;
+		s := jsonb_set(s, '{business_number}', to_jsonb(wam.normalize_phone(v #>> '{}')));
+	END IF;
+	v := s -> 'landing_url';
+	IF jsonb_typeof(v) <> 'null' AND (jsonb_typeof(v) <> 'string' OR (v #>> '{}') !~ '^https://[^/?#[:space:]]+[^[:space:]]*$') THEN
+		RAISE EXCEPTION 'referral program setting landing_url must be an https:// URL, not %', v
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	v := s -> 'message';
+	IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR strpos(v #>> '{}', '{code}') = 0 OR length(v #>> '{}') > 1000 THEN
+		RAISE EXCEPTION 'referral program setting message must be a text of at most 1000 characters containing {code}, not %', v
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	v := s -> 'benchmark';
+	IF jsonb_typeof(v) NOT IN ('null', 'object') THEN
+		RAISE EXCEPTION 'referral program setting benchmark must be a JSON object, not %', v
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
+
+-- programs
+
+CREATE FUNCTION wam.create_referral_program(name text, settings jsonb DEFAULT '{}') RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	s jsonb;
+	new_id integer;
+BEGIN
+	IF name IS NULL OR btrim(name) = '' THEN
+		RAISE EXCEPTION 'referral program name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF length(name) > 100 THEN
+		RAISE EXCEPTION 'referral program name must be at most 100 characters' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF EXISTS (SELECT FROM wam.referral_program p WHERE p.name = btrim(name)) THEN
+		RAISE EXCEPTION 'referral program "%" already exists', btrim(name)
+			USING ERRCODE = 'unique_violation', HINT = 'Change it with wam.configure_referral_program().';
+	END IF;
+	s := wam.referral_settings(settings, wam.referral_defaults(NULL));
+	INSERT INTO wam.referral_program AS p (name, preset, settings, cap, velocity_per_hour, min_order, qualify_window,
+		hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url,
+		message, starts_at, ends_at)
+	VALUES (btrim(name), s ->> 'preset', s, (s ->> 'cap')::integer, (s ->> 'velocity_per_hour')::integer,
+		(s ->> 'min_order')::numeric, (s ->> 'qualify_window')::interval, (s ->> 'hold')::interval,
+		(s ->> 'cost_cap_share')::numeric, (s ->> 'flat_cost_cap')::numeric, (s ->> 'ring_depth')::integer,
+		(s ->> 'signup_grace')::interval, s -> 'tiers', s ->> 'business_number', s ->> 'landing_url',
+		s ->> 'message', (s ->> 'starts_at')::timestamptz, (s ->> 'ends_at')::timestamptz)
+	RETURNING p.id INTO new_id;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program (admins); settings: preset, cap, velocity_per_hour, min_order, qualify_window, hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url, message, starts_at, ends_at, benchmark; returns its id';
+
+CREATE FUNCTION wam.configure_referral_program(name text, settings jsonb) RETURNS jsonb
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.referral_program;
+	s jsonb;
+BEGIN
+	SELECT * INTO p FROM wam.referral_program x WHERE x.name = name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral program "%" does not exist', name USING ERRCODE = 'undefined_object';
+	END IF;
+	s := wam.referral_settings(settings, p.settings);
+	UPDATE wam.referral_program x
+	SET preset = s ->> 'preset', settings = s, cap = (s ->> 'cap')::integer,
+		velocity_per_hour = (s ->> 'velocity_per_hour')::integer, min_order = (s ->> 'min_order')::numeric,
+		qualify_window = (s ->> 'qualify_window')::interval, hold = (s ->> 'hold')::interval,
+		cost_cap_share = (s ->> 'cost_cap_share')::numeric, flat_cost_cap = (s ->> 'flat_cost_cap')::numeric,
+		ring_depth = (s ->> 'ring_depth')::integer, signup_grace = (s ->> 'signup_grace')::interval,
+		tiers = s -> 'tiers', business_number = s ->> 'business_number', landing_url = s ->> 'landing_url',
+		message = s ->> 'message', starts_at = (s ->> 'starts_at')::timestamptz,
+		ends_at = (s ->> 'ends_at')::timestamptz, updated_at = now()
+	WHERE x.id = p.id;
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION wam.configure_referral_program(text, jsonb) IS 'changes settings of a referral program (admins; the given keys only, a preset resets tiers, min_order and benchmark); returns all settings';
+
+CREATE FUNCTION wam.referral_program_id(program text) RETURNS integer
+	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	pid integer;
+BEGIN
+	IF program IS NULL THEN
+		RAISE EXCEPTION 'referral program must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT p.id INTO pid FROM wam.referral_program p WHERE p.name = program;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral program "%" does not exist', program USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN pid;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_program_id(text) IS 'internal: the id of a referral program by name (error if unknown)';
+
+-- codes and links
+
+CREATE FUNCTION wam.referral_code(customer bigint, program text) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	pid integer := wam.referral_program_id(program);
+	c text;
+	key bytea;
+	attempt integer := 0;
+BEGIN
+	IF customer IS NULL THEN
+		RAISE EXCEPTION 'customer must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT r.code INTO c FROM wam.referrer r WHERE r.customer_id = customer AND r.program_id = pid;
+	IF FOUND THEN
+		RETURN c;
+	END IF;
+	IF NOT EXISTS (SELECT FROM wam.customer k WHERE k.id = customer) THEN
+		RAISE EXCEPTION 'customer % does not exist', customer USING ERRCODE = 'foreign_key_violation';
+	END IF;
+	SELECT s.secret INTO key FROM wam.referral_secret s;
+	LOOP
+		-- another customer's hash may collide (about 1 in 10^15 / issued codes):
+		-- the next attempt number gives another, equally stable, code
+		c := wam.referral_code_make(key, pid, customer, attempt);
+		INSERT INTO wam.referrer (customer_id, program_id, code) VALUES (customer, pid, c)
+		ON CONFLICT DO NOTHING;
+		IF FOUND THEN
+			RETURN c;
+		END IF;
+		-- a concurrent call issued this customer's code first
+		SELECT r.code INTO c FROM wam.referrer r WHERE r.customer_id = customer AND r.program_id = pid;
+		IF FOUND THEN
+			RETURN c;
+		END IF;
+		attempt := attempt + 1;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_code(bigint, text) IS 'the customer''s referral code in a program (issued on first call, then stable): 11 characters from a keyed hash, no ambiguous characters, last one a check character';
+
+CREATE FUNCTION wam.referral_landing_url(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.referral_program;
+	code text := wam.referral_code(customer, program);
+	params jsonb;
+	k text;
+	q text := '';
+BEGIN
+	SELECT * INTO p FROM wam.referral_program x WHERE x.name = program;
+	IF p.landing_url IS NULL THEN
+		RAISE EXCEPTION 'referral program "%" has no landing_url', program
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Set it with wam.configure_referral_program(program, ''{"landing_url": "https://..."}'').';
+	END IF;
+	IF utm IS NOT NULL AND jsonb_typeof(utm) <> 'object' THEN
+		RAISE EXCEPTION 'utm must be a JSON object, not %', jsonb_typeof(utm) USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	params := jsonb_build_object('utm_source', 'whatsapp', 'utm_medium', 'referral', 'utm_campaign', p.name)
+			  || coalesce(utm, '{}');
+	FOR k IN SELECT jsonb_object_keys(params) LOOP
+		IF k !~ '^utm_(source|medium|campaign|term|content|id)$' THEN
+			RAISE EXCEPTION 'unknown UTM parameter "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use utm_source, utm_medium, utm_campaign, utm_term, utm_content or utm_id.';
+		END IF;
+		IF jsonb_typeof(params -> k) NOT IN ('string', 'number') THEN
+			RAISE EXCEPTION 'UTM parameter % must be a string, not %', k, jsonb_typeof(params -> k)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	SELECT string_agg(x.key || '=' || wam.url_encode(x.value), '&' ORDER BY x.ord)
+	INTO q
+	FROM (SELECT e.key, e.value, array_position(ARRAY['utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
+														'utm_content', 'utm_id'], e.key) AS ord
+		  FROM jsonb_each_text(params) e) x;
+	RETURN p.landing_url || CASE WHEN strpos(p.landing_url, '?') > 0 THEN '&' ELSE '?' END
+		   || 'ref=' || code || '&' || q;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) IS 'the web landing URL of a customer''s invitation: the program''s landing_url with ref=<code> and UTM parameters (defaults utm_source=whatsapp, utm_medium=referral, utm_campaign=<program>; utm overrides or adds utm_term, utm_content, utm_id)';
+
+CREATE FUNCTION wam.url_encode(value text) RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+	SELECT coalesce(string_agg(CASE WHEN b BETWEEN 48 AND 57 OR b BETWEEN 65 AND 90 OR b BETWEEN 97 AND 122
+										 OR b IN (45, 46, 95, 126)
+									THEN chr(b) ELSE '%' || upper(lpad(to_hex(b), 2, '0')) END, '' ORDER BY i), '')
+	FROM (SELECT i, get_byte(convert_to(value, 'UTF8'), i) AS b
+		  FROM generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) x
+$$;
+COMMENT ON FUNCTION wam.url_encode(text) IS 'percent-encodes a text (UTF-8) for a URL query: everything but letters, digits and - . _ ~';
+
+CREATE FUNCTION wam.referral_link(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.referral_program;
+	code text := wam.referral_code(customer, program);
+	msg text;
+BEGIN
+	SELECT * INTO p FROM wam.referral_program x WHERE x.name = program;
+	IF p.business_number IS NULL THEN
+		RAISE EXCEPTION 'referral program "%" has no business_number', program
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Set the WhatsApp business number with wam.configure_referral_program(program, ''{"business_number": "+852 ..."}'').';
+	END IF;
+	msg := replace(p.message, '{code}', code);
+	IF strpos(msg, '{landing_url}') > 0 THEN
+		msg := replace(msg, '{landing_url}', wam.referral_landing_url(customer, program, utm));
+	ELSIF utm IS NOT NULL THEN
+		RAISE EXCEPTION 'the message of referral program "%" has no {landing_url} for the UTM parameters', program
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'WhatsApp passes on only the prefilled text of a wa.me link; UTM parameters belong to the landing URL.',
+				  HINT = 'Put {landing_url} in the program''s message, or use wam.referral_landing_url().';
+	END IF;
+	RETURN 'https://wa.me/' || p.business_number || '?text=' || wam.url_encode(msg);
+END
+$$;
+COMMENT ON FUNCTION wam.referral_link(bigint, text, jsonb) IS 'the customer''s invitation link https://wa.me/<business_number>?text=<message with the code>; a {landing_url} placeholder in the message becomes the UTM-tagged landing URL (see wam.referral_landing_url)';
+
+-- recording referrals
+
+CREATE FUNCTION wam.record_referral(code text, invitee bigint, source jsonb DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	st text;
+	rs text;
+BEGIN
+	IF code IS NULL THEN
+		RAISE EXCEPTION 'referral code must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF invitee IS NULL THEN
+		RAISE EXCEPTION 'invitee must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF source IS NOT NULL AND jsonb_typeof(source) <> 'object' THEN
+		RAISE EXCEPTION 'referral source must be a JSON object, not %', jsonb_typeof(source)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF length(code) > 64 THEN
+		code := left(code, 64);		-- keep the attempt, not a megabyte of text
+	END IF;
+	IF NOT EXISTS (SELECT FROM wam.customer c WHERE c.id = invitee) THEN
+		RAISE EXCEPTION 'customer % does not exist', invitee USING ERRCODE = 'foreign_key_violation';
+	END IF;
+	INSERT INTO wam.referral AS r (code, invitee_id, source) VALUES (code, invitee, source)
+	RETURNING r.status, r.reason INTO st, rs;
+	RETURN CASE WHEN st = 'rejected' THEN st || ': ' || rs ELSE st END;
+END
+$$;
+COMMENT ON FUNCTION wam.record_referral(text, bigint, jsonb) IS 'records a referral attempt (operators): the code as typed, the invitee, what the application knows (source: phone, device, payment, ...); returns pending, review or rejected: <reason>';
+
+CREATE FUNCTION wam.record_referral(code text, invitee_phone text, source jsonb DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	ph text;
+	cid bigint;
+BEGIN
+	IF invitee_phone IS NULL THEN
+		RAISE EXCEPTION 'invitee phone must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	ph := wam.normalize_phone(invitee_phone);
+	SELECT c.id INTO cid FROM wam.customer c WHERE c.phone = ph;
+	IF NOT FOUND THEN
+		-- a sign-up through the invitation: the invitee becomes a customer now
+		INSERT INTO wam.customer (phone) VALUES (ph) ON CONFLICT (phone) DO NOTHING;
+		SELECT c.id INTO cid FROM wam.customer c WHERE c.phone = ph;
+	END IF;
+	RETURN wam.record_referral(code, cid, source);
+END
+$$;
+COMMENT ON FUNCTION wam.record_referral(text, text, jsonb) IS 'records a referral attempt by the invitee''s phone number (international format), creating the customer on sign-up';
+
+CREATE FUNCTION wam.record_fingerprint(customer bigint, source jsonb) RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	n integer;
+BEGIN
+	IF customer IS NULL OR source IS NULL THEN
+		RAISE EXCEPTION 'customer and source must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF jsonb_typeof(source) <> 'object' THEN
+		RAISE EXCEPTION 'fingerprint source must be a JSON object, not %', jsonb_typeof(source)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT EXISTS (SELECT FROM wam.customer c WHERE c.id = customer) THEN
+		RAISE EXCEPTION 'customer % does not exist', customer USING ERRCODE = 'foreign_key_violation';
+	END IF;
+	INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash)
+	SELECT customer, e.key, sha256(convert_to(e.value, 'UTF8'))
+	FROM jsonb_each_text(source) e
+	WHERE e.key IN ('device', 'payment') AND coalesce(e.value, '') <> ''
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a customer''s device and payment fingerprints (source keys device, payment; stored as SHA-256) so referrals sharing them are rejected; returns how many were new';
+
+-- qualification and rewards
+
+-- Decides tier rewards of a referrer whose qualified count went up: one
+-- reward per tier reached and not yet rewarded, checked against the cost cap
+-- (R-F4).  Over the cap it is held for review, never silently issued.
+CREATE FUNCTION wam.referral_grant_rewards(program integer, referrer bigint) RETURNS integer
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.referral_program;
+	n_qualified integer;
+	t record;
+	cap numeric;
+	ltv numeric;
+	spent numeric;
+	n integer := 0;
+BEGIN
+	SELECT * INTO p FROM wam.referral_program x WHERE x.id = program;
+	SELECT r.qualified INTO n_qualified FROM wam.referrer r WHERE r.customer_id = referrer AND r.program_id = program;
+	FOR t IN SELECT (e ->> 'at')::integer AS at, e ->> 'reward' AS reward, (e ->> 'cost')::numeric AS cost
+			 FROM jsonb_array_elements(p.tiers) e
+			 WHERE (e ->> 'at')::integer <= n_qualified
+			   AND NOT EXISTS (SELECT FROM wam.referral_reward w
+							   WHERE w.referrer_id = referrer AND w.program_id = program
+								 AND w.tier = (e ->> 'at')::integer AND w.status <> 'revoked')
+			 ORDER BY 1
+	LOOP
+		IF p.flat_cost_cap IS NOT NULL THEN
+			cap := p.flat_cost_cap;
+		ELSE
+			SELECT d.ltv INTO ltv FROM wam.cost_cap_detail(referrer) d;
+			cap := round(p.cost_cap_share * coalesce(ltv, 0), 2);
+		END IF;
+		SELECT coalesce(sum(w.cost), 0) INTO spent FROM wam.referral_reward w
+		WHERE w.referrer_id = referrer AND w.status = 'issued';
+		INSERT INTO wam.referral_reward (program_id, referrer_id, tier, reward, cost, redemption_code, status,
+										 reason, cost_cap, spent_before, decided_at, notify_status)
+		VALUES (program, referrer, t.at, t.reward, t.cost, wam.redemption_code(),
+				CASE WHEN spent + t.cost > cap THEN 'held' ELSE 'issued' END,
+				CASE WHEN spent + t.cost > cap
+					 THEN format('cost cap: %s already issued + %s exceeds the budget of %s', spent, t.cost, cap) END,
+				cap, spent, CASE WHEN spent + t.cost <= cap THEN now() END,
+				CASE WHEN spent + t.cost > cap THEN 'waiting' ELSE 'pending' END);
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap, held above it';
+
+-- Decides a pending referral from the invitee's first order (R-F5): it
+-- qualifies when that order reaches min_order within qualify_window of the
+-- referral, and lapses otherwise.  Returns the new status.
+CREATE FUNCTION wam.referral_evaluate(referral bigint) RETURNS text
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	r wam.referral;
+	p wam.referral_program;
+	o record;
+BEGIN
+	SELECT * INTO r FROM wam.referral x WHERE x.id = referral;
+	IF r.status IS DISTINCT FROM 'pending' THEN
+		RETURN r.status;
+	END IF;
+	SELECT * INTO p FROM wam.referral_program x WHERE x.id = r.program_id;
+	SELECT k.order_id, k.amount, k.ordered_at INTO o
+	FROM wam.customer_order k WHERE k.customer_id = r.invitee_id
+	ORDER BY k.ordered_at, k.order_id LIMIT 1;
+	IF NOT FOUND THEN
+		RETURN r.status;
+	END IF;
+	-- serialize with the abuse trigger and other qualifications of the referrer
+	PERFORM FROM wam.referrer x WHERE x.customer_id = r.referrer_id AND x.program_id = r.program_id FOR UPDATE;
+	IF o.ordered_at > r.created_at + p.qualify_window THEN
+		UPDATE wam.referral x SET status = 'lapsed', reason = 'window passed', order_id = o.order_id, closed_at = now(),
+			detail = format('The first order came %s after the referral, later than the window of %s.',
+							date_trunc('hour', o.ordered_at - r.created_at), p.qualify_window)
+		WHERE x.id = r.id;
+		RETURN 'lapsed';
+	END IF;
+	IF o.amount < p.min_order THEN
+		UPDATE wam.referral x SET status = 'lapsed', reason = 'first order below minimum', order_id = o.order_id,
+			closed_at = now(), detail = format('The first order of %s is below the minimum of %s.', o.amount, p.min_order)
+		WHERE x.id = r.id;
+		RETURN 'lapsed';
+	END IF;
+	UPDATE wam.referral x SET status = 'qualified', order_id = o.order_id, qualified_at = greatest(o.ordered_at, r.created_at)
+	WHERE x.id = r.id;
+	UPDATE wam.referrer x SET qualified = x.qualified + 1 WHERE x.customer_id = r.referrer_id AND x.program_id = r.program_id;
+	PERFORM wam.referral_grant_rewards(r.program_id, r.referrer_id);
+	RETURN 'qualified';
+END
+$$;
+COMMENT ON FUNCTION wam.referral_evaluate(bigint) IS 'internal: qualifies or lapses a pending referral by the invitee''s first order, and grants the rewards of tiers reached';
+
+-- Order triggers: new orders may qualify referrals (and carry fingerprints);
+-- a refund (order deleted, or its amount lowered below the minimum) within
+-- the hold period revokes the qualification and the rewards above the new
+-- count.
+CREATE FUNCTION wam.referral_order_insert() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	rid bigint;
+BEGIN
+	INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash, first_seen)
+	SELECT n.customer_id, e.key, sha256(convert_to(e.value, 'UTF8')), n.ordered_at
+	FROM new_orders n, LATERAL jsonb_each_text(n.details) e
+	WHERE n.details ?| ARRAY['device', 'payment'] AND e.key IN ('device', 'payment') AND coalesce(e.value, '') <> ''
+	ON CONFLICT DO NOTHING;
+	FOR rid IN SELECT r.id FROM wam.referral r
+			   WHERE r.invitee_id IN (SELECT DISTINCT n.customer_id FROM new_orders n) AND r.status = 'pending'
+			   ORDER BY r.referrer_id, r.program_id
+	LOOP
+		PERFORM wam.referral_evaluate(rid);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_order_insert() IS 'trigger: new orders qualify pending referrals of their customers and record device/payment fingerprints from order details';
+
+CREATE FUNCTION wam.referral_revoke(referral bigint, why text) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	r wam.referral;
+	n_qualified integer;
+BEGIN
+	SELECT * INTO r FROM wam.referral x WHERE x.id = referral;
+	UPDATE wam.referrer x SET qualified = x.qualified - 1
+	WHERE x.customer_id = r.referrer_id AND x.program_id = r.program_id
+	RETURNING x.qualified INTO n_qualified;
+	UPDATE wam.referral x SET status = 'revoked', reason = 'refund', closed_at = now(), detail = why
+	WHERE x.id = r.id;
+	UPDATE wam.referral_reward w
+	SET status = 'revoked', decided_at = now(),
+		reason = format('revoked: the referrer has %s qualified referrals after a refund', n_qualified),
+		notify_status = CASE WHEN w.notify_status IN ('pending', 'waiting') THEN 'cancelled' ELSE w.notify_status END
+	WHERE w.referrer_id = r.referrer_id AND w.program_id = r.program_id AND w.tier > n_qualified
+	  AND w.status <> 'revoked';
+END
+$$;
+COMMENT ON FUNCTION wam.referral_revoke(bigint, text) IS 'internal: revokes a qualified referral and the referrer''s rewards of tiers no longer reached';
+
+CREATE FUNCTION wam.referral_order_change() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT x.id, x.qualified_at, p.hold, p.min_order, o.amount AS old_amount
+			 FROM old_orders o
+			 JOIN wam.referral x ON x.invitee_id = o.customer_id AND x.order_id = o.order_id AND x.status = 'qualified'
+			 JOIN wam.referral_program p ON p.id = x.program_id
+			 ORDER BY x.referrer_id, x.program_id
+	LOOP
+		IF now() > r.qualified_at + r.hold THEN
+			CONTINUE;			-- after the hold period the qualification stands
+		END IF;
+		IF TG_OP = 'UPDATE' AND EXISTS (SELECT FROM wam.customer_order k JOIN wam.referral x ON x.id = r.id
+										WHERE k.customer_id = x.invitee_id AND k.order_id = x.order_id
+										  AND k.amount >= r.min_order) THEN
+			CONTINUE;			-- corrected, still above the minimum
+		END IF;
+		PERFORM wam.referral_revoke(r.id,
+			CASE TG_OP WHEN 'DELETE' THEN 'The qualifying order was refunded (deleted) within the hold period.'
+					   ELSE 'The qualifying order was reduced below the minimum within the hold period.' END);
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_order_change() IS 'trigger: a refund of a qualifying order within the hold period revokes the referral and the rewards above the referrer''s new count';
+
+CREATE TRIGGER referral_order_insert AFTER INSERT ON wam.customer_order
+	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_insert();
+CREATE TRIGGER referral_order_update AFTER UPDATE ON wam.customer_order
+	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_change();
+CREATE TRIGGER referral_order_delete AFTER DELETE ON wam.customer_order
+	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_change();
+
+-- review
+
+CREATE FUNCTION wam.resolve_referral_review(review bigint, accept boolean, note text DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	v wam.referral_review;
+	rid bigint;
+	n integer;
+BEGIN
+	IF review IS NULL OR accept IS NULL THEN
+		RAISE EXCEPTION 'review and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO v FROM wam.referral_review x WHERE x.id = review FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral review % does not exist', review USING ERRCODE = 'no_data_found';
+	END IF;
+	IF v.resolved_at IS NOT NULL THEN
+		RAISE EXCEPTION 'referral review % was already resolved (%)', review, v.resolution
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	PERFORM FROM wam.referrer x WHERE x.customer_id = v.referrer_id AND x.program_id = v.program_id FOR UPDATE;
+	UPDATE wam.referral_review x SET resolved_at = now(), resolution = CASE WHEN accept THEN 'accepted' ELSE 'rejected' END,
+		resolved_by = session_user, note = resolve_referral_review.note
+	WHERE x.id = review;
+	UPDATE wam.referrer x SET status = 'active', frozen_at = NULL, velocity_since = now(), recent_attempts = '{}'
+	WHERE x.customer_id = v.referrer_id AND x.program_id = v.program_id;
+	IF accept THEN
+		UPDATE wam.referral x SET status = 'pending', reason = NULL, detail = NULL
+		WHERE x.referrer_id = v.referrer_id AND x.program_id = v.program_id AND x.status = 'review';
+		GET DIAGNOSTICS n = ROW_COUNT;
+		FOR rid IN SELECT x.id FROM wam.referral x
+				   WHERE x.referrer_id = v.referrer_id AND x.program_id = v.program_id AND x.status = 'pending'
+				   ORDER BY x.id LOOP
+			PERFORM wam.referral_evaluate(rid);
+		END LOOP;
+		RETURN format('accepted: %s referrals back to pending', n);
+	END IF;
+	UPDATE wam.referral x SET status = 'rejected', reason = 'review rejected', closed_at = now(),
+		detail = coalesce(resolve_referral_review.note, 'Rejected in review.')
+	WHERE x.referrer_id = v.referrer_id AND x.program_id = v.program_id AND x.status = 'review';
+	GET DIAGNOSTICS n = ROW_COUNT;
+	UPDATE wam.referrer x SET accepted = x.accepted - n
+	WHERE x.customer_id = v.referrer_id AND x.program_id = v.program_id;
+	RETURN format('rejected: %s referrals', n);
+END
+$$;
+COMMENT ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) IS 'resolves a review item (admins): accept returns the referrer''s referrals under review to pending (qualifying those whose invitee already ordered), reject rejects them and frees their cap slots; either way the referrer is active again';
+
+CREATE FUNCTION wam.decide_referral_reward(reward bigint, issue boolean, note text DEFAULT NULL) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	w wam.referral_reward;
+BEGIN
+	IF reward IS NULL OR issue IS NULL THEN
+		RAISE EXCEPTION 'reward and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
+	END IF;
+	IF w.status <> 'held' THEN
+		RAISE EXCEPTION 'referral reward % is %, not held', reward, w.status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	UPDATE wam.referral_reward x
+	SET status = CASE WHEN issue THEN 'issued' ELSE 'revoked' END, decided_at = now(),
+		reason = coalesce(decide_referral_reward.note, CASE WHEN issue THEN 'issued in review above the cost cap'
+															   ELSE 'refused in review' END),
+		notify_status = CASE WHEN issue THEN 'pending' ELSE 'cancelled' END
+	WHERE x.id = reward;
+	RETURN CASE WHEN issue THEN 'issued' ELSE 'revoked' END;
+END
+$$;
+COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'decides a reward held above the cost cap (admins): issue it anyway (notify_status pending) or refuse it (revoked)';
+
+-- reporting (R-F6)
+
+CREATE FUNCTION wam.referral_report(program text, since timestamptz, until timestamptz)
+	RETURNS TABLE (metric text, item text, value numeric, note text)
+	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	pid integer := wam.referral_program_id(program);
+	p wam.referral_program;
+	cost numeric;
+	revenue numeric;
+	matured bigint;
+	retained bigint;
+	churn numeric;
+	n_accepted bigint;
+	n_qualified bigint;
+	rs wam.referral[];
+BEGIN
+	IF since IS NULL OR until IS NULL THEN
+		RAISE EXCEPTION 'report period must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF until <= since THEN
+		RAISE EXCEPTION 'report period is empty: until (%) must be after since (%)', until, since
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT * INTO p FROM wam.referral_program x WHERE x.id = pid;
+
+	rs := ARRAY(SELECT r FROM wam.referral r WHERE r.program_id = pid AND r.created_at >= since AND r.created_at < until);
+
+	RETURN QUERY SELECT 'invitations'::text, NULL::text, count(*)::numeric, 'referral attempts with a code of the program'::text
+				 FROM unnest(rs);
+	SELECT count(*) FILTER (WHERE r.status <> 'rejected'), count(*) FILTER (WHERE r.status = 'qualified')
+	INTO n_accepted, n_qualified FROM unnest(rs) r;
+	RETURN QUERY SELECT 'accepted'::text, NULL::text, n_accepted::numeric, 'not rejected by the abuse checks'::text;
+	RETURN QUERY SELECT 'status'::text, s.status, count(r.id)::numeric, NULL::text
+				 FROM unnest(ARRAY['pending', 'review', 'qualified', 'lapsed', 'revoked', 'rejected']) WITH ORDINALITY s(status, o)
+				 LEFT JOIN unnest(rs) r ON r.status = s.status
+				 GROUP BY s.status, s.o ORDER BY s.o;
+	RETURN QUERY SELECT 'rejected'::text, r.reason, count(*)::numeric, NULL::text
+				 FROM unnest(rs) r WHERE r.status = 'rejected'
+				 GROUP BY r.reason ORDER BY count(*) DESC, r.reason;
+	RETURN QUERY SELECT 'conversion'::text, NULL::text,
+						CASE WHEN n_accepted > 0 THEN round(n_qualified::numeric / n_accepted, 4) END,
+						'qualified / accepted' || CASE WHEN p.settings #>> '{benchmark,conversion}' IS NOT NULL
+													 THEN '; preset benchmark ' || (p.settings #>> '{benchmark,conversion}') ELSE '' END;
+	-- rewards decided for referrals of the period: by tier and status
+	RETURN QUERY SELECT 'rewards'::text, format('tier %s: %s (%s)', w.tier, w.reward, w.status), count(*)::numeric,
+						format('cost %s', sum(w.cost))
+				 FROM wam.referral_reward w
+				 WHERE w.program_id = pid AND w.created_at >= since AND w.created_at < until
+				 GROUP BY w.tier, w.reward, w.status ORDER BY w.tier, w.status;
+	SELECT coalesce(sum(w.cost), 0) INTO cost FROM wam.referral_reward w
+	WHERE w.program_id = pid AND w.created_at >= since AND w.created_at < until AND w.status = 'issued';
+	RETURN QUERY SELECT 'reward cost'::text, NULL::text, cost, 'issued rewards'::text;
+	-- revenue of the referred customers: their orders from the referral up to until
+	SELECT coalesce(sum(o.amount), 0) INTO revenue
+	FROM unnest(rs) r
+	JOIN wam.customer_order o ON o.customer_id = r.invitee_id AND o.ordered_at >= r.created_at AND o.ordered_at < until
+	WHERE r.status = 'qualified';
+	RETURN QUERY SELECT 'revenue'::text, NULL::text, revenue, 'orders of qualified referred customers up to the end of the period'::text;
+	RETURN QUERY SELECT 'roi'::text, NULL::text, CASE WHEN cost > 0 THEN round(revenue / cost, 2) END,
+						CASE WHEN cost > 0 THEN 'revenue / reward cost' ELSE 'no reward cost in the period' END;
+	-- 30-day retention: qualified referred customers whose first 30 days ended
+	-- by until, retained when they ordered or were active (any event other
+	-- than the qualifying order) after the qualifying order and within 30 days
+	SELECT count(*), count(*) FILTER (WHERE EXISTS (
+				SELECT FROM wam.customer_order o
+				WHERE o.customer_id = r.invitee_id AND o.order_id <> r.order_id
+				  AND o.ordered_at > r.qualified_at AND o.ordered_at <= r.qualified_at + interval '30 days')
+			OR EXISTS (
+				SELECT FROM wam.event e
+				WHERE e.customer_id = r.invitee_id AND e.kind <> 'order'
+				  AND e.occurred_at > r.qualified_at AND e.occurred_at <= r.qualified_at + interval '30 days'))
+	INTO matured, retained
+	FROM unnest(rs) r
+	WHERE r.status = 'qualified' AND r.qualified_at + interval '30 days' <= until;
+	churn := CASE WHEN matured > 0 THEN round(1 - retained::numeric / matured, 4) END;
+	RETURN QUERY SELECT 'retention 30d'::text, NULL::text, CASE WHEN matured > 0 THEN round(retained::numeric / matured, 4) END,
+						format('%s of %s referred customers active within 30 days of their first order', retained, matured);
+	RETURN QUERY SELECT 'first-month churn'::text, NULL::text, churn,
+						CASE WHEN churn > 0.40 THEN 'FLAGGED: above 40%, change the reward design (R-F6)'
+							 WHEN churn IS NULL THEN 'no referred customer has completed 30 days yet'
+							 ELSE 'at most 40%' END;
+	RETURN QUERY SELECT 'flagged'::text, NULL::text, (coalesce(churn > 0.40, false))::integer::numeric,
+						'1 when first-month churn of referred customers exceeds 40%'::text;
+	RETURN QUERY SELECT 'open reviews'::text, NULL::text, count(*)::numeric, 'frozen referrers awaiting review'::text
+				 FROM wam.referral_review v WHERE v.program_id = pid AND v.resolved_at IS NULL;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) IS 'referral metrics of a program for referrals made in [since, until): invitations, accepted, statuses, rejections by reason, conversion, rewards by tier and cost, revenue of referred customers, ROI, 30-day retention and first-month churn (flagged above 40%, R-F6), open reviews';
+
+-- privileges
+
+REVOKE ALL ON wam.referral_secret, wam.referral_program, wam.referrer, wam.customer_fingerprint, wam.referral,
+	wam.referral_review, wam.referral_reward FROM PUBLIC;
+GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_review, wam.referral_reward TO wam_reader;
+
+REVOKE EXECUTE ON FUNCTION
+	wam.referral_code_make(bytea, integer, bigint, integer), wam.referral_code_normalize(text), wam.redemption_code(),
+	wam.referral_attempts(timestamptz[], timestamptz, integer),
+	wam.referral_check(), wam.referrer_delete(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
+	wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
+	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
+	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
+	wam.record_referral(text, bigint, jsonb), wam.record_referral(text, text, jsonb),
+	wam.record_fingerprint(bigint, jsonb), wam.referral_grant_rewards(integer, bigint),
+	wam.referral_evaluate(bigint), wam.referral_order_insert(), wam.referral_revoke(bigint, text),
+	wam.referral_order_change(), wam.resolve_referral_review(bigint, boolean, text),
+	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_code_normalize(text), wam.referral_defaults(text), wam.url_encode(text),
+	wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
+GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
+	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),
+	wam.record_referral(text, text, jsonb), wam.record_fingerprint(bigint, jsonb) TO wam_operator;
+GRANT EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
+	wam.resolve_referral_review(bigint, boolean, text), wam.decide_referral_reward(bigint, boolean, text) TO wam_admin;

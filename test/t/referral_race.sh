@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# test/t/referral_race.sh — the referral abuse checks under concurrency: sessions racing
+# with one referrer's code leave exactly `cap` accepted referrals; a burst faster than
+# velocity_per_hour from parallel sessions freezes the referrer exactly once, with one
+# review item and every accepted referral under review; referrers racing for one invitee
+# leave exactly one live referral (first valid one wins); a transaction holding the
+# referrer's row makes the others wait instead of slipping past the checks.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# shellcheck source=test/lib/cluster.sh
+. "$repo/test/lib/cluster.sh"
+# shellcheck source=test/lib/tap.sh
+. "$repo/test/lib/tap.sh"
+
+start_cluster || { echo "not ok - referral race: cluster start"; exit 1; }
+db=wam_refrace_t
+wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { echo "not ok - referral race: create database"; exit 1; }
+export PGDATABASE=$db PGOPTIONS="-c client_min_messages=warning"
+q() { wam_psql -qAt "$@"; }
+
+SESSIONS=8
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wam-refrace.XXXXXX")
+chmod 777 "$tmp"
+wam_on_exit "rm -rf '$tmp'"
+
+q -c "CREATE EXTENSION pg_wamarketing" \
+  -c "INSERT INTO wam.customer (id, phone) SELECT g, (85290000000 + g)::text FROM generate_series(1, 2000) g" \
+  -c "SELECT wam.create_referral_program('capped', '{\"cap\": 5, \"velocity_per_hour\": 100000}')" \
+  -c "SELECT wam.create_referral_program('burst', '{\"velocity_per_hour\": 10, \"cap\": 100000}')" \
+  -c "SELECT wam.create_referral_program('crowd', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null ||
+    { echo "not ok - referral race: setup"; exit 1; }
+
+# race NAME SQL_FOR_SESSION: starts $SESSIONS psql sessions that block on an advisory
+# lock held by this shell, releases them together, waits, and collects their output.
+race() {
+    local name=$1 gen=$2 s
+    wam_psql -qAt -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(2)" -c "SELECT pg_advisory_unlock(4242)" \
+        >/dev/null 2>&1 &
+    local holder=$!
+    sleep 0.5
+    for s in $(seq 1 "$SESSIONS"); do
+        { echo "SELECT pg_advisory_lock_shared(4242); SELECT pg_advisory_unlock_shared(4242);"; "$gen" "$s"; } |
+            q >"$tmp/$name.$s.out" 2>&1 &
+    done
+    wait
+    wait "$holder" 2>/dev/null || true
+}
+
+# 1. cap: 8 sessions x 10 invitations with the same code (each its own transaction)
+code=$(q -c "SELECT wam.referral_code(1, 'capped')")
+gen_cap() {
+    local s=$1 i
+    for i in $(seq 1 10); do
+        echo "SELECT wam.record_referral('$code', $((100 + s * 10 + i)));"
+    done
+}
+race cap gen_cap
+tap_is "cap race: no session failed" "$(cat "$tmp"/cap.*.out | grep -c ERROR)" "0"
+tap_is "cap race: exactly 5 of 80 accepted, 75 rejected for the cap" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'cap') || ' ' || count(*) FROM wam.referral WHERE referrer_id = 1")" \
+    "5 75 80"
+tap_is "cap race: the counter agrees" \
+    "$(q -c "SELECT accepted FROM wam.referrer WHERE customer_id = 1 AND program_id = wam.referral_program_id('capped')")" "5"
+
+# 2. velocity: 8 sessions x 5 invitations against a limit of 10 per hour
+code=$(q -c "SELECT wam.referral_code(2, 'burst')")
+gen_burst() {
+    local s=$1 i
+    for i in $(seq 1 5); do
+        echo "SELECT wam.record_referral('$code', $((300 + s * 10 + i)));"
+    done
+}
+race burst gen_burst
+tap_is "velocity race: no session failed" "$(cat "$tmp"/burst.*.out | grep -c ERROR)" "0"
+tap_is "velocity race: frozen once, one open review item" \
+    "$(q -c "SELECT r.status || ' ' || (SELECT count(*) FROM wam.referral_review v WHERE v.referrer_id = 2) FROM wam.referrer r WHERE r.customer_id = 2")" \
+    "frozen 1"
+tap_is "velocity race: all 40 under review, none pending: 11 for velocity, 29 for the frozen referrer" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 'review') || ' ' || count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'velocity') || ' ' || count(*) FILTER (WHERE reason = 'referrer frozen') FROM wam.referral WHERE referrer_id = 2")" \
+    "40 0 11 29"
+tap_is "velocity race: the review item counted 11 invitations" \
+    "$(q -c "SELECT details->>'invitations_last_hour' FROM wam.referral_review WHERE referrer_id = 2")" "11"
+
+# 3. first valid referral wins: 8 referrers race for each of 20 invitees
+gen_crowd() {
+    local s=$1 i
+    echo "SELECT wam.referral_code($((1000 + s)), 'crowd') AS c \\gset"
+    for i in $(seq 1 20); do
+        echo "SELECT wam.record_referral(:'c', $((1500 + i)));"
+    done
+}
+race crowd gen_crowd
+tap_is "invitee race: no session failed" "$(cat "$tmp"/crowd.*.out | grep -c ERROR)" "0"
+tap_is "invitee race: each of 20 invitees has exactly one live referral, 140 already referred" \
+    "$(q -c "SELECT count(DISTINCT invitee_id) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'already referred') FROM wam.referral WHERE program_id = wam.referral_program_id('crowd')")" \
+    "20 20 140"
+
+# 4. a transaction that holds the referrer (cap 5 already reached by step 1 for customer 1;
+#    here a fresh referrer with cap 1): the second session waits for the first to commit
+#    and then sees its referral, so it is rejected for the cap rather than accepted too
+q -c "SELECT wam.configure_referral_program('capped', '{\"cap\": 1}')" >/dev/null
+code=$(q -c "SELECT wam.referral_code(3, 'capped')")
+q -c "BEGIN" -c "SELECT wam.record_referral('$code', 901)" -c "SELECT pg_sleep(1.5)" -c "COMMIT" \
+    >"$tmp/hold.a.out" 2>&1 &
+pid_a=$!
+sleep 0.5
+start=$(date +%s%N)
+b=$(q -c "SELECT wam.record_referral('$code', 902)" 2>&1)
+waited=$((($(date +%s%N) - start) / 1000000))
+wait "$pid_a"
+tap_is "held referrer: the first session's referral is pending" "$(sed -n 1p "$tmp/hold.a.out")" "pending"
+tap_is "held referrer: the second waits for it, then is rejected for the cap" "$b" "rejected: cap"
+if [ "$waited" -ge 500 ]; then
+    tap_ok "held referrer: the second session waited (${waited} ms)"
+else
+    tap_not_ok "held referrer: the second session waited" "it returned after ${waited} ms"
+fi
+
+wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+tap_done
