@@ -48,7 +48,10 @@ CREATE TABLE wam.customer (
 	last_inbound_at timestamptz,
 	last_read_at timestamptz,
 	CONSTRAINT customer_consent_source CHECK (consent_at IS NULL OR consent_source IS NOT NULL)
-);
+) WITH (fillfactor = 85);
+-- Customer rows are updated all day (order times, the 24-hour window, consent) in
+-- columns without an index: free space on each page lets those be HOT updates that
+-- touch neither the primary key nor the phone index.
 ALTER SEQUENCE wam.customer_id_seq OWNED BY wam.customer.id;
 COMMENT ON TABLE wam.customer IS 'customers; id is the id used in segments, phone is E.164 digits without "+"';
 COMMENT ON COLUMN wam.customer.consent_at IS 'when the customer consented to WhatsApp marketing (NULL: never; such customers can be tagged but not messaged)';
