@@ -13,6 +13,7 @@ OBJS = \
 	src/segment_agg.o \
 	src/segment_srf.o \
 	src/membership.o \
+	src/tagging.o \
 	src/csv.o \
 	src/csv_sql.o \
 	src/phone.o \

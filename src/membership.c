@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "membership.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(wam_membership_insert);
@@ -110,19 +111,14 @@ wam_open_memberships(AclMode mode, WamMembershipColumns *cols)
 }
 
 /*
- * wam_membership_insert(tag_id int, who segment, expires_at timestamptz,
- * source text) inserts one membership row per member of `who`, which must
- * not hold the tag yet (a duplicate raises a unique violation).  Returns
- * the number of rows inserted.
+ * wam_membership_insert_bitmap inserts one membership row per member of
+ * `bm` for the tag; none of them may hold the tag yet (a duplicate raises a
+ * unique violation).  Returns the number of rows inserted.
  */
-Datum
-wam_membership_insert(PG_FUNCTION_ARGS)
+int64
+wam_membership_insert_bitmap(int32 tag_id, const roaring_bitmap_t *bm,
+							 TimestampTz expires_at, bool expires_null, Datum source)
 {
-	int32		tag_id;
-	const roaring_bitmap_t *bm;
-	bool		expires_null = PG_ARGISNULL(2);
-	TimestampTz expires_at = expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2);
-	Datum		source;
 	WamMembershipColumns cols;
 	Relation	rel;
 	EState	   *estate;
@@ -140,14 +136,8 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	int			nslots;
 	int			i;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag, segment and source must not be null")));
-	tag_id = PG_GETARG_INT32(0);
-	bm = PG_GETARG_SEGMENT_BITMAP(1);
-	source = PG_GETARG_DATUM(3);
-
+	if (roaring_bitmap_is_empty(bm))
+		return 0;
 	rel = wam_open_memberships(ACL_INSERT, &cols);
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
@@ -157,7 +147,8 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	nslots = (int) Min(roaring_bitmap_get_cardinality(bm), (uint64) WAM_INSERT_BATCH);
 	for (i = 0; i < nslots; i++)
 		slots[i] = table_slot_create(rel, NULL);
-	bistate = GetBulkInsertState();
+	/* a bulk-insert ring buffer only pays off for many rows */
+	bistate = nslots > 1 ? GetBulkInsertState() : NULL;
 	cid = GetCurrentCommandId(true);
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "wam membership batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -200,7 +191,8 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	FreeBulkInsertState(bistate);
+	if (bistate)
+		FreeBulkInsertState(bistate);
 	for (i = 0; i < nslots; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseIndices(rri);
@@ -208,37 +200,56 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	MemoryContextDelete(batchcxt);
 	/* keep the lock until end of transaction, like the executor does */
 	table_close(rel, NoLock);
-	PG_RETURN_INT64(total);
+	return total;
 }
 
 /*
- * Gap (in customer ids) beyond which wam_membership_delete descends the
- * primary key again instead of walking its leaf entries forward.
+ * wam_membership_insert(tag_id int, who segment, expires_at timestamptz,
+ * source text): SQL access to wam_membership_insert_bitmap.
+ */
+Datum
+wam_membership_insert(PG_FUNCTION_ARGS)
+{
+	bool		expires_null = PG_ARGISNULL(2);
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag, segment and source must not be null")));
+	PG_RETURN_INT64(wam_membership_insert_bitmap(PG_GETARG_INT32(0),
+												 PG_GETARG_SEGMENT_BITMAP(1),
+												 expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2),
+												 expires_null, PG_GETARG_DATUM(3)));
+}
+
+/*
+ * Gap (in customer ids) beyond which wam_membership_delete_bitmap descends
+ * the primary key again instead of walking its leaf entries forward.
  */
 #define WAM_RESEEK_GAP	64
 
 /*
- * wam_membership_delete(tag_id int, who segment) deletes the membership rows
- * of `who` for the tag.  Members that do not hold the tag are skipped.
- * Returns the number of rows deleted.
+ * wam_membership_delete_bitmap deletes the membership rows of the members of
+ * `bm` for the tag.  Members that do not hold the tag are skipped.  Returns
+ * the number of rows deleted.
  *
- * The primary key is (customer_id, tag_id) and `who` is sorted, so instead
- * of one index descent per member it walks the index forward from the first
- * member, merging it with the member list, and only descends again across a
- * gap of more than WAM_RESEEK_GAP ids.  Keys are read from the index tuples
- * (xs_want_itup), so entries of other customers and tags cost no heap visit.
+ * The primary key is (tag_id, customer_id), so a tag's rows are one
+ * contiguous, customer-ordered stretch of it, and `bm` is sorted: instead of
+ * one index descent per member the function walks that stretch forward from
+ * the first member, merging it with the member list, and only descends again
+ * across a gap of more than WAM_RESEEK_GAP ids.  Keys are read from the index
+ * tuples (xs_want_itup), so entries of customers not in `bm` cost no heap
+ * visit.
  */
-Datum
-wam_membership_delete(PG_FUNCTION_ARGS)
+int64
+wam_membership_delete_bitmap(int32 tag_id, const roaring_bitmap_t *bm)
 {
-	int32		tag_id;
-	const roaring_bitmap_t *bm;
 	WamMembershipColumns cols;
 	Relation	rel;
 	Relation	pkrel;
 	Oid			pkoid;
 	IndexScanDesc scan;
-	ScanKeyData key;
+	ScanKeyData keys[2];
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	CommandId	cid;
@@ -247,13 +258,8 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	uint32		steps = 0;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag and segment must not be null")));
-	tag_id = PG_GETARG_INT32(0);
-	bm = PG_GETARG_SEGMENT_BITMAP(1);
-
+	if (roaring_bitmap_is_empty(bm))
+		return 0;
 	rel = wam_open_memberships(ACL_DELETE, &cols);
 	pkoid = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkoid))
@@ -261,14 +267,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	pkrel = index_open(pkoid, RowExclusiveLock);
 	if (pkrel->rd_rel->relam != BTREE_AM_OID ||
 		pkrel->rd_index->indnatts != 2 ||
-		pkrel->rd_index->indkey.values[0] != cols.customer_id ||
-		pkrel->rd_index->indkey.values[1] != cols.tag_id)
-		elog(ERROR, "wam.customer_tag primary key is not a btree on (customer_id, tag_id)");
+		pkrel->rd_index->indkey.values[0] != cols.tag_id ||
+		pkrel->rd_index->indkey.values[1] != cols.customer_id)
+		elog(ERROR, "wam.customer_tag primary key is not a btree on (tag_id, customer_id)");
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	cid = GetCurrentCommandId(true);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, pkrel, snapshot, 1, 0);
+	scan = index_beginscan(rel, pkrel, snapshot, 2, 0);
 	scan->xs_want_itup = true;
 
 	roaring_init_iterator(bm, &it);
@@ -277,13 +283,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 		ItemPointer tid;
 		bool		isnull;
 		int64		entry_customer;
-		int32		entry_tag;
 
 		if (need_seek)
 		{
-			ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
+						Int32GetDatum(tag_id));
+			ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
 						Int64GetDatum((int64) it.current_value));
-			index_rescan(scan, &key, 1, NULL, 0);
+			index_rescan(scan, keys, 2, NULL, 0);
 			need_seek = false;
 		}
 		if ((++steps & 0xFFFF) == 0)
@@ -291,11 +298,9 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 
 		tid = index_getnext_tid(scan, ForwardScanDirection);
 		if (tid == NULL)
-			break;				/* no entries beyond this point */
-		entry_customer = DatumGetInt64(index_getattr(scan->xs_itup, 1,
+			break;				/* no more members of the tag */
+		entry_customer = DatumGetInt64(index_getattr(scan->xs_itup, 2,
 													 scan->xs_itupdesc, &isnull));
-		entry_tag = DatumGetInt32(index_getattr(scan->xs_itup, 2,
-												scan->xs_itupdesc, &isnull));
 
 		if (entry_customer > (int64) it.current_value)
 		{
@@ -309,15 +314,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 				roaring_advance_uint32_iterator(&it);
 			if (!it.has_value)
 				break;
-			if ((int64) it.current_value != entry_customer)
-			{
-				if ((int64) it.current_value - entry_customer > WAM_RESEEK_GAP)
-					need_seek = true;
-				continue;
-			}
 		}
-		if (entry_customer < (int64) it.current_value || entry_tag != tag_id)
+		if ((int64) it.current_value != entry_customer)
+		{
+			/* the index is behind: walk on, or descend across a wide gap */
+			if ((int64) it.current_value - entry_customer > WAM_RESEEK_GAP)
+				need_seek = true;
 			continue;
+		}
 
 		if (index_fetch_heap(scan, slot))
 		{
@@ -353,7 +357,22 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(snapshot);
 	index_close(pkrel, NoLock);
 	table_close(rel, NoLock);
-	PG_RETURN_INT64(total);
+	return total;
+}
+
+/*
+ * wam_membership_delete(tag_id int, who segment): SQL access to
+ * wam_membership_delete_bitmap.
+ */
+Datum
+wam_membership_delete(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag and segment must not be null")));
+	PG_RETURN_INT64(wam_membership_delete_bitmap(PG_GETARG_INT32(0),
+												 PG_GETARG_SEGMENT_BITMAP(1)));
 }
 
 typedef struct WamChunksState
@@ -431,17 +450,7 @@ wam_segment_chunks(PG_FUNCTION_ARGS)
 Datum
 wam_segment_chunk_keys(PG_FUNCTION_ARGS)
 {
-	const roaring_bitmap_t *bm = PG_GETARG_SEGMENT_BITMAP(0);
-	const roaring_array_t *ra = &bm->high_low_container;
-	Datum	   *keys;
-	int32		i;
-
-	if (ra->size == 0)
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT4OID));
-	keys = palloc(sizeof(Datum) * ra->size);
-	for (i = 0; i < ra->size; i++)
-		keys[i] = Int32GetDatum((int32) ra->keys[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT));
+	PG_RETURN_ARRAYTYPE_P(wam_bitmap_chunk_keys(PG_GETARG_SEGMENT_BITMAP(0)));
 }
 
 /*
@@ -550,19 +559,77 @@ wam_parse_block(const WamSegmentFlat *flat, WamBlock *blk)
 	return true;
 }
 
-PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);
+/* Saved plans reading wam.tag_chunk (prepared on first use, kept for the session). */
+static SPIPlanPtr wam_blocks_all_plan = NULL;
+static SPIPlanPtr wam_blocks_some_plan = NULL;
+
+static SPIPlanPtr
+wam_blocks_plan(bool all_blocks)
+{
+	SPIPlanPtr *slot = all_blocks ? &wam_blocks_all_plan : &wam_blocks_some_plan;
+
+	if (*slot == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(all_blocks
+						   ? "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 ORDER BY chunk"
+						   : "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
+						   all_blocks ? 1 : 2, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "wam_tag_blocks: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "wam_tag_blocks: SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
 
 /*
- * wam_tag_blocks_segment(tag_id int, only_blocks int[] DEFAULT NULL)
- * returns the union of a tag's blocks (or of the listed ones) as a segment.
+ * wam_bitmap_chunk_keys: the distinct blocks (id >> 16) holding members of
+ * bm, ascending, as int4[].  It reads the container keys, so it costs nothing
+ * per member.
+ */
+ArrayType *
+wam_bitmap_chunk_keys(const roaring_bitmap_t *bm)
+{
+	const roaring_array_t *ra = &bm->high_low_container;
+	Datum	   *keys;
+	int32		i;
+
+	if (ra->size == 0)
+		return construct_empty_array(INT4OID);
+	keys = palloc(sizeof(Datum) * ra->size);
+	for (i = 0; i < ra->size; i++)
+		keys[i] = Int32GetDatum((int32) ra->keys[i]);
+	return construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+/*
+ * wam_bitmap_container: a new bitmap (owned by the current memory context)
+ * holding only container number i of bm, i.e. bm's members in one block.
+ */
+roaring_bitmap_t *
+wam_bitmap_container(const roaring_bitmap_t *bm, int32 i)
+{
+	roaring_bitmap_t *part = wam_bitmap_new();
+
+	ra_append_copy(&part->high_low_container, &bm->high_low_container,
+				   (uint16) i, false);
+	return wam_bitmap_check_alloc(part);
+}
+
+/*
+ * wam_tag_blocks returns the union of a tag's blocks (only_blocks NULL) or
+ * of the listed ones as a segment Datum in the current memory context.
  */
 Datum
-wam_tag_blocks_segment(PG_FUNCTION_ARGS)
+wam_tag_blocks(int32 tag_id, ArrayType *only_blocks, bool fresh_snapshot)
 {
-	int32		tag_id;
-	bool		all_blocks = PG_ARGISNULL(1);
+	bool		all_blocks = (only_blocks == NULL);
 	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
 	int			ret;
 	uint64		nrows;
 	uint64		i;
@@ -575,20 +642,15 @@ wam_tag_blocks_segment(PG_FUNCTION_ARGS)
 	char	   *out;
 	MemoryContext callcxt = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	tag_id = PG_GETARG_INT32(0);
 	args[0] = Int32GetDatum(tag_id);
-	args[1] = all_blocks ? (Datum) 0 : PG_GETARG_DATUM(1);
+	args[1] = all_blocks ? (Datum) 0 : PointerGetDatum(only_blocks);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "wam_tag_blocks_segment: SPI_connect failed");
-	ret = SPI_execute_with_args(all_blocks
-								? "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 ORDER BY chunk"
-								: "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 AND chunk = ANY ($2) ORDER BY chunk",
-								all_blocks ? 1 : 2, argtypes, args, NULL, true, 0);
+		elog(ERROR, "wam_tag_blocks: SPI_connect failed");
+	/* read_only = false takes a new snapshot for the query */
+	ret = SPI_execute_plan(wam_blocks_plan(all_blocks), args, NULL, !fresh_snapshot, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "wam_tag_blocks_segment: SPI_execute_with_args returned %d", ret);
+		elog(ERROR, "wam_tag_blocks: SPI_execute_plan returned %d", ret);
 	nrows = SPI_processed;
 
 	/* detoasted copies must outlive SPI_finish: keep them in the caller's context */
@@ -602,7 +664,7 @@ wam_tag_blocks_segment(PG_FUNCTION_ARGS)
 		WamSegmentFlat *flat;
 
 		if (isnull)
-			elog(ERROR, "wam_tag_blocks_segment: NULL block for tag %d", tag_id);
+			elog(ERROR, "wam_tag_blocks: NULL block for tag %d", tag_id);
 		old = MemoryContextSwitchTo(callcxt);
 		flat = (WamSegmentFlat *) PG_DETOAST_DATUM_COPY(d);
 		MemoryContextSwitchTo(old);
@@ -631,7 +693,7 @@ wam_tag_blocks_segment(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 		SPI_finish();
-		PG_RETURN_SEGMENT_NEW(roaring_bitmap_copy(acc));
+		return EOHPGetRWDatum(&wam_segment_expand(roaring_bitmap_copy(acc), callcxt)->hdr);
 	}
 	SPI_finish();
 
@@ -682,5 +744,21 @@ wam_tag_blocks_segment(PG_FUNCTION_ARGS)
 			at += blocks[i].payload_len;
 		}
 	}
-	PG_RETURN_POINTER(result);
+	return PointerGetDatum(result);
+}
+
+PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);
+
+/*
+ * wam_tag_blocks_segment(tag_id int, only_blocks int[] DEFAULT NULL)
+ * returns the union of a tag's blocks (or of the listed ones) as a segment.
+ */
+Datum
+wam_tag_blocks_segment(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(wam_tag_blocks(PG_GETARG_INT32(0),
+								   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+								   false));
 }
