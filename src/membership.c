@@ -135,6 +135,7 @@ wam_membership_insert_bitmap(int32 tag_id, const roaring_bitmap_t *bm,
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			nslots;
 	int			i;
+	TupleDesc	slotdesc;
 
 	if (roaring_bitmap_is_empty(bm))
 		return 0;
@@ -145,8 +146,15 @@ wam_membership_insert_bitmap(int32 tag_id, const roaring_bitmap_t *bm,
 	ExecOpenIndices(rri, false);
 	/* as many slots as one batch needs: tagging one customer makes one */
 	nslots = (int) Min(roaring_bitmap_get_cardinality(bm), (uint64) WAM_INSERT_BATCH);
+	/*
+	 * The slots share an unpinned copy of the row type: slots made on the
+	 * relation's own descriptor would each pin it in the resource owner, and
+	 * a thousand pins of one descriptor turn every later pin and unpin of it
+	 * (one per unique check of the primary key) into a search through them.
+	 */
+	slotdesc = CreateTupleDescCopy(RelationGetDescr(rel));
 	for (i = 0; i < nslots; i++)
-		slots[i] = table_slot_create(rel, NULL);
+		slots[i] = MakeSingleTupleTableSlot(slotdesc, table_slot_callbacks(rel));
 	/* a bulk-insert ring buffer only pays off for many rows */
 	bistate = nslots > 1 ? GetBulkInsertState() : NULL;
 	cid = GetCurrentCommandId(true);
@@ -453,112 +461,6 @@ wam_segment_chunk_keys(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(wam_bitmap_chunk_keys(PG_GETARG_SEGMENT_BITMAP(0)));
 }
 
-/*
- * Assembling a tag's segment from its blocks.
- *
- * Every row of wam.tag_chunk holds one Roaring container (the block of
- * 65,536 ids it is keyed by), already in canonical form, and the blocks of a
- * tag are disjoint.  The portable serialization of their union is therefore
- * just their containers side by side under a new header: no bitmap needs to
- * be deserialized, merged or re-serialized, which makes reading a tag of
- * ten million customers a matter of copying its bytes.
- */
-typedef struct WamBlock
-{
-	uint16		key;
-	uint16		card_minus_1;
-	bool		is_run;
-	const char *payload;
-	uint32		payload_len;
-} WamBlock;
-
-static inline uint32
-wam_get_u32(const char *p)
-{
-	const unsigned char *b = (const unsigned char *) p;
-
-	return (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) | ((uint32) b[3] << 24);
-}
-
-static inline uint16
-wam_get_u16(const char *p)
-{
-	const unsigned char *b = (const unsigned char *) p;
-
-	return (uint16) (b[0] | (b[1] << 8));
-}
-
-static inline void
-wam_put_u32(char *p, uint32 v)
-{
-	p[0] = (char) (v & 0xFF);
-	p[1] = (char) ((v >> 8) & 0xFF);
-	p[2] = (char) ((v >> 16) & 0xFF);
-	p[3] = (char) ((v >> 24) & 0xFF);
-}
-
-static inline void
-wam_put_u16(char *p, uint16 v)
-{
-	p[0] = (char) (v & 0xFF);
-	p[1] = (char) ((v >> 8) & 0xFF);
-}
-
-/*
- * wam_parse_block reads a flat segment holding exactly one container.
- * Returns false for anything else (the caller then falls back to a real
- * union).
- */
-static bool
-wam_parse_block(const WamSegmentFlat *flat, WamBlock *blk)
-{
-	const char *d = flat->data;
-	uint32		len = WAM_SEGMENT_DATA_LEN(flat);
-	uint32		cookie;
-	uint32		pos;
-	uint32		card;
-
-	if (len < 8)
-		return false;
-	cookie = wam_get_u32(d);
-	if ((cookie & 0xFFFF) == 12347)
-	{
-		if ((cookie >> 16) != 0 || len < 9)
-			return false;		/* more than one container */
-		blk->is_run = (d[4] & 1) != 0;
-		pos = 5;
-	}
-	else if (cookie == 12346)
-	{
-		if (wam_get_u32(d + 4) != 1 || len < 16)
-			return false;
-		blk->is_run = false;
-		pos = 8;
-	}
-	else
-		return false;
-	blk->key = wam_get_u16(d + pos);
-	blk->card_minus_1 = wam_get_u16(d + pos + 2);
-	pos += 4;
-	if (cookie == 12346)
-		pos += 4;				/* offset header */
-	card = (uint32) blk->card_minus_1 + 1;
-	if (blk->is_run)
-	{
-		if (len < pos + 2)
-			return false;
-		blk->payload_len = 2 + 4 * (uint32) wam_get_u16(d + pos);
-	}
-	else if (card <= 4096)
-		blk->payload_len = 2 * card;
-	else
-		blk->payload_len = 8192;
-	if (pos + blk->payload_len != len)
-		return false;
-	blk->payload = d + pos;
-	return true;
-}
-
 /* Saved plans reading wam.tag_chunk (prepared on first use, kept for the session). */
 static SPIPlanPtr wam_blocks_all_plan = NULL;
 static SPIPlanPtr wam_blocks_some_plan = NULL;
@@ -573,10 +475,15 @@ wam_blocks_plan(bool all_blocks)
 		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare(all_blocks
-						   ? "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 ORDER BY chunk"
-						   : "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
-						   all_blocks ? 1 : 2, argtypes);
+		/*
+		 * A generic plan: the plan cache would otherwise keep planning
+		 * "chunk = ANY ($2)" anew for every call, a third of the time of
+		 * attaching one customer.
+		 */
+		plan = SPI_prepare_cursor(all_blocks
+								  ? "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk"
+								  : "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
+								  all_blocks ? 1 : 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
 			elog(ERROR, "wam_tag_blocks: SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
@@ -622,8 +529,27 @@ wam_bitmap_container(const roaring_bitmap_t *bm, int32 i)
 }
 
 /*
+ * Assembling a tag's segment from its blocks.
+ *
+ * Every row of wam.tag_chunk holds one Roaring container (the block of
+ * 65,536 ids it is keyed by), already in canonical form, and the blocks of a
+ * tag are disjoint.  Their union is therefore built by deserializing each
+ * block and moving its one container to the end of the result: no merge, and
+ * each container is copied once, straight from the stored block.
+ *
+ * The result is returned as an expanded object, so that operators applied to
+ * it (tag_members(a) & tag_members(b)) work on the live bitmap: an earlier
+ * version returned the flat serialization, which the next operator had to
+ * deserialize again, and PostgreSQL copied it once more through the
+ * SQL-function wrapper; at 150 blocks of 8 KB per dense tag those copies
+ * (and the page faults of fresh memory for each of them) were most of the
+ * time of a three-tag count.  The result is flattened only when it is stored
+ * or sent.
+ */
+
+/*
  * wam_tag_blocks returns the union of a tag's blocks (only_blocks NULL) or
- * of the listed ones as a segment Datum in the current memory context.
+ * of the listed ones as an expanded segment in the current memory context.
  */
 Datum
 wam_tag_blocks(int32 tag_id, ArrayType *only_blocks, bool fresh_snapshot)
@@ -633,17 +559,15 @@ wam_tag_blocks(int32 tag_id, ArrayType *only_blocks, bool fresh_snapshot)
 	int			ret;
 	uint64		nrows;
 	uint64		i;
-	WamBlock   *blocks;
-	bool		any_run = false;
-	bool		fallback = false;
-	Size		total;
-	Size		header;
-	WamSegmentFlat *result;
-	char	   *out;
 	MemoryContext callcxt = CurrentMemoryContext;
+	WamBitmapHolder *acc;
+	roaring_array_t *ra;
 
 	args[0] = Int32GetDatum(tag_id);
 	args[1] = all_blocks ? (Datum) 0 : PointerGetDatum(only_blocks);
+
+	acc = wam_bitmap_hold(wam_bitmap_check_alloc(roaring_bitmap_create()), callcxt);
+	ra = &acc->bm->high_low_container;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_tag_blocks: SPI_connect failed");
@@ -653,98 +577,48 @@ wam_tag_blocks(int32 tag_id, ArrayType *only_blocks, bool fresh_snapshot)
 		elog(ERROR, "wam_tag_blocks: SPI_execute_plan returned %d", ret);
 	nrows = SPI_processed;
 
-	/* detoasted copies must outlive SPI_finish: keep them in the caller's context */
-	blocks = MemoryContextAlloc(callcxt, sizeof(WamBlock) * Max(nrows, 1));
-	total = 0;
 	for (i = 0; i < nrows; i++)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old;
 		WamSegmentFlat *flat;
+		roaring_bitmap_t *part;
+		WamBitmapHolder *blk;
+		roaring_array_t *bra;
 
 		if (isnull)
 			elog(ERROR, "wam_tag_blocks: NULL block for tag %d", tag_id);
-		old = MemoryContextSwitchTo(callcxt);
-		flat = (WamSegmentFlat *) PG_DETOAST_DATUM_COPY(d);
-		MemoryContextSwitchTo(old);
-		if (!wam_parse_block(flat, &blocks[i]) ||
-			(i > 0 && blocks[i].key <= blocks[i - 1].key))
+		flat = (WamSegmentFlat *) PG_DETOAST_DATUM(d);
+		/* stored blocks were written by us: checked by the portable reader only */
+		part = roaring_bitmap_portable_deserialize_safe(flat->data, WAM_SEGMENT_DATA_LEN(flat));
+		if (part == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("bitmap block of tag %d is not a valid segment", tag_id)));
+		blk = wam_bitmap_hold(part, CurrentMemoryContext);
+		bra = &blk->bm->high_low_container;
+		if (bra->size == 1 && (ra->size == 0 || bra->keys[0] > ra->keys[ra->size - 1]))
 		{
-			fallback = true;
-			break;
+			/* the usual case: one container, after the ones we have */
+			ra_append_move_range(ra, bra, 0, 1);
+			bra->size = 0;		/* moved: not freed with the block */
 		}
-		any_run |= blocks[i].is_run;
-		total += blocks[i].payload_len;
-	}
-
-	if (fallback)
-	{
-		/* not one container per row: build the union the general way */
-		roaring_bitmap_t *acc = wam_bitmap_hold(roaring_bitmap_create(), callcxt)->bm;
-
-		for (i = 0; i < nrows; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(callcxt);
-
-			roaring_bitmap_or_inplace(acc, wam_segment_read(d));
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
-		return EOHPGetRWDatum(&wam_segment_expand(roaring_bitmap_copy(acc), callcxt)->hdr);
+		else
+			roaring_bitmap_or_inplace(acc->bm, blk->bm);
+		wam_bitmap_release(blk);
+		if ((Pointer) flat != DatumGetPointer(d))
+			pfree(flat);
 	}
 	SPI_finish();
 
-	/* the layout CRoaring's portable serializer would write */
-	if (any_run)
-		header = 4 + (nrows + 7) / 8 + 4 * nrows + (nrows >= 4 ? 4 * nrows : 0);
-	else
-		header = 8 + 8 * nrows;
-	result = palloc(WAM_SEGMENT_HDRSZ + header + total);
-	SET_VARSIZE(result, WAM_SEGMENT_HDRSZ + header + total);
-	result->version = WAM_SEGMENT_VERSION;
-	result->flags = 0;
-	result->reserved = 0;
-	out = result->data;
+	/* hand the bitmap over to an expanded object in the caller's context */
 	{
-		char	   *desc;
-		char	   *offs = NULL;
-		uint32		at = (uint32) header;
+		roaring_bitmap_t *bm = acc->bm;
 
-		if (any_run)
-		{
-			char	   *flags = out + 4;
-
-			/* nrows >= 1 here: an empty tag has no blocks and takes the other branch */
-			wam_put_u32(out, 12347 | ((uint32) (nrows - 1) << 16));
-			memset(flags, 0, (nrows + 7) / 8);
-			for (i = 0; i < nrows; i++)
-				if (blocks[i].is_run)
-					flags[i / 8] |= (char) (1 << (i % 8));
-			desc = flags + (nrows + 7) / 8;
-			if (nrows >= 4)
-				offs = desc + 4 * nrows;
-		}
-		else
-		{
-			wam_put_u32(out, 12346);
-			wam_put_u32(out + 4, (uint32) nrows);
-			desc = out + 8;
-			offs = desc + 4 * nrows;
-		}
-		for (i = 0; i < nrows; i++)
-		{
-			wam_put_u16(desc + 4 * i, blocks[i].key);
-			wam_put_u16(desc + 4 * i + 2, blocks[i].card_minus_1);
-			if (offs)
-				wam_put_u32(offs + 4 * i, at);
-			memcpy(out + at, blocks[i].payload, blocks[i].payload_len);
-			at += blocks[i].payload_len;
-		}
+		acc->bm = NULL;
+		wam_bitmap_release(acc);
+		return EOHPGetRWDatum(&wam_segment_expand(bm, callcxt)->hdr);
 	}
-	return PointerGetDatum(result);
 }
 
 PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);

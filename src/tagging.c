@@ -49,6 +49,7 @@
 
 PG_FUNCTION_INFO_V1(wam_attach);
 PG_FUNCTION_INFO_V1(wam_detach);
+PG_FUNCTION_INFO_V1(wam_tag_members);
 
 /* High bits of the advisory lock keys of membership blocks ("wam" 0x57a3). */
 #define WAM_CHUNK_LOCK_TAG	((int64) 0x57a3 << 48)
@@ -70,6 +71,7 @@ static SPIPlanPtr wam_chunk_add_plan = NULL;
 static SPIPlanPtr wam_chunk_remove_plan = NULL;
 static SPIPlanPtr wam_chunk_drop_plan = NULL;
 static SPIPlanPtr wam_refresh_plan = NULL;
+static SPIPlanPtr wam_clear_plan = NULL;
 static SPIPlanPtr wam_used_plan = NULL;
 
 /*
@@ -84,7 +86,7 @@ static void
 wam_plans_check(Oid segtype)
 {
 	SPIPlanPtr *plans[] = {&wam_tag_plan, &wam_chunk_add_plan, &wam_chunk_remove_plan,
-	&wam_chunk_drop_plan, &wam_refresh_plan, &wam_used_plan};
+	&wam_chunk_drop_plan, &wam_refresh_plan, &wam_clear_plan, &wam_used_plan};
 	int			i;
 
 	if (segtype == wam_plans_segtype)
@@ -115,7 +117,8 @@ wam_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		/* generic plans: these statements gain nothing from re-planning per call */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
@@ -381,7 +384,9 @@ wam_attach(PG_FUNCTION_ARGS)
 	/* re-attaching refreshes the expiry of those who already hold the tag */
 	if (who_card > (uint64) n)
 	{
-		roaring_bitmap_t *held = wam_bitmap_hold(roaring_bitmap_andnot(who, fresh), callcxt)->bm;
+		/* passed as a read-only expanded object: no serialization, no re-reading per row */
+		WamSegmentExpanded *held = wam_segment_expand(wam_bitmap_check_alloc(roaring_bitmap_andnot(who, fresh)),
+													  callcxt);
 		Oid			argtypes[3] = {INT4OID, InvalidOid, TIMESTAMPTZOID};
 		Datum		args[3];
 		char		nulls[3] = {' ', ' ', expires_null ? 'n' : ' '};
@@ -389,15 +394,31 @@ wam_attach(PG_FUNCTION_ARGS)
 
 		argtypes[1] = wam_plans_segtype;
 		args[0] = Int32GetDatum(tag.tag_id);
-		args[1] = PointerGetDatum(wam_segment_flatten(held));
+		args[1] = EOHPGetRODatum(&held->hdr);
 		args[2] = TimestampTzGetDatum(expires_at);
-		ret = SPI_execute_plan(wam_plan(&wam_refresh_plan,
-										"UPDATE wam.customer_tag ct SET expires_at = $3"
-										" FROM wam.members($2) m"
-										" WHERE ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1"
-										" AND ct.expires_at IS DISTINCT FROM $3",
-										3, argtypes),
-							   args, nulls, false, 0);
+		if (expires_null)
+		{
+			/*
+			 * Clearing the expiry: only rows that have one change, and the
+			 * partial index on expires_at finds them without a probe per
+			 * member (re-attaching a million customers without a time to
+			 * live would otherwise look up every one of them).
+			 */
+			ret = SPI_execute_plan(wam_plan(&wam_clear_plan,
+											"UPDATE wam.customer_tag ct SET expires_at = NULL"
+											" WHERE ct.expires_at IS NOT NULL AND ct.tag_id OPERATOR(pg_catalog.=) $1"
+											" AND wam.contains($2, ct.customer_id)",
+											2, argtypes),
+								   args, NULL, false, 0);
+		}
+		else
+			ret = SPI_execute_plan(wam_plan(&wam_refresh_plan,
+											"UPDATE wam.customer_tag ct SET expires_at = $3"
+											" FROM wam.members($2) m"
+											" WHERE ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1"
+											" AND ct.expires_at IS DISTINCT FROM $3",
+											3, argtypes),
+								   args, nulls, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "wam_attach: expiry refresh returned %d", ret);
 	}
@@ -466,4 +487,24 @@ wam_detach(PG_FUNCTION_ARGS)
 	wam_blocks_change(tag.tag_id, gone, false);
 	SPI_finish();
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * wam.tag_members(tag text) RETURNS wam.segment: the customers holding a
+ * tag (any spelling that normalises like its name; unknown: error).  In C
+ * rather than SQL so that the segment is handed to the next operator as a
+ * live bitmap (see wam_tag_blocks), not copied through a SQL function.
+ */
+Datum
+wam_tag_members(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	WamTag		tag;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "wam_tag_members: SPI_connect failed");
+	wam_plans_check(get_fn_expr_rettype(fcinfo->flinfo));
+	wam_lookup_tag(PG_GETARG_TEXT_PP(0), false, &tag, callcxt);
+	SPI_finish();
+	PG_RETURN_DATUM(wam_tag_blocks(tag.tag_id, NULL, false));
 }
