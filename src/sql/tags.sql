@@ -584,8 +584,11 @@ COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attac
 
 -- COST: reading a tag's blocks takes about a millisecond for a dense tag;
 -- the planner must not think it as cheap as an operator and call it per row.
+-- The search_path is pinned because the name lookup inlines
+-- wam.normalize_tag_name, whose collation must not come from the caller.
 CREATE FUNCTION wam.tag_members(tag text) RETURNS wam.segment
-	AS 'MODULE_PATHNAME', 'wam_tag_members' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
+	AS 'MODULE_PATHNAME', 'wam_tag_members' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000
+	SET search_path = pg_catalog, wam, pg_temp;
 COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment (always in step with wam.customer_tag)';
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
