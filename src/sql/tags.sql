@@ -1116,7 +1116,8 @@ BEGIN
 	JOIN wam.tag t ON t.tag_id = u.tag_id
 	WHERE w.problem IS NULL AND w.duplicate_of IS NULL
 	GROUP BY c.id, t.tag_id, t.default_ttl
-	ORDER BY c.id, t.tag_id
+	-- in primary-key order: each tag's new rows go to one place of the index
+	ORDER BY t.tag_id, c.id
 	ON CONFLICT (customer_id, tag_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		WHERE ct.expires_at IS DISTINCT FROM EXCLUDED.expires_at;
 	UPDATE wam.tag t SET last_attached_at = now()
