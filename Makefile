@@ -13,6 +13,7 @@ OBJS = \
 	src/segment_agg.o \
 	src/segment_srf.o \
 	src/membership.o \
+	src/tagging.o \
 	src/csv.o \
 	src/csv_sql.o \
 	src/phone.o \
@@ -51,7 +52,7 @@ SQL_PARTS = \
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "membership.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(wam_membership_insert);
@@ -110,19 +111,14 @@ wam_open_memberships(AclMode mode, WamMembershipColumns *cols)
 }
 
 /*
- * wam_membership_insert(tag_id int, who segment, expires_at timestamptz,
- * source text) inserts one membership row per member of `who`, which must
- * not hold the tag yet (a duplicate raises a unique violation).  Returns
- * the number of rows inserted.
+ * wam_membership_insert_bitmap inserts one membership row per member of
+ * `bm` for the tag; none of them may hold the tag yet (a duplicate raises a
+ * unique violation).  Returns the number of rows inserted.
  */
-Datum
-wam_membership_insert(PG_FUNCTION_ARGS)
+int64
+wam_membership_insert_bitmap(int32 tag_id, const roaring_bitmap_t *bm,
+							 TimestampTz expires_at, bool expires_null, Datum source)
 {
-	int32		tag_id;
-	const roaring_bitmap_t *bm;
-	bool		expires_null = PG_ARGISNULL(2);
-	TimestampTz expires_at = expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2);
-	Datum		source;
 	WamMembershipColumns cols;
 	Relation	rel;
 	EState	   *estate;
@@ -139,15 +135,10 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			nslots;
 	int			i;
+	TupleDesc	slotdesc;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag, segment and source must not be null")));
-	tag_id = PG_GETARG_INT32(0);
-	bm = PG_GETARG_SEGMENT_BITMAP(1);
-	source = PG_GETARG_DATUM(3);
-
+	if (roaring_bitmap_is_empty(bm))
+		return 0;
 	rel = wam_open_memberships(ACL_INSERT, &cols);
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
@@ -155,9 +146,17 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	ExecOpenIndices(rri, false);
 	/* as many slots as one batch needs: tagging one customer makes one */
 	nslots = (int) Min(roaring_bitmap_get_cardinality(bm), (uint64) WAM_INSERT_BATCH);
+	/*
+	 * The slots share an unpinned copy of the row type: slots made on the
+	 * relation's own descriptor would each pin it in the resource owner, and
+	 * a thousand pins of one descriptor turn every later pin and unpin of it
+	 * (one per unique check of the primary key) into a search through them.
+	 */
+	slotdesc = CreateTupleDescCopy(RelationGetDescr(rel));
 	for (i = 0; i < nslots; i++)
-		slots[i] = table_slot_create(rel, NULL);
-	bistate = GetBulkInsertState();
+		slots[i] = MakeSingleTupleTableSlot(slotdesc, table_slot_callbacks(rel));
+	/* a bulk-insert ring buffer only pays off for many rows */
+	bistate = nslots > 1 ? GetBulkInsertState() : NULL;
 	cid = GetCurrentCommandId(true);
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "wam membership batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -200,7 +199,8 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	FreeBulkInsertState(bistate);
+	if (bistate)
+		FreeBulkInsertState(bistate);
 	for (i = 0; i < nslots; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	ExecCloseIndices(rri);
@@ -208,37 +208,56 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 	MemoryContextDelete(batchcxt);
 	/* keep the lock until end of transaction, like the executor does */
 	table_close(rel, NoLock);
-	PG_RETURN_INT64(total);
+	return total;
 }
 
 /*
- * Gap (in customer ids) beyond which wam_membership_delete descends the
- * primary key again instead of walking its leaf entries forward.
+ * wam_membership_insert(tag_id int, who segment, expires_at timestamptz,
+ * source text): SQL access to wam_membership_insert_bitmap.
+ */
+Datum
+wam_membership_insert(PG_FUNCTION_ARGS)
+{
+	bool		expires_null = PG_ARGISNULL(2);
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag, segment and source must not be null")));
+	PG_RETURN_INT64(wam_membership_insert_bitmap(PG_GETARG_INT32(0),
+												 PG_GETARG_SEGMENT_BITMAP(1),
+												 expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2),
+												 expires_null, PG_GETARG_DATUM(3)));
+}
+
+/*
+ * Gap (in customer ids) beyond which wam_membership_delete_bitmap descends
+ * the primary key again instead of walking its leaf entries forward.
  */
 #define WAM_RESEEK_GAP	64
 
 /*
- * wam_membership_delete(tag_id int, who segment) deletes the membership rows
- * of `who` for the tag.  Members that do not hold the tag are skipped.
- * Returns the number of rows deleted.
+ * wam_membership_delete_bitmap deletes the membership rows of the members of
+ * `bm` for the tag.  Members that do not hold the tag are skipped.  Returns
+ * the number of rows deleted.
  *
- * The primary key is (customer_id, tag_id) and `who` is sorted, so instead
- * of one index descent per member it walks the index forward from the first
- * member, merging it with the member list, and only descends again across a
- * gap of more than WAM_RESEEK_GAP ids.  Keys are read from the index tuples
- * (xs_want_itup), so entries of other customers and tags cost no heap visit.
+ * The primary key is (tag_id, customer_id), so a tag's rows are one
+ * contiguous, customer-ordered stretch of it, and `bm` is sorted: instead of
+ * one index descent per member the function walks that stretch forward from
+ * the first member, merging it with the member list, and only descends again
+ * across a gap of more than WAM_RESEEK_GAP ids.  Keys are read from the index
+ * tuples (xs_want_itup), so entries of customers not in `bm` cost no heap
+ * visit.
  */
-Datum
-wam_membership_delete(PG_FUNCTION_ARGS)
+int64
+wam_membership_delete_bitmap(int32 tag_id, const roaring_bitmap_t *bm)
 {
-	int32		tag_id;
-	const roaring_bitmap_t *bm;
 	WamMembershipColumns cols;
 	Relation	rel;
 	Relation	pkrel;
 	Oid			pkoid;
 	IndexScanDesc scan;
-	ScanKeyData key;
+	ScanKeyData keys[2];
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	CommandId	cid;
@@ -247,13 +266,8 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	int64		total = 0;
 	uint32		steps = 0;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag and segment must not be null")));
-	tag_id = PG_GETARG_INT32(0);
-	bm = PG_GETARG_SEGMENT_BITMAP(1);
-
+	if (roaring_bitmap_is_empty(bm))
+		return 0;
 	rel = wam_open_memberships(ACL_DELETE, &cols);
 	pkoid = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pkoid))
@@ -261,14 +275,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	pkrel = index_open(pkoid, RowExclusiveLock);
 	if (pkrel->rd_rel->relam != BTREE_AM_OID ||
 		pkrel->rd_index->indnatts != 2 ||
-		pkrel->rd_index->indkey.values[0] != cols.customer_id ||
-		pkrel->rd_index->indkey.values[1] != cols.tag_id)
-		elog(ERROR, "wam.customer_tag primary key is not a btree on (customer_id, tag_id)");
+		pkrel->rd_index->indkey.values[0] != cols.tag_id ||
+		pkrel->rd_index->indkey.values[1] != cols.customer_id)
+		elog(ERROR, "wam.customer_tag primary key is not a btree on (tag_id, customer_id)");
 
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	cid = GetCurrentCommandId(true);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, pkrel, snapshot, 1, 0);
+	scan = index_beginscan(rel, pkrel, snapshot, 2, 0);
 	scan->xs_want_itup = true;
 
 	roaring_init_iterator(bm, &it);
@@ -277,13 +291,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 		ItemPointer tid;
 		bool		isnull;
 		int64		entry_customer;
-		int32		entry_tag;
 
 		if (need_seek)
 		{
-			ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ,
+						Int32GetDatum(tag_id));
+			ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
 						Int64GetDatum((int64) it.current_value));
-			index_rescan(scan, &key, 1, NULL, 0);
+			index_rescan(scan, keys, 2, NULL, 0);
 			need_seek = false;
 		}
 		if ((++steps & 0xFFFF) == 0)
@@ -291,11 +306,9 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 
 		tid = index_getnext_tid(scan, ForwardScanDirection);
 		if (tid == NULL)
-			break;				/* no entries beyond this point */
-		entry_customer = DatumGetInt64(index_getattr(scan->xs_itup, 1,
+			break;				/* no more members of the tag */
+		entry_customer = DatumGetInt64(index_getattr(scan->xs_itup, 2,
 													 scan->xs_itupdesc, &isnull));
-		entry_tag = DatumGetInt32(index_getattr(scan->xs_itup, 2,
-												scan->xs_itupdesc, &isnull));
 
 		if (entry_customer > (int64) it.current_value)
 		{
@@ -309,15 +322,14 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 				roaring_advance_uint32_iterator(&it);
 			if (!it.has_value)
 				break;
-			if ((int64) it.current_value != entry_customer)
-			{
-				if ((int64) it.current_value - entry_customer > WAM_RESEEK_GAP)
-					need_seek = true;
-				continue;
-			}
 		}
-		if (entry_customer < (int64) it.current_value || entry_tag != tag_id)
+		if ((int64) it.current_value != entry_customer)
+		{
+			/* the index is behind: walk on, or descend across a wide gap */
+			if ((int64) it.current_value - entry_customer > WAM_RESEEK_GAP)
+				need_seek = true;
 			continue;
+		}
 
 		if (index_fetch_heap(scan, slot))
 		{
@@ -353,7 +365,22 @@ wam_membership_delete(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(snapshot);
 	index_close(pkrel, NoLock);
 	table_close(rel, NoLock);
-	PG_RETURN_INT64(total);
+	return total;
+}
+
+/*
+ * wam_membership_delete(tag_id int, who segment): SQL access to
+ * wam_membership_delete_bitmap.
+ */
+Datum
+wam_membership_delete(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tag and segment must not be null")));
+	PG_RETURN_INT64(wam_membership_delete_bitmap(PG_GETARG_INT32(0),
+												 PG_GETARG_SEGMENT_BITMAP(1)));
 }
 
 typedef struct WamChunksState
@@ -431,17 +458,74 @@ wam_segment_chunks(PG_FUNCTION_ARGS)
 Datum
 wam_segment_chunk_keys(PG_FUNCTION_ARGS)
 {
-	const roaring_bitmap_t *bm = PG_GETARG_SEGMENT_BITMAP(0);
+	PG_RETURN_ARRAYTYPE_P(wam_bitmap_chunk_keys(PG_GETARG_SEGMENT_BITMAP(0)));
+}
+
+/* Saved plans reading wam.tag_chunk (prepared on first use, kept for the session). */
+static SPIPlanPtr wam_blocks_all_plan = NULL;
+static SPIPlanPtr wam_blocks_some_plan = NULL;
+
+static SPIPlanPtr
+wam_blocks_plan(bool all_blocks)
+{
+	SPIPlanPtr *slot = all_blocks ? &wam_blocks_all_plan : &wam_blocks_some_plan;
+
+	if (*slot == NULL)
+	{
+		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
+		SPIPlanPtr	plan;
+
+		/*
+		 * A generic plan: the plan cache would otherwise keep planning
+		 * "chunk = ANY ($2)" anew for every call, a third of the time of
+		 * attaching one customer.
+		 */
+		plan = SPI_prepare_cursor(all_blocks
+								  ? "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk"
+								  : "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
+								  all_blocks ? 1 : 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		if (plan == NULL)
+			elog(ERROR, "wam_tag_blocks: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "wam_tag_blocks: SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/*
+ * wam_bitmap_chunk_keys: the distinct blocks (id >> 16) holding members of
+ * bm, ascending, as int4[].  It reads the container keys, so it costs nothing
+ * per member.
+ */
+ArrayType *
+wam_bitmap_chunk_keys(const roaring_bitmap_t *bm)
+{
 	const roaring_array_t *ra = &bm->high_low_container;
 	Datum	   *keys;
 	int32		i;
 
 	if (ra->size == 0)
-		PG_RETURN_ARRAYTYPE_P(construct_empty_array(INT4OID));
+		return construct_empty_array(INT4OID);
 	keys = palloc(sizeof(Datum) * ra->size);
 	for (i = 0; i < ra->size; i++)
 		keys[i] = Int32GetDatum((int32) ra->keys[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT));
+	return construct_array(keys, ra->size, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+/*
+ * wam_bitmap_container: a new bitmap (owned by the current memory context)
+ * holding only container number i of bm, i.e. bm's members in one block.
+ */
+roaring_bitmap_t *
+wam_bitmap_container(const roaring_bitmap_t *bm, int32 i)
+{
+	roaring_bitmap_t *part = wam_bitmap_new();
+
+	ra_append_copy(&part->high_low_container, &bm->high_low_container,
+				   (uint16) i, false);
+	return wam_bitmap_check_alloc(part);
 }
 
 /*
@@ -449,105 +533,92 @@ wam_segment_chunk_keys(PG_FUNCTION_ARGS)
  *
  * Every row of wam.tag_chunk holds one Roaring container (the block of
  * 65,536 ids it is keyed by), already in canonical form, and the blocks of a
- * tag are disjoint.  The portable serialization of their union is therefore
- * just their containers side by side under a new header: no bitmap needs to
- * be deserialized, merged or re-serialized, which makes reading a tag of
- * ten million customers a matter of copying its bytes.
+ * tag are disjoint.  Their union is therefore built by deserializing each
+ * block and moving its one container to the end of the result: no merge, and
+ * each container is copied once, straight from the stored block.
+ *
+ * The result is returned as an expanded object, so that operators applied to
+ * it (tag_members(a) & tag_members(b)) work on the live bitmap: an earlier
+ * version returned the flat serialization, which the next operator had to
+ * deserialize again, and PostgreSQL copied it once more through the
+ * SQL-function wrapper; at 150 blocks of 8 KB per dense tag those copies
+ * (and the page faults of fresh memory for each of them) were most of the
+ * time of a three-tag count.  The result is flattened only when it is stored
+ * or sent.
  */
-typedef struct WamBlock
-{
-	uint16		key;
-	uint16		card_minus_1;
-	bool		is_run;
-	const char *payload;
-	uint32		payload_len;
-} WamBlock;
-
-static inline uint32
-wam_get_u32(const char *p)
-{
-	const unsigned char *b = (const unsigned char *) p;
-
-	return (uint32) b[0] | ((uint32) b[1] << 8) | ((uint32) b[2] << 16) | ((uint32) b[3] << 24);
-}
-
-static inline uint16
-wam_get_u16(const char *p)
-{
-	const unsigned char *b = (const unsigned char *) p;
-
-	return (uint16) (b[0] | (b[1] << 8));
-}
-
-static inline void
-wam_put_u32(char *p, uint32 v)
-{
-	p[0] = (char) (v & 0xFF);
-	p[1] = (char) ((v >> 8) & 0xFF);
-	p[2] = (char) ((v >> 16) & 0xFF);
-	p[3] = (char) ((v >> 24) & 0xFF);
-}
-
-static inline void
-wam_put_u16(char *p, uint16 v)
-{
-	p[0] = (char) (v & 0xFF);
-	p[1] = (char) ((v >> 8) & 0xFF);
-}
 
 /*
- * wam_parse_block reads a flat segment holding exactly one container.
- * Returns false for anything else (the caller then falls back to a real
- * union).
+ * wam_tag_blocks returns the union of a tag's blocks (only_blocks NULL) or
+ * of the listed ones as an expanded segment in the current memory context.
  */
-static bool
-wam_parse_block(const WamSegmentFlat *flat, WamBlock *blk)
+Datum
+wam_tag_blocks(int32 tag_id, ArrayType *only_blocks, bool fresh_snapshot)
 {
-	const char *d = flat->data;
-	uint32		len = WAM_SEGMENT_DATA_LEN(flat);
-	uint32		cookie;
-	uint32		pos;
-	uint32		card;
+	bool		all_blocks = (only_blocks == NULL);
+	Datum		args[2];
+	int			ret;
+	uint64		nrows;
+	uint64		i;
+	MemoryContext callcxt = CurrentMemoryContext;
+	WamBitmapHolder *acc;
+	roaring_array_t *ra;
 
-	if (len < 8)
-		return false;
-	cookie = wam_get_u32(d);
-	if ((cookie & 0xFFFF) == 12347)
+	args[0] = Int32GetDatum(tag_id);
+	args[1] = all_blocks ? (Datum) 0 : PointerGetDatum(only_blocks);
+
+	acc = wam_bitmap_hold(wam_bitmap_check_alloc(roaring_bitmap_create()), callcxt);
+	ra = &acc->bm->high_low_container;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "wam_tag_blocks: SPI_connect failed");
+	/* read_only = false takes a new snapshot for the query */
+	ret = SPI_execute_plan(wam_blocks_plan(all_blocks), args, NULL, !fresh_snapshot, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "wam_tag_blocks: SPI_execute_plan returned %d", ret);
+	nrows = SPI_processed;
+
+	for (i = 0; i < nrows; i++)
 	{
-		if ((cookie >> 16) != 0 || len < 9)
-			return false;		/* more than one container */
-		blk->is_run = (d[4] & 1) != 0;
-		pos = 5;
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		WamSegmentFlat *flat;
+		roaring_bitmap_t *part;
+		WamBitmapHolder *blk;
+		roaring_array_t *bra;
+
+		if (isnull)
+			elog(ERROR, "wam_tag_blocks: NULL block for tag %d", tag_id);
+		flat = (WamSegmentFlat *) PG_DETOAST_DATUM(d);
+		/* stored blocks were written by us: checked by the portable reader only */
+		part = roaring_bitmap_portable_deserialize_safe(flat->data, WAM_SEGMENT_DATA_LEN(flat));
+		if (part == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("bitmap block of tag %d is not a valid segment", tag_id)));
+		blk = wam_bitmap_hold(part, CurrentMemoryContext);
+		bra = &blk->bm->high_low_container;
+		if (bra->size == 1 && (ra->size == 0 || bra->keys[0] > ra->keys[ra->size - 1]))
+		{
+			/* the usual case: one container, after the ones we have */
+			ra_append_move_range(ra, bra, 0, 1);
+			bra->size = 0;		/* moved: not freed with the block */
+		}
+		else
+			roaring_bitmap_or_inplace(acc->bm, blk->bm);
+		wam_bitmap_release(blk);
+		if ((Pointer) flat != DatumGetPointer(d))
+			pfree(flat);
 	}
-	else if (cookie == 12346)
+	SPI_finish();
+
+	/* hand the bitmap over to an expanded object in the caller's context */
 	{
-		if (wam_get_u32(d + 4) != 1 || len < 16)
-			return false;
-		blk->is_run = false;
-		pos = 8;
+		roaring_bitmap_t *bm = acc->bm;
+
+		acc->bm = NULL;
+		wam_bitmap_release(acc);
+		return EOHPGetRWDatum(&wam_segment_expand(bm, callcxt)->hdr);
 	}
-	else
-		return false;
-	blk->key = wam_get_u16(d + pos);
-	blk->card_minus_1 = wam_get_u16(d + pos + 2);
-	pos += 4;
-	if (cookie == 12346)
-		pos += 4;				/* offset header */
-	card = (uint32) blk->card_minus_1 + 1;
-	if (blk->is_run)
-	{
-		if (len < pos + 2)
-			return false;
-		blk->payload_len = 2 + 4 * (uint32) wam_get_u16(d + pos);
-	}
-	else if (card <= 4096)
-		blk->payload_len = 2 * card;
-	else
-		blk->payload_len = 8192;
-	if (pos + blk->payload_len != len)
-		return false;
-	blk->payload = d + pos;
-	return true;
 }
 
 PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);
@@ -559,128 +630,9 @@ PG_FUNCTION_INFO_V1(wam_tag_blocks_segment);
 Datum
 wam_tag_blocks_segment(PG_FUNCTION_ARGS)
 {
-	int32		tag_id;
-	bool		all_blocks = PG_ARGISNULL(1);
-	Datum		args[2];
-	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
-	int			ret;
-	uint64		nrows;
-	uint64		i;
-	WamBlock   *blocks;
-	bool		any_run = false;
-	bool		fallback = false;
-	Size		total;
-	Size		header;
-	WamSegmentFlat *result;
-	char	   *out;
-	MemoryContext callcxt = CurrentMemoryContext;
-
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	tag_id = PG_GETARG_INT32(0);
-	args[0] = Int32GetDatum(tag_id);
-	args[1] = all_blocks ? (Datum) 0 : PG_GETARG_DATUM(1);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "wam_tag_blocks_segment: SPI_connect failed");
-	ret = SPI_execute_with_args(all_blocks
-								? "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 ORDER BY chunk"
-								: "SELECT members FROM wam.tag_chunk WHERE tag_id = $1 AND chunk = ANY ($2) ORDER BY chunk",
-								all_blocks ? 1 : 2, argtypes, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "wam_tag_blocks_segment: SPI_execute_with_args returned %d", ret);
-	nrows = SPI_processed;
-
-	/* detoasted copies must outlive SPI_finish: keep them in the caller's context */
-	blocks = MemoryContextAlloc(callcxt, sizeof(WamBlock) * Max(nrows, 1));
-	total = 0;
-	for (i = 0; i < nrows; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old;
-		WamSegmentFlat *flat;
-
-		if (isnull)
-			elog(ERROR, "wam_tag_blocks_segment: NULL block for tag %d", tag_id);
-		old = MemoryContextSwitchTo(callcxt);
-		flat = (WamSegmentFlat *) PG_DETOAST_DATUM_COPY(d);
-		MemoryContextSwitchTo(old);
-		if (!wam_parse_block(flat, &blocks[i]) ||
-			(i > 0 && blocks[i].key <= blocks[i - 1].key))
-		{
-			fallback = true;
-			break;
-		}
-		any_run |= blocks[i].is_run;
-		total += blocks[i].payload_len;
-	}
-
-	if (fallback)
-	{
-		/* not one container per row: build the union the general way */
-		roaring_bitmap_t *acc = wam_bitmap_hold(roaring_bitmap_create(), callcxt)->bm;
-
-		for (i = 0; i < nrows; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(callcxt);
-
-			roaring_bitmap_or_inplace(acc, wam_segment_read(d));
-			MemoryContextSwitchTo(old);
-		}
-		SPI_finish();
-		PG_RETURN_SEGMENT_NEW(roaring_bitmap_copy(acc));
-	}
-	SPI_finish();
-
-	/* the layout CRoaring's portable serializer would write */
-	if (any_run)
-		header = 4 + (nrows + 7) / 8 + 4 * nrows + (nrows >= 4 ? 4 * nrows : 0);
-	else
-		header = 8 + 8 * nrows;
-	result = palloc(WAM_SEGMENT_HDRSZ + header + total);
-	SET_VARSIZE(result, WAM_SEGMENT_HDRSZ + header + total);
-	result->version = WAM_SEGMENT_VERSION;
-	result->flags = 0;
-	result->reserved = 0;
-	out = result->data;
-	{
-		char	   *desc;
-		char	   *offs = NULL;
-		uint32		at = (uint32) header;
-
-		if (any_run)
-		{
-			char	   *flags = out + 4;
-
-			/* nrows >= 1 here: an empty tag has no blocks and takes the other branch */
-			wam_put_u32(out, 12347 | ((uint32) (nrows - 1) << 16));
-			memset(flags, 0, (nrows + 7) / 8);
-			for (i = 0; i < nrows; i++)
-				if (blocks[i].is_run)
-					flags[i / 8] |= (char) (1 << (i % 8));
-			desc = flags + (nrows + 7) / 8;
-			if (nrows >= 4)
-				offs = desc + 4 * nrows;
-		}
-		else
-		{
-			wam_put_u32(out, 12346);
-			wam_put_u32(out + 4, (uint32) nrows);
-			desc = out + 8;
-			offs = desc + 4 * nrows;
-		}
-		for (i = 0; i < nrows; i++)
-		{
-			wam_put_u16(desc + 4 * i, blocks[i].key);
-			wam_put_u16(desc + 4 * i + 2, blocks[i].card_minus_1);
-			if (offs)
-				wam_put_u32(offs + 4 * i, at);
-			memcpy(out + at, blocks[i].payload, blocks[i].payload_len);
-			at += blocks[i].payload_len;
-		}
-	}
-	PG_RETURN_POINTER(result);
+	PG_RETURN_DATUM(wam_tag_blocks(PG_GETARG_INT32(0),
+								   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1),
+								   false));
 }

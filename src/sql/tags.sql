@@ -119,7 +119,12 @@ CREATE TABLE wam.customer_tag (
 	expires_at timestamptz,
 	source text NOT NULL DEFAULT 'api'
 		CONSTRAINT customer_tag_source CHECK (source IN ('import', 'rule', 'manual', 'api')),
-	PRIMARY KEY (customer_id, tag_id)
+	-- Tag first: a tag's rows are one contiguous, customer-ordered stretch
+	-- of the key, so tagging or untagging a million customers walks that
+	-- stretch in order instead of touching a leaf page per customer all over
+	-- the index.  A customer's tags are found through the bitmaps or with
+	-- one probe per tag (wam.customer_tags).
+	PRIMARY KEY (tag_id, customer_id)
 );
 CREATE INDEX customer_tag_expiry ON wam.customer_tag (expires_at) WHERE expires_at IS NOT NULL;
 COMMENT ON TABLE wam.customer_tag IS 'which customer holds which tag, since when, until when, from what source: the truth that wam.tag_chunk mirrors';
@@ -373,7 +378,9 @@ CREATE FUNCTION wam.customer_chunk_remove() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	DELETE FROM wam.customer_tag ct USING old_rows o WHERE ct.customer_id = o.id;
+	-- one primary-key probe per (tag, deleted customer)
+	DELETE FROM wam.customer_tag ct USING wam.tag t, old_rows o
+	WHERE ct.tag_id = t.tag_id AND ct.customer_id = o.id;
 	PERFORM wam.chunks_remove(0, s) FROM (SELECT wam.segment_agg(o.id) AS s FROM old_rows o) x
 	WHERE s IS NOT NULL;
 	RETURN NULL;
@@ -578,9 +585,13 @@ COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attac
 
 -- memberships
 
+-- COST: reading a tag's blocks takes about a millisecond for a dense tag;
+-- the planner must not think it as cheap as an operator and call it per row.
+-- The search_path is pinned because the name lookup inlines
+-- wam.normalize_tag_name, whose collation must not come from the caller.
 CREATE FUNCTION wam.tag_members(tag text) RETURNS wam.segment
-	LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-RETURN wam.tag_blocks_segment(wam.tag_id(tag));
+	AS 'MODULE_PATHNAME', 'wam_tag_members' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000
+	SET search_path = pg_catalog, wam, pg_temp;
 COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment (always in step with wam.customer_tag)';
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
@@ -603,74 +614,18 @@ END
 $$;
 COMMENT ON FUNCTION wam.check_customers(wam.segment) IS 'raises an error when a segment names customers that do not exist';
 
+-- wam.attach and wam.detach run their steps in one C call (src/tagging.c):
+-- tag lookup, checks, advisory block locks, membership rows and bitmap
+-- blocks, expiry refresh, last use.
 CREATE FUNCTION wam.attach(tag text, who wam.segment, ttl interval DEFAULT NULL, source text DEFAULT 'api')
 	RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	id integer := wam.tag_id(tag, true);
-	expiry timestamptz;
-	fresh wam.segment;
-	n bigint;
-BEGIN
-	IF who IS NULL THEN
-		RAISE EXCEPTION 'segment of customers must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF ttl IS NOT NULL AND ttl <= interval '0' THEN
-		RAISE EXCEPTION 'time to live must be positive, not %', ttl USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF source IS NULL OR source NOT IN ('import', 'rule', 'manual', 'api') THEN
-		RAISE EXCEPTION 'unknown membership source "%"', source
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'The sources are import, rule, manual and api.';
-	END IF;
-	PERFORM wam.check_customers(who);
-	expiry := now() + coalesce(ttl, (SELECT t.default_ttl FROM wam.tag t WHERE t.tag_id = id));
-	PERFORM wam.lock_chunks(id, who);
-	-- Only customers that do not hold the tag yet are inserted: the bitmap
-	-- difference is far cheaper than a conflict check per row.  The locks
-	-- above make it exact against concurrent attach/detach.
-	fresh := who OPERATOR(wam.-) wam.chunk_members(id, who);
-	n := wam.membership_insert(id, fresh, expiry, source);
-	PERFORM wam.chunks_add(id, fresh);
-	-- Re-attaching refreshes the expiry of those who already hold the tag.
-	IF wam.cardinality(who) > n THEN
-		UPDATE wam.customer_tag ct SET expires_at = expiry
-		FROM wam.members(who OPERATOR(wam.-) fresh) m
-		WHERE ct.customer_id = m AND ct.tag_id = id AND ct.expires_at IS DISTINCT FROM expiry;
-	END IF;
-	-- Note the use for the health report without ever waiting: at most once
-	-- an hour, and skipped while another transaction holds the tag row.
-	UPDATE wam.tag t SET last_attached_at = now()
-	WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2
-					   WHERE t2.tag_id = id
-						 AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
-					   FOR NO KEY UPDATE SKIP LOCKED);
-	RETURN n;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'wam_attach'
+	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
 COMMENT ON FUNCTION wam.attach(text, wam.segment, interval, text) IS 'gives a tag to the customers of a segment; returns how many did not have it (their expiry is refreshed)';
 
 CREATE FUNCTION wam.detach(tag text, who wam.segment) RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	id integer := wam.tag_id(tag);
-	n bigint;
-	gone wam.segment;
-BEGIN
-	IF who IS NULL THEN
-		RAISE EXCEPTION 'segment of customers must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	PERFORM wam.lock_chunks(id, who);
-	gone := who OPERATOR(wam.&) wam.chunk_members(id, who);
-	n := wam.membership_delete(id, gone);
-	PERFORM wam.chunks_remove(id, gone);
-	RETURN n;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'wam_detach'
+	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
 COMMENT ON FUNCTION wam.detach(text, wam.segment) IS 'takes a tag from the customers of a segment; returns how many had it';
 
 CREATE FUNCTION wam.retag(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
@@ -723,8 +678,10 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM wam.customer c WHERE c.id = customer) THEN
 		RAISE EXCEPTION 'customer % does not exist', customer USING ERRCODE = 'no_data_found';
 	END IF;
+	-- one primary-key probe (tag_id, customer_id) per tag
 	SELECT coalesce(array_agg(t.name ORDER BY t.name), '{}') INTO result
-	FROM wam.customer_tag ct JOIN wam.tag t USING (tag_id) WHERE ct.customer_id = customer;
+	FROM wam.tag t
+	WHERE EXISTS (SELECT FROM wam.customer_tag ct WHERE ct.tag_id = t.tag_id AND ct.customer_id = customer);
 	RETURN result;
 END
 $$;
@@ -1162,7 +1119,8 @@ BEGIN
 	JOIN wam.tag t ON t.tag_id = u.tag_id
 	WHERE w.problem IS NULL AND w.duplicate_of IS NULL
 	GROUP BY c.id, t.tag_id, t.default_ttl
-	ORDER BY c.id, t.tag_id
+	-- in primary-key order: each tag's new rows go to one place of the index
+	ORDER BY t.tag_id, c.id
 	ON CONFLICT (customer_id, tag_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 		WHERE ct.expires_at IS DISTINCT FROM EXCLUDED.expires_at;
 	UPDATE wam.tag t SET last_attached_at = now()
