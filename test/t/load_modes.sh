@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # test/t/load_modes.sh — the library works both loaded on demand and from
-# shared_preload_libraries (only the sender worker of a later release will need
-# preloading).  Starts its own cluster without preloading, on its own port, so it
+# shared_preload_libraries (only the sender worker needs preloading).  Starts its own cluster without preloading, on its own port, so it
 # also runs under `bash test/run check`, whose cluster preloads the library.
 set -uo pipefail
 
