@@ -65,7 +65,7 @@ static WamQuery wam_queries[WAM_Q_COUNT] = {
 		"LEFT JOIN wam.saved_segment s ON s.normalized_name OPERATOR(pg_catalog.=) k.key",
 	TEXTARRAYOID, NULL},
 	{"SELECT c.tag_id, c.members FROM wam.tag_chunk c "
-		"WHERE c.tag_id OPERATOR(pg_catalog.=) ANY ($1)",
+		"WHERE c.tag_id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY c.tag_id, c.chunk",
 	INT4ARRAYOID, NULL},
 	{"SELECT t.merged_into FROM wam.tag t WHERE t.tag_id OPERATOR(pg_catalog.=) $1",
 	INT4OID, NULL},

@@ -140,6 +140,44 @@ wam_or_datum(WamExprCtx *ctx, roaring_bitmap_t *bm, Datum d)
 	MemoryContextReset(ctx->rowcxt);
 }
 
+/*
+ * Adds one stored block of a tag (a wam.tag_chunk row) to bm.  The blocks
+ * arrive in chunk order (WAM_Q_CHUNKS sorts them) and normally hold one
+ * container each, so that container is moved to the end of bm: no copy, no
+ * merge, no fresh memory to fault in.  Anything else falls back to an
+ * in-place union.  The blocks are written only by the extension's own
+ * functions, so CRoaring's bounds-checked portable reader suffices, as in
+ * wam_tag_blocks (membership.c).
+ */
+static void
+wam_or_block(WamExprCtx *ctx, roaring_bitmap_t *bm, Datum d)
+{
+	MemoryContext old = MemoryContextSwitchTo(ctx->rowcxt);
+	WamSegmentFlat *flat = (WamSegmentFlat *) PG_DETOAST_DATUM(d);
+	roaring_bitmap_t *part;
+	WamBitmapHolder *blk;
+	roaring_array_t *ra = &bm->high_low_container;
+	roaring_array_t *bra;
+
+	part = roaring_bitmap_portable_deserialize_safe(flat->data, WAM_SEGMENT_DATA_LEN(flat));
+	if (part == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a bitmap block in wam.tag_chunk is not a valid segment"),
+				 errhint("Run wam.verify_tag_index().")));
+	blk = wam_bitmap_hold(part, ctx->rowcxt);
+	bra = &blk->bm->high_low_container;
+	if (bra->size == 1 && (ra->size == 0 || bra->keys[0] > ra->keys[ra->size - 1]))
+	{
+		ra_append_move_range(ra, bra, 0, 1);
+		bra->size = 0;			/* moved: not freed with the block */
+	}
+	else
+		roaring_bitmap_or_inplace(bm, blk->bm);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ctx->rowcxt);
+}
+
 static roaring_bitmap_t *
 wam_empty(WamExprCtx *ctx)
 {
@@ -166,7 +204,7 @@ wam_all(WamExprCtx *ctx)
 			Datum		d = wam_expr_col((int) i, 2, &isnull);
 
 			if (!isnull)
-				wam_or_datum(ctx, bm, d);
+				wam_or_block(ctx, bm, d);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		ctx->all = bm;
@@ -211,7 +249,7 @@ wam_load_tags(WamExprCtx *ctx)
 		t = hash_search(ctx->tags, &id, HASH_FIND, NULL);
 		if (t == NULL || isnull)
 			continue;
-		wam_or_datum(ctx, t->bm, d);
+		wam_or_block(ctx, t->bm, d);
 		if ((r & 63) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
