@@ -21,6 +21,10 @@ ORDER BY 1;
 SELECT '{1}'::wam.segment AS first_call;
 SELECT count(*) > 0 AS loaded FROM pg_settings WHERE name = 'wam.segment_output_format';
 SET wam.no_such_setting = 1;
+-- freed memory a backend keeps (glibc malloc trim threshold): server-wide
+SELECT name, setting, unit, context, boot_val, min_val, max_val
+FROM pg_settings WHERE name = 'wam.malloc_trim_threshold';
+SET wam.malloc_trim_threshold = 0;
 
 -- DROP EXTENSION leaves nothing behind (uses its own database so the
 -- other tests can keep theirs)

@@ -166,6 +166,17 @@ SELECT segment_repeat_agg(id, 0, false) FROM public.repeat_probe;
 SELECT segment_repeat_agg(id, 16, true) FROM public.repeat_probe;
 SELECT segment_repeat_agg(g, g::int, false) FROM generate_series(1, 2) g;
 SELECT segment_repeat_agg(id, 2, false) IS NULL AS no_rows FROM public.repeat_probe WHERE false;
+-- ids spread over more blocks of 65,536 than the counters keep at once (512):
+-- the counters are folded into the levels on the way, and still agree
+CREATE TABLE public.repeat_wide AS
+SELECT (g % 700) * 65536 + (g / 700) % 5 AS id FROM generate_series(1, 21000) g
+UNION ALL SELECT 4294967295 UNION ALL SELECT 4294967295 UNION ALL SELECT 0;
+SELECT t, ex, (SELECT segment_repeat_agg(id, t, ex) FROM public.repeat_wide)
+	 = coalesce((SELECT segment_agg(id) FROM (SELECT id FROM public.repeat_wide GROUP BY id
+		HAVING CASE WHEN ex THEN count(*) = t ELSE count(*) >= t END) x), '{}') AS same,
+	   cardinality((SELECT segment_repeat_agg(id, t, ex) FROM public.repeat_wide)) AS customers
+FROM (VALUES (1), (2), (6), (7)) a(t), (VALUES (false), (true)) v(ex) ORDER BY 1, 2;
+DROP TABLE public.repeat_wide;
 DROP TABLE public.repeat_probe;
 -- counts above 16 take the GROUP BY path
 SELECT segment_count('event(link_click) >= 17') AS ge_17, segment_count('event(link_click) = 16') AS eq_16,

@@ -11,6 +11,11 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "fmgr.h"
 #include "utils/guc.h"
 
@@ -29,6 +34,40 @@ static const struct config_enum_entry wam_segment_output_options[] = {
 	{NULL, 0, false}
 };
 
+/*
+ * wam.malloc_trim_threshold, in kB; -1 leaves glibc's own policy alone.
+ *
+ * CRoaring allocates every container with malloc(), and a count over dense
+ * tags builds and frees a few megabytes of them per query.  With glibc's
+ * defaults the heap top is returned to the kernel whenever more than 128 kB
+ * of it is free, i.e. after every such query, and the next query takes a
+ * page fault for each 4 kB page it touches again.  On virtual machines a
+ * fault costs 10-20 us, which made a three-tag count over ten million
+ * customers five times slower (72 ms instead of 14 ms) than the bitmap work
+ * itself.  Keeping up to this much freed memory in the process avoids it;
+ * a backend's memory is still given back when it exits.
+ */
+static int	wam_malloc_trim_threshold = 65536;
+
+static void
+wam_assign_malloc_trim_threshold(int newval, void *extra)
+{
+#if defined(__GLIBC__) && defined(M_TRIM_THRESHOLD)
+	static bool tuned = false;
+
+	if (newval < 0)
+	{
+		/* untouched so far: keep glibc's dynamic policy; else its 128 kB */
+		if (tuned)
+			(void) mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+		return;
+	}
+	/* glibc ignores values it cannot use; nothing worth reporting */
+	(void) mallopt(M_TRIM_THRESHOLD, (int) Min((long) newval * 1024, (long) INT_MAX));
+	tuned = true;
+#endif
+}
+
 void
 _PG_init(void)
 {
@@ -43,6 +82,17 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("wam.malloc_trim_threshold",
+							"Freed memory a backend keeps instead of returning it to the kernel.",
+							"Avoids page faults when segment operations allocate and free "
+							"megabytes of bitmap containers query after query (glibc only). "
+							"-1 restores glibc's default of 128 kB.",
+							&wam_malloc_trim_threshold,
+							65536, -1, INT_MAX / 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
+							NULL, wam_assign_malloc_trim_threshold, NULL);
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();

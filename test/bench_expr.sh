@@ -212,7 +212,7 @@ done
 log "building the indexes and the foreign key of wam.event again"
 run_sql "SET maintenance_work_mem = '1GB';
          ALTER TABLE wam.event ADD CONSTRAINT event_pkey PRIMARY KEY (customer_id, event_id);
-         CREATE INDEX event_kind_time ON wam.event (kind, occurred_at);
+         CREATE INDEX event_kind_time ON wam.event (kind, occurred_at) INCLUDE (customer_id);
          ALTER TABLE wam.event ADD CONSTRAINT event_customer_id_fkey FOREIGN KEY (customer_id)
              REFERENCES wam.customer (id) ON DELETE CASCADE"
 LOAD_S[events]=$(secs_since "$t")
