@@ -369,7 +369,7 @@ SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 101 A
 -- the message: a template to the referrer (who never wrote to the business, so
 -- free text would be refused), from the only sender, linked to the reward
 SELECT w.tier, w.notify_status, w.notify_detail, o.customer_id, o.recipient, s.name AS sender, o.campaign, o.variant,
-	   o.status, c.last_inbound_at, o.expires_at,
+	   o.priority, o.status, c.last_inbound_at, o.expires_at,
 	   replace(o.payload::text, w.redemption_code, '<redemption code>') AS payload,
 	   strpos(o.payload::text, w.redemption_code) > 0 AS carries_the_code
 FROM referral_reward w JOIN outbox o USING (message_id) JOIN sender s USING (sender_id) JOIN customer c ON c.id = o.customer_id
@@ -458,6 +458,11 @@ SELECT message_id AS failed_message FROM referral_reward WHERE referrer_id = 106
 SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
 SELECT w.notify_status, w.message_id <> :failed_message AS new_message, o.status
 FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 106;
+-- a purged message is not sent again blindly: it may have arrived
+BEGIN;
+DELETE FROM outbox WHERE message_id = (SELECT message_id FROM referral_reward WHERE referrer_id = 106);
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
+ROLLBACK;
 
 -- a refund within the hold period revokes the reward and cancels its waiting
 -- message; a message already sent stays as it is, and the reward says so

@@ -792,7 +792,8 @@ BEGIN
 		message_id := wam.enqueue(w.referrer_id, payload, p.settings ->> 'sender',
 			vars => coalesce(t -> 'fallbacks', '{}') || jsonb_build_object('reward', w.reward, 'redemption_code', w.redemption_code,
 															 'tier', w.tier::text, 'cost', w.cost::text, 'program', p.name),
-			campaign => 'referral:' || p.name, variant => 'tier ' || w.tier);
+			-- ahead of campaign traffic: it answers the invitee's order (R-F2)
+			priority => 10, campaign => 'referral:' || p.name, variant => 'tier ' || w.tier);
 		notify_status := 'queued';
 	EXCEPTION WHEN object_not_in_prerequisite_state OR invalid_parameter_value OR undefined_object
 				   OR foreign_key_violation OR null_value_not_allowed OR string_data_right_truncation THEN
@@ -1127,8 +1128,15 @@ BEGIN
 	END IF;
 	IF w.message_id IS NOT NULL THEN
 		SELECT o.status INTO st FROM wam.outbox o WHERE o.message_id = w.message_id;
+		IF NOT FOUND THEN
+			-- purged: whether it reached the referrer is no longer known
+			RAISE EXCEPTION 'the message of referral reward % (message %) is no longer in wam.outbox', reward, w.message_id
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Whether it reached the referrer is not known; it is not sent again automatically.',
+					  HINT = 'Queue a message with wam.enqueue() if the referrer must be told again.';
+		END IF;
 		-- a message that ended without reaching the referrer may be sent again
-		IF st IS NOT NULL AND st NOT IN ('failed', 'cancelled', 'expired') THEN
+		IF st NOT IN ('failed', 'cancelled', 'expired') THEN
 			RAISE EXCEPTION 'the message of referral reward % is already queued (message %, %)', reward, w.message_id, st
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  DETAIL = 'Only a reward whose message was refused, not configured, failed, cancelled or expired is notified again.';
