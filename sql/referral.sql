@@ -478,6 +478,11 @@ FROM referral_reward w LEFT JOIN outbox o USING (message_id) WHERE w.referrer_id
 -- a refused message of a revoked reward: cancelled as well
 DELETE FROM customer_order WHERE customer_id = 115;
 SELECT status, notify_status, notify_detail FROM referral_reward WHERE referrer_id = 105;
+-- a message the referrer's opt-out cancelled: cancelled as well
+SELECT opt_out(104, 'STOP') AS cancelled_messages;
+DELETE FROM customer_order WHERE customer_id = 114;
+SELECT w.status, w.notify_status, w.notify_detail, o.status AS message_status, o.error_detail
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 104;
 
 -- roles: readers read and report, operators issue codes and record referrals,
 -- administrators manage programs and decide reviews; nobody reads the secret

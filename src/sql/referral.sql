@@ -964,11 +964,18 @@ BEGIN
 	UPDATE wam.referral_reward w
 	SET status = 'revoked', decided_at = now(),
 		reason = format('revoked: the referrer has %s qualified referrals after a refund', n_qualified),
-		notify_status = CASE WHEN w.notify_status = 'queued' AND NOT w.message_id = ANY (stopped) THEN w.notify_status
-							 ELSE 'cancelled' END,
+		-- (revocations are rare: a look at the message's status per reward is fine)
+		notify_status = CASE WHEN w.notify_status <> 'queued' OR w.message_id = ANY (stopped)
+								  OR (SELECT o.status FROM wam.outbox o WHERE o.message_id = w.message_id)
+									 IN ('failed', 'cancelled', 'expired')
+							 THEN 'cancelled' ELSE 'queued' END,
 		notify_detail = CASE WHEN w.notify_status <> 'queued' THEN 'the reward was revoked'
 							 WHEN w.message_id = ANY (stopped) THEN 'the reward was revoked before its message was sent'
-							 ELSE 'the reward was revoked after its message had left the queue' END
+							 ELSE coalesce(
+								(SELECT format('the reward was revoked; its message had not reached the referrer (%s)', o.status)
+								 FROM wam.outbox o
+								 WHERE o.message_id = w.message_id AND o.status IN ('failed', 'cancelled', 'expired')),
+								'the reward was revoked after its message had left the queue') END
 	WHERE w.referrer_id = r.referrer_id AND w.program_id = r.program_id AND w.tier > n_qualified
 	  AND w.status <> 'revoked';
 END
