@@ -330,6 +330,160 @@ SELECT * FROM referral_report('nope', now(), now() + interval '1 day');
 SELECT * FROM referral_report(NULL, now(), now() + interval '1 day');
 SELECT metric, value, note FROM referral_report('retail', now() - interval '1 day', now() + interval '1 day') WHERE metric = 'conversion';
 
+-- the referrer's message (R-F2): an issued reward queues a template message
+-- to the referrer in wam.outbox, in the same transaction, under the queue's
+-- rules; a refusal is recorded on the reward and never fails the order
+-- settings: reward_template and sender, each bad input refused
+SELECT create_referral_program('x', '{"reward_template": "referral_reward"}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward"}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "header": "x"}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "Referral Reward", "language": "en"}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "English"}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": "{redemption_code}"}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{redemption_code}", " "]}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{redemption_code}", 5]}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "fallbacks": {"first_name": 1}}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "fallbacks": []}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{redemption_code}", "{rewrad}"]}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{reward}"]}}');
+SELECT create_referral_program('x', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": []}}');
+SELECT create_referral_program('x', '{"sender": 1}');
+SELECT create_referral_program('x', '{"sender": "nope"}');
+SELECT count(*) AS programs FROM referral_program WHERE name = 'x';
+-- parameters default to {reward} and {redemption_code}; fallbacks to none
+SELECT configure_referral_program('main', '{"reward_template": {"name": "referral_reward", "language": "pt_BR"}}') -> 'reward_template' AS completed;
+SELECT configure_referral_program('main', '{"reward_template": null}') -> 'reward_template' AS removed;
+
+INSERT INTO customer (id, phone, name, created_at) SELECT g, (85292000000 + g)::text, 'Ana Lima ' || g, now() FROM generate_series(101, 130) g;
+UPDATE customer SET name = NULL WHERE id = 110;
+SELECT set_consent(g, 'test') IS NOT NULL AS consented FROM generate_series(101, 103) g;
+SELECT create_referral_program('notify', '{"min_order": 100, "flat_cost_cap": 100, "tiers": [{"at": 1, "reward": "20-unit coupon", "cost": 20}, {"at": 2, "reward": "sample", "cost": 30}, {"at": 3, "reward": "full-size product", "cost": 90}], "reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{first_name}", "{reward}", "{redemption_code}"], "fallbacks": {"first_name": "friend"}}}') AS id;
+SELECT referral_code(101, 'notify') AS code_n \gset
+-- no sender exists yet: the reward is issued, its message is not configured
+SELECT record_referral(:'code_n', 111), record_order(111, 150) > 0 AS ordered;
+SELECT tier, status, notify_status, notify_detail, message_id FROM referral_reward WHERE referrer_id = 101;
+SELECT count(*) AS messages FROM outbox;
+SELECT create_sender('shop', '106540352242922', 'EAAsecret-token-1', 'app-secret-1', 'https://graph.example/v23.0') AS sender_id;
+-- an administrator queues it after fixing the cause
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 101 AND tier = 1;
+-- the message: a template to the referrer (who never wrote to the business, so
+-- free text would be refused), from the only sender, linked to the reward
+SELECT w.tier, w.notify_status, w.notify_detail, o.customer_id, o.recipient, s.name AS sender, o.campaign, o.variant,
+	   o.priority, o.status, c.last_inbound_at, o.expires_at,
+	   replace(o.payload::text, w.redemption_code, '<redemption code>') AS payload,
+	   strpos(o.payload::text, w.redemption_code) > 0 AS carries_the_code
+FROM referral_reward w JOIN outbox o USING (message_id) JOIN sender s USING (sender_id) JOIN customer c ON c.id = o.customer_id
+WHERE w.referrer_id = 101;
+SELECT check_payload(payload) AS is_template FROM outbox;
+-- tier 2 in a transaction that rolls back: neither the reward nor its message remain
+BEGIN;
+SELECT record_referral(:'code_n', 112), record_order(112, 150) > 0 AS ordered;
+SELECT tier, notify_status FROM referral_reward WHERE referrer_id = 101 ORDER BY tier;
+SELECT count(*) AS messages FROM outbox;
+ROLLBACK;
+SELECT count(*) AS rewards, (SELECT count(*) FROM outbox) AS messages FROM referral_reward WHERE referrer_id = 101;
+-- idempotent: a tier crossed once is one message, whatever happens to the order
+SELECT record_order(111, 300) > 0 AS second_order;
+UPDATE customer_order SET amount = 160 WHERE customer_id = 111;
+UPDATE customer_order SET amount = 160 WHERE customer_id = 111;
+SELECT referral_grant_rewards((SELECT id FROM referral_program WHERE name = 'notify'), 101) AS new_rewards;
+SELECT record_referral(:'code_n', 111) AS same_invitee_again;
+SELECT count(*) AS rewards, (SELECT count(*) FROM outbox WHERE campaign = 'referral:notify') AS messages
+FROM referral_reward WHERE referrer_id = 101;
+-- tier 2 issued at once; tier 3 over the cost cap: held, nothing queued;
+-- queued when an administrator issues it
+SELECT record_referral(:'code_n', 112), record_order(112, 150) > 0 AS ordered;
+SELECT record_referral(:'code_n', 113), record_order(113, 150) > 0 AS ordered;
+SELECT w.tier, w.status, w.notify_status, w.message_id IS NOT NULL AS linked, o.variant,
+	   o.payload #>> '{template,components,0,parameters,1,text}' AS reward_text,
+	   o.payload #>> '{template,components,0,parameters,2,text}' = w.redemption_code AS code_matches
+FROM referral_reward w LEFT JOIN outbox o USING (message_id) WHERE w.referrer_id = 101 ORDER BY w.tier;
+SELECT count(*) AS messages FROM outbox;
+SELECT decide_referral_reward(id, true, 'top referrer') FROM referral_reward WHERE referrer_id = 101 AND tier = 3;
+SELECT w.tier, w.status, w.reason, w.notify_status, o.variant, o.status
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 101 AND w.tier = 3;
+SELECT count(*) AS messages, count(DISTINCT payload) AS distinct_payloads FROM outbox WHERE campaign = 'referral:notify';
+
+-- the queue refuses: the reward is issued, the message not queued, and why
+SELECT record_order(104, 500) > 0 AS referrer_has_orders;		-- no consent
+SELECT set_consent(105, 'test') IS NOT NULL, opt_out(105, 'STOP') AS cancelled;		-- opted out
+SELECT record_referral(referral_code(104, 'notify'), 114), record_order(114, 150) > 0 AS ordered;
+SELECT record_referral(referral_code(105, 'notify'), 115), record_order(115, 150) > 0 AS ordered;
+-- a placeholder without value: {name} of a customer without name, no fallback
+SELECT configure_referral_program('notify', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{name}", "{redemption_code}"]}}') -> 'reward_template' -> 'parameters' AS parameters;
+SELECT set_consent(110, 'test') IS NOT NULL AS consented;
+SELECT record_referral(referral_code(110, 'notify'), 116), record_order(116, 150) > 0 AS ordered;
+SELECT referrer_id, tier, status, notify_status, notify_detail, message_id FROM referral_reward
+WHERE referrer_id IN (104, 105, 110) ORDER BY referrer_id;
+SELECT count(*) AS messages FROM outbox WHERE customer_id IN (104, 105, 110);
+SELECT invitee_id, status FROM referral WHERE invitee_id IN (114, 115, 116) ORDER BY 1;
+-- consent given later: the administrator notifies again
+SELECT set_consent(104, 'store') IS NOT NULL AS consented;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 104;
+SELECT w.notify_status, w.notify_detail, o.customer_id, o.payload #>> '{template,components,0,parameters,0,text}' AS name
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 104;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 105;
+SELECT notify_status, notify_detail FROM referral_reward WHERE referrer_id = 105;
+-- a fallback for the missing name
+SELECT configure_referral_program('notify', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{name}", "{redemption_code}"], "fallbacks": {"name": "friend"}}}') -> 'reward_template' -> 'fallbacks' AS fallbacks;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 110;
+SELECT w.notify_status, w.notify_detail, o.payload #>> '{template,components,0,parameters,0,text}' AS name
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 110;
+
+-- several senders: the program must name one
+SELECT create_sender('backup', '106540352242923', 'EAAsecret-token-2', 'app-secret-2', 'https://graph.example/v23.0') AS sender_id;
+SELECT set_consent(106, 'test') IS NOT NULL AS consented;
+SELECT record_referral(referral_code(106, 'notify'), 117), record_order(117, 150) > 0 AS ordered;
+SELECT notify_status, notify_detail FROM referral_reward WHERE referrer_id = 106;
+SELECT configure_referral_program('notify', '{"sender": "backup"}') ->> 'sender' AS sender;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
+SELECT s.name AS sender, o.campaign FROM referral_reward w JOIN outbox o USING (message_id) JOIN sender s USING (sender_id)
+WHERE w.referrer_id = 106;
+-- a program without reward_template: not configured, never an error
+SELECT set_consent(107, 'test') IS NOT NULL AS consented;
+SELECT create_referral_program('quiet', '{"min_order": 0, "flat_cost_cap": 100, "tiers": [{"at": 1, "reward": "coupon", "cost": 5}]}') AS id;
+SELECT record_referral(referral_code(107, 'quiet'), 118), record_order(118, 1) > 0 AS ordered;
+SELECT status, notify_status, notify_detail, message_id FROM referral_reward WHERE referrer_id = 107;
+
+-- notify_referral_reward: only issued rewards whose message is not on its way
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 101 AND tier = 1;
+SELECT notify_referral_reward(NULL);
+SELECT notify_referral_reward(9999);
+SELECT notify_referral_reward(id) FROM referral_reward WHERE status = 'held' ORDER BY id LIMIT 1;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE status = 'revoked' ORDER BY id LIMIT 1;
+-- a message that failed (e.g. the template was not approved) may be sent again
+UPDATE outbox SET status = 'failed', failed_at = now(), error_code = 132001, error_detail = 'template name does not exist'
+WHERE message_id = (SELECT message_id FROM referral_reward WHERE referrer_id = 106);
+SELECT message_id AS failed_message FROM referral_reward WHERE referrer_id = 106 \gset
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
+SELECT w.notify_status, w.message_id <> :failed_message AS new_message, o.status
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 106;
+-- a purged message is not sent again blindly: it may have arrived
+BEGIN;
+DELETE FROM outbox WHERE message_id = (SELECT message_id FROM referral_reward WHERE referrer_id = 106);
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
+ROLLBACK;
+
+-- a refund within the hold period revokes the reward and cancels its waiting
+-- message; a message already sent stays as it is, and the reward says so
+SELECT w.tier, o.status FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 101 ORDER BY w.tier;
+UPDATE outbox SET status = 'sent', sending_at = now(), sent_at = now()
+WHERE message_id = (SELECT message_id FROM referral_reward WHERE referrer_id = 101 AND tier = 2);
+DELETE FROM customer_order WHERE customer_id = 113;
+SELECT w.tier, w.status, w.notify_status, w.notify_detail, o.status AS message_status, o.error_detail
+FROM referral_reward w LEFT JOIN outbox o USING (message_id) WHERE w.referrer_id = 101 ORDER BY w.tier;
+DELETE FROM customer_order WHERE customer_id = 112;
+SELECT w.tier, w.status, w.notify_status, w.notify_detail, o.status AS message_status
+FROM referral_reward w LEFT JOIN outbox o USING (message_id) WHERE w.referrer_id = 101 ORDER BY w.tier;
+-- a refused message of a revoked reward: cancelled as well
+DELETE FROM customer_order WHERE customer_id = 115;
+SELECT status, notify_status, notify_detail FROM referral_reward WHERE referrer_id = 105;
+-- a message the referrer's opt-out cancelled: cancelled as well
+SELECT opt_out(104, 'STOP') AS cancelled_messages;
+DELETE FROM customer_order WHERE customer_id = 114;
+SELECT w.status, w.notify_status, w.notify_detail, o.status AS message_status, o.error_detail
+FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 104;
+
 -- roles: readers read and report, operators issue codes and record referrals,
 -- administrators manage programs and decide reviews; nobody reads the secret
 CREATE ROLE wam_ref_reader IN ROLE wam_reader;
@@ -344,6 +498,9 @@ SELECT secret FROM referral_secret;
 SELECT count(*) FROM customer_fingerprint;
 SELECT record_referral(referral_code(1, 'main'), 58);
 SELECT referral_code(1, 'main');
+SELECT count(*) > 0 AS reads_rewards FROM referral_reward WHERE notify_status = 'queued';
+SELECT notify_referral_reward(1);
+UPDATE referral_reward SET notify_status = 'refused';
 RESET ROLE;
 SET ROLE wam_ref_operator;
 SELECT referral_code(1, 'main') AS code_1, length(referral_link(1, 'main')) > 0 AS link;
@@ -356,10 +513,22 @@ UPDATE referrer SET accepted = 0;
 SELECT create_referral_program('op');
 SELECT resolve_referral_review(1, true);
 SELECT decide_referral_reward(1, true);
+-- the reward's message: operators cannot queue, re-queue or fake it
+SELECT notify_referral_reward(1);
+SELECT referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
+SELECT referral_grant_rewards(1, 1);
+UPDATE referral_reward SET notify_status = 'refused', message_id = NULL;
+INSERT INTO outbox (sender_id, customer_id, recipient, payload) VALUES (1, 1, '85291000001', '{}');
+-- but an order they record queues the message through the definer path
+SELECT set_consent(108, 'operator') IS NOT NULL AS consented;
+SELECT record_referral(referral_code(108, 'notify'), 119), record_order(119, 150) > 0 AS ordered;
 RESET ROLE;
+SELECT w.status, w.notify_status, o.customer_id, o.campaign FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 108;
 SET ROLE wam_ref_admin;
 SELECT create_referral_program('admin made') > 0 AS created;
 SELECT configure_referral_program('admin made', '{"cap": 5}') ->> 'cap' AS cap;
+SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 107;
+SELECT referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
 SELECT secret FROM referral_secret;
 RESET ROLE;
 SET ROLE wam_ref_nobody;

@@ -133,12 +133,20 @@ CREATE TABLE wam.referral_reward (
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	decided_at timestamptz,
 	notify_status text NOT NULL
-		CONSTRAINT referral_reward_notify_status CHECK (notify_status IN ('pending', 'waiting', 'queued', 'sent', 'failed', 'cancelled'))
+		CONSTRAINT referral_reward_notify_status CHECK (notify_status IN ('waiting', 'queued', 'refused', 'not configured', 'cancelled')),
+	notify_detail text,
+	-- no foreign key: old outbox rows may be purged without touching rewards
+	message_id bigint,
+	CONSTRAINT referral_reward_queued CHECK (notify_status <> 'queued' OR message_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX referral_reward_tier_once ON wam.referral_reward (referrer_id, program_id, tier) WHERE status <> 'revoked';
-CREATE INDEX referral_reward_notify ON wam.referral_reward (created_at) WHERE notify_status = 'pending';
-COMMENT ON TABLE wam.referral_reward IS 'rewards of referrers who crossed a tier: issued within the cost cap, held for review above it, revoked after a refund';
-COMMENT ON COLUMN wam.referral_reward.notify_status IS 'hand-off to the outbound queue: pending = the referrer must be sent the redemption code (R-F2); waiting = held, not to be sent yet; queued/sent/failed are set by the sender; cancelled = revoked before it was sent';
+-- rewards whose message could not be queued: what wam.notify_referral_reward retries
+CREATE INDEX referral_reward_notify ON wam.referral_reward (created_at) WHERE notify_status IN ('refused', 'not configured');
+CREATE UNIQUE INDEX referral_reward_message ON wam.referral_reward (message_id) WHERE message_id IS NOT NULL;
+COMMENT ON TABLE wam.referral_reward IS 'rewards of referrers who crossed a tier: issued within the cost cap, held for review above it, revoked after a refund; an issued reward queues its WhatsApp message to the referrer (R-F2) in the same transaction';
+COMMENT ON COLUMN wam.referral_reward.notify_status IS 'the referrer''s message (R-F2): waiting = held, not to be sent yet; queued = in wam.outbox as message_id (its delivery status is there); refused = the queue refused it (no consent, opted out, a placeholder without value: see notify_detail); not configured = the program has no reward_template or no usable sender; cancelled = the reward was revoked before the message went out';
+COMMENT ON COLUMN wam.referral_reward.notify_detail IS 'why the message was not queued (the queue''s own refusal), or was cancelled';
+COMMENT ON COLUMN wam.referral_reward.message_id IS 'the message of wam.outbox that tells the referrer the redemption code (campaign referral:<program>, variant tier <n>)';
 COMMENT ON COLUMN wam.referral_reward.cost_cap IS 'the referrer''s reward budget when the reward was decided (flat_cost_cap, or cost_cap_share x lifetime value)';
 COMMENT ON COLUMN wam.referral_reward.spent_before IS 'cost of the referrer''s rewards already issued (all programs) when this one was decided';
 
@@ -197,7 +205,8 @@ DECLARE
 				   {"at": 10, "reward": "full-size product", "cost": 60}]'::jsonb,
 		'business_number', NULL, 'landing_url', NULL,
 		'message', 'Hi! A friend invited me. My invitation code: {code}',
-		'starts_at', NULL, 'ends_at', NULL, 'preset', NULL, 'benchmark', NULL);
+		'starts_at', NULL, 'ends_at', NULL, 'preset', NULL, 'benchmark', NULL,
+		'reward_template', NULL, 'sender', NULL);
 BEGIN
 	RETURN base || CASE preset
 		WHEN 'retail e-commerce' THEN jsonb_build_object('preset', preset,
@@ -228,7 +237,11 @@ AS $$
 DECLARE
 	known text[] := ARRAY['preset', 'cap', 'velocity_per_hour', 'min_order', 'qualify_window', 'hold',
 						  'cost_cap_share', 'flat_cost_cap', 'ring_depth', 'signup_grace', 'tiers',
-						  'business_number', 'landing_url', 'message', 'starts_at', 'ends_at', 'benchmark'];
+						  'business_number', 'landing_url', 'message', 'starts_at', 'ends_at', 'benchmark',
+						  'reward_template', 'sender'];
+	-- placeholders of reward_template besides the customer's ({name},
+	-- {first_name}, {phone}, {locale}, {customer_id}) and its fallbacks
+	reward_vars text[] := ARRAY['reward', 'redemption_code', 'tier', 'cost', 'program'];
 	k text;
 	v jsonb;
 	s jsonb;
@@ -383,6 +396,69 @@ BEGIN
 		RAISE EXCEPTION 'referral program setting benchmark must be a JSON object, not %', v
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- the referrer's message (R-F2): an approved template, since the
+	-- referrer's 24-hour window is usually closed when the invitee orders
+	v := s -> 'reward_template';
+	IF jsonb_typeof(v) <> 'null' THEN
+		IF jsonb_typeof(v) <> 'object' OR NOT (v ? 'name' AND v ? 'language')
+		   OR EXISTS (SELECT FROM jsonb_object_keys(v) x WHERE x NOT IN ('name', 'language', 'parameters', 'fallbacks')) THEN
+			RAISE EXCEPTION 'referral program setting reward_template must be an object with name, language and optionally parameters and fallbacks, not %', v
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Example: {"name": "referral_reward", "language": "en", "parameters": ["{first_name}", "{reward}", "{redemption_code}"], "fallbacks": {"first_name": "there"}}.';
+		END IF;
+		IF jsonb_typeof(v -> 'name') <> 'string' OR (v ->> 'name') !~ '^[a-z0-9_]+$' OR length(v ->> 'name') > 512 THEN
+			RAISE EXCEPTION 'reward_template name must be the name of an approved WhatsApp template (lower-case letters, digits and underscores), not %', v -> 'name'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF jsonb_typeof(v -> 'language') <> 'string' OR (v ->> 'language') !~ '^[a-z]{2,3}(_[A-Za-z0-9]{2,4})?$' THEN
+			RAISE EXCEPTION 'reward_template language must be a template language code such as "en" or "pt_BR", not %', v -> 'language'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF NOT v ? 'parameters' THEN
+			v := v || '{"parameters": ["{reward}", "{redemption_code}"]}';
+		END IF;
+		IF jsonb_typeof(v -> 'parameters') <> 'array'
+		   OR EXISTS (SELECT FROM jsonb_array_elements(v -> 'parameters') e
+					  WHERE jsonb_typeof(e) <> 'string' OR btrim(e #>> '{}') = '') THEN
+			RAISE EXCEPTION 'reward_template parameters must be a JSON array of non-empty texts, not %', v -> 'parameters'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'They fill the template''s body variables {{1}}, {{2}}, ... in order.';
+		END IF;
+		IF NOT v ? 'fallbacks' THEN
+			v := v || '{"fallbacks": {}}';
+		END IF;
+		IF jsonb_typeof(v -> 'fallbacks') <> 'object'
+		   OR EXISTS (SELECT FROM jsonb_each(v -> 'fallbacks') e
+					  WHERE jsonb_typeof(e.value) <> 'string' OR e.key !~ '^[a-z_][a-z0-9_]*$') THEN
+			RAISE EXCEPTION 'reward_template fallbacks must be an object of texts by placeholder name, not %', v -> 'fallbacks'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		SELECT min(x) INTO k FROM unnest(wam.payload_placeholders(v -> 'parameters')) x
+		WHERE NOT (x = ANY (reward_vars) OR x IN ('name', 'first_name', 'phone', 'locale', 'customer_id')
+				   OR v -> 'fallbacks' ? x);
+		IF k IS NOT NULL THEN
+			RAISE EXCEPTION 'unknown placeholder {%} in reward_template', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Known: {reward}, {redemption_code}, {tier}, {cost}, {program}, the customer''s {name}, {first_name}, {phone}, {locale}, {customer_id}, and the keys of fallbacks.';
+		END IF;
+		IF NOT wam.payload_placeholders(v -> 'parameters') @> ARRAY['redemption_code'] THEN
+			RAISE EXCEPTION 'reward_template parameters must include {redemption_code}'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'The message is how the referrer receives the redemption code (R-F2).';
+		END IF;
+		s := jsonb_set(s, '{reward_template}', v);
+	END IF;
+	v := s -> 'sender';
+	IF jsonb_typeof(v) <> 'null' THEN
+		IF jsonb_typeof(v) <> 'string' THEN
+			RAISE EXCEPTION 'referral program setting sender must be the name of a sender, not %', v
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF NOT EXISTS (SELECT FROM wam.sender x WHERE x.name = v #>> '{}') THEN
+			RAISE EXCEPTION 'sender "%" does not exist', v #>> '{}'
+				USING ERRCODE = 'undefined_object', HINT = 'Create it with wam.create_sender(), or leave sender out to use the only sender.';
+		END IF;
+	END IF;
 	RETURN s;
 END
 $$;
@@ -421,7 +497,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program (admins); settings: preset, cap, velocity_per_hour, min_order, qualify_window, hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url, message, starts_at, ends_at, benchmark; returns its id';
+COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program (admins); settings: preset, cap, velocity_per_hour, min_order, qualify_window, hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url, message, starts_at, ends_at, benchmark, reward_template, sender; returns its id';
 
 CREATE FUNCTION wam.configure_referral_program(name text, settings jsonb) RETURNS jsonb
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -683,6 +759,52 @@ COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a custom
 
 -- qualification and rewards
 
+-- The referrer's message about an issued reward (R-F2), queued through
+-- wam.enqueue and so under the queue's rules (consent, opt-out, the
+-- template).  A refusal is recorded on the reward, never raised: it must not
+-- undo the order or review that issued the reward.  The caller stores the
+-- result in the reward row.
+CREATE FUNCTION wam.referral_reward_enqueue(w wam.referral_reward, p wam.referral_program,
+											OUT notify_status text, OUT notify_detail text, OUT message_id bigint)
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	t jsonb := p.settings -> 'reward_template';
+	payload jsonb;
+	configured boolean := false;
+BEGIN
+	IF jsonb_typeof(t) IS DISTINCT FROM 'object' THEN
+		notify_status := 'not configured';
+		notify_detail := format('referral program "%s" has no reward_template', p.name);
+		RETURN;
+	END IF;
+	payload := jsonb_build_object('type', 'template', 'template',
+		jsonb_build_object('name', t -> 'name', 'language', jsonb_build_object('code', t -> 'language'))
+		|| CASE WHEN jsonb_array_length(t -> 'parameters') = 0 THEN '{}'::jsonb
+				ELSE jsonb_build_object('components', jsonb_build_array(jsonb_build_object('type', 'body',
+					 'parameters', (SELECT jsonb_agg(jsonb_build_object('type', 'text', 'text', e) ORDER BY i)
+									FROM jsonb_array_elements(t -> 'parameters') WITH ORDINALITY x(e, i))))) END);
+	-- one subtransaction, only when a reward is issued (rare next to referrals)
+	BEGIN
+		PERFORM wam.sender_id(p.settings ->> 'sender');
+		configured := true;
+		message_id := wam.enqueue(w.referrer_id, payload, p.settings ->> 'sender',
+			vars => coalesce(t -> 'fallbacks', '{}') || jsonb_build_object('reward', w.reward, 'redemption_code', w.redemption_code,
+															 'tier', w.tier::text, 'cost', w.cost::text, 'program', p.name),
+			-- ahead of campaign traffic: it answers the invitee's order (R-F2)
+			priority => 10, campaign => 'referral:' || p.name, variant => 'tier ' || w.tier);
+		notify_status := 'queued';
+	EXCEPTION WHEN object_not_in_prerequisite_state OR invalid_parameter_value OR undefined_object
+				   OR foreign_key_violation OR null_value_not_allowed OR string_data_right_truncation THEN
+		notify_status := CASE WHEN configured THEN 'refused' ELSE 'not configured' END;
+		notify_detail := SQLERRM;
+		message_id := NULL;
+	END;
+END
+$$;
+COMMENT ON FUNCTION wam.referral_reward_enqueue(wam.referral_reward, wam.referral_program) IS 'internal: queues the referrer''s message about an issued reward (the program''s reward_template from its sender, campaign referral:<program>); returns queued and the message, or refused / not configured and why';
+
 -- Decides tier rewards of a referrer whose qualified count went up: one
 -- reward per tier reached and not yet rewarded, checked against the cost cap
 -- (R-F4).  Over the cap it is held for review, never silently issued.
@@ -697,6 +819,7 @@ DECLARE
 	cap numeric;
 	ltv numeric;
 	spent numeric;
+	rw wam.referral_reward;
 	n integer := 0;
 BEGIN
 	SELECT * INTO p FROM wam.referral_program x WHERE x.id = program;
@@ -715,22 +838,30 @@ BEGIN
 			SELECT d.ltv INTO ltv FROM wam.cost_cap_detail(referrer) d;
 			cap := round(p.cost_cap_share * coalesce(ltv, 0), 2);
 		END IF;
-		SELECT coalesce(sum(w.cost), 0) INTO spent FROM wam.referral_reward w
-		WHERE w.referrer_id = referrer AND w.status = 'issued';
+		SELECT coalesce(sum(x.cost), 0) INTO spent FROM wam.referral_reward x
+		WHERE x.referrer_id = referrer AND x.status = 'issued';
+		rw := ROW(NULL, program, referrer, t.at, t.reward, t.cost, wam.redemption_code(), 'held',
+				 format('cost cap: %s already issued + %s exceeds the budget of %s', spent, t.cost, cap),
+				 cap, spent, now(), NULL, 'waiting', NULL, NULL)::wam.referral_reward;
+		IF spent + t.cost <= cap THEN
+			-- issued: the referrer's message goes into the queue now (R-F2)
+			rw.status := 'issued';
+			rw.reason := NULL;
+			rw.decided_at := now();
+			SELECT e.notify_status, e.notify_detail, e.message_id INTO rw.notify_status, rw.notify_detail, rw.message_id
+			FROM wam.referral_reward_enqueue(rw, p) e;
+		END IF;
 		INSERT INTO wam.referral_reward (program_id, referrer_id, tier, reward, cost, redemption_code, status,
-										 reason, cost_cap, spent_before, decided_at, notify_status)
-		VALUES (program, referrer, t.at, t.reward, t.cost, wam.redemption_code(),
-				CASE WHEN spent + t.cost > cap THEN 'held' ELSE 'issued' END,
-				CASE WHEN spent + t.cost > cap
-					 THEN format('cost cap: %s already issued + %s exceeds the budget of %s', spent, t.cost, cap) END,
-				cap, spent, CASE WHEN spent + t.cost <= cap THEN now() END,
-				CASE WHEN spent + t.cost > cap THEN 'waiting' ELSE 'pending' END);
+										 reason, cost_cap, spent_before, decided_at, notify_status, notify_detail,
+										 message_id)
+		VALUES (rw.program_id, rw.referrer_id, rw.tier, rw.reward, rw.cost, rw.redemption_code, rw.status,
+				rw.reason, rw.cost_cap, rw.spent_before, rw.decided_at, rw.notify_status, rw.notify_detail, rw.message_id);
 		n := n + 1;
 	END LOOP;
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap, held above it';
+COMMENT ON FUNCTION wam.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap (and the referrer''s message queued), held above it';
 
 -- Decides a pending referral from the invitee's first order (R-F5): it
 -- qualifies when that order reaches min_order within qualify_window of the
@@ -812,6 +943,7 @@ AS $$
 DECLARE
 	r wam.referral;
 	n_qualified integer;
+	stopped bigint[];
 BEGIN
 	SELECT * INTO r FROM wam.referral x WHERE x.id = referral;
 	UPDATE wam.referrer x SET qualified = x.qualified - 1
@@ -819,10 +951,31 @@ BEGIN
 	RETURNING x.qualified INTO n_qualified;
 	UPDATE wam.referral x SET status = 'revoked', reason = 'refund', closed_at = now(), detail = why
 	WHERE x.id = r.id;
+	-- the referrer's message, if it has not gone out yet, is cancelled too
+	WITH c AS (
+		UPDATE wam.outbox o SET status = 'cancelled', cancelled_at = now(),
+			error_detail = 'the referral reward was revoked'
+		FROM wam.referral_reward w
+		WHERE w.referrer_id = r.referrer_id AND w.program_id = r.program_id AND w.tier > n_qualified
+		  AND w.status <> 'revoked' AND w.notify_status = 'queued'
+		  AND o.message_id = w.message_id AND o.status IN ('queued', 'retrying')
+		RETURNING o.message_id)
+	SELECT coalesce(array_agg(c.message_id), '{}') INTO stopped FROM c;
 	UPDATE wam.referral_reward w
 	SET status = 'revoked', decided_at = now(),
 		reason = format('revoked: the referrer has %s qualified referrals after a refund', n_qualified),
-		notify_status = CASE WHEN w.notify_status IN ('pending', 'waiting') THEN 'cancelled' ELSE w.notify_status END
+		-- (revocations are rare: a look at the message's status per reward is fine)
+		notify_status = CASE WHEN w.notify_status <> 'queued' OR w.message_id = ANY (stopped)
+								  OR (SELECT o.status FROM wam.outbox o WHERE o.message_id = w.message_id)
+									 IN ('failed', 'cancelled', 'expired')
+							 THEN 'cancelled' ELSE 'queued' END,
+		notify_detail = CASE WHEN w.notify_status <> 'queued' THEN 'the reward was revoked'
+							 WHEN w.message_id = ANY (stopped) THEN 'the reward was revoked before its message was sent'
+							 ELSE coalesce(
+								(SELECT format('the reward was revoked; its message had not reached the referrer (%s)', o.status)
+								 FROM wam.outbox o
+								 WHERE o.message_id = w.message_id AND o.status IN ('failed', 'cancelled', 'expired')),
+								'the reward was revoked after its message had left the queue') END
 	WHERE w.referrer_id = r.referrer_id AND w.program_id = r.program_id AND w.tier > n_qualified
 	  AND w.status <> 'revoked';
 END
@@ -921,6 +1074,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	w wam.referral_reward;
+	p wam.referral_program;
 BEGIN
 	IF reward IS NULL OR issue IS NULL THEN
 		RAISE EXCEPTION 'reward and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -933,16 +1087,80 @@ BEGIN
 		RAISE EXCEPTION 'referral reward % is %, not held', reward, w.status
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
+	w.status := CASE WHEN issue THEN 'issued' ELSE 'revoked' END;
+	w.decided_at := now();
+	w.reason := coalesce(decide_referral_reward.note, CASE WHEN issue THEN 'issued in review above the cost cap'
+															ELSE 'refused in review' END);
+	IF issue THEN
+		-- issued now: the referrer's message is queued now (R-F2)
+		SELECT * INTO p FROM wam.referral_program x WHERE x.id = w.program_id;
+		SELECT e.notify_status, e.notify_detail, e.message_id INTO w.notify_status, w.notify_detail, w.message_id
+		FROM wam.referral_reward_enqueue(w, p) e;
+	ELSE
+		w.notify_status := 'cancelled';
+		w.notify_detail := 'the reward was refused in review';
+	END IF;
 	UPDATE wam.referral_reward x
-	SET status = CASE WHEN issue THEN 'issued' ELSE 'revoked' END, decided_at = now(),
-		reason = coalesce(decide_referral_reward.note, CASE WHEN issue THEN 'issued in review above the cost cap'
-															   ELSE 'refused in review' END),
-		notify_status = CASE WHEN issue THEN 'pending' ELSE 'cancelled' END
+	SET status = w.status, decided_at = w.decided_at, reason = w.reason, notify_status = w.notify_status,
+		notify_detail = w.notify_detail, message_id = w.message_id
 	WHERE x.id = reward;
-	RETURN CASE WHEN issue THEN 'issued' ELSE 'revoked' END;
+	RETURN w.status;
 END
 $$;
-COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'decides a reward held above the cost cap (admins): issue it anyway (notify_status pending) or refuse it (revoked)';
+COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'decides a reward held above the cost cap (admins): issue it anyway (and queue the referrer''s message) or refuse it (revoked)';
+
+CREATE FUNCTION wam.notify_referral_reward(reward bigint) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	w wam.referral_reward;
+	p wam.referral_program;
+	st text;
+BEGIN
+	IF reward IS NULL THEN
+		RAISE EXCEPTION 'reward must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
+	END IF;
+	IF w.status = 'held' THEN
+		RAISE EXCEPTION 'referral reward % is held, not issued', reward
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Decide it with wam.decide_referral_reward() first.';
+	ELSIF w.status <> 'issued' THEN
+		RAISE EXCEPTION 'referral reward % is %, not issued', reward, w.status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF w.message_id IS NOT NULL THEN
+		SELECT o.status INTO st FROM wam.outbox o WHERE o.message_id = w.message_id;
+		IF NOT FOUND THEN
+			-- purged: whether it reached the referrer is no longer known
+			RAISE EXCEPTION 'the message of referral reward % (message %) is no longer in wam.outbox', reward, w.message_id
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Whether it reached the referrer is not known; it is not sent again automatically.',
+					  HINT = 'Queue a message with wam.enqueue() if the referrer must be told again.';
+		END IF;
+		-- a message that ended without reaching the referrer may be sent again
+		IF st NOT IN ('failed', 'cancelled', 'expired') THEN
+			RAISE EXCEPTION 'the message of referral reward % is already queued (message %, %)', reward, w.message_id, st
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Only a reward whose message was refused, not configured, failed, cancelled or expired is notified again.';
+		END IF;
+	END IF;
+	SELECT * INTO p FROM wam.referral_program x WHERE x.id = w.program_id;
+	SELECT e.notify_status, e.notify_detail, e.message_id INTO w.notify_status, w.notify_detail, w.message_id
+	FROM wam.referral_reward_enqueue(w, p) e;
+	UPDATE wam.referral_reward x
+	SET notify_status = w.notify_status, notify_detail = w.notify_detail,
+		-- a refused retry keeps the link to the earlier (failed) message
+		message_id = coalesce(w.message_id, x.message_id)
+	WHERE x.id = reward;
+	RETURN w.notify_status;
+END
+$$;
+COMMENT ON FUNCTION wam.notify_referral_reward(bigint) IS 'queues the referrer''s message of an issued reward again (admins), after fixing what stopped it: consent, the reward_template or sender setting, or a failed, cancelled or expired message; returns the new notify_status';
 
 -- reporting (R-F6)
 
@@ -1053,7 +1271,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.record_fingerprint(bigint, jsonb), wam.referral_grant_rewards(integer, bigint),
 	wam.referral_evaluate(bigint), wam.referral_order_insert(), wam.referral_revoke(bigint, text),
 	wam.referral_order_change(), wam.resolve_referral_review(bigint, boolean, text),
-	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz)
+	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz),
+	wam.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.referral_code_normalize(text), wam.referral_defaults(text), wam.url_encode(text),
 	wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
@@ -1061,4 +1280,5 @@ GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_
 	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),
 	wam.record_referral(text, text, jsonb), wam.record_fingerprint(bigint, jsonb) TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
-	wam.resolve_referral_review(bigint, boolean, text), wam.decide_referral_reward(bigint, boolean, text) TO wam_admin;
+	wam.resolve_referral_review(bigint, boolean, text), wam.decide_referral_reward(bigint, boolean, text),
+	wam.notify_referral_reward(bigint) TO wam_admin;
