@@ -201,12 +201,12 @@ start_cluster() {
 # forked run with the data directory as their working directory, so that identifies them
 # (a pid alone may have been reused once the postmaster died). Zombies have no cwd.
 wam_cluster_pids() {
-    local real p
+    local real pat
     real=$(readlink -f "$1" 2>/dev/null) || return 0
     [ -n "$real" ] || return 0
-    for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/cwd" 2>/dev/null)" = "$real" ] && echo "${p#/proc/}"
-    done
+    # one find for all of /proc (-lname matches the link's target as a pattern: escape it)
+    pat=$(printf '%s' "$real" | sed 's/[][*?\\]/\\&/g')
+    find /proc/[0-9]*/cwd -maxdepth 0 -lname "$pat" 2>/dev/null | sed 's|^/proc/\([0-9]*\)/cwd$|\1|'
     return 0
 }
 
@@ -224,7 +224,8 @@ stop_cluster() {
         pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
         case $pid in '' | *[!0-9]*) pid="" ;; esac
         # (without a readable /proc, trust the pid file as pg_ctl does)
-        if [ -n "$pid" ] && { wam_cluster_pids "$data" | grep -qx "$pid" ||
+        # (no `| grep -q`: under pipefail the writer's SIGPIPE would fail the test)
+        if [ -n "$pid" ] && { case " $(echo $(wam_cluster_pids "$data")) " in *" $pid "*) true ;; *) false ;; esac ||
             { [ ! -r /proc/self/cwd ] && kill -0 "$pid" 2>/dev/null; }; }; then
             if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m fast -w -t 30 -s stop 2>/dev/null; then
                 _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 -s stop 2>/dev/null || true

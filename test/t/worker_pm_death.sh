@@ -42,7 +42,7 @@ round() {
     "$setup"
     wpid=$(q "SELECT wam.worker_pid()")
     ppid=$(head -n 1 "$data/postmaster.pid")
-    if [ -z "$wpid" ] || ! tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -q 'pg_wamarketing sender'; then
+    if [ -z "$wpid" ] || [[ "$(tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null)" != *"pg_wamarketing sender"* ]]; then
         tap_not_ok "$name: the worker runs before the kill" "worker pid: '$wpid'"
         wam_cleanup
         return
