@@ -28,6 +28,7 @@ OBJS = \
 	src/expr_agg.o \
 	src/expr_run.o \
 	src/webhook.o \
+	src/payload_render.o \
 	src/worker_main.o \
 	src/worker_shmem.o \
 	src/worker_db.o \

@@ -72,6 +72,25 @@ SELECT wam.check_payload('{"type":"text","text":{"body":"hi"},"to":"+1555"}');
 SELECT wam.payload_placeholders('{"a":"{name} and {first_name}","b":["{name}","{Bad}","{x_1}"]}');
 SELECT wam.render_payload('{"a":"Hi {name}!"}', '{name}', '{"Bo \"Q\" \\ Z"}');
 SELECT wam.render_payload('{"a":"Hi {name}!"}', '{name}', '{NULL}');
+-- render_for_customer: fields of the customer, else vars; NULL when a value is missing
+SELECT wam.render_for_customer('{"a":"{name}|{first_name}|{phone}|{locale}|{customer_id}|{amount}","b":[1,"{first_name}!",{"c":"{amount}"}]}',
+							   '{"amount": "$5"}', 7, '15550000007', '  Ana "Bo" \ Lee  ', 'pt-BR');
+SELECT wam.render_for_customer('{"a":"Hi {name}"}', NULL, 7, '15550000007', NULL, 'en');
+SELECT wam.render_for_customer('{"a":"Hi {name}"}', '{"name": "there"}', 7, '15550000007', '   ', 'en');
+SELECT wam.render_for_customer('{"a":"Hi {first_name}"}', '{"first_name": null}', 7, '15550000007', '', 'en');
+SELECT wam.render_for_customer('{"a":"{n} {b} {o} {s}"}', '{"n": 1.50, "b": true, "o": {"x": [1]}, "s": "ünï"}', 7, '1', 'X', 'en');
+SELECT wam.render_for_customer('{"a":"{x}"}', '[1]', 7, '1', 'X', 'en');
+SELECT wam.render_for_customer('{"a":"{name}"}', '{"name": "{phone}"}', 7, '15550000007', NULL, 'en') AS not_refilled;
+SELECT wam.render_for_customer('{"a":"{Name} {{name}} {name"}', NULL, 7, '1', 'Zoë', NULL) AS braces;
+SELECT wam.render_for_customer('{"a":"{locale}"}', NULL, 7, '1', 'Zoë', NULL) AS no_locale;
+SELECT wam.render_for_customer('{"a":"no placeholders","n":[1,2]}', NULL, NULL, NULL, NULL, NULL);
+SELECT wam.render_for_customer(NULL, '{}', 7, '1', 'X', 'en');
+-- a placeholder in a key goes through the JSON text (keys are re-sorted)
+SELECT wam.render_for_customer('{"{name}":"Hi {name}","b":1}', NULL, 7, '1', 'Bo "Q"', 'en') AS key_placeholder;
+-- different templates and vars in one statement (the cache follows them)
+SELECT t, v, wam.render_for_customer(t, v, id, '1555', 'Ann Lee', 'en')
+FROM (VALUES ('{"a":"{first_name}"}'::jsonb, NULL::jsonb, 1), ('{"a":"{name} {x}"}', '{"x": "1"}', 2),
+			 ('{"a":"{name} {x}"}', '{"x": "2"}', 3), ('{"a":"{customer_id}"}', NULL, 4)) v(t, v, id);
 
 -- enqueue: refusals with reasons
 \set tpl '{"type":"template","template":{"name":"spring_sale","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text","text":"{first_name}"},{"type":"text","text":"{amount}"}]}]}}'

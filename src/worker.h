@@ -49,6 +49,14 @@ extern void wam_shmem_publish(const WamSenderShared *senders, int n);
 extern bool wam_in_sender_worker;
 
 /* token bucket and backoff (src/worker_throttle.c) */
+#define WAM_WINDOW_MARKS 128
+
+typedef struct WamSendMark
+{
+	TimestampTz at;				/* the claim's transaction timestamp (= sending_at) */
+	int			n;				/* messages claimed then */
+} WamSendMark;
+
 typedef struct WamBucket
 {
 	double		tokens;
@@ -59,11 +67,16 @@ typedef struct WamBucket
 	TimestampTz backoff_until;
 	TimestampTz last_change;	/* of factor, for gradual recovery */
 	int			streak;
+	/* sliding one-second window: at most window_cap requests in any second */
+	int			window_cap;
+	int			nmarks;
+	int			first_mark;		/* ring buffer of the claims of the last second */
+	WamSendMark marks[WAM_WINDOW_MARKS];
 } WamBucket;
 
 extern void wam_bucket_configure(WamBucket *b, int rate_per_minute, int burst, TimestampTz now);
 extern int	wam_bucket_available(WamBucket *b, TimestampTz now);
-extern void wam_bucket_take(WamBucket *b, int n);
+extern void wam_bucket_take(WamBucket *b, int n, TimestampTz claimed_at);
 extern long wam_bucket_ms_until(WamBucket *b, TimestampTz now);
 extern bool wam_bucket_throttled(WamBucket *b, TimestampTz now);
 extern void wam_bucket_recover(WamBucket *b, TimestampTz now);
@@ -126,7 +139,8 @@ extern bool wam_db_ready(void);
 extern int64 wam_db_recover(void);
 extern int	wam_db_load_senders(WamSenderConf **out);
 extern void wam_db_free_senders(WamSenderConf *s, int n);
-extern int	wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out);
+extern int	wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out,
+						 TimestampTz *claimed_at);
 extern TimestampTz wam_db_next_due(int32 sender_id);
 extern int	wam_db_record(WamRequest *done, int n, WamSenderSignal **signals);
 

@@ -145,7 +145,7 @@ wam_db_load_senders(WamSenderConf **out)
 
 /* Claims up to max due messages of a sender; they are "sending" once this returns. */
 int
-wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out)
+wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out, TimestampTz *claimed_at)
 {
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		values[2];
@@ -157,6 +157,8 @@ wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out)
 	values[0] = Int32GetDatum(sender_id);
 	values[1] = Int32GetDatum(max);
 	begin_step("pg_wamarketing sender: claiming messages");
+	/* claim_batch stamps sending_at with now(): the transaction's start */
+	*claimed_at = GetCurrentTransactionStartTimestamp();
 	if (SPI_execute_with_args("SELECT message_id, body FROM wam.claim_batch($1, $2)", 2, types, values, NULL,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "wam.claim_batch() failed");

@@ -336,6 +336,7 @@ feed_sender(SenderRun *run, TimestampTz now)
 {
 	WamRequest *claimed;
 	WamRequest *next;
+	TimestampTz claimed_at;
 	int			room = wam_max_in_flight - list_length(in_flight);
 	int			avail;
 	int			want;
@@ -346,12 +347,17 @@ feed_sender(SenderRun *run, TimestampTz now)
 		return run->idle_until;
 	if (room <= 0)
 		return now + 20 * 1000;
+	/*
+	 * A fresh clock for the one-second window: every earlier claim's
+	 * timestamp is then at or before it, and this claim's at or after it.
+	 */
+	now = GetCurrentTimestamp();
 	avail = wam_bucket_available(&run->bucket, now);
 	if (avail < 1)
 		return now + wam_bucket_ms_until(&run->bucket, now) * 1000;
 	want = Min(Min(avail, wam_batch_size), room);
-	n = wam_db_claim(run->sender_id, want, req_cxt, &claimed);
-	wam_bucket_take(&run->bucket, n);
+	n = wam_db_claim(run->sender_id, want, req_cxt, &claimed, &claimed_at);
+	wam_bucket_take(&run->bucket, n, claimed_at);
 	for (; claimed != NULL; claimed = next)
 	{
 		next = claimed->next;

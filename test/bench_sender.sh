@@ -148,7 +148,8 @@ if [ "$N_THROTTLED" -gt 0 ]; then
     q "SELECT wam.resume_sender('main')" >/dev/null
     wait_drained $((N_THROTTLED * 60 / RATE + 300))
     load_thr_end=$(load)
-    burst=$(q "SELECT greatest(1, ceil($RATE / 60.0))::int")
+    # the worker's per-second cap: the burst, or one second's worth of the rate if larger
+    burst=$(q "SELECT greatest(coalesce(burst, 1), ceil(rate_per_minute / 60.0))::int FROM wam.sender WHERE name = 'main'")
     thr=$(q "WITH s AS (SELECT sending_at FROM wam.outbox WHERE campaign = 'throttled' AND status = 'sent'),
                   per AS (SELECT date_trunc('second', sending_at) AS sec, count(*) AS n FROM s GROUP BY 1)
              SELECT (SELECT count(*) FROM s) || ' ' ||
@@ -172,6 +173,10 @@ plot '$WAM_CLUSTER_DIR/persec.dat' using 1:2 with steps title 'requests/s', $RAT
 GP
     fi
     log "throttled: $thr (sent, per minute, seconds, max/s, max/s after the first second); mock accepted $tacc"
+    set -- $thr
+    burst_verdict=$([ "${4:-0}" -le "$burst" ] && echo met || echo MISSED)
+    rate_verdict=$(python3 -c "print('met' if abs(${2:-0} - $RATE) <= 0.02 * $RATE else 'MISSED')")
+    log "throttled: busiest second $4 requests, burst $burst: $burst_verdict; rate ${2:-0}/min vs $RATE ±2%: $rate_verdict"
 fi
 
 load_end=$(load)
@@ -200,7 +205,7 @@ f_n=${1:-0} f_rate=${2:-0} f_secs=${3:-0}
     fi
     if [ -n "$thr" ]; then
         set -- $thr
-        echo "| throttled: $N_THROTTLED messages at $RATE/min | $1 sent in $3 s = **$2 per minute** ($(python3 -c "print('%+.2f' % (($2 - $RATE) * 100.0 / $RATE))") %) | — | busiest second $4 requests (burst $burst; after the first second $5); mock accepted $tacc; load $load_thr_start → $load_thr_end |"
+        echo "| throttled: $N_THROTTLED messages at $RATE/min | $1 sent in $3 s = **$2 per minute** ($(python3 -c "print('%+.2f' % (($2 - $RATE) * 100.0 / $RATE))") %) | — | busiest second $4 requests (burst $burst: **$burst_verdict**; after the first second $5); rate ±2 %: **$rate_verdict**; mock accepted $tacc; load $load_thr_start → $load_thr_end |"
     fi
     echo
     if { [ -n "$thr" ] || [ -n "$prev_thr" ]; } && [ -f "$png" ]; then

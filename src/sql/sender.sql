@@ -498,6 +498,14 @@ END
 $$;
 COMMENT ON FUNCTION wam.render_payload(jsonb, text[], text[]) IS 'the payload with each {names[i]} replaced by vals[i] (NULL if a value is missing)';
 
+-- The same filling, in C, for one customer's fields (src/payload_render.c):
+-- what wam.enqueue and wam.enqueue_segment use, once per customer.
+CREATE FUNCTION wam.render_for_customer(payload jsonb, vars jsonb, customer_id bigint, phone text, name text,
+										locale text)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'wam_render_for_customer' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.render_for_customer(jsonb, jsonb, bigint, text, text, text) IS 'the payload with each {placeholder} filled from the customer''s fields ({name}, {first_name}, {phone}, {locale}, {customer_id}) or else from vars, NULL if one has no value';
+
 CREATE FUNCTION wam.customer_field(c wam.customer, field text) RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE field
@@ -568,11 +576,12 @@ BEGIN
 					  HINT = 'Send an approved template instead.';
 		END IF;
 	END IF;
-	names := wam.payload_placeholders(payload);
-	SELECT array_agg(coalesce(wam.customer_field(c, n), vars->>n) ORDER BY ord) INTO vals
-	FROM unnest(names) WITH ORDINALITY u(n, ord);
-	rendered := wam.render_payload(payload, names, vals);
+	rendered := wam.render_for_customer(payload, vars, c.id, c.phone, c.name, c.locale);
 	IF rendered IS NULL THEN
+		-- which placeholder has no value, for the message
+		names := wam.payload_placeholders(payload);
+		SELECT array_agg(coalesce(wam.customer_field(c, n), vars->>n) ORDER BY ord) INTO vals
+		FROM unnest(names) WITH ORDINALITY u(n, ord);
 		RAISE EXCEPTION 'no value for placeholder {%} of customer %',
 			(SELECT n FROM unnest(names, vals) u(n, v) WHERE v IS NULL LIMIT 1), customer
 			USING ERRCODE = 'invalid_parameter_value',
@@ -604,11 +613,6 @@ AS $$
 DECLARE
 	sid integer;
 	is_template boolean;
-	names text[];
-	n text;
-	val_expr text;
-	payload_expr text;
-	have_values text := 'true';
 	eligible bigint;
 	now_ts timestamptz := pg_catalog.now();
 BEGIN
@@ -626,57 +630,53 @@ BEGIN
 	END IF;
 	is_template := wam.check_payload(template);
 	sid := wam.sender_id(sender);
-	names := wam.payload_placeholders(template);
 
-	-- One INSERT ... SELECT whose payload expression replaces each {name}
-	-- in the template's text by the customer's JSON-escaped value: no
-	-- function call per customer (a million customers in one statement).
-	-- Only fixed expressions and quoted literals are spliced in.
-	payload_expr := '$1';
-	FOREACH n IN ARRAY names LOOP
-		val_expr := CASE n
-			WHEN 'name' THEN 'nullif(btrim(c.name), '''')'
-			WHEN 'first_name' THEN 'nullif(split_part(btrim(c.name), '' '', 1), '''')'
-			WHEN 'phone' THEN '(''+'' || c.phone)'
-			WHEN 'locale' THEN 'c.locale'
-			WHEN 'customer_id' THEN 'c.id::text'
-			ELSE 'NULL::text' END;
-		val_expr := format('coalesce(%s, %L::text)', val_expr, vars->>n);
-		payload_expr := format('replace(%s, %L, left(substr(to_json(%s)::text, 2), -1))',
-							   payload_expr, '{' || n || '}', val_expr);
-		have_values := have_values || format(' AND %s IS NOT NULL', val_expr);
-	END LOOP;
-
-	EXECUTE format($sql$
+	-- One pass, set-based: the segment's members (ascending ids) joined to
+	-- wam.customer by primary key, classified once (cand), the eligible ones
+	-- inserted with their payload filled in C (wam.render_for_customer parses
+	-- the template once per statement), and the refusals counted from the
+	-- same rows.  No ORDER BY: sorting a million rendered rows would spill to
+	-- disk, and the nested loop already yields them in customer order.
+	-- OFFSET 0 keeps the payload computed once per row (else the planner
+	-- would copy the call into the WHERE clause).
+	WITH cand AS (
+		SELECT m.id, c.phone, c.name, c.locale, c.last_inbound_at,
+			   CASE WHEN c.id IS NULL THEN 'not_found'
+					WHEN c.opted_out_at IS NOT NULL THEN 'opted_out'
+					WHEN c.consent_at IS NULL THEN 'no_consent'
+					WHEN NOT is_template
+						 AND (c.last_inbound_at IS NULL
+							  OR c.last_inbound_at + interval '24 hours' <= greatest(not_before, now_ts))
+					THEN 'window_closed' END AS refused
+		FROM wam.members(who) m(id)
+			 LEFT JOIN wam.customer c ON c.id = m.id
+	), ins AS (
 		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, priority,
 								not_before, next_attempt_at, expires_at)
-		SELECT $2, c.id, c.phone, (%s)::jsonb, $3, $4, $5, $6,
+		SELECT sid, x.id, x.phone, x.payload, campaign, variant, priority, not_before,
 			   -- Meta asks not to retry for 24 h after 131049 (per-user marketing cap)
-			   greatest($6, b.blocked_until),
-			   CASE WHEN $7 THEN $8 ELSE least($8, c.last_inbound_at + interval '24 hours') END
-		FROM wam.members($9) m(id)
-			 JOIN wam.customer c ON c.id = m.id
+			   greatest(not_before, b.blocked_until),
+			   CASE WHEN is_template THEN expires_at
+					ELSE least(expires_at, x.last_inbound_at + interval '24 hours') END
+		FROM (SELECT cand.id, cand.phone, cand.last_inbound_at,
+					 wam.render_for_customer(template, vars, cand.id, cand.phone, cand.name, cand.locale) AS payload
+			  FROM cand WHERE cand.refused IS NULL
+			  OFFSET 0) x
 			 LEFT JOIN (SELECT o.customer_id, max(o.failed_at) + interval '24 hours' AS blocked_until
 						FROM wam.outbox o
-						WHERE o.error_code = 131049 AND o.failed_at > $10 - interval '24 hours'
-						GROUP BY 1) b ON b.customer_id = c.id
-		WHERE c.opted_out_at IS NULL AND c.consent_at IS NOT NULL
-		  AND ($7 OR c.last_inbound_at + interval '24 hours' > greatest($6, $10))
-		  AND %s
-		ORDER BY c.id$sql$, payload_expr, have_values)
-	USING template::text, sid, campaign, variant, priority, not_before, is_template, expires_at, who, now_ts;
-	GET DIAGNOSTICS queued = ROW_COUNT;
-
-	SELECT count(*) FILTER (WHERE c.id IS NULL),
-		   count(*) FILTER (WHERE c.id IS NOT NULL AND c.opted_out_at IS NULL AND c.consent_at IS NULL),
-		   count(*) FILTER (WHERE c.opted_out_at IS NOT NULL),
-		   count(*) FILTER (WHERE c.opted_out_at IS NULL AND c.consent_at IS NOT NULL AND NOT is_template
-								AND (c.last_inbound_at IS NULL
-									 OR c.last_inbound_at + interval '24 hours' <= greatest(not_before, now_ts))),
-		   count(*) FILTER (WHERE c.opted_out_at IS NULL AND c.consent_at IS NOT NULL
-								AND (is_template OR c.last_inbound_at + interval '24 hours' > greatest(not_before, now_ts)))
-	INTO not_found, no_consent, opted_out, window_closed, eligible
-	FROM wam.members(who) m(id) LEFT JOIN wam.customer c ON c.id = m.id;
+						WHERE o.error_code = 131049 AND o.failed_at > now_ts - interval '24 hours'
+						GROUP BY 1) b ON b.customer_id = x.id
+		WHERE x.payload IS NOT NULL
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM ins),
+		   count(*) FILTER (WHERE cand.refused = 'not_found'),
+		   count(*) FILTER (WHERE cand.refused = 'no_consent'),
+		   count(*) FILTER (WHERE cand.refused = 'opted_out'),
+		   count(*) FILTER (WHERE cand.refused = 'window_closed'),
+		   count(*) FILTER (WHERE cand.refused IS NULL)
+	INTO queued, not_found, no_consent, opted_out, window_closed, eligible
+	FROM cand;
 	missing_value := eligible - queued;
 	IF not_found + no_consent + opted_out + window_closed + missing_value > 0 THEN
 		RAISE NOTICE 'queued % messages; refused: % unknown customers, % without consent, % opted out, % outside the 24-hour window, % missing a placeholder value',
@@ -1332,6 +1332,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.pause_sender(text, text), wam.resume_sender(text), wam.set_consent(bigint, text),
 	wam.opt_out(bigint, text), wam.check_payload(jsonb), wam.payload_placeholders(jsonb),
 	wam.render_payload(jsonb, text[], text[]), wam.customer_field(wam.customer, text),
+	wam.render_for_customer(jsonb, jsonb, bigint, text, text, text),
 	wam.enqueue(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
 	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
 	wam.cancel(bigint), wam.cancel(text, text), wam.requeue_uncertain(bigint), wam.error_action(integer),
@@ -1344,6 +1345,7 @@ FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256(text, text),
 	wam.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
 	wam.check_payload(jsonb), wam.payload_placeholders(jsonb), wam.render_payload(jsonb, text[], text[]),
+	wam.render_for_customer(jsonb, jsonb, bigint, text, text, text),
 	wam.customer_field(wam.customer, text), wam.error_action(integer), wam.json_elements(jsonb),
 	wam.webhook_time(text), wam.status_rank(text), wam.next_due(integer),
 	wam.delivery_report(timestamptz, timestamptz, text) TO wam_reader;

@@ -197,23 +197,65 @@ start_cluster() {
     _wam_log "started PostgreSQL $("$WAM_PG_BIN/postgres" -V | awk '{print $3}') in $dir (port $PGPORT, socket dir $PGHOST)"
 }
 
-# Stop the cluster this shell started (no-op for a reused or already stopped one).
+# Processes of the cluster in data dir $1: PostgreSQL's postmaster and every process it
+# forked run with the data directory as their working directory, so that identifies them
+# (a pid alone may have been reused once the postmaster died). Zombies have no cwd.
+wam_cluster_pids() {
+    local real pat
+    real=$(readlink -f "$1" 2>/dev/null) || return 0
+    [ -n "$real" ] || return 0
+    # one find for all of /proc (-lname matches the link's target as a pattern: escape it)
+    pat=$(printf '%s' "$real" | sed 's/[][*?\\]/\\&/g')
+    find /proc/[0-9]*/cwd -maxdepth 0 -lname "$pat" 2>/dev/null | sed 's|^/proc/\([0-9]*\)/cwd$|\1|'
+    return 0
+}
+
+# Stop the cluster this shell started (no-op for a reused or already stopped one). Copes
+# with a postmaster that is already dead (kill -9 in a test): its children are given time to
+# notice and exit, stragglers of this data dir (and only those) are killed, the left-over
+# System V shared memory segment is removed, and the directory goes as usual.
 stop_cluster() {
-    local dir=${WAM_CLUSTER_DIR:-} data pid
+    local dir=${WAM_CLUSTER_DIR:-} data pid pids shm key i
     [ "$_WAM_CLUSTER_OWNED" -eq 1 ] || return 0
     _WAM_CLUSTER_OWNED=0
     [ -n "$dir" ] || return 0
     data=$dir/data
     if [ -f "$data/postmaster.pid" ]; then
-        if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m fast -w -t 30 -s stop 2>/dev/null; then
-            _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 -s stop 2>/dev/null || true
+        pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
+        case $pid in '' | *[!0-9]*) pid="" ;; esac
+        # (without a readable /proc, trust the pid file as pg_ctl does)
+        # (no `| grep -q`: under pipefail the writer's SIGPIPE would fail the test)
+        if [ -n "$pid" ] && { case " $(echo $(wam_cluster_pids "$data")) " in *" $pid "*) true ;; *) false ;; esac ||
+            { [ ! -r /proc/self/cwd ] && kill -0 "$pid" 2>/dev/null; }; }; then
+            if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m fast -w -t 30 -s stop 2>/dev/null; then
+                _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 -s stop 2>/dev/null || true
+            fi
         fi
-        # Last resort: the postmaster we started (and only it) if still alive.
-        if [ -f "$data/postmaster.pid" ]; then
-            pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
-            case $pid in
-                '' | *[!0-9]*) ;;
-                *) kill -9 "$pid" 2>/dev/null || true; sleep 1 ;;
+        # A dead postmaster's children exit on their own within moments; wait, then kill
+        # whatever of this data dir is left (last resort, never a bare pid).
+        for ((i = 0; i < 50; i++)); do
+            pids=$(wam_cluster_pids "$data")
+            [ -z "$pids" ] && break
+            sleep 0.2
+        done
+        if [ -n "$pids" ]; then
+            _wam_log "killing left-over processes of $data: $(echo $pids)"
+            # shellcheck disable=SC2086
+            kill -9 $pids 2>/dev/null || true
+            sleep 0.5
+        fi
+        # The postmaster removes its System V segment only on a clean exit.
+        if [ -f "$data/postmaster.pid" ] && command -v ipcs >/dev/null && command -v ipcrm >/dev/null; then
+            read -r key shm < <(sed -n 7p "$data/postmaster.pid" 2>/dev/null) || true
+            case "$key:$shm" in
+                *[!0-9:]* | :* | *:) ;;
+                *)
+                    # only that segment (key and id as the pid file says) and only if unused
+                    if ipcs -m 2>/dev/null | awk -v k="$(printf '0x%08x' "$key")" -v id="$shm" \
+                        '$1 == k && $2 == id && $6 == 0 { f = 1 } END { exit !f }'; then
+                        ipcrm -m "$shm" 2>/dev/null || true
+                    fi
+                    ;;
             esac
         fi
     fi

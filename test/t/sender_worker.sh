@@ -155,6 +155,21 @@ sleep 1.2
 tap_is "a new rate from wam.set_sender_limits applies without a restart" \
     "$(q "SELECT current_rate_per_minute FROM wam.worker_status")" "60000"
 
+# --- token bucket + one-second window: no second over the burst -------------------------
+# After an idle spell the bucket is full (10 tokens at 600/min); a bucket alone would let
+# that second carry the 10 plus the 10 that refill during it.
+mock POST '/_mock/config?replace=1' '{"numbers": {"106540352242922": {"rate_per_second": 0, "pair_limit_seconds": 0}}}' >/dev/null
+q "SELECT wam.set_sender_limits('main', 600)" >/dev/null
+sleep 1.2
+enqueue_range 2501 2546 burst >/dev/null
+wait_drained 60
+busiest=$(q "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM wam.outbox WHERE campaign = 'burst'
+             GROUP BY date_trunc('second', sending_at)) x")
+tap_is "600/min: 45 messages sent, the busiest second (by sending_at) holds at most the burst of 10" \
+    "$(statuses burst) $([ "$busiest" -le 10 ] && echo within || echo "over: $busiest")" "sent=45 within"
+echo "# burst run: busiest second $busiest, $(q "SELECT round(44 * 60 / extract(epoch FROM max(sending_at) - min(sending_at))) FROM wam.outbox WHERE campaign = 'burst'") per minute"
+q "SELECT wam.set_sender_limits('main', 60000)" >/dev/null
+
 # --- wake-up latency (reported, not asserted) -------------------------------------------
 mock POST /_mock/reset '{}' >/dev/null
 t0=$(q "SELECT extract(epoch FROM clock_timestamp()) FROM (SELECT wam.enqueue(2301, '$TPL', campaign => 'wake')) x")
