@@ -307,6 +307,47 @@ trim_spaces(const char *s, int len, const char **out, int *outlen)
 }
 
 /*
+ * fill_placeholders appends src (len bytes) to out with each {word}
+ * replaced by its value (val[h], vlen[h] for holder h); json_escape escapes
+ * the values for use inside a JSON string literal.
+ */
+static void
+fill_placeholders(RenderCache *rc, const char *src, int len, const char **val, int *vlen,
+				  bool json_escape, StringInfo out)
+{
+	int			j = 0;
+
+	while (j < len)
+	{
+		int			n = (src[j] == '{') ? placeholder_at(src + j, len - j) : 0;
+
+		if (n > 0)
+		{
+			Placeholder *p = find_holder(rc, src + j + 1, n - 2);
+			int			h = p - rc->holders;
+
+			if (json_escape)
+			{
+				char	   *v = pnstrdup(val[h], vlen[h]);
+				StringInfoData esc;
+
+				initStringInfo(&esc);
+				escape_json(&esc, v);
+				/* without the quotes escape_json puts around it */
+				appendBinaryStringInfo(out, esc.data + 1, esc.len - 2);
+				pfree(esc.data);
+				pfree(v);
+			}
+			else
+				appendBinaryStringInfo(out, val[h], vlen[h]);
+			j += n;
+		}
+		else
+			appendStringInfoChar(out, src[j++]);
+	}
+}
+
+/*
  * wam.render_for_customer(payload jsonb, vars jsonb, customer_id bigint,
  *						   phone text, name text, locale text) RETURNS jsonb
  */
@@ -409,27 +450,10 @@ wam_render_for_customer(PG_FUNCTION_ARGS)
 	{
 		for (i = 0; i < rc->nleaves; i++)
 		{
-			const char *src = rc->leaf_text[i];
-			int			len = rc->leaf_len[i];
 			StringInfoData buf;
-			int			j = 0;
 
 			initStringInfo(&buf);
-			while (j < len)
-			{
-				int			n = (src[j] == '{') ? placeholder_at(src + j, len - j) : 0;
-
-				if (n > 0)
-				{
-					Placeholder *p = find_holder(rc, src + j + 1, n - 2);
-					int			h = p - rc->holders;
-
-					appendBinaryStringInfo(&buf, val[h], vlen[h]);
-					j += n;
-				}
-				else
-					appendStringInfoChar(&buf, src[j++]);
-			}
+			fill_placeholders(rc, rc->leaf_text[i], rc->leaf_len[i], val, vlen, false, &buf);
 			rc->leaves[i]->val.string.val = buf.data;
 			rc->leaves[i]->val.string.len = buf.len;
 		}
@@ -438,32 +462,10 @@ wam_render_for_customer(PG_FUNCTION_ARGS)
 	else
 	{
 		/* the JSON text with each {word} replaced by its JSON-escaped value */
-		const char *src = rc->tpl_text;
-		int			len = strlen(src);
 		StringInfoData buf;
-		int			j = 0;
 
 		initStringInfo(&buf);
-		while (j < len)
-		{
-			int			n = (src[j] == '{') ? placeholder_at(src + j, len - j) : 0;
-
-			if (n > 0)
-			{
-				Placeholder *p = find_holder(rc, src + j + 1, n - 2);
-				int			h = p - rc->holders;
-				char	   *v = pnstrdup(val[h], vlen[h]);
-				StringInfoData esc;
-
-				initStringInfo(&esc);
-				escape_json(&esc, v);
-				/* without the quotes escape_json puts around it */
-				appendBinaryStringInfo(&buf, esc.data + 1, esc.len - 2);
-				j += n;
-			}
-			else
-				appendStringInfoChar(&buf, src[j++]);
-		}
+		fill_placeholders(rc, rc->tpl_text, strlen(rc->tpl_text), val, vlen, true, &buf);
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 	}
 }
