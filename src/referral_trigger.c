@@ -34,14 +34,24 @@
  * latest attempts), so an attempt whose transaction started earlier but got
  * the lock later still counts the ones that committed before it.
  *
- * All queries are prepared once per backend and kept (SPI_keepplan).
+ * All queries are prepared once per backend and kept (SPI_keepplan); "who
+ * referred whom" is a direct probe of a partial unique index instead
+ * (referral_live_referrer).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -50,9 +60,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "phone.h"
@@ -68,9 +81,7 @@ typedef enum
 {
 	Q_REFERRER,
 	Q_PHONE,
-	Q_REFERRED_BOTH,
 	Q_FINGERPRINT,
-	Q_REFERRED_BY,
 	Q_FREEZE_REFERRER,
 	Q_FREEZE_PENDING,
 	Q_REVIEW_ITEM,
@@ -113,17 +124,6 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 		1, {INT8OID}
 	},
 	/*
-	 * Who referred the invitee (first valid referral wins) and who referred
-	 * the referrer (the first link of the ring walk).
-	 */
-	[Q_REFERRED_BOTH] = {
-		"SELECT (SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $1 AND r.program_id = $2 "
-		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1), "
-		"(SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $3 AND r.program_id = $2 "
-		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1)",
-		3, {INT8OID, INT4OID, INT8OID}
-	},
-	/*
 	 * Remembers the invitee's fingerprints ($4) and finds one the referrer
 	 * ($1) has; the SELECT does not see the rows the CTE inserts.
 	 */
@@ -137,12 +137,6 @@ static const WamReferralQueryDef wam_referral_queries[Q_COUNT] = {
 		"(f.kind = 'payment' AND f.value_hash = pg_catalog.sha256(pg_catalog.convert_to($3, 'UTF8')))) "
 		"ORDER BY f.kind LIMIT 1",
 		5, {INT8OID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
-	},
-	/* who referred a customer (a live referral in the program), if anyone */
-	[Q_REFERRED_BY] = {
-		"SELECT r.referrer_id FROM wam.referral r WHERE r.invitee_id = $1 AND r.program_id = $2 "
-		"AND r.status IN ('pending', 'qualified', 'review') LIMIT 1",
-		2, {INT8OID, INT4OID}
 	},
 	[Q_FREEZE_REFERRER] = {
 		"UPDATE wam.referrer SET status = 'frozen', frozen_at = $3 "
@@ -217,6 +211,71 @@ referral_attnum(TupleDesc desc, const char *name)
 	if (n <= 0)
 		elog(ERROR, "wam.referral has no column %s", name);
 	return n;
+}
+
+/*
+ * referral_live_referrer finds who referred `invitee` in `program`: the
+ * referrer of its live (pending, qualified or review) referral, through the
+ * partial unique index referral_invitee_once.  A direct index probe instead
+ * of a SPI query: the trigger makes up to two of these per attempt, and a
+ * query's executor start-up cost several times the probe.  Like a SPI query
+ * of a read-write function it first makes the changes of this transaction
+ * so far visible (CommandCounterIncrement) and reads with a fresh snapshot
+ * (in READ COMMITTED), so it sees the referrals committed by a session whose
+ * advisory lock the caller waited for.
+ */
+static bool
+referral_live_referrer(Relation rel, int att_status, int att_referrer,
+					   int64 invitee, int32 program, int64 *referrer)
+{
+	Oid			indexoid = get_relname_relid("referral_invitee_once",
+											 RelationGetNamespace(rel));
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		found = false;
+
+	if (!OidIsValid(indexoid))
+		elog(ERROR, "index wam.referral_invitee_once does not exist");
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_index->indnatts != 2 ||
+		index->rd_index->indkey.values[0] != referral_attnum(RelationGetDescr(rel), "invitee_id") ||
+		index->rd_index->indkey.values[1] != referral_attnum(RelationGetDescr(rel), "program_id"))
+		elog(ERROR, "index wam.referral_invitee_once is not on (invitee_id, program_id)");
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(invitee));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(program));
+	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		char	   *st = TextDatumGetCString(slot_getattr(slot, att_status, &isnull));
+
+		/* the index predicate says so; checked anyway */
+		if (strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
+			strcmp(st, "review") == 0)
+		{
+			Datum		d = slot_getattr(slot, att_referrer, &isnull);
+
+			if (!isnull)
+			{
+				*referrer = DatumGetInt64(d);
+				found = true;
+			}
+		}
+		pfree(st);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	return found;
 }
 
 /* The string value of a top-level key of a jsonb object, or NULL. */
@@ -503,23 +562,20 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				((int64) (program & 0xffff) << 32) | (invitee & INT64CONST(0xffffffff));
 
 			DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(key));
-			args[0] = Int64GetDatum(invitee);
-			args[1] = Int32GetDatum(program);
-			args[2] = Int64GetDatum(referrer);
-			referral_exec(Q_REFERRED_BOTH, args, NULL, 1);
 			{
-				Datum		first = referral_col(1, &isnull);
+				int64		first;
 
-				if (!isnull)
+				if (referral_live_referrer(rel, att_status, att_referrer,
+										   invitee, program, &first))
 				{
 					rejected = true;
 					reason = "already referred";
 					detail = psprintf("Customer " INT64_FORMAT " referred the invitee first.",
-									  DatumGetInt64(first));
+									  first);
 				}
 			}
-			up = DatumGetInt64(referral_col(2, &isnull_up));
-			SPI_freetuptable(SPI_tuptable);
+			isnull_up = !referral_live_referrer(rel, att_status, att_referrer,
+												referrer, program, &up);
 		}
 		if (!rejected && !isnull_up)
 		{
@@ -546,12 +602,9 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				}
 				if (++hops >= ring_depth || up == referrer)
 					break;
-				args[0] = Int64GetDatum(up);
-				args[1] = Int32GetDatum(program);
-				if (referral_exec(Q_REFERRED_BY, args, NULL, 1) == 0)
+				if (!referral_live_referrer(rel, att_status, att_referrer,
+											up, program, &up))
 					break;
-				up = DatumGetInt64(referral_col(1, &isnull));
-				SPI_freetuptable(SPI_tuptable);
 				{
 					char	   *tail = pstrdup(path.data);
 
