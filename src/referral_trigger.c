@@ -36,7 +36,7 @@
  *
  * All queries are prepared once per backend and kept (SPI_keepplan); "who
  * referred whom" is a direct probe of a partial unique index instead
- * (referral_live_referrer).
+ * (referral_probe).
  *
  *-------------------------------------------------------------------------
  */
@@ -214,54 +214,79 @@ referral_attnum(TupleDesc desc, const char *name)
 }
 
 /*
- * referral_live_referrer finds who referred `invitee` in `program`: the
- * referrer of its live (pending, qualified or review) referral, through the
- * partial unique index referral_invitee_once.  A direct index probe instead
- * of a SPI query: the trigger makes up to two of these per attempt, and a
- * query's executor start-up cost several times the probe.  Like a SPI query
- * of a read-write function it first makes the changes of this transaction
- * so far visible (CommandCounterIncrement) and reads with a fresh snapshot
- * (in READ COMMITTED), so it sees the referrals committed by a session whose
+ * "Who referred this customer in this program": the referrer of its live
+ * (pending, qualified or review) referral, read by direct probes of the
+ * partial unique index referral_invitee_once.  The trigger makes two to
+ * ring_depth of them per attempt, and a SPI query's executor start-up cost
+ * several times a probe.  referral_probe_begin opens the index and takes the
+ * snapshot once for all of an attempt's probes; like a SPI query of a
+ * read-write function it first makes this transaction's changes so far
+ * visible (CommandCounterIncrement) and reads with a fresh snapshot (in
+ * READ COMMITTED), so it sees the referrals committed by a session whose
  * advisory lock the caller waited for.
  */
-static bool
-referral_live_referrer(Relation rel, int att_status, int att_referrer,
-					   int64 invitee, int32 program, int64 *referrer)
+typedef struct ReferralProbe
 {
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	int			att_status;
+	int			att_referrer;
+} ReferralProbe;
+
+static void
+referral_probe_begin(ReferralProbe *p, Relation rel, int att_status, int att_referrer)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			indexoid = get_relname_relid("referral_invitee_once",
 											 RelationGetNamespace(rel));
-	Relation	index;
-	IndexScanDesc scan;
-	ScanKeyData keys[2];
-	TupleTableSlot *slot;
-	Snapshot	snapshot;
-	bool		found = false;
 
 	if (!OidIsValid(indexoid))
 		elog(ERROR, "index wam.referral_invitee_once does not exist");
-	index = index_open(indexoid, AccessShareLock);
-	if (index->rd_index->indnatts != 2 ||
-		index->rd_index->indkey.values[0] != referral_attnum(RelationGetDescr(rel), "invitee_id") ||
-		index->rd_index->indkey.values[1] != referral_attnum(RelationGetDescr(rel), "program_id"))
+	p->rel = rel;
+	p->index = index_open(indexoid, AccessShareLock);
+	if (p->index->rd_index->indnatts != 2 ||
+		p->index->rd_index->indkey.values[0] != referral_attnum(desc, "invitee_id") ||
+		p->index->rd_index->indkey.values[1] != referral_attnum(desc, "program_id"))
 		elog(ERROR, "index wam.referral_invitee_once is not on (invitee_id, program_id)");
-
+	p->att_status = att_status;
+	p->att_referrer = att_referrer;
 	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	slot = table_slot_create(rel, NULL);
+	p->snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	p->slot = table_slot_create(rel, NULL);
+}
+
+static void
+referral_probe_end(ReferralProbe *p)
+{
+	ExecDropSingleTupleTableSlot(p->slot);
+	UnregisterSnapshot(p->snapshot);
+	index_close(p->index, AccessShareLock);
+}
+
+/* Who referred `invitee` in `program`, if anyone: true and *referrer. */
+static bool
+referral_probe(ReferralProbe *p, int64 invitee, int32 program, int64 *referrer)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	bool		found = false;
+
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(invitee));
 	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(program));
-	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	scan = index_beginscan(p->rel, p->index, p->snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
-	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, p->slot))
 	{
 		bool		isnull;
-		char	   *st = TextDatumGetCString(slot_getattr(slot, att_status, &isnull));
+		char	   *st = TextDatumGetCString(slot_getattr(p->slot, p->att_status, &isnull));
 
 		/* the index predicate says so; checked anyway */
 		if (strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
 			strcmp(st, "review") == 0)
 		{
-			Datum		d = slot_getattr(slot, att_referrer, &isnull);
+			Datum		d = slot_getattr(p->slot, p->att_referrer, &isnull);
 
 			if (!isnull)
 			{
@@ -272,9 +297,6 @@ referral_live_referrer(Relation rel, int att_status, int att_referrer,
 		pfree(st);
 	}
 	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(index, AccessShareLock);
 	return found;
 }
 
@@ -429,7 +451,9 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	{
 		Datum		args[5];
 		bool		isnull_up = true,
-					inv_no_order = true;
+					inv_no_order = true,
+					probing = false;
+		ReferralProbe probe;
 		char	   *referrer_phone = NULL;
 		char	   *referrer_status;
 		int32		accepted,
@@ -562,11 +586,12 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				((int64) (program & 0xffff) << 32) | (invitee & INT64CONST(0xffffffff));
 
 			DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(key));
+			referral_probe_begin(&probe, rel, att_status, att_referrer);
+			probing = true;
 			{
 				int64		first;
 
-				if (referral_live_referrer(rel, att_status, att_referrer,
-										   invitee, program, &first))
+				if (referral_probe(&probe, invitee, program, &first))
 				{
 					rejected = true;
 					reason = "already referred";
@@ -574,8 +599,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 									  first);
 				}
 			}
-			isnull_up = !referral_live_referrer(rel, att_status, att_referrer,
-												referrer, program, &up);
+			isnull_up = !referral_probe(&probe, referrer, program, &up);
 		}
 		if (!rejected && !isnull_up)
 		{
@@ -602,8 +626,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				}
 				if (++hops >= ring_depth || up == referrer)
 					break;
-				if (!referral_live_referrer(rel, att_status, att_referrer,
-											up, program, &up))
+				if (!referral_probe(&probe, up, program, &up))
 					break;
 				{
 					char	   *tail = pstrdup(path.data);
@@ -613,6 +636,8 @@ wam_referral_check(PG_FUNCTION_ARGS)
 				}
 			}
 		}
+		if (probing)
+			referral_probe_end(&probe);
 		if (!rejected && accepted >= cap)
 		{
 			rejected = true;
