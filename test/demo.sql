@@ -252,7 +252,7 @@ SELECT wam.segment_count('@beauty-buyers - product-lipstick') AS "@beauty-buyers
 
 \if :{?api_url}
 \echo
-\echo '== (d) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
+\echo '== (e) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
 \echo '   (test/mock/wa_mock.py over TLS; bash test/run demo starts it)'
 
 -- The worker (shared_preload_libraries, wam.database = postgres) picks this sender up at once.
