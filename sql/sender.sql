@@ -124,6 +124,9 @@ SELECT * FROM wam.enqueue_segment('{1,2,3,4,5,99}', :'tpl', campaign => 'spring'
 SELECT * FROM wam.enqueue_segment('{1,2,3,4,5}', '{"type":"text","text":{"body":"Hi {name}"}}');
 SELECT * FROM wam.enqueue_segment('{}', :'tpl');
 SELECT * FROM wam.enqueue_segment(NULL, :'tpl');
+SELECT * FROM wam.enqueue_segment('{1}', :'tpl', not_before => NULL);
+SELECT * FROM wam.enqueue_segment('{1}', :'tpl', priority => -101);
+SELECT * FROM wam.enqueue_segment('{1}', :'tpl', vars => '[1]');
 SELECT status, count(*) FROM wam.outbox GROUP BY 1 ORDER BY 1;
 SELECT customer_id, payload->'template'->'components'->0->'parameters' AS params FROM wam.outbox
 WHERE campaign = 'spring' ORDER BY message_id;

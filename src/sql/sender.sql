@@ -465,6 +465,25 @@ END
 $$;
 COMMENT ON FUNCTION wam.check_payload(jsonb) IS 'checks a message payload; returns true for a template (sendable outside the 24-hour window), false for free-form';
 
+-- The options wam.enqueue and wam.enqueue_segment share, checked alike.
+CREATE FUNCTION wam.check_enqueue_options(not_before timestamptz, priority integer, vars jsonb)
+	RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+	IF not_before IS NULL THEN
+		RAISE EXCEPTION 'not_before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
+		RAISE EXCEPTION 'priority must be between -100 and 100' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF vars IS NOT NULL AND jsonb_typeof(vars) <> 'object' THEN
+		RAISE EXCEPTION 'vars must be a JSON object of placeholder values' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wam.check_enqueue_options(timestamptz, integer, jsonb) IS 'internal: checks the not_before, priority and vars options of wam.enqueue and wam.enqueue_segment';
+
 -- The placeholders a payload uses ({name}, {first_name}, {phone}, {locale},
 -- {customer_id} come from the customer; any other {word} from vars).
 CREATE FUNCTION wam.payload_placeholders(payload jsonb) RETURNS text[]
@@ -541,15 +560,7 @@ BEGIN
 	IF customer IS NULL THEN
 		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF not_before IS NULL THEN
-		RAISE EXCEPTION 'not_before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
-		RAISE EXCEPTION 'priority must be between -100 and 100' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF vars IS NOT NULL AND jsonb_typeof(vars) <> 'object' THEN
-		RAISE EXCEPTION 'vars must be a JSON object of placeholder values' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM wam.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(payload);
 	sid := wam.sender_id(sender);
 	SELECT * INTO c FROM wam.customer x WHERE x.id = customer;
@@ -619,15 +630,7 @@ BEGIN
 	IF who IS NULL THEN
 		RAISE EXCEPTION 'segment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF not_before IS NULL THEN
-		RAISE EXCEPTION 'not_before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
-		RAISE EXCEPTION 'priority must be between -100 and 100' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF vars IS NOT NULL AND jsonb_typeof(vars) <> 'object' THEN
-		RAISE EXCEPTION 'vars must be a JSON object of placeholder values' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	PERFORM wam.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(template);
 	sid := wam.sender_id(sender);
 
@@ -1331,6 +1334,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.sender_daily_limit(wam.sender),
 	wam.pause_sender(text, text), wam.resume_sender(text), wam.set_consent(bigint, text),
 	wam.opt_out(bigint, text), wam.check_payload(jsonb), wam.payload_placeholders(jsonb),
+	wam.check_enqueue_options(timestamptz, integer, jsonb),
 	wam.render_payload(jsonb, text[], text[]), wam.customer_field(wam.customer, text),
 	wam.render_for_customer(jsonb, jsonb, bigint, text, text, text),
 	wam.enqueue(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
