@@ -36,6 +36,7 @@ OBJS = \
 	src/worker_throttle.o \
 	src/referral_code.o \
 	src/referral_sql.o \
+	src/referral_store.o \
 	src/referral_trigger.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.

@@ -193,6 +193,36 @@ SELECT record_referral(referral_code(13, 'rings'), 11) AS ring_of_3, record_refe
 SELECT create_referral_program('later', format('{"starts_at": "%s"}', now() + interval '1 day')::jsonb) AS id;
 SELECT create_referral_program('over', format('{"starts_at": "2020-01-01", "ends_at": "%s"}', now() - interval '1 second')::jsonb) AS id;
 SELECT record_referral(referral_code(15, 'later'), 16) AS not_started, record_referral(referral_code(15, 'over'), 16) AS ended;
+-- an attempt while the program is not running changes nothing of the referrer
+SELECT p.name, r.accepted, cardinality(r.recent_attempts) AS attempt_times
+FROM referrer r JOIN referral_program p ON p.id = r.program_id WHERE r.customer_id = 15 ORDER BY 1;
+
+-- several attempts in one statement: each row's checks see the rows before it
+INSERT INTO customer (id, phone, created_at) SELECT g, (85293000000 + g)::text, now() FROM generate_series(3001, 3400) g;
+SELECT create_referral_program('multi', '{"cap": 2}') AS id;
+SELECT referral_code(3001, 'multi') AS code_m \gset
+INSERT INTO referral (code, invitee_id) VALUES (:'code_m', 3002), (:'code_m', 3003), (:'code_m', 3002), (:'code_m', 3004)
+RETURNING invitee_id, status, reason;
+SELECT accepted, cardinality(recent_attempts) AS attempt_times FROM referrer WHERE code = :'code_m';
+
+-- many attempts of one referrer in one transaction: its row's versions fill
+-- the page, and the updates that move to another page add index entries
+SELECT create_referral_program('busy', '{"cap": 1000, "velocity_per_hour": 1000}') AS id;
+SELECT referral_code(3010, 'busy') AS code_busy \gset
+BEGIN;
+SELECT count(*) FILTER (WHERE record_referral(:'code_busy', g) = 'pending') AS pending
+FROM generate_series(3011, 3110) g;
+SELECT n_tup_upd >= 100 AS updated, n_tup_upd > n_tup_hot_upd AS some_moved_to_another_page
+FROM pg_stat_xact_user_tables WHERE relid = 'wam.referrer'::regclass;
+COMMIT;
+SELECT record_referral(:'code_busy', 3111) AS found_by_its_code_after_the_move;
+SELECT accepted, cardinality(recent_attempts) AS attempt_times FROM referrer WHERE code = :'code_busy';
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+RESET client_min_messages;
+SELECT c.relname, bt_index_check(c.oid, true)::text = '' AS every_row_indexed
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid IN ('wam.referrer'::regclass, 'wam.customer_fingerprint'::regclass) ORDER BY 1;
 
 -- velocity (R-F5): more than velocity_per_hour invitations in a rolling hour
 -- freeze the referrer, send the pending ones to review and open a review item
@@ -545,3 +575,16 @@ ORDER BY 1;
 DROP ROLE wam_ref_reader, wam_ref_operator, wam_ref_admin;
 REVOKE USAGE ON SCHEMA wam FROM wam_ref_nobody;
 DROP ROLE wam_ref_nobody;
+
+-- the trigger looks its tables up once per session, and again after DDL: in
+-- this session (which used it above) a re-created extension works at once
+SET client_min_messages = warning;
+DROP EXTENSION pg_wamarketing CASCADE;
+CREATE EXTENSION pg_wamarketing;
+RESET client_min_messages;
+INSERT INTO customer (id, phone) VALUES (1, '85291000001'), (2, '85291000002');
+SELECT create_referral_program('again') AS id;
+SELECT record_referral(referral_code(1, 'again'), 2, '{"device": "d"}') AS after_recreate;
+SELECT invitee_id, status FROM referral;
+SELECT customer_id, kind FROM customer_fingerprint;
+DROP EXTENSION amcheck;

@@ -4,7 +4,9 @@
 # velocity_per_hour from parallel sessions freezes the referrer exactly once, with one
 # review item and every accepted referral under review; referrers racing for one invitee
 # leave exactly one live referral (first valid one wins); a transaction holding the
-# referrer's row makes the others wait instead of slipping past the checks.
+# referrer's row makes the others wait instead of slipping past the checks; racing
+# sessions store each fingerprint once; under REPEATABLE READ a concurrent attempt with
+# the same code is a serialization failure.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -118,6 +120,39 @@ if [ "$waited" -ge 500 ]; then
 else
     tap_not_ok "held referrer: the second session waited" "it returned after ${waited} ms"
 fi
+
+# 5. fingerprints: 8 referrers race for each of 20 invitees, every attempt carrying the
+#    invitee's device and payment fingerprints; each is remembered exactly once (the
+#    trigger's insert is INSERT ... ON CONFLICT DO NOTHING, racing sessions included)
+q -c "SELECT wam.create_referral_program('prints', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null
+gen_prints() {
+    local s=$1 i
+    echo "SELECT wam.referral_code($((1100 + s)), 'prints') AS c \\gset"
+    for i in $(seq 1 20); do
+        echo "SELECT wam.record_referral(:'c', $((1600 + i)), '{\"device\": \"phone-$i\", \"payment\": \"card-$i\"}');"
+    done
+}
+race prints gen_prints
+tap_is "fingerprint race: no session failed" "$(cat "$tmp"/prints.*.out | grep -c ERROR)" "0"
+tap_is "fingerprint race: one live referral per invitee, each fingerprint stored once" \
+    "$(q -c "SELECT (SELECT count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('prints') AND status = 'pending') || ' ' || count(*) || ' ' || count(DISTINCT (customer_id, kind)) FROM wam.customer_fingerprint WHERE customer_id BETWEEN 1601 AND 1620")" \
+    "20 40 40"
+
+# 6. REPEATABLE READ: a transaction whose snapshot predates a concurrent attempt with the
+#    same code cannot count it, so it fails with a serialization error (SQLSTATE 40001)
+#    instead of slipping past the cap; retried, it is checked against the new count
+code=$(q -c "SELECT wam.referral_code(4, 'capped')")
+q -c "BEGIN" -c "SELECT wam.record_referral('$code', 903)" -c "SELECT pg_sleep(1.5)" -c "COMMIT" \
+    >"$tmp/rr.a.out" 2>&1 &
+pid_a=$!
+sleep 0.5
+b=$(q -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" \
+    -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT" 2>&1 | grep -o 'ERROR:  40001: could not serialize access due to concurrent update' | head -1)
+wait "$pid_a"
+tap_is "repeatable read: the concurrent attempt with the same code fails to serialize" \
+    "$b" "ERROR:  40001: could not serialize access due to concurrent update"
+tap_is "repeatable read: retried, it is rejected for the cap" \
+    "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT")" "rejected: cap"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done
