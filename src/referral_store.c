@@ -49,10 +49,13 @@
 static WamReferralRels wam_rels;
 static bool wam_rels_valid = false;
 static bool wam_rels_callback = false;
+/* counts invalidations, so that one arriving during a lookup is not lost */
+static uint64 wam_rels_invals = 0;
 
 static void
 wam_rels_invalidate(Datum arg, Oid relid)
 {
+	wam_rels_invals++;
 	if (!wam_rels_valid)
 		return;
 	if (relid == InvalidOid ||
@@ -135,6 +138,7 @@ wam_referral_rels(Oid nsp)
 {
 	WamReferralRels r;
 	AttrNumber	cols[3];
+	uint64		invals;
 
 	if (wam_rels_valid && wam_rels.nsp == nsp)
 		return &wam_rels;
@@ -143,6 +147,8 @@ wam_referral_rels(Oid nsp)
 		CacheRegisterRelcacheCallback(wam_rels_invalidate, (Datum) 0);
 		wam_rels_callback = true;
 	}
+retry:
+	invals = wam_rels_invals;
 	memset(&r, 0, sizeof(r));
 	r.nsp = nsp;
 	r.referral = rels_table(nsp, "referral");
@@ -203,6 +209,12 @@ wam_referral_rels(Oid nsp)
 	r.fingerprint_pkey = rels_unique_index(r.fingerprint, 3, cols, false);
 
 	wam_rels = r;
+	/*
+	 * Opening the tables above processes pending invalidations; any that
+	 * arrived after the first lookup may concern what was already read.
+	 */
+	if (wam_rels_invals != invals)
+		goto retry;
 	wam_rels_valid = true;
 	return &wam_rels;
 }
