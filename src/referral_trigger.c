@@ -27,7 +27,9 @@
  * the wait, as UPDATE does).  Racing sessions therefore leave exactly `cap`
  * accepted referrals and freeze the referrer once.  Two referrers racing for
  * the same invitee serialize on an advisory lock of (program, invitee), and
- * a partial unique index backs that up.  Under REPEATABLE READ or
+ * a partial unique index backs that up; each attempt takes that lock for its
+ * referrer too, so rings of two and three people closed by concurrent
+ * attempts are caught (longer ones closed by concurrent links are not).  Under REPEATABLE READ or
  * SERIALIZABLE a concurrent attempt with the same code fails with a
  * serialization error instead: retry it.
  *
@@ -526,14 +528,23 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 	}
 	if (!rejected)
 	{
-		/* first valid referral wins: serialize on (program, invitee) */
-		int64		lockkey = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
-			((int64) (d->program & 0xffff) << 32) | (invitee & INT64CONST(0xffffffff));
+		/*
+		 * First valid referral wins: serialize on (program, invitee).  The
+		 * same lock on (program, referrer) makes two attempts that share a
+		 * person wait for each other, so that the second one's ring walk
+		 * sees the first: A inviting B while B invites A, or the last two
+		 * links of a ring of three.  Taken in key order: no deadlock.
+		 */
+		int64		base = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
+			((int64) (d->program & 0xffff) << 32);
+		int64		k_invitee = base | (invitee & INT64CONST(0xffffffff));
+		int64		k_referrer = base | (d->referrer & INT64CONST(0xffffffff));
 		ReferralProbe probe;
 		int64		first;
 		int64		up;
 
-		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(lockkey));
+		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(Min(k_invitee, k_referrer)));
+		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(Max(k_invitee, k_referrer)));
 		referral_probe_begin(&probe, R);
 		if (referral_probe(&probe, invitee, d->program, &first))
 		{

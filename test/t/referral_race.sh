@@ -6,7 +6,8 @@
 # leave exactly one live referral (first valid one wins); a transaction holding the
 # referrer's row makes the others wait instead of slipping past the checks; racing
 # sessions store each fingerprint once; under REPEATABLE READ a concurrent attempt with
-# the same code is a serialization failure.
+# the same code is a serialization failure; rings of two and three people closed by
+# concurrent attempts are caught.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -153,6 +154,42 @@ tap_is "repeatable read: the concurrent attempt with the same code fails to seri
     "$b" "ERROR:  40001: could not serialize access due to concurrent update"
 tap_is "repeatable read: retried, it is rejected for the cap" \
     "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT")" "rejected: cap"
+
+# 7. rings closed by concurrent attempts: for 12 pairs, A invites B in one session while B
+#    invites A in another (each holds its transaction open for 0.2 s, so the two always
+#    overlap); for 8 triples with A -> B recorded first, B invites C while C invites A.
+#    Exactly one attempt of each pair and each triple must be rejected as a ring.
+q -c "SELECT wam.create_referral_program('circle', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null
+for t in $(seq 1 8); do
+    a=$((1800 + t * 3)); b=$((a + 1))
+    q -c "SELECT wam.record_referral(wam.referral_code($a, 'circle'), $b)" >/dev/null
+done
+gen_circle() {
+    local s=$1 k a b c
+    if [ "$s" -le 4 ]; then
+        # sessions 1-2, 3-4: pairs, from both ends
+        for k in $(seq 1 6); do
+            a=$((1700 + ((s - 1) / 2) * 12 + k * 2)); b=$((a + 1))
+            if [ $((s % 2)) = 1 ]; then c="$a $b"; else c="$b $a"; fi
+            set -- $c
+            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); SELECT pg_sleep(0.2); COMMIT;"
+        done
+    else
+        # sessions 5-6, 7-8: triples, B -> C against C -> A
+        for k in $(seq 1 4); do
+            a=$((1800 + (((s - 5) / 2) * 4 + k) * 3)); b=$((a + 1)); c=$((a + 2))
+            if [ $((s % 2)) = 1 ]; then set -- "$b" "$c"; else set -- "$c" "$a"; fi
+            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); SELECT pg_sleep(0.2); COMMIT;"
+        done
+    fi
+}
+race circle gen_circle
+tap_is "ring race: no session failed" "$(cat "$tmp"/circle.*.out | grep -c ERROR)" "0"
+tap_is "ring race: each of 12 pairs and 8 triples has exactly one attempt rejected as a ring" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'ring') || ' ' || count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('circle')")" \
+    "28 20 48"
+tap_is "ring race: no pair has both directions live" \
+    "$(q -c "SELECT count(*) FROM wam.referral x JOIN wam.referral y ON x.referrer_id = y.invitee_id AND x.invitee_id = y.referrer_id AND x.program_id = y.program_id WHERE x.program_id = wam.referral_program_id('circle') AND x.status = 'pending' AND y.status = 'pending'")" "0"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done
