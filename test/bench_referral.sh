@@ -17,16 +17,16 @@
 # "without trigger" is the same INSERT into the same table with the trigger disabled
 # (ALTER TABLE wam.referral DISABLE TRIGGER referral_check): same indexes, same foreign
 # key on the invitee.  Between runs the referral tables and counters are reset and
-# VACUUM ANALYZEd.  Each variant runs WAM_BENCH_ROUNDS times (default 2), with and without
+# VACUUM ANALYZEd.  Each variant runs WAM_BENCH_ROUNDS times (default 3), with and without
 # the trigger alternating; the report gives the median.  Times are server side
 # (clock_timestamp() around the loop, commits included).
 #
 # Prints a Markdown report on stdout (progress on stderr) and writes it to
-# bench/results/referral.md with the default sizes.  Takes ~3-6 minutes.
+# bench/results/referral.md with the default sizes.  Takes ~2-4 minutes.
 #
 # Knobs (environment):
 #   WAM_BENCH_REFERRALS=100000   attempts per run (referrers = attempts / 5)
-#   WAM_BENCH_ROUNDS=2           runs of each variant (median reported)
+#   WAM_BENCH_ROUNDS=3           runs of each variant (median reported)
 #   WAM_BENCH_OUT=FILE           report file; default bench/results/referral.md with the
 #                                default sizes, else none
 #   WAM_BENCH_PORT=55493         port of the private cluster (unix socket only)
@@ -44,7 +44,7 @@ cd "$WAM_REPO_DIR"
 . "$WAM_REPO_DIR/test/lib/cluster.sh"
 
 N=${WAM_BENCH_REFERRALS:-100000}
-ROUNDS=${WAM_BENCH_ROUNDS:-2}
+ROUNDS=${WAM_BENCH_ROUNDS:-3}
 for v in N ROUNDS; do
     case ${!v} in
         '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
@@ -56,7 +56,7 @@ if [ "$N" -lt 1000 ] || [ "$N" -gt 10000000 ]; then
 fi
 if [ -n "${WAM_BENCH_OUT:-}" ]; then
     OUT=$WAM_BENCH_OUT
-elif [ "$N" = 100000 ] && [ "$ROUNDS" = 2 ]; then
+elif [ "$N" = 100000 ] && [ "$ROUNDS" = 3 ]; then
     OUT=$WAM_REPO_DIR/bench/results/referral.md
 else
     OUT=""
@@ -175,6 +175,10 @@ FROM t;
 SQL
 )
 outcome=$(q -c "SELECT outcome FROM bench_result WHERE trigger AND variant = 'single' ORDER BY round LIMIT 1")
+runs=$(q -c "SELECT string_agg(format('%s %s: %s', variant, CASE WHEN trigger THEN 'with' ELSE 'without' END, times), '; ' ORDER BY o, NOT trigger)
+FROM (SELECT variant, trigger, CASE variant WHEN 'single' THEN 1 WHEN 'batch' THEN 2 ELSE 3 END AS o,
+             string_agg(round(seconds::numeric, 2)::text || ' s', ', ' ORDER BY round) AS times
+      FROM bench_result GROUP BY 1, 2) x")
 
 md=$(cat <<EOF
 # Referral inserts with every abuse check: C trigger vs no trigger
@@ -185,12 +189,14 @@ $(nproc) CPUs, load average at start $LOADAVG_START, at end $LOADAVG_END).
 $N single-row inserts into \`wam.referral\` in one session, $REFERRERS referrers (5 attempts each),
 median of $ROUNDS runs, server-side time including commits. The trigger looks up and locks
 the referrer, checks self-referral, phone and device fingerprints, existing customer, first
-referral wins (advisory lock), rings (depth 5), cap and velocity (rolling hour), and
+referral wins (advisory locks on the invitee and the referrer), rings (depth 5), cap and velocity (rolling hour), and
 updates the referrer's counter.
 
 | variant | without trigger | with the checks (C trigger) | cost ratio | ≥ 5,000/s | ≤ 2× |
 |---|---|---|---|---|---|
 $report
+
+Each run, in order: $runs.
 
 Outcome of a run with the trigger: $outcome.
 EOF
