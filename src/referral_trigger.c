@@ -25,13 +25,15 @@
  * code serialize on that row lock and each sees the ones committed before
  * it (in READ COMMITTED the lock is taken on the latest row version after
  * the wait, as UPDATE does).  Racing sessions therefore leave exactly `cap`
- * accepted referrals and freeze the referrer once.  Two referrers racing for
- * the same invitee serialize on an advisory lock of (program, invitee), and
- * a partial unique index backs that up; each attempt takes that lock for its
- * referrer too, so rings of two and three people closed by concurrent
- * attempts are caught (longer ones closed by concurrent links are not).  Under REPEATABLE READ or
- * SERIALIZABLE a concurrent attempt with the same code fails with a
- * serialization error instead: retry it.
+ * accepted referrals and freeze the referrer once.  Two attempts that share
+ * a person -- the same invitee, or one's invitee the other's referrer --
+ * serialize on (program, person) locks and the uncommitted rows of each
+ * other (see referral_take_person_locks), so the first valid referral of an
+ * invitee wins and rings of two and three people closed by concurrent
+ * attempts are caught (longer ones closed by concurrent links are not); a
+ * partial unique index backs "one live referral per invitee" up.  Under
+ * REPEATABLE READ or SERIALIZABLE a concurrent attempt with the same code
+ * fails with a serialization error instead: retry it.
  *
  * The velocity window is kept in the locked row itself (the times of the
  * latest attempts), so an attempt whose transaction started earlier but got
@@ -59,6 +61,10 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/resowner.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -79,7 +85,7 @@ PG_FUNCTION_INFO_V1(wam_referral_check);
 /* in referral_sql.c */
 extern Datum wam_referral_attempts(PG_FUNCTION_ARGS);
 
-/* Class of the advisory locks on (program, invitee); 0x57a3/0x57a4 are
+/* Class of the advisory locks on (program, person); 0x57a3/0x57a4 are
  * used by tags and order statistics. */
 #define WAM_REFERRAL_LOCK_CLASS 0x57a5
 
@@ -146,20 +152,93 @@ referral_exec(WamReferralQuery q, Datum *args)
 }
 
 /*
+ * The (program, person) locks.  Two attempts that share a person -- the
+ * same invitee, or one's invitee the other's referrer -- must not check at
+ * the same time, or both could pass "already referred" or close a ring
+ * together.  An attempt holds the locks of its invitee and referrer only
+ * from its checks until its row is in wam.referral's indexes: the next
+ * attempt of the same transaction releases them (or the end of the
+ * transaction does).  From then on a concurrent attempt finds the row,
+ * still uncommitted, with a dirty probe of referral_invitee_once and waits
+ * for its transaction (referral_wait_inflight).  Holding them to commit
+ * would take a lock-table entry per person, and a transaction recording
+ * tens of thousands of referrals would run out of shared memory.  The locks
+ * are advisory locks with the keys pg_advisory_xact_lock(bigint) would use
+ * (visible in pg_locks), owned by the top transaction so that any later
+ * attempt can release them.
+ */
+typedef struct ReferralPersonLocks
+{
+	LocalTransactionId lxid;
+	int			n;
+	int64		keys[2];
+} ReferralPersonLocks;
+
+static ReferralPersonLocks wam_person_locks;
+
+static void
+person_lock_tag(LOCKTAG *tag, int64 key)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+}
+
+static void
+referral_release_person_locks(void)
+{
+	if (wam_person_locks.n > 0 && wam_person_locks.lxid == MyProc->lxid)
+	{
+		ResourceOwner save = CurrentResourceOwner;
+
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		for (int i = 0; i < wam_person_locks.n; i++)
+		{
+			LOCKTAG		tag;
+
+			person_lock_tag(&tag, wam_person_locks.keys[i]);
+			LockRelease(&tag, ExclusiveLock, false);
+		}
+		CurrentResourceOwner = save;
+	}
+	wam_person_locks.n = 0;
+}
+
+/* Takes the locks of two keys (in key order: no deadlock between attempts). */
+static void
+referral_take_person_locks(int64 a, int64 b)
+{
+	int64		keys[2] = {Min(a, b), Max(a, b)};
+	ResourceOwner save = CurrentResourceOwner;
+
+	referral_release_person_locks();
+	wam_person_locks.lxid = MyProc->lxid;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	for (int i = 0; i < 2; i++)
+	{
+		LOCKTAG		tag;
+
+		if (i == 1 && keys[1] == keys[0])
+			break;
+		person_lock_tag(&tag, keys[i]);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		wam_person_locks.keys[wam_person_locks.n++] = keys[i];
+	}
+	CurrentResourceOwner = save;
+}
+
+/*
  * "Who referred this customer in this program": the referrer of its live
  * (pending, qualified or review) referral, read by direct probes of the
  * partial unique index referral_invitee_once.  The trigger makes two to
- * ring_depth of them per attempt.  referral_probe_begin opens the index and
- * takes the snapshot once for all of an attempt's probes, after the
- * advisory lock: like a SPI query of a read-write function it first makes
- * this transaction's changes so far visible (CommandCounterIncrement) and
- * reads with a fresh snapshot (in READ COMMITTED), so it sees the referrals
- * committed by a session whose lock the caller waited for.
+ * ring_depth of them per attempt, each after waiting for the transactions
+ * that are writing a referral of that invitee (see above), with a fresh
+ * snapshot (in READ COMMITTED) so that it sees what they committed.
+ * referral_probe_begin first makes this transaction's changes so far
+ * visible (CommandCounterIncrement), as a SPI query of a read-write
+ * function would.
  */
 typedef struct ReferralProbe
 {
 	WamProbe	p;
-	Snapshot	snapshot;
 	const WamReferralRels *R;
 } ReferralProbe;
 
@@ -169,14 +248,44 @@ referral_probe_begin(ReferralProbe *rp, const WamReferralRels *R)
 	rp->R = R;
 	wam_probe_open(&rp->p, R->referral, R->referral_invitee_once, RowExclusiveLock);
 	CommandCounterIncrement();
-	rp->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 }
 
 static void
 referral_probe_end(ReferralProbe *rp)
 {
-	UnregisterSnapshot(rp->snapshot);
 	wam_probe_close(&rp->p);
+}
+
+/*
+ * Waits until no other transaction is inserting or changing a referral of
+ * `invitee` in `program`: a dirty probe sees their uncommitted rows.
+ */
+static void
+referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
+{
+	for (;;)
+	{
+		SnapshotData dirty;
+		IndexScanDesc scan;
+		TransactionId xwait = InvalidTransactionId;
+
+		InitDirtySnapshot(dirty);
+		scan = index_beginscan(rp->p.heap, rp->p.index, &dirty, 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, rp->p.slot))
+		{
+			/* set by the visibility check of the row just returned */
+			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+			if (TransactionIdIsValid(xwait))
+				break;
+		}
+		index_endscan(scan);
+		ExecClearTuple(rp->p.slot);
+		if (!TransactionIdIsValid(xwait))
+			return;
+		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /* Who referred `invitee` in `program`, if anyone: true and *referrer. */
@@ -184,25 +293,31 @@ static bool
 referral_probe(ReferralProbe *rp, int64 invitee, int32 program, int64 *referrer)
 {
 	ScanKeyData keys[2];
-	bool		isnull;
-	Datum		d;
-	char	   *st;
-	bool		live;
+	Snapshot	snapshot;
+	bool		found;
+	bool		live = false;
 
 	wam_probe_key(&rp->p, &keys[0], 1, F_INT8EQ, Int64GetDatum(invitee));
 	wam_probe_key(&rp->p, &keys[1], 2, F_INT4EQ, Int32GetDatum(program));
-	if (!wam_probe_fetch(&rp->p, rp->snapshot, keys, 2))
-		return false;
-	/* the index predicate says it is live; checked anyway */
-	st = TextDatumGetCString(slot_getattr(rp->p.slot, rp->R->rf_status, &isnull));
-	live = strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
-		strcmp(st, "review") == 0;
-	pfree(st);
-	d = slot_getattr(rp->p.slot, rp->R->rf_referrer, &isnull);
-	if (!live || isnull)
-		return false;
-	*referrer = DatumGetInt64(d);
-	return true;
+	referral_wait_inflight(rp, keys);
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	found = wam_probe_fetch(&rp->p, snapshot, keys, 2);
+	if (found)
+	{
+		bool		isnull;
+		char	   *st = TextDatumGetCString(slot_getattr(rp->p.slot, rp->R->rf_status, &isnull));
+		Datum		d = slot_getattr(rp->p.slot, rp->R->rf_referrer, &isnull);
+
+		/* the index predicate says it is live; checked anyway */
+		live = (strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
+				strcmp(st, "review") == 0) && !isnull;
+		if (live)
+			*referrer = DatumGetInt64(d);
+		pfree(st);
+	}
+	ExecClearTuple(rp->p.slot);
+	UnregisterSnapshot(snapshot);
+	return live;
 }
 
 /* The string value of a top-level key of a jsonb object, or NULL. */
@@ -533,7 +648,7 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 		 * same lock on (program, referrer) makes two attempts that share a
 		 * person wait for each other, so that the second one's ring walk
 		 * sees the first: A inviting B while B invites A, or the last two
-		 * links of a ring of three.  Taken in key order: no deadlock.
+		 * links of a ring of three (see referral_take_person_locks).
 		 */
 		int64		base = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
 			((int64) (d->program & 0xffff) << 32);
@@ -543,8 +658,7 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 		int64		first;
 		int64		up;
 
-		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(Min(k_invitee, k_referrer)));
-		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(Max(k_invitee, k_referrer)));
+		referral_take_person_locks(k_invitee, k_referrer);
 		referral_probe_begin(&probe, R);
 		if (referral_probe(&probe, invitee, d->program, &first))
 		{

@@ -7,7 +7,8 @@
 # referrer's row makes the others wait instead of slipping past the checks; racing
 # sessions store each fingerprint once; under REPEATABLE READ a concurrent attempt with
 # the same code is a serialization failure; rings of two and three people closed by
-# concurrent attempts are caught.
+# concurrent attempts are caught, also when the first attempt's locks were released before
+# its commit; one transaction can record 20,000 referrals.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +31,7 @@ chmod 777 "$tmp"
 wam_on_exit "rm -rf '$tmp'"
 
 q -c "CREATE EXTENSION pg_wamarketing" \
-  -c "INSERT INTO wam.customer (id, phone) SELECT g, (85290000000 + g)::text FROM generate_series(1, 2000) g" \
+  -c "INSERT INTO wam.customer (id, phone) SELECT g, (85290000000 + g)::text FROM generate_series(1, 32000) g" \
   -c "SELECT wam.create_referral_program('capped', '{\"cap\": 5, \"velocity_per_hour\": 100000}')" \
   -c "SELECT wam.create_referral_program('burst', '{\"velocity_per_hour\": 10, \"cap\": 100000}')" \
   -c "SELECT wam.create_referral_program('crowd', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null ||
@@ -158,12 +159,17 @@ tap_is "repeatable read: retried, it is rejected for the cap" \
 # 7. rings closed by concurrent attempts: for 12 pairs, A invites B in one session while B
 #    invites A in another (each holds its transaction open for 0.2 s, so the two always
 #    overlap); for 8 triples with A -> B recorded first, B invites C while C invites A.
-#    Exactly one attempt of each pair and each triple must be rejected as a ring.
+#    Exactly one attempt of each pair and each triple must be rejected as a ring.  Each
+#    transaction records one more, unrelated referral after its racing one.
 q -c "SELECT wam.create_referral_program('circle', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null
 for t in $(seq 1 8); do
     a=$((1800 + t * 3)); b=$((a + 1))
     q -c "SELECT wam.record_referral(wam.referral_code($a, 'circle'), $b)" >/dev/null
 done
+# a second, unrelated attempt in the same transaction: it releases the first one's
+# (program, person) locks long before the commit, so the other session must find the
+# first attempt's uncommitted row and wait for its transaction
+other() { echo "SELECT wam.record_referral(wam.referral_code($((1950 + $1)), 'circle'), $((2400 + $1 * 10 + $2)));"; }
 gen_circle() {
     local s=$1 k a b c
     if [ "$s" -le 4 ]; then
@@ -172,24 +178,54 @@ gen_circle() {
             a=$((1700 + ((s - 1) / 2) * 12 + k * 2)); b=$((a + 1))
             if [ $((s % 2)) = 1 ]; then c="$a $b"; else c="$b $a"; fi
             set -- $c
-            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); SELECT pg_sleep(0.2); COMMIT;"
+            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); $(other "$s" "$k") SELECT pg_sleep(0.2); COMMIT;"
         done
     else
         # sessions 5-6, 7-8: triples, B -> C against C -> A
         for k in $(seq 1 4); do
             a=$((1800 + (((s - 5) / 2) * 4 + k) * 3)); b=$((a + 1)); c=$((a + 2))
             if [ $((s % 2)) = 1 ]; then set -- "$b" "$c"; else set -- "$c" "$a"; fi
-            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); SELECT pg_sleep(0.2); COMMIT;"
+            echo "BEGIN; SELECT wam.record_referral(wam.referral_code($1, 'circle'), $2); $(other "$s" "$k") SELECT pg_sleep(0.2); COMMIT;"
         done
     fi
 }
 race circle gen_circle
 tap_is "ring race: no session failed" "$(cat "$tmp"/circle.*.out | grep -c ERROR)" "0"
 tap_is "ring race: each of 12 pairs and 8 triples has exactly one attempt rejected as a ring" \
-    "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'ring') || ' ' || count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('circle')")" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'ring') || ' ' || count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('circle') AND invitee_id <= 2400")" \
     "28 20 48"
+tap_is "ring race: the unrelated referrals are all pending" \
+    "$(q -c "SELECT count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('circle') AND invitee_id > 2400 AND status = 'pending'")" "40"
 tap_is "ring race: no pair has both directions live" \
     "$(q -c "SELECT count(*) FROM wam.referral x JOIN wam.referral y ON x.referrer_id = y.invitee_id AND x.invitee_id = y.referrer_id AND x.program_id = y.program_id WHERE x.program_id = wam.referral_program_id('circle') AND x.status = 'pending' AND y.status = 'pending'")" "0"
+
+# 8. first valid referral wins when the winner's locks are released before it commits: 8
+#    referrers race for each of 10 invitees, each transaction recording a second, unrelated
+#    referral after the racing one and committing 50 ms later
+q -c "SELECT wam.create_referral_program('crowd2', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null
+gen_crowd2() {
+    local s=$1 i
+    echo "SELECT wam.referral_code($((1200 + s)), 'crowd2') AS c \\gset"
+    for i in $(seq 1 10); do
+        echo "BEGIN; SELECT wam.record_referral(:'c', $((2100 + i))); SELECT wam.record_referral(:'c', $((2200 + s * 20 + i))); SELECT pg_sleep(0.05); COMMIT;"
+    done
+}
+race crowd2 gen_crowd2
+tap_is "released-lock race: no session failed" "$(cat "$tmp"/crowd2.*.out | grep -c ERROR)" "0"
+tap_is "released-lock race: each of 10 invitees has exactly one live referral, 70 already referred, 80 unrelated pending" \
+    "$(q -c "SELECT count(DISTINCT invitee_id) FILTER (WHERE status = 'pending' AND invitee_id <= 2110) || ' ' || count(*) FILTER (WHERE reason = 'already referred') || ' ' || count(*) FILTER (WHERE status = 'pending' AND invitee_id > 2200) FROM wam.referral WHERE program_id = wam.referral_program_id('crowd2')")" \
+    "10 70 80"
+
+# 9. one transaction records 20,000 referrals (20,000 invitees, 1,000 referrers) in one
+#    statement: the (program, person) locks do not pile up until commit
+q -c "SELECT wam.create_referral_program('bulk', '{\"velocity_per_hour\": 100000, \"cap\": 100000}')" \
+  -c "SELECT count(wam.referral_code(g, 'bulk')) FROM generate_series(1, 1000) g" >/dev/null
+bulk=$(q -c "BEGIN" \
+    -c "INSERT INTO wam.referral (code, invitee_id) SELECT r.code, g FROM generate_series(12001, 32000) g JOIN wam.referrer r ON r.customer_id = 1 + g % 1000 AND r.program_id = wam.referral_program_id('bulk')" \
+    -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()" -c "COMMIT" 2>&1)
+tap_is "bulk: 20,000 referrals in one transaction hold at most 2 person locks before commit" "$bulk" "2"
+tap_is "bulk: all 20,000 recorded as pending" \
+    "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') FROM wam.referral WHERE program_id = wam.referral_program_id('bulk')")" "20000"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done
