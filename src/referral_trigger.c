@@ -256,11 +256,31 @@ referral_probe_end(ReferralProbe *rp)
 	wam_probe_close(&rp->p);
 }
 
+/* Is the referral row in the probe's slot live (the index predicate)? */
+static bool
+referral_row_live(ReferralProbe *rp, int64 *referrer)
+{
+	bool		isnull;
+	char	   *st = TextDatumGetCString(slot_getattr(rp->p.slot, rp->R->rf_status, &isnull));
+	Datum		d = slot_getattr(rp->p.slot, rp->R->rf_referrer, &isnull);
+	bool		live;
+
+	/* the index predicate says so; checked anyway */
+	live = (strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
+			strcmp(st, "review") == 0) && !isnull;
+	if (live && referrer != NULL)
+		*referrer = DatumGetInt64(d);
+	pfree(st);
+	return live;
+}
+
 /*
  * Waits until no other transaction is inserting or changing a referral of
- * `invitee` in `program`: a dirty probe sees their uncommitted rows.
+ * the invitee in `keys`: a dirty probe sees their uncommitted rows.  Returns
+ * whether a live referral of the invitee exists then, committed or this
+ * transaction's own, whether or not the caller's snapshot can see it.
  */
-static void
+static bool
 referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
 {
 	for (;;)
@@ -268,6 +288,7 @@ referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
 		SnapshotData dirty;
 		IndexScanDesc scan;
 		TransactionId xwait = InvalidTransactionId;
+		bool		live = false;
 
 		InitDirtySnapshot(dirty);
 		scan = index_beginscan(rp->p.heap, rp->p.index, &dirty, 2, 0);
@@ -278,11 +299,12 @@ referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
 			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
 			if (TransactionIdIsValid(xwait))
 				break;
+			live = live || referral_row_live(rp, NULL);
 		}
 		index_endscan(scan);
 		ExecClearTuple(rp->p.slot);
 		if (!TransactionIdIsValid(xwait))
-			return;
+			return live;
 		XactLockTableWait(xwait, NULL, NULL, XLTW_None);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -294,29 +316,29 @@ referral_probe(ReferralProbe *rp, int64 invitee, int32 program, int64 *referrer)
 {
 	ScanKeyData keys[2];
 	Snapshot	snapshot;
-	bool		found;
+	bool		exists;
 	bool		live = false;
 
 	wam_probe_key(&rp->p, &keys[0], 1, F_INT8EQ, Int64GetDatum(invitee));
 	wam_probe_key(&rp->p, &keys[1], 2, F_INT4EQ, Int32GetDatum(program));
-	referral_wait_inflight(rp, keys);
+	exists = referral_wait_inflight(rp, keys);
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	found = wam_probe_fetch(&rp->p, snapshot, keys, 2);
-	if (found)
-	{
-		bool		isnull;
-		char	   *st = TextDatumGetCString(slot_getattr(rp->p.slot, rp->R->rf_status, &isnull));
-		Datum		d = slot_getattr(rp->p.slot, rp->R->rf_referrer, &isnull);
-
-		/* the index predicate says it is live; checked anyway */
-		live = (strcmp(st, "pending") == 0 || strcmp(st, "qualified") == 0 ||
-				strcmp(st, "review") == 0) && !isnull;
-		if (live)
-			*referrer = DatumGetInt64(d);
-		pfree(st);
-	}
+	if (wam_probe_fetch(&rp->p, snapshot, keys, 2))
+		live = referral_row_live(rp, referrer);
 	ExecClearTuple(rp->p.slot);
 	UnregisterSnapshot(snapshot);
+
+	/*
+	 * Under REPEATABLE READ or SERIALIZABLE the snapshot may not see a
+	 * referral another transaction committed meanwhile: deciding without it
+	 * would end in a unique violation, or miss a ring.
+	 */
+	if (!live && exists && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent referral of customer " INT64_FORMAT,
+						invitee),
+				 errhint("Retry the transaction.")));
 	return live;
 }
 

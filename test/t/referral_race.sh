@@ -156,6 +156,21 @@ tap_is "repeatable read: the concurrent attempt with the same code fails to seri
 tap_is "repeatable read: retried, it is rejected for the cap" \
     "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT")" "rejected: cap"
 
+# 6b. REPEATABLE READ, two referrers and one invitee: a transaction whose snapshot predates
+#     another's committed referral of the invitee fails to serialize (40001) rather than
+#     with a unique violation
+c1=$(q -c "SELECT wam.referral_code(5, 'crowd')"); c2=$(q -c "SELECT wam.referral_code(6, 'crowd')")
+q -c "BEGIN" -c "SELECT wam.record_referral('$c1', 1590)" -c "SELECT pg_sleep(0.8)" -c "COMMIT" >"$tmp/rr2.a.out" 2>&1 &
+pid_a=$!
+sleep 0.3
+b=$(q -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" -c "SELECT pg_sleep(1)" \
+    -c "SELECT wam.record_referral('$c2', 1590)" -c "COMMIT" 2>&1 | grep -o 'ERROR:  [0-9A-Z]*: could not serialize access due to a concurrent referral of customer 1590' | head -1)
+wait "$pid_a"
+tap_is "repeatable read: a referral committed after the snapshot is a serialization failure, not a unique violation" \
+    "$b" "ERROR:  40001: could not serialize access due to a concurrent referral of customer 1590"
+tap_is "repeatable read: retried, the invitee is already referred" \
+    "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$c2', 1590)" -c "COMMIT")" "rejected: already referred"
+
 # 7. rings closed by concurrent attempts: for 12 pairs, A invites B in one session while B
 #    invites A in another (each holds its transaction open for 0.2 s, so the two always
 #    overlap); for 8 triples with A -> B recorded first, B invites C while C invites A.
