@@ -275,10 +275,17 @@ referral_row_live(ReferralProbe *rp, int64 *referrer)
 }
 
 /*
- * Waits until no other transaction is inserting or changing a referral of
- * the invitee in `keys`: a dirty probe sees their uncommitted rows.  Returns
- * whether a live referral of the invitee exists then, committed or this
- * transaction's own, whether or not the caller's snapshot can see it.
+ * Waits until no other transaction is inserting a referral of the invitee
+ * in `keys`: a dirty probe sees their uncommitted rows.  Returns whether a
+ * live referral of the invitee exists then, committed or this transaction's
+ * own, whether or not the caller's snapshot can see it.
+ *
+ * Rows being updated are not waited for.  No update makes a referral live
+ * that was not (they go pending -> qualified, review -> pending, or to a
+ * closed status), so the committed version the snapshot sees decides; and
+ * waiting for them would make an attempt that holds its referrer's row wait
+ * for an order that qualifies a referral of that referrer, which itself
+ * waits to lock that row: a deadlock.
  */
 static bool
 referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
@@ -295,10 +302,16 @@ referral_wait_inflight(ReferralProbe *rp, ScanKey keys)
 		index_rescan(scan, keys, 2, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, rp->p.slot))
 		{
-			/* set by the visibility check of the row just returned */
-			xwait = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-			if (TransactionIdIsValid(xwait))
+			/* dirty.xmin: set by the visibility check of the row just returned */
+			if (TransactionIdIsValid(dirty.xmin))
+			{
+				HeapTuple	tup = ExecFetchSlotHeapTuple(rp->p.slot, false, NULL);
+
+				if (tup->t_data->t_infomask & HEAP_UPDATED)
+					continue;	/* a new version of an updated row */
+				xwait = dirty.xmin;
 				break;
+			}
 			live = live || referral_row_live(rp, NULL);
 		}
 		index_endscan(scan);
