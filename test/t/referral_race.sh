@@ -123,6 +123,16 @@ else
     tap_not_ok "held referrer: the second session waited" "it returned after ${waited} ms"
 fi
 
+# 4b. a referrer deleted while an attempt waits for its row: the attempt is recorded as
+#     an unknown code once the deletion commits (the row it waited for is gone)
+code=$(q -c "SELECT wam.referral_code(1990, 'capped')")
+q -c "BEGIN" -c "DELETE FROM wam.customer WHERE id = 1990" -c "SELECT pg_sleep(1)" -c "COMMIT" >"$tmp/del.a.out" 2>&1 &
+pid_a=$!
+sleep 0.4
+b=$(q -c "SELECT wam.record_referral('$code', 905)" 2>&1)
+wait "$pid_a"
+tap_is "deleted referrer: the waiting attempt is rejected as an unknown code" "$b" "rejected: unknown code"
+
 # 5. fingerprints: 8 referrers race for each of 20 invitees, every attempt carrying the
 #    invitee's device and payment fingerprints; each is remembered exactly once (the
 #    trigger's insert is INSERT ... ON CONFLICT DO NOTHING, racing sessions included)
