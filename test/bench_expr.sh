@@ -71,40 +71,12 @@ else
     OUT=""
 fi
 
-START=$SECONDS
-log() { printf '[bench %s +%ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*" >&2; }
-die() { printf '\n## BENCHMARK FAILED: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=test/lib/bench.sh
+. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_begin bench_expr
+bench_require_extension segment_explain
 
-# ------------------------------------------------------------------ other heavy work?
-
-busy_procs() { pgrep -af 'bench_|fuzz_' 2>/dev/null | grep -v -e "^$$ " -e bench_expr -e pgrep | cut -c1-100 || true; }
-BUSY_NOTES=()
-wait_idle() { # wait_idle WHAT: wait up to WAIT_MAX seconds; note it when still busy
-    local procs waited=0
-    procs=$(busy_procs)
-    [ -n "$procs" ] && log "other heavy work is running; waiting up to ${WAIT_MAX}s before $1"
-    while [ -n "$procs" ] && [ "$waited" -lt "$WAIT_MAX" ]; do
-        sleep 10
-        waited=$((waited + 10))
-        procs=$(busy_procs)
-    done
-    [ "$waited" -gt 0 ] && log "waited ${waited}s"
-    if [ -n "$procs" ]; then
-        log "WARNING: still busy before $1 - numbers will be skewed"
-        BUSY_NOTES+=("$1: $(tr '\n' ';' <<<"$procs" | sed 's/;$//') (load average $(cut -d' ' -f1-3 /proc/loadavg))")
-    fi
-    return 0
-}
-
-# ------------------------------------------------------------------ extension, cluster
-
-sharedir=$("$WAM_PG_CONFIG" --sharedir)
-pkglibdir=$("$WAM_PG_CONFIG" --pkglibdir)
-if ! [ -f "$sharedir/extension/pg_wamarketing.control" ] || ! [ -f "$pkglibdir/pg_wamarketing.so" ]; then
-    die "pg_wamarketing is not installed: run 'bash test/run build' first"
-fi
-grep -q segment_explain "$sharedir/extension/pg_wamarketing--0.1.sql" ||
-    die "the installed pg_wamarketing has no segment expressions: run 'bash test/run build'"
+# ------------------------------------------------------------------ cluster
 
 unset WAM_CLUSTER_RUNNING
 export WAM_TEST_PORT=${WAM_BENCH_PORT:-55720}

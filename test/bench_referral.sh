@@ -62,16 +62,10 @@ else
     OUT=""
 fi
 REFERRERS=$((N / 5))
-START=$SECONDS
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-log() { printf '[bench %s +%ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*" >&2; }
-
-sharedir=$("$WAM_PG_CONFIG" --sharedir)
-if [ "${WAM_BENCH_BUILD:-0}" = 1 ] || ! grep -q 'wam.record_referral' "$sharedir/extension/pg_wamarketing--0.1.sql" 2>/dev/null; then
-    log "building and installing the extension"
-    install_deps >&2
-    build_install >&2
-fi
+# shellcheck source=test/lib/bench.sh
+. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_begin bench_referral
+bench_require_extension 'wam.record_referral'
 
 export WAM_TEST_PORT=${WAM_BENCH_PORT:-55493}
 unset WAM_CLUSTER_RUNNING

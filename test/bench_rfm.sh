@@ -80,72 +80,10 @@ else
     OUT=""
 fi
 
-START=$SECONDS
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-log() { printf '[bench %s +%ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*" >&2; }
-die() {
-    {
-        echo
-        echo "######################################################################"
-        echo "## BENCHMARK FAILED: $*"
-        echo "######################################################################"
-    } >&2
-    exit 1
-}
-
-# ------------------------------------------------------------------ other heavy work?
-
-# Other benchmarks and fuzzers share the 2 CPUs and skew every number: wait for them.
-busy_procs() { pgrep -af 'bench_segment|bench_tags|fuzz_' 2>/dev/null | grep -v "^$$ " | cut -c1-120 || true; }
-BUSY_NOTES=()
-WAITED_S=0
-wait_idle() { # wait_idle WHAT: wait up to WAIT_MAX seconds in total; note it when still busy
-    local procs waited=0
-    procs=$(busy_procs)
-    if [ -n "$procs" ]; then
-        log "other heavy work is running; waiting up to $((WAIT_MAX - WAITED_S))s before $1:"
-        printf '    %s\n' "$procs" >&2
-    fi
-    while [ -n "$procs" ] && [ "$WAITED_S" -lt "$WAIT_MAX" ]; do
-        sleep 10
-        WAITED_S=$((WAITED_S + 10)); waited=$((waited + 10))
-        procs=$(busy_procs)
-    done
-    [ "$waited" -gt 0 ] && log "waited ${waited}s"
-    if [ -n "$procs" ]; then
-        log "WARNING: still busy before $1 - numbers will be skewed"
-        BUSY_NOTES+=("$1: $(tr '\n' ';' <<<"$procs" | sed 's/;$//') (load average $(cut -d' ' -f1-3 /proc/loadavg))")
-    fi
-    return 0
-}
-note_busy() { # note_busy WHAT: after a measurement, note if anything heavy ran meanwhile
-    local procs
-    procs=$(busy_procs)
-    if [ -n "$procs" ]; then
-        log "WARNING: other heavy work ran during $1"
-        BUSY_NOTES+=("during $1: $(tr '\n' ';' <<<"$procs" | sed 's/;$//')")
-    fi
-    return 0
-}
-
-# ------------------------------------------------------------------ extension installed?
-
-sharedir=$("$WAM_PG_CONFIG" --sharedir)
-pkglibdir=$("$WAM_PG_CONFIG" --pkglibdir)
-installed() {
-    [ -f "$sharedir/extension/pg_wamarketing.control" ] && [ -f "$pkglibdir/pg_wamarketing.so" ] &&
-        grep -q 'wam.rfm_refresh' "$sharedir/extension/pg_wamarketing--0.1.sql"
-}
-if [ "${WAM_BENCH_BUILD:-0}" = 1 ] || ! installed; then
-    log "extension not installed (or WAM_BENCH_BUILD=1): running the deps + build steps of test/run"
-    install_deps || die "installing packages failed (run 'bash test/run build' as root)"
-    build_install || die "make / make install failed (run 'bash test/run build')"
-fi
-installed || die "pg_wamarketing with RFM is not installed in $sharedir / $pkglibdir: run 'bash test/run build' first"
-newer=$(find src Makefile -newer "$pkglibdir/pg_wamarketing.so" \( -name '*.c' -o -name '*.h' -o -name '*.sql' -o -name Makefile \) 2>/dev/null | head -n 3)
-if [ -n "$newer" ]; then
-    log "WARNING: the installed pg_wamarketing.so is older than $(echo "$newer" | tr '\n' ' ')- run 'bash test/run build' to benchmark the current source"
-fi
+# shellcheck source=test/lib/bench.sh
+. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_begin bench_rfm
+bench_require_extension 'wam.rfm_refresh'
 
 # ------------------------------------------------------------------ cluster
 

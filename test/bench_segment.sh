@@ -67,36 +67,10 @@ else
     OUT=""
 fi
 
-START=$SECONDS
-LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
-log() { printf '[bench %s +%ds] %s\n' "$(date +%H:%M:%S)" $((SECONDS - START)) "$*" >&2; }
-die() {
-    {
-        echo
-        echo "######################################################################"
-        echo "## BENCHMARK FAILED: $*"
-        echo "######################################################################"
-    } >&2
-    exit 1
-}
-
-# ------------------------------------------------------------------ extension installed?
-
-sharedir=$("$WAM_PG_CONFIG" --sharedir)
-pkglibdir=$("$WAM_PG_CONFIG" --pkglibdir)
-installed() {
-    [ -f "$sharedir/extension/pg_wamarketing.control" ] && [ -f "$pkglibdir/pg_wamarketing.so" ]
-}
-if [ "${WAM_BENCH_BUILD:-0}" = 1 ] || ! installed; then
-    log "extension not installed (or WAM_BENCH_BUILD=1): running the deps + build steps of test/run"
-    install_deps || die "installing packages failed (run 'bash test/run build' as root)"
-    build_install || die "make / make install failed (run 'bash test/run build')"
-fi
-installed || die "pg_wamarketing is not installed in $sharedir / $pkglibdir: run 'bash test/run build' first"
-newer=$(find src Makefile -newer "$pkglibdir/pg_wamarketing.so" \( -name '*.c' -o -name '*.h' -o -name '*.sql' -o -name Makefile \) 2>/dev/null | head -n 3)
-if [ -n "$newer" ]; then
-    log "WARNING: the installed pg_wamarketing.so is older than $(echo "$newer" | tr '\n' ' ')- run 'bash test/run build' to benchmark the current source"
-fi
+# shellcheck source=test/lib/bench.sh
+. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_begin bench_segment
+bench_require_extension
 
 # ------------------------------------------------------------------ cluster
 
