@@ -23,6 +23,7 @@
 
 #include "segment.h"
 #include "segment_text.h"
+#include "wam_hex.h"
 #include "wam_portable.h"
 
 PG_FUNCTION_INFO_V1(wam_segment_in);
@@ -89,18 +90,6 @@ wam_quote_input(const char *str)
 	return psprintf("%.*s...", cut, str);
 }
 
-static int
-wam_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * wam_segment_in_hex decodes "\x<hex>" (whitespace around allowed) and
  * validates the portable bytes.
@@ -124,8 +113,8 @@ wam_segment_in_hex(const char *str, const char *hex)
 	bytes = palloc(len / 2 + 1);
 	for (i = 0; i < len; i += 2)
 	{
-		int			hi = wam_hex_value(hex[i]);
-		int			lo = wam_hex_value(hex[i + 1]);
+		int			hi = wam_hex_digit(hex[i]);
+		int			lo = wam_hex_digit(hex[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			ereport(ERROR,

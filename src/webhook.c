@@ -21,6 +21,8 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "wam_hex.h"
+
 static void
 hmac_sha256(const char *key, size_t keylen, const char *msg, size_t msglen, uint8 *out)
 {
@@ -38,18 +40,6 @@ hmac_sha256(const char *key, size_t keylen, const char *msg, size_t msglen, uint
 		ereport(ERROR, (errmsg("could not compute HMAC-SHA256: %s", why)));
 	}
 	pg_hmac_free(ctx);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 PG_FUNCTION_INFO_V1(wam_hmac_sha256);
@@ -97,8 +87,8 @@ wam_hmac_sha256_matches(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(0);
 	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
 	{
-		int			hi = hexval(s[7 + 2 * i]);
-		int			lo = hexval(s[8 + 2 * i]);
+		int			hi = wam_hex_digit(s[7 + 2 * i]);
+		int			lo = wam_hex_digit(s[8 + 2 * i]);
 
 		if (hi < 0 || lo < 0)
 			PG_RETURN_INT32(0);
