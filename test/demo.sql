@@ -248,11 +248,46 @@ SELECT wam.segment_count('@beauty-buyers - product-lipstick') AS "@beauty-buyers
        wam.segment_count('@beauty-buyers AND reachable AND NOT vip') AS "@beauty-buyers AND reachable AND NOT vip";
 
 \echo
+\echo '== (e) Referral program: a code and its wa.me link, the abuse trigger, a reward (R-F1 ... R-F6) =='
+
+SELECT wam.create_referral_program('demo friends', '{"business_number": "+886 2 2345 6789",
+    "landing_url": "https://shop.example/join", "min_order": 100, "flat_cost_cap": 200,
+    "tiers": [{"at": 1, "reward": "50-unit coupon", "cost": 50}, {"at": 3, "reward": "free sample", "cost": 8}]}') AS program_id \gset
+SELECT wam.referral_code(1, 'demo friends') AS code_1 \gset
+SELECT wam.referral_link(1, 'demo friends') AS whatsapp_link,
+       wam.referral_landing_url(1, 'demo friends', '{"utm_content": "story"}') AS landing_url;
+-- customer 1 once paid with this card (the application sends fingerprints as it sees them)
+SELECT wam.record_fingerprint(1, '{"payment": "card-4242"}') AS fingerprints_recorded;
+
+\echo
+\echo '   every attempt is kept; the C trigger decides its status in the recording transaction'
+SELECT a.who, wam.record_referral(a.code, a.invitee, a.source) AS status
+FROM (VALUES (1, 'customer 1 invites customer 1001', :'code_1', 1001, NULL::jsonb),
+             (2, 'customer 1 invites customer 1', :'code_1', 1, NULL),
+             (3, 'a typo in customer 1''s code', overlay(:'code_1' placing CASE WHEN substr(:'code_1', 5, 1) = 'A' THEN 'B' ELSE 'A' END from 5 for 1), 1002, NULL),
+             (4, 'customer 2 invites customer 1001 too', wam.referral_code(2, 'demo friends'), 1001, NULL),
+             (5, 'customer 1001 invites customer 1 back', wam.referral_code(1001, 'demo friends'), 1, NULL),
+             (6, 'customer 1 invites 1003, same card', :'code_1', 1003, '{"payment": "card-4242"}'),
+             (7, 'customer 1 invites customer 1004', :'code_1', 1004, '{"channel": "whatsapp"}'))
+     AS a(n, who, code, invitee, source)
+ORDER BY a.n;
+
+\echo
+\echo '   customer 1001 orders 150 (minimum 100): the referral qualifies, tier 1 gives a reward'
+SELECT wam.record_order(1001, 150) > 0 AS order_recorded;
+SELECT invitee_id, status FROM wam.referral WHERE program_id = :program_id AND status <> 'rejected' ORDER BY id;
+SELECT tier, reward, cost, status, redemption_code ~ '^[0-9A-HJKMNP-TV-Z]{13}$' AS unique_redemption_code, notify_status
+FROM wam.referral_reward WHERE program_id = :program_id;
+SELECT metric, item, value FROM wam.referral_report('demo friends', now() - interval '1 day', now() + interval '1 day')
+WHERE metric IN ('invitations', 'accepted', 'status', 'rejected', 'conversion', 'rewards', 'reward cost', 'revenue', 'roi')
+ORDER BY metric, item;
+
+\echo
 \echo 'Demo tables: demo.customer, demo.customer_tag, demo.tag_segment (wam.segment per tag).'
 
 \if :{?api_url}
 \echo
-\echo '== (e) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
+\echo '== (f) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
 \echo '   (test/mock/wa_mock.py over TLS; bash test/run demo starts it)'
 
 -- The worker (shared_preload_libraries, wam.database = postgres) picks this sender up at once.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test/t/demo.sh — test/demo.sql runs cleanly and its segment answers agree with plain SQL.
+# test/t/demo.sh — test/demo.sql runs cleanly, its segment answers agree with plain SQL, and
+# its referral section decides what it says.
 #
 # Runs under `bash test/run check` (reuses its cluster) or alone as root:
 #     bash test/t/demo.sh          (starts and removes its own cluster)
@@ -122,6 +123,22 @@ tap_is "R-S4 audience is not empty" \
     "$(q "SELECT wam.segment_count('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') > 1000")" t
 tap_is "saved segment @beauty-buyers minus lipstick = step 3" \
     "$(q "SELECT wam.segment_count('@beauty-buyers - product-lipstick')")" "$step3"
+
+
+# Section (e): the referral program's attempts, the qualified referral and its reward.
+tap_is "referral attempts decided as the demo says" \
+    "$(q "SELECT string_agg(coalesce(reason, status), ', ' ORDER BY id) FROM wam.referral WHERE program_id = wam.referral_program_id('demo friends')")" \
+    "qualified, self-referral, already referred, ring, shared payment, pending"
+tap_is "the mistyped code is kept without a program" \
+    "$(q "SELECT count(*) FROM wam.referral WHERE program_id IS NULL AND reason = 'mistyped code'")" 1
+tap_is "one tier-1 reward issued within the cost cap" \
+    "$(q "SELECT string_agg(tier || ' ' || status || ' ' || cost, ', ') FROM wam.referral_reward WHERE program_id = wam.referral_program_id('demo friends')")" \
+    "1 issued 50"
+if grep -qE '^ customer 1001 invites customer 1 back \| rejected: ring$' "$out"; then
+    tap_ok "demo output shows the ring rejected"
+else
+    tap_not_ok "demo output shows the ring rejected" "$(grep -n 'invites' "$out" | head -8)"
+fi
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null || true
 tap_done
