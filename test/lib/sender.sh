@@ -7,7 +7,8 @@
 #                                    CREATE EXTENSION
 #     mock_start                     in the running cluster: a test CA under the cluster dir
 #                                    trusted through wam.ca_file (ALTER SYSTEM + reload), the
-#                                    mock on WAM_MOCK_PORT (default 18250) with TLS
+#                                    mock with TLS on WAM_MOCK_PORT, or by default on a
+#                                    free port the system picks (then in MOCK_PORT)
 #     mock GET|POST PATH [JSON]      control API of the mock
 #     mock_url                       https://localhost:PORT (the API base for create_sender)
 #     pump_webhooks                  pop the mock's webhooks and feed them to wam.ingest_webhook;
@@ -17,7 +18,7 @@
 # Needs cluster.sh and tap.sh sourced first.
 
 MOCK_PID=""
-MOCK_PORT=${WAM_MOCK_PORT:-18250}
+MOCK_PORT=${WAM_MOCK_PORT:-0}
 WAM_CA_DIR=""
 
 q() { wam_psql -qAt -d postgres -c "$1"; }
@@ -39,7 +40,8 @@ sender_setup() {
 }
 
 # mock_start: a test CA under the (running) cluster's dir, trusted by the worker through
-# wam.ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT.
+# wam.ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT (0: any free
+# port; MOCK_PORT is the port it got afterwards).
 mock_start() {
     WAM_CA_DIR=$WAM_CLUSTER_DIR/ca
     bash "$WAM_REPO_DIR/test/mock/make_test_ca.sh" "$WAM_CA_DIR" >/dev/null 2>&1 || return 1
@@ -55,6 +57,8 @@ mock_start() {
         sleep 0.1
     done
     grep -q '^READY' "$WAM_CLUSTER_DIR/mock.out" || { cat "$WAM_CLUSTER_DIR/mock.err" >&2; return 1; }
+    # port 0: the system picked a free one (two test runs on one machine do not collide)
+    MOCK_PORT=$(sed -n 's/^READY port=\([0-9][0-9]*\).*/\1/p' "$WAM_CLUSTER_DIR/mock.out" | head -n 1)
     q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null &&
         q "SELECT pg_reload_conf()" >/dev/null
 }
