@@ -11,11 +11,12 @@
  * the table AM, and inserts fingerprints with the same speculative insertion
  * INSERT ... ON CONFLICT DO NOTHING uses.  What the executor would add and
  * these writes skip is deliberate: privileges (the trigger is the
- * extension's own bookkeeping; only wam_admin and the SECURITY DEFINER API
- * insert referrals), and the check constraints and foreign keys of columns
- * the writes set to values that satisfy them by construction (the
- * fingerprint's customer is the invitee, whose foreign key the referral row
- * itself checks at the end of the statement).  Triggers on wam.referrer and
+ * extension's own bookkeeping; only the extension owner and the SECURITY
+ * DEFINER API (wam.record_referral) insert referrals), and the check
+ * constraints and foreign keys of columns the writes set to values that
+ * satisfy them by construction (the fingerprint's customer is the invitee,
+ * whose foreign key the referral row itself checks at the end of the
+ * statement).  Triggers on wam.referrer and
  * wam.customer_fingerprint do not see these writes (the extension defines
  * none for UPDATE or INSERT).
  *
