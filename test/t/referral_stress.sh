@@ -46,9 +46,9 @@ RANDOM=$SEED
 for s in $(seq 1 "$SESSIONS"); do
     {
         echo "\\set ON_ERROR_STOP 0"
-        for t in $(seq 1 "$TXNS"); do
+        for _ in $(seq 1 "$TXNS"); do
             echo "BEGIN;"
-            for _ in $(seq 1 $((1 + RANDOM % 3))); do
+            for _a in $(seq 1 $((1 + RANDOM % 3))); do
                 if [ $((RANDOM % 5)) = 0 ]; then r=$((41 + RANDOM % 400)); else r=$((1 + RANDOM % 40)); fi
                 if [ $((RANDOM % 6)) = 0 ]; then i=$((1 + RANDOM % 40)); else i=$((41 + RANDOM % 400)); fi
                 src="NULL"
