@@ -337,7 +337,30 @@ wam_update_row(Relation rel, ItemPointer otid, HeapTuple newtup)
 }
 
 /*
- * INSERT ... ON CONFLICT DO NOTHING of the row in `slot`, with the same
+ * Opens the indexes of `rel` for wam_insert_if_absent and makes st->slot, a
+ * virtual slot of its row type for the caller to fill.
+ */
+void
+wam_insert_begin(WamInsertState *st, Relation rel)
+{
+	st->rel = rel;
+	st->estate = CreateExecutorState();
+	st->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->rri, rel, 1, NULL, 0);
+	ExecOpenIndices(st->rri, true);
+	st->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+}
+
+void
+wam_insert_end(WamInsertState *st)
+{
+	ExecDropSingleTupleTableSlot(st->slot);
+	ExecCloseIndices(st->rri);
+	FreeExecutorState(st->estate);
+}
+
+/*
+ * INSERT ... ON CONFLICT DO NOTHING of the row in st->slot, with the same
  * speculative insertion the executor uses: when a conflicting row exists
  * (or is being inserted by a transaction that then commits), nothing is
  * inserted.  Returns whether the row was inserted.  (Under REPEATABLE READ
@@ -346,36 +369,26 @@ wam_update_row(Relation rel, ItemPointer otid, HeapTuple newtup)
  * is already known that changes nothing, so it is not done here.)
  */
 bool
-wam_insert_if_absent(Relation rel, TupleTableSlot *slot)
+wam_insert_if_absent(WamInsertState *st)
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	bool		inserted = false;
-
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, true);
 	for (;;)
 	{
 		ItemPointerData conflict;
 		uint32		token;
 		bool		spec_conflict = false;
 
-		if (!ExecCheckIndexConstraints(rri, slot, estate, &conflict, NIL))
-			break;
+		if (!ExecCheckIndexConstraints(st->rri, st->slot, st->estate, &conflict, NIL))
+			return false;
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
-		table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0, NULL, token);
-		list_free(ExecInsertIndexTuples(rri, slot, estate, false, true, &spec_conflict, NIL));
-		table_tuple_complete_speculative(rel, slot, token, !spec_conflict);
+		table_tuple_insert_speculative(st->rel, st->slot, GetCurrentCommandId(true), 0, NULL,
+									   token);
+		list_free(ExecInsertIndexTuples(st->rri, st->slot, st->estate, false, true,
+										&spec_conflict, NIL));
+		table_tuple_complete_speculative(st->rel, st->slot, token, !spec_conflict);
 		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		ResetPerTupleExprContext(st->estate);
 		if (!spec_conflict)
-		{
-			inserted = true;
-			break;
-		}
+			return true;
 		/* lost a race with a concurrent insert of the same key: look again */
-		ResetPerTupleExprContext(estate);
 	}
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
-	return inserted;
 }

@@ -88,6 +88,17 @@ extern bool wam_probe_fetch(WamProbe *p, Snapshot snapshot, ScanKey keys, int nk
 extern bool wam_lock_row_for_update(Relation rel, ItemPointer tid, Snapshot snapshot,
 									TupleTableSlot *slot);
 extern void wam_update_row(Relation rel, ItemPointer otid, HeapTuple newtup);
-extern bool wam_insert_if_absent(Relation rel, TupleTableSlot *slot);
+/* INSERT ... ON CONFLICT DO NOTHING into one relation, set up once for several rows. */
+typedef struct WamInsertState
+{
+	Relation	rel;
+	struct EState *estate;
+	struct ResultRelInfo *rri;
+	TupleTableSlot *slot;		/* virtual, of the relation's row type */
+} WamInsertState;
+
+extern void wam_insert_begin(WamInsertState *st, Relation rel);
+extern bool wam_insert_if_absent(WamInsertState *st);
+extern void wam_insert_end(WamInsertState *st);
 
 #endif							/* WAM_REFERRAL_STORE_H */

@@ -412,18 +412,19 @@ fingerprint_hash(const char *value)
 }
 
 /*
- * Remembers the invitee's fingerprint of `kind` (ON CONFLICT DO NOTHING)
- * and tells whether the referrer has the same one.
+ * Remembers the invitee's fingerprint of `kind` (ON CONFLICT DO NOTHING,
+ * through `ins` on wam.customer_fingerprint) and tells whether the referrer
+ * has the same one.
  */
 static bool
-fingerprint_shared(const WamReferralRels *R, WamProbe *fp, Snapshot snapshot,
-				   int64 referrer, int64 invitee, const char *kind, const char *value,
-				   TimestampTz seen)
+fingerprint_shared(const WamReferralRels *R, WamProbe *fp, WamInsertState *ins,
+				   Snapshot snapshot, int64 referrer, int64 invitee, const char *kind,
+				   const char *value, TimestampTz seen)
 {
 	Datum		hash = fingerprint_hash(value);
 	Datum		kind_text = CStringGetTextDatum(kind);
 	ScanKeyData keys[3];
-	TupleTableSlot *row;
+	TupleTableSlot *row = ins->slot;
 	bool		shared;
 
 	wam_probe_key(fp, &keys[0], 1, F_INT8EQ, Int64GetDatum(referrer));
@@ -431,7 +432,6 @@ fingerprint_shared(const WamReferralRels *R, WamProbe *fp, Snapshot snapshot,
 	wam_probe_key(fp, &keys[2], 3, F_BYTEAEQ, hash);
 	shared = wam_probe_fetch(fp, snapshot, keys, 3);
 
-	row = MakeSingleTupleTableSlot(RelationGetDescr(fp->heap), &TTSOpsVirtual);
 	ExecClearTuple(row);
 	memset(row->tts_isnull, true, sizeof(bool) * row->tts_tupleDescriptor->natts);
 	row->tts_values[R->fp_customer - 1] = Int64GetDatum(invitee);
@@ -443,8 +443,7 @@ fingerprint_shared(const WamReferralRels *R, WamProbe *fp, Snapshot snapshot,
 	row->tts_isnull[R->fp_hash - 1] = false;
 	row->tts_isnull[R->fp_first_seen - 1] = false;
 	ExecStoreVirtualTuple(row);
-	(void) wam_insert_if_absent(fp->heap, row);
-	ExecDropSingleTupleTableSlot(row);
+	(void) wam_insert_if_absent(ins);
 	return shared;
 }
 
@@ -607,8 +606,8 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 	attempts = DirectFunctionCall3(wam_referral_attempts,
 								   slot_getattr(rr.slot, R->rr_recent, &isnull),
 								   TimestampTzGetDatum(created), Int32GetDatum(velocity));
-	recent = ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(attempts)),
-							ARR_DIMS(DatumGetArrayTypeP(attempts))) - 1;
+	/* one-dimensional (wam_referral_attempts builds it) */
+	recent = ARR_DIMS(DatumGetArrayTypeP(attempts))[0] - 1;
 
 	if (invitee == d->referrer)
 	{
@@ -637,16 +636,19 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 	{
 		/* remember the invitee's fingerprints; does the referrer share one? */
 		WamProbe	fp;
+		WamInsertState ins;
 		bool		dev_shared = false,
 					pay_shared = false;
 
 		wam_probe_open(&fp, R->fingerprint, R->fingerprint_pkey, RowExclusiveLock);
+		wam_insert_begin(&ins, fp.heap);
 		if (device != NULL)
-			dev_shared = fingerprint_shared(R, &fp, snapshot, d->referrer, invitee,
+			dev_shared = fingerprint_shared(R, &fp, &ins, snapshot, d->referrer, invitee,
 											"device", device, created);
 		if (payment != NULL)
-			pay_shared = fingerprint_shared(R, &fp, snapshot, d->referrer, invitee,
+			pay_shared = fingerprint_shared(R, &fp, &ins, snapshot, d->referrer, invitee,
 											"payment", payment, created);
+		wam_insert_end(&ins);
 		wam_probe_close(&fp);
 		if (!rejected && (dev_shared || pay_shared))
 		{

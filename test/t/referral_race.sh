@@ -52,6 +52,8 @@ race() {
     wait
     wait "$holder" 2>/dev/null || true
 }
+# race_no_errors LABEL NAME: no session of race NAME printed an error
+race_no_errors() { tap_is "$1: no session failed" "$(cat "$tmp/$2".*.out | grep -c ERROR)" "0"; }
 
 # 1. cap: 8 sessions x 10 invitations with the same code (each its own transaction)
 code=$(q -c "SELECT wam.referral_code(1, 'capped')")
@@ -62,7 +64,7 @@ gen_cap() {
     done
 }
 race cap gen_cap
-tap_is "cap race: no session failed" "$(cat "$tmp"/cap.*.out | grep -c ERROR)" "0"
+race_no_errors "cap race" cap
 tap_is "cap race: exactly 5 of 80 accepted, 75 rejected for the cap" \
     "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'cap') || ' ' || count(*) FROM wam.referral WHERE referrer_id = 1")" \
     "5 75 80"
@@ -78,7 +80,7 @@ gen_burst() {
     done
 }
 race burst gen_burst
-tap_is "velocity race: no session failed" "$(cat "$tmp"/burst.*.out | grep -c ERROR)" "0"
+race_no_errors "velocity race" burst
 tap_is "velocity race: frozen once, one open review item" \
     "$(q -c "SELECT r.status || ' ' || (SELECT count(*) FROM wam.referral_review v WHERE v.referrer_id = 2) FROM wam.referrer r WHERE r.customer_id = 2")" \
     "frozen 1"
@@ -97,7 +99,7 @@ gen_crowd() {
     done
 }
 race crowd gen_crowd
-tap_is "invitee race: no session failed" "$(cat "$tmp"/crowd.*.out | grep -c ERROR)" "0"
+race_no_errors "invitee race" crowd
 tap_is "invitee race: each of 20 invitees has exactly one live referral, 140 already referred" \
     "$(q -c "SELECT count(DISTINCT invitee_id) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'already referred') FROM wam.referral WHERE program_id = wam.referral_program_id('crowd')")" \
     "20 20 140"
@@ -145,7 +147,7 @@ gen_prints() {
     done
 }
 race prints gen_prints
-tap_is "fingerprint race: no session failed" "$(cat "$tmp"/prints.*.out | grep -c ERROR)" "0"
+race_no_errors "fingerprint race" prints
 tap_is "fingerprint race: one live referral per invitee, each fingerprint stored once" \
     "$(q -c "SELECT (SELECT count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('prints') AND status = 'pending') || ' ' || count(*) || ' ' || count(DISTINCT (customer_id, kind)) FROM wam.customer_fingerprint WHERE customer_id BETWEEN 1601 AND 1620")" \
     "20 40 40"
@@ -215,7 +217,7 @@ gen_circle() {
     fi
 }
 race circle gen_circle
-tap_is "ring race: no session failed" "$(cat "$tmp"/circle.*.out | grep -c ERROR)" "0"
+race_no_errors "ring race" circle
 tap_is "ring race: each of 12 pairs and 8 triples has exactly one attempt rejected as a ring" \
     "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE reason = 'ring') || ' ' || count(*) FROM wam.referral WHERE program_id = wam.referral_program_id('circle') AND invitee_id <= 2400")" \
     "28 20 48"
@@ -236,7 +238,7 @@ gen_crowd2() {
     done
 }
 race crowd2 gen_crowd2
-tap_is "released-lock race: no session failed" "$(cat "$tmp"/crowd2.*.out | grep -c ERROR)" "0"
+race_no_errors "released-lock race" crowd2
 tap_is "released-lock race: each of 10 invitees has exactly one live referral, 70 already referred, 80 unrelated pending" \
     "$(q -c "SELECT count(DISTINCT invitee_id) FILTER (WHERE status = 'pending' AND invitee_id <= 2110) || ' ' || count(*) FILTER (WHERE reason = 'already referred') || ' ' || count(*) FILTER (WHERE status = 'pending' AND invitee_id > 2200) FROM wam.referral WHERE program_id = wam.referral_program_id('crowd2')")" \
     "10 70 80"
