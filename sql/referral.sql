@@ -179,6 +179,25 @@ SELECT record_referral(:'code_a', 9, '[]');
 SELECT record_referral(:'code_a', NULL::text);
 SELECT record_referral(:'code_a', '123');
 INSERT INTO referral (code, invitee_id) VALUES (NULL, 2);
+-- the trigger function only works as the BEFORE INSERT row trigger of wam.referral
+CREATE TABLE public.not_referral (LIKE wam.referral);
+CREATE TRIGGER misplaced BEFORE INSERT ON public.not_referral FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+CREATE TRIGGER misplaced_after AFTER INSERT ON wam.referral FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+DO $$
+BEGIN
+	INSERT INTO public.not_referral (code, invitee_id) VALUES ('x', 2);
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE '% %', SQLSTATE, SQLERRM;
+END $$;
+DO $$
+BEGIN
+	INSERT INTO wam.referral (code, invitee_id) VALUES ('x', 2);
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE '% %', SQLSTATE, SQLERRM;
+END $$;
+SELECT wam.referral_check();
+DROP TRIGGER misplaced_after ON wam.referral;
+DROP TABLE public.not_referral;
 SELECT count(*) AS attempts FROM referral;
 -- sign-up by phone: the invitee becomes a customer
 SELECT record_referral(referral_code(10, 'abuse'), '+852 6000 0001') AS by_phone;

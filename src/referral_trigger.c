@@ -72,6 +72,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -846,11 +847,14 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
 	tuple = trigdata->tg_trigtuple;
-	R = wam_referral_rels(RelationGetNamespace(rel));
-	if (RelationGetRelid(rel) != R->referral)
+	/* the extension's schema is fixed (not relocatable) */
+	if (strcmp(RelationGetRelationName(rel), "referral") != 0 ||
+		strcmp(get_namespace_name(RelationGetNamespace(rel)), "wam") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("wam.referral_check() must be a trigger of wam.referral")));
+				 errmsg("wam.referral_check() must be a trigger of wam.referral, not of \"%s\"",
+						RelationGetRelationName(rel))));
+	R = wam_referral_rels(RelationGetNamespace(rel));
 
 	/* NOT NULL constraints are checked after BEFORE triggers: check here */
 	{
