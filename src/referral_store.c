@@ -130,6 +130,13 @@ rels_unique_index(Oid relid, int ncols, const AttrNumber *cols, bool predicate)
 	return found;
 }
 
+/* Are the relations of schema `nsp` resolved and valid? */
+bool
+wam_referral_rels_cached(Oid nsp)
+{
+	return wam_rels_valid && wam_rels.nsp == nsp;
+}
+
 /*
  * The relations of the extension in schema `nsp` (the referral table's),
  * resolved by name on first use and after an invalidation.

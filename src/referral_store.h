@@ -70,6 +70,7 @@ typedef struct WamReferralRels
 } WamReferralRels;
 
 extern const WamReferralRels *wam_referral_rels(Oid nsp);
+extern bool wam_referral_rels_cached(Oid nsp);
 
 /* One equality probe of a unique index. */
 typedef struct WamProbe

@@ -847,9 +847,13 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
 	tuple = trigdata->tg_trigtuple;
-	/* the extension's schema is fixed (not relocatable) */
+	/*
+	 * The extension's schema is fixed (not relocatable); its name is looked
+	 * up only until the relations are cached for that schema.
+	 */
 	if (strcmp(RelationGetRelationName(rel), "referral") != 0 ||
-		strcmp(get_namespace_name(RelationGetNamespace(rel)), "wam") != 0)
+		(!wam_referral_rels_cached(RelationGetNamespace(rel)) &&
+		 strcmp(get_namespace_name(RelationGetNamespace(rel)), "wam") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("wam.referral_check() must be a trigger of wam.referral, not of \"%s\"",
