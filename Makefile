@@ -49,12 +49,13 @@ SQL_PARTS = \
 	src/sql/rfm.sql \
 	src/sql/segment_expr.sql \
 	src/sql/sender.sql \
-	src/sql/referral.sql
+	src/sql/referral.sql \
+	src/sql/security.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral security
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

@@ -73,7 +73,7 @@ wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 			 int flags)
 {
 	static const char *const fields[] = {
-		"inbound", "read", "first_order", "last_order", "interacted"
+		"inbound", "read", "first_order", "last_order", "interacted", "created"
 	};
 	char		num[32];
 
@@ -105,7 +105,7 @@ wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 				wam_puts(o, num);
 			}
 			else
-				wam_puts(o, n->field <= WAM_FIELD_INTERACTED ? fields[n->field] : "?");
+				wam_puts(o, n->field <= WAM_FIELD_CREATED ? fields[n->field] : "?");
 			if (n->unit != WAM_UNIT_NONE)
 			{
 				snprintf(num, sizeof(num), " within %lld%s", (long long) n->window,

@@ -86,6 +86,7 @@ typedef enum WamKeyword
 	KW_FIRST_ORDER,
 	KW_LAST_ORDER,
 	KW_INTERACTED,
+	KW_CREATED,
 	KW_WITHIN
 } WamKeyword;
 
@@ -109,6 +110,7 @@ static const struct
 	{"first_order", KW_FIRST_ORDER},
 	{"last_order", KW_LAST_ORDER},
 	{"interacted", KW_INTERACTED},
+	{"created", KW_CREATED},
 	{"within", KW_WITHIN}
 };
 
@@ -352,7 +354,7 @@ wam_is_predicate_kw(WamKeyword kw)
 {
 	return kw == KW_EVENT || kw == KW_ORDERS || kw == KW_INBOUND ||
 		kw == KW_READ || kw == KW_FIRST_ORDER || kw == KW_LAST_ORDER ||
-		kw == KW_INTERACTED;
+		kw == KW_INTERACTED || kw == KW_CREATED;
 }
 
 /* -------- errors -------- */
@@ -884,11 +886,13 @@ wam_parse_predicate(WamParser *p, const WamToken *t0, WamKeyword kw)
 		case KW_FIRST_ORDER:
 		case KW_LAST_ORDER:
 		case KW_INTERACTED:
+		case KW_CREATED:
 			n->kind = WAM_EXPR_FIELD;
 			n->field = kw == KW_INBOUND ? WAM_FIELD_INBOUND :
 				kw == KW_READ ? WAM_FIELD_READ :
 				kw == KW_FIRST_ORDER ? WAM_FIELD_FIRST_ORDER :
-				kw == KW_LAST_ORDER ? WAM_FIELD_LAST_ORDER : WAM_FIELD_INTERACTED;
+				kw == KW_LAST_ORDER ? WAM_FIELD_LAST_ORDER :
+				kw == KW_CREATED ? WAM_FIELD_CREATED : WAM_FIELD_INTERACTED;
 			break;
 		default:
 			return wam_fail_at(p, WAM_EXPR_ERR_NO_PREDICATE, t0);	/* not reached */
@@ -1166,7 +1170,7 @@ wam_expr_error_phrase(WamExprError err)
 		case WAM_EXPR_ERR_DURATION_RANGE:
 			return "Duration out of range (1 hour to 36500 days)";
 		case WAM_EXPR_ERR_NO_PREDICATE:
-			return "Expected a behaviour predicate (event, orders, inbound, read, first_order, last_order, interacted) after \"no\"";
+			return "Expected a behaviour predicate (event, orders, inbound, read, first_order, last_order, interacted, created) after \"no\"";
 		case WAM_EXPR_ERR_TOO_LONG:
 			return "The expression is too long";
 		case WAM_EXPR_ERR_TOO_MANY:

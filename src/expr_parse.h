@@ -80,7 +80,8 @@ typedef enum WamExprField
 	WAM_FIELD_READ,				/* read: last_read_at */
 	WAM_FIELD_FIRST_ORDER,		/* first_order: first_order_at */
 	WAM_FIELD_LAST_ORDER,		/* last_order: last_order_at */
-	WAM_FIELD_INTERACTED		/* interacted: any of inbound, read, order */
+	WAM_FIELD_INTERACTED,		/* interacted: any of inbound, read, order */
+	WAM_FIELD_CREATED			/* created: created_at (became a customer) */
 } WamExprField;
 
 /* Unit of a "within" window; NONE means no window (all time). */

@@ -77,7 +77,9 @@ static const char *const wam_field_sql[] = {
 	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
 	"WHERE c.last_inbound_at OPERATOR(pg_catalog.>=) $1 "
 	"OR c.last_read_at OPERATOR(pg_catalog.>=) $1 "
-	"OR c.last_order_at OPERATOR(pg_catalog.>=) $1"
+	"OR c.last_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.created_at OPERATOR(pg_catalog.>=) $1"
 };
 
 static const char wam_reachable_sql[] =

@@ -1282,3 +1282,12 @@ GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_
 GRANT EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.resolve_referral_review(bigint, boolean, text), wam.decide_referral_reward(bigint, boolean, text),
 	wam.notify_referral_reward(bigint) TO wam_admin;
+
+-- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.referral TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.referral_program, wam.referral_reward, wam.referrer TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.referral_review TO wam_definer;
+GRANT SELECT, INSERT ON wam.customer_fingerprint TO wam_definer;
+GRANT SELECT ON wam.referral_secret TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.referral_id_seq, wam.referral_program_id_seq, wam.referral_review_id_seq,
+	wam.referral_reward_id_seq TO wam_definer;

@@ -1635,3 +1635,13 @@ GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean
 GRANT EXECUTE ON FUNCTION wam.rfm_refresh(timestamptz), wam.fit_clv(timestamptz, interval),
 	wam.rfm_configure(text, text), wam.rfm_define_scheme(text, jsonb, text), wam.rfm_sync_tags(),
 	wam.recompute_order_stats(bigint[]) TO wam_admin;
+
+-- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON wam.customer_stats TO wam_definer;
+GRANT SELECT, INSERT ON wam.customer_order TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.rfm_cut, wam.clv_fit TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.rfm_scheme TO wam_definer;
+GRANT SELECT, UPDATE ON wam.rfm_setting TO wam_definer;
+GRANT SELECT, INSERT, DELETE ON wam.rfm_tier_rule TO wam_definer;
+GRANT SELECT ON wam.clv_parameter, wam.customer_rfm, wam.rfm_settings TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.customer_order_order_id_seq TO wam_definer;

@@ -220,3 +220,6 @@ GRANT EXECUTE ON FUNCTION wam.segment_eval(text), wam.segment_count(text),
 	wam.segment_explain(text), wam.segment_check(text) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
 	TO wam_operator;
+
+-- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.saved_segment TO wam_definer;

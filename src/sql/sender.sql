@@ -1362,3 +1362,11 @@ GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, intege
 	wam.set_sender_secrets(text, text, text),
 	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.pause_sender(text, text),
 	wam.resume_sender(text), wam.requeue_uncertain(bigint), wam.set_webhook_verify_token(text) TO wam_admin;
+
+-- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
+GRANT SELECT, INSERT, UPDATE ON wam.sender, wam.sender_secret, wam.outbox TO wam_definer;
+GRANT SELECT, INSERT ON wam.inbound_message TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.webhook_verify_token TO wam_definer;
+GRANT SELECT, INSERT, UPDATE ON wam.customer_user_id TO wam_definer;
+GRANT SELECT ON wam.opt_out_keyword, wam.worker_status TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.outbox_message_id_seq, wam.sender_sender_id_seq TO wam_definer;

@@ -22,9 +22,25 @@ BEGIN
 	IF NOT pg_catalog.pg_has_role('wam_admin', 'wam_operator', 'MEMBER') THEN
 		GRANT wam_operator TO wam_admin;
 	END IF;
+	-- wam_definer owns the SECURITY DEFINER functions (src/sql/security.sql):
+	-- they run with its table privileges, never with the installing superuser's.
+	-- Nobody logs in as it or is a member of it, so the only way to act as it is
+	-- through those functions.
+	IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'wam_definer') THEN
+		CREATE ROLE wam_definer NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+	ELSIF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'wam_definer'
+				  AND (r.rolsuper OR r.rolbypassrls OR r.rolcanlogin OR r.rolcreaterole OR r.rolreplication))
+		OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+				   WHERE m.roleid OPERATOR(pg_catalog.=) 'wam_definer'::pg_catalog.regrole
+					  OR m.member OPERATOR(pg_catalog.=) 'wam_definer'::pg_catalog.regrole) THEN
+		RAISE EXCEPTION 'role "wam_definer" has more rights than the extension allows'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'It must be NOLOGIN, NOSUPERUSER, NOCREATEROLE, NOREPLICATION and NOBYPASSRLS, with no members and no memberships.',
+				  HINT = 'Fix the role (ALTER ROLE, REVOKE) or drop it, then create the extension again.';
+	END IF;
 END
 $roles$;
-GRANT USAGE ON SCHEMA wam TO wam_reader;
+GRANT USAGE ON SCHEMA wam TO wam_reader, wam_definer;
 
 -- customers
 
@@ -165,7 +181,7 @@ CREATE TABLE wam.tag_rule (
 	name text NOT NULL UNIQUE,
 	enabled boolean NOT NULL DEFAULT true,
 	on_event text,
-	condition_sql text,
+	condition text,
 	add_tags text[] NOT NULL DEFAULT '{}',
 	remove_tags text[] NOT NULL DEFAULT '{}',
 	description text,
@@ -174,9 +190,13 @@ CREATE TABLE wam.tag_rule (
 	last_added bigint,
 	last_removed bigint,
 	CONSTRAINT tag_rule_has_effect CHECK (cardinality(add_tags) + cardinality(remove_tags) > 0),
-	CONSTRAINT tag_rule_has_trigger CHECK (on_event IS NOT NULL OR condition_sql IS NOT NULL)
+	CONSTRAINT tag_rule_has_trigger CHECK (on_event IS NOT NULL OR condition IS NOT NULL)
 );
-COMMENT ON TABLE wam.tag_rule IS 'automation rules: customers selected by condition_sql (a query returning customer_id) and/or an event kind get add_tags and lose remove_tags';
+-- Conditions are segment expressions, not SQL: rules run inside functions that
+-- bypass the roles' table privileges (an order recorded through
+-- wam.record_order fires the event rules), so a condition must be data that the
+-- extension's own evaluator reads, never code that would run with those rights.
+COMMENT ON TABLE wam.tag_rule IS 'automation rules: customers selected by condition (a segment expression) and/or an event kind get add_tags and lose remove_tags';
 
 -- imports
 
@@ -813,27 +833,31 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	result wam.segment;
+	among wam.segment;
 BEGIN
-	IF rule.condition_sql IS NULL THEN
-		SELECT coalesce(wam.segment_agg(c), '{}') INTO result FROM unnest(only_customers) c;
-		RETURN result;
+	IF only_customers IS NOT NULL THEN
+		SELECT coalesce(wam.segment_agg(c), '{}') INTO among FROM unnest(only_customers) c;
 	END IF;
-	-- The condition is an administrator's query returning customer_id.  It
-	-- runs with the privileges of the caller (this function is SECURITY
-	-- INVOKER) and is wrapped, never spliced into other SQL.
-	EXECUTE format('SELECT coalesce(wam.segment_agg(q.customer_id), ''{}'') FROM (%s) q '
-				   'WHERE $1 IS NULL OR q.customer_id = ANY ($1)', rule.condition_sql)
-		INTO result USING only_customers;
+	IF rule.condition IS NULL THEN
+		RETURN coalesce(among, '{}');
+	END IF;
+	BEGIN
+		result := wam.segment_eval(rule.condition);
+	EXCEPTION WHEN syntax_error OR undefined_object OR invalid_parameter_value THEN
+		RAISE EXCEPTION 'condition of rule "%" is not a valid segment expression: %', rule.name, SQLERRM
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Fix it with UPDATE wam.tag_rule SET condition = ... or disable the rule.';
+	END;
+	IF among IS NOT NULL THEN
+		result := result OPERATOR(wam.&) among;
+	END IF;
 	RETURN result;
-EXCEPTION WHEN undefined_column THEN
-	RAISE EXCEPTION 'condition of rule "%" must return a column named customer_id', rule.name
-		USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM;
 END
 $$;
 COMMENT ON FUNCTION wam.rule_audience(wam.tag_rule, bigint[]) IS 'customers a rule applies to (optionally only among the given ones)';
 
 CREATE FUNCTION wam.create_tag_rule(name text, add_tags text[] DEFAULT '{}', remove_tags text[] DEFAULT '{}',
-									condition_sql text DEFAULT NULL, on_event text DEFAULT NULL,
+									condition text DEFAULT NULL, on_event text DEFAULT NULL,
 									description text DEFAULT NULL)
 	RETURNS integer
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -841,29 +865,26 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	new_id integer;
+	problem text;
 BEGIN
-	-- SECURITY INVOKER on purpose: the condition is checked (planned) and later
-	-- run with the privileges of the administrator, never of the extension owner.
 	-- every tag must exist, so a rule never creates tags silently
 	PERFORM wam.tag_id(a, true) FROM unnest(add_tags) a;
 	PERFORM wam.tag_id(r) FROM unnest(remove_tags) r;
-	IF condition_sql IS NOT NULL THEN
-		-- check that it parses and returns customer_id, without running it
-		BEGIN
-			EXECUTE format('EXPLAIN SELECT q.customer_id FROM (%s) q', condition_sql);
-		EXCEPTION WHEN OTHERS THEN
-			RAISE EXCEPTION 'invalid rule condition: %', SQLERRM
+	IF condition IS NOT NULL THEN
+		problem := wam.segment_check(condition);
+		IF problem IS NOT NULL THEN
+			RAISE EXCEPTION 'invalid rule condition: %', problem
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'The condition is a query returning a column customer_id.';
-		END;
+					  HINT = 'The condition is a segment expression, e.g. ''VIP AND no interacted within 180d''.';
+		END IF;
 	END IF;
-	INSERT INTO wam.tag_rule (name, add_tags, remove_tags, condition_sql, on_event, description)
-	VALUES (name, coalesce(add_tags, '{}'), coalesce(remove_tags, '{}'), condition_sql, on_event, description)
+	INSERT INTO wam.tag_rule (name, add_tags, remove_tags, condition, on_event, description)
+	VALUES (name, coalesce(add_tags, '{}'), coalesce(remove_tags, '{}'), condition, on_event, description)
 	RETURNING rule_id INTO new_id;
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule (admins): customers returned by condition_sql (and/or with a new event of kind on_event) get add_tags and lose remove_tags';
+COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule (admins): customers the segment expression condition selects (and/or with a new event of kind on_event) get add_tags and lose remove_tags';
 
 CREATE FUNCTION wam.run_tag_rules(only_rule text DEFAULT NULL)
 	RETURNS TABLE (rule text, customers bigint, added bigint, removed bigint)
@@ -875,7 +896,7 @@ DECLARE
 	who wam.segment;
 BEGIN
 	FOR r IN SELECT * FROM wam.tag_rule tr
-			 WHERE tr.enabled AND tr.condition_sql IS NOT NULL
+			 WHERE tr.enabled AND tr.condition IS NOT NULL
 			   AND (only_rule IS NULL OR tr.name = only_rule)
 			 ORDER BY tr.rule_id
 	LOOP
@@ -949,50 +970,35 @@ BEGIN
 	PERFORM wam.create_tag_rule('R-T8 order placed', '{purchased}', '{cart abandoned}',
 		NULL, 'order', 'on an order event: remove cart abandoned, add purchased')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 order placed');
-	-- R-T8: no marketing message opened for 60 days
+	-- R-T8: no marketing message opened for 60 days (customers of less than 60
+	-- days are not counted as silent)
 	PERFORM wam.create_tag_rule('R-T8 no read for 60 days', '{about to churn}', '{active customer}',
-		$q$SELECT id AS customer_id FROM wam.customer
-		   WHERE coalesce(last_read_at, created_at) < now() - interval '60 days'$q$)
+		'no read within 60d AND no created within 60d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 no read for 60 days');
 	-- R-T6: no message read for 14 days: high activity -> needs attention
 	PERFORM wam.create_tag_rule('R-T6 no read for 14 days', '{needs attention}', '{high activity}',
-		$q$SELECT c.id AS customer_id FROM wam.customer c
-		   JOIN wam.customer_tag ct ON ct.customer_id = c.id AND ct.tag_id = wam.tag_id('high activity')
-		   WHERE coalesce(c.last_read_at, c.created_at) < now() - interval '14 days'$q$)
+		'"high activity" AND no read within 14d AND no created within 14d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T6 no read for 14 days');
 	-- R-T10: lifecycle after the first purchase
 	PERFORM wam.create_tag_rule('R-T10 new customer (days 0-30)', '{new customer}', '{}',
-		$q$SELECT id AS customer_id FROM wam.customer
-		   WHERE first_order_at >= now() - interval '30 days'$q$)
+		'first_order within 30d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 new customer (days 0-30)');
 	PERFORM wam.create_tag_rule('R-T10 growth-high (days 31-90, reads weekly)', '{growth-high}', '{growth-low}',
-		$q$SELECT c.id AS customer_id FROM wam.customer c
-		   WHERE c.first_order_at < now() - interval '30 days' AND c.first_order_at >= now() - interval '90 days'
-			 AND EXISTS (SELECT FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'message_read'
-						 AND e.occurred_at >= now() - interval '7 days')$q$)
+		'first_order within 90d EXCLUDE first_order within 30d AND event(message_read) within 7d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-high (days 31-90, reads weekly)');
 	PERFORM wam.create_tag_rule('R-T10 growth-low (days 31-90, no read this week)', '{growth-low}', '{growth-high}',
-		$q$SELECT c.id AS customer_id FROM wam.customer c
-		   WHERE c.first_order_at < now() - interval '30 days' AND c.first_order_at >= now() - interval '90 days'
-			 AND NOT EXISTS (SELECT FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'message_read'
-							 AND e.occurred_at >= now() - interval '7 days')$q$)
+		'first_order within 90d EXCLUDE first_order within 30d EXCLUDE event(message_read) within 7d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-low (days 31-90, no read this week)');
 	PERFORM wam.create_tag_rule('R-T10 no second purchase after 90 days', '{about to churn}', '{new customer}',
-		$q$SELECT c.id AS customer_id FROM wam.customer c
-		   WHERE c.first_order_at < now() - interval '90 days'
-			 AND (SELECT count(*) FROM wam.event e WHERE e.customer_id = c.id AND e.kind = 'order') < 2$q$)
+		'first_order EXCLUDE first_order within 90d AND orders < 2')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 no second purchase after 90 days');
 	-- R-T11: a VIP without interaction for 180 days is a sleeping VIP
 	PERFORM wam.create_tag_rule('R-T11 sleeping VIP', '{historical stock - awaiting reactivation}', '{VIP}',
-		$q$SELECT c.id AS customer_id FROM wam.customer c
-		   JOIN wam.customer_tag ct ON ct.customer_id = c.id AND ct.tag_id = wam.tag_id('VIP')
-		   WHERE greatest(c.last_inbound_at, c.last_read_at, c.last_order_at, c.created_at)
-				 < now() - interval '180 days'$q$)
+		'VIP AND no interacted within 180d AND no created within 180d')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T11 sleeping VIP');
 	-- R-T14: three or more purchases make a high-value customer
 	PERFORM wam.create_tag_rule('R-T14 three orders', '{high-value customer}', '{}',
-		$q$SELECT customer_id FROM wam.event WHERE kind = 'order'
-		   GROUP BY customer_id HAVING count(*) >= 3$q$)
+		'orders >= 3')
 		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T14 three orders');
 	RETURN QUERY SELECT 'rule ' || name FROM wam.tag_rule ORDER BY rule_id;
 END
@@ -1250,3 +1256,13 @@ GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text),
 	wam.create_dimension(text, text, text), wam.rename_tag(text, text, text),
 	wam.retire_tag(text, text), wam.reactivate_tag(text, text), wam.merge_tags(text, text, text),
 	wam.create_tag_rule(text, text[], text[], text, text, text), wam.install_example_rules() TO wam_admin;
+
+-- wam_definer, the owner of the SECURITY DEFINER functions, gets what those
+-- functions (and the invoker functions and triggers they reach) read and write.
+GRANT SELECT, INSERT, UPDATE ON wam.customer, wam.tag, wam.import, wam.tag_rule TO wam_definer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.tag_chunk TO wam_definer;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON wam.customer_tag TO wam_definer;
+GRANT SELECT, INSERT ON wam.tag_dimension, wam.tag_log, wam.event, wam.import_error TO wam_definer;
+GRANT SELECT ON wam.tag_health, wam.tag_health_summary TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.customer_id_seq, wam.tag_tag_id_seq, wam.tag_log_log_id_seq,
+	wam.event_event_id_seq, wam.import_import_id_seq, wam.tag_rule_rule_id_seq TO wam_definer;
