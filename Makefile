@@ -6,6 +6,7 @@ MODULE_big = pg_wamarketing
 OBJS = \
 	src/wam.o \
 	src/wam_portable.o \
+	src/backup.o \
 	src/segment_text.o \
 	src/segment_bitmap.o \
 	src/segment_io.o \
@@ -50,6 +51,7 @@ SQL_PARTS = \
 	src/sql/segment_expr.sql \
 	src/sql/sender.sql \
 	src/sql/referral.sql \
+	src/sql/backup.sql \
 	src/sql/security.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql

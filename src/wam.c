@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "backup.h"
 #include "segment.h"
 #include "worker.h"
 
@@ -93,6 +94,8 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, wam_assign_malloc_trim_threshold, NULL);
+
+	wam_backup_init();
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();

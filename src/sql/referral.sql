@@ -920,6 +920,10 @@ AS $$
 DECLARE
 	rid bigint;
 BEGIN
+	-- restored rows already carry their effects (src/backup.c)
+	IF wam.restoring() THEN
+		RETURN NULL;
+	END IF;
 	INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash, first_seen)
 	SELECT n.customer_id, e.key, sha256(convert_to(e.value, 'UTF8')), n.ordered_at
 	FROM new_orders n, LATERAL jsonb_each_text(n.details) e

@@ -493,6 +493,10 @@ DECLARE
 	new_day boolean;
 	recent_since timestamptz := now() - interval '30 days';
 BEGIN
+	-- restored rows already carry their effects (src/backup.c)
+	IF wam.restoring() THEN
+		RETURN NULL;
+	END IF;
 	SELECT s.day_time_zone, x.n, o.customer_id, o.ordered_at, o.amount, o.coupon_used, o.units
 	INTO zone, n_rows, c, t, amt, coupon, n_units
 	FROM wam.rfm_setting s
