@@ -139,4 +139,10 @@ SELECT length((segment_range(100000000, 207374172) | segment_range(1000000000, 1
 -- ordering two segments that share a prefix of 4294967295 members
 SELECT segment_range(0, 4294967295) OPERATOR(wam.<) segment_range(0, 4294967296);
 \echo :LAST_ERROR_SQLSTATE
+-- streaming every id (in the select list: no tuplestore): members() and
+-- segment_chunks() are cancelable too
+SELECT count(*) FROM (SELECT members(segment_range(0, 4294967296))) x;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM (SELECT segment_chunks(segment_range(0, 4294967296))) x;
+\echo :LAST_ERROR_SQLSTATE
 RESET statement_timeout;

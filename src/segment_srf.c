@@ -27,7 +27,7 @@ PG_FUNCTION_INFO_V1(wam_segment_split);
  */
 #define WAM_SPLIT_MAX_MEMBERS	((uint64) (MaxAllocSize / sizeof(uint32)))
 
-/* Loops over members check for interrupts every this many (a power of 2). */
+/* Loops over members check for interrupts every this many. */
 #define WAM_CFI_EVERY			65536
 
 typedef struct WamMembersState
@@ -173,21 +173,28 @@ wam_segment_split(PG_FUNCTION_ARGS)
 		 * permutation built in place by Fisher-Yates.
 		 */
 		bucket_of = palloc(Max(card, 1) * sizeof(uint32));
-		for (pos = 0; pos < card; pos++)
+		/* in strides of WAM_CFI_EVERY, with an interrupt check after each */
+		for (pos = 0; pos < card;)
 		{
-			bucket_of[pos] = (uint32) pos;
-			if ((pos & (WAM_CFI_EVERY - 1)) == 0)
-				CHECK_FOR_INTERRUPTS();
-		}
-		for (pos = card; pos > 1; pos--)
-		{
-			uint64		j = wam_random_below(&rng, pos);
-			uint32		tmp = bucket_of[pos - 1];
+			uint64		end = Min(card, pos + WAM_CFI_EVERY);
 
-			bucket_of[pos - 1] = bucket_of[j];
-			bucket_of[j] = tmp;
-			if ((pos & (WAM_CFI_EVERY - 1)) == 0)
-				CHECK_FOR_INTERRUPTS();
+			for (; pos < end; pos++)
+				bucket_of[pos] = (uint32) pos;
+			CHECK_FOR_INTERRUPTS();
+		}
+		for (pos = card; pos > 1;)
+		{
+			uint64		stop = pos > WAM_CFI_EVERY + 1 ? pos - WAM_CFI_EVERY : 1;
+
+			for (; pos > stop; pos--)
+			{
+				uint64		j = wam_random_below(&rng, pos);
+				uint32		tmp = bucket_of[pos - 1];
+
+				bucket_of[pos - 1] = bucket_of[j];
+				bucket_of[j] = tmp;
+			}
+			CHECK_FOR_INTERRUPTS();
 		}
 
 		parts = palloc(sizeof(roaring_bitmap_t *) * nbuckets);
