@@ -246,10 +246,13 @@ wam_segment_out_hex(const WamSegmentFlat *flat)
 	char	   *out;
 	size_t		i;
 
-	if (len > (MaxAllocSize - 3) / 2)
+	/* "\x", two digits a byte, and it must still fit in a text value */
+	if (len > (MaxAllocSize - VARHDRSZ - 2) / 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("wam.segment is too large to print as hexadecimal"),
+				 errdetail("The serialized bitmap has %zu bytes; hexadecimal output takes at most %zu.",
+						   len, (size_t) ((MaxAllocSize - VARHDRSZ - 2) / 2)),
 				 errhint("Set wam.segment_output_format to 'array', or use binary transfer.")));
 	out = palloc(len * 2 + 3);
 	out[0] = '\\';
