@@ -54,7 +54,7 @@ SELECT $tag, 0 UNION SELECT 0, c FROM generate_series(1, 20) c
 UNION SELECT $prog, p FROM unnest('{1,50}'::integer[]) p;
 SELECT count(pg_advisory_lock(key)) FROM k;
 SELECT count(pg_advisory_lock(a, b)) FROM k2;
-SELECT pg_sleep(120);
+SELECT pg_sleep(600);  -- ended by pg_terminate_backend below
 SQL
 PGUSER=wam_intruder q -f "$tmp/keys.sql" >"$tmp/intruder.out" 2>&1 &
 intruder=$!
