@@ -7,6 +7,7 @@ OBJS = \
 	src/wam.o \
 	src/wam_portable.o \
 	src/backup.o \
+	src/wam_lock.o \
 	src/segment_text.o \
 	src/segment_bitmap.o \
 	src/segment_io.o \

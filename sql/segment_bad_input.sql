@@ -94,3 +94,55 @@ SELECT '{2147483648}'::segment::integer[];
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM split('{1}', 0, 1);
 \echo :LAST_ERROR_SQLSTATE
+
+-- sizes past the limits fail at once with program_limit_exceeded (54000),
+-- before any large allocation: wam.split() permutes at most 268435455
+-- members (4 bytes each, under 1 GB); every id would ask for 16 GB
+SELECT * FROM split(segment_range(0, 4294967296), 10000, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM split(segment_range(0, 268435456), 2, 1);
+\echo :LAST_ERROR_SQLSTATE
+-- an array holds at most 134217727 int4 (PostgreSQL's MaxArraySize) or
+-- 134217724 int8 (1 GB)
+SELECT cardinality(segment_range(0, 134217728)::integer[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT cardinality(segment_range(0, 134217725)::bigint[]);
+\echo :LAST_ERROR_SQLSTATE
+-- the {…} text of every id would need 43 GB
+SELECT length(segment_range(0, 4294967296)::text);
+\echo :LAST_ERROR_SQLSTATE
+SELECT length(segment_range(0, 120000000)::text);
+\echo :LAST_ERROR_SQLSTATE
+-- the text limit is 1073741819 bytes: 107374173 nine-digit ids and eight
+-- ten-digit ones need exactly that (10 * 107374173 + 1 + 11 * 8); one more
+-- ten-digit id is 11 bytes too many
+SELECT length((segment_range(100000000, 207374173) | segment_range(1000000000, 1000000009))::text);
+\echo :LAST_ERROR_SQLSTATE
+
+-- at and just below the limits the work starts, and long loops over members
+-- give in to a cancel (here statement_timeout, 57014)
+SET statement_timeout = '100ms';
+SELECT count(*) FROM split(segment_range(0, 268435455), 2, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM split(segment_range(1, 268435455), 10000, 1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT cardinality(segment_range(0, 134217727)::integer[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT cardinality(segment_range(1, 134217727)::integer[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT cardinality(segment_range(0, 134217724)::bigint[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT length((segment_range(100000000, 207374173) | segment_range(1000000000, 1000000008))::text);
+\echo :LAST_ERROR_SQLSTATE
+SELECT length((segment_range(100000000, 207374172) | segment_range(1000000000, 1000000008))::text);
+\echo :LAST_ERROR_SQLSTATE
+-- ordering two segments that share a prefix of 4294967295 members
+SELECT segment_range(0, 4294967295) OPERATOR(wam.<) segment_range(0, 4294967296);
+\echo :LAST_ERROR_SQLSTATE
+-- streaming every id (in the select list: no tuplestore): members() and
+-- segment_chunks() are cancelable too
+SELECT count(*) FROM (SELECT members(segment_range(0, 4294967296))) x;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM (SELECT segment_chunks(segment_range(0, 4294967296))) x;
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;

@@ -310,7 +310,9 @@ wam_expr_repeat_serial(PG_FUNCTION_ARGS)
 	if (total > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("wam.segment_repeat_agg state is too large")));
+				 errmsg("wam.segment_repeat_agg state is too large"),
+				 errdetail("The serialized state needs %zu bytes; the limit is %zu.",
+						   (size_t) total, (size_t) MaxAllocSize)));
 	out = palloc(total);
 	SET_VARSIZE(out, total);
 	p = VARDATA(out);

@@ -319,7 +319,11 @@ wam_membership_delete_bitmap(int32 tag_id, const roaring_bitmap_t *bm)
 			 * the number of members.
 			 */
 			while (it.has_value && (int64) it.current_value < entry_customer)
+			{
 				roaring_advance_uint32_iterator(&it);
+				if ((++steps & 0xFFFF) == 0)
+					CHECK_FOR_INTERRUPTS();
+			}
 			if (!it.has_value)
 				break;
 		}

@@ -161,8 +161,8 @@ wam_referral_attempts(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("attempt times must be a one-dimensional array")));
-	if (velocity < 1)
-		velocity = 1;
+	/* settings allow 1..1,000,000; clamped so that velocity + 1 cannot overflow */
+	velocity = Max(1, Min(velocity, PG_INT32_MAX - 1));
 	max = velocity + 1;
 	deconstruct_array(arr, TIMESTAMPTZOID, sizeof(TimestampTz), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &times, &nulls, &n);

@@ -81,15 +81,12 @@
 #include "phone.h"
 #include "referral_code.h"
 #include "referral_store.h"
+#include "wam_lock.h"
 
 PG_FUNCTION_INFO_V1(wam_referral_check);
 
 /* in referral_sql.c */
 extern Datum wam_referral_attempts(PG_FUNCTION_ARGS);
-
-/* Class of the advisory locks on (program, person); 0x57a3/0x57a4 are
- * used by tags and order statistics. */
-#define WAM_REFERRAL_LOCK_CLASS 0x57a5
 
 /* The SQL of the rare path: a referrer frozen for velocity. */
 typedef enum
@@ -165,9 +162,9 @@ referral_exec(WamReferralQuery q, Datum *args)
  * for its transaction (referral_wait_inflight).  Holding them to commit
  * would take a lock-table entry per person, and a transaction recording
  * tens of thousands of referrals would run out of shared memory.  The locks
- * are advisory locks with the keys pg_advisory_xact_lock(bigint) would use
- * (visible in pg_locks), owned by the top transaction so that any later
- * attempt can release them.
+ * are advisory locks in the extension's own lock space (wam_lock.h: no role
+ * can take them with pg_advisory_lock()), visible in pg_locks, owned by the
+ * top transaction so that any later attempt can release them.
  */
 typedef struct ReferralPersonLocks
 {
@@ -181,7 +178,7 @@ static ReferralPersonLocks wam_person_locks;
 static void
 person_lock_tag(LOCKTAG *tag, int64 key)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	wam_lock_tag(tag, WAM_LOCK_REFERRAL_PERSON, key);
 }
 
 static void
@@ -689,8 +686,7 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 		 * sees the first: A inviting B while B invites A, or the last two
 		 * links of a ring of three (see referral_take_person_locks).
 		 */
-		int64		base = ((int64) WAM_REFERRAL_LOCK_CLASS << 48) |
-			((int64) (d->program & 0xffff) << 32);
+		int64		base = ((int64) d->program & INT64CONST(0xffffffff)) << 32;
 		int64		k_invitee = base | (invitee & INT64CONST(0xffffffff));
 		int64		k_referrer = base | (d->referrer & INT64CONST(0xffffffff));
 		ReferralProbe probe;

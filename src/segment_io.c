@@ -16,6 +16,7 @@
 
 #include "catalog/pg_type.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -61,6 +62,8 @@ wam_collect_flush(WamIdCollector *c)
 	if (c->n > 0)
 		roaring_bitmap_add_many(c->bm, c->n, c->buf);
 	c->n = 0;
+	/* every WAM_ID_BUFFER ids of a long literal or array */
+	CHECK_FOR_INTERRUPTS();
 }
 
 static void
@@ -168,41 +171,71 @@ wam_segment_in(PG_FUNCTION_ARGS)
 }
 
 /*
+ * wam_segment_text_length is the exact length of the "{1,2,3}" form: the
+ * braces, a comma between members and each member's digits (counted with
+ * rank queries: the members of at least 2 digits are those above 9, ...).
+ */
+static uint64
+wam_segment_text_length(const roaring_bitmap_t *bm, uint64 card)
+{
+	uint64		len;
+	uint32		p10 = 10;
+	int			d;
+
+	if (card == 0)
+		return 2;
+	len = 2 + (card - 1) + card;
+	for (d = 1; d <= 9; d++, p10 *= 10)
+		len += card - roaring_bitmap_rank(bm, p10 - 1);
+	return len;
+}
+
+/*
  * wam_segment_out_array prints "{1,2,3}" streaming through the bitmap in
- * batches, so printing never materialises an id array.
+ * batches, so printing never materialises an id array.  The exact length is
+ * known first: a segment whose text would not fit in a text value fails at
+ * once instead of after building a gigabyte of it.
  */
 static char *
 wam_segment_out_array(const roaring_bitmap_t *bm)
 {
-	StringInfoData buf;
 	roaring_uint32_iterator_t it;
 	uint32		batch[1024];
 	uint32		n;
-	bool		first = true;
 	uint64		card = roaring_bitmap_get_cardinality(bm);
+	uint64		need = wam_segment_text_length(bm, card);
+	char	   *out;
+	char	   *p;
 
-	initStringInfo(&buf);
-	/* at most 10 digits and a comma per id */
-	if (card < (MaxAllocSize - 16) / 11)
-		enlargeStringInfo(&buf, (int) Min(card * 11 + 2, (uint64) 64 * 1024 * 1024));
-	appendStringInfoChar(&buf, '{');
+	if (need > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("wam.segment is too large to print as text"),
+				 errdetail("The segment has " UINT64_FORMAT " members; its text form needs " UINT64_FORMAT " bytes, the limit is %zu.",
+						   card, need, (size_t) (MaxAllocSize - VARHDRSZ)),
+				 errhint("Set wam.segment_output_format to 'hex', or use wam.members() or binary transfer.")));
+	out = palloc(need + 1);
+	p = out;
+	*p++ = '{';
 	roaring_init_iterator(bm, &it);
 	while ((n = roaring_read_uint32_iterator(&it, batch, lengthof(batch))) > 0)
 	{
 		uint32		i;
 
-		enlargeStringInfo(&buf, (int) n * 11);
 		for (i = 0; i < n; i++)
 		{
-			if (!first)
-				buf.data[buf.len++] = ',';
-			first = false;
-			buf.len += pg_ultoa_n(batch[i], buf.data + buf.len);
+			if (p != out + 1)
+				*p++ = ',';
+			p += pg_ultoa_n(batch[i], p);
 		}
-		buf.data[buf.len] = '\0';
+		CHECK_FOR_INTERRUPTS();
 	}
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+	*p++ = '}';
+	*p = '\0';
+	if ((uint64) (p - out) != need)
+		elog(ERROR, "wam_segment_out_array: wrote %zu bytes, expected " UINT64_FORMAT,
+			 (size_t) (p - out), need);
+	return out;
 }
 
 static char *
@@ -213,10 +246,13 @@ wam_segment_out_hex(const WamSegmentFlat *flat)
 	char	   *out;
 	size_t		i;
 
-	if (len > (MaxAllocSize - 3) / 2)
+	/* "\x", two digits a byte, and it must still fit in a text value */
+	if (len > (MaxAllocSize - VARHDRSZ - 2) / 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("wam.segment is too large to print as hexadecimal"),
+				 errdetail("The serialized bitmap has %zu bytes; hexadecimal output takes at most %zu.",
+						   len, (size_t) ((MaxAllocSize - VARHDRSZ - 2) / 2)),
 				 errhint("Set wam.segment_output_format to 'array', or use binary transfer.")));
 	out = palloc(len * 2 + 3);
 	out[0] = '\\';
@@ -327,6 +363,7 @@ wam_segment_to_array(const roaring_bitmap_t *bm, Oid elemtype)
 {
 	uint64		card = roaring_bitmap_get_cardinality(bm);
 	int			elemsize = (elemtype == INT4OID) ? 4 : 8;
+	Size		max_elems;
 	Size		nbytes;
 	ArrayType  *result;
 	roaring_uint32_iterator_t it;
@@ -336,12 +373,14 @@ wam_segment_to_array(const roaring_bitmap_t *bm, Oid elemtype)
 
 	if (card == 0)
 		return construct_empty_array(elemtype);
-	if (card > (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / elemsize)
+	/* PostgreSQL's limits: MaxArraySize elements, one ordinary allocation */
+	max_elems = Min((Size) MaxArraySize, (MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / elemsize);
+	if (card > max_elems)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("segment has too many members for an array"),
 				 errdetail("The segment has " UINT64_FORMAT " members; an array holds at most %zu.",
-						   card, (size_t) ((MaxAllocSize - ARR_OVERHEAD_NONULLS(1)) / elemsize)),
+						   card, max_elems),
 				 errhint("Use wam.members() to stream the members instead.")));
 	if (elemtype == INT4OID && roaring_bitmap_maximum(bm) > PG_INT32_MAX)
 		ereport(ERROR,
@@ -351,7 +390,9 @@ wam_segment_to_array(const roaring_bitmap_t *bm, Oid elemtype)
 				 errhint("Cast to bigint[] instead.")));
 
 	nbytes = ARR_OVERHEAD_NONULLS(1) + card * elemsize;
-	result = (ArrayType *) palloc0(nbytes);
+	/* only the header zeroed: the loop below writes every element */
+	result = (ArrayType *) palloc(nbytes);
+	memset(result, 0, ARR_OVERHEAD_NONULLS(1));
 	SET_VARSIZE(result, nbytes);
 	result->ndim = 1;
 	result->dataoffset = 0;
@@ -380,6 +421,7 @@ wam_segment_to_array(const roaring_bitmap_t *bm, Oid elemtype)
 				out[i] = (int64) batch[i];
 		}
 		dst += (Size) n * elemsize;
+		CHECK_FOR_INTERRUPTS();
 	}
 	return result;
 }

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "segment.h"
@@ -171,6 +172,7 @@ wam_segment_compare(Datum da, Datum db)
 	const roaring_bitmap_t *b;
 	roaring_uint32_iterator_t ia;
 	roaring_uint32_iterator_t ib;
+	uint64		steps;
 
 	if (wam_segment_bytes_equal(fa, fb))
 		return 0;
@@ -178,7 +180,7 @@ wam_segment_compare(Datum da, Datum db)
 	b = wam_bitmap_from_portable(fb->data, WAM_SEGMENT_DATA_LEN(fb), false);
 	roaring_init_iterator(a, &ia);
 	roaring_init_iterator(b, &ib);
-	for (;;)
+	for (steps = 1;; steps++)
 	{
 		if (!ia.has_value || !ib.has_value)
 			return (int) ia.has_value - (int) ib.has_value;
@@ -186,6 +188,9 @@ wam_segment_compare(Datum da, Datum db)
 			return ia.current_value < ib.current_value ? -1 : 1;
 		roaring_advance_uint32_iterator(&ia);
 		roaring_advance_uint32_iterator(&ib);
+		/* two segments sharing a long prefix: billions of steps */
+		if ((steps & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 }
 

@@ -19,6 +19,17 @@ PG_FUNCTION_INFO_V1(wam_segment_split);
 /* Most buckets split() accepts; A/B/n tests need a handful. */
 #define WAM_SPLIT_MAX_BUCKETS	10000
 
+/*
+ * Most members split() accepts: its permutation takes 4 bytes per member and
+ * must stay one ordinary allocation (under 1 GB).  268,435,455 members, far
+ * more customers than anyone has; a segment of every possible id (2^32)
+ * would otherwise ask for 16 GB.
+ */
+#define WAM_SPLIT_MAX_MEMBERS	((uint64) (MaxAllocSize / sizeof(uint32)))
+
+/* Loops over members check for interrupts every this many. */
+#define WAM_CFI_EVERY			65536
+
 typedef struct WamMembersState
 {
 	roaring_uint32_iterator_t it;
@@ -140,32 +151,50 @@ wam_segment_split(PG_FUNCTION_ARGS)
 					 errmsg("number of buckets must be between 1 and %d, not %d",
 							WAM_SPLIT_MAX_BUCKETS, nbuckets)));
 
+		/* checked on the header alone, before the bitmap is even read */
+		card = wam_segment_cardinality_datum(PG_GETARG_DATUM(0));
+		if (card > WAM_SPLIT_MAX_MEMBERS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("segment is too large to split"),
+					 errdetail("The segment has " UINT64_FORMAT " members; wam.split() accepts at most " UINT64_FORMAT ".",
+							   card, WAM_SPLIT_MAX_MEMBERS)));
+
 		funcctx = SRF_FIRSTCALL_INIT();
 		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 
 		bm = wam_segment_read(PG_GETARG_DATUM(0));
-		card = roaring_bitmap_get_cardinality(bm);
-		if (card > MaxAllocHugeSize / sizeof(uint32))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("segment is too large to split"),
-					 errdetail("The segment has " UINT64_FORMAT " members.", card)));
+		if (roaring_bitmap_get_cardinality(bm) != card)
+			elog(ERROR, "wam_segment_split: cardinality of the header and the bitmap differ");
 
 		/*
 		 * bucket_of[i] is the bucket of the i-th smallest member: position i
 		 * goes to bucket perm(i) mod nbuckets, where perm is a random
 		 * permutation built in place by Fisher-Yates.
 		 */
-		bucket_of = palloc_extended(Max(card, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
-		for (pos = 0; pos < card; pos++)
-			bucket_of[pos] = (uint32) pos;
-		for (pos = card; pos > 1; pos--)
+		bucket_of = palloc(Max(card, 1) * sizeof(uint32));
+		/* in strides of WAM_CFI_EVERY, with an interrupt check after each */
+		for (pos = 0; pos < card;)
 		{
-			uint64		j = wam_random_below(&rng, pos);
-			uint32		tmp = bucket_of[pos - 1];
+			uint64		end = Min(card, pos + WAM_CFI_EVERY);
 
-			bucket_of[pos - 1] = bucket_of[j];
-			bucket_of[j] = tmp;
+			for (; pos < end; pos++)
+				bucket_of[pos] = (uint32) pos;
+			CHECK_FOR_INTERRUPTS();
+		}
+		for (pos = card; pos > 1;)
+		{
+			uint64		stop = pos > WAM_CFI_EVERY + 1 ? pos - WAM_CFI_EVERY : 1;
+
+			for (; pos > stop; pos--)
+			{
+				uint64		j = wam_random_below(&rng, pos);
+				uint32		tmp = bucket_of[pos - 1];
+
+				bucket_of[pos - 1] = bucket_of[j];
+				bucket_of[j] = tmp;
+			}
+			CHECK_FOR_INTERRUPTS();
 		}
 
 		parts = palloc(sizeof(roaring_bitmap_t *) * nbuckets);
@@ -190,7 +219,10 @@ wam_segment_split(PG_FUNCTION_ARGS)
 		st->next = 0;
 		st->buckets = palloc(sizeof(Datum) * nbuckets);
 		for (b = 0; b < nbuckets; b++)
+		{
 			st->buckets[b] = PointerGetDatum(wam_segment_flatten(parts[b]));
+			CHECK_FOR_INTERRUPTS();
+		}
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(oldcxt);
 	}

@@ -46,13 +46,11 @@
 
 #include "membership.h"
 #include "segment.h"
+#include "wam_lock.h"
 
 PG_FUNCTION_INFO_V1(wam_attach);
 PG_FUNCTION_INFO_V1(wam_detach);
 PG_FUNCTION_INFO_V1(wam_tag_members);
-
-/* High bits of the advisory lock keys of membership blocks ("wam" 0x57a3). */
-#define WAM_CHUNK_LOCK_TAG	((int64) 0x57a3 << 48)
 
 /* A tag as attach/detach need it. */
 typedef struct WamTag
@@ -197,8 +195,10 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 }
 
 /*
- * wam_lock_blocks takes the advisory locks of the (tag, block) pairs that
- * `who` touches, in ascending block order.
+ * wam_lock_blocks takes the locks of the (tag, block) pairs that `who`
+ * touches, in ascending block order (so writers never deadlock on them), in
+ * the extension's own lock space (wam_lock.h), which pg_advisory_lock()
+ * cannot reach.
  */
 static void
 wam_lock_blocks(int32 tag_id, const roaring_bitmap_t *who)
@@ -207,12 +207,8 @@ wam_lock_blocks(int32 tag_id, const roaring_bitmap_t *who)
 	int32		i;
 
 	for (i = 0; i < ra->size; i++)
-	{
-		int64		key = WAM_CHUNK_LOCK_TAG |
-			(((int64) tag_id & INT64CONST(0xffffffff)) << 16) | (int64) ra->keys[i];
-
-		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(key));
-	}
+		wam_xact_lock(WAM_LOCK_TAG_BLOCK,
+					  (((int64) tag_id & INT64CONST(0xffffffff)) << 32) | (int64) ra->keys[i]);
 }
 
 /* The members of a tag in the blocks `who` touches, read under a new snapshot. */

@@ -6,3 +6,11 @@
 -- The schema belongs to the extension, so DROP EXTENSION removes it too.
 CREATE SCHEMA wam;
 COMMENT ON SCHEMA wam IS 'pg_wamarketing: WhatsApp marketing inside PostgreSQL';
+
+-- The extension's own advisory locks (src/wam_lock.h): pg_locks shows them as
+-- locktype 'advisory' with objsubid 22432 + space, a value SQL's
+-- pg_advisory_lock() functions never use, so no role can block them.
+CREATE FUNCTION wam.lock_key(space integer, key bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'wam_lock_key' LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION wam.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons)';
+REVOKE EXECUTE ON FUNCTION wam.lock_key(integer, bigint) FROM PUBLIC;

@@ -369,13 +369,8 @@ ALTER TABLE wam.rfm_setting ADD CONSTRAINT rfm_setting_tier_scheme
 
 -- purchase statistics maintenance
 
--- Key of the transaction-level advisory lock that serializes statistics
--- writers of one customer (class 0x57a4 in the top 16 bits; the tag blocks
--- use 0x57a3).
-CREATE FUNCTION wam.order_stats_lock_key(customer bigint) RETURNS bigint
-	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN (x'57a4'::bigint << 48) | (customer & x'ffffffff'::bigint);
-COMMENT ON FUNCTION wam.order_stats_lock_key(bigint) IS 'internal: advisory lock key of a customer''s purchase statistics';
+-- Statistics writers of one customer serialize on wam.lock_key(2, customer
+-- id), a transaction-level lock in the extension's own lock space.
 
 -- The statistics as computed from all orders: the reference the incremental
 -- maintenance is checked against, and what corrections and rebuilds write.
@@ -406,7 +401,7 @@ BEGIN
 	IF customers IS NULL OR cardinality(customers) > 64 THEN
 		LOCK TABLE wam.customer_stats IN SHARE ROW EXCLUSIVE MODE;
 	ELSE
-		PERFORM pg_advisory_xact_lock(wam.order_stats_lock_key(c))
+		PERFORM wam.lock_key(2, c)
 		FROM (SELECT DISTINCT c FROM unnest(customers) c ORDER BY 1) x;
 	END IF;
 END
@@ -506,10 +501,10 @@ BEGIN
 	IF n_rows = 1 THEN
 		-- one order (wam.record_order): update the customer's row in place.
 		-- The table lock comes first, so that the row is read after any bulk
-		-- writer (SHARE ROW EXCLUSIVE, below) has committed; the advisory
+		-- writer (SHARE ROW EXCLUSIVE, below) has committed; the customer's
 		-- lock serializes writers of this customer.
 		LOCK TABLE wam.customer_stats IN ROW EXCLUSIVE MODE;
-		PERFORM pg_advisory_xact_lock(wam.order_stats_lock_key(c));
+		PERFORM wam.lock_key(2, c);
 		d := (t AT TIME ZONE zone)::date;
 		SELECT * INTO st FROM wam.customer_stats s WHERE s.customer_id = c;
 		IF NOT FOUND THEN
@@ -1601,7 +1596,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
 	wam.rfm_level(anyelement, anyarray), wam.count_since(timestamptz[], timestamptz),
-	wam.rfm_compile(text), wam.rfm_store_scheme(text), wam.order_stats_lock_key(bigint),
+	wam.rfm_compile(text), wam.rfm_store_scheme(text),
 	wam.order_stats_from_orders(bigint[], text), wam.lock_order_stats(bigint[]),
 	wam.recompute_order_stats(bigint[]), wam.verify_order_stats(),
 	wam.order_stats_insert(), wam.order_stats_change(), wam.order_stats_truncate(),

@@ -264,18 +264,18 @@ CREATE FUNCTION wam.membership_delete(tag_id integer, who wam.segment) RETURNS b
 	AS 'MODULE_PATHNAME', 'wam_membership_delete' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION wam.membership_delete(integer, wam.segment) IS 'internal: bulk delete of membership rows through the primary key (bypasses triggers; used by wam.detach)';
 
--- wam.lock_chunks takes transaction-scoped advisory locks on the (tag, chunk)
--- blocks a segment touches, in ascending order, so that attach and detach
--- of overlapping customers serialize per block (and never deadlock) while
--- writers of other blocks of the same tag proceed in parallel.
+-- wam.lock_chunks takes transaction-scoped locks on the (tag, chunk) blocks a
+-- segment touches, in ascending order, so that attach and detach of
+-- overlapping customers serialize per block (and never deadlock) while
+-- writers of other blocks of the same tag proceed in parallel.  They are the
+-- locks wam.attach and wam.detach take (lock space 1, key tag << 32 | chunk).
 CREATE FUNCTION wam.lock_chunks(tag_id integer, who wam.segment) RETURNS bigint
 	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
 AS $$
-	SELECT count(pg_catalog.pg_advisory_xact_lock(
-		(x'57a3'::bigint << 48) | ((tag_id::bigint & x'ffffffff'::bigint) << 16) | c.chunk))
+	SELECT count(wam.lock_key(1, ((tag_id::bigint & x'ffffffff'::bigint) << 32) | c.chunk))
 	FROM (SELECT k AS chunk FROM unnest(wam.segment_chunk_keys(who)) k ORDER BY k OFFSET 0) c;
 $$;
-COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: advisory locks on the membership blocks of a tag that a segment touches';
+COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: locks on the membership blocks of a tag that a segment touches';
 
 -- wam.chunk_members reads only the blocks of a tag that a segment touches:
 -- tagging one customer reads one 8 KB block, not the tag's whole bitmap.
