@@ -72,6 +72,7 @@ static int	nruns = 0;
 static int	warned_total = 0;	/* senders beyond wam.max_senders, last warned about */
 static TimestampTz flush_not_before = 0;	/* results wait: a lock held them back */
 static bool claim_locked = false;	/* a claim waited too long for a lock this turn */
+static bool deferring = false;	/* some results wait for another session's row locks */
 static List *in_flight = NIL;
 static WamRequest *done_head = NULL;
 static WamRequest **done_tail = &done_head;
@@ -119,10 +120,6 @@ wam_sender_init(void)
 							   "The access token is sent to that host; IP addresses are never accepted.",
 							   &wam_api_allowed_hosts, "graph.facebook.com", PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
-	DefineCustomStringVariable("wam.http_proxy",
-							   "Proxy for the sender worker's API requests (empty: none).",
-							   "Proxy environment variables (https_proxy, ALL_PROXY, ...) are ignored.",
-							   &wam_http_proxy, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("wam.worker_lock_timeout",
 							"Longest wait of the sender worker for a lock in one step; the step is then tried again.",
 							NULL, &wam_worker_lock_timeout_ms, 1000, 10, 600000, PGC_SIGHUP, GUC_UNIT_MS,
@@ -143,6 +140,16 @@ wam_sender_init(void)
 							"Most senders the sender worker serves; wam.create_sender refuses more.",
 							"Sizes shared memory. Needs a restart.",
 							&wam_max_senders, 64, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	/*
+	 * A restart to change it, not a reload: on a reload the postmaster logs
+	 * every changed setting with its new value, and this one may hold the
+	 * proxy's credentials.
+	 */
+	DefineCustomStringVariable("wam.http_proxy",
+							   "Proxy for the sender worker's API requests (empty: none).",
+							   "Proxy environment variables (https_proxy, ALL_PROXY, ...) are ignored. Needs a restart.",
+							   &wam_http_proxy, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
 	wam_shmem_init();
 
@@ -389,7 +396,15 @@ flush_done(void)
 	done_tail = keep ? keep_tail : &done_head;
 	ndone = nkeep;
 	if (nkeep > 0)
+	{
 		flush_not_before = now + 100 * 1000;
+		if (!deferring)
+			ereport(LOG,
+					(errmsg("pg_wamarketing sender: %d results wait: another session holds a lock on their rows",
+							nkeep),
+					 errhint("They are recorded once the lock is released; pg_locks shows who holds it.")));
+	}
+	deferring = (nkeep > 0);
 }
 
 static void
