@@ -61,6 +61,10 @@ SELECT wam.create_sender('main', '2', 'EAAsecret-token-2', 's');
 SELECT wam.create_sender('b', '106540352242922', 'EAAsecret-token-2', 's');
 SELECT sender_id, name, phone_number_id, api_base_url, rate_per_minute, burst, daily_limit, paused
 FROM wam.sender;
+-- a direct UPDATE is checked too
+UPDATE wam.sender SET api_base_url = 'https://evil.example/v23.0' WHERE name = 'main';
+UPDATE wam.sender SET api_base_url = 'https://user:pw@localhost:9/v23.0' WHERE name = 'main';
+UPDATE wam.sender SET api_base_url = 'https://localhost:9/v23.0' WHERE name = 'main' RETURNING api_base_url;
 -- no column of any wam view or of wam.sender holds a secret
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = 'wam' AND column_name ~ 'token|secret' ORDER BY 1, 2;

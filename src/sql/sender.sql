@@ -167,6 +167,21 @@ CREATE FUNCTION wam.worker_pid() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_worker_pid' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the running sender worker, NULL when none runs (the library is not in shared_preload_libraries, or wam.database names another database)';
 
+-- The URL a token goes to is checked wherever it is written, also by a direct
+-- UPDATE of wam.sender (the worker checks again before it sends: the allowed
+-- hosts may change later).
+CREATE FUNCTION wam.sender_check_url() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	PERFORM wam.check_api_url(NEW.api_base_url);
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION wam.sender_check_url() IS 'internal: refuses an api_base_url that wam.check_api_url refuses';
+CREATE TRIGGER sender_check_url BEFORE INSERT OR UPDATE OF api_base_url ON wam.sender
+	FOR EACH ROW EXECUTE FUNCTION wam.sender_check_url();
+
 CREATE TRIGGER outbox_wake AFTER INSERT OR UPDATE OF status, next_attempt_at ON wam.outbox
 	FOR EACH STATEMENT EXECUTE FUNCTION wam.wake_sender_worker();
 CREATE TRIGGER sender_wake AFTER INSERT OR UPDATE ON wam.sender
@@ -1378,7 +1393,7 @@ GRANT SELECT ON wam.sender_secret, wam.webhook_verify_token TO wam_admin;
 REVOKE EXECUTE ON FUNCTION
 	wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256_matches(text, text, text[]),
 	wam.hmac_sha256(text, text), wam.wake_sender_worker(), wam.worker_sender_state(), wam.worker_pid(),
-	wam.check_api_url(text),
+	wam.check_api_url(text), wam.sender_check_url(),
 	wam.sender_id(text), wam.create_sender(text, text, text, text, text, integer),
 	wam.set_sender_secrets(text, text, text),
 	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.sender_daily_limit(wam.sender),
