@@ -138,6 +138,7 @@ pid0=$(worker_pid) # (the restarts started a new one)
 q "SELECT wam.pause_sender('main', 'hold')" >/dev/null
 q "ALTER SYSTEM SET wam.api_allowed_hosts = 'graph.facebook.com'" >/dev/null
 reload
+poll "SHOW wam.api_allowed_hosts" graph.facebook.com >/dev/null
 tap_is "create_sender refuses a host the list no longer names" \
     "$(q "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'api_base_url host "localhost" is not in wam.api_allowed_hosts')" 1
 enqueue_range 5 7 allow >/dev/null
@@ -165,6 +166,7 @@ q "SELECT wam.create_sender('plain', '444', 'hard-test-token', 's', 'http://loca
 q "SELECT wam.pause_sender('plain', 'hold')" >/dev/null
 q "ALTER SYSTEM RESET wam.allow_http" >/dev/null
 reload
+poll "SHOW wam.allow_http" off >/dev/null
 enqueue_range 7 8 plain plain >/dev/null
 q "SELECT wam.resume_sender('plain')" >/dev/null
 tap_is "wam.allow_http turned off: the worker pauses the http:// sender, nothing sent" \
