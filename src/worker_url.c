@@ -7,8 +7,9 @@
  * The access token goes to whatever host api_base_url names, so that host
  * must be one the DBA listed in wam.api_allowed_hosts: a wrong or hostile
  * URL would otherwise hand the token to someone else, or point the worker
- * at an internal service.  The same check runs in wam.create_sender (the
- * SQL function below) and in the worker before it claims messages for a
+ * at an internal service.  The same check runs in wam.create_sender and in
+ * a trigger on every write of wam.sender.api_base_url (through the SQL
+ * function below), and in the worker before it claims messages for a
  * sender, since the list can change after a sender was created.  A URL is
  * refused unless it is exactly scheme://host[:port][/path]: no user
  * information (user:password@, which also hides the real host from a
