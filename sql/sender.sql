@@ -10,7 +10,7 @@ SET client_min_messages = notice;
 
 -- senders: validation never prints the token
 SELECT wam.create_sender('main', '106540352242922', 'EAAsecret-token-1', 'app-secret-1',
-                         'https://127.0.0.1:9/v23.0/', 600) AS main_id;
+                         'https://localhost:9/v23.0/', 600) AS main_id;
 SELECT wam.create_sender('', '1', 'EAAsecret-token-2', 's');
 SELECT wam.create_sender(NULL, '1', 'EAAsecret-token-2', 's');
 SELECT wam.create_sender('b', '+15550783881', 'EAAsecret-token-2', 's');
@@ -19,11 +19,52 @@ SELECT wam.create_sender('b', '2', 'EAA secret-token-2', 's');
 SELECT wam.create_sender('b', '2', NULL, 's');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', '');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'ftp://x');
-SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://x', 0);
+SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://localhost', 0);
+-- api_base_url: https (http only with wam.allow_http), a host of wam.api_allowed_hosts
+-- (here: graph.facebook.com, localhost, graph.example), never an IP address in any
+-- spelling, no user name, password, query or fragment; always 22023
+SHOW wam.api_allowed_hosts;
+SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'http://localhost:9/v23.0');
+SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://evil.example/v23.0');
+SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://127.0.0.1/v23.0');
+CREATE FUNCTION pg_temp.url_check(u text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM wam.check_api_url(u);
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ' ' || SQLERRM;
+END
+$$;
+SELECT u AS url, pg_temp.url_check(u) AS verdict FROM unnest(ARRAY[
+	'https://graph.facebook.com/v23.0', 'HTTPS://Graph.Facebook.COM/v23.0', 'https://localhost:8443/v23.0',
+	'https://graph.facebook.com', 'https://graph.facebook.com:443/v23.0/',
+	'http://graph.facebook.com/v23.0', 'ftp://graph.facebook.com/', 'graph.facebook.com/v23.0',
+	'https://user:pw@graph.facebook.com/v23.0', 'https://graph.facebook.com@evil.example/v23.0',
+	'https://graph.facebook.com%40evil.example@localhost/', 'https://graph.facebook.com/v23.0?x=1',
+	'https://graph.facebook.com/v23.0#top', 'https://graph.facebook.com?x', 'https://127.0.0.1/v23.0',
+	'https://127.0.0.1:8443/v23.0', 'https://[::1]/v23.0', 'https://[::ffff:127.0.0.1]:8443/',
+	'https://2130706433/v23.0', 'https://0x7f000001/v23.0', 'https://0177.0.0.1/v23.0', 'https://127.1/',
+	'https://0x7f.1/', 'https://1.2.3.4.5/', 'https://example.0x10/', 'https://evil.example/v23.0',
+	'https://graph.facebook.com.evil.example/v23.0', 'https://localhost.', 'https://graph.facebook.com:0/',
+	'https://graph.facebook.com:65536/', 'https://graph.facebook.com:/', 'https://graph.facebook.com:44x3/',
+	'https://', 'https:///v23.0', 'https://graph facebook.com/', 'https://graph.facebook.com\@evil.example/',
+	'https://bücher.example/', 'https://xn--bcher-kva.example/', 'https://-x.example/', 'https://a..b/',
+	'https://local%68ost/', E'https://localhost/\n', '', NULL]) u;
+SELECT wam.check_api_url(repeat('x', 3000));
+-- the worker serves wam.max_senders senders (64 by default): the 65th is refused
+SHOW wam.max_senders;
+SELECT count(wam.create_sender('extra ' || g, (1000 + g)::text, 'EAAsecret-token-x', 's', 'https://localhost/v23.0'))
+FROM generate_series(2, 64) g;
+SELECT wam.create_sender('one too many', '999', 'EAAsecret-token-x', 's', 'https://localhost/v23.0');
+DELETE FROM wam.sender WHERE name LIKE 'extra %';
 SELECT wam.create_sender('main', '2', 'EAAsecret-token-2', 's');
 SELECT wam.create_sender('b', '106540352242922', 'EAAsecret-token-2', 's');
 SELECT sender_id, name, phone_number_id, api_base_url, rate_per_minute, burst, daily_limit, paused
 FROM wam.sender;
+-- a direct UPDATE is checked too
+UPDATE wam.sender SET api_base_url = 'https://evil.example/v23.0' WHERE name = 'main';
+UPDATE wam.sender SET api_base_url = 'https://user:pw@localhost:9/v23.0' WHERE name = 'main';
+UPDATE wam.sender SET api_base_url = 'https://localhost:9/v23.0' WHERE name = 'main' RETURNING api_base_url;
 -- no column of any wam view or of wam.sender holds a secret
 SELECT table_name, column_name FROM information_schema.columns
 WHERE table_schema = 'wam' AND column_name ~ 'token|secret' ORDER BY 1, 2;
@@ -166,6 +207,8 @@ SELECT message_id = :a2 AS a2, message_id = :c1 AS c1, message_id = :e1 AS e1, s
 	   sending_at IS NOT NULL AS sending_stamped, expired_at IS NOT NULL AS expired_stamped
 FROM wam.outbox ORDER BY message_id;
 SELECT count(*) AS nothing_more FROM wam.claim_batch(1, 10);
+-- a claimed row is past cancelling (and wam.cancel does not lock it)
+SELECT wam.cancel(:b1) AS cancelled_while_sending, (SELECT status FROM wam.outbox WHERE message_id = :b1);
 SELECT count(*) FROM wam.claim_batch(1, 0);
 SELECT count(*) FROM wam.claim_batch(42, 10);
 
@@ -224,6 +267,8 @@ SELECT paused, paused_reason, paused_at IS NOT NULL AS stamped FROM wam.sender;
 SELECT 368 AS code, status, attempts, paused FROM pg_temp.try('403', format(:'err', 368, 368, 'blocked'));
 SELECT 'http 401' AS code, status, paused FROM pg_temp.try('401', '');
 SELECT 'not sent' AS code, status, attempts, error_code, error_detail, retry_in_s BETWEEN 0.9 AND 3 AS backoff_1_3s FROM pg_temp.try('0', NULL, 'not_sent', 'request not sent: Could not connect to server');
+-- a failure no retry can cure (unreadable CA file, bad URL): the sender pauses, the message waits
+SELECT 'not sendable' AS code, status, attempts, error_code, error_detail, paused FROM pg_temp.try('0', NULL, 'not_sendable', 'request not sent, and retrying cannot help: Problem with the SSL CA cert (path? access rights?)');
 SELECT 'timeout' AS code, status, attempts, error_detail FROM pg_temp.try('0', NULL, 'uncertain', 'no answer after the request was sent: Timeout was reached');
 SELECT 'bad json 200' AS code, status, error_detail FROM pg_temp.try('200', '{"messages":[{"id":');
 -- retryable errors fail once the attempts are used up

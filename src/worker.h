@@ -24,12 +24,20 @@ extern int	wam_max_attempts;
 extern char *wam_ca_file;
 extern int	wam_max_rate_per_minute;
 extern bool wam_allow_http;
+extern char *wam_api_allowed_hosts;
+extern char *wam_http_proxy;
+extern int	wam_max_senders;
+extern int	wam_worker_lock_timeout_ms;
 
 extern void wam_sender_init(void);
 extern PGDLLEXPORT void wam_sender_worker_main(Datum arg);
 
+/* URL allowlist and text from the API (src/worker_url.c) */
+extern bool wam_url_check(const char *url, char **message, char **hint);
+extern char *wam_clean_text(const char *s, size_t len);
+extern void wam_clip_copy(char *dst, const char *src, size_t dstsize);
+
 /* shared memory (src/worker_shmem.c) */
-#define WAM_MAX_SENDERS 64
 #define WAM_STATE_LEN 32
 #define WAM_ERROR_LEN 256
 
@@ -87,6 +95,7 @@ typedef enum WamOutcome
 {
 	WAM_OUTCOME_HTTP,			/* a response came back */
 	WAM_OUTCOME_NOT_SENT,		/* failed before the request left */
+	WAM_OUTCOME_NOT_SENDABLE,	/* failed before it left, and no retry can cure it */
 	WAM_OUTCOME_UNCERTAIN		/* may have reached the API */
 } WamOutcome;
 
@@ -133,15 +142,19 @@ typedef struct WamSenderSignal
 	int			throttled;
 	char	   *paused_reason;
 	char	   *last_error;
+	int64	   *deferred;		/* results not recorded: another session locks their rows */
+	int			ndeferred;
 } WamSenderSignal;
 
 extern bool wam_db_ready(void);
 extern int64 wam_db_recover(void);
-extern int	wam_db_load_senders(WamSenderConf **out);
+extern int	wam_db_load_senders(WamSenderConf **out, int *total);
 extern void wam_db_free_senders(WamSenderConf *s, int n);
 extern int	wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out,
 						 TimestampTz *claimed_at);
 extern TimestampTz wam_db_next_due(int32 sender_id);
-extern int	wam_db_record(WamRequest *done, int n, WamSenderSignal **signals);
+extern int	wam_db_record(WamRequest *done, int n, WamSenderSignal **signals, bool *recorded);
+extern bool wam_db_pause_sender(int32 sender_id, const char *reason);
+extern bool wam_in_db_step;
 
 #endif							/* WAM_WORKER_H */

@@ -24,17 +24,24 @@
 
 static MemoryContext step_caller = NULL;
 
+/* true while a step's transaction is open (read by the SIGTERM handler) */
+bool		wam_in_db_step = false;
+
 static void
 begin_step(const char *what)
 {
+	char		activity[128];
+
 	step_caller = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	wam_in_db_step = true;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	/* pg_stat_activity shows the step, never a token or a request body */
-	pgstat_report_activity(STATE_RUNNING, what);
+	snprintf(activity, sizeof(activity), "pg_wamarketing sender: %s", what);
+	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
 static void
@@ -43,37 +50,95 @@ end_step(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	wam_in_db_step = false;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	/* the commit left us in TopMemoryContext */
 	MemoryContextSwitchTo(step_caller);
 }
 
-/* Whether the extension is installed in this database. */
+/*
+ * Runs fn(arg) as one step (a transaction of its own).  Every statement of
+ * the worker waits at most wam.worker_lock_timeout for a lock: a session
+ * holding a lock on wam.outbox or wam.sender (LOCK TABLE, an ALTER, an open
+ * transaction of an operator) must not stall the worker, whose requests in
+ * flight still need their results recorded.  Such a step is rolled back
+ * and false returned; the caller tries it again on a later turn of the
+ * loop.  Any other error propagates.
+ */
+static bool
+run_step(const char *what, void (*fn) (void *), void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	volatile bool ok = false;
+
+	PG_TRY();
+	{
+		begin_step(what);
+		fn(arg);
+		end_step();
+		ok = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		wam_in_db_step = false;
+		pgstat_report_activity(STATE_IDLE, NULL);
+		MemoryContextSwitchTo(caller);
+		ereport(LOG,
+				(errmsg("pg_wamarketing sender: %s waited longer than wam.worker_lock_timeout for a lock; trying again",
+						what),
+				 errdetail("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* Whether the extension is installed in this database (false also if that could not be seen). */
+static void
+ready_step(void *arg)
+{
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_wamarketing'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the extension");
+	*(bool *) arg = (SPI_processed == 1);
+}
+
 bool
 wam_db_ready(void)
 {
-	bool		ready;
+	bool		ready = false;
 
-	begin_step("pg_wamarketing sender: looking for the extension");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_wamarketing'", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for the extension");
-	ready = (SPI_processed == 1);
-	end_step();
+	if (!run_step("looking for the extension", ready_step, &ready))
+		return false;
 	return ready;
 }
 
+static void
+recover_step(void *arg)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT wam.worker_recover()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "wam.worker_recover() failed");
+	*(int64 *) arg = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* Rows left in sending become uncertain; -1 if a lock stopped it (try again). */
 int64
 wam_db_recover(void)
 {
-	bool		isnull;
-	int64		n;
+	int64		n = 0;
 
-	begin_step("pg_wamarketing sender: recovering rows left in sending");
-	if (SPI_execute("SELECT wam.worker_recover()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "wam.worker_recover() failed");
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	end_step();
+	if (!run_step("recovering rows left in sending", recover_step, &n))
+		return -1;
 	return n;
 }
 
@@ -107,122 +172,267 @@ wam_db_free_senders(WamSenderConf *s, int n)
 		pfree(s);
 }
 
-/* Loads every sender (URL, token, rate) into TopMemoryContext. */
-int
-wam_db_load_senders(WamSenderConf **out)
+typedef struct LoadArgs
 {
 	WamSenderConf *s;
 	int			n;
+	int			total;
+} LoadArgs;
+
+static void
+load_step(void *arg)
+{
+	LoadArgs   *a = (LoadArgs *) arg;
 	int			i;
 
-	begin_step("pg_wamarketing sender: loading senders");
 	if (SPI_execute("SELECT sender_id, url, access_token, rate_per_minute, burst, paused FROM wam.worker_senders()",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "wam.worker_senders() failed");
-	n = Min((int) SPI_processed, WAM_MAX_SENDERS);
-	s = MemoryContextAllocZero(TopMemoryContext, sizeof(WamSenderConf) * Max(n, 1));
-	for (i = 0; i < n; i++)
+	a->total = (int) SPI_processed;
+	a->n = Min(a->total, wam_max_senders);
+	a->s = MemoryContextAllocZero(TopMemoryContext, sizeof(WamSenderConf) * Max(a->n, 1));
+	for (i = 0; i < a->n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
+		WamSenderConf *s = &a->s[i];
 
-		s[i].sender_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		s[i].url = copy_text(tup, desc, 2, TopMemoryContext);
-		s[i].token = copy_text(tup, desc, 3, TopMemoryContext);
-		s[i].rate_per_minute = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-		s[i].burst = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		s->sender_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		s->url = copy_text(tup, desc, 2, TopMemoryContext);
+		s->token = copy_text(tup, desc, 3, TopMemoryContext);
+		s->rate_per_minute = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		s->burst = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		if (isnull)
-			s[i].burst = 0;
-		s[i].paused = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-		if (s[i].token == NULL || s[i].url == NULL)
-			s[i].paused = true;
+			s->burst = 0;
+		s->paused = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		if (s->token == NULL || s->url == NULL)
+			s->paused = true;
 	}
-	end_step();
-	*out = s;
-	return n;
 }
 
-/* Claims up to max due messages of a sender; they are "sending" once this returns. */
+/*
+ * Loads the senders (URL, token, rate; the first wam.max_senders by id)
+ * into TopMemoryContext; *total is how many exist.  -1 if a lock stopped
+ * it: the caller keeps the senders it has.
+ */
 int
-wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out, TimestampTz *claimed_at)
+wam_db_load_senders(WamSenderConf **out, int *total)
 {
+	LoadArgs	a = {NULL, 0, 0};
+
+	if (!run_step("loading senders", load_step, &a))
+	{
+		if (a.s)
+			wam_db_free_senders(a.s, a.n);
+		return -1;
+	}
+	*out = a.s;
+	*total = a.total;
+	return a.n;
+}
+
+typedef struct ClaimArgs
+{
+	int32		sender_id;
+	int			max;
+	MemoryContext cxt;
+	WamRequest *head;
+	int			n;
+	TimestampTz claimed_at;
+} ClaimArgs;
+
+static void
+claim_step(void *arg)
+{
+	ClaimArgs  *a = (ClaimArgs *) arg;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		values[2];
-	int			n;
+	WamRequest **tail = &a->head;
 	int			i;
-	WamRequest *head = NULL;
-	WamRequest **tail = &head;
 
-	values[0] = Int32GetDatum(sender_id);
-	values[1] = Int32GetDatum(max);
-	begin_step("pg_wamarketing sender: claiming messages");
+	values[0] = Int32GetDatum(a->sender_id);
+	values[1] = Int32GetDatum(a->max);
 	/* claim_batch stamps sending_at with now(): the transaction's start */
-	*claimed_at = GetCurrentTransactionStartTimestamp();
+	a->claimed_at = GetCurrentTransactionStartTimestamp();
 	if (SPI_execute_with_args("SELECT message_id, body FROM wam.claim_batch($1, $2)", 2, types, values, NULL,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "wam.claim_batch() failed");
-	n = (int) SPI_processed;
-	for (i = 0; i < n; i++)
+	a->n = (int) SPI_processed;
+	for (i = 0; i < a->n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
-		WamRequest *r = MemoryContextAllocZero(cxt, sizeof(WamRequest));
+		WamRequest *r = MemoryContextAllocZero(a->cxt, sizeof(WamRequest));
 
 		r->message_id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		r->body = copy_text(tup, SPI_tuptable->tupdesc, 2, cxt);
+		r->body = copy_text(tup, SPI_tuptable->tupdesc, 2, a->cxt);
 		*tail = r;
 		tail = &r->next;
 	}
-	end_step();
-	*out = head;
-	return n;
 }
 
-TimestampTz
-wam_db_next_due(int32 sender_id)
+/*
+ * Claims up to max due messages of a sender; they are "sending" once this
+ * returns.  -1 if a lock stopped it (nothing claimed).
+ */
+int
+wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out, TimestampTz *claimed_at)
 {
+	ClaimArgs	a = {sender_id, max, cxt, NULL, 0, 0};
+
+	*out = NULL;
+	*claimed_at = 0;
+	if (!run_step("claiming messages", claim_step, &a))
+		return -1;
+	/* (requests built before a rollback stay in cxt, which the caller resets) */
+	*out = a.head;
+	*claimed_at = a.claimed_at;
+	return a.n;
+}
+
+typedef struct DueArgs
+{
+	int32		sender_id;
+	TimestampTz due;
+} DueArgs;
+
+static void
+due_step(void *arg)
+{
+	DueArgs    *a = (DueArgs *) arg;
 	Oid			types[1] = {INT4OID};
 	Datum		values[1];
 	bool		isnull;
-	TimestampTz due = DT_NOEND;
+	Datum		d;
 
-	values[0] = Int32GetDatum(sender_id);
-	begin_step("pg_wamarketing sender: next due message");
+	values[0] = Int32GetDatum(a->sender_id);
 	if (SPI_execute_with_args("SELECT wam.next_due($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT
 		|| SPI_processed != 1)
 		elog(ERROR, "wam.next_due() failed");
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			due = DatumGetTimestampTz(d);
-	}
-	end_step();
-	return due;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		a->due = DatumGetTimestampTz(d);
 }
 
+/* When the next waiting message of the sender is due (DT_NOEND: none; now + 1 s if a lock stopped it). */
+TimestampTz
+wam_db_next_due(int32 sender_id)
+{
+	DueArgs		a = {sender_id, DT_NOEND};
+
+	if (!run_step("looking for the next due message", due_step, &a))
+		return GetCurrentTimestamp() + USECS_PER_SEC;
+	return a.due;
+}
+
+typedef struct PauseArgs
+{
+	int32		sender_id;
+	const char *reason;
+} PauseArgs;
+
+static void
+pause_step(void *arg)
+{
+	PauseArgs  *a = (PauseArgs *) arg;
+	Oid			types[2] = {INT4OID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(a->sender_id);
+	values[1] = CStringGetTextDatum(a->reason);
+	if (SPI_execute_with_args("UPDATE wam.sender SET paused = true, paused_reason = $2, paused_at = pg_catalog.now() "
+							  "WHERE sender_id = $1 AND NOT paused", 2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not pause sender %d", a->sender_id);
+}
+
+/* Pauses a sender with a reason; false if a lock stopped it. */
+bool
+wam_db_pause_sender(int32 sender_id, const char *reason)
+{
+	PauseArgs	a = {sender_id, reason};
+
+	return run_step("pausing a sender", pause_step, &a);
+}
+
+/* the text of an API response or error as valid text of the database */
 static Datum
-text_or_null(const char *s, bool *isnull)
+clean_text_or_null(const char *s, size_t len, bool *isnull)
 {
 	*isnull = (s == NULL);
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
+	if (s == NULL)
+		return (Datum) 0;
+	return CStringGetTextDatum(wam_clean_text(s, len));
 }
 
-static int	record_once(WamRequest *done, int n, WamSenderSignal **signals);
+typedef struct RecordArgs
+{
+	Datum		values[5];
+	MemoryContext caller;
+	WamSenderSignal *sig;
+	int			nsig;
+} RecordArgs;
+
+static void
+record_step(void *arg)
+{
+	RecordArgs *a = (RecordArgs *) arg;
+	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	int			i;
+
+	if (SPI_execute_with_args("SELECT sender_id, throttled, paused_reason, last_error, deferred "
+							  "FROM wam.record_results($1, $2, $3, $4, $5)",
+							  5, types, a->values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "wam.record_results() failed");
+	a->nsig = (int) SPI_processed;
+	a->sig = MemoryContextAllocZero(a->caller, sizeof(WamSenderSignal) * Max(a->nsig, 1));
+	for (i = 0; i < a->nsig; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		a->sig[i].sender_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		a->sig[i].throttled = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		a->sig[i].paused_reason = copy_text(tup, desc, 3, a->caller);
+		a->sig[i].last_error = copy_text(tup, desc, 4, a->caller);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			int			nelems;
+			int			j;
+			MemoryContext old = MemoryContextSwitchTo(a->caller);
+
+			deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, NULL, &nelems);
+			a->sig[i].deferred = palloc(sizeof(int64) * Max(nelems, 1));
+			for (j = 0; j < nelems; j++)
+				a->sig[i].deferred[j] = DatumGetInt64(elems[j]);
+			a->sig[i].ndeferred = nelems;
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
+static int	record_once(WamRequest *done, int n, WamSenderSignal **signals, bool *recorded);
 
 /*
  * Records the outcome of n finished requests (a linked list); returns per
- * sender whether it was throttled or has been paused, in *signals (palloc'd
- * in the caller's context).
+ * sender whether it was throttled or has been paused, and which results
+ * could not be recorded yet because another session holds a lock on their
+ * rows (they are left for the next call), in *signals (palloc'd in the
+ * caller's context).  *recorded is false if the whole step waited too long
+ * for a lock: then nothing was recorded and the caller tries again later.
  *
- * The outcomes exist nowhere else: if the transaction fails (a deadlock
- * with a concurrent wam.ingest_webhook, say) it is retried a few times
- * before the error ends the worker, whose rows would then only be
+ * The outcomes exist nowhere else: if the transaction fails otherwise (a
+ * deadlock with a concurrent wam.ingest_webhook, say) it is retried a few
+ * times before the error ends the worker, whose rows would then only be
  * "uncertain".
  */
 int
-wam_db_record(WamRequest *done, int n, WamSenderSignal **signals)
+wam_db_record(WamRequest *done, int n, WamSenderSignal **signals, bool *recorded)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	volatile int attempt;
@@ -234,7 +444,7 @@ wam_db_record(WamRequest *done, int n, WamSenderSignal **signals)
 
 		PG_TRY();
 		{
-			nsig = record_once(done, n, signals);
+			nsig = record_once(done, n, signals, recorded);
 			ok = true;
 		}
 		PG_CATCH();
@@ -247,6 +457,7 @@ wam_db_record(WamRequest *done, int n, WamSenderSignal **signals)
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();
+			wam_in_db_step = false;
 			MemoryContextSwitchTo(caller);
 			ereport(LOG,
 					(errmsg("pg_wamarketing sender: recording %d results failed, trying again: %s",
@@ -261,9 +472,8 @@ wam_db_record(WamRequest *done, int n, WamSenderSignal **signals)
 }
 
 static int
-record_once(WamRequest *done, int n, WamSenderSignal **signals)
+record_once(WamRequest *done, int n, WamSenderSignal **signals, bool *recorded)
 {
-	MemoryContext caller = CurrentMemoryContext;
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *outcomes = palloc(sizeof(Datum) * n);
 	Datum	   *statuses = palloc(sizeof(Datum) * n);
@@ -273,46 +483,32 @@ record_once(WamRequest *done, int n, WamSenderSignal **signals)
 	bool	   *details_null = palloc(sizeof(bool) * n);
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[5];
+	RecordArgs	a;
 	WamRequest *r;
-	WamSenderSignal *sig;
 	int			i;
-	int			nsig;
 
 	for (r = done, i = 0; r != NULL && i < n; r = r->next, i++)
 	{
 		ids[i] = Int64GetDatum(r->message_id);
 		outcomes[i] = CStringGetTextDatum(r->outcome == WAM_OUTCOME_HTTP ? "http" :
-										  r->outcome == WAM_OUTCOME_NOT_SENT ? "not_sent" : "uncertain");
+										  r->outcome == WAM_OUTCOME_NOT_SENT ? "not_sent" :
+										  r->outcome == WAM_OUTCOME_NOT_SENDABLE ? "not_sendable" : "uncertain");
 		statuses[i] = Int32GetDatum((int32) r->http_status);
-		bodies[i] = text_or_null(r->outcome == WAM_OUTCOME_HTTP ? r->response.data : NULL, &bodies_null[i]);
-		details[i] = text_or_null(r->detail, &details_null[i]);
+		/* the response's bytes as they came (NULs and invalid UTF-8 included) */
+		bodies[i] = clean_text_or_null(r->outcome == WAM_OUTCOME_HTTP ? r->response.data : NULL,
+									   r->response.len, &bodies_null[i]);
+		details[i] = clean_text_or_null(r->detail, r->detail ? strlen(r->detail) : 0, &details_null[i]);
 	}
 	Assert(i == n);
-	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(outcomes, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(statuses, n, INT4OID, 4, true, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_md_array(bodies, bodies_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_md_array(details, details_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	memset(&a, 0, sizeof(a));
+	a.caller = CurrentMemoryContext;
+	a.values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	a.values[1] = PointerGetDatum(construct_array(outcomes, n, TEXTOID, -1, false, TYPALIGN_INT));
+	a.values[2] = PointerGetDatum(construct_array(statuses, n, INT4OID, 4, true, TYPALIGN_INT));
+	a.values[3] = PointerGetDatum(construct_md_array(bodies, bodies_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	a.values[4] = PointerGetDatum(construct_md_array(details, details_null, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 
-	begin_step("pg_wamarketing sender: recording results");
-	if (SPI_execute_with_args("SELECT sender_id, throttled, paused_reason, last_error FROM wam.record_results($1, $2, $3, $4, $5)",
-							  5, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "wam.record_results() failed");
-	nsig = (int) SPI_processed;
-	sig = MemoryContextAllocZero(caller, sizeof(WamSenderSignal) * Max(nsig, 1));
-	for (i = 0; i < nsig; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-
-		sig[i].sender_id = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		sig[i].throttled = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-		sig[i].paused_reason = copy_text(tup, SPI_tuptable->tupdesc, 3, caller);
-		sig[i].last_error = copy_text(tup, SPI_tuptable->tupdesc, 4, caller);
-	}
-	end_step();
-	*signals = sig;
-	return nsig;
+	*recorded = run_step("recording results", record_step, &a);
+	*signals = a.sig;
+	return *recorded ? a.nsig : 0;
 }

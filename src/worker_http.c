@@ -9,6 +9,10 @@
  * anchor (tests use a private CA), and plain http:// is refused unless
  * the test-only setting wam.allow_http is on.
  *
+ * No proxy unless wam.http_proxy names one: libcurl would otherwise follow
+ * the http_proxy, https_proxy and ALL_PROXY variables of the postmaster's
+ * environment, and a proxy sees where every request goes.
+ *
  * The access token goes into one request header and nowhere else: never
  * into a log line or an error message, and the header copies are wiped
  * before they are freed.
@@ -169,6 +173,8 @@ wam_http_start(WamRequest *r, const char *url, const char *token)
 	curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* "" switches proxies off, environment variables included */
+	curl_easy_setopt(easy, CURLOPT_PROXY, wam_http_proxy ? wam_http_proxy : "");
 	curl_easy_setopt(easy, CURLOPT_USERAGENT, "pg_wamarketing/0.1");
 
 	if (curl_multi_add_handle(multi, easy) != CURLM_OK)
@@ -202,6 +208,39 @@ wam_http_wakeup(void)
 {
 	if (multi)
 		curl_multi_wakeup(multi);
+}
+
+/*
+ * Failures before the request left that no retry can cure: they come from
+ * the URL or from this server's configuration (the CA file, libcurl's
+ * build), not from the network or the API, so every later attempt fails
+ * the same way until someone changes a setting.  The sender is paused with
+ * the reason instead of retrying its messages until their attempts are
+ * used up.  A certificate the API presents that does not verify is not in
+ * the list: the API's certificate may be renewed, or the failure comes
+ * from a transient interception; name resolution and connection failures
+ * are not either (networks recover).
+ */
+static bool
+cannot_be_cured(CURLcode code)
+{
+	switch (code)
+	{
+		case CURLE_UNSUPPORTED_PROTOCOL:	/* scheme not allowed or not built in */
+		case CURLE_URL_MALFORMAT:
+		case CURLE_NOT_BUILT_IN:	/* a feature this libcurl lacks */
+		case CURLE_UNKNOWN_OPTION:	/* libcurl older than the one built against */
+		case CURLE_BAD_FUNCTION_ARGUMENT:
+		case CURLE_SSL_CACERT_BADFILE:	/* wam.ca_file cannot be read or parsed */
+		case CURLE_SSL_CRL_BADFILE:
+		case CURLE_SSL_CERTPROBLEM: /* local client certificate */
+		case CURLE_SSL_ENGINE_NOTFOUND:
+		case CURLE_SSL_ENGINE_SETFAILED:
+		case CURLE_SSL_ENGINE_INITFAILED:
+			return true;
+		default:
+			return false;
+	}
 }
 
 /*
@@ -268,9 +307,11 @@ wam_http_next_done(void)
 		}
 		else
 		{
-			r->outcome = never_left(easy, code) ? WAM_OUTCOME_NOT_SENT : WAM_OUTCOME_UNCERTAIN;
+			r->outcome = cannot_be_cured(code) ? WAM_OUTCOME_NOT_SENDABLE :
+				never_left(easy, code) ? WAM_OUTCOME_NOT_SENT : WAM_OUTCOME_UNCERTAIN;
 			/* libcurl's message names the host at most, never a header */
 			r->detail = MemoryContextStrdup(GetMemoryChunkContext(r), psprintf("%s: %s",
+								 r->outcome == WAM_OUTCOME_NOT_SENDABLE ? "request not sent, and retrying cannot help" :
 								 r->outcome == WAM_OUTCOME_NOT_SENT ? "request not sent" :
 								 "no answer after the request was sent",
 								 curl_easy_strerror(code)));

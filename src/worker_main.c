@@ -29,6 +29,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -45,6 +46,9 @@ int			wam_max_attempts = 8;
 char	   *wam_ca_file = NULL;
 int			wam_max_rate_per_minute = 0;
 bool		wam_allow_http = false;
+char	   *wam_http_proxy = NULL;
+int			wam_max_senders = 64;
+int			wam_worker_lock_timeout_ms = 1000;
 
 /* per-sender run state, kept across reloads of the sender list */
 typedef struct SenderRun
@@ -63,8 +67,12 @@ static volatile sig_atomic_t shutdown_requested = false;
 
 static WamSenderConf *confs = NULL;
 static int	nconfs = 0;
-static SenderRun runs[WAM_MAX_SENDERS];
+static SenderRun *runs = NULL;	/* in TopMemoryContext */
 static int	nruns = 0;
+static int	warned_total = 0;	/* senders beyond wam.max_senders, last warned about */
+static TimestampTz flush_not_before = 0;	/* results wait: a lock held them back */
+static bool claim_locked = false;	/* a claim waited too long for a lock this turn */
+static bool deferring = false;	/* some results wait for another session's row locks */
 static List *in_flight = NIL;
 static WamRequest *done_head = NULL;
 static WamRequest **done_tail = &done_head;
@@ -104,9 +112,18 @@ wam_sender_init(void)
 							"Lowers the rates of wam.sender for the whole cluster without editing them.",
 							&wam_max_rate_per_minute, 0, 0, 3600000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("wam.allow_http",
-							 "Test only: let the sender worker use plain http:// API URLs.",
+							 "Test only: let senders use plain http:// API URLs.",
 							 "Never enable in production: the access token would cross the network in clear.",
 							 &wam_allow_http, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("wam.api_allowed_hosts",
+							   "Host names a sender's api_base_url may name, comma-separated.",
+							   "The access token is sent to that host; IP addresses are never accepted.",
+							   &wam_api_allowed_hosts, "graph.facebook.com", PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("wam.worker_lock_timeout",
+							"Longest wait of the sender worker for a lock in one step; the step is then tried again.",
+							NULL, &wam_worker_lock_timeout_ms, 1000, 10, 600000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	/*
 	 * The rest only exists with shared_preload_libraries: a postmaster-level
@@ -119,6 +136,20 @@ wam_sender_init(void)
 							   "Database whose wam.outbox the sender worker drains.",
 							   "The extension must be installed there. Needs a restart.",
 							   &wam_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("wam.max_senders",
+							"Most senders the sender worker serves; wam.create_sender refuses more.",
+							"Sizes shared memory. Needs a restart.",
+							&wam_max_senders, 64, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	/*
+	 * A restart to change it, not a reload: on a reload the postmaster logs
+	 * every changed setting with its new value, and this one may hold the
+	 * proxy's credentials.
+	 */
+	DefineCustomStringVariable("wam.http_proxy",
+							   "Proxy for the sender worker's API requests (empty: none).",
+							   "Proxy environment variables (https_proxy, ALL_PROXY, ...) are ignored. Needs a restart.",
+							   &wam_http_proxy, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
 	wam_shmem_init();
 
@@ -133,12 +164,25 @@ wam_sender_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * SIGTERM (shutdown, pg_terminate_backend): outside a lock wait the loop
+ * stops gracefully (requests in flight finish, results are recorded).
+ * While a step waits for a lock the worker ends at once, as a backend
+ * would: the lock may be held for as long as its session likes, and the
+ * step's transaction only rolls back (its rows become "uncertain" at the
+ * next start if they were in flight).
+ */
 static void
 handle_sigterm(SIGNAL_ARGS)
 {
 	int			save_errno = errno;
 
 	shutdown_requested = true;
+	if (wam_in_db_step && MyProc != NULL && MyProc->waitLock != NULL)
+	{
+		InterruptPending = true;
+		ProcDiePending = true;
+	}
 	SetLatch(MyLatch);
 	wam_http_wakeup();
 	errno = save_errno;
@@ -170,13 +214,28 @@ find_run(int32 sender_id)
 static void
 reload_senders(void)
 {
-	SenderRun	newruns[WAM_MAX_SENDERS];
+	SenderRun  *newruns;
 	TimestampTz now = GetCurrentTimestamp();
 	WamSenderConf *old = confs;
+	WamSenderConf *loaded;
 	int			nold = nconfs;
+	int			total = 0;
+	int			n;
 	int			i;
 
-	nconfs = wam_db_load_senders(&confs);
+	n = wam_db_load_senders(&loaded, &total);
+	if (n < 0)
+		return;					/* a lock held it up: keep the senders we know */
+	if (total > n && total != warned_total)
+		ereport(WARNING,
+				(errmsg("pg_wamarketing sender: %d senders exist but wam.max_senders is %d; senders after the first %d (by id) are not served",
+						total, wam_max_senders, n),
+				 errhint("Raise wam.max_senders (needs a restart) or drop senders.")));
+	warned_total = (total > n) ? total : 0;
+	confs = loaded;
+	nconfs = n;
+	/* room for the senders gone with requests still in flight, too */
+	newruns = MemoryContextAllocZero(TopMemoryContext, sizeof(SenderRun) * (nconfs + nruns + 1));
 	for (i = 0; i < nconfs; i++)
 	{
 		SenderRun  *prev = find_run(confs[i].sender_id);
@@ -184,15 +243,13 @@ reload_senders(void)
 		if (prev)
 			newruns[i] = *prev;
 		else
-		{
-			memset(&newruns[i], 0, sizeof(SenderRun));
 			newruns[i].sender_id = confs[i].sender_id;
-		}
 		newruns[i].conf = &confs[i];
 		wam_bucket_configure(&newruns[i].bucket, confs[i].rate_per_minute, confs[i].burst, now);
 	}
+	n = nconfs;
 	/* a sender deleted with requests in flight keeps a run until they finish */
-	for (i = 0; i < nruns && nconfs < WAM_MAX_SENDERS; i++)
+	for (i = 0; i < nruns; i++)
 	{
 		bool		kept = false;
 		int			j;
@@ -201,23 +258,22 @@ reload_senders(void)
 			kept |= (newruns[j].sender_id == runs[i].sender_id);
 		if (!kept && runs[i].in_flight > 0)
 		{
-			newruns[nconfs] = runs[i];
-			newruns[nconfs].conf = NULL;
-			nconfs++;			/* counted as a run only */
+			newruns[n] = runs[i];
+			newruns[n].conf = NULL;
+			n++;
 		}
 	}
-	nruns = nconfs;
-	memcpy(runs, newruns, sizeof(SenderRun) * nruns);
-	/* nconfs counts real configurations only */
-	for (nconfs = 0; nconfs < nruns && runs[nconfs].conf != NULL; nconfs++)
-		;
+	if (runs)
+		pfree(runs);
+	runs = newruns;
+	nruns = n;
 	wam_db_free_senders(old, nold);
 }
 
 static void
 publish_state(void)
 {
-	WamSenderShared out[WAM_MAX_SENDERS];
+	WamSenderShared *out = palloc0(sizeof(WamSenderShared) * Max(nruns, 1));
 	TimestampTz now = GetCurrentTimestamp();
 	int			n = 0;
 	int			i;
@@ -246,14 +302,32 @@ publish_state(void)
 		strlcpy(out[n].state, state, WAM_STATE_LEN);
 		out[n].rate_per_minute = wam_bucket_rate_per_minute(&run->bucket);
 		out[n].in_flight = run->in_flight;
-		strlcpy(out[n].last_error, run->last_error, WAM_ERROR_LEN);
+		memcpy(out[n].last_error, run->last_error, WAM_ERROR_LEN);
 		out[n].last_error_at = run->last_error_at;
 		n++;
 	}
 	wam_shmem_publish(out, n);
+	pfree(out);
 }
 
-/* Commits the outcomes of the finished requests and reacts to them. */
+static bool
+is_deferred(const WamSenderSignal *sig, int nsig, int64 message_id)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < nsig; i++)
+		for (j = 0; j < sig[i].ndeferred; j++)
+			if (sig[i].deferred[j] == message_id)
+				return true;
+	return false;
+}
+
+/*
+ * Commits the outcomes of the finished requests and reacts to them.
+ * Results whose rows another session has locked stay in the list for a
+ * later call (wam.record_results skips locked rows rather than wait).
+ */
 static void
 flush_done(void)
 {
@@ -262,11 +336,21 @@ flush_done(void)
 	int			i;
 	TimestampTz now;
 	WamRequest *r;
+	WamRequest *keep = NULL;
+	WamRequest **keep_tail = &keep;
+	int			nkeep = 0;
+	bool		recorded;
 
 	if (ndone == 0)
 		return;
-	nsig = wam_db_record(done_head, ndone, &sig);
+	nsig = wam_db_record(done_head, ndone, &sig, &recorded);
 	now = GetCurrentTimestamp();
+	if (!recorded)
+	{
+		/* a lock held the whole step up: all results wait for the next try */
+		flush_not_before = now + 100 * 1000;
+		return;
+	}
 	for (i = 0; i < nsig; i++)
 	{
 		SenderRun  *run = find_run(sig[i].sender_id);
@@ -275,7 +359,8 @@ flush_done(void)
 			continue;
 		if (sig[i].last_error)
 		{
-			strlcpy(run->last_error, sig[i].last_error, WAM_ERROR_LEN);
+			/* cut at a character boundary: the view shows it as text */
+			wam_clip_copy(run->last_error, sig[i].last_error, WAM_ERROR_LEN);
 			run->last_error_at = now;
 		}
 		if (sig[i].throttled > 0 && wam_bucket_throttled(&run->bucket, now))
@@ -297,10 +382,29 @@ flush_done(void)
 	{
 		r = done_head;
 		done_head = r->next;
-		wam_http_free(r);
+		if (is_deferred(sig, nsig, r->message_id))
+		{
+			r->next = NULL;
+			*keep_tail = r;
+			keep_tail = &r->next;
+			nkeep++;
+		}
+		else
+			wam_http_free(r);
 	}
-	done_tail = &done_head;
-	ndone = 0;
+	done_head = keep;
+	done_tail = keep ? keep_tail : &done_head;
+	ndone = nkeep;
+	if (nkeep > 0)
+	{
+		flush_not_before = now + 100 * 1000;
+		if (!deferring)
+			ereport(LOG,
+					(errmsg("pg_wamarketing sender: %d results wait: another session holds a lock on their rows",
+							nkeep),
+					 errhint("They are recorded once the lock is released; pg_locks shows who holds it.")));
+	}
+	deferring = (nkeep > 0);
 }
 
 static void
@@ -330,6 +434,34 @@ collect_finished(void)
 	}
 }
 
+/*
+ * Whether the sender's URL is still allowed (wam.api_allowed_hosts,
+ * wam.allow_http may have changed, or the row was edited); if not, the
+ * sender is paused with the reason before anything is claimed or sent.
+ */
+static bool
+sender_url_allowed(SenderRun *run)
+{
+	char	   *message;
+	char	   *hint;
+	char	   *reason;
+
+	if (wam_url_check(run->conf->url, &message, &hint))
+		return true;
+	reason = psprintf("api_base_url is not allowed: %s", message);
+	if (wam_db_pause_sender(run->sender_id, reason))
+	{
+		run->conf->paused = true;
+		wam_clip_copy(run->last_error, reason, WAM_ERROR_LEN);
+		run->last_error_at = GetCurrentTimestamp();
+		ereport(LOG,
+				(errmsg("pg_wamarketing sender: sender %d paused: %s", run->sender_id, reason),
+				 hint ? errdetail("%s", hint) : 0,
+				 errhint("Fix the URL or the setting, then call wam.resume_sender().")));
+	}
+	return false;
+}
+
 /* Claims and starts what the sender may send now; returns when to look again. */
 static TimestampTz
 feed_sender(SenderRun *run, TimestampTz now)
@@ -347,6 +479,8 @@ feed_sender(SenderRun *run, TimestampTz now)
 		return run->idle_until;
 	if (room <= 0)
 		return now + 20 * 1000;
+	if (!sender_url_allowed(run))
+		return now + USECS_PER_SEC;
 	/*
 	 * A fresh clock for the one-second window: every earlier claim's
 	 * timestamp is then at or before it, and this claim's at or after it.
@@ -357,6 +491,13 @@ feed_sender(SenderRun *run, TimestampTz now)
 		return now + wam_bucket_ms_until(&run->bucket, now) * 1000;
 	want = Min(Min(avail, wam_batch_size), room);
 	n = wam_db_claim(run->sender_id, want, req_cxt, &claimed, &claimed_at);
+	if (n < 0)
+	{
+		/* a lock held the claim up: nothing was claimed; the others wait too */
+		claim_locked = true;
+		run->idle_until = GetCurrentTimestamp() + 100 * 1000;
+		return run->idle_until;
+	}
 	wam_bucket_take(&run->bucket, n, claimed_at);
 	for (; claimed != NULL; claimed = next)
 	{
@@ -418,6 +559,16 @@ mark_abandoned_and_flush(void)
 	flush_done();
 }
 
+/* Every statement of the worker waits at most wam.worker_lock_timeout for a lock. */
+static void
+apply_lock_timeout(void)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%dms", wam_worker_lock_timeout_ms);
+	SetConfigOption("lock_timeout", buf, PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 void
 wam_sender_worker_main(Datum arg)
 {
@@ -440,6 +591,7 @@ wam_sender_worker_main(Datum arg)
 	 * server's default.
 	 */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	apply_lock_timeout();
 	wam_shmem_attach_worker();
 	wam_http_init();
 	req_cxt = AllocSetContextCreate(TopMemoryContext, "wam sender requests", ALLOCSET_DEFAULT_SIZES);
@@ -452,6 +604,7 @@ wam_sender_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			apply_lock_timeout();
 		}
 		if (wam_db_ready())
 			break;
@@ -461,7 +614,19 @@ wam_sender_worker_main(Datum arg)
 	if (shutdown_requested)
 		proc_exit(1);
 
-	recovered = wam_db_recover();
+	while ((recovered = wam_db_recover()) < 0)
+	{
+		if (shutdown_requested)
+			proc_exit(1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			apply_lock_timeout();
+		}
+	}
 	if (recovered > 0)
 		ereport(LOG,
 				(errmsg("pg_wamarketing sender: %lld messages were in flight when the worker last stopped; they are now uncertain",
@@ -483,6 +648,7 @@ wam_sender_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			apply_lock_timeout();
 			wam_http_configure();
 			reload = true;
 		}
@@ -499,8 +665,9 @@ wam_sender_worker_main(Datum arg)
 
 		collect_finished();
 		now = GetCurrentTimestamp();
-		if (ndone > 0 && (ndone >= wam_batch_size || in_flight == NIL || shutdown_requested ||
-						  now - first_done_at >= 10 * 1000))
+		if (ndone > 0 && now >= flush_not_before &&
+			(ndone >= wam_batch_size || in_flight == NIL || shutdown_requested ||
+			 now - first_done_at >= 10 * 1000))
 			flush_done();
 
 		if (shutdown_requested)
@@ -521,25 +688,28 @@ wam_sender_worker_main(Datum arg)
 		}
 
 		next_look = now + USECS_PER_SEC;
+		claim_locked = false;
 		if (wam_worker_enabled)
 		{
-			for (i = 0; i < nconfs; i++)
+			for (i = 0; i < nruns && !claim_locked; i++)
 			{
 				TimestampTz t;
 
-				if (runs[i].conf->paused)
+				if (runs[i].conf == NULL || runs[i].conf->paused)
 					continue;
 				t = feed_sender(&runs[i], now);
 				next_look = Min(next_look, t);
 			}
 		}
+		if (ndone > 0 && flush_not_before > now)
+			next_look = Min(next_look, flush_not_before);
 		publish_state();
 
 		now = GetCurrentTimestamp();
 		timeout_ms = next_look > now ? (long) ((next_look - now + 999) / 1000) : 0;
 		if (in_flight != NIL)
 			wam_http_poll((int) Min(Max(timeout_ms, 1), 20));
-		else if (ndone > 0)
+		else if (ndone > 0 && flush_not_before <= now)
 			continue;
 		else if (timeout_ms > 0)
 		{

@@ -34,7 +34,8 @@ typedef struct WamShared
 	Oid			database;
 	Latch	   *worker_latch;
 	int			nsenders;
-	WamSenderShared senders[WAM_MAX_SENDERS];
+	int			capacity;		/* wam.max_senders */
+	WamSenderShared senders[FLEXIBLE_ARRAY_MEMBER];
 } WamShared;
 
 static WamShared *wam_shared = NULL;
@@ -46,12 +47,18 @@ static bool xact_callback_registered = false;
 /* true in the sender worker: its own commits must not wake it again */
 bool		wam_in_sender_worker = false;
 
+static Size
+wam_shmem_size(void)
+{
+	return add_size(offsetof(WamShared, senders), mul_size(sizeof(WamSenderShared), wam_max_senders));
+}
+
 static void
 wam_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(WamShared)));
+	RequestAddinShmemSpace(MAXALIGN(wam_shmem_size()));
 }
 
 static void
@@ -62,11 +69,12 @@ wam_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	wam_shared = ShmemInitStruct("pg_wamarketing sender", sizeof(WamShared), &found);
+	wam_shared = ShmemInitStruct("pg_wamarketing sender", wam_shmem_size(), &found);
 	if (!found)
 	{
-		memset(wam_shared, 0, sizeof(WamShared));
+		memset(wam_shared, 0, wam_shmem_size());
 		SpinLockInit(&wam_shared->mutex);
+		wam_shared->capacity = wam_max_senders;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -116,8 +124,8 @@ wam_shmem_publish(const WamSenderShared *senders, int n)
 {
 	if (wam_shared == NULL)
 		return;
-	n = Min(n, WAM_MAX_SENDERS);
 	SpinLockAcquire(&wam_shared->mutex);
+	n = Min(n, wam_shared->capacity);
 	if (n > 0)
 		memcpy(wam_shared->senders, senders, sizeof(WamSenderShared) * n);
 	wam_shared->nsenders = n;
@@ -193,13 +201,15 @@ Datum
 wam_worker_sender_state(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	WamSenderShared copy[WAM_MAX_SENDERS];
+	WamSenderShared *copy = NULL;
 	int			n = 0;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (wam_shared != NULL)
 	{
+		/* allocated before the spinlock is taken: no palloc while holding it */
+		copy = palloc(sizeof(WamSenderShared) * wam_shared->capacity);
 		SpinLockAcquire(&wam_shared->mutex);
 		if (wam_shared->worker_pid != 0 && wam_shared->database == MyDatabaseId)
 		{

@@ -159,9 +159,28 @@ CREATE FUNCTION wam.worker_sender_state(OUT sender_id integer, OUT state text, O
 	AS 'MODULE_PATHNAME', 'wam_worker_sender_state' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.worker_sender_state() IS 'internal: the sender worker''s live state per sender (from shared memory; no rows when the worker is not running)';
 
+CREATE FUNCTION wam.check_api_url(url text) RETURNS void
+	AS 'MODULE_PATHNAME', 'wam_check_api_url' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises invalid_parameter_value unless a sender may use the URL: https (http only with wam.allow_http), a host named in wam.api_allowed_hosts (never an IP address), no user name, password, query or fragment';
+
 CREATE FUNCTION wam.worker_pid() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_worker_pid' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the running sender worker, NULL when none runs (the library is not in shared_preload_libraries, or wam.database names another database)';
+
+-- The URL a token goes to is checked wherever it is written, also by a direct
+-- UPDATE of wam.sender (the worker checks again before it sends: the allowed
+-- hosts may change later).
+CREATE FUNCTION wam.sender_check_url() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	PERFORM wam.check_api_url(NEW.api_base_url);
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION wam.sender_check_url() IS 'internal: refuses an api_base_url that wam.check_api_url refuses';
+CREATE TRIGGER sender_check_url BEFORE INSERT OR UPDATE OF api_base_url ON wam.sender
+	FOR EACH ROW EXECUTE FUNCTION wam.sender_check_url();
 
 CREATE TRIGGER outbox_wake AFTER INSERT OR UPDATE OF status, next_attempt_at ON wam.outbox
 	FOR EACH STATEMENT EXECUTE FUNCTION wam.wake_sender_worker();
@@ -208,6 +227,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	new_id integer;
+	max_senders integer;
 BEGIN
 	-- Validate before any INSERT: a constraint violation would print the row.
 	IF name IS NULL OR btrim(name) = '' THEN
@@ -225,9 +245,8 @@ BEGIN
 	IF app_secret IS NULL OR app_secret = '' THEN
 		RAISE EXCEPTION 'app secret must not be empty' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF api_base_url IS NULL OR api_base_url !~ '^https?://[^/[:space:]]+(/[^[:space:]]*)?$' THEN
-		RAISE EXCEPTION 'api_base_url must be an http(s) URL' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
+	-- the host the token goes to: https, in wam.api_allowed_hosts, no IP address
+	PERFORM wam.check_api_url(rtrim(api_base_url, '/'));
 	IF rate_per_minute IS NULL OR rate_per_minute NOT BETWEEN 1 AND 3600000 THEN
 		RAISE EXCEPTION 'rate_per_minute must be between 1 and 3600000' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -237,6 +256,20 @@ BEGIN
 	IF EXISTS (SELECT FROM wam.sender s WHERE s.phone_number_id = phone_number_id) THEN
 		RAISE EXCEPTION 'a sender with phone_number_id % already exists', phone_number_id
 			USING ERRCODE = 'duplicate_object';
+	END IF;
+	-- The worker serves wam.max_senders senders (its shared memory is sized
+	-- by it): refuse more rather than leave one silently unserved.  The
+	-- advisory lock orders concurrent calls without locking wam.sender,
+	-- which the worker writes.
+	max_senders := current_setting('wam.max_senders', true)::integer;
+	IF max_senders IS NOT NULL THEN
+		PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('wam.create_sender'));
+		IF (SELECT count(*) FROM wam.sender) >= max_senders THEN
+			RAISE EXCEPTION 'cannot create more than % senders', max_senders
+				USING ERRCODE = 'configuration_limit_exceeded',
+					  DETAIL = 'The sender worker serves at most wam.max_senders senders.',
+					  HINT = 'Raise wam.max_senders (needs a restart) or drop a sender.';
+		END IF;
 	END IF;
 	INSERT INTO wam.sender (name, phone_number_id, api_base_url, rate_per_minute)
 	VALUES (name, phone_number_id, rtrim(api_base_url, '/'), rate_per_minute)
@@ -700,16 +733,20 @@ BEGIN
 	IF message IS NULL THEN
 		RAISE EXCEPTION 'message must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT o.status INTO st FROM wam.outbox o WHERE o.message_id = message FOR UPDATE;
+	-- Only a waiting row is locked (the WHERE clause is rechecked after a
+	-- wait): a row the worker has claimed is never locked here, so an open
+	-- transaction that called wam.cancel cannot hold up the worker recording
+	-- that message's result.
+	UPDATE wam.outbox o SET status = 'cancelled', cancelled_at = pg_catalog.now()
+	WHERE o.message_id = message AND o.status IN ('queued', 'retrying');
+	IF FOUND THEN
+		RETURN true;
+	END IF;
+	SELECT o.status INTO st FROM wam.outbox o WHERE o.message_id = message;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'message % does not exist', message USING ERRCODE = 'undefined_object';
 	END IF;
-	IF st NOT IN ('queued', 'retrying') THEN
-		RETURN false;
-	END IF;
-	UPDATE wam.outbox o SET status = 'cancelled', cancelled_at = pg_catalog.now()
-	WHERE o.message_id = message;
-	RETURN true;
+	RETURN false;
 END
 $$;
 COMMENT ON FUNCTION wam.cancel(bigint) IS 'cancels a message that is still waiting (queued or retrying); false if it is already past that';
@@ -872,18 +909,29 @@ COMMENT ON FUNCTION wam.next_due(integer) IS 'internal: when the next waiting me
 
 -- Outcomes of a set of requests, as the worker saw them: outcome is 'http'
 -- (a response came back: status and body), 'not_sent' (DNS, connect or TLS
--- failure: the request never left) or 'uncertain' (timeout or connection
--- loss after the request may have left).
+-- failure: the request never left), 'not_sendable' (it never left, and no
+-- retry can cure that: a bad URL, an unreadable wam.ca_file; the sender is
+-- paused) or 'uncertain' (timeout or connection loss after the request may
+-- have left).
+--
+-- It never waits for a row lock: rows another session has locked (an open
+-- transaction that ingested a status webhook for one of them, an operator
+-- editing the sender) are skipped and returned in deferred, for the worker
+-- to record later; a locked sender row is not paused this time (the next
+-- error pauses it).
 CREATE FUNCTION wam.record_results(ids bigint[], outcomes text[], http_statuses integer[], bodies text[],
 								   details text[])
-	RETURNS TABLE (sender_id integer, throttled integer, paused_reason text, last_error text)
+	RETURNS TABLE (sender_id integer, throttled integer, paused_reason text, last_error text, deferred bigint[])
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 	-- small batches with poor row estimates: JIT compilation would cost more than the query
 	SET jit = off
 AS $$
 DECLARE
 	max_attempts integer := coalesce(current_setting('wam.max_attempts', true)::integer, 8);
+	locked bigint[];
 BEGIN
+	locked := ARRAY(SELECT o.message_id FROM wam.outbox o WHERE o.message_id = ANY (ids)
+					ORDER BY o.message_id FOR UPDATE SKIP LOCKED);
 	IF to_regclass('pg_temp.wam_result') IS NULL THEN
 	CREATE TEMP TABLE wam_result (
 		message_id bigint, sender_id integer, outcome text, http integer, wamid text,
@@ -903,10 +951,12 @@ BEGIN
 	FROM unnest(ids, outcomes, http_statuses, bodies, details) AS r(id, outcome, http, body, detail)
 	CROSS JOIN LATERAL wam.try_jsonb(r.body) AS j
 	JOIN wam.outbox o ON o.message_id = r.id
-	LEFT JOIN wam.sender_secret k ON k.sender_id = o.sender_id;
+	LEFT JOIN wam.sender_secret k ON k.sender_id = o.sender_id
+	WHERE r.id = ANY (locked);
 
 	UPDATE wam_result SET action = CASE
 		WHEN outcome = 'not_sent' THEN 'retry'
+		WHEN outcome = 'not_sendable' THEN 'pause'
 		WHEN outcome = 'uncertain' THEN 'uncertain'
 		WHEN http BETWEEN 200 AND 299 THEN CASE WHEN wamid IS NULL THEN 'uncertain' ELSE 'sent' END
 		WHEN code IS NOT NULL THEN wam.error_action(code)
@@ -954,18 +1004,32 @@ BEGIN
 	FROM (SELECT DISTINCT ON (r.sender_id) r.sender_id,
 				 coalesce('error ' || r.code || ': ', '') || r.detail AS reason
 		  FROM wam_result r WHERE r.action = 'pause' ORDER BY r.sender_id, r.message_id) p
-	WHERE s.sender_id = p.sender_id AND NOT s.paused;
+	WHERE s.sender_id = p.sender_id AND NOT s.paused
+	  AND s.sender_id IN (SELECT x.sender_id FROM wam.sender x
+						  WHERE x.sender_id IN (SELECT r.sender_id FROM wam_result r WHERE r.action = 'pause')
+						  FOR UPDATE SKIP LOCKED);
 
 	RETURN QUERY
-	SELECT r.sender_id, (count(*) FILTER (WHERE r.action = 'throttle'))::integer,
-		   (SELECT s.paused_reason FROM wam.sender s WHERE s.sender_id = r.sender_id AND s.paused),
-		   (array_agg(coalesce('error ' || r.code || ': ', '') || coalesce(r.detail, r.action)
-					  ORDER BY r.message_id DESC) FILTER (WHERE r.action <> 'sent'))[1]
-	FROM wam_result r GROUP BY r.sender_id ORDER BY r.sender_id;
+	WITH res AS (
+		SELECT r.sender_id, (count(*) FILTER (WHERE r.action = 'throttle'))::integer AS throttled,
+			   (array_agg(coalesce('error ' || r.code || ': ', '') || coalesce(r.detail, r.action)
+						  ORDER BY r.message_id DESC) FILTER (WHERE r.action <> 'sent'))[1] AS last_error
+		FROM wam_result r GROUP BY r.sender_id
+	), d AS (
+		SELECT o.sender_id, array_agg(o.message_id ORDER BY o.message_id) AS deferred_ids
+		FROM wam.outbox o WHERE o.message_id = ANY (ids) AND o.message_id <> ALL (locked)
+		GROUP BY o.sender_id
+	)
+	SELECT coalesce(res.sender_id, d.sender_id), coalesce(res.throttled, 0),
+		   (SELECT s.paused_reason FROM wam.sender s WHERE s.sender_id = coalesce(res.sender_id, d.sender_id)
+			AND s.paused),
+		   res.last_error, d.deferred_ids
+	FROM res FULL JOIN d ON d.sender_id = res.sender_id
+	ORDER BY 1;
 	DELETE FROM wam_result;
 END
 $$;
-COMMENT ON FUNCTION wam.record_results(bigint[], text[], integer[], text[], text[]) IS 'internal: the sender worker records the outcome of its requests and applies the reaction for each error code';
+COMMENT ON FUNCTION wam.record_results(bigint[], text[], integer[], text[], text[]) IS 'internal: the sender worker records the outcome of its requests and applies the reaction for each error code; rows locked by another session are skipped and returned as deferred';
 
 -- webhooks
 
@@ -1329,6 +1393,7 @@ GRANT SELECT ON wam.sender_secret, wam.webhook_verify_token TO wam_admin;
 REVOKE EXECUTE ON FUNCTION
 	wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256_matches(text, text, text[]),
 	wam.hmac_sha256(text, text), wam.wake_sender_worker(), wam.worker_sender_state(), wam.worker_pid(),
+	wam.check_api_url(text), wam.sender_check_url(),
 	wam.sender_id(text), wam.create_sender(text, text, text, text, text, integer),
 	wam.set_sender_secrets(text, text, text),
 	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.sender_daily_limit(wam.sender),
@@ -1358,7 +1423,7 @@ GRANT EXECUTE ON FUNCTION wam.set_consent(bigint, text), wam.opt_out(bigint, tex
 	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
 	wam.cancel(bigint), wam.cancel(text, text), wam.ingest_webhook(text, text),
 	wam.webhook_challenge(text, text, text), wam.wake_sender_worker() TO wam_operator;
-GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer),
+GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer), wam.check_api_url(text),
 	wam.set_sender_secrets(text, text, text),
 	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.pause_sender(text, text),
 	wam.resume_sender(text), wam.requeue_uncertain(bigint), wam.set_webhook_verify_token(text) TO wam_admin;

@@ -155,6 +155,9 @@ start_cluster() {
         echo "logging_collector = off"
         echo "log_line_prefix = '%m [%p] %q%a '"
         echo "lc_messages = 'C'"
+        # the mock Cloud API (test/mock) serves https://localhost:PORT; sql/referral.sql
+        # names graph.example (never contacted)
+        echo "wam.api_allowed_hosts = 'graph.facebook.com, localhost, graph.example'"
         for kv in "$@"; do
             case $kv in
                 *=*) name=${kv%%=*}; value=${kv#*=} ;;

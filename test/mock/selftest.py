@@ -479,6 +479,18 @@ def t_faults(cl, port):
          ("p2", "sent", None), ("p2", "delivered", None)])
     is_("paced flag in messages", [m["paced"] for m in cl.ctl("GET", "messages")], [True, True, False])
 
+    faults({"match": {"next": 1}, "action": "raw", "http_status": 404, "body_hex": "7bff00fe7d"})
+    c = cl._conn()
+    c.request("POST", PATH, body=json.dumps(text("+16540000080")),
+              headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+    r = c.getresponse()
+    raw = (r.status, r.read())
+    is_("raw: the status and exactly the bytes given", raw, (404, b"{\xff\x00\xfe}"))
+    is_("raw: nothing recorded; the next request is accepted",
+        (len(cl.ctl("GET", "messages")), cl.send(text("+16540000080"))[0]), (0, 200))
+    st, _, resp = cl.request("POST", "/_mock/config", {"faults": [{"action": "raw", "body_hex": "zz"}]})
+    check("raw with bad body_hex rejected", st == 400 and "body_hex" in resp["error"], st, resp)
+
     st, _, resp = cl.request("POST", "/_mock/config", {"faults": [{"action": "explode"}]})
     check("bad fault rule rejected by /_mock/config", st == 400 and "action" in resp["error"], st, resp)
     st, _, resp = cl.request("POST", "/_mock/config", {"bogus": 1})

@@ -118,8 +118,8 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
 MSG_TYPES = ("text", "template", "interactive", "image", "audio", "video", "document", "sticker",
              "location", "contacts", "reaction")
 MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
-FAULT_ACTIONS = ("http_500", "http_503", "timeout", "lose_response", "error", "async_fail", "paced")
-REJECT_ACTIONS = ("http_500", "http_503", "timeout", "error")  # the others accept
+FAULT_ACTIONS = ("http_500", "http_503", "timeout", "lose_response", "error", "async_fail", "paced", "raw")
+REJECT_ACTIONS = ("http_500", "http_503", "timeout", "error", "raw")  # the others accept
 MATCH_KEYS = ("to", "phone_number_id", "type", "template", "nth", "every", "probability", "seed", "next")
 PHONE_STRIP = str.maketrans("", "", "+ -()")
 MESSAGES_PATH = re.compile(r"^/(?:v\d+\.\d+/)?([^/?]+)/messages$")
@@ -218,7 +218,7 @@ class Rule:
         if not isinstance(spec, dict):
             raise ConfigError("faults[%d] must be an object" % index)
         unknown = set(spec) - {"match", "action", "code", "http_status", "seconds", "mode",
-                               "details", "sent_first", "subcode"}
+                               "details", "sent_first", "subcode", "body_hex"}
         if unknown:
             raise ConfigError("faults[%d]: unknown keys %s" % (index, sorted(unknown)))
         self.spec = spec
@@ -266,6 +266,14 @@ class Rule:
         self.http_status = spec.get("http_status")
         if self.http_status is not None and self.http_status not in REASONS:
             raise ConfigError("faults[%d]: unsupported http_status %r" % (index, self.http_status))
+        self.body = None
+        if self.action == "raw":
+            try:
+                self.body = bytes.fromhex(spec.get("body_hex", ""))
+            except (TypeError, ValueError):
+                raise ConfigError("faults[%d]: body_hex must be a string of hex digits" % index)
+        elif "body_hex" in spec:
+            raise ConfigError("faults[%d]: body_hex is only for action raw" % index)
         self.seconds = spec.get("seconds", 30 if self.action == "timeout" else 0)
         if not isinstance(self.seconds, (int, float)) or self.seconds < 0:
             raise ConfigError("faults[%d]: seconds must be a non-negative number" % index)
@@ -1073,6 +1081,9 @@ class Conn(asyncio.BufferedProtocol):
         if a == "http_503":
             mock.stats["http_5xx_faults"] += 1
             return 503, "Service Unavailable", "text/plain"
+        if a == "raw":
+            # the bytes as given: invalid UTF-8, NULs, anything a broken proxy might send
+            return fault.http_status or 400, fault.body, "application/json"
         if a in ("async_fail", "paced"):
             return status, resp, "application/json"
         # timeout / lose_response: never answer this request (the caller holds or drops it)

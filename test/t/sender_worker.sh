@@ -135,6 +135,12 @@ wait_drained 20
 tap_is "after resume: all sent once" "$(accounting auth)" "5 5 5 0 0"
 
 # --- SIGHUP: enable switch and rate cap -------------------------------------------------
+# First the backoff after the drain's 130429 answers must have worn off (the rate recovers
+# by a quarter every 10 s): else the rates below are the caps times a factor below 1.
+for _ in $(seq 1 600); do
+    [ "$(q "SELECT current_rate_per_minute = configured_rate_per_minute FROM wam.worker_status")" = t ] && break
+    sleep 0.1
+done
 q "ALTER SYSTEM SET wam.worker_enabled = off" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
