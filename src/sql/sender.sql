@@ -174,7 +174,11 @@ CREATE FUNCTION wam.sender_check_url() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	PERFORM wam.check_api_url(NEW.api_base_url);
+	-- a restored sender is not refused for this server's allowlist: the worker
+	-- checks the URL again before each claim and pauses a sender it refuses
+	IF NOT wam.restoring() THEN
+		PERFORM wam.check_api_url(NEW.api_base_url);
+	END IF;
 	RETURN NEW;
 END
 $$;
