@@ -1020,26 +1020,15 @@ COMMENT ON FUNCTION wam.install_example_rules() IS 'creates (where missing) the 
 
 -- contact import (R-I1 ... R-I8)
 
-CREATE FUNCTION wam.import_staged(default_country text)
-	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
-				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+-- The columns of an import file, found by name in its header, and the checks
+-- that reject the whole file.  width is the number of header fields: a row
+-- with fewer is missing columns.
+CREATE FUNCTION wam.import_columns(header text[], default_country text,
+		OUT phone integer, OUT tags integer, OUT name integer, OUT consent integer,
+		OUT width integer)
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
-#variable_conflict use_variable
-DECLARE
-	header text[];
-	col_phone integer;
-	col_tags integer;
-	col_name integer;
-	col_consent integer;
-	imp bigint;
-	n_read bigint;
-	n_created bigint;
-	n_updated bigint;
-	n_dup bigint;
-	n_failed bigint;
 BEGIN
-	SELECT r.fields INTO header FROM wam_import_csv r ORDER BY r.line_no LIMIT 1;
 	IF header IS NULL THEN
 		RAISE EXCEPTION 'import has no header row' USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'The first line names the columns: phone, tags and optionally name and consent.';
@@ -1048,9 +1037,9 @@ BEGIN
 		   min(i) FILTER (WHERE h IN ('tags', 'tag')),
 		   min(i) FILTER (WHERE h IN ('name', 'full name', 'full_name')),
 		   min(i) FILTER (WHERE h IN ('consent', 'consent_source', 'consent source'))
-	INTO col_phone, col_tags, col_name, col_consent
+	INTO phone, tags, name, consent
 	FROM unnest(header) WITH ORDINALITY AS u(raw, i), lower(btrim(raw, E' \t\r\n\uFEFF')) AS h;
-	IF col_phone IS NULL THEN
+	IF phone IS NULL THEN
 		RAISE EXCEPTION 'import has no phone column' USING ERRCODE = 'invalid_parameter_value',
 			DETAIL = format('The header is: %s.', array_to_string(header, ', ')),
 			HINT = 'Name the column "phone" (also accepted: phone number, mobile, whatsapp).';
@@ -1059,105 +1048,161 @@ BEGIN
 		-- an unknown default country is an error for the whole import
 		PERFORM wam.normalize_phone('+85291234567', default_country);
 	END IF;
+	width := cardinality(header);
+END
+$$;
+COMMENT ON FUNCTION wam.import_columns(text[], text) IS 'internal: the phone, tags, name and consent columns named by an import file''s header, and its width; raises when the file cannot be imported at all';
 
-	INSERT INTO wam.import DEFAULT VALUES RETURNING wam.import.import_id INTO imp;
-	RAISE NOTICE 'import %: reading rows', imp;
-
-	CREATE TEMP TABLE wam_import_row (
-		line_no bigint PRIMARY KEY, raw_phone text, phone text, name text, consent text,
-		tag_names text[], tag_ids integer[], problem text, duplicate_of bigint
-	) ON COMMIT DROP;
-	INSERT INTO wam_import_row (line_no, raw_phone, name, consent, tag_names, problem)
-	SELECT r.line_no,
-		   btrim(r.fields[col_phone]),
-		   nullif(btrim(r.fields[col_name]), ''),
-		   nullif(btrim(r.fields[col_consent]), ''),
-		   (SELECT coalesce(array_agg(btrim(t) ORDER BY o), '{}') FROM
-				unnest(string_to_array(r.fields[col_tags], ',')) WITH ORDINALITY AS x(t, o)
-			WHERE btrim(t) <> ''),
-		   CASE WHEN r.problem IS NOT NULL THEN 'malformed CSV: ' || r.problem
-				WHEN cardinality(r.fields) < cardinality(header) THEN
-					format('missing columns: %s of %s', cardinality(r.fields), cardinality(header))
-		   END
-	FROM wam_import_csv r
-	WHERE r.line_no > (SELECT min(h.line_no) FROM wam_import_csv h);
-	GET DIAGNOSTICS n_read = ROW_COUNT;
-	RAISE NOTICE 'import %: % rows read, validating', imp, n_read;
-
-	UPDATE wam_import_row SET problem = 'invalid phone number: ' || wam.phone_problem(raw_phone, default_country)
-	WHERE problem IS NULL AND wam.phone_problem(raw_phone, default_country) IS NOT NULL;
-	UPDATE wam_import_row SET phone = wam.normalize_phone(raw_phone, default_country) WHERE problem IS NULL;
-
+-- The whole import is one statement over the records of the file (exactly
+-- one of text_data and byte_data is not null; wam.csv_rows is strict, so the
+-- other one reads nothing).  Nothing is staged in temporary tables: this
+-- function runs with its owner's privileges, and a temporary table, view or
+-- trigger is the caller's own object (pg_temp is on the search path), so
+-- reading or writing one would run the caller's code as the owner.
+--
+-- Each row's problem is the first of: malformed CSV, missing columns, an
+-- invalid phone number, an unknown or retired tag.  Tags are resolved once
+-- per distinct tags field, not per row (files repeat a few combinations).
+-- Among the rows without a problem the first of each number wins; the later
+-- ones are duplicates.
+CREATE FUNCTION wam.import_file(text_data text, byte_data bytea, default_country text,
+		delimiter text)
+	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
+				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	imp bigint;
+	n_read bigint;
+	n_created bigint;
+	n_updated bigint;
+	n_dup bigint;
+	n_failed bigint;
+BEGIN
+	WITH rec AS MATERIALIZED (
+		SELECT r.line_no, r.fields, r.problem FROM wam.csv_rows(text_data, delimiter) r
+		UNION ALL
+		SELECT r.line_no, r.fields, r.problem FROM wam.csv_rows(byte_data, delimiter) r
+	),
+	-- exactly one row: wam.import_columns raises when there is no header
+	hdr AS MATERIALIZED (
+		SELECT f.line_no, c.phone, c.tags, c.name, c.consent, c.width
+		FROM (SELECT 1) one
+		LEFT JOIN (SELECT r.line_no, r.fields FROM rec r ORDER BY r.line_no LIMIT 1) f ON true
+		CROSS JOIN LATERAL wam.import_columns(f.fields, default_country) c
+	),
+	-- reads hdr, so it is inserted only once the header is accepted
+	new_import AS (
+		INSERT INTO wam.import (rows_read) SELECT 0 FROM hdr RETURNING wam.import.import_id AS id
+	),
+	line AS MATERIALIZED (
+		SELECT r.line_no,
+			   btrim(r.fields[h.phone]) AS raw_phone,
+			   nullif(btrim(r.fields[h.name]), '') AS name,
+			   nullif(btrim(r.fields[h.consent]), '') AS consent,
+			   r.fields[h.tags] AS raw_tags,
+			   CASE WHEN r.problem IS NOT NULL THEN 'malformed CSV: ' || r.problem
+					WHEN cardinality(r.fields) < h.width THEN
+						format('missing columns: %s of %s', cardinality(r.fields), h.width)
+			   END AS problem
+		FROM rec r, hdr h
+		WHERE r.line_no > h.line_no
+	),
 	-- tags: every name must exist and be active; never created silently (R-I3)
-	UPDATE wam_import_row w SET tag_ids = x.ids, problem = x.problem
-	FROM (SELECT w2.line_no,
-				 array_agg(t.tag_id ORDER BY u.o) AS ids,
-				 CASE WHEN bool_or(t.tag_id IS NULL) THEN
-						  'unknown tag: ' || string_agg(u.n, ', ' ORDER BY u.o) FILTER (WHERE t.tag_id IS NULL)
-					  WHEN bool_or(t.status = 'retired') THEN
-						  'retired tag: ' || string_agg(u.n, ', ' ORDER BY u.o) FILTER (WHERE t.status = 'retired')
-				 END AS problem
-		  FROM wam_import_row w2
-		  CROSS JOIN LATERAL unnest(w2.tag_names) WITH ORDINALITY AS u(n, o)
-		  LEFT JOIN wam.tag t ON t.normalized_name = wam.normalize_tag_name(u.n)
-		  WHERE w2.problem IS NULL
-		  GROUP BY w2.line_no) x
-	WHERE w.line_no = x.line_no;
-	UPDATE wam_import_row SET tag_ids = '{}' WHERE tag_ids IS NULL AND problem IS NULL;
-
+	tag_set AS MATERIALIZED (
+		SELECT s.raw_tags, x.problem, y.ids, y.ttls
+		FROM (SELECT DISTINCT l.raw_tags FROM line l WHERE l.raw_tags IS NOT NULL) s
+		CROSS JOIN LATERAL (
+			SELECT array_agg(t.tag_id) AS ids,
+				   CASE WHEN bool_or(t.tag_id IS NULL) THEN
+							'unknown tag: ' || string_agg(u.n, ', ' ORDER BY u.o) FILTER (WHERE t.tag_id IS NULL)
+						WHEN bool_or(t.status = 'retired') THEN
+							'retired tag: ' || string_agg(u.n, ', ' ORDER BY u.o) FILTER (WHERE t.status = 'retired')
+				   END AS problem
+			FROM (SELECT btrim(v.n) AS n, v.o
+				  FROM unnest(string_to_array(s.raw_tags, ',')) WITH ORDINALITY AS v(n, o)
+				  WHERE btrim(v.n) <> '') u
+			LEFT JOIN wam.tag t ON t.normalized_name = wam.normalize_tag_name(u.n)
+		) x
+		-- each tag once ("VIP, vip"), with its time to live
+		CROSS JOIN LATERAL (
+			SELECT coalesce(array_agg(t.tag_id ORDER BY t.tag_id), '{}') AS ids,
+				   coalesce(array_agg(t.default_ttl ORDER BY t.tag_id), '{}') AS ttls
+			FROM wam.tag t WHERE t.tag_id = ANY (x.ids)
+		) y
+	),
+	checked AS MATERIALIZED (
+		SELECT l.line_no, l.raw_phone, l.name, l.consent, l.raw_tags,
+			   coalesce(l.problem, 'invalid phone number: ' || p.problem, ts.problem) AS problem,
+			   CASE WHEN l.problem IS NULL AND p.problem IS NULL AND ts.problem IS NULL
+					THEN wam.normalize_phone(l.raw_phone, default_country) END AS phone
+		FROM line l
+		-- (OFFSET 0: computed once per row, not once per use)
+		CROSS JOIN LATERAL (SELECT CASE WHEN l.problem IS NULL
+										THEN wam.phone_problem(l.raw_phone, default_country) END AS problem
+							OFFSET 0) p
+		LEFT JOIN tag_set ts ON ts.raw_tags = l.raw_tags
+	),
 	-- duplicates: the first occurrence of a number wins (R-I4)
-	UPDATE wam_import_row w SET duplicate_of = f.first_line
-	FROM (SELECT phone, min(line_no) AS first_line FROM wam_import_row
-		  WHERE problem IS NULL GROUP BY phone HAVING count(*) > 1) f
-	WHERE w.phone = f.phone AND w.line_no > f.first_line AND w.problem IS NULL;
-	RAISE NOTICE 'import %: writing customers', imp;
-
-	WITH upserted AS (
+	valid AS MATERIALIZED (
+		SELECT c.line_no, c.raw_phone, c.phone, c.name, c.consent, c.raw_tags,
+			   min(c.line_no) OVER (PARTITION BY c.phone) AS first_line
+		FROM checked c WHERE c.phone IS NOT NULL
+	),
+	upserted AS (
 		INSERT INTO wam.customer AS c (phone, name, consent_at, consent_source)
-		SELECT w.phone, w.name,
-			   CASE WHEN w.consent IS NOT NULL THEN now() END,
-			   w.consent
-		FROM wam_import_row w
-		WHERE w.problem IS NULL AND w.duplicate_of IS NULL
-		ORDER BY w.line_no
+		SELECT v.phone, v.name, CASE WHEN v.consent IS NOT NULL THEN now() END, v.consent
+		FROM valid v
+		WHERE v.line_no = v.first_line
+		ORDER BY v.line_no
 		ON CONFLICT (phone) DO UPDATE
 			SET name = coalesce(EXCLUDED.name, c.name),
 				consent_at = CASE WHEN EXCLUDED.consent_source IS NOT NULL AND c.consent_at IS NULL
 								  THEN EXCLUDED.consent_at ELSE c.consent_at END,
 				consent_source = CASE WHEN EXCLUDED.consent_source IS NOT NULL AND c.consent_at IS NULL
 									  THEN EXCLUDED.consent_source ELSE c.consent_source END
-		RETURNING (xmax = 0) AS inserted
-	)
-	SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-	INTO n_created, n_updated FROM upserted;
-	RAISE NOTICE 'import %: % customers created, % updated; attaching tags', imp, n_created, n_updated;
-
+		RETURNING c.id, c.phone, (c.xmax = 0) AS inserted
+	),
 	-- every imported number gets exactly the file's tags (R-I7)
-	INSERT INTO wam.customer_tag AS ct (customer_id, tag_id, expires_at, source)
-	SELECT c.id, t.tag_id, now() + t.default_ttl, 'import'
-	FROM wam_import_row w
-	JOIN wam.customer c ON c.phone = w.phone
-	CROSS JOIN LATERAL unnest(w.tag_ids) AS u(tag_id)
-	JOIN wam.tag t ON t.tag_id = u.tag_id
-	WHERE w.problem IS NULL AND w.duplicate_of IS NULL
-	GROUP BY c.id, t.tag_id, t.default_ttl
-	-- in primary-key order: each tag's new rows go to one place of the index
-	ORDER BY t.tag_id, c.id
-	ON CONFLICT (customer_id, tag_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
-		WHERE ct.expires_at IS DISTINCT FROM EXCLUDED.expires_at;
-	UPDATE wam.tag t SET last_attached_at = now()
-	WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2
-					   WHERE t2.tag_id IN (SELECT DISTINCT unnest(tag_ids) FROM wam_import_row WHERE problem IS NULL)
-						 AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
-					   FOR NO KEY UPDATE SKIP LOCKED);
-
-	INSERT INTO wam.import_error (import_id, line_no, raw_phone, reason)
-	SELECT imp, w.line_no, left(w.raw_phone, 100),
-		   coalesce(w.problem, 'duplicate of line ' || w.duplicate_of)
-	FROM wam_import_row w WHERE w.problem IS NOT NULL OR w.duplicate_of IS NOT NULL;
-
-	SELECT count(*) FILTER (WHERE w.duplicate_of IS NOT NULL), count(*) FILTER (WHERE w.problem IS NOT NULL)
-	INTO n_dup, n_failed FROM wam_import_row w;
+	attached AS (
+		INSERT INTO wam.customer_tag AS ct (customer_id, tag_id, expires_at, source)
+		SELECT u.id, x.tag_id, now() + x.ttl, 'import'
+		FROM upserted u
+		JOIN valid v ON v.phone = u.phone AND v.line_no = v.first_line
+		JOIN tag_set ts ON ts.raw_tags = v.raw_tags
+		CROSS JOIN LATERAL unnest(ts.ids, ts.ttls) AS x(tag_id, ttl)
+		-- in primary-key order: each tag's new rows go to one place of the index
+		ORDER BY x.tag_id, u.id
+		ON CONFLICT (customer_id, tag_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
+			WHERE ct.expires_at IS DISTINCT FROM EXCLUDED.expires_at
+	),
+	touched AS (
+		UPDATE wam.tag t SET last_attached_at = now()
+		WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2
+						   WHERE t2.tag_id IN (SELECT unnest(ts.ids) FROM tag_set ts
+											   WHERE ts.raw_tags IN (SELECT c.raw_tags FROM checked c
+																	 WHERE c.problem IS NULL))
+							 AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
+						   FOR NO KEY UPDATE SKIP LOCKED)
+	),
+	failures AS (
+		INSERT INTO wam.import_error (import_id, line_no, raw_phone, reason)
+		SELECT i.id, e.line_no, left(e.raw_phone, 100), e.reason
+		FROM new_import i,
+			 (SELECT c.line_no, c.raw_phone, c.problem AS reason FROM checked c WHERE c.problem IS NOT NULL
+			  UNION ALL
+			  SELECT v.line_no, v.raw_phone, 'duplicate of line ' || v.first_line
+			  FROM valid v WHERE v.line_no > v.first_line) e
+		ORDER BY e.line_no
+	)
+	SELECT i.id, n.n_read, n.n_failed, d.n_dup, u.n_created, u.n_updated
+	INTO imp, n_read, n_failed, n_dup, n_created, n_updated
+	FROM new_import i,
+		 (SELECT count(*) AS n_read, count(*) FILTER (WHERE c.problem IS NOT NULL) AS n_failed FROM checked c) n,
+		 (SELECT count(*) AS n_dup FROM valid v WHERE v.line_no > v.first_line) d,
+		 (SELECT count(*) FILTER (WHERE p.inserted) AS n_created,
+				 count(*) FILTER (WHERE NOT p.inserted) AS n_updated FROM upserted p) u;
 
 	UPDATE wam.import i
 	SET rows_read = n_read, created = n_created, updated = n_updated, duplicates = n_dup,
@@ -1165,16 +1210,15 @@ BEGIN
 		failure_rate = CASE WHEN n_read = 0 THEN 0 ELSE round(n_failed::numeric / n_read, 4) END,
 		flagged = n_read > 0 AND n_failed::numeric / n_read > 0.10
 	WHERE i.import_id = imp;
-	DROP TABLE wam_import_row;
-	DROP TABLE wam_import_csv;
-	RAISE NOTICE 'import %: done', imp;
+	RAISE NOTICE 'import %: % rows read, % customers created, % updated, % duplicates, % failed',
+		imp, n_read, n_created, n_updated, n_dup, n_failed;
 
 	RETURN QUERY SELECT i.import_id, i.rows_read, i.created, i.updated, i.duplicates, i.failed,
 						i.failure_rate, i.flagged
 				 FROM wam.import i WHERE i.import_id = imp;
 END
 $$;
-COMMENT ON FUNCTION wam.import_staged(text) IS 'internal: the import of the rows staged by wam.import_csv';
+COMMENT ON FUNCTION wam.import_file(text, bytea, text, text) IS 'internal: the import behind wam.import_csv, of text_data or byte_data';
 
 -- wam.csv_delimiter picks the delimiter from the header line: a comma unless
 -- the header has none but has tabs (a TXT export) or semicolons (Excel in
@@ -1201,8 +1245,7 @@ BEGIN
 	END IF;
 	delimiter := coalesce(delimiter,
 		wam.csv_delimiter(convert_to(split_part(left(data, 65536), E'\n', 1), 'UTF8')));
-	CREATE TEMP TABLE wam_import_csv ON COMMIT DROP AS SELECT * FROM wam.csv_rows(data, delimiter);
-	RETURN QUERY SELECT * FROM wam.import_staged(default_country);
+	RETURN QUERY SELECT * FROM wam.import_file(data, NULL, default_country, delimiter);
 END
 $$;
 
@@ -1220,8 +1263,7 @@ BEGIN
 	delimiter := coalesce(delimiter, wam.csv_delimiter(
 		substring(data FROM 1 FOR CASE WHEN eol > 0 THEN eol ELSE 65536 END)));
 	-- raw bytes: a line that is not valid UTF-8 fails alone, the others import
-	CREATE TEMP TABLE wam_import_csv ON COMMIT DROP AS SELECT * FROM wam.csv_rows(data, delimiter);
-	RETURN QUERY SELECT * FROM wam.import_staged(default_country);
+	RETURN QUERY SELECT * FROM wam.import_file(NULL, data, default_country, delimiter);
 END
 $$;
 COMMENT ON FUNCTION wam.import_csv(bytea, text, text) IS 'imports contacts from raw file bytes; rows that are not valid UTF-8 fail with that reason while the others import';
@@ -1245,7 +1287,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.install_example_rules(),
 	wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
 	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
-	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam.import_staged(text),
+	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam.import_file(text, bytea, text, text),
 	wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.rule_audience(wam.tag_rule, bigint[]),
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
