@@ -20,6 +20,7 @@
 #include "utils/guc.h"
 
 #include "segment.h"
+#include "webhook.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -93,6 +94,8 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, wam_assign_malloc_trim_threshold, NULL);
+
+	wam_webhook_init();
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();

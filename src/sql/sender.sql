@@ -149,6 +149,10 @@ CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_hmac_sha256' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as 64 lower-case hex digits (the X-Hub-Signature-256 value after "sha256=")';
 
+CREATE FUNCTION wam.check_webhook_body(body text) RETURNS void
+	AS 'MODULE_PATHNAME', 'wam_check_webhook_body' LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION wam.check_webhook_body(text) IS 'internal: an error (54000) when the body is larger than wam.webhook_max_body_bytes';
+
 CREATE FUNCTION wam.wake_sender_worker() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
 COMMENT ON FUNCTION wam.wake_sender_worker() IS 'internal: wakes the sender worker when the transaction commits';
@@ -1012,10 +1016,11 @@ END
 $$;
 COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s webhook verification (GET hub.mode, hub.verify_token, hub.challenge): returns the challenge to echo with HTTP 200; errors (answer 403) when the token does not match';
 
--- the elements of a JSON array; nothing for anything else
+-- the elements of a JSON array, nothing for anything else; in C for its row estimate
+-- (ROWS 4: a webhook's entries, changes and statuses are a handful, and the ingestion's
+-- plans must stay on index lookups of wam.outbox however large it grows)
 CREATE FUNCTION wam.json_elements(j jsonb) RETURNS SETOF jsonb
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN jsonb_array_elements(CASE WHEN jsonb_typeof(j) = 'array' THEN j ELSE '[]'::jsonb END);
+	AS 'MODULE_PATHNAME', 'wam_json_elements' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
 COMMENT ON FUNCTION wam.json_elements(jsonb) IS 'internal: elements of a JSON array, no rows for NULL or a non-array';
 
 -- a webhook "timestamp" (a string of Unix seconds) as timestamptz; NULL when malformed
@@ -1029,6 +1034,11 @@ CREATE FUNCTION wam.status_rank(status text) RETURNS integer
 	RETURN CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END;
 COMMENT ON FUNCTION wam.status_rank(text) IS 'internal: statuses only move forward: sent < delivered < read (everything else ranks 0)';
 
+-- No temporary tables: the changes of the body are held in variables and every statement
+-- reads them from there, so nothing is resolved in pg_temp (a caller's temporary table of
+-- the same name, with its triggers, would run with the definer's rights), and the planner
+-- sees a few rows (wam.json_elements, ROWS 4) and looks messages up by index, whatever
+-- the size of wam.outbox.
 CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 	-- small batches with poor row estimates: JIT compilation would cost more than the query
@@ -1039,6 +1049,13 @@ DECLARE
 	secrets text[];
 	matched integer;
 	j jsonb;
+	-- the "value" of each change for a sender whose app secret signed the body, and that sender
+	sids integer[];
+	vals jsonb[];
+	has_contacts boolean;
+	has_statuses boolean;
+	has_messages boolean;
+	inbound wam.inbound_message[];
 	n_status integer := 0;
 	n_message integer := 0;
 	r record;
@@ -1046,6 +1063,8 @@ BEGIN
 	IF body IS NULL THEN
 		RAISE EXCEPTION 'webhook body must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- before the body is hashed or parsed
+	PERFORM wam.check_webhook_body(body);
 	IF signature IS NULL OR signature = '' THEN
 		RAISE EXCEPTION 'webhook signature is missing'
 			USING ERRCODE = 'invalid_authorization_specification',
@@ -1069,12 +1088,11 @@ BEGIN
 	END IF;
 
 	-- only changes for senders whose app secret signed the body
-	IF to_regclass('pg_temp.wam_webhook_value') IS NULL THEN
-		CREATE TEMP TABLE wam_webhook_value (sender_id integer, v jsonb) ON COMMIT DELETE ROWS;
-	END IF;
-	DELETE FROM wam_webhook_value;
-	INSERT INTO wam_webhook_value
-	SELECT s.sender_id, ch->'value'
+	SELECT array_agg(s.sender_id), array_agg(ch->'value'),
+		   coalesce(bool_or(ch->'value' ? 'contacts'), false),
+		   coalesce(bool_or(ch->'value' ? 'statuses'), false),
+		   coalesce(bool_or(ch->'value' ? 'messages'), false)
+	INTO sids, vals, has_contacts, has_statuses, has_messages
 	FROM wam.json_elements(j->'entry') e
 		 CROSS JOIN LATERAL wam.json_elements(e->'changes') ch
 		 JOIN wam.sender s ON s.phone_number_id = ch->'value'->'metadata'->>'phone_number_id'
@@ -1082,87 +1100,90 @@ BEGIN
 	WHERE ch->>'field' = 'messages';
 
 	-- business-scoped user ids learnt from contacts that also carry the phone
-	INSERT INTO wam.customer_user_id (user_id, customer_id)
-	SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
-	FROM wam_webhook_value w
-		 CROSS JOIN LATERAL wam.json_elements(w.v->'contacts') ct
-		 JOIN wam.customer c ON c.phone = ct->>'wa_id'
-	WHERE coalesce(ct->>'user_id', '') <> ''
-	ORDER BY ct->>'user_id'
-	ON CONFLICT (user_id) DO UPDATE SET customer_id = EXCLUDED.customer_id;
+	IF has_contacts THEN
+		INSERT INTO wam.customer_user_id (user_id, customer_id)
+		SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
+		FROM unnest(vals) w(v)
+			 CROSS JOIN LATERAL wam.json_elements(w.v->'contacts') ct
+			 JOIN wam.customer c ON c.phone = ct->>'wa_id'
+		WHERE coalesce(ct->>'user_id', '') <> ''
+		ORDER BY ct->>'user_id'
+		ON CONFLICT (user_id) DO UPDATE SET customer_id = EXCLUDED.customer_id;
+	END IF;
 
 	-- statuses: forward only (sent < delivered < read); failed only before delivery
-	WITH st AS (
-		SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
-			   coalesce(wam.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
-			   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
-					THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
-			   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
-					THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
-			   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
-						s->'errors'->0->>'message') AS detail
-		FROM wam_webhook_value w CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
-		WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
-	), m0 AS (
-		SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
-		FROM st
-			 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
-			 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = st.opaque_id
-										   AND by_opaque.sender_id = st.sender_id
-										   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
-	), m AS (
-		-- a status without the callback data matches through another one of the same wamid
-		SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
-		FROM m0
-	), a AS (
-		SELECT m.message_id, count(*) AS n, max(m.wamid) AS wamid,
-			   max(wam.status_rank(m.status)) AS best,
-			   min(m.ts) AS sent_ts,
-			   min(m.ts) FILTER (WHERE m.status IN ('delivered', 'read')) AS delivered_ts,
-			   min(m.ts) FILTER (WHERE m.status = 'read') AS read_ts,
-			   min(m.ts) FILTER (WHERE m.status = 'failed') AS failed_ts,
-			   (array_agg(m.code ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS code,
-			   (array_agg(m.detail ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS detail
-		FROM m WHERE m.message_id IS NOT NULL GROUP BY m.message_id
-	), u AS (
-		UPDATE wam.outbox o SET
-			status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-							   AND o.status NOT IN ('cancelled', 'expired')
-						  THEN 'failed'
-						  -- a late "sent" does not undo a failure; delivery does
-						  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-						  WHEN a.best > wam.status_rank(o.status)
-						  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
-						  ELSE o.status END,
-			wamid = coalesce(o.wamid, a.wamid),
-			sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
-			delivered_at = coalesce(o.delivered_at, a.delivered_ts),
-			read_at = coalesce(o.read_at, a.read_ts),
-			failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-								  AND o.status NOT IN ('cancelled', 'expired')
-							 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-			error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+	IF has_statuses THEN
+		WITH st AS (
+			SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
+				   coalesce(wam.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
+				   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
+						THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
+				   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
+						THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
+				   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
+							s->'errors'->0->>'message') AS detail
+			FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
+			WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
+		), m0 AS (
+			SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
+			FROM st
+				 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
+				 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = st.opaque_id
+											   AND by_opaque.sender_id = st.sender_id
+											   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
+		), m AS (
+			-- a status without the callback data matches through another one of the same wamid
+			SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
+			FROM m0
+		), a AS (
+			SELECT m.message_id, count(*) AS n, max(m.wamid) AS wamid,
+				   max(wam.status_rank(m.status)) AS best,
+				   min(m.ts) AS sent_ts,
+				   min(m.ts) FILTER (WHERE m.status IN ('delivered', 'read')) AS delivered_ts,
+				   min(m.ts) FILTER (WHERE m.status = 'read') AS read_ts,
+				   min(m.ts) FILTER (WHERE m.status = 'failed') AS failed_ts,
+				   (array_agg(m.code ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS code,
+				   (array_agg(m.detail ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS detail
+			FROM m WHERE m.message_id IS NOT NULL GROUP BY m.message_id
+		), u AS (
+			UPDATE wam.outbox o SET
+				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
 								   AND o.status NOT IN ('cancelled', 'expired')
-							  THEN a.code ELSE o.error_code END,
-			error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-									 AND o.status NOT IN ('cancelled', 'expired')
-								THEN a.detail
-								WHEN a.best > wam.status_rank(o.status) THEN NULL
-								ELSE o.error_detail END
-		FROM a WHERE o.message_id = a.message_id
-		RETURNING o.customer_id, o.read_at, a.n
-	), rd AS (
-		UPDATE wam.customer c SET last_read_at = x.read_at
-		FROM (SELECT u.customer_id, max(u.read_at) AS read_at FROM u WHERE u.read_at IS NOT NULL GROUP BY 1) x
-		WHERE c.id = x.customer_id AND (c.last_read_at IS NULL OR c.last_read_at < x.read_at)
-	)
-	SELECT coalesce(sum(u.n), 0) INTO n_status FROM u;
-
-	-- inbound messages, deduplicated by their wamid
-	IF to_regclass('pg_temp.wam_webhook_inbound') IS NULL THEN
-		CREATE TEMP TABLE wam_webhook_inbound (LIKE wam.inbound_message) ON COMMIT DELETE ROWS;
+							  THEN 'failed'
+							  -- a late "sent" does not undo a failure; delivery does
+							  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
+							  WHEN a.best > wam.status_rank(o.status)
+							  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
+							  ELSE o.status END,
+				wamid = coalesce(o.wamid, a.wamid),
+				sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
+				delivered_at = coalesce(o.delivered_at, a.delivered_ts),
+				read_at = coalesce(o.read_at, a.read_ts),
+				failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+									  AND o.status NOT IN ('cancelled', 'expired')
+								 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
+				error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+									   AND o.status NOT IN ('cancelled', 'expired')
+								  THEN a.code ELSE o.error_code END,
+				error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+										 AND o.status NOT IN ('cancelled', 'expired')
+									THEN a.detail
+									WHEN a.best > wam.status_rank(o.status) THEN NULL
+									ELSE o.error_detail END
+			FROM a WHERE o.message_id = a.message_id
+			RETURNING o.customer_id, o.read_at, a.n
+		), rd AS (
+			UPDATE wam.customer c SET last_read_at = x.read_at
+			FROM (SELECT u.customer_id, max(u.read_at) AS read_at FROM u WHERE u.read_at IS NOT NULL GROUP BY 1) x
+			WHERE c.id = x.customer_id AND (c.last_read_at IS NULL OR c.last_read_at < x.read_at)
+		)
+		SELECT coalesce(sum(u.n), 0) INTO n_status FROM u;
 	END IF;
-	DELETE FROM wam_webhook_inbound;
+
+	IF NOT has_messages THEN
+		RETURN n_status;
+	END IF;
+	-- inbound messages, deduplicated by their wamid; the new ones are kept in "inbound"
 	WITH msg AS (
 		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
 			   coalesce(nullif(m->>'from_user_id', ''),
@@ -1173,7 +1194,7 @@ BEGIN
 			   coalesce(m->'text'->>'body', m->'button'->>'text', m->'interactive'->'button_reply'->>'title',
 						m->'interactive'->'list_reply'->>'title', m->'image'->>'caption') AS body,
 			   m->'context'->>'id' AS context_wamid
-		FROM wam_webhook_value w CROSS JOIN LATERAL wam.json_elements(w.v->'messages') m
+		FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'messages') m
 		WHERE coalesce(m->>'id', '') <> ''
 	), who AS (
 		SELECT msg.*, coalesce(c.id, bs.customer_id) AS customer_id
@@ -1181,8 +1202,8 @@ BEGIN
 			 LEFT JOIN wam.customer c ON c.phone = msg.from_phone
 			 LEFT JOIN wam.customer_user_id bs ON bs.user_id = msg.from_user_id
 	), ins AS (
-		INSERT INTO wam.inbound_message (wamid, sender_id, customer_id, from_phone, from_user_id, received_at,
-										 kind, body, context_wamid, answered_message, opted_out)
+		INSERT INTO wam.inbound_message AS im (wamid, sender_id, customer_id, from_phone, from_user_id,
+											   received_at, kind, body, context_wamid, answered_message, opted_out)
 		SELECT DISTINCT ON (who.wamid) who.wamid, who.sender_id, who.customer_id, who.from_phone, who.from_user_id,
 			   who.ts, who.kind, who.body, who.context_wamid,
 			   -- the message it quotes, else the last one sent to the customer in the 24 h before
@@ -1197,19 +1218,18 @@ BEGIN
 						   WHERE wam.normalize_keyword(k.keyword) = wam.normalize_keyword(who.body))
 		FROM who ORDER BY who.wamid
 		ON CONFLICT (wamid) DO NOTHING
-		RETURNING *
+		RETURNING im
 	)
-	INSERT INTO wam_webhook_inbound SELECT * FROM ins;
-	GET DIAGNOSTICS n_message = ROW_COUNT;
+	SELECT array_agg(ins.im), count(*) INTO inbound, n_message FROM ins;
 
 	IF n_message > 0 THEN
 		-- the customer wrote: the 24-hour window is open again
 		UPDATE wam.customer c SET last_inbound_at = x.ts
-		FROM (SELECT i.customer_id, max(i.received_at) AS ts FROM wam_webhook_inbound i
+		FROM (SELECT i.customer_id, max(i.received_at) AS ts FROM unnest(inbound) i
 			  WHERE i.customer_id IS NOT NULL GROUP BY 1) x
 		WHERE c.id = x.customer_id AND (c.last_inbound_at IS NULL OR c.last_inbound_at < x.ts);
 		UPDATE wam.outbox o SET replies = o.replies + x.n, replied_at = coalesce(o.replied_at, x.ts)
-		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM wam_webhook_inbound i
+		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM unnest(inbound) i
 			  WHERE i.answered_message IS NOT NULL AND NOT i.opted_out GROUP BY 1) x
 		WHERE o.message_id = x.answered_message;
 		INSERT INTO wam.event (customer_id, kind, occurred_at, details)
@@ -1217,9 +1237,9 @@ BEGIN
 			   i.received_at,
 			   jsonb_strip_nulls(jsonb_build_object('wamid', i.wamid, 'type', i.kind, 'text', i.body,
 													'answers', i.answered_message, 'sender_id', i.sender_id))
-		FROM wam_webhook_inbound i WHERE i.customer_id IS NOT NULL
+		FROM unnest(inbound) i WHERE i.customer_id IS NOT NULL
 		ORDER BY i.received_at;
-		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM wam_webhook_inbound i
+		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM unnest(inbound) i
 				 WHERE i.opted_out ORDER BY i.customer_id, i.received_at LOOP
 			PERFORM wam.opt_out(r.customer_id, format('replied "%s" on WhatsApp', left(r.body, 100)));
 		END LOOP;
@@ -1344,7 +1364,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.record_results(bigint[], text[], integer[], text[], text[]),
 	wam.set_webhook_verify_token(text), wam.webhook_challenge(text, text, text),
 	wam.json_elements(jsonb), wam.webhook_time(text), wam.status_rank(text),
-	wam.ingest_webhook(text, text), wam.delivery_report(timestamptz, timestamptz, text)
+	wam.ingest_webhook(text, text), wam.check_webhook_body(text),
+	wam.delivery_report(timestamptz, timestamptz, text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256(text, text),
 	wam.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
