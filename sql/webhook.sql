@@ -220,6 +220,52 @@ FROM generate_series(1, 100) g;
 SELECT * FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 second');
 
 
+-- One status per body (how Meta posts them) takes a shorter way for a sent, delivered or
+-- read of a known wamid, with the same rules as a body of several: rows F get single-status
+-- bodies, their twins G the same statuses each with one for an unknown wamid besides
+INSERT INTO wam.customer (id, phone) VALUES (21, '15550000021'), (22, '15550000022');
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at, delivered_at,
+						read_at, failed_at, error_code, error_detail, cancelled_at, uncertain_at)
+SELECT 1, tw.c, tw.t || v.n, '{}', v.status, CASE WHEN v.status <> 'uncertain' THEN tw.t || v.n END,
+	   '2030-01-01', CASE WHEN v.status IN ('sent', 'failed', 'read') THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'read' THEN timestamptz '2030-01-01' END, CASE WHEN v.status = 'read' THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'failed' THEN timestamptz '2030-01-01' END, CASE WHEN v.status = 'failed' THEN 131026 END,
+	   CASE WHEN v.status = 'failed' THEN 'undeliverable' END, CASE WHEN v.status = 'cancelled' THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'uncertain' THEN timestamptz '2030-01-01' END
+FROM (VALUES ('F', 21), ('G', 22)) tw(t, c),
+	 (VALUES (1, 'sent'), (2, 'failed'), (3, 'cancelled'), (4, 'uncertain'), (5, 'read'), (6, 'sent')) v(n, status);
+CREATE FUNCTION pg_temp.twins(steps jsonb) RETURNS TABLE (step integer, f integer, g integer) LANGUAGE plpgsql AS $$
+DECLARE
+	x jsonb;
+	one jsonb;
+BEGIN
+	step := 0;
+	FOR x IN SELECT * FROM jsonb_array_elements(steps) LOOP
+		step := step + 1;
+		one := pg_temp.st('F' || (x->>0), x->>1, (x->>2)::bigint,
+						  (SELECT 'wam:' || message_id FROM wam.outbox WHERE recipient = 'F' || (x->>0))) || coalesce(x->3, '{}');
+		f := pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(one)));
+		one := pg_temp.st('G' || (x->>0), x->>1, (x->>2)::bigint,
+						  (SELECT 'wam:' || message_id FROM wam.outbox WHERE recipient = 'G' || (x->>0))) || coalesce(x->3, '{}');
+		g := pg_temp.ingest(pg_temp.status_body('106540352242922',
+											  jsonb_build_array(one, pg_temp.st('wamid.NOPE', 'delivered', 1893456000))));
+		RETURN NEXT;
+	END LOOP;
+END $$;
+SELECT * FROM pg_temp.twins('[[1, "delivered", 1893456100], [1, "read", 1893456200], [1, "delivered", 1893456050],
+	[1, "read", 1893456000], [2, "sent", 1893456100], [2, "delivered", 1893456150], [3, "delivered", 1893456100],
+	[4, "sent", 1893456100], [4, "read", 1893456300], [5, "sent", 1893456100], [5, "played", 1893456100],
+	[6, "failed", 1893456100, {"errors": [{"code": 131049, "title": "ecosystem"}]}], [6, "sent", 1893456200]]');
+SELECT recipient, status, wamid, sent_at, delivered_at, read_at, failed_at, error_code, error_detail
+FROM wam.outbox WHERE recipient ~ '^F' ORDER BY recipient;
+SELECT count(*) AS twins_differ FROM wam.outbox f JOIN wam.outbox g ON g.recipient = 'G' || substr(f.recipient, 2)
+WHERE f.recipient ~ '^F' AND (f.status, substr(f.wamid, 2), f.sent_at, f.delivered_at, f.read_at, f.failed_at,
+	f.error_code, f.error_detail) IS DISTINCT FROM (g.status, substr(g.wamid, 2), g.sent_at, g.delivered_at, g.read_at,
+	g.failed_at, g.error_code, g.error_detail);
+-- the customer's last read, forward only
+SELECT id, last_read_at FROM wam.customer WHERE id IN (21, 22) ORDER BY id;
+DROP FUNCTION pg_temp.twins(jsonb);
+
 -- a wam_operator's temporary objects named like anything ingestion uses are never used: no
 -- trigger of theirs runs with the definer's rights, no view of theirs supplies secrets.
 -- Signed bodies (replayable), then a fresh session whose temporary schema the intruder fills first.

@@ -13,7 +13,6 @@
  */
 #include "postgres.h"
 
-#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "common/hmac.h"
 #include "common/jsonapi.h"
@@ -36,7 +35,7 @@
  * the body: an unauthenticated caller of the endpoint must not make the
  * database hash and parse megabytes per request.
  */
-int			wam_webhook_max_body_bytes = 1024 * 1024;
+int			wam_webhook_body_limit = 1024 * 1024;
 
 void
 wam_webhook_init(void)
@@ -44,7 +43,7 @@ wam_webhook_init(void)
 	DefineCustomIntVariable("wam.webhook_max_body_bytes",
 							"Largest webhook body wam.ingest_webhook accepts.",
 							"Larger bodies are refused before their signature is computed.",
-							&wam_webhook_max_body_bytes,
+							&wam_webhook_body_limit,
 							1024 * 1024, 1, (int) MaxAllocSize,
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
@@ -52,23 +51,15 @@ wam_webhook_init(void)
 }
 
 /*
- * wam.check_webhook_body(body): an error (54000) when the body is larger
- * than wam.webhook_max_body_bytes.  Reads the size from the varlena header:
- * a large body is not even decompressed.
+ * wam.webhook_max_body_bytes(): the setting in bytes, for wam.ingest_webhook
+ * (current_setting() would show it with a unit, and fail in a session that
+ * has not loaded the library yet).
  */
-PG_FUNCTION_INFO_V1(wam_check_webhook_body);
+PG_FUNCTION_INFO_V1(wam_webhook_max_body_bytes);
 Datum
-wam_check_webhook_body(PG_FUNCTION_ARGS)
+wam_webhook_max_body_bytes(PG_FUNCTION_ARGS)
 {
-	Size		len = toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ;
-
-	if (len > (Size) wam_webhook_max_body_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("webhook body is too large"),
-				 errdetail("The body has %zu bytes; wam.webhook_max_body_bytes allows %d.",
-						   len, wam_webhook_max_body_bytes)));
-	PG_RETURN_VOID();
+	PG_RETURN_INT32(wam_webhook_body_limit);
 }
 
 static void

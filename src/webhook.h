@@ -9,7 +9,7 @@
 #define WAM_WEBHOOK_H
 
 /* wam.webhook_max_body_bytes */
-extern int	wam_webhook_max_body_bytes;
+extern int	wam_webhook_body_limit;
 
 extern void wam_webhook_init(void);
 
