@@ -15,6 +15,7 @@ SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,Jefe}
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', upper(:'sig'), '{Jefe}') AS upper_prefix;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha256=' || upper(substr(:'sig', 8)), '{Jefe}') AS upper_hex;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{Jefe,Jefe}') AS first_match;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,NULL,a,Jefe,a}') AS after_repeats;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing!', :'sig', '{Jefe}') AS other_body;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || '4', '{Jefe}') AS one_digit_off;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1), '{Jefe}') AS short;

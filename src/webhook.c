@@ -102,7 +102,8 @@ wam_hmac_sha256(PG_FUNCTION_ARGS)
  * first secret whose HMAC of body equals the signature "sha256=<64 hex>",
  * 0 when none does or the signature is malformed.  Each comparison touches
  * every byte whatever the first difference (no early exit), so the time
- * says nothing about how much of a forged signature was right.
+ * says nothing about how much of a forged signature was right.  A secret
+ * repeated in the array (senders of one app) is hashed once.
  */
 PG_FUNCTION_INFO_V1(wam_hmac_sha256_matches);
 Datum
@@ -144,6 +145,19 @@ wam_hmac_sha256_matches(PG_FUNCTION_ARGS)
 		if (nulls[i])
 			continue;
 		key = DatumGetTextPP(elems[i]);
+		for (j = 0; j < i; j++)
+		{
+			text	   *earlier;
+
+			if (nulls[j])
+				continue;
+			earlier = DatumGetTextPP(elems[j]);
+			if (VARSIZE_ANY_EXHDR(earlier) == VARSIZE_ANY_EXHDR(key) &&
+				memcmp(VARDATA_ANY(earlier), VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)) == 0)
+				break;
+		}
+		if (j < i)
+			continue;			/* hashed already */
 		hmac_sha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body), mac);
 		for (j = 0; j < PG_SHA256_DIGEST_LENGTH; j++)
 			diff |= mac[j] ^ want[j];

@@ -1044,8 +1044,6 @@ COMMENT ON FUNCTION wam.status_rank(text) IS 'internal: statuses only move forwa
 -- the size of wam.outbox.
 CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-	-- small batches with poor row estimates: JIT compilation would cost more than the query
-	SET jit = off
 	-- The plans are the same for every body (index lookups per status), but a custom plan
 	-- for the actual arrays looks cheaper than the generic one, so the plan cache would
 	-- plan the statements anew on every call: that was two thirds of a call's time.
@@ -1062,10 +1060,9 @@ DECLARE
 	has_contacts boolean := false;
 	n_statuses integer := 0;
 	has_messages boolean := false;
-	-- every sender with its phone number id and app secret
+	-- every sender with an app secret (secrets), and its phone number id
 	all_sids integer[];
 	all_pnids text[];
-	all_secrets text[];
 	chs jsonb;
 	ch jsonb;
 	pos integer;
@@ -1097,10 +1094,11 @@ BEGIN
 			USING ERRCODE = 'invalid_authorization_specification',
 				  HINT = 'Pass the X-Hub-Signature-256 header ("sha256=<hex>").';
 	END IF;
-	SELECT array_agg(DISTINCT k.app_secret) FILTER (WHERE k.app_secret IS NOT NULL),
-		   array_agg(s.sender_id), array_agg(s.phone_number_id), array_agg(k.app_secret)
-	INTO secrets, all_sids, all_pnids, all_secrets
-	FROM wam.sender s JOIN wam.sender_secret k ON k.sender_id = s.sender_id;
+	-- senders sharing an app secret: wam.hmac_sha256_matches hashes it once
+	SELECT array_agg(k.app_secret), array_agg(s.sender_id), array_agg(s.phone_number_id)
+	INTO secrets, all_sids, all_pnids
+	FROM wam.sender s JOIN wam.sender_secret k ON k.sender_id = s.sender_id
+	WHERE k.app_secret IS NOT NULL;
 	matched := coalesce(wam.hmac_sha256_matches(body, signature, secrets), 0);
 	IF matched = 0 THEN
 		RAISE EXCEPTION 'webhook signature does not match'
@@ -1126,7 +1124,7 @@ BEGIN
 			ch := chs->c;
 			CONTINUE WHEN ch->>'field' IS DISTINCT FROM 'messages';
 			pos := array_position(all_pnids, ch->'value'->'metadata'->>'phone_number_id');
-			CONTINUE WHEN pos IS NULL OR all_secrets[pos] IS DISTINCT FROM secrets[matched];
+			CONTINUE WHEN pos IS NULL OR secrets[pos] IS DISTINCT FROM secrets[matched];
 			sids := sids || all_sids[pos];
 			vals := vals || (ch->'value');
 			has_contacts := has_contacts OR ch->'value' ? 'contacts';
