@@ -202,12 +202,18 @@ for size in $SIZES; do
 done
 
 # the plans inside wam.ingest_webhook, at the largest size
+plan_of() { # plan_of QUERY-TEXT-START TABLE: the plan of that statement inside the first body's ingestion
+    wam_psql -qAt -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+        -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_level = notice" \
+        -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_timing = off" -c "SET client_min_messages = notice" \
+        -c "SELECT wam.ingest_webhook(b.body, b.sig) FROM public.$2 b WHERE b.i = 1" 2>&1 |
+        awk -v start="Query Text: $1" 'index($0, start) == 1 { on = 1; next } on && /^NOTICE/ { exit } on' |
+        grep -E '^ *(->|[A-Z][a-z]+( [A-Z][a-z]+)* (on|using|Scan|Loop|Join)|Update|Aggregate|GroupAggregate|WindowAgg|Sort|Nested|Hash|Result|Index Cond|Filter|Group Key|Sort Key|SubPlan|InitPlan)' || true
+}
 reset_targets
-plans=$(wam_psql -qAt -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
-    -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_level = notice" \
-    -c "SET auto_explain.log_analyze = on" -c "SET auto_explain.log_timing = off" -c "SET client_min_messages = notice" \
-    -c "SELECT wam.ingest_webhook(b.body, b.sig) FROM public.bench_single b WHERE b.i = 1" 2>&1 |
-    sed -n '/Query Text: WITH st AS/,/^NOTICE\|^[0-9]/p' | grep -v '^NOTICE\|^[0-9]*$' | grep -E '^ *(->|Update|Nested|Hash|Seq|Index|Aggregate|CTE|Window|Sort|Function|Group|Limit|Result|Subquery|InitPlan)' || true)
+plan_single=$(plan_of "UPDATE wam.outbox o SET" bench_single)
+reset_targets
+plan_batch=$(plan_of "WITH st AS" bench_batch)
 LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 table=$(q <<SQL
@@ -264,10 +270,18 @@ $table
 
 Each run (statuses/s): $runs.
 
-The statement that applies the statuses, one status, at the largest size (\`auto_explain\`):
+The statements that apply the statuses at the largest size (\`auto_explain\`, actual rows):
+one status (by its wamid),
 
 \`\`\`
-$plans
+$plan_single
+\`\`\`
+
+and 1,000 statuses (the general statement: every rule for several statuses of one message,
+\`biz_opaque_callback_data\` for rows whose wamid is not known yet):
+
+\`\`\`
+$plan_batch
 \`\`\`
 ${busy:+
 Other heavy work during the run:

@@ -1191,7 +1191,9 @@ BEGIN
 			SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
 			FROM st
 				 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
-				 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = st.opaque_id
+				 -- only when the wamid is not known (a NULL key: no index descent)
+				 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = CASE WHEN by_wamid.message_id IS NULL
+																			   THEN st.opaque_id END
 											   AND by_opaque.sender_id = st.sender_id
 											   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
 		), m AS (
