@@ -266,6 +266,14 @@ WHERE f.recipient ~ '^F' AND (f.status, substr(f.wamid, 2), f.sent_at, f.deliver
 -- the customer's last read, forward only
 SELECT id, last_read_at FROM wam.customer WHERE id IN (21, 22) ORDER BY id;
 DROP FUNCTION pg_temp.twins(jsonb);
+-- two failures of one message in one body: the earliest one's error
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at)
+VALUES (1, 21, 'H1', '{}', 'sent', 'H1', '2030-01-01', '2030-01-01');
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('H1', 'failed', 1893456300) || '{"errors": [{"code": 131026, "title": "later"}]}',
+	pg_temp.st('H1', 'failed', 1893456200) || '{"errors": [{"code": 131049, "title": "earlier"}]}',
+	pg_temp.st('H1', 'sent', 1893456100)))) AS two_failures;
+SELECT status, failed_at, error_code, error_detail FROM wam.outbox WHERE recipient = 'H1';
 
 -- a wam_operator's temporary objects named like anything ingestion uses are never used: no
 -- trigger of theirs runs with the definer's rights, no view of theirs supplies secrets.

@@ -1200,16 +1200,21 @@ BEGIN
 			-- a status without the callback data matches through another one of the same wamid
 			SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
 			FROM m0
+		), f AS (
+			-- the error of the earliest failure (if any): a window in the order the grouping
+			-- needs anyway, instead of a sort per message and aggregate
+			SELECT m.*, first_value(m.code) OVER w AS first_code, first_value(m.detail) OVER w AS first_detail
+			FROM m WHERE m.message_id IS NOT NULL
+			WINDOW w AS (PARTITION BY m.message_id ORDER BY m.status = 'failed' DESC, m.ts)
 		), a AS (
-			SELECT m.message_id, count(*) AS n, max(m.wamid) AS wamid,
-				   max(wam.status_rank(m.status)) AS best,
-				   min(m.ts) AS sent_ts,
-				   min(m.ts) FILTER (WHERE m.status IN ('delivered', 'read')) AS delivered_ts,
-				   min(m.ts) FILTER (WHERE m.status = 'read') AS read_ts,
-				   min(m.ts) FILTER (WHERE m.status = 'failed') AS failed_ts,
-				   (array_agg(m.code ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS code,
-				   (array_agg(m.detail ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS detail
-			FROM m WHERE m.message_id IS NOT NULL GROUP BY m.message_id
+			SELECT f.message_id, count(*) AS n, max(f.wamid) AS wamid,
+				   max(wam.status_rank(f.status)) AS best,
+				   min(f.ts) AS sent_ts,
+				   min(f.ts) FILTER (WHERE f.status IN ('delivered', 'read')) AS delivered_ts,
+				   min(f.ts) FILTER (WHERE f.status = 'read') AS read_ts,
+				   min(f.ts) FILTER (WHERE f.status = 'failed') AS failed_ts,
+				   max(f.first_code) AS code, max(f.first_detail) AS detail
+			FROM f GROUP BY f.message_id
 		), u AS (
 			UPDATE wam.outbox o SET
 				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
