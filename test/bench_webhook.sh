@@ -21,7 +21,7 @@
 # target was delivered.
 #
 # Prints a Markdown report on stdout (progress on stderr) and writes it to
-# bench/results/webhook.md with the default sizes.  Takes ~15 minutes (most of it filling
+# bench/results/webhook.md with the default sizes.  Takes ~10 minutes (most of it filling
 # 5,000,000 rows).
 #
 # Knobs (environment):
