@@ -81,3 +81,4 @@ print-regress:
 # PGXS tracks no header dependencies without --enable-depend; the worker's
 # parts share structures, so a header change must rebuild them all.
 src/webhook.o src/worker_main.o src/worker_shmem.o src/worker_db.o src/worker_http.o src/worker_throttle.o src/worker_url.o src/wam.o: src/worker.h
+src/webhook.o src/wam.o: src/webhook.h

@@ -15,6 +15,7 @@ SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,Jefe}
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', upper(:'sig'), '{Jefe}') AS upper_prefix;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha256=' || upper(substr(:'sig', 8)), '{Jefe}') AS upper_hex;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{Jefe,Jefe}') AS first_match;
+SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,NULL,a,Jefe,a}') AS after_repeats;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing!', :'sig', '{Jefe}') AS other_body;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || '4', '{Jefe}') AS one_digit_off;
 SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1), '{Jefe}') AS short;
@@ -28,6 +29,16 @@ SELECT wam.hmac_sha256_matches('x', :'sig', '{{a},{b}}');
 -- try_jsonb never errors
 SELECT wam.try_jsonb('{"a": [1, 2]}'), wam.try_jsonb('{"a":'), wam.try_jsonb(''), wam.try_jsonb('nul'),
 	   wam.try_jsonb(NULL), wam.try_jsonb('"\u00e9"');
+
+-- json_elements: the elements of an array, nothing for anything else
+SELECT wam.json_elements('[1, "a", {"b": [2]}, [3, 4], null, []]');
+SELECT count(*) AS elements FROM wam.json_elements('[]');
+SELECT count(*) AS elements FROM wam.json_elements('{"a": [1]}');
+SELECT count(*) AS elements FROM wam.json_elements('"[1]"');
+SELECT count(*) AS elements FROM wam.json_elements('7');
+SELECT count(*) AS elements FROM wam.json_elements('null');
+SELECT count(*) AS elements FROM wam.json_elements(NULL);
+SELECT count(*) AS elements, sum((e->>0)::int) AS total FROM wam.json_elements((SELECT jsonb_agg(jsonb_build_array(g)) FROM generate_series(1, 1000) g)) e;
 
 -- setup: two senders sharing nothing, customers with consent
 SELECT wam.create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret', 'https://localhost:9') AS s1,
@@ -75,6 +86,28 @@ SELECT wam.ingest_webhook(NULL, 'sha256=00');
 SELECT pg_temp.ingest('{"object":');
 SELECT pg_temp.ingest('{"object":"page","entry":[]}');
 SELECT pg_temp.ingest('{"object":"whatsapp_business_account","entry":{"not":"an array"}}') AS odd_shapes;
+
+-- the body size limit (wam.webhook_max_body_bytes), checked before the signature
+SHOW wam.webhook_max_body_bytes;
+SET wam.webhook_max_body_bytes = 100;
+SELECT pg_temp.ingest(rpad(:'b1', 99)) AS below_limit, pg_temp.ingest(rpad(:'b1', 100)) AS at_limit;
+SELECT pg_temp.ingest(rpad(:'b1', 101)) AS above_limit;
+-- even without a valid signature: the size is what is refused
+SELECT wam.ingest_webhook(rpad(:'b1', 101), 'sha256=' || repeat('0', 64));
+-- bytes, not characters: 100 characters, 101 bytes
+SELECT pg_temp.ingest(rpad(:'b1', 99) || 'é') AS multibyte;
+\set VERBOSITY sqlstate
+SELECT pg_temp.ingest(rpad(:'b1', 101)) AS above_limit;
+\set VERBOSITY default
+SET wam.webhook_max_body_bytes = '1kB';
+SHOW wam.webhook_max_body_bytes;
+SELECT pg_temp.ingest(rpad(:'b1', 1024)) AS at_1kb;
+SELECT pg_temp.ingest(rpad(:'b1', 1025)) AS above_1kb;
+SET wam.webhook_max_body_bytes = 0;
+RESET wam.webhook_max_body_bytes;
+SHOW wam.webhook_max_body_bytes;
+SELECT pg_temp.ingest(rpad(:'b1', 1048576)) AS at_default;
+SELECT pg_temp.ingest(rpad(:'b1', 1048577)) AS above_default;
 
 -- statuses: forward only, duplicates, out of order, batches
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
@@ -186,6 +219,131 @@ SELECT 1, 11, '15550000011', '{}', CASE WHEN g <= 50 THEN 'read' WHEN g <= 96 TH
 	   CASE WHEN g > 96 THEN now() END, CASE WHEN g > 98 THEN 131026 WHEN g > 96 THEN 131049 END
 FROM generate_series(1, 100) g;
 SELECT * FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 second');
+
+
+-- One status per body (how Meta posts them) takes a shorter way for a sent, delivered or
+-- read of a known wamid, with the same rules as a body of several: rows F get single-status
+-- bodies, their twins G the same statuses each with one for an unknown wamid besides
+INSERT INTO wam.customer (id, phone) VALUES (21, '15550000021'), (22, '15550000022');
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at, delivered_at,
+						read_at, failed_at, error_code, error_detail, cancelled_at, uncertain_at)
+SELECT 1, tw.c, tw.t || v.n, '{}', v.status, CASE WHEN v.status <> 'uncertain' THEN tw.t || v.n END,
+	   '2030-01-01', CASE WHEN v.status IN ('sent', 'failed', 'read') THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'read' THEN timestamptz '2030-01-01' END, CASE WHEN v.status = 'read' THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'failed' THEN timestamptz '2030-01-01' END, CASE WHEN v.status = 'failed' THEN 131026 END,
+	   CASE WHEN v.status = 'failed' THEN 'undeliverable' END, CASE WHEN v.status = 'cancelled' THEN timestamptz '2030-01-01' END,
+	   CASE WHEN v.status = 'uncertain' THEN timestamptz '2030-01-01' END
+FROM (VALUES ('F', 21), ('G', 22)) tw(t, c),
+	 (VALUES (1, 'sent'), (2, 'failed'), (3, 'cancelled'), (4, 'uncertain'), (5, 'read'), (6, 'sent')) v(n, status);
+CREATE FUNCTION pg_temp.twins(steps jsonb) RETURNS TABLE (step integer, f integer, g integer) LANGUAGE plpgsql AS $$
+DECLARE
+	x jsonb;
+	one jsonb;
+BEGIN
+	step := 0;
+	FOR x IN SELECT * FROM jsonb_array_elements(steps) LOOP
+		step := step + 1;
+		one := pg_temp.st('F' || (x->>0), x->>1, (x->>2)::bigint,
+						  (SELECT 'wam:' || message_id FROM wam.outbox WHERE recipient = 'F' || (x->>0))) || coalesce(x->3, '{}');
+		f := pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(one)));
+		one := pg_temp.st('G' || (x->>0), x->>1, (x->>2)::bigint,
+						  (SELECT 'wam:' || message_id FROM wam.outbox WHERE recipient = 'G' || (x->>0))) || coalesce(x->3, '{}');
+		g := pg_temp.ingest(pg_temp.status_body('106540352242922',
+											  jsonb_build_array(one, pg_temp.st('wamid.NOPE', 'delivered', 1893456000))));
+		RETURN NEXT;
+	END LOOP;
+END $$;
+SELECT * FROM pg_temp.twins('[[1, "delivered", 1893456100], [1, "read", 1893456200], [1, "delivered", 1893456050],
+	[1, "read", 1893456000], [2, "sent", 1893456100], [2, "delivered", 1893456150], [3, "delivered", 1893456100],
+	[4, "sent", 1893456100], [4, "read", 1893456300], [5, "sent", 1893456100], [5, "played", 1893456100],
+	[6, "failed", 1893456100, {"errors": [{"code": 131049, "title": "ecosystem"}]}], [6, "sent", 1893456200]]');
+SELECT recipient, status, wamid, sent_at, delivered_at, read_at, failed_at, error_code, error_detail
+FROM wam.outbox WHERE recipient ~ '^F' ORDER BY recipient;
+SELECT count(*) AS twins_differ FROM wam.outbox f JOIN wam.outbox g ON g.recipient = 'G' || substr(f.recipient, 2)
+WHERE f.recipient ~ '^F' AND (f.status, substr(f.wamid, 2), f.sent_at, f.delivered_at, f.read_at, f.failed_at,
+	f.error_code, f.error_detail) IS DISTINCT FROM (g.status, substr(g.wamid, 2), g.sent_at, g.delivered_at, g.read_at,
+	g.failed_at, g.error_code, g.error_detail);
+-- the customer's last read, forward only
+SELECT id, last_read_at FROM wam.customer WHERE id IN (21, 22) ORDER BY id;
+DROP FUNCTION pg_temp.twins(jsonb);
+-- two failures of one message in one body: the earliest one's error
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at)
+VALUES (1, 21, 'H1', '{}', 'sent', 'H1', '2030-01-01', '2030-01-01');
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('H1', 'failed', 1893456300) || '{"errors": [{"code": 131026, "title": "later"}]}',
+	pg_temp.st('H1', 'failed', 1893456200) || '{"errors": [{"code": 131049, "title": "earlier"}]}',
+	pg_temp.st('H1', 'sent', 1893456100)))) AS two_failures;
+SELECT status, failed_at, error_code, error_detail FROM wam.outbox WHERE recipient = 'H1';
+
+-- a wam_operator's temporary objects named like anything ingestion uses are never used: no
+-- trigger of theirs runs with the definer's rights, no view of theirs supplies secrets.
+-- Signed bodies (replayable), then a fresh session whose temporary schema the intruder fills first.
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, wamid, sending_at, sent_at)
+VALUES (1, 13, '15550000013', '{}', 'sent', 'wamid.SEC1', now(), now());
+SELECT pg_temp.status_body('106540352242922', jsonb_build_array(pg_temp.st('wamid.SEC1', 'delivered', 1893456300))) AS sec_status,
+	   pg_temp.inbound(jsonb_build_array(
+		'{"from":"15550000013","id":"wamid.IN6","timestamp":"1893456400","type":"text","text":{"body":"hello"},"context":{"id":"wamid.SEC1"}}'::jsonb),
+		'[{"profile":{"name":"Cy"},"wa_id":"15550000013","user_id":"US.333"}]') AS sec_inbound \gset
+SELECT 'sha256=' || wam.hmac_sha256('main-secret', :'sec_status') AS sec_status_sig,
+	   'sha256=' || wam.hmac_sha256('intruder-secret', :'sec_status') AS sec_intruder_sig,
+	   'sha256=' || wam.hmac_sha256('main-secret', :'sec_inbound') AS sec_inbound_sig \gset
+CREATE ROLE wam_test_intruder IN ROLE wam_operator;
+GRANT CREATE ON SCHEMA public TO wam_test_intruder;
+\c
+SET TIME ZONE 'UTC';
+SET ROLE wam_test_intruder;
+CREATE TABLE public.fired (who text, via text);
+CREATE FUNCTION pg_temp.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.fired VALUES (current_user, TG_TABLE_NAME);
+	ALTER ROLE wam_test_intruder SUPERUSER;
+	RETURN NULL;
+END $$;
+CREATE TEMP TABLE wam_webhook_value (sender_id integer, v jsonb);
+CREATE TEMP TABLE wam_webhook_inbound (LIKE wam.inbound_message);
+CREATE TEMP TABLE outbox (LIKE wam.outbox);
+CREATE TEMP TABLE inbound_message (LIKE wam.inbound_message);
+CREATE TEMP TABLE customer_user_id (user_id text, customer_id bigint);
+CREATE TEMP TABLE customer (id bigint, phone text, last_inbound_at timestamptz, last_read_at timestamptz);
+CREATE TEMP TABLE event (customer_id bigint, kind text, occurred_at timestamptz, details jsonb);
+SELECT format('CREATE TRIGGER escalate BEFORE INSERT OR UPDATE OR DELETE ON pg_temp.%I FOR EACH ROW EXECUTE FUNCTION pg_temp.escalate()', t)
+FROM unnest('{wam_webhook_value,wam_webhook_inbound,outbox,inbound_message,customer_user_id,customer,event}'::text[]) t \gexec
+CREATE TEMP VIEW sender_secret AS SELECT 1 AS sender_id, 'intruder-secret'::text AS app_secret;
+CREATE TEMP VIEW sender AS SELECT 1 AS sender_id, '106540352242922'::text AS phone_number_id;
+CREATE TEMP VIEW opt_out_keyword AS SELECT 'hello'::text AS keyword;
+CREATE FUNCTION pg_temp.json_elements(j jsonb) RETURNS SETOF jsonb LANGUAGE sql
+	BEGIN ATOMIC INSERT INTO public.fired VALUES (current_user, 'json_elements') RETURNING '{}'::jsonb; END;
+CREATE FUNCTION pg_temp.hmac_sha256_matches(body text, signature text, secrets text[]) RETURNS integer LANGUAGE sql
+	BEGIN ATOMIC INSERT INTO public.fired VALUES (current_user, 'hmac_sha256_matches') RETURNING 1; END;
+CREATE FUNCTION pg_temp.status_rank(status text) RETURNS integer LANGUAGE sql
+	BEGIN ATOMIC INSERT INTO public.fired VALUES (current_user, 'status_rank') RETURNING 9; END;
+CREATE FUNCTION pg_temp.normalize_keyword(t text) RETURNS text LANGUAGE sql
+	BEGIN ATOMIC INSERT INTO public.fired VALUES (current_user, 'normalize_keyword') RETURNING 'hello'; END;
+-- the intruder's own secret is refused
+SELECT wam.ingest_webhook(:'sec_status', :'sec_intruder_sig') AS intruder_secret;
+-- the replayed bodies (a status; contacts and an inbound message) apply as usual
+SELECT wam.ingest_webhook(:'sec_status', :'sec_status_sig') AS status;
+SELECT wam.ingest_webhook(:'sec_inbound', :'sec_inbound_sig') AS inbound;
+SELECT count(*) AS temp_rows FROM (SELECT FROM pg_temp.wam_webhook_value UNION ALL SELECT FROM pg_temp.wam_webhook_inbound
+	UNION ALL SELECT FROM pg_temp.outbox UNION ALL SELECT FROM pg_temp.inbound_message
+	UNION ALL SELECT FROM pg_temp.customer_user_id UNION ALL SELECT FROM pg_temp.customer UNION ALL SELECT FROM pg_temp.event) x;
+RESET ROLE;
+SELECT * FROM public.fired;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'wam_test_intruder';
+SELECT status, delivered_at, replies, replied_at FROM wam.outbox WHERE wamid = 'wamid.SEC1';
+SELECT wamid, customer_id, from_user_id, kind, body, answered_message IS NOT NULL AS answers, opted_out
+FROM wam.inbound_message WHERE wamid = 'wamid.IN6';
+SELECT * FROM wam.customer_user_id WHERE user_id = 'US.333';
+SELECT customer_id, kind, details->>'wamid' AS wamid FROM wam.event WHERE details->>'wamid' = 'wamid.IN6';
+SELECT id, last_inbound_at, opted_out_at FROM wam.customer WHERE id = 13;
+DROP TABLE pg_temp.wam_webhook_value, pg_temp.wam_webhook_inbound, pg_temp.outbox, pg_temp.inbound_message,
+	pg_temp.customer_user_id, pg_temp.customer, pg_temp.event;
+DROP VIEW pg_temp.sender_secret, pg_temp.sender, pg_temp.opt_out_keyword;
+DROP FUNCTION pg_temp.escalate(), pg_temp.json_elements(jsonb), pg_temp.hmac_sha256_matches(text, text, text[]),
+	pg_temp.status_rank(text), pg_temp.normalize_keyword(text);
+DROP TABLE public.fired;
+REVOKE CREATE ON SCHEMA public FROM wam_test_intruder;
+DROP ROLE wam_test_intruder;
 
 \c :orig_db
 DROP DATABASE wam_webhook_regress;

@@ -21,6 +21,7 @@
 
 #include "backup.h"
 #include "segment.h"
+#include "webhook.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -96,6 +97,7 @@ _PG_init(void)
 							NULL, wam_assign_malloc_trim_threshold, NULL);
 
 	wam_backup_init();
+	wam_webhook_init();
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();

@@ -149,6 +149,10 @@ CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_hmac_sha256' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as 64 lower-case hex digits (the X-Hub-Signature-256 value after "sha256=")';
 
+CREATE FUNCTION wam.webhook_max_body_bytes() RETURNS integer
+	AS 'MODULE_PATHNAME', 'wam_webhook_max_body_bytes' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam.webhook_max_body_bytes() IS 'internal: the setting wam.webhook_max_body_bytes in bytes (loads the library that defines it)';
+
 CREATE FUNCTION wam.wake_sender_worker() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
 COMMENT ON FUNCTION wam.wake_sender_worker() IS 'internal: wakes the sender worker when the transaction commits';
@@ -1080,10 +1084,11 @@ END
 $$;
 COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s webhook verification (GET hub.mode, hub.verify_token, hub.challenge): returns the challenge to echo with HTTP 200; errors (answer 403) when the token does not match';
 
--- the elements of a JSON array; nothing for anything else
+-- the elements of a JSON array, nothing for anything else; in C for its row estimate
+-- (ROWS 4: a webhook's entries, changes and statuses are a handful, and the ingestion's
+-- plans must stay on index lookups of wam.outbox however large it grows)
 CREATE FUNCTION wam.json_elements(j jsonb) RETURNS SETOF jsonb
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN jsonb_array_elements(CASE WHEN jsonb_typeof(j) = 'array' THEN j ELSE '[]'::jsonb END);
+	AS 'MODULE_PATHNAME', 'wam_json_elements' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
 COMMENT ON FUNCTION wam.json_elements(jsonb) IS 'internal: elements of a JSON array, no rows for NULL or a non-array';
 
 -- a webhook "timestamp" (a string of Unix seconds) as timestamptz; NULL when malformed
@@ -1092,21 +1097,52 @@ CREATE FUNCTION wam.webhook_time(t text) RETURNS timestamptz
 	RETURN CASE WHEN t ~ '^[0-9]{1,11}$' THEN pg_catalog.to_timestamp(t::double precision) END;
 COMMENT ON FUNCTION wam.webhook_time(text) IS 'internal: a webhook timestamp (Unix seconds as a string) as timestamptz, NULL if malformed';
 
+-- not STRICT, so that the planner inlines it (a STRICT function around a CASE is not inlined,
+-- and each statement calling it would parse its body again)
 CREATE FUNCTION wam.status_rank(status text) RETURNS integer
-	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END;
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN CASE WHEN status IS NOT NULL THEN
+		CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END END;
 COMMENT ON FUNCTION wam.status_rank(text) IS 'internal: statuses only move forward: sent < delivered < read (everything else ranks 0)';
 
+-- No temporary tables: the changes of the body are held in variables and every statement
+-- reads them from there, so nothing is resolved in pg_temp (a caller's temporary table of
+-- the same name, with its triggers, would run with the definer's rights), and the planner
+-- sees a few rows (wam.json_elements, ROWS 4) and looks messages up by index, whatever
+-- the size of wam.outbox.
 CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-	-- small batches with poor row estimates: JIT compilation would cost more than the query
-	SET jit = off
+	-- The plans are the same for every body (index lookups per status), but a custom plan
+	-- for the actual arrays looks cheaper than the generic one, so the plan cache would
+	-- plan the statements anew on every call: that was two thirds of a call's time.
+	SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_variable
 DECLARE
 	secrets text[];
 	matched integer;
 	j jsonb;
+	-- the "value" of each change for a sender whose app secret signed the body, and that sender
+	sids integer[];
+	vals jsonb[];
+	has_contacts boolean := false;
+	n_statuses integer := 0;
+	has_messages boolean := false;
+	-- every sender with an app secret (secrets), and its phone number id
+	all_sids integer[];
+	all_pnids text[];
+	chs jsonb;
+	ch jsonb;
+	pos integer;
+	-- the status of a body with only one
+	st jsonb;
+	st_rank integer;
+	st_ts timestamptz;
+	st_customer bigint;
+	st_read_at timestamptz;
+	read_customers bigint[];
+	read_times timestamptz[];
+	inbound wam.inbound_message[];
 	n_status integer := 0;
 	n_message integer := 0;
 	r record;
@@ -1114,12 +1150,23 @@ BEGIN
 	IF body IS NULL THEN
 		RAISE EXCEPTION 'webhook body must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
+	-- before the body is hashed or parsed
+	IF octet_length(body) > wam.webhook_max_body_bytes() THEN
+		RAISE EXCEPTION 'webhook body is too large'
+			USING ERRCODE = 'program_limit_exceeded',
+				  DETAIL = format('The body has %s bytes; wam.webhook_max_body_bytes allows %s.',
+								  octet_length(body), wam.webhook_max_body_bytes());
+	END IF;
 	IF signature IS NULL OR signature = '' THEN
 		RAISE EXCEPTION 'webhook signature is missing'
 			USING ERRCODE = 'invalid_authorization_specification',
 				  HINT = 'Pass the X-Hub-Signature-256 header ("sha256=<hex>").';
 	END IF;
-	SELECT array_agg(DISTINCT k.app_secret) INTO secrets FROM wam.sender_secret k WHERE k.app_secret IS NOT NULL;
+	-- senders sharing an app secret: wam.hmac_sha256_matches hashes it once
+	SELECT array_agg(k.app_secret), array_agg(s.sender_id), array_agg(s.phone_number_id)
+	INTO secrets, all_sids, all_pnids
+	FROM wam.sender s JOIN wam.sender_secret k ON k.sender_id = s.sender_id
+	WHERE k.app_secret IS NOT NULL;
 	matched := coalesce(wam.hmac_sha256_matches(body, signature, secrets), 0);
 	IF matched = 0 THEN
 		RAISE EXCEPTION 'webhook signature does not match'
@@ -1136,101 +1183,150 @@ BEGIN
 				  DETAIL = format('"object" is %s.', coalesce(j->'object', 'null'));
 	END IF;
 
-	-- only changes for senders whose app secret signed the body
-	IF to_regclass('pg_temp.wam_webhook_value') IS NULL THEN
-		CREATE TEMP TABLE wam_webhook_value (sender_id integer, v jsonb) ON COMMIT DELETE ROWS;
-	END IF;
-	DELETE FROM wam_webhook_value;
-	INSERT INTO wam_webhook_value
-	SELECT s.sender_id, ch->'value'
-	FROM wam.json_elements(j->'entry') e
-		 CROSS JOIN LATERAL wam.json_elements(e->'changes') ch
-		 JOIN wam.sender s ON s.phone_number_id = ch->'value'->'metadata'->>'phone_number_id'
-		 JOIN wam.sender_secret k ON k.sender_id = s.sender_id AND k.app_secret = secrets[matched]
-	WHERE ch->>'field' = 'messages';
+	-- only changes for senders whose app secret signed the body (walked with plain
+	-- expressions: a query here cost as much as the status update)
+	FOR e IN 0 .. CASE WHEN jsonb_typeof(j->'entry') = 'array' THEN jsonb_array_length(j->'entry') ELSE 0 END - 1 LOOP
+		chs := j->'entry'->e->'changes';
+		CONTINUE WHEN jsonb_typeof(chs) IS DISTINCT FROM 'array';
+		FOR c IN 0 .. jsonb_array_length(chs) - 1 LOOP
+			ch := chs->c;
+			CONTINUE WHEN ch->>'field' IS DISTINCT FROM 'messages';
+			pos := array_position(all_pnids, ch->'value'->'metadata'->>'phone_number_id');
+			CONTINUE WHEN pos IS NULL OR secrets[pos] IS DISTINCT FROM secrets[matched];
+			sids := sids || all_sids[pos];
+			vals := vals || (ch->'value');
+			has_contacts := has_contacts OR ch->'value' ? 'contacts';
+			has_messages := has_messages OR ch->'value' ? 'messages';
+			IF jsonb_typeof(ch->'value'->'statuses') = 'array' THEN
+				n_statuses := n_statuses + jsonb_array_length(ch->'value'->'statuses');
+			END IF;
+		END LOOP;
+	END LOOP;
 
 	-- business-scoped user ids learnt from contacts that also carry the phone
-	INSERT INTO wam.customer_user_id (user_id, customer_id)
-	SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
-	FROM wam_webhook_value w
-		 CROSS JOIN LATERAL wam.json_elements(w.v->'contacts') ct
-		 JOIN wam.customer c ON c.phone = ct->>'wa_id'
-	WHERE coalesce(ct->>'user_id', '') <> ''
-	ORDER BY ct->>'user_id'
-	ON CONFLICT (user_id) DO UPDATE SET customer_id = EXCLUDED.customer_id;
+	IF has_contacts THEN
+		INSERT INTO wam.customer_user_id (user_id, customer_id)
+		SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
+		FROM unnest(vals) w(v)
+			 CROSS JOIN LATERAL wam.json_elements(w.v->'contacts') ct
+			 JOIN wam.customer c ON c.phone = ct->>'wa_id'
+		WHERE coalesce(ct->>'user_id', '') <> ''
+		ORDER BY ct->>'user_id'
+		ON CONFLICT (user_id) DO UPDATE SET customer_id = EXCLUDED.customer_id;
+	END IF;
 
 	-- statuses: forward only (sent < delivered < read); failed only before delivery
-	WITH st AS (
-		SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
-			   coalesce(wam.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
-			   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
-					THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
-			   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
-					THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
-			   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
-						s->'errors'->0->>'message') AS detail
-		FROM wam_webhook_value w CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
-		WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
-	), m0 AS (
-		SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
-		FROM st
-			 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
-			 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = st.opaque_id
-										   AND by_opaque.sender_id = st.sender_id
-										   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
-	), m AS (
-		-- a status without the callback data matches through another one of the same wamid
-		SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
-		FROM m0
-	), a AS (
-		SELECT m.message_id, count(*) AS n, max(m.wamid) AS wamid,
-			   max(wam.status_rank(m.status)) AS best,
-			   min(m.ts) AS sent_ts,
-			   min(m.ts) FILTER (WHERE m.status IN ('delivered', 'read')) AS delivered_ts,
-			   min(m.ts) FILTER (WHERE m.status = 'read') AS read_ts,
-			   min(m.ts) FILTER (WHERE m.status = 'failed') AS failed_ts,
-			   (array_agg(m.code ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS code,
-			   (array_agg(m.detail ORDER BY m.ts) FILTER (WHERE m.status = 'failed'))[1] AS detail
-		FROM m WHERE m.message_id IS NOT NULL GROUP BY m.message_id
-	), u AS (
-		UPDATE wam.outbox o SET
-			status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-							   AND o.status NOT IN ('cancelled', 'expired')
-						  THEN 'failed'
-						  -- a late "sent" does not undo a failure; delivery does
-						  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-						  WHEN a.best > wam.status_rank(o.status)
-						  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
-						  ELSE o.status END,
-			wamid = coalesce(o.wamid, a.wamid),
-			sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
-			delivered_at = coalesce(o.delivered_at, a.delivered_ts),
-			read_at = coalesce(o.read_at, a.read_ts),
-			failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-								  AND o.status NOT IN ('cancelled', 'expired')
-							 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-			error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-								   AND o.status NOT IN ('cancelled', 'expired')
-							  THEN a.code ELSE o.error_code END,
-			error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
-									 AND o.status NOT IN ('cancelled', 'expired')
-								THEN a.detail
-								WHEN a.best > wam.status_rank(o.status) THEN NULL
-								ELSE o.error_detail END
-		FROM a WHERE o.message_id = a.message_id
-		RETURNING o.customer_id, o.read_at, a.n
-	), rd AS (
-		UPDATE wam.customer c SET last_read_at = x.read_at
-		FROM (SELECT u.customer_id, max(u.read_at) AS read_at FROM u WHERE u.read_at IS NOT NULL GROUP BY 1) x
-		WHERE c.id = x.customer_id AND (c.last_read_at IS NULL OR c.last_read_at < x.read_at)
-	)
-	SELECT coalesce(sum(u.n), 0) INTO n_status FROM u;
-
-	-- inbound messages, deduplicated by their wamid
-	IF to_regclass('pg_temp.wam_webhook_inbound') IS NULL THEN
-		CREATE TEMP TABLE wam_webhook_inbound (LIKE wam.inbound_message) ON COMMIT DELETE ROWS;
+	IF n_statuses = 1 AND array_length(sids, 1) = 1 THEN
+		-- Meta posts statuses one at a time, nearly all "sent", "delivered" or "read" of a
+		-- message whose wamid is known: for these, the rules of the statement below for one
+		-- status, by the wamid alone (its grouping and sorting cost twice the update itself).
+		-- Anything else (a failure, a wamid not known yet) takes the statement below.
+		st := vals[1]->'statuses'->0;
+		st_rank := wam.status_rank(st->>'status');
+		IF st_rank > 0 THEN
+			st_ts := coalesce(wam.webhook_time(st->>'timestamp'), pg_catalog.now());
+			UPDATE wam.outbox o SET
+				-- a late "sent" does not undo a failure; delivery does
+				status = CASE WHEN o.status = 'failed' AND st_rank < 2 THEN 'failed'
+							  WHEN st_rank > wam.status_rank(o.status) THEN (ARRAY['sent', 'delivered', 'read'])[st_rank]
+							  ELSE o.status END,
+				sent_at = coalesce(o.sent_at, st_ts),
+				delivered_at = coalesce(o.delivered_at, CASE WHEN st_rank >= 2 THEN st_ts END),
+				read_at = coalesce(o.read_at, CASE WHEN st_rank = 3 THEN st_ts END),
+				error_detail = CASE WHEN st_rank > wam.status_rank(o.status) THEN NULL ELSE o.error_detail END
+			WHERE o.wamid = st->>'id'
+			RETURNING o.customer_id, o.read_at INTO st_customer, st_read_at;
+			GET DIAGNOSTICS n_status = ROW_COUNT;
+			IF st_read_at IS NOT NULL THEN
+				UPDATE wam.customer c SET last_read_at = st_read_at
+				WHERE c.id = st_customer AND (c.last_read_at IS NULL OR c.last_read_at < st_read_at);
+			END IF;
+		END IF;
 	END IF;
-	DELETE FROM wam_webhook_inbound;
+	IF n_statuses > 0 AND n_status = 0 THEN
+		WITH st AS (
+			SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
+				   coalesce(wam.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
+				   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
+						THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
+				   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
+						THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
+				   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
+							s->'errors'->0->>'message') AS detail
+			FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
+			WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
+		), m0 AS (
+			SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
+			FROM st
+				 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
+				 -- only when the wamid is not known (a NULL key: no index descent)
+				 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = CASE WHEN by_wamid.message_id IS NULL
+																			   THEN st.opaque_id END
+											   AND by_opaque.sender_id = st.sender_id
+											   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
+		), m AS (
+			-- a status without the callback data matches through another one of the same wamid
+			SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
+			FROM m0
+		), f AS (
+			-- the error of the earliest failure (if any): a window in the order the grouping
+			-- needs anyway, instead of a sort per message and aggregate
+			SELECT m.*, first_value(m.code) OVER w AS first_code, first_value(m.detail) OVER w AS first_detail
+			FROM m WHERE m.message_id IS NOT NULL
+			WINDOW w AS (PARTITION BY m.message_id ORDER BY m.status = 'failed' DESC, m.ts)
+		), a AS (
+			SELECT f.message_id, count(*) AS n, max(f.wamid) AS wamid,
+				   max(wam.status_rank(f.status)) AS best,
+				   min(f.ts) AS sent_ts,
+				   min(f.ts) FILTER (WHERE f.status IN ('delivered', 'read')) AS delivered_ts,
+				   min(f.ts) FILTER (WHERE f.status = 'read') AS read_ts,
+				   min(f.ts) FILTER (WHERE f.status = 'failed') AS failed_ts,
+				   max(f.first_code) AS code, max(f.first_detail) AS detail
+			FROM f GROUP BY f.message_id
+		), u AS (
+			UPDATE wam.outbox o SET
+				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+								   AND o.status NOT IN ('cancelled', 'expired')
+							  THEN 'failed'
+							  -- a late "sent" does not undo a failure; delivery does
+							  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
+							  WHEN a.best > wam.status_rank(o.status)
+							  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
+							  ELSE o.status END,
+				wamid = coalesce(o.wamid, a.wamid),
+				sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
+				delivered_at = coalesce(o.delivered_at, a.delivered_ts),
+				read_at = coalesce(o.read_at, a.read_ts),
+				failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+									  AND o.status NOT IN ('cancelled', 'expired')
+								 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
+				error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+									   AND o.status NOT IN ('cancelled', 'expired')
+								  THEN a.code ELSE o.error_code END,
+				error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+										 AND o.status NOT IN ('cancelled', 'expired')
+									THEN a.detail
+									WHEN a.best > wam.status_rank(o.status) THEN NULL
+									ELSE o.error_detail END
+			FROM a WHERE o.message_id = a.message_id
+			RETURNING o.customer_id, o.read_at, a.n
+		)
+		SELECT coalesce(sum(u.n), 0), array_agg(u.customer_id) FILTER (WHERE u.read_at IS NOT NULL),
+			   array_agg(u.read_at) FILTER (WHERE u.read_at IS NOT NULL)
+		INTO n_status, read_customers, read_times FROM u;
+		-- apart, so that a body without reads does not even open wam.customer
+		IF read_customers IS NOT NULL THEN
+			UPDATE wam.customer c SET last_read_at = x.read_at
+			FROM (SELECT rt.customer_id, max(rt.read_at) AS read_at FROM unnest(read_customers, read_times) rt(customer_id, read_at)
+				  GROUP BY 1) x
+			WHERE c.id = x.customer_id AND (c.last_read_at IS NULL OR c.last_read_at < x.read_at);
+		END IF;
+	END IF;
+
+	IF NOT has_messages THEN
+		RETURN n_status;
+	END IF;
+	-- inbound messages, deduplicated by their wamid; the new ones are kept in "inbound"
 	WITH msg AS (
 		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
 			   coalesce(nullif(m->>'from_user_id', ''),
@@ -1241,7 +1337,7 @@ BEGIN
 			   coalesce(m->'text'->>'body', m->'button'->>'text', m->'interactive'->'button_reply'->>'title',
 						m->'interactive'->'list_reply'->>'title', m->'image'->>'caption') AS body,
 			   m->'context'->>'id' AS context_wamid
-		FROM wam_webhook_value w CROSS JOIN LATERAL wam.json_elements(w.v->'messages') m
+		FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'messages') m
 		WHERE coalesce(m->>'id', '') <> ''
 	), who AS (
 		SELECT msg.*, coalesce(c.id, bs.customer_id) AS customer_id
@@ -1249,8 +1345,8 @@ BEGIN
 			 LEFT JOIN wam.customer c ON c.phone = msg.from_phone
 			 LEFT JOIN wam.customer_user_id bs ON bs.user_id = msg.from_user_id
 	), ins AS (
-		INSERT INTO wam.inbound_message (wamid, sender_id, customer_id, from_phone, from_user_id, received_at,
-										 kind, body, context_wamid, answered_message, opted_out)
+		INSERT INTO wam.inbound_message AS im (wamid, sender_id, customer_id, from_phone, from_user_id,
+											   received_at, kind, body, context_wamid, answered_message, opted_out)
 		SELECT DISTINCT ON (who.wamid) who.wamid, who.sender_id, who.customer_id, who.from_phone, who.from_user_id,
 			   who.ts, who.kind, who.body, who.context_wamid,
 			   -- the message it quotes, else the last one sent to the customer in the 24 h before
@@ -1265,19 +1361,18 @@ BEGIN
 						   WHERE wam.normalize_keyword(k.keyword) = wam.normalize_keyword(who.body))
 		FROM who ORDER BY who.wamid
 		ON CONFLICT (wamid) DO NOTHING
-		RETURNING *
+		RETURNING im
 	)
-	INSERT INTO wam_webhook_inbound SELECT * FROM ins;
-	GET DIAGNOSTICS n_message = ROW_COUNT;
+	SELECT array_agg(ins.im), count(*) INTO inbound, n_message FROM ins;
 
 	IF n_message > 0 THEN
 		-- the customer wrote: the 24-hour window is open again
 		UPDATE wam.customer c SET last_inbound_at = x.ts
-		FROM (SELECT i.customer_id, max(i.received_at) AS ts FROM wam_webhook_inbound i
+		FROM (SELECT i.customer_id, max(i.received_at) AS ts FROM unnest(inbound) i
 			  WHERE i.customer_id IS NOT NULL GROUP BY 1) x
 		WHERE c.id = x.customer_id AND (c.last_inbound_at IS NULL OR c.last_inbound_at < x.ts);
 		UPDATE wam.outbox o SET replies = o.replies + x.n, replied_at = coalesce(o.replied_at, x.ts)
-		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM wam_webhook_inbound i
+		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM unnest(inbound) i
 			  WHERE i.answered_message IS NOT NULL AND NOT i.opted_out GROUP BY 1) x
 		WHERE o.message_id = x.answered_message;
 		INSERT INTO wam.event (customer_id, kind, occurred_at, details)
@@ -1285,9 +1380,9 @@ BEGIN
 			   i.received_at,
 			   jsonb_strip_nulls(jsonb_build_object('wamid', i.wamid, 'type', i.kind, 'text', i.body,
 													'answers', i.answered_message, 'sender_id', i.sender_id))
-		FROM wam_webhook_inbound i WHERE i.customer_id IS NOT NULL
+		FROM unnest(inbound) i WHERE i.customer_id IS NOT NULL
 		ORDER BY i.received_at;
-		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM wam_webhook_inbound i
+		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM unnest(inbound) i
 				 WHERE i.opted_out ORDER BY i.customer_id, i.received_at LOOP
 			PERFORM wam.opt_out(r.customer_id, format('replied "%s" on WhatsApp', left(r.body, 100)));
 		END LOOP;
@@ -1413,7 +1508,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.record_results(bigint[], text[], integer[], text[], text[]),
 	wam.set_webhook_verify_token(text), wam.webhook_challenge(text, text, text),
 	wam.json_elements(jsonb), wam.webhook_time(text), wam.status_rank(text),
-	wam.ingest_webhook(text, text), wam.delivery_report(timestamptz, timestamptz, text)
+	wam.ingest_webhook(text, text), wam.webhook_max_body_bytes(),
+	wam.delivery_report(timestamptz, timestamptz, text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256(text, text),
 	wam.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
