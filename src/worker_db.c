@@ -14,6 +14,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/pmsignal.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -175,6 +177,16 @@ wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out, Time
 		tail = &r->next;
 	}
 	end_step();
+
+	/*
+	 * With synchronous replication the commit above returns once a standby
+	 * has the "sending" marks, so that after a failover the new primary does
+	 * not send these messages again.  When the postmaster dies during that
+	 * wait PostgreSQL ends it early (the marks may then be on this server
+	 * only): exit before any request leaves.
+	 */
+	if (n > 0 && !PostmasterIsAlive())
+		proc_exit(1);
 	*out = head;
 	return n;
 }

@@ -47,57 +47,78 @@ P_DATA=$WAM_CLUSTER_DIR/data
 P_LOG=$WAM_SERVER_LOG
 mock_start || { echo "not ok - replica: mock starts"; exit 1; }
 
-# --- the standby: a directory of its own, stopped (and removed) at exit before the primary
-S_DIR=$(mktemp -d "${WAM_TMP_ROOT:-/tmp}/wam-standby.XXXXXX")
-chmod 755 "$S_DIR"
-mkdir -p "$S_DIR/sock"
-[ "$(id -u)" -eq 0 ] && chown -R "${WAM_TEST_OS_USER:-wamtest}:" "$S_DIR"
-S_DATA=$S_DIR/data
-S_HOST=$S_DIR/sock
-S_LOG=$S_DIR/server.log
-stop_standby() {
-    local i pids
-    if [ -f "$S_DATA/postmaster.pid" ]; then
-        _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$S_DATA" -m fast -w -t 30 -s stop 2>/dev/null ||
-            _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$S_DATA" -m immediate -w -t 30 -s stop 2>/dev/null || true
+# --- standbys: each in a directory of its own, stopped (and removed) at exit before the
+# primary's cluster
+stop_standby() { # DIR
+    local data=$1/data i pids key shm
+    if [ -f "$data/postmaster.pid" ]; then
+        _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m fast -w -t 30 -s stop 2>/dev/null ||
+            _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 30 -s stop 2>/dev/null || true
     fi
     for ((i = 0; i < 50; i++)); do
-        pids=$(wam_cluster_pids "$S_DATA")
+        pids=$(wam_cluster_pids "$data")
         [ -z "$pids" ] && break
         sleep 0.2
     done
     # last resort, only processes of this data dir
     # shellcheck disable=SC2086
     [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    # a killed postmaster leaves its System V segment (key and id in the pid file): remove
+    # that one only, and only when nothing is attached (as stop_cluster does)
+    if [ -f "$data/postmaster.pid" ] && command -v ipcs >/dev/null && command -v ipcrm >/dev/null; then
+        read -r key shm < <(sed -n 7p "$data/postmaster.pid" 2>/dev/null) || true
+        case "$key:$shm" in
+            *[!0-9:]* | :* | *:) ;;
+            *) ipcs -m 2>/dev/null | awk -v k="$(printf '0x%08x' "$key")" -v id="$shm" \
+                   '$1 == k && $2 == id && $6 == 0 { f = 1 } END { exit !f }' && ipcrm -m "$shm" 2>/dev/null ;;
+        esac
+    fi
     if [ "${WAM_KEEP_CLUSTER_DIR:-0}" = 1 ]; then
-        echo "[replica] kept $S_DIR" >&2
+        echo "[replica] kept $1" >&2
     else
-        rm -rf "$S_DIR"
+        rm -rf "$1"
     fi
 }
-wam_on_exit stop_standby
-
-# pg_basebackup over the primary's unix socket (initdb's pg_hba trusts local replication);
-# -R writes primary_conninfo and standby.signal. The primary's ALTER SYSTEM settings so far
-# (wam.ca_file) come along in postgresql.auto.conf; later ones stay the primary's own.
-if ! _wam_as_owner "$WAM_PG_BIN/pg_basebackup" -h "$P_HOST" -p "$P_PORT" -U "$PGUSER" -D "$S_DATA" \
-        -R -X stream -c fast >"$S_DIR/basebackup.log" 2>&1; then
-    tap_not_ok "standby: pg_basebackup" "$(cat "$S_DIR/basebackup.log")"
+# make_standby UPSTREAM_HOST UPSTREAM_PORT PORT: a streaming standby of that server, started;
+# its directory in STANDBY_DIR (data/, sock/, server.log).
+# pg_basebackup over the upstream's unix socket (initdb's pg_hba trusts local replication);
+# -R writes primary_conninfo and standby.signal. The upstream's ALTER SYSTEM settings so far
+# (wam.ca_file) come along in postgresql.auto.conf; later ones stay the upstream's own.
+make_standby() {
+    local dir
+    dir=$(mktemp -d "${WAM_TMP_ROOT:-/tmp}/wam-standby.XXXXXX") || return 1
+    STANDBY_DIR=$dir
+    chmod 755 "$dir"
+    mkdir -p "$dir/sock"
+    [ "$(id -u)" -eq 0 ] && chown -R "${WAM_TEST_OS_USER:-wamtest}:" "$dir"
+    wam_on_exit "stop_standby '$dir'"
+    if ! _wam_as_owner "$WAM_PG_BIN/pg_basebackup" -h "$1" -p "$2" -U "$PGUSER" -D "$dir/data" \
+            -R -X stream -c fast >"$dir/basebackup.log" 2>&1; then
+        cat "$dir/basebackup.log" >&2
+        return 1
+    fi
+    {
+        echo "# --- test/t/replica.sh: a standby ---"
+        echo "port = $3"
+        echo "unix_socket_directories = '$dir/sock'"
+        echo "hot_standby = on"
+        echo "wam.max_in_flight = 64"
+        echo "wam.http_timeout = '10s'"
+    } >>"$dir/data/postgresql.conf"
+    _wam_as_owner touch "$dir/server.log"
+    if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s start; then
+        tail -n 30 "$dir/server.log" >&2
+        return 1
+    fi
+}
+if ! make_standby "$P_HOST" "$P_PORT" "$S_PORT"; then
+    tap_not_ok "standby: pg_basebackup and start"
     tap_done
 fi
-{
-    echo "# --- test/t/replica.sh: the standby ---"
-    echo "port = $S_PORT"
-    echo "unix_socket_directories = '$S_HOST'"
-    echo "hot_standby = on"
-    echo "wam.max_in_flight = 64"
-    echo "wam.http_timeout = '10s'"
-} >>"$S_DATA/postgresql.conf"
-_wam_as_owner touch "$S_LOG"
-if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$S_DATA" -l "$S_LOG" -w -t 60 -s start; then
-    tap_not_ok "standby starts" "$(tail -n 30 "$S_LOG")"
-    tap_done
-fi
+S_DIR=$STANDBY_DIR
+S_DATA=$S_DIR/data
+S_HOST=$S_DIR/sock
+S_LOG=$S_DIR/server.log
 
 onp() { PGHOST=$P_HOST PGPORT=$P_PORT "$@"; }
 ons() { PGHOST=$S_HOST PGPORT=$S_PORT "$@"; }
@@ -133,9 +154,10 @@ d = sorted("%s:%d" % (k, n) for k, n in c.items() if n > 1)
 print(" ".join(d) if d else "none")'
 }
 # how many times the mock received each message of a campaign, in message_id order: "1 1 0 …"
-mock_counts() { # CAMPAIGN  (on the server PGHOST/PGPORT point at)
-    local ids
-    ids=$(q "SELECT string_agg(message_id::text, ' ' ORDER BY message_id) FROM wam.outbox WHERE campaign = '$1'")
+campaign_ids() { q "SELECT string_agg(message_id::text, ' ' ORDER BY message_id) FROM wam.outbox WHERE campaign = '$1'"; }
+mock_counts() { mock_counts_ids "$(campaign_ids "$1")"; } # CAMPAIGN (on the server PGHOST/PGPORT point at)
+mock_counts_ids() { # "ID ID …"
+    local ids=$1
     mock GET /_mock/messages | python3 -c '
 import collections, json, sys
 c = collections.Counter(m["biz_opaque_callback_data"] for m in json.load(sys.stdin))
@@ -337,6 +359,88 @@ print(len(m), " ".join(sorted(x["wamid"] for x in m)))')
 tap_is "the mock's record: 30 messages, the same wamids as the outbox's" \
     "$mock_wamids" "$(q "SELECT count(*) || ' ' || string_agg(wamid, ' ' ORDER BY wamid COLLATE \"C\") FROM wam.outbox WHERE wamid IS NOT NULL")"
 tap_is "the outbox: 30 messages, each with a wamid" "$(q "SELECT count(*) FILTER (WHERE wamid IS NOT NULL) || ' ' || count(*) FROM wam.outbox")" "30 30"
-tap_is "no crash in either log" "$(cat "$P_LOG" "$S_LOG" | grep -cE 'terminated by signal (4|6|7|8|11):|PANIC:')" 0
+# --- 5. asynchronous and synchronous replication --------------------------------------------
+# With asynchronous replication (the default) a claim committed on the primary may not have
+# reached the standby when the primary dies: the new primary sees the row queued and sends it
+# again. With synchronous replication the worker's claim commit (synchronous_commit = on, always)
+# waits until the standby has it, so no request leaves before the standby knows.
+# A second standby T of the new primary S gets two messages, not due for an hour, and is then
+# stopped; on S they are made due, one with asynchronous, one with synchronous replication.
+# (On T, after its promotion, the test makes them due too instead of waiting an hour.)
+T_PORT=$((P_PORT + 2))
+if ! make_standby "$S_HOST" "$S_PORT" "$T_PORT"; then
+    tap_not_ok "second standby: pg_basebackup and start"
+    tap_done
+fi
+T_DIR=$STANDBY_DIR
+T_DATA=$T_DIR/data
+T_HOST=$T_DIR/sock
+T_LOG=$T_DIR/server.log
+qt() { PGHOST=$T_HOST PGPORT=$T_PORT q "$1"; }
+q "SELECT wam.enqueue(121, '$TPL', campaign => 'async', not_before => now() + interval '1 hour')" >/dev/null
+q "SELECT wam.enqueue(122, '$TPL', campaign => 'sync', not_before => now() + interval '1 hour')" >/dev/null
+if wait_for qs "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 1 30 &&
+    wait_for qt "SELECT count(*) FROM wam.outbox WHERE campaign IN ('async', 'sync') AND status = 'queued'" 2 30; then
+    tap_ok "second standby streams from the new primary and has the 2 queued messages"
+else
+    tap_not_ok "second standby streams from the new primary and has the 2 queued messages" "$(tail -n 20 "$T_LOG")"
+fi
+_wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$T_DATA" -m fast -w -t 30 -s stop
+wait_for qs "SELECT count(*) FROM pg_stat_replication" 0 30
+async_ids=$(campaign_ids async)
+sync_ids=$(campaign_ids sync)
+
+q "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign = 'async'" >/dev/null
+wait_for qs "SELECT status FROM wam.outbox WHERE campaign = 'async'" sent 30
+tap_is "asynchronous: with the standby away the message is sent (once so far)" \
+    "$(statuses async) | $(mock_counts_ids "$async_ids")" "sent=1 | 1"
+
+q "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+# the update making the other one due commits synchronously (psql sessions here commit
+# asynchronously): once it waits, the server requires the standby; cancelling the wait leaves
+# it committed (on S only)
+PGAPPNAME=replica-due wam_psql -qAt -d postgres -c "SET synchronous_commit = on" \
+    -c "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign = 'sync'" >"$T_DIR/due.out" 2>&1 &
+due_pid=$!
+wait_for qs "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'replica-due' AND wait_event = 'SyncRep'" 1 30 ||
+    tap_not_ok "synchronous: a synchronous commit waits for the standby"
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'replica-due'" >/dev/null
+wait "$due_pid"
+if wait_for qs "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender' AND wait_event = 'SyncRep'" 1 30; then
+    tap_ok "synchronous: the worker's claim commit waits for the standby"
+else
+    tap_not_ok "synchronous: the worker's claim commit waits for the standby" "$(statuses sync)"
+fi
+tap_is "synchronous: meanwhile the request has not left; to other sessions the row is still queued" \
+    "$(mock_counts_ids "$sync_ids") $(statuses sync)" "0 queued=1"
+
+# S dies while its worker waits: PostgreSQL then ends the wait (the claim is committed on S
+# only) and the worker must exit before sending
+ppid=$(head -n 1 "$S_DATA/postmaster.pid")
+kill -9 "$ppid"
+for ((i = 0; i < 150; i++)); do
+    [ -z "$(wam_cluster_pids "$S_DATA")" ] && break
+    sleep 0.1
+done
+tap_is "S: every process gone after kill -9 of its postmaster" "$(wam_cluster_pids "$S_DATA")" ""
+tap_is "synchronous: the worker did not send once its wait was cut short by the postmaster's death" \
+    "$(mock_counts_ids "$sync_ids")" 0
+
+_wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$T_DATA" -l "$T_LOG" -w -t 60 -s start
+export PGHOST=$T_HOST PGPORT=$T_PORT
+tap_is "second standby: pg_promote() succeeds" "$(q "SELECT pg_promote(true, 60)")" t
+wait_for qt "SELECT wam.worker_pid() IS NOT NULL" t 30 || tap_not_ok "T: the worker starts" "$(tail -n 20 "$T_LOG")"
+tap_is "T: both messages are queued there (neither claim reached it)" \
+    "$(statuses async) $(statuses sync)" "queued=1 queued=1"
+q "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign IN ('async', 'sync')" >/dev/null
+if wait_drained 30; then tap_ok "T: the queue drains"; else tap_not_ok "T: the queue drains" "$(statuses async) $(statuses sync)"; fi
+tap_is "synchronous: the message is sent once, by the new primary" "$(statuses sync) | $(mock_counts_ids "$sync_ids")" "sent=1 | 1"
+tap_is "asynchronous: the claim the standby never got is sent again by the new primary (2 at the mock)" \
+    "$(statuses async) | $(mock_counts_ids "$async_ids")" "sent=1 | 2"
+tap_is "T: no row was left in sending, nothing became uncertain" \
+    "$(grep -c 'were in flight when the worker last stopped' "$T_LOG") $(q "SELECT count(*) FROM wam.outbox WHERE status = 'uncertain'")" "0 0"
+
+tap_is "no crash in any log" "$(cat "$P_LOG" "$S_LOG" "$T_LOG" | grep -cE 'terminated by signal (4|6|7|8|11):|PANIC:')" 0
 
 tap_done
