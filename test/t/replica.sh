@@ -395,25 +395,38 @@ wait_for qs "SELECT status FROM wam.outbox WHERE campaign = 'async'" sent 30
 tap_is "asynchronous: with the standby away the message is sent (once so far)" \
     "$(statuses async) | $(mock_counts_ids "$async_ids")" "sent=1 | 1"
 
+# make_due_synchronously CAMPAIGN (on PGHOST/PGPORT, after synchronous_standby_names is set):
+# the update making the campaign due commits synchronously (psql sessions here commit
+# asynchronously): once it waits, the server requires the standby; cancelling its wait
+# leaves it committed (on this server only), and the worker sees the rows due
+make_due_synchronously() {
+    local pid
+    PGAPPNAME=replica-due wam_psql -qAt -d postgres -c "SET synchronous_commit = on" \
+        -c "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign = '$1'" >/dev/null 2>&1 &
+    pid=$!
+    wait_for q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'replica-due' AND wait_event = 'SyncRep'" 1 30 ||
+        tap_not_ok "synchronous: a synchronous commit waits for the standby ($1)"
+    q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'replica-due'" >/dev/null
+    wait "$pid"
+}
+worker_waits_syncrep() { # FN: qs|qt
+    wait_for "$1" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender' AND wait_event = 'SyncRep'" 1 30
+}
 q "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
-# the update making the other one due commits synchronously (psql sessions here commit
-# asynchronously): once it waits, the server requires the standby; cancelling the wait leaves
-# it committed (on S only)
-PGAPPNAME=replica-due wam_psql -qAt -d postgres -c "SET synchronous_commit = on" \
-    -c "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign = 'sync'" >"$T_DIR/due.out" 2>&1 &
-due_pid=$!
-wait_for qs "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'replica-due' AND wait_event = 'SyncRep'" 1 30 ||
-    tap_not_ok "synchronous: a synchronous commit waits for the standby"
-q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'replica-due'" >/dev/null
-wait "$due_pid"
-if wait_for qs "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender' AND wait_event = 'SyncRep'" 1 30; then
+make_due_synchronously sync
+if worker_waits_syncrep qs; then
     tap_ok "synchronous: the worker's claim commit waits for the standby"
 else
     tap_not_ok "synchronous: the worker's claim commit waits for the standby" "$(statuses sync)"
 fi
 tap_is "synchronous: meanwhile the request has not left; to other sessions the row is still queued" \
     "$(mock_counts_ids "$sync_ids") $(statuses sync)" "0 queued=1"
+# a cancel would end the wait with a warning and let the commit stand on S alone: ignored
+q "SELECT pg_cancel_backend(wam.worker_pid())" >/dev/null
+sleep 1
+tap_is "synchronous: pg_cancel_backend() of the worker does not end its wait; nothing sent" \
+    "$(q "SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender'") $(mock_counts_ids "$sync_ids") $(grep 'canceling wait for synchronous replication' "$S_LOG" | grep -vc replica-due)" "SyncRep 0 0"
 
 # S dies while its worker waits: PostgreSQL then ends the wait (the claim is committed on S
 # only) and the worker must exit before sending
@@ -440,6 +453,31 @@ tap_is "asynchronous: the claim the standby never got is sent again by the new p
     "$(statuses async) | $(mock_counts_ids "$async_ids")" "sent=1 | 2"
 tap_is "T: no row was left in sending, nothing became uncertain" \
     "$(grep -c 'were in flight when the worker last stopped' "$T_LOG") $(q "SELECT count(*) FROM wam.outbox WHERE status = 'uncertain'")" "0 0"
+
+# a fast shutdown while the worker's claim waits for an absent synchronous standby: the
+# worker ends the wait and exits without sending; at the next start the row is uncertain
+q "SELECT wam.enqueue(123, '$TPL', campaign => 'shutdown', not_before => now() + interval '1 hour')" >/dev/null
+shutdown_ids=$(campaign_ids shutdown)
+q "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+make_due_synchronously shutdown
+worker_waits_syncrep qt || tap_not_ok "T: the worker's claim waits for the (absent) synchronous standby"
+if _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$T_DATA" -m fast -w -t 30 -s stop; then
+    tap_ok "T: a fast shutdown completes while the worker waits for a synchronous standby"
+else
+    tap_not_ok "T: a fast shutdown completes while the worker waits for a synchronous standby" "$(tail -n 8 "$T_LOG")" \
+        "$(for p in $(wam_cluster_pids "$T_DATA"); do ps -o pid=,stat=,wchan:24=,cmd= -p "$p"; done)" \
+        "$(for p in $(wam_cluster_pids "$T_DATA"); do grep -q 'sender' /proc/$p/cmdline && gdb -p $p -batch -ex bt 2>/dev/null | grep '^#'; done)"
+    _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$T_DATA" -m immediate -w -t 30 -s stop
+fi
+tap_is "T: the claimed message was not sent" "$(mock_counts_ids "$shutdown_ids")" 0
+_wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$T_DATA" -l "$T_LOG" -w -t 60 -s start
+# the worker's start-up commit waits for the standby too, until replication is made asynchronous
+q "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+q "SELECT pg_reload_conf()" >/dev/null
+wait_for qt "SELECT status FROM wam.outbox WHERE campaign = 'shutdown'" uncertain 30
+tap_is "T restarted: the row left in sending is uncertain, the mock never got it" \
+    "$(statuses shutdown) $(mock_counts_ids "$shutdown_ids")" "uncertain=1 0"
 
 tap_is "no crash in any log" "$(cat "$P_LOG" "$S_LOG" "$T_LOG" | grep -cE 'terminated by signal (4|6|7|8|11):|PANIC:')" 0
 
