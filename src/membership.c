@@ -32,6 +32,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -101,6 +102,15 @@ wam_open_memberships(AclMode mode, WamMembershipColumns *cols)
 	aclresult = pg_class_aclcheck(relid, GetUserId(), mode);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, "customer_tag");
+
+	/*
+	 * The executor is what refuses writes in a read-only transaction, and
+	 * these writes bypass it: without this check a READ ONLY transaction
+	 * would write the heap, and on a hot standby (where every transaction
+	 * is read-only) the write would fail with an internal error ("cannot
+	 * assign TransactionId during recovery") instead of the usual 25006.
+	 */
+	PreventCommandIfReadOnly(mode == ACL_INSERT ? "INSERT" : "DELETE");
 	rel = table_open(relid, RowExclusiveLock);
 	cols->customer_id = wam_column(rel, "customer_id", INT8OID);
 	cols->tag_id = wam_column(rel, "tag_id", INT4OID);

@@ -13,9 +13,13 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/pmsignal.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -253,6 +257,9 @@ claim_step(void *arg)
 
 	values[0] = Int32GetDatum(a->sender_id);
 	values[1] = Int32GetDatum(a->max);
+	/* this commit waits for synchronous standbys (see wam_db_claim); reverted at its end */
+	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	/* claim_batch stamps sending_at with now(): the transaction's start */
 	a->claimed_at = GetCurrentTransactionStartTimestamp();
 	if (SPI_execute_with_args("SELECT message_id, body FROM wam.claim_batch($1, $2)", 2, types, values, NULL,
@@ -285,6 +292,18 @@ wam_db_claim(int32 sender_id, int max, MemoryContext cxt, WamRequest **out, Time
 	*claimed_at = 0;
 	if (!run_step("claiming messages", claim_step, &a))
 		return -1;
+
+	/*
+	 * With synchronous replication the commit above returns once a standby
+	 * has the "sending" marks, so that after a failover the new primary does
+	 * not send these messages again.  When the postmaster dies during that
+	 * wait, or a shutdown ends it (handle_sigterm), PostgreSQL lets the
+	 * commit stand early (the marks may then be on this server only): exit
+	 * before any request leaves.  The rows become "uncertain" at the next
+	 * start, as for any worker stopped with claims.
+	 */
+	if (a.n > 0 && (ProcDiePending || !PostmasterIsAlive()))
+		proc_exit(1);
 	/* (requests built before a rollback stay in cxt, which the caller resets) */
 	*out = a.head;
 	*claimed_at = a.claimed_at;

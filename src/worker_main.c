@@ -26,10 +26,12 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -178,7 +180,16 @@ handle_sigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 
 	shutdown_requested = true;
-	if (wam_in_db_step && MyProc != NULL && MyProc->waitLock != NULL)
+
+	/*
+	 * Two waits end only by a pending "die", as for a backend: a step
+	 * waiting on a heavyweight lock, and a commit waiting for a synchronous
+	 * standby that does not answer (it would hold up the shutdown for as long
+	 * as the standby is away; the commit then stands on this server alone,
+	 * and wam_db_claim exits before sending).
+	 */
+	if (MyProc != NULL &&
+		((wam_in_db_step && MyProc->waitLock != NULL) || MyProc->syncRepState == SYNC_REP_WAITING))
 	{
 		InterruptPending = true;
 		ProcDiePending = true;
@@ -186,6 +197,20 @@ handle_sigterm(SIGNAL_ARGS)
 	SetLatch(MyLatch);
 	wam_http_wakeup();
 	errno = save_errno;
+}
+
+/*
+ * A cancel would end a synchronous-replication wait of a claim with only a
+ * warning, and the worker would send messages the standby may not know are
+ * claimed (sent again after a failover): ignored during that wait.  To stop
+ * waiting, make replication asynchronous (synchronous_standby_names = '').
+ */
+static void
+handle_sigint(SIGNAL_ARGS)
+{
+	if (MyProc != NULL && MyProc->syncRepState == SYNC_REP_WAITING)
+		return;
+	StatementCancelHandler(postgres_signal_arg);
 }
 
 static void
@@ -580,6 +605,7 @@ wam_sender_worker_main(Datum arg)
 
 	pqsignal(SIGHUP, handle_sighup);
 	pqsignal(SIGTERM, handle_sigterm);
+	pqsignal(SIGINT, handle_sigint);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(wam_database, NULL, 0);
 	pgstat_report_appname("pg_wamarketing sender");
@@ -587,10 +613,15 @@ wam_sender_worker_main(Datum arg)
 	/*
 	 * A "sending" mark must be durable before its request leaves: with an
 	 * asynchronous commit a crash could lose the mark and the message would
-	 * go out again.  So the worker commits synchronously whatever the
-	 * server's default.
+	 * go out again.  So the worker's commits are flushed locally whatever the
+	 * server's default, and claims also wait for synchronous standbys
+	 * (wam_db_claim).  Its other commits (outcomes, dropping its temporary
+	 * table at exit) do not wait for them: a standby that is away must not
+	 * hold up a shutdown, and a row whose outcome a standby missed is
+	 * "sending" there, so uncertain after a failover, never sent twice.
 	 */
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* (a session value: PGC_S_OVERRIDE would also pin the claims' local value) */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_SESSION);
 	apply_lock_timeout();
 	wam_shmem_attach_worker();
 	wam_http_init();
