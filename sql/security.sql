@@ -57,6 +57,7 @@ CREATE ROLE wam_t_operator NOLOGIN IN ROLE wam_operator;
 SELECT wam.create_tag('vip', 'interest') > 0 AS vip, wam.create_tag('buyer', 'purchase stage') > 0 AS buyer;
 INSERT INTO wam.customer (id, phone, name) VALUES (1, '15550000001', 'Ana'), (2, '15550000002', 'Bo'),
 	(3, '15550000003', 'Cy'), (4, '15550000004', 'Di');
+SELECT setval('wam.customer_id_seq', 100) AS next_ids_after;
 SELECT wam.create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret') AS sender_id;
 SELECT wam.create_referral_program('main') > 0 AS program;
 
@@ -130,7 +131,8 @@ DELETE FROM public.trap_log;
 -- every entry point, as the operator, with the traps in place
 SELECT count(wam.set_consent(c, 'web form')) AS consented FROM generate_series(1, 4) c;
 SELECT wam.opt_out(4, 'asked to stop');
-SELECT rows_read, created, failed FROM wam.import_csv(E'phone,tags\n+15550000005,vip\n+15550000006,nope\n');
+SELECT rows_read, created, failed FROM wam.import_csv(E'phone,tags\n+85291234567,vip\n+85291234568,nope\n');
+SELECT line_no, reason FROM wam.import_error ORDER BY line_no;
 SELECT wam.attach('vip', '{3}'), wam.detach('vip', '{3}');
 SELECT sum(added) AS added FROM wam.retag('{2,3}', '{buyer}', '{}');
 SELECT wam.record_order(2, 25) > 0 AS ordered;
