@@ -15,6 +15,8 @@
 #                                    prints the number of deliveries
 #     wait_drained [SECONDS]         until no message is queued, retrying or sending
 #     q SQL                          one value from psql (unaligned, tuples only)
+#     accounting CAMPAIGN            the mock's record against wam.outbox for a campaign
+#     statuses CAMPAIGN              the campaign's messages counted by status
 # Needs cluster.sh and tap.sh sourced first.
 
 MOCK_PID=""
@@ -80,3 +82,23 @@ wait_drained() {
     done
     return 1
 }
+
+# The mock's record against wam.outbox for one campaign, and its status counts.
+# accounting CAMPAIGN -> "accepted distinct marked accepted_not_marked marked_not_accepted"
+accounting() {
+    local f=$WAM_CLUSTER_DIR/accounting.sql
+    mock GET /_mock/messages >"$WAM_CLUSTER_DIR/messages.json" || return 1
+    cat >"$f" <<SQL
+\set js \`cat $WAM_CLUSTER_DIR/messages.json\`
+WITH m AS (SELECT substr(e->>'biz_opaque_callback_data', 5)::bigint AS id
+           FROM jsonb_array_elements(:'js'::jsonb) e),
+     o AS (SELECT message_id, wamid FROM wam.outbox WHERE campaign = '$1')
+SELECT (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o)),
+       (SELECT count(DISTINCT id) FROM m WHERE id IN (SELECT message_id FROM o)),
+       (SELECT count(*) FROM o WHERE wamid IS NOT NULL),
+       (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o WHERE wamid IS NULL)),
+       (SELECT count(*) FROM o WHERE wamid IS NOT NULL AND message_id NOT IN (SELECT id FROM m WHERE id IS NOT NULL));
+SQL
+    wam_psql -qAt -d postgres -F ' ' -f "$f"
+}
+statuses() { q "SELECT string_agg(status || '=' || n, ' ' ORDER BY status) FROM (SELECT status, count(*) n FROM wam.outbox WHERE campaign = '$1' GROUP BY 1) s"; }

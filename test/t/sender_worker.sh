@@ -25,24 +25,6 @@ q "INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
    SELECT g, '1555' || lpad(g::text, 7, '0'), 'Customer ' || g, now(), 'test' FROM generate_series(1, 5100) g" >/dev/null
 tap_is "the worker runs for the database" "$(q "SELECT wam.worker_pid() IS NOT NULL")" t
 
-# accounting CAMPAIGN -> "accepted distinct marked accepted_not_marked marked_not_accepted"
-accounting() {
-    local f=$WAM_CLUSTER_DIR/accounting.sql
-    mock GET /_mock/messages >"$WAM_CLUSTER_DIR/messages.json" || return 1
-    cat >"$f" <<SQL
-\set js \`cat $WAM_CLUSTER_DIR/messages.json\`
-WITH m AS (SELECT substr(e->>'biz_opaque_callback_data', 5)::bigint AS id
-           FROM jsonb_array_elements(:'js'::jsonb) e),
-     o AS (SELECT message_id, wamid FROM wam.outbox WHERE campaign = '$1')
-SELECT (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o)),
-       (SELECT count(DISTINCT id) FROM m WHERE id IN (SELECT message_id FROM o)),
-       (SELECT count(*) FROM o WHERE wamid IS NOT NULL),
-       (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o WHERE wamid IS NULL)),
-       (SELECT count(*) FROM o WHERE wamid IS NOT NULL AND message_id NOT IN (SELECT id FROM m WHERE id IS NOT NULL));
-SQL
-    wam_psql -qAt -d postgres -F ' ' -f "$f"
-}
-statuses() { q "SELECT string_agg(status || '=' || n, ' ' ORDER BY status) FROM (SELECT status, count(*) n FROM wam.outbox WHERE campaign = '$1' GROUP BY 1) s"; }
 enqueue_range() { # FROM TO CAMPAIGN
     q "SELECT queued FROM wam.enqueue_segment(wam.segment_range($1, $2), '$TPL', campaign => '$3')"
 }
