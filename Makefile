@@ -57,6 +57,11 @@ SQL_PARTS = \
 	src/sql/security.sql
 
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
+# Released versions keep their install scripts, frozen, in src/sql/released/
+# (the one of EXTVERSION, if released, must equal the built one: test/t/upgrade.sh);
+# upgrade scripts pg_wamarketing--A--B.sql live in src/sql/update/.
+DATA = $(filter-out src/sql/released/pg_wamarketing--$(EXTVERSION).sql,$(wildcard src/sql/released/*.sql)) \
+	$(wildcard src/sql/update/*.sql)
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
 REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm clv sender webhook referral security

@@ -94,10 +94,10 @@ q -c "SELECT pg_terminate_backend($ipid)" >/dev/null
 wait "$intruder" 2>/dev/null
 
 q -c "GRANT wam_operator TO wam_intruder" >/dev/null
-tap_is "an operator cannot call wam.lock_key" \
-    "$(PGUSER=wam_intruder q -c "SELECT wam_internal.lock_key(1, 1)" 2>&1)" \
-    "ERROR:  permission denied for function lock_key"
-tap_is "wam.lock_key rejects an unknown lock space" \
+tap_is "an operator cannot call wam_internal.lock_key" \
+    "$(PGUSER=wam_intruder q -c "SELECT wam_internal.lock_key(1, 1)" 2>&1 | head -1)" \
+    "ERROR:  permission denied for schema wam_internal"
+tap_is "wam_internal.lock_key rejects an unknown lock space" \
     "$(q -c "SELECT wam_internal.lock_key(4, 1)" 2>&1 | head -1)" "ERROR:  lock space 4 does not exist"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS wam_intruder" >/dev/null 2>&1
