@@ -111,7 +111,7 @@ WITH ext AS (
 	-- rows the install script seeds
 	SELECT 'seed tag_dimension ' || t::text FROM wam.tag_dimension t
 	UNION ALL
-	SELECT 'seed rfm_setting ' || t::text FROM wam.rfm_setting t
+	SELECT 'seed rfm_config ' || t::text FROM wam.rfm_config t
 	UNION ALL
 	SELECT 'seed rfm_scheme ' || t::text FROM wam.rfm_scheme t
 	UNION ALL
