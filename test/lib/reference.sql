@@ -42,14 +42,15 @@ SELECT p.oid, p.proname,
 FROM pg_proc p
 WHERE p.pronamespace = 'wam'::regnamespace;
 
--- one list item per function: signature, result, lowest role allowed, comment
+-- one list item per function: signature, result (none for void), lowest role allowed, comment
 SELECT line FROM (
-	SELECT g.grp, 0 AS ord, '' AS name, format(E'\n#### %s\n', substr(g.grp, strpos(g.grp, ' ') + 1)) AS line
+	SELECT g.grp, 0 AS ord, '' COLLATE "C" AS name, format(E'\n#### %s\n', substr(g.grp, strpos(g.grp, ' ') + 1)) AS line
 	FROM (SELECT DISTINCT grp FROM ref_fn) g
 	UNION ALL
-	SELECT grp, 1, proname || args,
-		   format('- `%s%s(%s)` → %s; %s: %s', CASE prokind WHEN 'a' THEN 'aggregate ' ELSE '' END,
-				  proname, coalesce(args, ''), result, who, coalesce(comment, '(no comment)'))
+	SELECT grp, 1, (proname || coalesce(args, '') || pg_get_function_identity_arguments(oid)) COLLATE "C",
+		   format('- `%s%s(%s)`%s; %s: %s', CASE prokind WHEN 'a' THEN 'aggregate ' ELSE '' END,
+				  proname, coalesce(args, ''), CASE WHEN result = 'void' THEN '' ELSE ' → ' || result END,
+				  who, coalesce(comment, '(no comment)'))
 	FROM ref_fn
 ) x
 ORDER BY split_part(grp, ' ', 1)::int, ord, name;
@@ -76,4 +77,4 @@ SELECT format('| `%s` | %s | %s | %s |', s.name,
 			  replace(s.short_desc, '|', '\|'))
 FROM pg_settings s
 WHERE s.name LIKE 'wam.%'
-ORDER BY s.name;
+ORDER BY s.name COLLATE "C";
