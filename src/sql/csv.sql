@@ -11,11 +11,11 @@ CREATE FUNCTION wam.csv_rows(data text, delimiter text DEFAULT ',',
 	RETURNS TABLE(line_no bigint, fields text[], problem text)
 	AS 'MODULE_PATHNAME', 'wam_csv_rows_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	ROWS 1000;
-COMMENT ON FUNCTION wam.csv_rows(text, text, integer) IS 'records of CSV/TXT text as (line_no, fields, problem) rows, header included; bad records get a problem and are skipped, the rest still come out';
+COMMENT ON FUNCTION wam.csv_rows(text, text, integer) IS 'records of CSV text as (line_no, fields, problem) rows';
 
 CREATE FUNCTION wam.csv_rows(data bytea, delimiter text DEFAULT ',',
 		max_record_bytes integer DEFAULT 1048576)
 	RETURNS TABLE(line_no bigint, fields text[], problem text)
 	AS 'MODULE_PATHNAME', 'wam_csv_rows_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	ROWS 1000;
-COMMENT ON FUNCTION wam.csv_rows(bytea, text, integer) IS 'records of a raw UTF-8 CSV/TXT file as (line_no, fields, problem) rows; each record is checked for invalid UTF-8 and NUL bytes on its own';
+COMMENT ON FUNCTION wam.csv_rows(bytea, text, integer) IS 'records of raw CSV bytes, each checked for valid UTF-8';

@@ -13,7 +13,7 @@ CREATE TABLE wam.referral_secret (
 -- two version-4 UUIDs: 244 bits from the server's strong random source
 INSERT INTO wam.referral_secret (secret)
 SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
-COMMENT ON TABLE wam.referral_secret IS 'the secret key of the referral codes (readable by the extension owner only; never granted)';
+COMMENT ON TABLE wam.referral_secret IS 'the secret key of the referral codes (never granted)';
 
 CREATE TABLE wam.referral_program (
 	id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -38,7 +38,7 @@ CREATE TABLE wam.referral_program (
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE wam.referral_program IS 'referral programs (create with wam.create_referral_program, change with wam.configure_referral_program); settings holds every setting, the other columns are the same values typed for the trigger';
+COMMENT ON TABLE wam.referral_program IS 'referral programs and their settings';
 
 -- One row per customer and program once the customer's code was issued:
 -- the code, and the counters the abuse trigger locks and updates.
@@ -57,7 +57,7 @@ CREATE TABLE wam.referrer (
 ) WITH (fillfactor = 70);
 COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the referrer: invitations before it no longer count towards velocity_per_hour';
 COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour + 1 of them): the rolling-hour count, kept in the row the trigger locks anyway';
-COMMENT ON TABLE wam.referrer IS 'issued referral codes and per-referrer counters (accepted = referrals not rejected, counted against the cap; qualified = referrals whose invitee''s first order qualified)';
+COMMENT ON TABLE wam.referrer IS 'issued referral codes with per-referrer counters';
 
 CREATE TABLE wam.customer_fingerprint (
 	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
@@ -66,7 +66,7 @@ CREATE TABLE wam.customer_fingerprint (
 	first_seen timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (customer_id, kind, value_hash)
 );
-COMMENT ON TABLE wam.customer_fingerprint IS 'device and payment fingerprints seen for a customer (SHA-256 of the value the application supplied; never the raw value), from referral sources, order details and wam.record_fingerprint';
+COMMENT ON TABLE wam.customer_fingerprint IS 'hashed device and payment fingerprints per customer';
 
 CREATE TABLE wam.referral (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -97,7 +97,7 @@ CREATE INDEX referral_referrer_time ON wam.referral (referrer_id, created_at);
 -- first valid referral wins: at most one live referral per invitee and program
 CREATE UNIQUE INDEX referral_invitee_once ON wam.referral (invitee_id, program_id)
 	WHERE status IN ('pending', 'qualified', 'review');
-COMMENT ON TABLE wam.referral IS 'every referral attempt (write with wam.record_referral): status pending, review, rejected (with reason), qualified, lapsed or revoked; the trigger wam_internal.referral_check_trigger decides it';
+COMMENT ON TABLE wam.referral IS 'every referral attempt with its status and reason';
 COMMENT ON COLUMN wam.referral.code IS 'the code in canonical form, or as typed when it is not a valid code';
 COMMENT ON COLUMN wam.referral.source IS 'what the application knows about the attempt: phone (typed at sign-up), device and payment fingerprints, channel, utm_* ...';
 COMMENT ON COLUMN wam.referral.order_id IS 'the invitee''s first order, which qualified (or failed to qualify) the referral';
@@ -116,7 +116,7 @@ CREATE TABLE wam.referral_review (
 	CONSTRAINT referral_review_resolved CHECK ((resolved_at IS NULL) = (resolution IS NULL))
 );
 CREATE UNIQUE INDEX referral_review_open ON wam.referral_review (program_id, referrer_id) WHERE resolved_at IS NULL;
-COMMENT ON TABLE wam.referral_review IS 'review items: a referrer frozen for too many invitations in an hour (R-F5); resolve with wam.resolve_referral_review';
+COMMENT ON TABLE wam.referral_review IS 'referrers frozen for too many invitations, awaiting review';
 
 CREATE TABLE wam.referral_reward (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -143,8 +143,8 @@ CREATE UNIQUE INDEX referral_reward_tier_once ON wam.referral_reward (referrer_i
 -- rewards whose message could not be queued: what wam.notify_referral_reward retries
 CREATE INDEX referral_reward_notify ON wam.referral_reward (created_at) WHERE notify_status IN ('refused', 'not configured');
 CREATE UNIQUE INDEX referral_reward_message ON wam.referral_reward (message_id) WHERE message_id IS NOT NULL;
-COMMENT ON TABLE wam.referral_reward IS 'rewards of referrers who crossed a tier: issued within the cost cap, held for review above it, revoked after a refund; an issued reward queues its WhatsApp message to the referrer (R-F2) in the same transaction';
-COMMENT ON COLUMN wam.referral_reward.notify_status IS 'the referrer''s message (R-F2): waiting = held, not to be sent yet; queued = in wam.outbox as message_id (its delivery status is there); refused = the queue refused it (no consent, opted out, a placeholder without value: see notify_detail); not configured = the program has no reward_template or no usable sender; cancelled = the reward was revoked before the message went out';
+COMMENT ON TABLE wam.referral_reward IS 'rewards of referrers who reached a tier, with their message';
+COMMENT ON COLUMN wam.referral_reward.notify_status IS 'the referrer''s message: waiting = held, not to be sent yet; queued = in wam.outbox as message_id (its delivery status is there); refused = the queue refused it (no consent, opted out, a placeholder without value: see notify_detail); not configured = the program has no reward_template or no usable sender; cancelled = the reward was revoked before the message went out';
 COMMENT ON COLUMN wam.referral_reward.notify_detail IS 'why the message was not queued (the queue''s own refusal), or was cancelled';
 COMMENT ON COLUMN wam.referral_reward.message_id IS 'the message of wam.outbox that tells the referrer the redemption code (campaign referral:<program>, variant tier <n>)';
 COMMENT ON COLUMN wam.referral_reward.cost_cap IS 'the referrer''s reward budget when the reward was decided (flat_cost_cap, or cost_cap_share x lifetime value)';
@@ -158,7 +158,7 @@ COMMENT ON FUNCTION wam_internal.referral_code_make(bytea, integer, bigint, inte
 
 CREATE FUNCTION wam.normalize_referral_code(code text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.normalize_referral_code(text) IS 'canonical form of a typed referral code (case, O for 0, I/L for 1, spaces and hyphens forgiven); raises 22023 saying what is wrong when the check character shows a typo';
+COMMENT ON FUNCTION wam.normalize_referral_code(text) IS 'canonical form of a typed referral code; error on a typo';
 
 CREATE FUNCTION wam_internal.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
 	AS 'MODULE_PATHNAME', 'wam_referral_attempts' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -166,7 +166,7 @@ COMMENT ON FUNCTION wam_internal.referral_attempts(timestamptz[], timestamptz, i
 
 CREATE FUNCTION wam.redemption_code() RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_redemption_code' LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.redemption_code() IS 'a fresh random redemption code: 60 random bits as 12 Crockford base-32 symbols and a check symbol';
+COMMENT ON FUNCTION wam.redemption_code() IS 'a fresh random 13-character redemption code';
 
 CREATE FUNCTION wam_internal.referral_check_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_referral_check' LANGUAGE C;
@@ -225,7 +225,7 @@ BEGIN
 		ELSE '{}'::jsonb END;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_defaults(text) IS 'the default settings of a referral program, with a preset (''retail e-commerce'', ''online education'', ''local services'') applied';
+COMMENT ON FUNCTION wam.referral_defaults(text) IS 'default program settings, optionally with a preset applied';
 
 -- Validates settings given by an administrator and merges them into base;
 -- returns the complete normalized settings.
@@ -497,7 +497,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program (admins); settings: preset, cap, velocity_per_hour, min_order, qualify_window, hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url, message, starts_at, ends_at, benchmark, reward_template, sender; returns its id';
+COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program; returns its id';
 
 CREATE FUNCTION wam.configure_referral_program(name text, settings jsonb) RETURNS jsonb
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -525,7 +525,7 @@ BEGIN
 	RETURN s;
 END
 $$;
-COMMENT ON FUNCTION wam.configure_referral_program(text, jsonb) IS 'changes settings of a referral program (admins; the given keys only, a preset resets tiers, min_order and benchmark); returns all settings';
+COMMENT ON FUNCTION wam.configure_referral_program(text, jsonb) IS 'changes the given settings of a program; returns all settings';
 
 CREATE FUNCTION wam.referral_program_id(program text) RETURNS integer
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -544,7 +544,7 @@ BEGIN
 	RETURN pid;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_program_id(text) IS 'the id of a referral program by name (error if unknown)';
+COMMENT ON FUNCTION wam.referral_program_id(text) IS 'id of a referral program by name';
 
 -- codes and links
 
@@ -587,7 +587,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_code(bigint, text) IS 'the customer''s referral code in a program (issued on first call, then stable): 11 characters from a keyed hash, no ambiguous characters, last one a check character';
+COMMENT ON FUNCTION wam.referral_code(bigint, text) IS 'the customer''s stable 11-character referral code';
 
 CREATE FUNCTION wam.referral_landing_url(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -631,7 +631,7 @@ BEGIN
 		   || 'ref=' || code || '&' || q;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) IS 'the web landing URL of a customer''s invitation: the program''s landing_url with ref=<code> and UTM parameters (defaults utm_source=whatsapp, utm_medium=referral, utm_campaign=<program>; utm overrides or adds utm_term, utm_content, utm_id)';
+COMMENT ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) IS 'the program''s landing page URL with the code and UTM parameters';
 
 CREATE FUNCTION wam.url_encode(value text) RETURNS text
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -642,7 +642,7 @@ AS $$
 	FROM (SELECT i, get_byte(convert_to(value, 'UTF8'), i) AS b
 		  FROM generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) x
 $$;
-COMMENT ON FUNCTION wam.url_encode(text) IS 'percent-encodes a text (UTF-8) for a URL query: everything but letters, digits and - . _ ~';
+COMMENT ON FUNCTION wam.url_encode(text) IS 'percent-encodes text for a URL query';
 
 CREATE FUNCTION wam.referral_link(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -671,7 +671,7 @@ BEGIN
 	RETURN 'https://wa.me/' || p.business_number || '?text=' || wam.url_encode(msg);
 END
 $$;
-COMMENT ON FUNCTION wam.referral_link(bigint, text, jsonb) IS 'the customer''s invitation link https://wa.me/<business_number>?text=<message with the code>; a {landing_url} placeholder in the message becomes the UTM-tagged landing URL (see wam.referral_landing_url)';
+COMMENT ON FUNCTION wam.referral_link(bigint, text, jsonb) IS 'the customer''s wa.me invitation link carrying the code';
 
 -- recording referrals
 
@@ -704,7 +704,7 @@ BEGIN
 	RETURN CASE WHEN st = 'rejected' THEN st || ': ' || rs ELSE st END;
 END
 $$;
-COMMENT ON FUNCTION wam.record_referral(text, bigint, jsonb) IS 'records a referral attempt (operators): the code as typed, the invitee, what the application knows (source: phone, device, payment, ...); returns pending, review or rejected: <reason>';
+COMMENT ON FUNCTION wam.record_referral(text, bigint, jsonb) IS 'records a referral attempt; returns pending, review or rejected: reason';
 
 CREATE FUNCTION wam.record_referral(code text, invitee_phone text, source jsonb DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -727,7 +727,7 @@ BEGIN
 	RETURN wam.record_referral(code, cid, source);
 END
 $$;
-COMMENT ON FUNCTION wam.record_referral(text, text, jsonb) IS 'records a referral attempt by the invitee''s phone number (international format), creating the customer on sign-up';
+COMMENT ON FUNCTION wam.record_referral(text, text, jsonb) IS 'records a referral attempt by phone, creating the invitee';
 
 CREATE FUNCTION wam.record_fingerprint(customer bigint, source jsonb) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -755,7 +755,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a customer''s device and payment fingerprints (source keys device, payment; stored as SHA-256) so referrals sharing them are rejected; returns how many were new';
+COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a customer''s device and payment fingerprints';
 
 -- qualification and rewards
 
@@ -1070,7 +1070,7 @@ BEGIN
 	RETURN format('rejected: %s referrals', n);
 END
 $$;
-COMMENT ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) IS 'resolves a review item (admins): accept returns the referrer''s referrals under review to pending (qualifying those whose invitee already ordered), reject rejects them and frees their cap slots; either way the referrer is active again';
+COMMENT ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) IS 'accepts or rejects the referrals of a frozen referrer';
 
 CREATE FUNCTION wam.decide_referral_reward(reward bigint, issue boolean, note text DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1111,7 +1111,7 @@ BEGIN
 	RETURN w.status;
 END
 $$;
-COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'decides a reward held above the cost cap (admins): issue it anyway (and queue the referrer''s message) or refuse it (revoked)';
+COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'issues or refuses a reward held above the cost cap';
 
 CREATE FUNCTION wam.notify_referral_reward(reward bigint) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1164,7 +1164,7 @@ BEGIN
 	RETURN w.notify_status;
 END
 $$;
-COMMENT ON FUNCTION wam.notify_referral_reward(bigint) IS 'queues the referrer''s message of an issued reward again (admins), after fixing what stopped it: consent, the reward_template or sender setting, or a failed, cancelled or expired message; returns the new notify_status';
+COMMENT ON FUNCTION wam.notify_referral_reward(bigint) IS 'queues the referrer''s reward message again after a fix';
 
 -- reporting (R-F6)
 
@@ -1256,7 +1256,7 @@ BEGIN
 				 FROM wam.referral_review v WHERE v.program_id = pid AND v.resolved_at IS NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) IS 'referral metrics of a program for referrals made in [since, until): invitations, accepted, statuses, rejections by reason, conversion, rewards by tier and cost, revenue of referred customers, ROI, 30-day retention and first-month churn (flagged above 40%, R-F6), open reviews';
+COMMENT ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) IS 'referral metrics of a program for a period';
 
 -- privileges
 

@@ -47,28 +47,28 @@ CREATE TABLE wam.rfm_config (
 		CONSTRAINT rfm_setting_high_value_multiplier CHECK (high_value_push_multiplier >= 1)
 );
 INSERT INTO wam.rfm_config DEFAULT VALUES;
-COMMENT ON TABLE wam.rfm_config IS 'settings of orders, RFM, lifetime value and cost caps (one row; change with wam.configure_rfm)';
+COMMENT ON TABLE wam.rfm_config IS 'settings of orders, RFM, lifetime value and cost caps';
 COMMENT ON COLUMN wam.rfm_config.currency IS 'ISO 4217 code of the program currency; NULL until the first order that names one (details->>''currency''); orders in another currency are refused';
 COMMENT ON COLUMN wam.rfm_config.day_time_zone IS 'time zone whose calendar days count as purchase days (frequency = distinct purchase days); changing it recomputes all statistics';
 COMMENT ON COLUMN wam.rfm_config.future_tolerance IS 'how far in the future an order time may be (clock skew) before wam.record_order refuses it';
 COMMENT ON COLUMN wam.rfm_config.tier_scheme IS 'the tier scheme of wam.rfm_score, wam.refresh_rfm and the tier tags: ''segment map'' (11 named segments), ''value tiers'' (6) or one defined with wam.define_rfm_scheme';
 COMMENT ON COLUMN wam.rfm_config.mirror_tags IS 'keep one tag per tier (dimension spending power) in step: at every refresh, and at once when an order moves a customer to another tier';
 COMMENT ON COLUMN wam.rfm_config.tag_prefix IS 'tier tags are named tag_prefix || tier, e.g. "RFM Champions"';
-COMMENT ON COLUMN wam.rfm_config.high_frequency_orders_30d IS 'R-R2: orders in the last 30 days from which a customer is high-frequency (below: low-frequency)';
-COMMENT ON COLUMN wam.rfm_config.low_spend_order_value IS 'R-R2: average order value below which a high-frequency customer is low-spend';
-COMMENT ON COLUMN wam.rfm_config.high_spend_order_value IS 'R-R2: average order value from which a low-frequency customer is high-spend';
-COMMENT ON COLUMN wam.rfm_config.price_sensitive_coupon_share IS 'R-R3: share of orders with a coupon from which a customer is price-sensitive';
-COMMENT ON COLUMN wam.rfm_config.quality_price_ratio IS 'R-R3: average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
-COMMENT ON COLUMN wam.rfm_config.flag_min_orders IS 'R-R3: orders a customer needs before the price-sensitive and quality-oriented flags apply';
-COMMENT ON COLUMN wam.rfm_config.catalogue_unit_price IS 'R-R3: the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
+COMMENT ON COLUMN wam.rfm_config.high_frequency_orders_30d IS 'orders in the last 30 days from which a customer is high-frequency (below: low-frequency)';
+COMMENT ON COLUMN wam.rfm_config.low_spend_order_value IS 'average order value below which a high-frequency customer is low-spend';
+COMMENT ON COLUMN wam.rfm_config.high_spend_order_value IS 'average order value from which a low-frequency customer is high-spend';
+COMMENT ON COLUMN wam.rfm_config.price_sensitive_coupon_share IS 'share of orders with a coupon from which a customer is price-sensitive';
+COMMENT ON COLUMN wam.rfm_config.quality_price_ratio IS 'average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
+COMMENT ON COLUMN wam.rfm_config.flag_min_orders IS 'orders a customer needs before the price-sensitive and quality-oriented flags apply';
+COMMENT ON COLUMN wam.rfm_config.catalogue_unit_price IS 'the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
 COMMENT ON COLUMN wam.rfm_config.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.ltv uses the simple estimate';
 COMMENT ON COLUMN wam.rfm_config.clv_min_repeat_buyers IS 'customers with a repeat purchase day that wam.fit_clv needs';
 COMMENT ON COLUMN wam.rfm_config.ltv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
 COMMENT ON COLUMN wam.rfm_config.cost_cap_horizon IS 'horizon of the lifetime value that wam.cost_cap is a share of';
-COMMENT ON COLUMN wam.rfm_config.cost_cap_share IS 'R-F4: the largest reward or push cost as a share of the lifetime value';
-COMMENT ON COLUMN wam.rfm_config.push_cost IS 'R-R5: the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
-COMMENT ON COLUMN wam.rfm_config.high_value_ltv IS 'R-R5: lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
-COMMENT ON COLUMN wam.rfm_config.high_value_push_multiplier IS 'R-R5: the push cost multiple allowed for high-value customers';
+COMMENT ON COLUMN wam.rfm_config.cost_cap_share IS 'the largest reward or push cost as a share of the lifetime value';
+COMMENT ON COLUMN wam.rfm_config.push_cost IS 'the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
+COMMENT ON COLUMN wam.rfm_config.high_value_ltv IS 'lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
+COMMENT ON COLUMN wam.rfm_config.high_value_push_multiplier IS 'the push cost multiple allowed for high-value customers';
 
 -- tier schemes
 
@@ -79,7 +79,7 @@ CREATE TABLE wam.rfm_scheme (
 	tiers text[] NOT NULL DEFAULT '{}',
 	tier_map text[] CONSTRAINT rfm_scheme_tier_map CHECK (cardinality(tier_map) = 125)
 );
-COMMENT ON TABLE wam.rfm_scheme IS 'tier schemes: the tiers in order, and the tier of each of the 125 (R, F, M) score cells (tier_map[(R-1)*25 + (F-1)*5 + M])';
+COMMENT ON TABLE wam.rfm_scheme IS 'tier schemes and the tier of each score cell';
 
 CREATE TABLE wam.rfm_tier_rule (
 	scheme text NOT NULL REFERENCES wam.rfm_scheme ON DELETE CASCADE ON UPDATE CASCADE,
@@ -101,7 +101,7 @@ CREATE TABLE wam.rfm_tier_rule (
 		1 <= m_min AND m_min <= m_max AND m_max <= 5 AND
 		1 <= fm_min AND fm_min <= fm_max AND fm_max <= 5)
 );
-COMMENT ON TABLE wam.rfm_tier_rule IS 'rules of the tier schemes: a score cell gets the tier of the first rule (by position) whose ranges contain R, F, M and FM = (F+M)/2 and, if given, whose segments contain the cell''s segment-map segment';
+COMMENT ON TABLE wam.rfm_tier_rule IS 'rules that map score ranges to tiers';
 
 -- orders and purchase statistics
 
@@ -119,7 +119,7 @@ CREATE TABLE wam.customer_order (
 	PRIMARY KEY (customer_id, order_id)
 );
 CREATE INDEX customer_order_time ON wam.customer_order (customer_id, ordered_at);
-COMMENT ON TABLE wam.customer_order IS 'orders (write with wam.record_order); keyed by customer for co-location with wam.customer_stats (Citus)';
+COMMENT ON TABLE wam.customer_order IS 'orders (write with wam.record_order)';
 COMMENT ON COLUMN wam.customer_order.units IS 'items in the order (details->>''units'', else the sum of details->''products''[].quantity, else 1): the unit price is amount / units';
 
 -- The statistics are maintained by statement triggers on wam.customer_order
@@ -141,10 +141,10 @@ CREATE TABLE wam.customer_stats (
 	units bigint NOT NULL,
 	recent_orders timestamptz[] NOT NULL DEFAULT '{}'
 ) WITH (fillfactor = 90);
-COMMENT ON TABLE wam.customer_stats IS 'per-customer purchase statistics, maintained incrementally from each new order; a customer has a row once they ordered';
+COMMENT ON TABLE wam.customer_stats IS 'per-customer purchase statistics, maintained from each new order';
 COMMENT ON COLUMN wam.customer_stats.order_days IS 'distinct purchase days (calendar days in the day_time_zone setting)';
 COMMENT ON COLUMN wam.customer_stats.first_day_amount IS 'spend on the first purchase day (excluded from the Gamma-Gamma monetary value)';
-COMMENT ON COLUMN wam.customer_stats.recent_orders IS 'times of the orders in the 30 days before the last update; count those after now() - 30 days for orders in the last 30 days (R-R2)';
+COMMENT ON COLUMN wam.customer_stats.recent_orders IS 'times of the orders in the 30 days before the last update; count those after now() - 30 days for orders in the last 30 days';
 
 -- RFM cut points
 
@@ -164,7 +164,7 @@ CREATE TABLE wam.rfm_cut (
 	repeat_orders_per_year float8 NOT NULL,
 	refresh_ms float8 NOT NULL
 );
-COMMENT ON TABLE wam.rfm_cut IS 'the cut points of the last wam.refresh_rfm: R, F and M score 1 + the number of cut points at or below the last order time, the number of orders and the total spend (NULL cut points are never reached)';
+COMMENT ON TABLE wam.rfm_cut IS 'cut points and base totals of the last RFM refresh';
 
 -- lifetime-value fit
 
@@ -182,7 +182,7 @@ CREATE TABLE wam.clv_fit (
 	evaluations integer NOT NULL,
 	fit_ms float8 NOT NULL
 );
-COMMENT ON TABLE wam.clv_fit IS 'the last successful wam.fit_clv: BG/NBD {r, alpha, a, b} and Gamma-Gamma {p, q, v}, alpha in time_unit';
+COMMENT ON TABLE wam.clv_fit IS 'the last successful lifetime-value fit';
 
 CREATE VIEW wam.clv_parameter AS
 SELECT x.model, x.parameter, x.value
@@ -193,7 +193,7 @@ CROSS JOIN LATERAL (VALUES
 	(5, 'gammagamma', 'p', f.gammagamma[1]), (6, 'gammagamma', 'q', f.gammagamma[2]),
 	(7, 'gammagamma', 'v', f.gammagamma[3])) x(pos, model, parameter, value)
 ORDER BY x.pos;
-COMMENT ON VIEW wam.clv_parameter IS 'the fitted lifetime-value parameters, one row each (as returned by wam.fit_clv)';
+COMMENT ON VIEW wam.clv_parameter IS 'the fitted lifetime-value parameters, one row each';
 
 -- C functions: RFM quintiles
 
@@ -240,7 +240,7 @@ CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8) (
 );
 COMMENT ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
 COMMENT ON FUNCTION wam_internal.bgnbd_fit_final(internal) IS 'internal: final function of wam.bgnbd_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers}';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over customer histories';
 
 CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -254,24 +254,24 @@ CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8) (
 );
 COMMENT ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
 COMMENT ON FUNCTION wam_internal.gammagamma_fit_final(internal) IS 'internal: final function of wam.gammagamma_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers}';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers';
 
 CREATE FUNCTION wam.hyp2f1(a float8, b float8, c float8, z float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_hyp2f1' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.hyp2f1(float8, float8, float8, float8) IS 'the Gaussian hypergeometric function 2F1(a, b; c; z) for 0 <= z < 1 (power series)';
+COMMENT ON FUNCTION wam.hyp2f1(float8, float8, float8, float8) IS 'Gaussian hypergeometric function 2F1(a, b; c; z), 0 <= z < 1';
 
 CREATE FUNCTION wam.bgnbd_p_alive(params float8[], frequency float8, recency float8, "T" float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_p_alive' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.bgnbd_p_alive(float8[], float8, float8, float8) IS 'BG/NBD probability that a customer with this history is still active; params {r, alpha, a, b}';
+COMMENT ON FUNCTION wam.bgnbd_p_alive(float8[], float8, float8, float8) IS 'BG/NBD probability that a customer is still active';
 
 CREATE FUNCTION wam.bgnbd_expected_purchases(params float8[], frequency float8, recency float8, "T" float8, t float8)
 	RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_expected_purchases' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8) IS 'BG/NBD expected purchases in the next t time units of a customer with this history; params {r, alpha, a, b}';
+COMMENT ON FUNCTION wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8) IS 'BG/NBD expected purchases in the next t time units';
 
 CREATE FUNCTION wam.gammagamma_expected_spend(params float8[], frequency float8, monetary_value float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_expected_spend' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.gammagamma_expected_spend(float8[], float8, float8) IS 'Gamma-Gamma expected spend per purchase of a customer with this history; params {p, q, v}, q > 1';
+COMMENT ON FUNCTION wam.gammagamma_expected_spend(float8[], float8, float8) IS 'Gamma-Gamma expected spend per purchase';
 
 -- scoring helpers
 
@@ -282,7 +282,7 @@ AS $$
 		1 + (coalesce(v >= cuts[1], false))::integer + (coalesce(v >= cuts[2], false))::integer
 		  + (coalesce(v >= cuts[3], false))::integer + (coalesce(v >= cuts[4], false))::integer END
 $$;
-COMMENT ON FUNCTION wam.rfm_level(anyelement, anyarray) IS 'score 1..5 of a value: 1 + the number of the 4 cut points at or below it (NULL cut points count as never reached)';
+COMMENT ON FUNCTION wam.rfm_level(anyelement, anyarray) IS 'score 1 to 5 of a value against 4 cut points';
 
 CREATE FUNCTION wam_internal.count_since(times timestamptz[], since timestamptz) RETURNS integer
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -435,7 +435,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.recompute_order_stats(bigint[]) IS 'recomputes the purchase statistics of the given customers (NULL: all) from their orders (admins; used after order corrections, a change of day_time_zone, or bulk loads with the triggers disabled); returns how many customers have statistics';
+COMMENT ON FUNCTION wam.recompute_order_stats(bigint[]) IS 'rebuilds purchase statistics from the orders (NULL: everyone)';
 
 CREATE FUNCTION wam.verify_order_stats()
 	RETURNS TABLE (customers bigint, mismatched bigint, example bigint, ok boolean)
@@ -463,7 +463,7 @@ AS $$
 		   count(*) FILTER (WHERE bad) = 0
 	FROM cmp
 $$;
-COMMENT ON FUNCTION wam.verify_order_stats() IS 'proves that the incrementally maintained statistics (and wam.customer first/last order) equal those recomputed from all orders';
+COMMENT ON FUNCTION wam.verify_order_stats() IS 'checks the purchase statistics against all orders';
 
 -- Statement trigger: merges the new orders into the statistics.  Only the
 -- new rows are read, plus, for a purchase day strictly between a customer's
@@ -720,7 +720,7 @@ CROSS JOIN LATERAL (
 				 wam.rfm_level(s.total_amount, p.m_cuts) AS m,
 				 wam_internal.count_since(s.recent_orders, now() - interval '30 days') AS orders_30d) y
 ) x;
-COMMENT ON VIEW wam.customer_rfm IS 'per customer with an order: statistics, R/F/M scores against the stored cut points (always current), segment-map segment, tier of the configured scheme, and the R-R2/R-R3 flags';
+COMMENT ON VIEW wam.customer_rfm IS 'per buyer: statistics, current R/F/M scores, tier and flags';
 
 CREATE VIEW wam.rfm_settings AS
 SELECT a.attname::text AS setting,
@@ -732,7 +732,7 @@ JOIN wam.rfm_config s ON true
 CROSS JOIN LATERAL (SELECT to_jsonb(s) ->> a.attname::text AS value) j
 WHERE a.attrelid = 'wam.rfm_config'::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id'
 ORDER BY a.attnum;
-COMMENT ON VIEW wam.rfm_settings IS 'the settings of orders, RFM and lifetime value with their current values and meaning';
+COMMENT ON VIEW wam.rfm_settings IS 'order, RFM and lifetime-value settings with values and meaning';
 
 -- configuration (admins)
 
@@ -805,7 +805,7 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.configure_rfm(text, text) IS 'changes one setting (admins); see wam.rfm_settings for the names; returns the new value';
+COMMENT ON FUNCTION wam.configure_rfm(text, text) IS 'changes one RFM setting; returns the new value';
 
 CREATE FUNCTION wam.define_rfm_scheme(name text, rules jsonb, description text DEFAULT NULL)
 	RETURNS TABLE (tier text, cells bigint)
@@ -923,7 +923,7 @@ BEGIN
 	WHERE s.name = name GROUP BY t.tier ORDER BY array_position((SELECT s2.tiers FROM wam.rfm_scheme s2 WHERE s2.name = name), t.tier);
 END
 $$;
-COMMENT ON FUNCTION wam.define_rfm_scheme(text, jsonb, text) IS 'defines or replaces a tier scheme of 5-7 tiers (admins): rules [{"tier", "r", "f", "m", "fm", "segments"}], first match wins, every score cell must match; returns the cells per tier';
+COMMENT ON FUNCTION wam.define_rfm_scheme(text, jsonb, text) IS 'defines or replaces a tier scheme of 5 to 7 tiers';
 
 CREATE FUNCTION wam.rfm_tier(r integer, f integer, m integer, scheme text DEFAULT NULL) RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -933,7 +933,7 @@ AS $$
 	WHERE s.name = coalesce(scheme, (SELECT c.tier_scheme FROM wam.rfm_config c))
 	  AND r BETWEEN 1 AND 5 AND f BETWEEN 1 AND 5 AND m BETWEEN 1 AND 5
 $$;
-COMMENT ON FUNCTION wam.rfm_tier(integer, integer, integer, text) IS 'tier of the scores R, F, M in a scheme (default: the configured one); NULL for scores outside 1..5 or an unknown scheme';
+COMMENT ON FUNCTION wam.rfm_tier(integer, integer, integer, text) IS 'tier of R, F, M scores in a scheme';
 
 -- orders
 
@@ -1043,7 +1043,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) IS 'records an order (operators): amount >= 0 in the program currency (details->>''currency''), units from details; updates the purchase statistics and emits an ''order'' event; returns the order id';
+COMMENT ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) IS 'records an order and updates the purchase statistics; returns its id';
 
 -- RFM refresh and scores
 
@@ -1114,7 +1114,7 @@ BEGIN
 	ORDER BY x.pos;
 END
 $$;
-COMMENT ON FUNCTION wam.refresh_rfm(timestamptz) IS 'scores every customer with an order 1-5 on recency, frequency and monetary value by mid-rank quintiles of the base as of as_of, stores the cut points and returns the customers per tier of the configured scheme, plus Prospects (no order yet) (admins)';
+COMMENT ON FUNCTION wam.refresh_rfm(timestamptz) IS 'scores every buyer 1-5 by quintiles; returns customers per tier';
 
 CREATE FUNCTION wam.rfm_score(customer bigint) RETURNS TABLE (r integer, f integer, m integer, tier text)
 	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1135,7 +1135,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_score(bigint) IS 'a customer''s R, F, M scores (1-5) against the stored cut points and their tier in the configured scheme; a new order re-scores at once; NULL scores and tier Prospects without an order';
+COMMENT ON FUNCTION wam.rfm_score(bigint) IS 'a customer''s current R, F, M scores and tier';
 
 CREATE FUNCTION wam.value_report()
 	RETURNS TABLE (tier text, customers bigint, customer_share numeric, revenue numeric, revenue_share numeric,
@@ -1180,14 +1180,14 @@ BEGIN
 	FROM rows x ORDER BY x.pos;
 END
 $$;
-COMMENT ON FUNCTION wam.value_report() IS 'R-R4: buyers and revenue per tier with their shares (percent of buyers and of revenue), Prospects, the revenue share of the top 20% of buyers, and the totals';
+COMMENT ON FUNCTION wam.value_report() IS 'buyers and revenue per tier, and the top 20% revenue share';
 
 -- tier tags (dimension spending power)
 
 CREATE FUNCTION wam.rfm_tier_tag(tier text) RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 	RETURN (SELECT s.tag_prefix FROM wam.rfm_config s) || tier;
-COMMENT ON FUNCTION wam.rfm_tier_tag(text) IS 'the name of the tag mirroring a tier';
+COMMENT ON FUNCTION wam.rfm_tier_tag(text) IS 'name of the tag that mirrors a tier';
 
 CREATE FUNCTION wam.sync_rfm_tags() RETURNS TABLE (tag text, added bigint, removed bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1241,7 +1241,7 @@ BEGIN
 	RETURN QUERY SELECT u.tag, adds[u.pos], rems[u.pos] FROM unnest(tags) WITH ORDINALITY u(tag, pos) ORDER BY u.pos;
 END
 $$;
-COMMENT ON FUNCTION wam.sync_rfm_tags() IS 'mirrors the tiers of the configured scheme into tags of the spending-power dimension (creating them as needed) so that segments and rules can use them; returns the changes per tag (admins)';
+COMMENT ON FUNCTION wam.sync_rfm_tags() IS 'mirrors the tiers into tags; returns the changes per tag';
 
 CREATE FUNCTION wam_internal.rfm_mirror_customer(customer bigint, old_tier text, new_tier text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1335,7 +1335,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.clv_summary(timestamptz, interval) IS 'per customer with an order by the calibration end: frequency (purchase days after the first), recency (first to last purchase day) and T (first purchase day to the calibration end) in time units, monetary value (mean spend per repeat purchase day, first day excluded; 0 without one)';
+COMMENT ON FUNCTION wam.clv_summary(timestamptz, interval) IS 'per buyer: frequency, recency, T and monetary value for the models';
 
 CREATE FUNCTION wam.fit_clv(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day')
 	RETURNS TABLE (model text, parameter text, value float8)
@@ -1409,7 +1409,7 @@ BEGIN
 	RETURN QUERY SELECT p.model, p.parameter, p.value FROM wam.clv_parameter p;
 END
 $$;
-COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval) IS 'fits BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) by maximum likelihood to the purchases up to calibration_end, alpha in time_unit; stores the fit used by wam.ltv, wam.p_alive and wam.expected_purchases (admins)';
+COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval) IS 'fits BG/NBD and Gamma-Gamma to the orders and stores the fit';
 
 CREATE FUNCTION wam.clv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
 	RETURNS TABLE (method text, frequency integer, recency float8, "T" float8, monetary_value float8,
@@ -1479,21 +1479,21 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION wam.clv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
+COMMENT ON FUNCTION wam.clv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed';
 
 CREATE FUNCTION wam.clv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	SELECT d.ltv FROM wam.clv_detail(customer, horizon, margin) d
 $$;
-COMMENT ON FUNCTION wam.clv(bigint, interval, numeric) IS 'predicted value of a customer''s purchases in the horizon (default 1 year) times the margin (default: setting ltv_margin): BG/NBD x Gamma-Gamma once wam.fit_clv succeeded, else average order value x purchase frequency x horizon; 0 without orders';
+COMMENT ON FUNCTION wam.clv(bigint, interval, numeric) IS 'predicted value of a customer''s purchases in the horizon';
 
 CREATE FUNCTION wam.expected_purchases(customer bigint, horizon interval DEFAULT '1 year') RETURNS float8
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	SELECT d.expected_purchases FROM wam.clv_detail(customer, horizon, NULL) d
 $$;
-COMMENT ON FUNCTION wam.expected_purchases(bigint, interval) IS 'expected purchases of a customer in the horizon (BG/NBD; without a fit the base''s orders per customer-year x horizon; 0 without orders)';
+COMMENT ON FUNCTION wam.expected_purchases(bigint, interval) IS 'expected purchases of a customer in the horizon';
 
 CREATE FUNCTION wam.p_alive(customer bigint) RETURNS float8
 	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1510,7 +1510,7 @@ BEGIN
 	RETURN d.p_alive;
 END
 $$;
-COMMENT ON FUNCTION wam.p_alive(bigint) IS 'BG/NBD probability that a customer is still active (1 for customers without a repeat purchase, NULL without orders)';
+COMMENT ON FUNCTION wam.p_alive(bigint) IS 'probability that a customer is still active';
 
 -- cost caps (R-F4, R-R5)
 
@@ -1533,14 +1533,14 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION wam.cost_cap_detail(bigint) IS 'the cost cap of a customer and where it comes from';
+COMMENT ON FUNCTION wam.cost_cap_detail(bigint) IS 'a customer''s cost cap and where it comes from';
 
 CREATE FUNCTION wam.cost_cap(customer bigint) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	SELECT d.cap FROM wam.cost_cap_detail(customer) d
 $$;
-COMMENT ON FUNCTION wam.cost_cap(bigint) IS 'the largest reward or push cost allowed for a customer: cost_cap_share (15%) of the lifetime value, and at most push_cost (if set), or high_value_push_multiplier (3) times it when the lifetime value exceeds high_value_ltv (8000)';
+COMMENT ON FUNCTION wam.cost_cap(bigint) IS 'largest reward or push cost allowed for a customer';
 
 CREATE FUNCTION wam.check_cost(customer bigint, cost numeric) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1574,7 +1574,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.check_cost(bigint, numeric) IS 'raises check_violation (23514) naming the cap when a reward or push cost exceeds wam.cost_cap(customer); for use in triggers (R-F4, R-R5)';
+COMMENT ON FUNCTION wam.check_cost(bigint, numeric) IS 'raises an error when a cost exceeds the customer''s cost cap';
 
 -- privileges: tables are read-only to the roles; orders are written by
 -- wam.record_order (operators), scoring and fitting are run by admins

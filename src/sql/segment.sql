@@ -33,23 +33,23 @@ COMMENT ON FUNCTION wam.segment_cardinality(wam.segment) IS 'number of customers
 
 CREATE FUNCTION wam.segment_and_cardinality(wam.segment, wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_and_cardinality' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_and_cardinality(wam.segment, wam.segment) IS 'size of the intersection, computed without building it';
+COMMENT ON FUNCTION wam.segment_and_cardinality(wam.segment, wam.segment) IS 'size of the intersection, without building it';
 
 CREATE FUNCTION wam.segment_or_cardinality(wam.segment, wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_or_cardinality' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_or_cardinality(wam.segment, wam.segment) IS 'size of the union, computed without building it';
+COMMENT ON FUNCTION wam.segment_or_cardinality(wam.segment, wam.segment) IS 'size of the union, without building it';
 
 CREATE FUNCTION wam.segment_andnot_cardinality(wam.segment, wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_andnot_cardinality' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_andnot_cardinality(wam.segment, wam.segment) IS 'size of the difference (first EXCLUDE second), computed without building it';
+COMMENT ON FUNCTION wam.segment_andnot_cardinality(wam.segment, wam.segment) IS 'size of the difference, without building it';
 
 CREATE FUNCTION wam.segment_xor_cardinality(wam.segment, wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_xor_cardinality' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_xor_cardinality(wam.segment, wam.segment) IS 'size of the symmetric difference, computed without building it';
+COMMENT ON FUNCTION wam.segment_xor_cardinality(wam.segment, wam.segment) IS 'size of the symmetric difference, without building it';
 
 CREATE FUNCTION wam.segment_jaccard(wam.segment, wam.segment) RETURNS double precision
 	AS 'MODULE_PATHNAME', 'wam_segment_jaccard' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_jaccard(wam.segment, wam.segment) IS 'Jaccard similarity |a & b| / |a | b| (1 for two empty segments)';
+COMMENT ON FUNCTION wam.segment_jaccard(wam.segment, wam.segment) IS 'Jaccard similarity (1 for two empty segments)';
 
 CREATE FUNCTION wam.segment_is_empty(wam.segment) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'wam_segment_is_empty' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -70,28 +70,28 @@ COMMENT ON FUNCTION wam.segment_remove(wam.segment, bigint) IS 'the segment with
 CREATE FUNCTION wam.segment_members(wam.segment) RETURNS SETOF bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_members' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	ROWS 1000;
-COMMENT ON FUNCTION wam.segment_members(wam.segment) IS 'the customer ids of the segment in ascending order, streamed';
+COMMENT ON FUNCTION wam.segment_members(wam.segment) IS 'the customer ids in ascending order, streamed';
 
 CREATE FUNCTION wam.segment_to_array(wam.segment) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'wam_segment_to_int8_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_to_array(wam.segment) IS 'the customer ids of the segment as an ascending bigint array';
+COMMENT ON FUNCTION wam.segment_to_array(wam.segment) IS 'the customer ids as an ascending array';
 
 CREATE FUNCTION wam.segment_min(wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_min' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_min(wam.segment) IS 'smallest customer id, NULL for an empty segment';
+COMMENT ON FUNCTION wam.segment_min(wam.segment) IS 'smallest customer id, NULL when empty';
 
 CREATE FUNCTION wam.segment_max(wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_max' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_max(wam.segment) IS 'largest customer id, NULL for an empty segment';
+COMMENT ON FUNCTION wam.segment_max(wam.segment) IS 'largest customer id, NULL when empty';
 
 CREATE FUNCTION wam.segment_range(lo bigint, hi bigint) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_range' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_range(bigint, bigint) IS 'all customer ids in the half-open range [lo, hi)';
+COMMENT ON FUNCTION wam.segment_range(bigint, bigint) IS 'all customer ids in [lo, hi)';
 
 CREATE FUNCTION wam.segment_split(wam.segment, buckets integer, seed bigint) RETURNS SETOF wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_split' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	ROWS 2;
-COMMENT ON FUNCTION wam.segment_split(wam.segment, integer, bigint) IS 'deterministic random partition into buckets whose sizes differ by at most one (same seed and input, same buckets)';
+COMMENT ON FUNCTION wam.segment_split(wam.segment, integer, bigint) IS 'deterministic random split into equal-sized buckets';
 
 -- operator functions
 
@@ -171,7 +171,7 @@ CREATE AGGREGATE wam.segment_agg(bigint) (
 	COMBINEFUNC = wam_internal.segment_union_trans,
 	PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE wam.segment_agg(bigint) IS 'segment of all non-NULL customer ids (NULL when there are none)';
+COMMENT ON AGGREGATE wam.segment_agg(bigint) IS 'segment of all non-NULL customer ids';
 
 CREATE AGGREGATE wam.segment_union_agg(wam.segment) (
 	SFUNC = wam_internal.segment_union_trans,
@@ -199,16 +199,16 @@ CREATE FUNCTION wam.segment(bytea) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_from_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION wam.segment_is_valid(bytea) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'wam_segment_is_valid_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_is_valid(bytea) IS 'true when the bytes are a well-formed Roaring portable serialization (never raises an error)';
+COMMENT ON FUNCTION wam.segment_is_valid(bytea) IS 'true when bytes are a valid Roaring portable serialization';
 CREATE FUNCTION wam_internal.segment_to_int4_array(wam.segment) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'wam_segment_to_int4_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION wam_internal.segment_to_int8_array(wam.segment) RETURNS bigint[]
 	AS 'MODULE_PATHNAME', 'wam_segment_to_int8_array' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION wam.segment_to_bytea(wam.segment) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'wam_segment_to_bytea' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment(integer[]) IS 'segment of the ids in an integer array (NULLs and negative ids are errors)';
-COMMENT ON FUNCTION wam.segment(bigint[]) IS 'segment of the ids in a bigint array (NULLs and ids outside 0..4294967295 are errors)';
-COMMENT ON FUNCTION wam.segment(bytea) IS 'segment from the Roaring portable serialization (validated)';
+COMMENT ON FUNCTION wam.segment(integer[]) IS 'segment of the ids in an integer array';
+COMMENT ON FUNCTION wam.segment(bigint[]) IS 'segment of the ids in a bigint array';
+COMMENT ON FUNCTION wam.segment(bytea) IS 'segment from its Roaring portable serialization (validated)';
 COMMENT ON FUNCTION wam_internal.segment_to_int4_array(wam.segment) IS 'members as integer[] (error if an id exceeds 2147483647)';
 COMMENT ON FUNCTION wam_internal.segment_to_int8_array(wam.segment) IS 'members as bigint[]';
 COMMENT ON FUNCTION wam.segment_to_bytea(wam.segment) IS 'Roaring portable serialization of the segment';

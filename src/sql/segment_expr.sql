@@ -15,7 +15,7 @@ CREATE TABLE wam.saved_segment (
 	updated timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_by name NOT NULL DEFAULT SESSION_USER
 );
-COMMENT ON TABLE wam.saved_segment IS 'named segment expressions, used as @name in other expressions; names compare like tag names; change them with wam.define_segment() and wam.drop_segment()';
+COMMENT ON TABLE wam.saved_segment IS 'saved segment expressions, used as @name';
 COMMENT ON COLUMN wam.saved_segment.refs IS 'normalized names of the saved segments the expression names directly (@name), kept by wam.define_segment()';
 
 -- evaluation (C: src/expr_parse.c parses, src/expr_prepare.c prepares, src/expr_eval.c evaluates, src/expr_sql.c is the SQL interface)
@@ -25,20 +25,20 @@ COMMENT ON COLUMN wam.saved_segment.refs IS 'normalized names of the saved segme
 -- read); every query they run is constant text with parameters.
 CREATE FUNCTION wam.audience(expr text) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_expr_eval' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.audience(text) IS 'the customers a segment expression means, e.g. ''interest-beauty AND stage-purchased EXCLUDE product-lipstick''';
+COMMENT ON FUNCTION wam.audience(text) IS 'the customers a segment expression means';
 
 CREATE FUNCTION wam.audience_size(expr text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_expr_count' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.audience_size(text) IS 'how many customers a segment expression means; the top operator is counted without building its result';
+COMMENT ON FUNCTION wam.audience_size(text) IS 'how many customers a segment expression means';
 
 CREATE FUNCTION wam.audience_funnel(expr text)
 	RETURNS TABLE (step integer, depth integer, expression text, customers bigint)
 	AS 'MODULE_PATHNAME', 'wam_expr_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION wam.audience_funnel(text) IS 'the funnel of a segment expression (R-S2): the customers at every operand and operator in evaluation order; depth 0 is the whole expression';
+COMMENT ON FUNCTION wam.audience_funnel(text) IS 'customers at every step of a segment expression';
 
 CREATE FUNCTION wam.audience_problem(expr text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_expr_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.audience_problem(text) IS 'NULL when a segment expression is valid (syntax, tags and saved segments), else the error message with its position, for user interfaces';
+COMMENT ON FUNCTION wam.audience_problem(text) IS 'why a segment expression is invalid, or NULL';
 
 CREATE FUNCTION wam_internal.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
 	AS 'MODULE_PATHNAME', 'wam_expr_references' LANGUAGE C STABLE PARALLEL SAFE;
@@ -71,7 +71,7 @@ CREATE AGGREGATE wam.segment_repeat_agg(id bigint, times integer, exactly boolea
 	DESERIALFUNC = wam_internal.segment_repeat_deserial,
 	PARALLEL = SAFE
 );
-COMMENT ON AGGREGATE wam.segment_repeat_agg(bigint, integer, boolean) IS 'the ids that occur at least times times (exactly times times, if exactly), as a segment; times 1 to 16 (15 with exactly)';
+COMMENT ON AGGREGATE wam.segment_repeat_agg(bigint, integer, boolean) IS 'ids occurring at least (or exactly) times times';
 
 -- saved segment definitions (operators and admins)
 
@@ -158,7 +158,7 @@ BEGIN
 			updated = pg_catalog.now(), updated_by = SESSION_USER;
 END
 $$;
-COMMENT ON FUNCTION wam.define_segment(text, text, text) IS 'creates or replaces a saved segment (operators); the expression must be valid and may use other saved segments, but not form a cycle';
+COMMENT ON FUNCTION wam.define_segment(text, text, text) IS 'creates or replaces a saved segment';
 
 -- wam.drop_segment refuses to drop a segment that others use, unless
 -- cascade, which drops those (recursively) too, like DROP ... CASCADE.
@@ -206,7 +206,7 @@ BEGIN
 	RETURN dropped;
 END
 $$;
-COMMENT ON FUNCTION wam.drop_segment(text, boolean) IS 'drops a saved segment (operators); refused while other saved segments reference it, unless cascade, which drops them too; returns how many were dropped';
+COMMENT ON FUNCTION wam.drop_segment(text, boolean) IS 'drops a saved segment (and its users with cascade)';
 
 -- privileges: readers evaluate, operators define
 

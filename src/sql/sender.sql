@@ -21,7 +21,7 @@ CREATE TABLE wam.sender (
 	paused_at timestamptz,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE wam.sender IS 'one row per WhatsApp business number (R-M8): where and how fast to send; its access token and app secret live in wam.sender_secret, readable by wam_admin only';
+COMMENT ON TABLE wam.sender IS 'WhatsApp business numbers with their rate and limits';
 COMMENT ON COLUMN wam.sender.burst IS 'token-bucket capacity: requests that may go out back to back after an idle period (NULL: one second''s worth of the rate)';
 COMMENT ON COLUMN wam.sender.daily_limit IS 'messaging tier: unique recipients per moving 24 hours (NULL: not enforced)';
 COMMENT ON COLUMN wam.sender.warmup IS 'warm-up schedule for a new number: daily limits for day 1, 2, ... after warmup_started_at, then daily_limit';
@@ -35,19 +35,19 @@ CREATE TABLE wam.sender_secret (
 	access_token text,
 	app_secret text
 );
-COMMENT ON TABLE wam.sender_secret IS 'access tokens and app secrets of the senders: readable by wam_admin and the sender worker only';
+COMMENT ON TABLE wam.sender_secret IS 'access tokens and app secrets of the senders';
 
 CREATE TABLE wam.webhook_verify_token (
 	only_row boolean PRIMARY KEY DEFAULT true CONSTRAINT webhook_verify_token_one CHECK (only_row),
 	token text
 );
-COMMENT ON TABLE wam.webhook_verify_token IS 'the verify token of the webhook endpoint (Meta''s GET handshake); see wam.webhook_challenge';
+COMMENT ON TABLE wam.webhook_verify_token IS 'the verify token of the webhook endpoint';
 
 CREATE TABLE wam.opt_out_keyword (
 	keyword text PRIMARY KEY,
 	language text
 );
-COMMENT ON TABLE wam.opt_out_keyword IS 'inbound texts that opt the customer out (compared after trimming, removing punctuation and folding case)';
+COMMENT ON TABLE wam.opt_out_keyword IS 'inbound texts that opt the customer out';
 INSERT INTO wam.opt_out_keyword (keyword, language) VALUES
 	('stop', 'en'), ('stopall', 'en'), ('unsubscribe', 'en'), ('optout', 'en'), ('cancel', 'en'),
 	('end', 'en'), ('quit', 'en'),
@@ -61,7 +61,7 @@ INSERT INTO wam.opt_out_keyword (keyword, language) VALUES
 CREATE FUNCTION wam.normalize_keyword(t text) RETURNS text
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 	RETURN pg_catalog.lower(pg_catalog.regexp_replace(t, '[[:space:][:punct:]]+', '', 'g'));
-COMMENT ON FUNCTION wam.normalize_keyword(text) IS 'inbound text as compared with wam.opt_out_keyword: lower case, without whitespace and punctuation';
+COMMENT ON FUNCTION wam.normalize_keyword(text) IS 'inbound text as compared with the opt-out keywords';
 
 -- the queue
 
@@ -111,7 +111,7 @@ CREATE INDEX outbox_ecosystem ON wam.outbox (failed_at) WHERE error_code = 13104
 -- reports select by enqueue time, which follows the insertion order: a BRIN index
 -- costs next to nothing on a bulk enqueue
 CREATE INDEX outbox_created ON wam.outbox USING brin (created_at);
-COMMENT ON TABLE wam.outbox IS 'one row per outbound message, with its status and the time of every transition; written only by wam.enqueue*, wam.cancel, the sender worker and wam.ingest_webhook';
+COMMENT ON TABLE wam.outbox IS 'outbound messages with their status and transition times';
 
 CREATE TABLE wam.inbound_message (
 	wamid text PRIMARY KEY,
@@ -127,13 +127,13 @@ CREATE TABLE wam.inbound_message (
 	opted_out boolean NOT NULL DEFAULT false
 );
 CREATE INDEX inbound_message_customer ON wam.inbound_message (customer_id);
-COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages as received by webhook (deduplicated by wamid); customer_id is NULL when the sender is not a known customer';
+COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook';
 
 CREATE TABLE wam.customer_user_id (
 	user_id text PRIMARY KEY,
 	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE
 );
-COMMENT ON TABLE wam.customer_user_id IS 'business-scoped user ids (BSUID) seen together with a customer''s phone, so that messages carrying only the user id are matched';
+COMMENT ON TABLE wam.customer_user_id IS 'business-scoped user ids seen with a customer''s phone';
 
 -- small helpers (C, src/webhook.c and src/worker_shmem.c)
 
@@ -147,7 +147,7 @@ COMMENT ON FUNCTION wam_internal.hmac_sha256_matches(text, text, text[]) IS 'int
 
 CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_hmac_sha256' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as 64 lower-case hex digits (the X-Hub-Signature-256 value after "sha256=")';
+COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as hex';
 
 CREATE FUNCTION wam_internal.webhook_max_body_bytes() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_webhook_max_body_bytes' LANGUAGE C STABLE PARALLEL SAFE;
@@ -165,11 +165,11 @@ COMMENT ON FUNCTION wam_internal.worker_sender_state() IS 'internal: the sender 
 
 CREATE FUNCTION wam.check_api_url(url text) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_check_api_url' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises invalid_parameter_value unless a sender may use the URL: https (http only with wam.sender_allow_http), a host named in wam.sender_allowed_hosts (never an IP address), no user name, password, query or fragment';
+COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises an error unless a sender may use this API URL';
 
 CREATE FUNCTION wam.worker_pid() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_worker_pid' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the running sender worker, NULL when none runs (the library is not in shared_preload_libraries, or wam.worker_database names another database)';
+COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the sender worker, NULL when none runs';
 
 -- The URL a token goes to is checked wherever it is written, also by a direct
 -- UPDATE of wam.sender (the worker checks again before it sends: the allowed
@@ -224,7 +224,7 @@ BEGIN
 	RETURN found_id;
 END
 $$;
-COMMENT ON FUNCTION wam.sender_id(text) IS 'id of the named sender; with NULL, the only sender (an error when there are several)';
+COMMENT ON FUNCTION wam.sender_id(text) IS 'id of the named sender (NULL: the only one)';
 
 CREATE FUNCTION wam.create_sender(name text, phone_number_id text, access_token text, app_secret text,
 								  api_base_url text DEFAULT 'https://graph.facebook.com/v23.0',
@@ -287,7 +287,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_sender(text, text, text, text, text, integer) IS 'registers a business number; the token and app secret are stored where only wam_admin can read them';
+COMMENT ON FUNCTION wam.create_sender(text, text, text, text, text, integer) IS 'registers a WhatsApp business number and its secrets';
 
 CREATE FUNCTION wam.configure_sender(sender text, rate_per_minute integer DEFAULT NULL,
 									  daily_limit integer DEFAULT NULL, warmup integer[] DEFAULT NULL,
@@ -343,7 +343,7 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) IS 'changes a sender (admins): rate (requests per minute, retries included), messaging tier (unique recipients per 24 h; 0 = unlimited), warm-up schedule (daily limits from today; empty = none), burst, access token and app secret; NULL keeps a value; the worker picks changes up at once';
+COMMENT ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) IS 'changes a sender''s limits or secrets; NULL keeps a value';
 
 CREATE FUNCTION wam.sender_daily_limit(s wam.sender) RETURNS integer
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
@@ -353,7 +353,7 @@ RETURN CASE
 	THEN least(s.warmup[1 + floor(extract(epoch FROM pg_catalog.now() - s.warmup_started_at) / 86400)::int],
 			   coalesce(s.daily_limit, 2147483647))
 	ELSE s.daily_limit END;
-COMMENT ON FUNCTION wam.sender_daily_limit(wam.sender) IS 'the unique-recipient limit in force today: the warm-up day''s limit during warm-up, else the tier (NULL: unlimited)';
+COMMENT ON FUNCTION wam.sender_daily_limit(wam.sender) IS 'the recipient limit in force today (NULL: unlimited)';
 
 CREATE FUNCTION wam.pause_sender(sender text, reason text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -367,7 +367,7 @@ BEGIN
 	WHERE sender_id = wam.sender_id(sender);
 END
 $$;
-COMMENT ON FUNCTION wam.pause_sender(text, text) IS 'stops sending from a number until wam.resume_sender()';
+COMMENT ON FUNCTION wam.pause_sender(text, text) IS 'stops sending from a number until resumed';
 
 CREATE FUNCTION wam.resume_sender(name text) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -385,7 +385,7 @@ BEGIN
 	RETURN was_paused;
 END
 $$;
-COMMENT ON FUNCTION wam.resume_sender(text) IS 'resumes a paused sender (paused by wam.pause_sender or by an authentication, permission or policy error); returns whether it was paused';
+COMMENT ON FUNCTION wam.resume_sender(text) IS 'resumes a paused sender; returns whether it was paused';
 
 -- consent
 
@@ -416,7 +416,7 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.record_consent(bigint, text) IS 'records that the customer consented to WhatsApp marketing, and where (R-I6); clears an earlier opt-out';
+COMMENT ON FUNCTION wam.record_consent(bigint, text) IS 'records a customer''s marketing consent and where it was given';
 
 CREATE FUNCTION wam.record_opt_out(customer bigint, reason text) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -446,7 +446,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.record_opt_out(bigint, text) IS 'records that the customer opted out and cancels their waiting messages; returns how many were cancelled';
+COMMENT ON FUNCTION wam.record_opt_out(bigint, text) IS 'records an opt-out and cancels waiting messages; returns how many';
 
 -- payloads and personalisation
 
@@ -494,7 +494,7 @@ BEGIN
 	RETURN kind = 'template';
 END
 $$;
-COMMENT ON FUNCTION wam.check_payload(jsonb) IS 'checks a message payload; returns true for a template (sendable outside the 24-hour window), false for free-form';
+COMMENT ON FUNCTION wam.check_payload(jsonb) IS 'validates a payload; true for a template, false for free-form';
 
 -- The options wam.enqueue and wam.enqueue_segment share, checked alike.
 CREATE FUNCTION wam_internal.check_enqueue_options(not_before timestamptz, priority integer, vars jsonb)
@@ -521,7 +521,7 @@ CREATE FUNCTION wam.payload_placeholders(payload jsonb) RETURNS text[]
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN (SELECT coalesce(array_agg(DISTINCT m[1] ORDER BY m[1]), '{}')
 		FROM regexp_matches(payload::text, '\{([a-z_][a-z0-9_]*)\}', 'g') m);
-COMMENT ON FUNCTION wam.payload_placeholders(jsonb) IS 'the {variable} names used in a payload';
+COMMENT ON FUNCTION wam.payload_placeholders(jsonb) IS 'the {placeholder} names used in a payload';
 
 -- Replace each {var} inside the payload's JSON text by its JSON-escaped value.
 CREATE FUNCTION wam.render_payload(payload jsonb, names text[], vals text[]) RETURNS jsonb
@@ -546,7 +546,7 @@ BEGIN
 	RETURN t::jsonb;
 END
 $$;
-COMMENT ON FUNCTION wam.render_payload(jsonb, text[], text[]) IS 'the payload with each {names[i]} replaced by vals[i] (NULL if a value is missing)';
+COMMENT ON FUNCTION wam.render_payload(jsonb, text[], text[]) IS 'the payload with placeholders replaced by the given values';
 
 -- The same filling, in C, for one customer's fields (src/sender_payload.c):
 -- what wam.enqueue and wam.enqueue_segment use, once per customer.
@@ -554,7 +554,7 @@ CREATE FUNCTION wam.render_customer_payload(payload jsonb, vars jsonb, customer_
 										locale text)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'wam_render_for_customer' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) IS 'the payload with each {placeholder} filled from the customer''s fields ({name}, {first_name}, {phone}, {locale}, {customer_id}) or else from vars, NULL if one has no value';
+COMMENT ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) IS 'the payload with placeholders filled from a customer';
 
 CREATE FUNCTION wam_internal.customer_field(c wam.customer, field text) RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -641,7 +641,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message to a customer; refuses customers without consent, opted-out customers and free-form messages outside the 24-hour window; {placeholders} are filled from the customer and vars';
+COMMENT ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message to a customer; returns its id';
 
 CREATE FUNCTION wam.enqueue_segment(who wam.segment, template jsonb, sender text DEFAULT NULL,
 									not_before timestamptz DEFAULT pg_catalog.now(), vars jsonb DEFAULT NULL,
@@ -719,7 +719,7 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message per customer of a segment, {placeholders} filled per customer; returns how many were queued and, per reason, how many were refused';
+COMMENT ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message per customer of a segment; counts refusals';
 
 CREATE FUNCTION wam.cancel_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -747,7 +747,7 @@ BEGIN
 	RETURN false;
 END
 $$;
-COMMENT ON FUNCTION wam.cancel_message(bigint) IS 'cancels a message that is still waiting (queued or retrying); false if it is already past that';
+COMMENT ON FUNCTION wam.cancel_message(bigint) IS 'cancels a waiting message; false if it is past that';
 
 CREATE FUNCTION wam.cancel_campaign(campaign text, sender text DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -770,7 +770,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign (optionally of one sender); returns how many';
+COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign; returns how many';
 
 CREATE FUNCTION wam.requeue_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -785,7 +785,7 @@ BEGIN
 	RETURN FOUND;
 END
 $$;
-COMMENT ON FUNCTION wam.requeue_message(bigint) IS 'sends an uncertain message again (the DBA''s choice: it may then arrive twice); false if it is not uncertain';
+COMMENT ON FUNCTION wam.requeue_message(bigint) IS 'sends an uncertain message again; false if not uncertain';
 
 -- the sender worker's side (called by the worker as superuser; no grants)
 
@@ -799,7 +799,7 @@ RETURN CASE
 	WHEN code IN (0, 190, 3, 10, 131005, 131048, 131064, 368, 131031, 131042, 131045, 131037,
 				  133010, 33, 131063) OR code BETWEEN 200 AND 299 THEN 'pause'
 	ELSE 'fail' END;
-COMMENT ON FUNCTION wam.error_action(integer) IS 'the sender''s reaction to a Cloud API error code: throttle (slow the whole sender), defer_recipient (pair limit), retry (with backoff), pause (the sender, until wam.resume_sender), fail (the message)';
+COMMENT ON FUNCTION wam.error_action(integer) IS 'the sender''s reaction to a Cloud API error code';
 
 CREATE FUNCTION wam_internal.worker_recover() RETURNS bigint
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -1043,7 +1043,7 @@ BEGIN
 	ON CONFLICT (only_row) DO UPDATE SET token = EXCLUDED.token;
 END
 $$;
-COMMENT ON FUNCTION wam.configure_webhook(text) IS 'sets the verify token configured for the webhook endpoint in Meta''s app dashboard';
+COMMENT ON FUNCTION wam.configure_webhook(text) IS 'sets the webhook endpoint''s verify token';
 
 CREATE FUNCTION wam.webhook_challenge(mode text, token text, challenge text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1072,7 +1072,7 @@ BEGIN
 	RETURN challenge;
 END
 $$;
-COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s webhook verification (GET hub.mode, hub.verify_token, hub.challenge): returns the challenge to echo with HTTP 200; errors (answer 403) when the token does not match';
+COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s webhook verification request';
 
 -- the elements of a JSON array, nothing for anything else; in C for its row estimate
 -- (ROWS 4: a webhook's entries, changes and statuses are a handful, and the ingestion's
@@ -1380,7 +1380,7 @@ BEGIN
 	RETURN n_status + n_message;
 END
 $$;
-COMMENT ON FUNCTION wam.ingest_webhook(text, text) IS 'verifies (X-Hub-Signature-256) and applies a webhook POST: message statuses (forward only; settles uncertain rows), inbound messages (events, 24-hour window, reply counts, opt-out keywords); returns the number of status updates matched to queued messages plus new inbound messages';
+COMMENT ON FUNCTION wam.ingest_webhook(text, text) IS 'verifies and applies a webhook POST; returns the updates applied';
 
 -- reporting
 
@@ -1443,7 +1443,7 @@ BEGIN
 	ORDER BY s.name;
 END
 $$;
-COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender, for messages queued in [since, until): sent, delivered, read, replied, failed by error code, rates in percent and the R-M6 health flags (delivery < 95% poor, >= 98% normal; read < 60% low; reply > 5% good)';
+COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender: delivery, read and reply counts and rates';
 
 CREATE VIEW wam.worker_status AS
 SELECT s.name AS sender,
@@ -1467,7 +1467,7 @@ FROM wam.sender s
 	 CROSS JOIN LATERAL (SELECT count(*) AS queue_depth, pg_catalog.now() - min(o.created_at) AS oldest_queued_age
 						 FROM wam.outbox o
 						 WHERE o.sender_id = s.sender_id AND o.status IN ('queued', 'retrying')) q;
-COMMENT ON VIEW wam.worker_status IS 'per sender: the worker''s state, current rate, requests in flight, messages sent in the last minute, queue depth, oldest waiting message, uncertain messages, last error and pause reason';
+COMMENT ON VIEW wam.worker_status IS 'per sender: worker state, rate, queue depth and last error';
 
 -- privileges
 

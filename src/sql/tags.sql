@@ -69,7 +69,7 @@ CREATE TABLE wam.customer (
 -- columns without an index: free space on each page lets those be HOT updates that
 -- touch neither the primary key nor the phone index.
 ALTER SEQUENCE wam.customer_id_seq OWNED BY wam.customer.id;
-COMMENT ON TABLE wam.customer IS 'customers; id is the id used in segments, phone is E.164 digits without "+"';
+COMMENT ON TABLE wam.customer IS 'customers: phone, name, locale, time zone, consent';
 COMMENT ON COLUMN wam.customer.consent_at IS 'when the customer consented to WhatsApp marketing (NULL: never; such customers can be tagged but not messaged)';
 COMMENT ON COLUMN wam.customer.opted_out_at IS 'when the customer opted out (non-NULL: never message)';
 
@@ -81,7 +81,7 @@ CREATE TABLE wam.tag_dimension (
 	builtin boolean NOT NULL DEFAULT false,
 	description text
 );
-COMMENT ON TABLE wam.tag_dimension IS 'tag dimensions (R-T1) with their colour (R-T4); the five built-in ones plus admin-defined ones';
+COMMENT ON TABLE wam.tag_dimension IS 'tag dimensions with their colour';
 INSERT INTO wam.tag_dimension (name, colour, builtin, description) VALUES
 	('spending power', '#d4a017', true, 'value tiers, RFM segments'),
 	('interest', '#8e44ad', true, 'product and category interests'),
@@ -107,7 +107,7 @@ CREATE TABLE wam.tag (
 	last_queried_at timestamptz,
 	last_sent_at timestamptz
 );
-COMMENT ON TABLE wam.tag IS 'the tag dictionary; names are unique after normalisation (case, whitespace, punctuation, NFKC)';
+COMMENT ON TABLE wam.tag IS 'the tag dictionary; names unique after normalisation';
 
 CREATE TABLE wam.tag_log (
 	log_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -120,7 +120,7 @@ CREATE TABLE wam.tag_log (
 	detail jsonb,
 	reason text
 );
-COMMENT ON TABLE wam.tag_log IS 'version log of the tag system (R-T12): who, when, what, why';
+COMMENT ON TABLE wam.tag_log IS 'log of tag dictionary changes: who, when, what, why';
 
 -- memberships
 
@@ -144,7 +144,7 @@ CREATE TABLE wam.customer_tag (
 	PRIMARY KEY (tag_id, customer_id)
 );
 CREATE INDEX customer_tag_expiry ON wam.customer_tag (expires_at) WHERE expires_at IS NOT NULL;
-COMMENT ON TABLE wam.customer_tag IS 'which customer holds which tag, since when, until when, from what source: the truth that wam.tag_chunk mirrors';
+COMMENT ON TABLE wam.customer_tag IS 'which customer holds which tag, since when, until when';
 
 -- Each tag's members, as bitmaps of 65,536 consecutive ids (one Roaring
 -- container each).  Maintained by statement triggers on wam.customer_tag in
@@ -157,7 +157,7 @@ CREATE TABLE wam.tag_chunk (
 	members wam.segment NOT NULL,
 	PRIMARY KEY (tag_id, chunk)
 );
-COMMENT ON TABLE wam.tag_chunk IS 'per-tag membership bitmaps in chunks of 65536 customer ids, kept exactly in step with wam.customer_tag; tag_id 0 holds all customers';
+COMMENT ON TABLE wam.tag_chunk IS 'tag members as bitmaps of 65,536 ids (tag 0: all customers)';
 
 -- behaviour events
 
@@ -173,7 +173,7 @@ CREATE TABLE wam.event (
 -- within 7d") read only the index (events are insert-only, so the visibility
 -- map stays nearly all-visible): a third faster at 50 million events.
 CREATE INDEX event_kind_time ON wam.event (kind, occurred_at) INCLUDE (customer_id);
-COMMENT ON TABLE wam.event IS 'behaviour events (price_inquiry, link_click, cart_abandoned, order, message_read, reply, ...)';
+COMMENT ON TABLE wam.event IS 'behaviour events (link_click, order, reply, ...)';
 
 -- automation rules
 
@@ -197,7 +197,7 @@ CREATE TABLE wam.tag_rule (
 -- bypass the roles' table privileges (an order recorded through
 -- wam.record_order fires the event rules), so a condition must be data that the
 -- extension's own evaluator reads, never code that would run with those rights.
-COMMENT ON TABLE wam.tag_rule IS 'automation rules: customers selected by condition (a segment expression) and/or an event kind get add_tags and lose remove_tags';
+COMMENT ON TABLE wam.tag_rule IS 'automation rules that add and remove tags';
 
 -- imports
 
@@ -220,8 +220,8 @@ CREATE TABLE wam.import_error (
 	reason text NOT NULL,
 	PRIMARY KEY (import_id, line_no)
 );
-COMMENT ON TABLE wam.import IS 'one row per contact import with its report (R-I5)';
-COMMENT ON TABLE wam.import_error IS 'the reason each failed import row failed';
+COMMENT ON TABLE wam.import IS 'one report per contact import';
+COMMENT ON TABLE wam.import_error IS 'why each failed import row failed';
 
 -- tag name normalisation
 
@@ -244,16 +244,16 @@ BEGIN
 				'[[:space:][:punct:]+$^`|~<>=]+', '', 'g')$f$, nfkc, coll);
 END
 $normalize$;
-COMMENT ON FUNCTION wam.normalize_tag_name(text) IS 'the form in which tag names must be unique: NFKC, lower case, no whitespace or punctuation ("Order completed" = "order-completed")';
+COMMENT ON FUNCTION wam.normalize_tag_name(text) IS 'the form in which tag names must be unique';
 
 -- bulk membership writers (C; internal, see src/tag_membership.c)
 
 CREATE FUNCTION wam.segment_chunks(wam.segment) RETURNS TABLE (chunk integer, members wam.segment)
 	AS 'MODULE_PATHNAME', 'wam_segment_chunks' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_chunks(wam.segment) IS 'the segment cut into blocks of 65536 ids (chunk = id >> 16), ascending';
+COMMENT ON FUNCTION wam.segment_chunks(wam.segment) IS 'the segment cut into blocks of 65,536 ids';
 CREATE FUNCTION wam.segment_chunk_keys(wam.segment) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'wam_segment_chunk_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_chunk_keys(wam.segment) IS 'the blocks of 65536 ids (id >> 16) a segment has members in, ascending';
+COMMENT ON FUNCTION wam.segment_chunk_keys(wam.segment) IS 'the blocks of 65,536 ids a segment has members in';
 CREATE FUNCTION wam_internal.tag_blocks_segment(tag_id integer, only_blocks integer[] DEFAULT NULL)
 	RETURNS wam.segment AS 'MODULE_PATHNAME', 'wam_tag_blocks_segment' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION wam_internal.tag_blocks_segment(integer, integer[]) IS 'internal: the union of a tag''s bitmap blocks (all, or the listed ones), assembled by copying their containers';
@@ -492,7 +492,7 @@ BEGIN
 	RETURN t.tag_id;
 END
 $$;
-COMMENT ON FUNCTION wam.tag_id(text, boolean) IS 'id of a tag by name (any spelling that normalises the same); error if unknown, or retired when for_attach';
+COMMENT ON FUNCTION wam.tag_id(text, boolean) IS 'id of a tag by name';
 
 CREATE FUNCTION wam.create_tag(name text, dimension text, colour text DEFAULT NULL,
 							   ttl interval DEFAULT NULL, description text DEFAULT NULL)
@@ -537,7 +537,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text) IS 'creates a tag (admins); refuses a name that normalises like an existing one';
+COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text) IS 'creates a tag in a dimension; returns its id';
 
 CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL)
 	RETURNS void
@@ -550,7 +550,7 @@ BEGIN
 	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)));
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text) IS 'adds a custom tag dimension with its colour (admins, R-T13)';
+COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text) IS 'adds a tag dimension with its colour';
 
 CREATE FUNCTION wam.rename_tag(tag text, new_name text, reason text DEFAULT NULL) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -575,7 +575,7 @@ BEGIN
 	VALUES ('rename', id, btrim(new_name), jsonb_build_object('old_name', old_name), reason);
 END
 $$;
-COMMENT ON FUNCTION wam.rename_tag(text, text, text) IS 'renames a tag (admins); logged';
+COMMENT ON FUNCTION wam.rename_tag(text, text, text) IS 'renames a tag (logged)';
 
 CREATE FUNCTION wam.retire_tag(tag text, reason text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -595,7 +595,7 @@ BEGIN
 	SELECT 'retire', id, t.name, reason FROM wam.tag t WHERE t.tag_id = id;
 END
 $$;
-COMMENT ON FUNCTION wam.retire_tag(text, text) IS 'retires a tag (admins): it keeps its history and members but can no longer be attached; logged';
+COMMENT ON FUNCTION wam.retire_tag(text, text) IS 'retires a tag: kept, but no longer attachable (logged)';
 
 CREATE FUNCTION wam.reactivate_tag(tag text, reason text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -613,7 +613,7 @@ BEGIN
 	SELECT 'reactivate', id, t.name, reason FROM wam.tag t WHERE t.tag_id = id;
 END
 $$;
-COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attachable again (admins); logged';
+COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attachable again (logged)';
 
 -- memberships
 
@@ -624,7 +624,7 @@ COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attac
 CREATE FUNCTION wam.tag_members(tag text) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_tag_members' LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000
 	SET search_path = pg_catalog, wam, pg_temp;
-COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment (always in step with wam.customer_tag)';
+COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment';
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -653,12 +653,12 @@ CREATE FUNCTION wam.attach_tag(tag text, who wam.segment, ttl interval DEFAULT N
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_attach'
 	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
-COMMENT ON FUNCTION wam.attach_tag(text, wam.segment, interval, text) IS 'gives a tag to the customers of a segment; returns how many did not have it (their expiry is refreshed)';
+COMMENT ON FUNCTION wam.attach_tag(text, wam.segment, interval, text) IS 'gives a tag to a segment''s customers; returns how many were new';
 
 CREATE FUNCTION wam.detach_tag(tag text, who wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_detach'
 	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
-COMMENT ON FUNCTION wam.detach_tag(text, wam.segment) IS 'takes a tag from the customers of a segment; returns how many had it';
+COMMENT ON FUNCTION wam.detach_tag(text, wam.segment) IS 'takes a tag from a segment''s customers; returns how many had it';
 
 CREATE FUNCTION wam.retag_customers(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
 						  source text DEFAULT 'api')
@@ -698,7 +698,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION wam.retag_customers(wam.segment, text[], text[], text) IS 'adds and removes tags for a whole segment in one statement (R-S3); one row per tag with the counts';
+COMMENT ON FUNCTION wam.retag_customers(wam.segment, text[], text[], text) IS 'adds and removes tags for a segment; counts per tag';
 
 CREATE FUNCTION wam.customer_tags(customer bigint) RETURNS text[]
 	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -744,7 +744,7 @@ BEGIN
 	RETURN moved;
 END
 $$;
-COMMENT ON FUNCTION wam.merge_tags(text, text, text) IS 'moves every member of one tag to another and retires the first (admins); returns how many customers gained the target tag';
+COMMENT ON FUNCTION wam.merge_tags(text, text, text) IS 'moves one tag''s members to another and retires the first';
 
 CREATE FUNCTION wam.expire_tags() RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -758,7 +758,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.expire_tags() IS 'removes tag attachments past their expiry (R-T7); returns how many; schedule it (e.g. pg_cron every few minutes)';
+COMMENT ON FUNCTION wam.expire_tags() IS 'removes expired tag attachments; returns how many';
 
 CREATE FUNCTION wam.verify_tag_index()
 	RETURNS TABLE (tag text, members bigint, bitmap_members bigint, missing bigint, extra bigint,
@@ -791,7 +791,7 @@ BEGIN
 	ORDER BY 1;
 END
 $$;
-COMMENT ON FUNCTION wam.verify_tag_index() IS 'proves that the tag bitmaps and wam.customer_tag agree: one row per tag, ok = true when they do';
+COMMENT ON FUNCTION wam.verify_tag_index() IS 'checks that tag bitmaps and rows agree, per tag';
 
 -- tag health (R-T2, R-T9)
 
@@ -815,7 +815,7 @@ FROM wam.tag t
 JOIN wam.tag_dimension d ON d.name = t.dimension
 CROSS JOIN base b
 LEFT JOIN sizes s ON s.tag_id = t.tag_id;
-COMMENT ON VIEW wam.tag_health IS 'per tag: members, share of all customers, last use, silent (unused for 30 days: archive candidate) and overloaded (held by over 40%: split it)';
+COMMENT ON VIEW wam.tag_health IS 'per tag: members, share, last use, silent and overloaded flags';
 
 CREATE VIEW wam.tag_health_summary AS
 SELECT count(*) FILTER (WHERE t.status = 'active') AS active_tags,
@@ -831,7 +831,7 @@ SELECT count(*) FILTER (WHERE t.status = 'active') AS active_tags,
 		   ELSE 'too many to manage (over 100)'
 	   END AS band
 FROM wam.tag t;
-COMMENT ON VIEW wam.tag_health_summary IS 'the tag count against the bands of R-T2 (30 / 50-80 / 100) with silent and overloaded counts';
+COMMENT ON VIEW wam.tag_health_summary IS 'number of active tags against the healthy range';
 
 -- automation rules
 
@@ -863,7 +863,7 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.rule_audience(wam.tag_rule, bigint[]) IS 'customers a rule applies to (optionally only among the given ones)';
+COMMENT ON FUNCTION wam.rule_audience(wam.tag_rule, bigint[]) IS 'the customers a rule applies to';
 
 CREATE FUNCTION wam.create_tag_rule(name text, add_tags text[] DEFAULT '{}', remove_tags text[] DEFAULT '{}',
 									condition text DEFAULT NULL, on_event text DEFAULT NULL,
@@ -893,7 +893,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule (admins): customers the segment expression condition selects (and/or with a new event of kind on_event) get add_tags and lose remove_tags';
+COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule; returns its id';
 
 CREATE FUNCTION wam.run_tag_rules(only_rule text DEFAULT NULL)
 	RETURNS TABLE (rule text, customers bigint, added bigint, removed bigint)
@@ -921,7 +921,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION wam.run_tag_rules(text) IS 'applies every enabled condition rule (or one by name) and reports counts; schedule it (e.g. pg_cron)';
+COMMENT ON FUNCTION wam.run_tag_rules(text) IS 'applies the condition rules; counts per rule';
 
 -- Event rules act inside the transaction that records the event, so "order
 -- placed -> purchased, not cart abandoned" (R-T8) holds the moment the order
@@ -1016,7 +1016,7 @@ BEGIN
 	RETURN QUERY SELECT 'rule ' || name FROM wam.tag_rule ORDER BY rule_id;
 END
 $$;
-COMMENT ON FUNCTION wam.install_example_tag_rules() IS 'creates (where missing) the example tags and rules of R-T6, R-T8, R-T10, R-T11 and R-T14 (admins); R-T7 is the 60-day time to live of "new customer"';
+COMMENT ON FUNCTION wam.install_example_tag_rules() IS 'creates the example tags and automation rules';
 
 -- contact import (R-I1 ... R-I8)
 
@@ -1232,7 +1232,7 @@ AS $$
 		WHEN position('\x3b'::bytea IN header) > 0 THEN ';'
 		ELSE ',' END
 $$;
-COMMENT ON FUNCTION wam.csv_delimiter(bytea) IS 'delimiter of a contact file judged from its header line: comma, else tab, else semicolon';
+COMMENT ON FUNCTION wam.csv_delimiter(bytea) IS 'delimiter of a contact file, judged from its header';
 
 CREATE FUNCTION wam.import_csv(data text, default_country text DEFAULT NULL, delimiter text DEFAULT NULL)
 	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
@@ -1266,8 +1266,8 @@ BEGIN
 	RETURN QUERY SELECT * FROM wam_internal.import_file(NULL, data, default_country, delimiter);
 END
 $$;
-COMMENT ON FUNCTION wam.import_csv(bytea, text, text) IS 'imports contacts from raw file bytes; rows that are not valid UTF-8 fail with that reason while the others import';
-COMMENT ON FUNCTION wam.import_csv(text, text, text) IS 'imports a UTF-8 CSV/TXT of contacts (header with phone, tags, optionally name and consent; delimiter comma, tab or semicolon, detected unless given); returns the report; failed rows and reasons in wam.import_error';
+COMMENT ON FUNCTION wam.import_csv(bytea, text, text) IS 'imports contacts from raw CSV bytes; returns the report';
+COMMENT ON FUNCTION wam.import_csv(text, text, text) IS 'imports contacts from CSV text; returns the report';
 
 -- privileges: tables are read-only to the roles; every change goes through
 -- the functions above, which check and log it

@@ -4,21 +4,22 @@
 -- output between the reference markers, so the manual cannot drift from the code.
 --
 -- Functions are grouped by subsystem by name; the lowest role that may execute
--- each is read from its ACL.
+-- each is read from its ACL (any = PUBLIC, reader, operator, admin, superuser).
 
+\set QUIET on
 \pset footer off
 CREATE TEMP VIEW ref_fn AS
 SELECT p.oid, p.proname,
 	   CASE
 		   WHEN p.proname ~ '^(segment|all_customers$)' THEN '1 Segments (the type)'
 		   WHEN p.proname ~ '^(audience|define_segment$|drop_segment$)' THEN '2 Segment expressions'
-		   WHEN p.proname ~ '(tag|tags|retag_customers)($|_)' OR p.proname ~ '^rule_audience$' THEN '3 Tags and automation'
-		   WHEN p.proname ~ '^(upsert_customer|record_consent|record_opt_out|import_csv|csv_|normalize_phone|phone_)' THEN '4 Customers and contact import'
 		   WHEN p.proname ~ '(rfm|order|value_report)' THEN '5 Orders and RFM'
+		   WHEN p.proname ~ '(tag|tags|retag_customers)($|_)' OR p.proname ~ '^rule_audience$' THEN '3 Tags and automation'
+		   WHEN p.proname ~ '^(upsert_customer|time_zone_name|record_consent|record_opt_out|import_csv|csv_|normalize_phone|phone_)' THEN '4 Customers and contact import'
 		   WHEN p.proname ~ '(clv|bgnbd|gammagamma|hyp2f1|expected_purchases|p_alive|cost)' THEN '6 Lifetime value and cost caps'
 		   WHEN p.proname ~ '(webhook|hmac|keyword)' THEN '8 Webhooks'
 		   WHEN p.proname ~ '(referral|redemption|fingerprint)' THEN '9 Referrals'
-		   WHEN p.proname ~ '(sender|message|campaign|payload|delivery|error_action|worker|api_url|url_encode)' THEN '7 Sending'
+		   WHEN p.proname ~ '(sender|message|campaign|payload|delivery|error_action|worker|api_url|url_encode|enqueue)' THEN '7 Sending'
 		   ELSE '99 Other'
 	   END AS grp,
 	   CASE
@@ -33,19 +34,23 @@ SELECT p.oid, p.proname,
 	   (SELECT string_agg(CASE WHEN a.n IS NULL OR a.n = '' THEN replace(format_type(a.t, NULL), 'wam.', '') ELSE a.n END
 							  || CASE WHEN a.i > p.pronargs - p.pronargdefaults THEN '=…' ELSE '' END, ', ' ORDER BY a.i)
 		FROM unnest(p.proargtypes::oid[], (p.proargnames)[1:p.pronargs]) WITH ORDINALITY a(t, n, i)) AS args,
-	   replace(pg_get_function_result(p.oid), 'wam.', '') AS result,
+	   -- a table result by its column names (their types are in \df)
+	   coalesce((SELECT 'table(' || string_agg(o.n, ', ' ORDER BY o.i) || ')'
+				 FROM unnest(p.proargmodes, p.proargnames) WITH ORDINALITY o(m, n, i) WHERE o.m = 't'),
+				replace(pg_get_function_result(p.oid), 'wam.', '')) AS result,
 	   obj_description(p.oid, 'pg_proc') AS comment
 FROM pg_proc p
 WHERE p.pronamespace = 'wam'::regnamespace;
 
+-- one list item per function: signature, result (none for void), lowest role allowed, comment
 SELECT line FROM (
-	SELECT g.grp, 0 AS ord, '' AS name, format(E'\n#### %s\n\n| Function | Returns | Who | What it does |\n|---|---|---|---|', substr(g.grp, strpos(g.grp, ' ') + 1)) AS line
+	SELECT g.grp, 0 AS ord, '' COLLATE "C" AS name, format(E'\n#### %s\n', substr(g.grp, strpos(g.grp, ' ') + 1)) AS line
 	FROM (SELECT DISTINCT grp FROM ref_fn) g
 	UNION ALL
-	SELECT grp, 1, proname || args,
-		   format('| `%s%s(%s)` | %s | %s | %s |', CASE prokind WHEN 'a' THEN 'aggregate ' ELSE '' END,
-				  proname, coalesce(args, ''), replace(result, '|', '\|'), who,
-				  replace(coalesce(comment, ''), '|', '\|'))
+	SELECT grp, 1, (proname || coalesce(args, '') || pg_get_function_identity_arguments(oid)) COLLATE "C",
+		   format('- `%s%s(%s)`%s; %s: %s', CASE prokind WHEN 'a' THEN 'aggregate ' ELSE '' END,
+				  proname, coalesce(args, ''), CASE WHEN result = 'void' THEN '' ELSE ' → ' || result END,
+				  who, coalesce(comment, '(no comment)'))
 	FROM ref_fn
 ) x
 ORDER BY split_part(grp, ' ', 1)::int, ord, name;
@@ -72,4 +77,4 @@ SELECT format('| `%s` | %s | %s | %s |', s.name,
 			  replace(s.short_desc, '|', '\|'))
 FROM pg_settings s
 WHERE s.name LIKE 'wam.%'
-ORDER BY s.name;
+ORDER BY s.name COLLATE "C";
