@@ -1,5 +1,5 @@
 #!/bin/bash
-# test/t/portable_unit.sh — unit tests for the portable-format validator (src/wam_portable.c).
+# test/t/portable_unit.sh — unit tests for the portable-format validator (src/segment_portable.c).
 #
 # Builds test/unit/test_portable.c against src/wam_portable.c and CRoaring in a temp dir
 # and runs it; the program prints one `ok - ...` / `not ok - ...` line per case, which
@@ -23,7 +23,7 @@ if gcc -fsanitize=address,undefined "$tmp/probe.c" -o "$tmp/probe" 2>/dev/null &
     cflags+=('-fsanitize=address,undefined' -fno-sanitize-recover=all)
 fi
 
-if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/wam_portable.c" \
+if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/segment_portable.c" \
     -lroaring -o "$tmp/test_portable" 2>&1); then
     tap_not_ok "portable: compile test_portable.c" "$out"
     tap_done
