@@ -46,7 +46,7 @@ typedef struct WamSenderShared
 	int32		sender_id;
 	char		state[WAM_STATE_LEN];
 	double		rate_per_minute;	/* applied now: capped rate times the back-off factor */
-	double		capped_rate_per_minute; /* configured, after wam.max_rate_per_minute */
+	double		capped_rate_per_minute; /* configured, after wam.sender_max_rate_per_minute */
 	int32		in_flight;
 	char		last_error[WAM_ERROR_LEN];
 	TimestampTz last_error_at;

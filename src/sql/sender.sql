@@ -157,7 +157,7 @@ CREATE FUNCTION wam_internal.outbox_wake_worker_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
 COMMENT ON FUNCTION wam_internal.outbox_wake_worker_trigger() IS 'internal: wakes the sender worker when the transaction commits';
 
-CREATE FUNCTION wam.worker_sender_state(OUT sender_id integer, OUT state text, OUT rate_per_minute double precision,
+CREATE FUNCTION wam_internal.worker_sender_state(OUT sender_id integer, OUT state text, OUT rate_per_minute double precision,
 										OUT in_flight integer, OUT last_error text, OUT last_error_at timestamptz,
 										OUT capped_rate_per_minute double precision)
 	RETURNS SETOF record
@@ -1469,7 +1469,7 @@ FROM wam.sender s
 	 CROSS JOIN LATERAL (SELECT count(*) AS queue_depth, pg_catalog.now() - min(o.created_at) AS oldest_queued_age
 						 FROM wam.outbox o
 						 WHERE o.sender_id = s.sender_id AND o.status IN ('queued', 'retrying')) q;
-COMMENT ON VIEW wam.worker_status IS 'per sender: the worker''s state, current rate (after back-off), configured rate, the configured rate after wam.max_rate_per_minute (what the worker applies when not backing off), requests in flight, messages sent in the last minute, queue depth, oldest waiting message, uncertain messages, last error and pause reason';
+COMMENT ON VIEW wam.worker_status IS 'per sender: the worker''s state, current rate (after back-off), configured rate, the configured rate after wam.sender_max_rate_per_minute (what the worker applies when not backing off), requests in flight, messages sent in the last minute, queue depth, oldest waiting message, uncertain messages, last error and pause reason';
 
 -- privileges
 

@@ -96,10 +96,10 @@ wait "$intruder" 2>/dev/null
 
 q -c "GRANT wam_operator TO wam_intruder" >/dev/null
 tap_is "an operator cannot call wam.lock_key" \
-    "$(PGUSER=wam_intruder sql_error -c "SELECT wam.lock_key(1, 1)")" \
+    "$(PGUSER=wam_intruder sql_error -c "SELECT wam_internal.lock_key(1, 1)")" \
     "42501: permission denied for function lock_key"
 tap_is "wam.lock_key rejects an unknown lock space" \
-    "$(sql_error -c "SELECT wam.lock_key(4, 1)")" "22023: lock space 4 does not exist"
+    "$(sql_error -c "SELECT wam_internal.lock_key(4, 1)")" "22023: lock space 4 does not exist"
 
 tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS wam_intruder" >/dev/null 2>&1
 tap_done

@@ -95,7 +95,7 @@ tap_is "split halves add up to the audience" "$(q "$split_sql SELECT sum(wam.seg
 tap_is "split halves are disjoint" \
     "$(q "$split_sql SELECT wam.segment_and_cardinality(h1.part, h2.part) FROM h h1, h h2 WHERE h1.n = 1 AND h2.n = 2")" 0
 tap_is "split halves are roughly even (40%..60%)" \
-    "$(q "$split_sql SELECT bool_and(wam.cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
+    "$(q "$split_sql SELECT bool_and(wam.segment_cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
 # The halves computed independently: the audience from plain SQL, dealt as split() documents
 # it (Fisher-Yates over the member positions driven by SplitMix64 seeded with the seed, the
 # i-th smallest member to bucket perm(i) mod 2) in Python. Same seed, same members, on any
@@ -132,8 +132,8 @@ print(" ".join(hashlib.md5(",".join(p).encode()).hexdigest() for p in parts))
 }
 split_got() { # SEED
     q "$funnel_sql, a AS (SELECT (b & p) - l AS seg FROM s)
-       SELECT string_agg(h, ' ' ORDER BY n) FROM a CROSS JOIN LATERAL wam.split(a.seg, 2, $1) WITH ORDINALITY AS x(part, n)
-            CROSS JOIN LATERAL (SELECT md5(string_agg(m::text, ',' ORDER BY m)) AS h FROM wam.members(x.part) m) y"
+       SELECT string_agg(h, ' ' ORDER BY n) FROM a CROSS JOIN LATERAL wam.segment_split(a.seg, 2, $1) WITH ORDINALITY AS x(part, n)
+            CROSS JOIN LATERAL (SELECT md5(string_agg(m::text, ',' ORDER BY m)) AS h FROM wam.segment_members(x.part) m) y"
 }
 want42=$(split_expected 42)
 tap_is "split(final, 2, 42) deals exactly the members its documented algorithm gives" "$(split_got 42)" "$want42"

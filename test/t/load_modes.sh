@@ -50,6 +50,6 @@ tap_is "preloaded: the settings exist before any call" \
 db=wam_load_modes_t
 q -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 tap_is "preloaded: CREATE EXTENSION and a segment query work" \
-    "$(tap_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.cardinality('{1,2,3}')")" "3"
+    "$(tap_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.segment_cardinality('{1,2,3}')")" "3"
 q -q -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done

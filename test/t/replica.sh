@@ -38,7 +38,7 @@ TPL='{"type":"template","template":{"name":"spring_sale","language":{"code":"en"
 # in flight until the kill (the standby overrides both in its own postgresql.conf)
 unset WAM_CLUSTER_RUNNING PGHOST PGPORT
 export WAM_TEST_PORT=$P_PORT WAM_PRELOAD=pg_wamarketing
-if ! start_cluster wam.max_in_flight=4 wam.http_timeout=60s wal_level=replica max_wal_senders=4; then
+if ! start_cluster wam.sender_max_in_flight=4 wam.sender_http_timeout=60s wal_level=replica max_wal_senders=4; then
     tap_not_ok "replica: primary starts"
     tap_done
 fi
@@ -210,7 +210,7 @@ else
 fi
 
 for expr in 'vip EXCLUDE churned' 'vip OR churned' 'vip AND churned' '@loyal AND NOT churned' 'reachable EXCLUDE @loyal'; do
-    tap_is "standby: segment_count('$expr') = the primary's" \
+    tap_is "standby: audience_size('$expr') = the primary's" \
         "$(qs "SELECT wam.audience_size('$expr')")" "$(qp "SELECT wam.audience_size('$expr')")"
 done
 tap_is "standby: segment expressions give the expected sizes" \
@@ -245,8 +245,8 @@ tap_is "standby: wam.retag fails with 25006" "$(sqlstate_of "SELECT wam.retag_cu
 # (the same on the primary in a READ ONLY transaction: nothing reaches the heap, as the
 # transaction's own tuple counters show after the failed calls are rolled back)
 ro_out=$(TAP_SQL_ERRORS_OK=1 onp tap_psql -qAt -d postgres -v ON_ERROR_STOP=0 -c '\set VERBOSITY sqlstate' -c 'BEGIN READ ONLY' \
-    -c 'SAVEPOINT a' -c "SELECT wam.attach('vip', '{100}')" -c 'ROLLBACK TO a' \
-    -c "SELECT wam.detach('vip', '{1}')" -c 'ROLLBACK TO a' \
+    -c 'SAVEPOINT a' -c "SELECT wam.attach_tag('vip', '{100}')" -c 'ROLLBACK TO a' \
+    -c "SELECT wam.detach_tag('vip', '{1}')" -c 'ROLLBACK TO a' \
     -c "SELECT 'written: ' || n_tup_ins || ' ' || n_tup_del FROM pg_stat_xact_user_tables WHERE relname = 'customer_tag'" \
     -c 'ROLLBACK' 2>&1 | sed 's/^ERROR:  *//' | tr '\n' ' ')
 tap_is "primary: in a READ ONLY transaction wam.attach and wam.detach fail with 25006 before writing" \

@@ -110,10 +110,10 @@ tap_is "wam.sender_http_proxy set (a dead one): the request goes to the proxy an
     "retrying request not sent: Couldn't connect to server"
 tap_is "wam.sender_http_proxy: the mock received nothing" "$(accounting viaproxy)" "0 0 0 0 0"
 q "CREATE ROLE hard_admin IN ROLE wam_admin" >/dev/null
-tap_is "wam.http_proxy is hidden from non-superusers" \
-    "$(sql_error -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.http_proxy")" \
-    '42501: must be superuser or have privileges of pg_read_all_settings to examine "wam.http_proxy"'
-q "ALTER SYSTEM RESET wam.http_proxy" >/dev/null
+tap_is "wam.sender_http_proxy is hidden from non-superusers" \
+    "$(sql_error -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.sender_http_proxy")" \
+    '42501: must be superuser or have privileges of pg_read_all_settings to examine "wam.sender_http_proxy"'
+q "ALTER SYSTEM RESET wam.sender_http_proxy" >/dev/null
 restart
 wait_drained 20
 tap_is "wam.sender_http_proxy reset: the retry goes out directly, once" "$(accounting viaproxy)" "1 1 1 0 0"
@@ -126,7 +126,7 @@ reload
 poll "SHOW wam.sender_allowed_hosts" graph.facebook.com >/dev/null
 tap_is "create_sender refuses a host the list no longer names" \
     "$(sql_error -d postgres -c "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')")" \
-    '22023: api_base_url host "localhost" is not in wam.api_allowed_hosts'
+    '22023: api_base_url host "localhost" is not in wam.sender_allowed_hosts'
 enqueue_range 5 7 allow >/dev/null
 q "SELECT wam.resume_sender('main')" >/dev/null
 tap_is "the worker pauses a sender whose host is no longer allowed, with the reason" \
@@ -142,11 +142,11 @@ q "SELECT wam.resume_sender('main')" >/dev/null
 wait_drained 20
 tap_is "allowed again and resumed: sent once" "$(accounting allow)" "2 2 2 0 0"
 
-# plain http: only while wam.allow_http is on, and re-checked by the worker
-tap_is "create_sender refuses http:// (wam.allow_http off)" \
+# plain http: only while wam.sender_allow_http is on, and re-checked by the worker
+tap_is "create_sender refuses http:// (wam.sender_allow_http off)" \
     "$(sql_error -d postgres -c "SELECT wam.create_sender('plain', '444', 'refused-token', 's', 'http://localhost:9/v23.0')")" \
     '22023: api_base_url must be an https URL'
-q "ALTER SYSTEM SET wam.allow_http = on" >/dev/null
+q "ALTER SYSTEM SET wam.sender_allow_http = on" >/dev/null
 reload
 poll "SHOW wam.sender_allow_http" on >/dev/null
 q "SELECT wam.create_sender('plain', '444', 'hard-test-token', 's', 'http://localhost:9/v23.0')" >/dev/null

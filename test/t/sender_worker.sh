@@ -136,17 +136,17 @@ wait_drained 20
 tap_is "back on: sent" "$(statuses switch)" "sent=3"
 # The capped rate, not the current one: that one also carries the back-off factor, which
 # depends on how the API answered lately.
-tap_is "wam.max_rate_per_minute caps the rate after SIGHUP" \
+tap_is "wam.sender_max_rate_per_minute caps the rate after SIGHUP" \
     "$(q "SELECT capped_rate_per_minute || ' ' || configured_rate_per_minute FROM wam.worker_status")" "120 6000"
-q "ALTER SYSTEM RESET wam.max_rate_per_minute" >/dev/null
+q "ALTER SYSTEM RESET wam.sender_max_rate_per_minute" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
-q "SELECT wam.set_sender_limits('main', 60000)" >/dev/null
+q "SELECT wam.configure_sender('main', 60000)" >/dev/null
 # the worker rereads the senders when woken; wait (bounded) until it has
 for _ in $(seq 1 100); do
     [ "$(q "SELECT capped_rate_per_minute FROM wam.worker_status")" = 60000 ] && break
     sleep 0.1
 done
-tap_is "a new rate from wam.set_sender_limits applies without a restart" \
+tap_is "a new rate from wam.configure_sender applies without a restart" \
     "$(q "SELECT capped_rate_per_minute || ' ' || configured_rate_per_minute FROM wam.worker_status")" "60000 60000"
 
 # --- token bucket + one-second window: no second over the burst -------------------------
@@ -233,7 +233,7 @@ sleep 1
 tap_is "free-form message whose 24-hour window closed before sending: expired, not sent" \
     "$(statuses window) $(accounting window)" "expired=1 0 0 0 0 0"
 tap_is "free-form outside the window is refused at enqueue" \
-    "$(sql_error -d postgres -c "SELECT wam.enqueue(2401, '{\"type\":\"text\",\"text\":{\"body\":\"hi\"}}')")" \
+    "$(sql_error -d postgres -c "SELECT wam.enqueue_message(2401, '{\"type\":\"text\",\"text\":{\"body\":\"hi\"}}')")" \
     "55000: customer 2401's 24-hour window is closed: free-form messages are not allowed"
 
 # --- inbound through the mock: reply and STOP -------------------------------------------
