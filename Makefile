@@ -64,7 +64,15 @@ DATA = $(filter-out src/sql/released/pg_wamarketing--$(EXTVERSION).sql,$(wildcar
 	$(wildcard src/sql/update/*.sql)
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm clv sender webhook referral security
+# Every sql/NAME.sql is a pg_regress test (with expected/NAME.out); a new file needs no
+# entry here. They run in one session each, in this order: `extension` first (it checks the
+# fresh install before any test has changed the database), then the others sorted by name
+# (a fixed order, so runs compare), `security` last (it checks every object the others left).
+REGRESS_FIRST = extension
+REGRESS_LAST = security
+REGRESS = $(REGRESS_FIRST) \
+	$(sort $(filter-out $(REGRESS_FIRST) $(REGRESS_LAST),$(basename $(notdir $(wildcard $(srcdir)/sql/*.sql))))) \
+	$(REGRESS_LAST)
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -83,7 +91,6 @@ pg_wamarketing--$(EXTVERSION).sql: $(SQL_PARTS)
 print-regress:
 	@echo $(REGRESS)
 
-# PGXS tracks no header dependencies without --enable-depend; the worker's
-# parts share structures, so a header change must rebuild them all.
-src/webhook.o src/worker_main.o src/worker_shmem.o src/worker_db.o src/worker_http.o src/worker_throttle.o src/worker_url.o src/wam.o: src/worker.h
-src/webhook.o src/wam.o: src/webhook.h
+# PGXS tracks no header dependencies without --enable-depend: every object depends on
+# every header in src/, so a changed header (shared structures) never leaves a stale object.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

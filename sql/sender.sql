@@ -300,7 +300,7 @@ SELECT status FROM wam.outbox;
 
 -- the worker is not running for this database
 SELECT wam.worker_pid();
-SELECT sender, state, current_rate_per_minute, configured_rate_per_minute, in_flight, sent_last_minute,
+SELECT sender, state, current_rate_per_minute, configured_rate_per_minute, capped_rate_per_minute, in_flight, sent_last_minute,
 	   queue_depth, uncertain, last_error, paused_reason
 FROM wam.worker_status;
 SELECT count(*) FROM wam_internal.worker_sender_state();
@@ -309,8 +309,10 @@ SELECT count(*) FROM wam_internal.worker_sender_state();
 CREATE ROLE wam_test_reader IN ROLE wam_reader;
 CREATE ROLE wam_test_operator IN ROLE wam_operator;
 CREATE ROLE wam_test_admin IN ROLE wam_admin;
+SELECT count(*) AS outbox_rows FROM wam.outbox \gset
 SET ROLE wam_test_reader;
-SELECT count(*) >= 0 AS reads_outbox FROM wam.outbox;
+-- the reader sees every row (a count taken as the owner above; no row-level filter)
+SELECT count(*) AS reads_outbox, count(*) = :outbox_rows AS all_rows FROM wam.outbox;
 SELECT count(*) AS senders FROM wam.sender;
 SELECT * FROM wam.sender_secret;
 SELECT count(*) FROM wam.worker_status;

@@ -45,7 +45,8 @@ typedef struct WamSenderShared
 {
 	int32		sender_id;
 	char		state[WAM_STATE_LEN];
-	double		rate_per_minute;
+	double		rate_per_minute;	/* applied now: capped rate times the back-off factor */
+	double		capped_rate_per_minute; /* configured, after wam.sender_max_rate_per_minute */
 	int32		in_flight;
 	char		last_error[WAM_ERROR_LEN];
 	TimestampTz last_error_at;
@@ -89,6 +90,7 @@ extern long wam_bucket_ms_until(WamBucket *b, TimestampTz now);
 extern bool wam_bucket_throttled(WamBucket *b, TimestampTz now);
 extern void wam_bucket_recover(WamBucket *b, TimestampTz now);
 extern double wam_bucket_rate_per_minute(const WamBucket *b);
+extern double wam_bucket_capped_rate_per_minute(const WamBucket *b);
 
 /* one request */
 typedef enum WamOutcome

@@ -326,6 +326,7 @@ publish_state(void)
 		out[n].sender_id = run->sender_id;
 		strlcpy(out[n].state, state, WAM_STATE_LEN);
 		out[n].rate_per_minute = wam_bucket_rate_per_minute(&run->bucket);
+		out[n].capped_rate_per_minute = wam_bucket_capped_rate_per_minute(&run->bucket);
 		out[n].in_flight = run->in_flight;
 		memcpy(out[n].last_error, run->last_error, WAM_ERROR_LEN);
 		out[n].last_error_at = run->last_error_at;

@@ -220,8 +220,8 @@ wam_worker_sender_state(PG_FUNCTION_ARGS)
 	}
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[6];
-		bool		nulls[6] = {false};
+		Datum		values[7];
+		bool		nulls[7] = {false};
 
 		values[0] = Int32GetDatum(copy[i].sender_id);
 		values[1] = CStringGetTextDatum(copy[i].state);
@@ -234,6 +234,7 @@ wam_worker_sender_state(PG_FUNCTION_ARGS)
 		}
 		else
 			nulls[4] = nulls[5] = true;
+		values[6] = Float8GetDatum(copy[i].capped_rate_per_minute);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

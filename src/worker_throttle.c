@@ -192,3 +192,10 @@ wam_bucket_rate_per_minute(const WamBucket *b)
 {
 	return b->rate_per_s * b->factor * 60.0;
 }
+
+/* the rate without the back-off factor: a fixed value once the configuration is loaded */
+double
+wam_bucket_capped_rate_per_minute(const WamBucket *b)
+{
+	return b->rate_per_s * 60.0;
+}

@@ -158,7 +158,8 @@ CREATE FUNCTION wam_internal.outbox_wake_worker_trigger() RETURNS trigger
 COMMENT ON FUNCTION wam_internal.outbox_wake_worker_trigger() IS 'internal: wakes the sender worker when the transaction commits';
 
 CREATE FUNCTION wam_internal.worker_sender_state(OUT sender_id integer, OUT state text, OUT rate_per_minute double precision,
-										OUT in_flight integer, OUT last_error text, OUT last_error_at timestamptz)
+										OUT in_flight integer, OUT last_error text, OUT last_error_at timestamptz,
+										OUT capped_rate_per_minute double precision)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'wam_worker_sender_state' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam_internal.worker_sender_state() IS 'internal: the sender worker''s live state per sender (from shared memory; no rows when the worker is not running)';
@@ -1452,6 +1453,7 @@ SELECT s.name AS sender,
 			ELSE w.state END AS state,
 	   w.rate_per_minute AS current_rate_per_minute,
 	   s.rate_per_minute AS configured_rate_per_minute,
+	   w.capped_rate_per_minute,
 	   coalesce(w.in_flight, 0) AS in_flight,
 	   (SELECT count(*) FROM wam.outbox o
 		WHERE o.sender_id = s.sender_id AND o.sending_at > pg_catalog.now() - interval '1 minute'
@@ -1467,7 +1469,7 @@ FROM wam.sender s
 	 CROSS JOIN LATERAL (SELECT count(*) AS queue_depth, pg_catalog.now() - min(o.created_at) AS oldest_queued_age
 						 FROM wam.outbox o
 						 WHERE o.sender_id = s.sender_id AND o.status IN ('queued', 'retrying')) q;
-COMMENT ON VIEW wam.worker_status IS 'per sender: worker state, rate, queue depth and last error';
+COMMENT ON VIEW wam.worker_status IS 'per sender: worker state, current, configured and capped rate, queue depth and last error';
 
 -- privileges
 

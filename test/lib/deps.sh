@@ -18,6 +18,7 @@ WAM_APT_PACKAGES=(
     libclang-rt-14-dev
     python3
     procps
+    perl
 )
 
 WAM_PG_CONFIG=${WAM_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}

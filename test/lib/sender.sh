@@ -14,16 +14,21 @@
 #     pump_webhooks                  pop the mock's webhooks and feed them to wam.ingest_webhook;
 #                                    prints the number of deliveries
 #     wait_drained [SECONDS]         until no message is queued, retrying or sending
-#     q SQL                          one value from psql (unaligned, tuples only)
+#     q SQL                          one value from psql (unaligned, tuples only); under
+#                                    tap.sh an SQL error fails the next check (tap_psql)
 #     accounting CAMPAIGN            the mock's record against wam.outbox for a campaign
 #     statuses CAMPAIGN              the campaign's messages counted by status
-# Needs cluster.sh and tap.sh sourced first.
+# Needs cluster.sh sourced first, and tap.sh in test scripts (benchmarks and the demo go
+# without it).
 
 MOCK_PID=""
 MOCK_PORT=${WAM_MOCK_PORT:-0}
 WAM_CA_DIR=""
 
-q() { wam_psql -qAt -d postgres -c "$1"; }
+_sender_psql() {
+    if declare -F tap_psql >/dev/null; then tap_psql "$@"; else wam_psql "$@"; fi
+}
+q() { _sender_psql -qAt -d postgres -c "$1"; }
 
 mock() {
     python3 "$WAM_REPO_DIR/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/ca.pem" \
@@ -70,14 +75,14 @@ pump_webhooks() {
     mock GET /_mock/stats >/dev/null
     python3 "$WAM_REPO_DIR/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/ca.pem" \
         webhooks-sql 1000 >"$f" || return 1
-    wam_psql -q -At -d postgres -f "$f" >/dev/null || return 1
+    _sender_psql -q -At -d postgres -f "$f" >/dev/null || return 1
     grep -c '^SELECT' "$f"
 }
 
 wait_drained() {
     local limit=${1:-60} i
     for ((i = 0; i < limit * 10; i++)); do
-        [ "$(q "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying', 'sending')" 2>/dev/null)" = 0 ] && return 0
+        [ "$(q "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying', 'sending')")" = 0 ] && return 0
         sleep 0.1
     done
     return 1
@@ -99,6 +104,6 @@ SELECT (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o)),
        (SELECT count(*) FROM m WHERE id IN (SELECT message_id FROM o WHERE wamid IS NULL)),
        (SELECT count(*) FROM o WHERE wamid IS NOT NULL AND message_id NOT IN (SELECT id FROM m WHERE id IS NOT NULL));
 SQL
-    wam_psql -qAt -d postgres -F ' ' -f "$f"
+    _sender_psql -qAt -d postgres -F ' ' -f "$f"
 }
 statuses() { q "SELECT string_agg(status || '=' || n, ' ' ORDER BY status) FROM (SELECT status, count(*) n FROM wam.outbox WHERE campaign = '$1' GROUP BY 1) s"; }

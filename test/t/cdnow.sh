@@ -29,14 +29,14 @@ if [ ! -r "$dir/CDNOW_sample.txt" ]; then
 fi
 tap_ok "CDNOW data present ($dir)"
 
-start_cluster || { echo "not ok - cdnow: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "cdnow: cluster start"; tap_done; }
 db=wam_cdnow_t
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
-    { echo "not ok - cdnow: create database"; exit 1; }
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { tap_not_ok "cdnow: create database"; tap_done; }
 export PGDATABASE=$db PGOPTIONS="-c client_min_messages=warning -c timezone=UTC"
-q() { wam_psql -qAt "$@"; }
+q() { tap_psql -qAt "$@"; }
 
-q -c "CREATE EXTENSION pg_wamarketing" >/dev/null || { echo "not ok - cdnow: create extension"; exit 1; }
+q -c "CREATE EXTENSION pg_wamarketing" >/dev/null || { tap_not_ok "cdnow: create extension"; tap_done; }
 
 out=$(cdnow_load_sql "$dir" | q 2>&1)
 tap_is "all 6,919 CDNOW purchases recorded with wam.record_order" "$(tail -n 1 <<<"$out")" "6919"
@@ -138,5 +138,5 @@ tap_is "concurrent writers: every order arrived" \
 tap_is "concurrent writers: statistics equal those recomputed from the orders" \
     "$(q -c "SELECT mismatched, ok FROM wam.verify_order_stats()")" "0|t"
 
-q -d postgres -c "DROP DATABASE $db" >/dev/null 2>&1 || true
+q -d postgres -c "DROP DATABASE $db" >/dev/null
 tap_done

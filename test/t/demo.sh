@@ -14,7 +14,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/test/lib/tap.sh"
 
 # shellcheck disable=SC2119  # no extra server settings
-start_cluster || { echo "not ok - demo: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "demo: cluster start"; tap_done; }
 
 db=wam_demo_t
 # The segment operators live in schema wam; keep NOTICEs out of the output.
@@ -22,11 +22,11 @@ export PGOPTIONS="-c search_path=public,wam -c client_min_messages=warning"
 out=$(mktemp "${TMPDIR:-/tmp}/wam-demo-out.XXXXXX")
 wam_on_exit "rm -f '$out'"
 
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
-    { echo "not ok - demo: create database $db"; exit 1; }
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { tap_not_ok "demo: create database $db"; tap_done; }
 export PGDATABASE=$db
 
-if wam_psql -f "$repo/test/demo.sql" >"$out" 2>&1; then
+if tap_psql -f "$repo/test/demo.sql" >"$out" 2>&1; then
     tap_ok "demo.sql runs without error"
 else
     tap_not_ok "demo.sql runs without error" "$(tail -n 20 "$out")"
@@ -34,7 +34,7 @@ else
 fi
 
 # q SQL: one value (unaligned, tuples only)
-q() { wam_psql -At -c "$1"; }
+q() { tap_psql -At -c "$1"; }
 
 tap_is "100,000 customers" "$(q 'SELECT count(*) FROM demo.customer')" 100000
 tap_is "12 tag segments" "$(q 'SELECT count(*) FROM demo.tag_segment')" 12
@@ -77,7 +77,7 @@ tap_is "and_cardinality(b, p) equals |b & p|" \
 tap_is "andnot_cardinality(b & p, l) equals |(b & p) - l|" \
     "$(q "$funnel_sql SELECT wam.segment_andnot_cardinality(b & p, l) FROM s")" "$step3"
 
-if [ "${step2:-0}" -ge 11000 ] 2>/dev/null && [ "$step2" -le 13000 ] &&
+if [[ $step2 =~ ^[0-9]+$ && $step3 =~ ^[0-9]+$ ]] && [ "$step2" -ge 11000 ] && [ "$step2" -le 13000 ] &&
     [ "${step3:-0}" -ge 3500 ] && [ "$step3" -le 4500 ]; then
     tap_ok "funnel is about 12,000 then about 4,000 (got $step2, $step3)"
 else
@@ -96,9 +96,54 @@ tap_is "split halves are disjoint" \
     "$(q "$split_sql SELECT wam.segment_and_cardinality(h1.part, h2.part) FROM h h1, h h2 WHERE h1.n = 1 AND h2.n = 2")" 0
 tap_is "split halves are roughly even (40%..60%)" \
     "$(q "$split_sql SELECT bool_and(wam.segment_cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
-tap_is "split is deterministic for a given seed" \
-    "$(q "$split_sql SELECT string_agg(wam.segment_cardinality(part)::text, ',' ORDER BY n) FROM h")" \
-    "$(q "$split_sql SELECT string_agg(wam.segment_cardinality(part)::text, ',' ORDER BY n) FROM h")"
+# The halves computed independently: the audience from plain SQL, dealt as split() documents
+# it (Fisher-Yates over the member positions driven by SplitMix64 seeded with the seed, the
+# i-th smallest member to bucket perm(i) mod 2) in Python. Same seed, same members, on any
+# machine: a fixed expectation, not one query compared with itself.
+split_expected() { # SEED -> "md5(part 1 ids) md5(part 2 ids)"
+    q "$plain_sql SELECT string_agg(customer_id::text, ',' ORDER BY customer_id) FROM t WHERE b AND p AND NOT l" |
+        python3 -c '
+import hashlib, sys
+ids = [int(x) for x in sys.stdin.read().strip().split(",")]
+M = (1 << 64) - 1
+state = int(sys.argv[1]) & M
+def splitmix64():
+    global state
+    state = (state + 0x9E3779B97F4A7C15) & M
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+def below(bound):
+    limit = M - (M % bound)
+    while True:
+        r = splitmix64()
+        if r < limit:
+            return r % bound
+perm = list(range(len(ids)))
+for pos in range(len(ids), 1, -1):
+    j = below(pos)
+    perm[pos - 1], perm[j] = perm[j], perm[pos - 1]
+parts = [[], []]
+for i, m in enumerate(ids):
+    parts[perm[i] % 2].append(str(m))
+print(" ".join(hashlib.md5(",".join(p).encode()).hexdigest() for p in parts))
+' "$1"
+}
+split_got() { # SEED
+    q "$funnel_sql, a AS (SELECT (b & p) - l AS seg FROM s)
+       SELECT string_agg(h, ' ' ORDER BY n) FROM a CROSS JOIN LATERAL wam.segment_split(a.seg, 2, $1) WITH ORDINALITY AS x(part, n)
+            CROSS JOIN LATERAL (SELECT md5(string_agg(m::text, ',' ORDER BY m)) AS h FROM wam.segment_members(x.part) m) y"
+}
+want42=$(split_expected 42)
+tap_is "split(final, 2, 42) deals exactly the members its documented algorithm gives" "$(split_got 42)" "$want42"
+tap_is "split(final, 2, 7): another seed, its own expected halves" "$(split_got 7)" "$(split_expected 7)"
+# negative control: the seed matters (else the two checks above prove little)
+if [ -n "$want42" ] && [ "$want42" != "$(split_expected 7)" ]; then
+    tap_ok "seeds 42 and 7 give different halves"
+else
+    tap_not_ok "seeds 42 and 7 give different halves" "seed 42: $want42"
+fi
 
 # The demo output shows the three funnel rows and the two A/B groups.
 if grep -qE '^ +3 \| \(interest-beauty & stage-purchased\) - product-lipstick +\| +'"$step3"'$' "$out"; then
@@ -140,5 +185,5 @@ else
     tap_not_ok "demo output shows the ring rejected" "$(grep -n 'invites' "$out" | head -8)"
 fi
 
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null || true
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null
 tap_done

@@ -28,7 +28,7 @@ repo=$(cd "$here/../.." && pwd)
 . "$repo/test/cdnow_load.sh"
 
 # shellcheck disable=SC2119  # no extra server settings
-start_cluster || { echo "not ok - dump/restore: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "dump/restore: cluster start"; tap_done; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/wam-dump.XXXXXX")
 chmod 777 "$work"
@@ -37,18 +37,18 @@ src=wam_dump_src
 targets=(wam_dump_custom wam_dump_plain wam_dump_data_custom wam_dump_data_plain wam_dump_inserts)
 export PGOPTIONS="-c client_min_messages=warning"
 
-q() { wam_psql -X -At -d "$1" -c "$2"; }
+q() { tap_psql -X -At -d "$1" -c "$2"; }
 for d in "$src" "${targets[@]}" wam_dump_unrecognised; do
-    wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null || exit 1
+    tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null || { tap_not_ok "dump/restore: drop $d"; tap_done; }
 done
-wam_on_exit "for d in $src ${targets[*]} wam_dump_unrecognised; do wam_psql -q -d postgres -c \"DROP DATABASE IF EXISTS \$d\" >/dev/null 2>&1; done"
+wam_on_exit "for d in $src ${targets[*]} wam_dump_unrecognised; do tap_psql -q -d postgres -c \"DROP DATABASE IF EXISTS \$d\" >/dev/null 2>&1; done"
 
-wam_psql -q -d postgres -c "CREATE DATABASE $src" >/dev/null &&
+tap_psql -q -d postgres -c "CREATE DATABASE $src" >/dev/null &&
     q "$src" "CREATE EXTENSION pg_wamarketing" >/dev/null ||
-    { echo "not ok - dump/restore: create $src"; exit 1; }
+    { tap_not_ok "dump/restore: create $src"; tap_done; }
 
 # ------------------------------------------------------------------ fill
-if ! cdnow_load_sql "$repo/test/data/cdnow" | wam_psql -q -d "$src" >"$work/load.log" 2>&1; then
+if ! cdnow_load_sql "$repo/test/data/cdnow" | tap_psql -q -d "$src" >"$work/load.log" 2>&1; then
     tap_not_ok "CDNOW loads through wam.record_order" "$(tail -n 20 "$work/load.log")"
     tap_done
 fi
@@ -57,7 +57,7 @@ q "$src" "DROP TABLE cdnow_order, cdnow_summary, cdnow_summary_tx" >/dev/null
 # the loader gives customers their CDNOW ids; new customers get ids after them
 q "$src" "SELECT setval('wam.customer_id_seq', 10000)" >/dev/null
 
-if ! wam_psql -q -d "$src" -v ON_ERROR_STOP=1 >"$work/fill.log" 2>&1 <<'SQL'
+if ! tap_psql -q -d "$src" -v ON_ERROR_STOP=1 >"$work/fill.log" 2>&1 <<'SQL'
 SET search_path = public, wam;
 -- tags, an import with failures, tagging through every writer
 SELECT create_tag_dimension('campaign', '#123456', 'campaign audiences');
@@ -175,7 +175,7 @@ _dump -Fc -f "$work/whole.dump" "$src" &&
 tap_is "pg_dump writes custom and plain, whole and data-only, COPY and INSERT" "$ok" 1
 
 for d in "${targets[@]}" wam_dump_unrecognised; do
-    wam_psql -q -d postgres -c "CREATE DATABASE $d" >/dev/null || exit 1
+    tap_psql -q -d postgres -c "CREATE DATABASE $d" >/dev/null || { tap_not_ok "dump/restore: create $d"; tap_done; }
 done
 q wam_dump_data_custom "CREATE EXTENSION pg_wamarketing" >/dev/null
 q wam_dump_data_plain "CREATE EXTENSION pg_wamarketing" >/dev/null

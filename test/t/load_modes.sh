@@ -20,9 +20,9 @@ export WAM_PRELOAD=''
 # shellcheck source=test/lib/tap.sh
 . "$repo/test/lib/tap.sh"
 
-start_cluster || { echo "not ok - load modes: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "load modes: cluster start"; tap_done; }
 
-q() { wam_psql -qAt -d postgres "$@"; }
+q() { tap_psql -qAt -d postgres "$@"; }
 
 tap_is "on demand: shared_preload_libraries is empty" "$(q -c 'SHOW shared_preload_libraries')" ""
 tap_is "on demand: CREATE EXTENSION and a segment query work" \
@@ -42,7 +42,7 @@ else
     export WAM_TEST_PORT=$(( WAM_TEST_PORT + 1 ))
 fi
 unset WAM_PRELOAD
-start_cluster || { echo "not ok - load modes: preloaded cluster start"; exit 1; }
+start_cluster || { tap_not_ok "load modes: preloaded cluster start"; tap_done; }
 tap_is "preloaded: shared_preload_libraries names the library" \
     "$(q -c 'SHOW shared_preload_libraries')" "pg_wamarketing"
 tap_is "preloaded: the settings exist before any call" \
@@ -50,6 +50,6 @@ tap_is "preloaded: the settings exist before any call" \
 db=wam_load_modes_t
 q -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 tap_is "preloaded: CREATE EXTENSION and a segment query work" \
-    "$(wam_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.segment_cardinality('{1,2,3}')")" "3"
+    "$(tap_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.segment_cardinality('{1,2,3}')")" "3"
 q -q -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done

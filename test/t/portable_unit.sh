@@ -1,8 +1,9 @@
 #!/bin/bash
 # test/t/portable_unit.sh — unit tests for the portable-format validator (src/segment_portable.c).
 #
-# Builds test/unit/test_portable.c against src/segment_portable.c and CRoaring in a temp dir
-# and runs it; the program prints one `ok - ...` / `not ok - ...` line per case.
+# Builds test/unit/test_portable.c against src/wam_portable.c and CRoaring in a temp dir
+# and runs it; the program prints one `ok - ...` / `not ok - ...` line per case, which
+# become this script's TAP checks.
 # The validator must never read past its buffer, so when gcc can link AddressSanitizer
 # the test is built with it (every buffer is handed over as an exact-size malloc copy).
 set -uo pipefail
@@ -28,9 +29,7 @@ if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/segme
     tap_done
 fi
 
-"$tmp/test_portable"
-rc=$?
-if [ "$rc" -ne 0 ]; then
-    echo "# test_portable exited with status $rc"
-fi
-exit "$rc"
+"$tmp/test_portable" | tap_import
+rc=${PIPESTATUS[0]}
+tap_is "portable: test_portable exits with status 0" "$rc" 0
+tap_done

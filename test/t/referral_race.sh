@@ -18,12 +18,12 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/tap.sh
 . "$repo/test/lib/tap.sh"
 
-start_cluster || { echo "not ok - referral race: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "referral race: cluster start"; tap_done; }
 db=wam_refrace_t
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
-    { echo "not ok - referral race: create database"; exit 1; }
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { tap_not_ok "referral race: create database"; tap_done; }
 export PGDATABASE=$db PGOPTIONS="-c client_min_messages=warning"
-q() { wam_psql -qAt "$@"; }
+q() { tap_psql -qAt "$@"; }
 
 SESSIONS=8
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wam-refrace.XXXXXX")
@@ -35,13 +35,13 @@ q -c "CREATE EXTENSION pg_wamarketing" \
   -c "SELECT wam.create_referral_program('capped', '{\"cap\": 5, \"velocity_per_hour\": 100000}')" \
   -c "SELECT wam.create_referral_program('burst', '{\"velocity_per_hour\": 10, \"cap\": 100000}')" \
   -c "SELECT wam.create_referral_program('crowd', '{\"velocity_per_hour\": 100000, \"cap\": 100}')" >/dev/null ||
-    { echo "not ok - referral race: setup"; exit 1; }
+    { tap_not_ok "referral race: setup"; tap_done; }
 
 # race NAME SQL_FOR_SESSION: starts $SESSIONS psql sessions that block on an advisory
 # lock held by this shell, releases them together, waits, and collects their output.
 race() {
     local name=$1 gen=$2 s
-    wam_psql -qAt -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(2)" -c "SELECT pg_advisory_unlock(4242)" \
+    tap_psql -qAt -c "SELECT pg_advisory_lock(4242)" -c "SELECT pg_sleep(2)" -c "SELECT pg_advisory_unlock(4242)" \
         >/dev/null 2>&1 &
     local holder=$!
     sleep 0.5
@@ -160,11 +160,11 @@ q -c "BEGIN" -c "SELECT wam.record_referral('$code', 903)" -c "SELECT pg_sleep(1
     >"$tmp/rr.a.out" 2>&1 &
 pid_a=$!
 sleep 0.5
-b=$(q -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" \
-    -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT" 2>&1 | grep -o 'ERROR:  40001: could not serialize access due to concurrent update' | head -1)
+b=$(sql_error -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" \
+    -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT")
 wait "$pid_a"
 tap_is "repeatable read: the concurrent attempt with the same code fails to serialize" \
-    "$b" "ERROR:  40001: could not serialize access due to concurrent update"
+    "$b" "40001: could not serialize access due to concurrent update"
 tap_is "repeatable read: retried, it is rejected for the cap" \
     "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$code', 904)" -c "COMMIT")" "rejected: cap"
 
@@ -175,11 +175,11 @@ c1=$(q -c "SELECT wam.referral_code(5, 'crowd')"); c2=$(q -c "SELECT wam.referra
 q -c "BEGIN" -c "SELECT wam.record_referral('$c1', 1590)" -c "SELECT pg_sleep(0.8)" -c "COMMIT" >"$tmp/rr2.a.out" 2>&1 &
 pid_a=$!
 sleep 0.3
-b=$(q -v VERBOSITY=verbose -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" -c "SELECT pg_sleep(1)" \
-    -c "SELECT wam.record_referral('$c2', 1590)" -c "COMMIT" 2>&1 | grep -o 'ERROR:  [0-9A-Z]*: could not serialize access due to a concurrent referral of customer 1590' | head -1)
+b=$(sql_error -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM wam.referral" -c "SELECT pg_sleep(1)" \
+    -c "SELECT wam.record_referral('$c2', 1590)" -c "COMMIT")
 wait "$pid_a"
 tap_is "repeatable read: a referral committed after the snapshot is a serialization failure, not a unique violation" \
-    "$b" "ERROR:  40001: could not serialize access due to a concurrent referral of customer 1590"
+    "$b" "40001: could not serialize access due to a concurrent referral of customer 1590"
 tap_is "repeatable read: retried, the invitee is already referred" \
     "$(q -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT wam.record_referral('$c2', 1590)" -c "COMMIT")" "rejected: already referred"
 
@@ -254,5 +254,5 @@ tap_is "bulk: 20,000 referrals in one transaction hold at most 2 person locks be
 tap_is "bulk: all 20,000 recorded as pending" \
     "$(q -c "SELECT count(*) FILTER (WHERE status = 'pending') FROM wam.referral WHERE program_id = wam.referral_program_id('bulk')")" "20000"
 
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done

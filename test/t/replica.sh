@@ -39,13 +39,13 @@ TPL='{"type":"template","template":{"name":"spring_sale","language":{"code":"en"
 unset WAM_CLUSTER_RUNNING PGHOST PGPORT
 export WAM_TEST_PORT=$P_PORT WAM_PRELOAD=pg_wamarketing
 if ! start_cluster wam.sender_max_in_flight=4 wam.sender_http_timeout=60s wal_level=replica max_wal_senders=4; then
-    echo "not ok - replica: primary starts"
-    exit 1
+    tap_not_ok "replica: primary starts"
+    tap_done
 fi
 P_HOST=$PGHOST
 P_DATA=$WAM_CLUSTER_DIR/data
 P_LOG=$WAM_SERVER_LOG
-mock_start || { echo "not ok - replica: mock starts"; exit 1; }
+mock_start || { tap_not_ok "replica: mock starts"; tap_done; }
 
 # --- standbys: each in a directory of its own, stopped (and removed) at exit before the
 # primary's cluster
@@ -126,13 +126,15 @@ qp() { onp q "$1"; }
 qs() { ons q "$1"; }
 # psql's error as its SQLSTATE only ("ERROR:  25006")
 sqlstate_of() { # SQL  (on the standby)
-    ons wam_psql -qAt -d postgres -c '\set VERBOSITY sqlstate' -c "$1" 2>&1 | sed -n 's/^ERROR:  *//p'
+    TAP_SQL_ERRORS_OK=1 ons tap_psql -qAt -d postgres -c '\set VERBOSITY sqlstate' -c "$1" 2>&1 | sed -n 's/^ERROR:  *//p'
 }
-# until SQL (on the standby or primary: FN = qs|qp) prints WANT, at most SECONDS
+# until SQL (on the standby or primary: FN = qs|qp) prints WANT, at most SECONDS (a server
+# that is starting or promoting may refuse connections meanwhile: those errors do not
+# count; a condition never met fails the caller's check)
 wait_for() { # FN SQL WANT SECONDS
     local i
     for ((i = 0; i < $4 * 10; i++)); do
-        [ "$("$1" "$2" 2>/dev/null)" = "$3" ] && return 0
+        [ "$(TAP_SQL_ERRORS_OK=1 "$1" "$2" 2>/dev/null)" = "$3" ] && return 0
         sleep 0.1
     done
     return 1
@@ -242,7 +244,7 @@ tap_is "standby: wam.detach fails with 25006" "$(sqlstate_of "SELECT wam.detach_
 tap_is "standby: wam.retag fails with 25006" "$(sqlstate_of "SELECT wam.retag_customers('{1}', remove => '{vip}')")" 25006
 # (the same on the primary in a READ ONLY transaction: nothing reaches the heap, as the
 # transaction's own tuple counters show after the failed calls are rolled back)
-ro_out=$(onp wam_psql -qAt -d postgres -v ON_ERROR_STOP=0 -c '\set VERBOSITY sqlstate' -c 'BEGIN READ ONLY' \
+ro_out=$(TAP_SQL_ERRORS_OK=1 onp tap_psql -qAt -d postgres -v ON_ERROR_STOP=0 -c '\set VERBOSITY sqlstate' -c 'BEGIN READ ONLY' \
     -c 'SAVEPOINT a' -c "SELECT wam.attach_tag('vip', '{100}')" -c 'ROLLBACK TO a' \
     -c "SELECT wam.detach_tag('vip', '{1}')" -c 'ROLLBACK TO a' \
     -c "SELECT 'written: ' || n_tup_ins || ' ' || n_tup_del FROM pg_stat_xact_user_tables WHERE relname = 'customer_tag'" \
@@ -260,7 +262,7 @@ python3 "$repo/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/
 tap_is "standby: wam.ingest_webhook of a signed webhook fails with 25006" \
     "$(sqlstate_of "$(grep '^SELECT' "$WAM_CLUSTER_DIR/inbound.sql")")" 25006
 tap_is "the same webhook on the primary is applied" \
-    "$(onp wam_psql -qAt -d postgres -f "$WAM_CLUSTER_DIR/inbound.sql" >/dev/null 2>&1; qp "SELECT count(*) FROM wam.inbound_message WHERE body = 'hello standby'")" 1
+    "$(onp tap_psql -qAt -d postgres -f "$WAM_CLUSTER_DIR/inbound.sql" >/dev/null 2>&1; qp "SELECT count(*) FROM wam.inbound_message WHERE body = 'hello standby'")" 1
 tap_is "standby: still up, no crash in its log" \
     "$(qs "SELECT 1") $(grep -cE 'terminated by signal|PANIC:' "$S_LOG")" "1 0"
 
@@ -401,7 +403,7 @@ tap_is "asynchronous: with the standby away the message is sent (once so far)" \
 # leaves it committed (on this server only), and the worker sees the rows due
 make_due_synchronously() {
     local pid
-    PGAPPNAME=replica-due wam_psql -qAt -d postgres -c "SET synchronous_commit = on" \
+    PGAPPNAME=replica-due tap_psql -qAt -d postgres -c "SET synchronous_commit = on" \
         -c "UPDATE wam.outbox SET next_attempt_at = now() WHERE campaign = '$1'" >/dev/null 2>&1 &
     pid=$!
     wait_for q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'replica-due' AND wait_event = 'SyncRep'" 1 30 ||

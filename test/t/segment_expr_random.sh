@@ -23,16 +23,16 @@ seeds=${WAM_EXPR_SEEDS:-15}
 per_seed=${WAM_EXPR_PER_SEED:-40}
 first=${WAM_EXPR_FIRST_SEED:-100}
 
-start_cluster || { echo "not ok - segment_expr_random: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "segment_expr_random: cluster start"; tap_done; }
 
 db=wam_expr_random_t
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
-    { echo "not ok - segment_expr_random: create database $db"; exit 1; }
-wam_on_exit "wam_psql -q -d postgres -c 'DROP DATABASE IF EXISTS $db' >/dev/null 2>&1"
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { tap_not_ok "segment_expr_random: create database $db"; tap_done; }
+wam_on_exit "tap_psql -q -d postgres -c 'DROP DATABASE IF EXISTS $db' >/dev/null 2>&1"
 
 # The SQL file reads the seeds from psql variables; its last queries print one
 # "seed|expressions|failures" line per seed and then the failing expressions.
-out=$(wam_psql -X -q -At -F '|' -d "$db" -v first_seed="$first" -v seeds="$seeds" \
+out=$(tap_psql -X -q -At -F '|' -d "$db" -v first_seed="$first" -v seeds="$seeds" \
     -v per_seed="$per_seed" -f "$repo/sql/segment_expr_random.sql" 2>&1)
 rc=$?
 if [ "$rc" -ne 0 ]; then

@@ -29,7 +29,7 @@ export WAM_REPO_DIR=$repo
 # nothing listens); libcurl would use them by default.
 dead=http://127.0.0.1:9
 export https_proxy=$dead HTTPS_PROXY=$dead http_proxy=$dead ALL_PROXY=$dead all_proxy=$dead
-sender_setup wam.max_senders=70 || { echo "not ok - sender hardening: cluster and mock start"; exit 1; }
+sender_setup wam.max_senders=70 || { tap_not_ok "sender hardening: cluster and mock start"; tap_done; }
 # our own tools (mockctl.py uses urllib) must not use them either
 unset https_proxy HTTPS_PROXY http_proxy ALL_PROXY all_proxy
 
@@ -47,7 +47,7 @@ enqueue_range() { # FROM TO CAMPAIGN [SENDER (main)]
 poll() {
     local i v
     for ((i = 0; i < ${3:-150}; i++)); do
-        v=$(q "$1" 2>/dev/null)
+        v=$(q "$1")
         [ "$v" = "$2" ] && break
         sleep 0.1
     done
@@ -69,7 +69,7 @@ hold_start() {
     HOLD_FIFO=$WAM_CLUSTER_DIR/hold.fifo
     rm -f "$HOLD_FIFO"
     mkfifo "$HOLD_FIFO"
-    wam_psql -qAt -d postgres <"$HOLD_FIFO" >"$WAM_CLUSTER_DIR/hold.out" 2>&1 &
+    tap_psql -qAt -d postgres <"$HOLD_FIFO" >"$WAM_CLUSTER_DIR/hold.out" 2>&1 &
     HOLD_PID=$!
     exec 7>"$HOLD_FIFO"
 }
@@ -99,7 +99,8 @@ tap_is "proxy environment variables are ignored: the messages reach the API dire
 
 restart() {
     _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$WAM_CLUSTER_DIR/data" -l "$WAM_SERVER_LOG" -m fast -w -s restart >/dev/null 2>&1
-    poll "SELECT wam.worker_pid() IS NOT NULL" t 100 >/dev/null
+    # (connections fail until the server is back: expected)
+    TAP_SQL_ERRORS_OK=1 poll "SELECT wam.worker_pid() IS NOT NULL" t 100 >/dev/null 2>&1
 }
 q "ALTER SYSTEM SET wam.sender_http_proxy = 'http://proxyuser:proxy-pass-secret@127.0.0.1:9'" >/dev/null
 restart
@@ -110,7 +111,8 @@ tap_is "wam.sender_http_proxy set (a dead one): the request goes to the proxy an
 tap_is "wam.sender_http_proxy: the mock received nothing" "$(accounting viaproxy)" "0 0 0 0 0"
 q "CREATE ROLE hard_admin IN ROLE wam_admin" >/dev/null
 tap_is "wam.sender_http_proxy is hidden from non-superusers" \
-    "$(wam_psql -qAt -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.sender_http_proxy" 2>&1 | grep -c 'must be superuser')" 1
+    "$(sql_error -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.sender_http_proxy")" \
+    '42501: must be superuser or have privileges of pg_read_all_settings to examine "wam.sender_http_proxy"'
 q "ALTER SYSTEM RESET wam.sender_http_proxy" >/dev/null
 restart
 wait_drained 20
@@ -123,7 +125,8 @@ q "ALTER SYSTEM SET wam.sender_allowed_hosts = 'graph.facebook.com'" >/dev/null
 reload
 poll "SHOW wam.sender_allowed_hosts" graph.facebook.com >/dev/null
 tap_is "create_sender refuses a host the list no longer names" \
-    "$(q "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'api_base_url host "localhost" is not in wam.sender_allowed_hosts')" 1
+    "$(sql_error -d postgres -c "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')")" \
+    '22023: api_base_url host "localhost" is not in wam.sender_allowed_hosts'
 enqueue_range 5 7 allow >/dev/null
 q "SELECT wam.resume_sender('main')" >/dev/null
 tap_is "the worker pauses a sender whose host is no longer allowed, with the reason" \
@@ -141,7 +144,8 @@ tap_is "allowed again and resumed: sent once" "$(accounting allow)" "2 2 2 0 0"
 
 # plain http: only while wam.sender_allow_http is on, and re-checked by the worker
 tap_is "create_sender refuses http:// (wam.sender_allow_http off)" \
-    "$(q "SELECT wam.create_sender('plain', '444', 'refused-token', 's', 'http://localhost:9/v23.0')" 2>&1 | grep -c 'api_base_url must be an https URL')" 1
+    "$(sql_error -d postgres -c "SELECT wam.create_sender('plain', '444', 'refused-token', 's', 'http://localhost:9/v23.0')")" \
+    '22023: api_base_url must be an https URL'
 q "ALTER SYSTEM SET wam.sender_allow_http = on" >/dev/null
 reload
 poll "SHOW wam.sender_allow_http" on >/dev/null
@@ -263,7 +267,8 @@ q "SELECT count(wam.create_sender('extra ' || g, (5000 + g)::text, 'hard-test-to
 tap_is "70 senders (wam.max_senders = 70): the worker serves every one" \
     "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 70)" 70
 tap_is "the 71st is refused" \
-    "$(q "SELECT wam.create_sender('too many', '9999', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'cannot create more than 70 senders')" 1
+    "$(sql_error -d postgres -c "SELECT wam.create_sender('too many', '9999', 'refused-token', 's', '$(mock_url)')")" \
+    '53400: cannot create more than 70 senders'
 enqueue_range 50 52 many >/dev/null
 wait_drained 20
 tap_is "with 70 senders, messages still go out" "$(accounting many)" "2 2 2 0 0"

@@ -12,12 +12,12 @@ repo=$(cd "$here/../.." && pwd)
 # shellcheck source=test/lib/tap.sh
 . "$repo/test/lib/tap.sh"
 
-start_cluster || { echo "not ok - tag concurrency: cluster start"; exit 1; }
+start_cluster || { tap_not_ok "tag concurrency: cluster start"; tap_done; }
 db=wam_tagconc_t
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
-    { echo "not ok - tag concurrency: create database"; exit 1; }
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null ||
+    { tap_not_ok "tag concurrency: create database"; tap_done; }
 export PGDATABASE=$db PGOPTIONS="-c client_min_messages=warning"
-q() { wam_psql -qAt "$@"; }
+q() { tap_psql -qAt "$@"; }
 
 q -c "CREATE EXTENSION pg_wamarketing" \
   -c "INSERT INTO wam.customer (id, phone) SELECT g, (852900000000 + g)::text FROM generate_series(1, 400000) g" \
@@ -80,5 +80,5 @@ tap_is "storm: bitmaps and membership rows agree" \
 tap_is "storm: tag_members equals the rows" \
     "$(q -c "SELECT wam.segment_cardinality(wam.tag_members('busy')) = (SELECT count(*) FROM wam.customer_tag WHERE tag_id = wam.tag_id('busy'))")" "t"
 
-wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done
