@@ -7,6 +7,12 @@ SELECT extname, extversion, extrelocatable, n.nspname
 SELECT r AS role, has_schema_privilege(r, 'wam', 'USAGE') AS wam,
 	   has_schema_privilege(r, 'wam_internal', 'USAGE') AS wam_internal
 FROM unnest(ARRAY['public', 'wam_reader', 'wam_operator', 'wam_admin', 'wam_definer']) r;
+-- a public function that runs with its caller's rights cannot reach into
+-- wam_internal (the caller may not use it): only definer functions do
+SELECT p.oid::regprocedure AS invoker_reaches_internal
+	FROM pg_proc p
+	WHERE p.pronamespace = 'wam'::regnamespace AND NOT p.prosecdef
+	  AND (p.prosrc LIKE '%wam\_internal.%' OR pg_get_function_sqlbody(p.oid) LIKE '%wam\_internal.%');
 -- every trigger function is internal and named as a trigger
 SELECT p.oid::regprocedure AS misplaced_trigger_function
 	FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'

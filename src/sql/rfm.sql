@@ -439,7 +439,7 @@ COMMENT ON FUNCTION wam.recompute_order_stats(bigint[]) IS 'rebuilds purchase st
 
 CREATE FUNCTION wam.verify_order_stats()
 	RETURNS TABLE (customers bigint, mismatched bigint, example bigint, ok boolean)
-	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	WITH truth AS (
 		SELECT * FROM wam_internal.order_stats_from_orders(NULL, (SELECT day_time_zone FROM wam.rfm_config))
@@ -1306,7 +1306,7 @@ COMMENT ON FUNCTION wam_internal.clv_summary_from_stats(date, float8) IS 'intern
 
 CREATE FUNCTION wam.clv_summary(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day')
 	RETURNS TABLE (customer_id bigint, frequency integer, recency float8, "T" float8, monetary_value float8)
-	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE

@@ -627,7 +627,7 @@ CREATE FUNCTION wam.tag_members(tag text) RETURNS wam.segment
 COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a segment';
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
-	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 RETURN wam_internal.tag_blocks_segment(0);
 COMMENT ON FUNCTION wam.all_customers() IS 'every customer id, as a segment';
 
