@@ -44,6 +44,7 @@
 
 #include "membership.h"
 #include "segment.h"
+#include "wam_spi.h"
 
 PG_FUNCTION_INFO_V1(wam_membership_insert);
 PG_FUNCTION_INFO_V1(wam_membership_delete);
@@ -482,30 +483,20 @@ static SPIPlanPtr wam_blocks_some_plan = NULL;
 static SPIPlanPtr
 wam_blocks_plan(bool all_blocks)
 {
-	SPIPlanPtr *slot = all_blocks ? &wam_blocks_all_plan : &wam_blocks_some_plan;
+	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
 
-	if (*slot == NULL)
-	{
-		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
-		SPIPlanPtr	plan;
-
-		/*
-		 * A generic plan: the plan cache would otherwise keep planning
-		 * "chunk = ANY ($2)" anew for every call, a third of the time of
-		 * attaching one customer.
-		 */
-		plan = SPI_prepare_cursor(all_blocks
-								  ? "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk"
-								  : "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
-								  all_blocks ? 1 : 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
-		if (plan == NULL)
-			elog(ERROR, "wam_tag_blocks: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "wam_tag_blocks: SPI_keepplan failed");
-		*slot = plan;
-	}
-	return *slot;
+	/*
+	 * A generic plan: the plan cache would otherwise keep planning
+	 * "chunk = ANY ($2)" anew for every call, a third of the time of
+	 * attaching one customer.
+	 */
+	if (all_blocks)
+		return wam_spi_plan(&wam_blocks_all_plan,
+							"SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk",
+							1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	return wam_spi_plan(&wam_blocks_some_plan,
+						"SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
+						2, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*
