@@ -231,10 +231,7 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 {
 	bool		expires_null = PG_ARGISNULL(2);
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag, segment and source must not be null")));
+	wam_not_null(PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3), "tag, segment and source");
 	PG_RETURN_INT64(wam_membership_insert_bitmap(PG_GETARG_INT32(0),
 												 PG_GETARG_SEGMENT_BITMAP(1),
 												 expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2),
@@ -390,10 +387,7 @@ wam_membership_delete_bitmap(int32 tag_id, const roaring_bitmap_t *bm)
 Datum
 wam_membership_delete(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag and segment must not be null")));
+	wam_not_null(PG_ARGISNULL(0) || PG_ARGISNULL(1), "tag and segment");
 	PG_RETURN_INT64(wam_membership_delete_bitmap(PG_GETARG_INT32(0),
 												 PG_GETARG_SEGMENT_BITMAP(1)));
 }

@@ -290,19 +290,13 @@ wam_attach(PG_FUNCTION_ARGS)
 	int64		n;
 	uint64		who_card;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag name must not be null")));
+	wam_not_null(PG_ARGISNULL(0), "tag name");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_attach: SPI_connect failed");
 	wam_plans_check(wam_segment_argtype(fcinfo));
 	wam_lookup_tag(PG_GETARG_TEXT_PP(0), true, &tag, callcxt);
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("segment of customers must not be null")));
+	wam_not_null(PG_ARGISNULL(1), "segment of customers");
 	if (ttl != NULL)
 	{
 		Interval	zero;
@@ -446,18 +440,12 @@ wam_detach(PG_FUNCTION_ARGS)
 	roaring_bitmap_t *gone;
 	int64		n;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag name must not be null")));
+	wam_not_null(PG_ARGISNULL(0), "tag name");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_detach: SPI_connect failed");
 	wam_plans_check(wam_segment_argtype(fcinfo));
 	wam_lookup_tag(PG_GETARG_TEXT_PP(0), false, &tag, callcxt);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("segment of customers must not be null")));
+	wam_not_null(PG_ARGISNULL(1), "segment of customers");
 
 	MemoryContextSwitchTo(callcxt);
 	who = PG_GETARG_SEGMENT_BITMAP(1);

@@ -8,6 +8,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
 
 #include "wam_spi.h"
 
@@ -47,4 +49,18 @@ wam_not_null(bool isnull, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", what)));
+}
+
+/*
+ * wam.refuse_null(is_null, what): the same check for the PL/pgSQL functions,
+ * PERFORM wam.refuse_null(customer IS NULL, 'customer').
+ */
+PG_FUNCTION_INFO_V1(wam_refuse_null);
+
+Datum
+wam_refuse_null(PG_FUNCTION_ARGS)
+{
+	if (!PG_ARGISNULL(0) && PG_GETARG_BOOL(0))
+		wam_not_null(true, PG_ARGISNULL(1) ? "argument" : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	PG_RETURN_VOID();
 }

@@ -552,9 +552,7 @@ AS $$
 DECLARE
 	pid integer;
 BEGIN
-	IF program IS NULL THEN
-		RAISE EXCEPTION 'referral program must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(program IS NULL, 'referral program');
 	SELECT p.id INTO pid FROM wam.referral_program p WHERE p.name = program;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', program USING ERRCODE = 'undefined_object';
@@ -576,9 +574,7 @@ DECLARE
 	key bytea;
 	attempt integer := 0;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(customer IS NULL, 'customer');
 	SELECT r.code INTO c FROM wam.referrer r WHERE r.customer_id = customer AND r.program_id = pid;
 	IF FOUND THEN
 		RETURN c;
@@ -701,12 +697,8 @@ DECLARE
 	st text;
 	rs text;
 BEGIN
-	IF code IS NULL THEN
-		RAISE EXCEPTION 'referral code must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF invitee IS NULL THEN
-		RAISE EXCEPTION 'invitee must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(code IS NULL, 'referral code');
+	PERFORM wam.refuse_null(invitee IS NULL, 'invitee');
 	IF source IS NOT NULL AND jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'referral source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -732,9 +724,7 @@ DECLARE
 	ph text;
 	cid bigint;
 BEGIN
-	IF invitee_phone IS NULL THEN
-		RAISE EXCEPTION 'invitee phone must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(invitee_phone IS NULL, 'invitee phone');
 	ph := wam.normalize_phone(invitee_phone);
 	SELECT c.id INTO cid FROM wam.customer c WHERE c.phone = ph;
 	IF NOT FOUND THEN
@@ -754,9 +744,7 @@ AS $$
 DECLARE
 	n integer;
 BEGIN
-	IF customer IS NULL OR source IS NULL THEN
-		RAISE EXCEPTION 'customer and source must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(customer IS NULL OR source IS NULL, 'customer and source');
 	IF jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'fingerprint source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1051,9 +1039,7 @@ DECLARE
 	rid bigint;
 	n integer;
 BEGIN
-	IF review IS NULL OR accept IS NULL THEN
-		RAISE EXCEPTION 'review and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(review IS NULL OR accept IS NULL, 'review and decision');
 	SELECT * INTO v FROM wam.referral_review x WHERE x.id = review FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral review % does not exist', review USING ERRCODE = 'no_data_found';
@@ -1098,9 +1084,7 @@ DECLARE
 	w wam.referral_reward;
 	p wam.referral_program;
 BEGIN
-	IF reward IS NULL OR issue IS NULL THEN
-		RAISE EXCEPTION 'reward and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(reward IS NULL OR issue IS NULL, 'reward and decision');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1140,9 +1124,7 @@ DECLARE
 	p wam.referral_program;
 	st text;
 BEGIN
-	IF reward IS NULL THEN
-		RAISE EXCEPTION 'reward must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(reward IS NULL, 'reward');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1203,9 +1185,7 @@ DECLARE
 	n_qualified bigint;
 	rs wam.referral[];
 BEGIN
-	IF since IS NULL OR until IS NULL THEN
-		RAISE EXCEPTION 'report period must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(since IS NULL OR until IS NULL, 'report period');
 	IF until <= since THEN
 		RAISE EXCEPTION 'report period is empty: until (%) must be after since (%)', until, since
 			USING ERRCODE = 'invalid_parameter_value';

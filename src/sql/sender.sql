@@ -387,9 +387,7 @@ DECLARE
 	was_paused boolean;
 	sid integer := wam.sender_id(name);
 BEGIN
-	IF name IS NULL THEN
-		RAISE EXCEPTION 'sender name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(name IS NULL, 'sender name');
 	SELECT paused INTO was_paused FROM wam.sender WHERE sender_id = sid FOR UPDATE;
 	UPDATE wam.sender SET paused = false, paused_reason = NULL, paused_at = NULL WHERE sender_id = sid;
 	RETURN was_paused;
@@ -406,9 +404,7 @@ AS $$
 DECLARE
 	result timestamptz;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(customer IS NULL, 'customer');
 	IF source IS NULL OR btrim(source) = '' THEN
 		RAISE EXCEPTION 'the source of the consent must be recorded'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -435,9 +431,7 @@ AS $$
 DECLARE
 	n bigint;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(customer IS NULL, 'customer');
 	IF reason IS NULL OR btrim(reason) = '' THEN
 		RAISE EXCEPTION 'a reason for the opt-out must be recorded' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -512,9 +506,7 @@ CREATE FUNCTION wam.check_enqueue_options(not_before timestamptz, priority integ
 AS $$
 #variable_conflict use_variable
 BEGIN
-	IF not_before IS NULL THEN
-		RAISE EXCEPTION 'not_before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(not_before IS NULL, 'not_before');
 	IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
 		RAISE EXCEPTION 'priority must be between -100 and 100' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -598,9 +590,7 @@ DECLARE
 	blocked_until timestamptz;
 	new_id bigint;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(customer IS NULL, 'customer');
 	PERFORM wam.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(payload);
 	sid := wam.sender_id(sender);
@@ -668,9 +658,7 @@ DECLARE
 	eligible bigint;
 	now_ts timestamptz := pg_catalog.now();
 BEGIN
-	IF who IS NULL THEN
-		RAISE EXCEPTION 'segment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(who IS NULL, 'segment');
 	PERFORM wam.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(template);
 	sid := wam.sender_id(sender);
@@ -738,9 +726,7 @@ AS $$
 DECLARE
 	st text;
 BEGIN
-	IF message IS NULL THEN
-		RAISE EXCEPTION 'message must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(message IS NULL, 'message');
 	-- Only a waiting row is locked (the WHERE clause is rechecked after a
 	-- wait): a row the worker has claimed is never locked here, so an open
 	-- transaction that called wam.cancel cannot hold up the worker recording
@@ -767,9 +753,7 @@ DECLARE
 	n bigint;
 	sid integer;
 BEGIN
-	IF campaign IS NULL THEN
-		RAISE EXCEPTION 'campaign must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(campaign IS NULL, 'campaign');
 	IF sender IS NOT NULL THEN
 		sid := wam.sender_id(sender);
 	END IF;
@@ -787,9 +771,7 @@ CREATE FUNCTION wam.requeue_uncertain(message bigint) RETURNS boolean
 AS $$
 #variable_conflict use_variable
 BEGIN
-	IF message IS NULL THEN
-		RAISE EXCEPTION 'message must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(message IS NULL, 'message');
 	UPDATE wam.outbox o SET status = 'queued', next_attempt_at = pg_catalog.now()
 	WHERE o.message_id = message AND o.status = 'uncertain';
 	RETURN FOUND;
@@ -1147,9 +1129,7 @@ DECLARE
 	n_message integer := 0;
 	r record;
 BEGIN
-	IF body IS NULL THEN
-		RAISE EXCEPTION 'webhook body must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(body IS NULL, 'webhook body');
 	-- before the body is hashed or parsed
 	IF octet_length(body) > wam.webhook_max_body_bytes() THEN
 		RAISE EXCEPTION 'webhook body is too large'
@@ -1404,9 +1384,7 @@ AS $$
 DECLARE
 	sid integer;
 BEGIN
-	IF since IS NULL OR until IS NULL THEN
-		RAISE EXCEPTION 'since and until must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam.refuse_null(since IS NULL OR until IS NULL, 'since and until');
 	IF until < since THEN
 		RAISE EXCEPTION 'until must not be before since' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
