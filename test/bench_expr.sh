@@ -41,14 +41,8 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 CUSTOMERS=${WAM_BENCH_CUSTOMERS:-10000000}
 EVENTS=${WAM_BENCH_EVENTS:-50000000}
@@ -57,29 +51,14 @@ N=${WAM_BENCH_N:-15}
 N_SLOW=${WAM_BENCH_N_SLOW:-3}
 SLOW_MS=${WAM_BENCH_SLOW_MS:-500}
 WAIT_MAX=${WAM_BENCH_WAIT_MAX:-600}
-for v in CUSTOMERS EVENTS BATCH N N_SLOW SLOW_MS; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
+bench_positive CUSTOMERS EVENTS BATCH N N_SLOW SLOW_MS
 [ "$CUSTOMERS" -le 40000000 ] || { echo "error: at most 40,000,000 customers (phone numbering)" >&2; exit 2; }
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$CUSTOMERS" = 10000000 ] && [ "$EVENTS" = 50000000 ] && [ "$N" = 15 ] && [ "$N_SLOW" = 3 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/expr.md
-else
-    OUT=""
-fi
-
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_out expr.md "$CUSTOMERS $EVENTS $N $N_SLOW" "10000000 50000000 15 3"
 bench_begin bench_expr
 bench_require_extension segment_explain
 
 # ------------------------------------------------------------------ cluster
 
-unset WAM_CLUSTER_RUNNING
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55720}
 SETTINGS=(
     shared_buffers=4GB
     work_mem=256MB
@@ -92,18 +71,8 @@ SETTINGS=(
     autovacuum=off
 )
 wait_idle "the load"
-log "starting a throwaway cluster: ${SETTINGS[*]}"
-start_cluster "${SETTINGS[@]}" || die "could not start the cluster"
-DB=wam_bench
-wam_psql -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
-wam_psql -q -d postgres -c "ALTER DATABASE $DB SET search_path = public, wam" >/dev/null
-export PGDATABASE=$DB
-
-q() { wam_psql -qAt -F $'\t' -c "$1"; }
-run_sql() { wam_psql -q -c "$1" >/dev/null; }
-now() { date +%s.%N; }
-secs_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-sqlstr() { printf "'%s'" "${1//\'/\'\'}"; }
+bench_cluster 55720 "${SETTINGS[@]}"
+bench_db
 
 run_sql "CREATE EXTENSION pg_wamarketing"
 # (another build may have been installing at the same moment: check before the long load)

@@ -39,44 +39,21 @@
 # shellcheck disable=SC2016,SC2119
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 CUSTOMERS=${WAM_BENCH_CUSTOMERS:-10000000}
 N=${WAM_BENCH_N:-15}
 NB=${WAM_BENCH_N_BUILD:-3}
 N_SLOW=${WAM_BENCH_N_SLOW:-5}
 SLOW_MS=${WAM_BENCH_SLOW_MS:-500}
-for v in CUSTOMERS N NB N_SLOW SLOW_MS; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$CUSTOMERS" = 10000000 ] && [ "$N" = 15 ] && [ "$NB" = 3 ] && [ "$N_SLOW" = 5 ] &&
-    [ "$SLOW_MS" = 500 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/segment.md
-else
-    OUT=""
-fi
-
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_positive CUSTOMERS N NB N_SLOW SLOW_MS
+bench_out segment.md "$CUSTOMERS $N $NB $N_SLOW $SLOW_MS" "10000000 15 3 5 500"
 bench_begin bench_segment
 bench_require_extension
 
 # ------------------------------------------------------------------ cluster
 
-# Always our own cluster with benchmark settings, never one inherited from test/run.
-unset WAM_CLUSTER_RUNNING
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55442}
 SETTINGS=(
     shared_buffers=2GB
     work_mem=256MB
@@ -88,18 +65,8 @@ SETTINGS=(
     checkpoint_timeout=1h
     autovacuum=off
 )
-log "starting a throwaway cluster: ${SETTINGS[*]}"
-start_cluster "${SETTINGS[@]}" || die "could not start the cluster"
-
-DB=wam_bench
-wam_psql -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
-wam_psql -q -d postgres -c "ALTER DATABASE $DB SET search_path = public, wam" >/dev/null
-export PGDATABASE=$DB
-
-q() { wam_psql -qAt -F $'\t' -c "$1"; }              # one query, unaligned, tab-separated
-run_sql() { wam_psql -q -c "$1" >/dev/null; }
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
+bench_cluster 55442 "${SETTINGS[@]}"
+bench_db
 
 # ------------------------------------------------------------------ helpers in the bench db
 
@@ -303,7 +270,6 @@ BT_EXISTS="SELECT count(*) FROM customer_tags a WHERE a.tag_id = 1 AND EXISTS (S
 BT_GROUP="SELECT count(*) FROM (SELECT customer_id FROM customer_tags WHERE tag_id IN (1, 2, 3) GROUP BY customer_id HAVING bool_or(tag_id = 1) AND bool_or(tag_id = 2) AND NOT bool_or(tag_id = 3)) x"
 GIN_Q="SELECT count(*) FROM customers WHERE tags @> '{1,2}' AND NOT tags @> '{3}'"
 
-sqlstr() { printf "'%s'" "${1//\'/\'\'}"; }
 bench() { # bench NAME SQL [SETTINGS-ARRAY-LITERAL]
     local settings=${3:-'{}'}
     log "query $1: warm-up, then $N runs (or $N_SLOW if the warm-up took > $SLOW_MS ms) under EXPLAIN ANALYZE and as many with clock_timestamp()"

@@ -55,14 +55,8 @@
 # shellcheck disable=SC2016,SC2119
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 CUSTOMERS=${WAM_BENCH_CUSTOMERS:-10000000}
 N_ATTACH=${WAM_BENCH_N_ATTACH:-200}
@@ -76,35 +70,18 @@ WAIT_MAX=${WAM_BENCH_WAIT_MAX:-900}
 N_WARM_ATTACH=5   # unrecorded attaches first (plan caches, first touch)
 N_PROFILE=50      # attaches timed step by step
 N_FPW=50          # attaches right after a checkpoint with full_page_writes = on
-for v in CUSTOMERS N_ATTACH N_RETAG AUDIENCE N N_SLOW SLOW_MS IMPORT_ROWS; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
+bench_positive CUSTOMERS N_ATTACH N_RETAG AUDIENCE N N_SLOW SLOW_MS IMPORT_ROWS
 case $WAIT_MAX in '' | *[!0-9]*) echo "error: WAM_BENCH_WAIT_MAX must be a number" >&2; exit 2 ;; esac
 [ "$CUSTOMERS" -le 40000000 ] || { echo "error: at most 40,000,000 customers (phone numbering)" >&2; exit 2; }
 [ "$AUDIENCE" -lt "$CUSTOMERS" ] || { echo "error: WAM_BENCH_AUDIENCE must be below WAM_BENCH_CUSTOMERS" >&2; exit 2; }
 [ "$IMPORT_ROWS" -le 9000000 ] || { echo "error: at most 9,000,000 import rows (phone numbering)" >&2; exit 2; }
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$CUSTOMERS" = 10000000 ] && [ "$N_ATTACH" = 200 ] && [ "$N_RETAG" = 3 ] &&
-    [ "$AUDIENCE" = 1000000 ] && [ "$N" = 15 ] && [ "$N_SLOW" = 5 ] && [ "$SLOW_MS" = 500 ] &&
-    [ "$IMPORT_ROWS" = 1000000 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/tags.md
-else
-    OUT=""
-fi
-
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_out tags.md "$CUSTOMERS $N_ATTACH $N_RETAG $AUDIENCE $N $N_SLOW $SLOW_MS $IMPORT_ROWS" \
+    "10000000 200 3 1000000 15 5 500 1000000"
 bench_begin bench_tags
 bench_require_extension
 
 # ------------------------------------------------------------------ cluster
 
-# Always our own cluster with benchmark settings, never one inherited from test/run.
-unset WAM_CLUSTER_RUNNING
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55490}
 SETTINGS=(
     shared_buffers=4GB
     max_wal_size=8GB
@@ -116,19 +93,8 @@ SETTINGS=(
     max_parallel_workers_per_gather=2
     max_parallel_maintenance_workers=2
 )
-log "starting a throwaway cluster: ${SETTINGS[*]}"
-start_cluster "${SETTINGS[@]}" || die "could not start the cluster"
-
-DB=wam_bench
-wam_psql -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
-wam_psql -q -d postgres -c "ALTER DATABASE $DB SET search_path = public, wam" >/dev/null
-export PGDATABASE=$DB
-
-q() { wam_psql -qAt -F $'\t' -c "$1"; }              # one query, unaligned, tab-separated
-run_sql() { wam_psql -q -c "$1" >/dev/null; }
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
-sqlstr() { printf "'%s'" "${1//\'/\'\'}"; }
+bench_cluster 55490 "${SETTINGS[@]}"
+bench_db
 seq_lit() { printf '{%s}' "$(seq -s, 1 "$1")"; }     # seq_lit 3 -> {1,2,3}
 
 # ------------------------------------------------------------------ helpers in the bench db
