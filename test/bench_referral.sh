@@ -175,8 +175,4 @@ Each run, in order: $runs.
 Outcome of a run with the trigger: $outcome.
 EOF
 )
-printf '%s\n' "$md"
-if [ -n "$OUT" ]; then
-    printf '%s\n' "$md" >"$OUT"
-    log "wrote $OUT"
-fi
+bench_report "$md"

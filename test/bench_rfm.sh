@@ -331,9 +331,4 @@ $(if [ "${#BUSY_NOTES[@]}" -gt 0 ]; then echo "- **the machine was busy**: $(pri
 $(if [ "$WAITED_S" -gt 0 ]; then echo "- waited ${WAITED_S} s for other benchmarks / fuzzers to finish before measuring"; fi)
 EOF
 )
-echo "$REPORT"
-if [ -n "$OUT" ]; then
-    mkdir -p "$(dirname "$OUT")"
-    printf '%s\n' "$REPORT" >"$OUT"
-    log "report written to $OUT"
-fi
+bench_report "$REPORT"

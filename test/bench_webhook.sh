@@ -269,8 +269,4 @@ Other heavy work during the run:
 $busy}
 EOF
 )
-printf '%s\n' "$md"
-if [ -n "$OUT" ]; then
-    printf '%s\n' "$md" >"$OUT"
-    log "wrote $OUT"
-fi
+bench_report "$md"

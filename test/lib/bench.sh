@@ -28,6 +28,7 @@
 #                               build and install first when WAM_BENCH_BUILD=1 or nothing is
 #                               installed; die unless it is (and, with MARKER, unless the
 #                               installed script contains MARKER); warn when the source is newer
+#     bench_report TEXT         print the report on stdout and write it to OUT (if set)
 #     q SQL                     one statement: unaligned, tab-separated, no headers
 #     q [PSQL-ARG...]           psql -qAt with these arguments (-c ... -c ..., or SQL on stdin)
 #     run_sql SQL               one statement, output discarded
@@ -171,6 +172,17 @@ q() {
         wam_psql -qAt "$@"
     fi
 }
+bench_report() { # bench_report TEXT
+    printf '%s\n' "$1"
+    if [ -n "$OUT" ]; then
+        mkdir -p "$(dirname "$OUT")"
+        printf '%s\n' "$1" >"$OUT"
+        log "wrote $OUT"
+    else
+        log "non-default settings: report not written (set WAM_BENCH_OUT=FILE to write it)"
+    fi
+}
+
 run_sql() { wam_psql -q -c "$1" >/dev/null; }
 now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }'; }
