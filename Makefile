@@ -15,23 +15,23 @@ OBJS = \
 	src/segment_ops.o \
 	src/segment_agg.o \
 	src/segment_srf.o \
-	src/membership.o \
-	src/tagging.o \
+	src/tag_membership.o \
+	src/tag_attach.o \
 	src/csv.o \
 	src/csv_sql.o \
 	src/phone.o \
 	src/phone_data.o \
 	src/phone_sql.o \
 	src/rfm.o \
-	src/ltv.o \
-	src/ltv_math.o \
+	src/clv.o \
+	src/clv_math.o \
 	src/expr_parse.o \
-	src/expr_eval.o \
+	src/expr_prepare.o \
 	src/expr_sql.o \
 	src/expr_agg.o \
-	src/expr_run.o \
+	src/expr_eval.o \
 	src/webhook.o \
-	src/payload_render.o \
+	src/sender_payload.o \
 	src/worker_main.o \
 	src/worker_shmem.o \
 	src/worker_db.o \
@@ -60,7 +60,7 @@ SQL_PARTS = \
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral security
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm clv sender webhook referral security
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src

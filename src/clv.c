@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
- * ltv.c
+ * clv.c
  *	  SQL interface of the lifetime-value models: the fitting aggregates
  *	  wam.bgnbd_fit and wam.gammagamma_fit (maximum likelihood by
- *	  Nelder-Mead on log-parameters, see ltv_math.c) and the prediction
+ *	  Nelder-Mead on log-parameters, see clv_math.c) and the prediction
  *	  functions of a fitted model.
  *
  * The aggregates collect their input in the aggregate memory context and fit
