@@ -52,8 +52,8 @@ wam_not_null(bool isnull, const char *what)
 }
 
 /*
- * wam.refuse_null(is_null, what): the same check for the PL/pgSQL functions,
- * PERFORM wam.refuse_null(customer IS NULL, 'customer').
+ * wam_internal.refuse_null(is_null, what): the same check for the PL/pgSQL functions,
+ * PERFORM wam_internal.refuse_null(customer IS NULL, 'customer').
  */
 PG_FUNCTION_INFO_V1(wam_refuse_null);
 

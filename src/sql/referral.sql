@@ -468,7 +468,7 @@ $$;
 COMMENT ON FUNCTION wam_internal.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
 
 -- The settings are stored once, as the typed columns of wam.referral_program;
--- this is the document wam.referral_settings() checks and merges into.
+-- this is the document wam_internal.referral_settings() checks and merges into.
 CREATE FUNCTION wam.referral_program_settings(p wam.referral_program) RETURNS jsonb
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 RETURN pg_catalog.jsonb_build_object(
@@ -500,7 +500,7 @@ BEGIN
 		RAISE EXCEPTION 'referral program "%" already exists', btrim(name)
 			USING ERRCODE = 'unique_violation', HINT = 'Change it with wam.configure_referral_program().';
 	END IF;
-	s := wam.referral_settings(settings, wam.referral_defaults(NULL));
+	s := wam_internal.referral_settings(settings, wam.referral_defaults(NULL));
 	INSERT INTO wam.referral_program AS p (name, preset, cap, velocity_per_hour, min_order, qualify_window,
 		hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url,
 		message, starts_at, ends_at, benchmark, reward_template, sender)
@@ -528,7 +528,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', name USING ERRCODE = 'undefined_object';
 	END IF;
-	s := wam.referral_settings(settings, wam.referral_program_settings(p));
+	s := wam_internal.referral_settings(settings, wam.referral_program_settings(p));
 	UPDATE wam.referral_program x
 	SET preset = s ->> 'preset', cap = (s ->> 'cap')::integer,
 		velocity_per_hour = (s ->> 'velocity_per_hour')::integer, min_order = (s ->> 'min_order')::numeric,
@@ -552,7 +552,7 @@ AS $$
 DECLARE
 	pid integer;
 BEGIN
-	PERFORM wam.refuse_null(program IS NULL, 'referral program');
+	PERFORM wam_internal.refuse_null(program IS NULL, 'referral program');
 	SELECT p.id INTO pid FROM wam.referral_program p WHERE p.name = program;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', program USING ERRCODE = 'undefined_object';
@@ -574,7 +574,7 @@ DECLARE
 	key bytea;
 	attempt integer := 0;
 BEGIN
-	PERFORM wam.refuse_null(customer IS NULL, 'customer');
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	SELECT r.code INTO c FROM wam.referrer r WHERE r.customer_id = customer AND r.program_id = pid;
 	IF FOUND THEN
 		RETURN c;
@@ -697,8 +697,8 @@ DECLARE
 	st text;
 	rs text;
 BEGIN
-	PERFORM wam.refuse_null(code IS NULL, 'referral code');
-	PERFORM wam.refuse_null(invitee IS NULL, 'invitee');
+	PERFORM wam_internal.refuse_null(code IS NULL, 'referral code');
+	PERFORM wam_internal.refuse_null(invitee IS NULL, 'invitee');
 	IF source IS NOT NULL AND jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'referral source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -724,7 +724,7 @@ DECLARE
 	ph text;
 	cid bigint;
 BEGIN
-	PERFORM wam.refuse_null(invitee_phone IS NULL, 'invitee phone');
+	PERFORM wam_internal.refuse_null(invitee_phone IS NULL, 'invitee phone');
 	ph := wam.normalize_phone(invitee_phone);
 	SELECT c.id INTO cid FROM wam.customer c WHERE c.phone = ph;
 	IF NOT FOUND THEN
@@ -744,7 +744,7 @@ AS $$
 DECLARE
 	n integer;
 BEGIN
-	PERFORM wam.refuse_null(customer IS NULL OR source IS NULL, 'customer and source');
+	PERFORM wam_internal.refuse_null(customer IS NULL OR source IS NULL, 'customer and source');
 	IF jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'fingerprint source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -795,7 +795,7 @@ BEGIN
 	BEGIN
 		PERFORM wam.sender_id(p.sender);
 		configured := true;
-		message_id := wam.enqueue(w.referrer_id, payload, p.sender,
+		message_id := wam.enqueue_message(w.referrer_id, payload, p.sender,
 			vars => coalesce(t -> 'fallbacks', '{}') || jsonb_build_object('reward', w.reward, 'redemption_code', w.redemption_code,
 															 'tier', w.tier::text, 'cost', w.cost::text, 'program', p.name),
 			-- ahead of campaign traffic: it answers the invitee's order (R-F2)
@@ -1039,7 +1039,7 @@ DECLARE
 	rid bigint;
 	n integer;
 BEGIN
-	PERFORM wam.refuse_null(review IS NULL OR accept IS NULL, 'review and decision');
+	PERFORM wam_internal.refuse_null(review IS NULL OR accept IS NULL, 'review and decision');
 	SELECT * INTO v FROM wam.referral_review x WHERE x.id = review FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral review % does not exist', review USING ERRCODE = 'no_data_found';
@@ -1084,7 +1084,7 @@ DECLARE
 	w wam.referral_reward;
 	p wam.referral_program;
 BEGIN
-	PERFORM wam.refuse_null(reward IS NULL OR issue IS NULL, 'reward and decision');
+	PERFORM wam_internal.refuse_null(reward IS NULL OR issue IS NULL, 'reward and decision');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1124,7 +1124,7 @@ DECLARE
 	p wam.referral_program;
 	st text;
 BEGIN
-	PERFORM wam.refuse_null(reward IS NULL, 'reward');
+	PERFORM wam_internal.refuse_null(reward IS NULL, 'reward');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1185,7 +1185,7 @@ DECLARE
 	n_qualified bigint;
 	rs wam.referral[];
 BEGIN
-	PERFORM wam.refuse_null(since IS NULL OR until IS NULL, 'report period');
+	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'report period');
 	IF until <= since THEN
 		RAISE EXCEPTION 'report period is empty: until (%) must be after since (%)', until, since
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1263,9 +1263,9 @@ REVOKE ALL ON wam.referral_secret, wam.referral_program, wam.referrer, wam.custo
 GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_review, wam.referral_reward TO wam_reader;
 
 REVOKE EXECUTE ON FUNCTION
-	wam.referral_code_make(bytea, integer, bigint, integer), wam.referral_code_normalize(text), wam.redemption_code(),
-	wam.referral_attempts(timestamptz[], timestamptz, integer),
-	wam.referral_check(), wam.referrer_delete(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
+	wam_internal.referral_code_make(bytea, integer, bigint, integer), wam.normalize_referral_code(text), wam.redemption_code(),
+	wam_internal.referral_attempts(timestamptz[], timestamptz, integer),
+	wam_internal.referral_check_trigger(), wam_internal.referrer_delete_trigger(), wam.referral_defaults(text), wam_internal.referral_settings(jsonb, jsonb),
 	wam.referral_program_settings(wam.referral_program), wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
@@ -1276,7 +1276,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz),
 	wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.referral_code_normalize(text), wam.referral_defaults(text), wam.url_encode(text),
+GRANT EXECUTE ON FUNCTION wam.normalize_referral_code(text), wam.referral_defaults(text), wam.url_encode(text),
 	wam.referral_program_settings(wam.referral_program), wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),
