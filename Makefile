@@ -5,7 +5,8 @@ MODULE_big = pg_wamarketing
 
 OBJS = \
 	src/wam.o \
-	src/segment_portable.o \
+	src/wam_portable.o \
+	src/wam_spi.o \
 	src/backup.o \
 	src/wam_lock.o \
 	src/segment_text.o \

@@ -27,12 +27,12 @@ SELECT create_referral_program('main') AS id;
 SELECT name, preset, cap, velocity_per_hour, min_order, qualify_window, hold, cost_cap_share, flat_cost_cap,
 	   ring_depth, signup_grace, tiers, business_number, landing_url, message, starts_at, ends_at
 FROM referral_program WHERE name = 'main';
-SELECT jsonb_pretty(settings) FROM referral_program WHERE name = 'main';
+SELECT jsonb_pretty(referral_program_settings(p)) FROM referral_program p WHERE name = 'main';
 -- presets (R-F7): tiers, minimum order and benchmark
 SELECT create_referral_program('retail', '{"preset": "retail e-commerce"}') AS id;
 SELECT create_referral_program('courses', '{"preset": "online education", "cap": 20}') AS id;
 SELECT create_referral_program('salon', '{"preset": "local services", "min_order": 80}') AS id;
-SELECT name, preset, cap, min_order, tiers, settings -> 'benchmark' AS benchmark
+SELECT name, preset, cap, min_order, tiers, benchmark
 FROM referral_program WHERE preset IS NOT NULL ORDER BY id;
 SELECT referral_defaults('local services') -> 'tiers' AS local_tiers, referral_defaults('nope') = referral_defaults() AS unknown_is_default;
 
@@ -608,4 +608,13 @@ SELECT create_referral_program('again') AS id;
 SELECT record_referral(referral_code(1, 'again'), 2, '{"device": "d"}') AS after_recreate;
 SELECT invitee_id, status FROM referral;
 SELECT customer_id, kind FROM customer_fingerprint;
+
+-- the settings are stored once, as columns: the document configure returns is
+-- the one rebuilt from them, times included (given in another zone)
+SELECT create_referral_program('doc', '{"starts_at": "2026-01-01 00:00+08", "ends_at": "2027-01-01", "benchmark": {"conversion": 0.3}}') AS id;
+CREATE TEMP TABLE doc AS SELECT configure_referral_program('doc', '{"cap": 12, "min_order": 80.50}') AS s;
+SELECT d.s = referral_program_settings(p) AS stored_once, d.s ->> 'starts_at' AS starts_at,
+	   d.s ->> 'ends_at' AS ends_at, d.s -> 'min_order' AS min_order, p.cap, p.benchmark, p.reward_template, p.sender
+FROM doc d, referral_program p WHERE p.name = 'doc';
+SELECT referral_program_settings(NULL::referral_program) -> 'cap' AS null_program_cap;
 DROP EXTENSION amcheck;

@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 
 #include "clv.h"
+#include "wam_spi.h"
 
 PG_FUNCTION_INFO_V1(wam_bgnbd_fit_trans);
 PG_FUNCTION_INFO_V1(wam_bgnbd_fit_final);
@@ -89,10 +90,7 @@ arg_double(FunctionCallInfo fcinfo, int argno, const char *what)
 {
 	double		v;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
+	wam_not_null(PG_ARGISNULL(argno), what);
 	v = PG_GETARG_FLOAT8(argno);
 	if (!isfinite(v))
 		ereport(ERROR,

@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 
 #include "segment.h"
+#include "wam_spi.h"
 
 /* Most count levels a state keeps (counts 1 .. 16; "exactly n" needs n + 1). */
 #define WAM_REPEAT_MAX_LEVELS	16
@@ -216,10 +217,7 @@ wam_expr_repeat_trans(PG_FUNCTION_ARGS)
 	uint32		id;
 	uint8	   *counts;
 
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("repeat count and exactly must not be null")));
+	wam_not_null(PG_ARGISNULL(2) || PG_ARGISNULL(3), "repeat count and exactly");
 	if (PG_ARGISNULL(0))
 		st = wam_repeat_new(aggcxt, PG_GETARG_INT32(2), PG_GETARG_BOOL(3));
 	else

@@ -82,6 +82,7 @@
 #include "referral_code.h"
 #include "referral_store.h"
 #include "wam_lock.h"
+#include "wam_spi.h"
 
 PG_FUNCTION_INFO_V1(wam_referral_check);
 
@@ -129,22 +130,12 @@ static SPIPlanPtr wam_referral_plans[Q_COUNT];
 static void
 referral_exec(WamReferralQuery q, Datum *args)
 {
+	const WamReferralQueryDef *def = &wam_referral_queries[q];
 	int			rc;
 
-	if (wam_referral_plans[q] == NULL)
-	{
-		const WamReferralQueryDef *def = &wam_referral_queries[q];
-		SPIPlanPtr	plan = SPI_prepare_cursor(def->sql, def->nargs, (Oid *) def->argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "wam_referral_check: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "wam_referral_check: SPI_keepplan failed");
-		wam_referral_plans[q] = plan;
-	}
-	rc = SPI_execute_plan(wam_referral_plans[q], args, NULL, false, 0);
+	rc = SPI_execute_plan(wam_spi_plan(&wam_referral_plans[q], def->sql, def->nargs,
+									   (Oid *) def->argtypes, CURSOR_OPT_GENERIC_PLAN),
+						  args, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "wam_referral_check: query %d failed: %s", (int) q,
 			 SPI_result_code_string(rc));
@@ -466,41 +457,419 @@ reject(ReferralDecision *d, const char *reason, char *detail)
 }
 
 /*
- * The checks of an attempt with a well-formed code `canon` (see the file
- * header for their order).  Fills *d; the referrer's row stays locked to the
- * end of the transaction.
+ * What the checks of one attempt read: the attempt itself, the referrer's
+ * row (locked, in rr, to the end of the transaction), its program and the
+ * invitee.
+ */
+typedef struct ReferralAttempt
+{
+	const WamReferralRels *R;
+	const char *canon;			/* the well-formed code */
+	int64		invitee;
+	TimestampTz created;
+	char	   *typed_phone;	/* from the source document, or NULL */
+	char	   *device;
+	char	   *payment;
+	Snapshot	snapshot;
+	WamProbe	rr;				/* wam.referrer, positioned on the referrer */
+	WamProbe	cu;				/* wam.customer, open from the invitee's read */
+	ItemPointerData tid;		/* the referrer's row */
+	/* the referrer */
+	bool		frozen;
+	int32		accepted;
+	Datum		attempts;		/* the attempt times with this one */
+	int32		recent;			/* attempts in the hour before this one */
+	/* the program */
+	int32		cap;
+	int32		velocity;
+	int32		ring_depth;
+	Interval   *grace;
+	char	   *program_name;
+	bool		active;
+	/* the invitee */
+	TimestampTz inv_created;
+	TimestampTz inv_first_order;
+	bool		inv_no_order;
+} ReferralAttempt;
+
+/*
+ * The referrer of the code, its row locked, and its program: false when no
+ * such code was issued (or its row changed code while the lock waited).
+ */
+static bool
+attempt_lock_referrer(ReferralAttempt *a, ReferralDecision *d)
+{
+	const WamReferralRels *R = a->R;
+	WamProbe	pg;
+	ScanKeyData key;
+	bool		isnull;
+	bool		found;
+
+	wam_probe_open(&a->rr, R->referrer, R->referrer_code, RowExclusiveLock);
+	wam_probe_key(&a->rr, &key, 1, F_TEXTEQ, CStringGetTextDatum(a->canon));
+	found = wam_probe_fetch(&a->rr, a->snapshot, &key, 1);
+	if (found)
+	{
+		a->tid = a->rr.slot->tts_tid;
+		found = wam_lock_row_for_update(a->rr.heap, &a->tid, a->snapshot, a->rr.slot);
+	}
+	if (found)
+	{
+		/* the latest version, if the lock waited for an update */
+		char	   *code = TextDatumGetCString(slot_getattr(a->rr.slot, R->rr_code, &isnull));
+
+		found = strcmp(code, a->canon) == 0;
+	}
+	if (!found)
+		return false;
+
+	d->program = DatumGetInt32(slot_getattr(a->rr.slot, R->rr_program, &isnull));
+	d->referrer = DatumGetInt64(slot_getattr(a->rr.slot, R->rr_customer, &isnull));
+	wam_probe_open(&pg, R->program, R->program_pkey, AccessShareLock);
+	wam_probe_key(&pg, &key, 1, F_INT4EQ, Int32GetDatum(d->program));
+	found = wam_probe_fetch(&pg, a->snapshot, &key, 1);
+	if (found)
+	{
+		char	   *st = TextDatumGetCString(slot_getattr(a->rr.slot, R->rr_status, &isnull));
+		Datum		starts;
+
+		a->frozen = strcmp(st, "frozen") == 0;
+		a->accepted = DatumGetInt32(slot_getattr(a->rr.slot, R->rr_accepted, &isnull));
+		a->cap = DatumGetInt32(slot_getattr(pg.slot, R->pg_cap, &isnull));
+		a->velocity = DatumGetInt32(slot_getattr(pg.slot, R->pg_velocity, &isnull));
+		a->ring_depth = DatumGetInt32(slot_getattr(pg.slot, R->pg_ring_depth, &isnull));
+		a->grace = DatumGetIntervalP(datumCopy(slot_getattr(pg.slot, R->pg_signup_grace, &isnull),
+											   false, sizeof(Interval)));
+		a->program_name = TextDatumGetCString(slot_getattr(pg.slot, R->pg_name, &isnull));
+		starts = slot_getattr(pg.slot, R->pg_starts_at, &isnull);
+		a->active = isnull || DatumGetTimestampTz(starts) <= a->created;
+		if (a->active)
+		{
+			Datum		ends = slot_getattr(pg.slot, R->pg_ends_at, &isnull);
+
+			a->active = isnull || DatumGetTimestampTz(ends) > a->created;
+		}
+	}
+	wam_probe_close(&pg);
+	return found;
+}
+
+/* The invitee's sign-up and first order; it must exist.  Leaves cu open. */
+static void
+attempt_read_invitee(ReferralAttempt *a)
+{
+	const WamReferralRels *R = a->R;
+	ScanKeyData key;
+	bool		isnull;
+	Datum		first;
+
+	wam_probe_open(&a->cu, R->customer, R->customer_pkey, AccessShareLock);
+	wam_probe_key(&a->cu, &key, 1, F_INT8EQ, Int64GetDatum(a->invitee));
+	if (!wam_probe_fetch(&a->cu, a->snapshot, &key, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("customer " INT64_FORMAT " does not exist", a->invitee)));
+	a->inv_created = DatumGetTimestampTz(slot_getattr(a->cu.slot, R->cu_created, &isnull));
+	first = slot_getattr(a->cu.slot, R->cu_first_order, &a->inv_no_order);
+	a->inv_first_order = a->inv_no_order ? 0 : DatumGetTimestampTz(first);
+}
+
+/*
+ * Velocity window: the attempt times kept in the referrer's row, this one
+ * included; recent = attempts in the hour before this one (up to velocity).
+ */
+static void
+attempt_count_recent(ReferralAttempt *a)
+{
+	bool		isnull;
+
+	a->attempts = DirectFunctionCall3(wam_referral_attempts,
+									  slot_getattr(a->rr.slot, a->R->rr_recent, &isnull),
+									  TimestampTzGetDatum(a->created), Int32GetDatum(a->velocity));
+	/* one-dimensional (wam_referral_attempts builds it) */
+	a->recent = ARR_DIMS(DatumGetArrayTypeP(a->attempts))[0] - 1;
+}
+
+/* ---- the rules: each returns whether it rejected the attempt ---- */
+
+static bool
+rule_program_inactive(ReferralAttempt *a, ReferralDecision *d)
+{
+	if (a->active)
+		return false;
+	reject(d, "program inactive",
+		   psprintf("Referral program \"%s\" is not running at the time of the referral.",
+					a->program_name));
+	return true;
+}
+
+static bool
+rule_self_referral(ReferralAttempt *a, ReferralDecision *d)
+{
+	if (a->invitee != d->referrer)
+		return false;
+	reject(d, "self-referral", pstrdup("The invitee is the referrer."));
+	return true;
+}
+
+/* The phone typed at sign-up is the referrer's (read through cu). */
+static bool
+rule_same_phone(ReferralAttempt *a, ReferralDecision *d)
+{
+	ScanKeyData key;
+	bool		isnull;
+
+	if (a->typed_phone == NULL)
+		return false;
+	wam_probe_key(&a->cu, &key, 1, F_INT8EQ, Int64GetDatum(d->referrer));
+	if (!wam_probe_fetch(&a->cu, a->snapshot, &key, 1) ||
+		!same_phone(a->typed_phone,
+					TextDatumGetCString(slot_getattr(a->cu.slot, a->R->cu_phone, &isnull))))
+		return false;
+	reject(d, "same phone", pstrdup("The phone number given by the invitee is the referrer's."));
+	return true;
+}
+
+/*
+ * Shared device or payment.  The invitee's fingerprints are remembered for
+ * every attempt, an already rejected one too (`rejected`: then nothing is
+ * decided here).
+ */
+static bool
+rule_shared_fingerprint(ReferralAttempt *a, ReferralDecision *d, bool rejected)
+{
+	WamProbe	fp;
+	WamInsertState ins;
+	bool		dev_shared = false,
+				pay_shared = false;
+	const char *kind;
+
+	if (a->device == NULL && a->payment == NULL)
+		return false;
+	wam_probe_open(&fp, a->R->fingerprint, a->R->fingerprint_pkey, RowExclusiveLock);
+	wam_insert_begin(&ins, fp.heap);
+	if (a->device != NULL)
+		dev_shared = fingerprint_shared(a->R, &fp, &ins, a->snapshot, d->referrer, a->invitee,
+										"device", a->device, a->created);
+	if (a->payment != NULL)
+		pay_shared = fingerprint_shared(a->R, &fp, &ins, a->snapshot, d->referrer, a->invitee,
+										"payment", a->payment, a->created);
+	wam_insert_end(&ins);
+	wam_probe_close(&fp);
+	if (rejected || !(dev_shared || pay_shared))
+		return false;
+	kind = dev_shared ? "device" : "payment";
+	reject(d, dev_shared ? "shared device" : "shared payment",
+		   psprintf("The invitee's %s fingerprint is also the referrer's.", kind));
+	return true;
+}
+
+/* The invitee ordered before, or signed up longer than signup_grace before. */
+static bool
+rule_existing_customer(ReferralAttempt *a, ReferralDecision *d)
+{
+	if (!a->inv_no_order && a->inv_first_order < a->created)
+	{
+		reject(d, "existing customer",
+			   psprintf("The invitee ordered on %s, before the referral.",
+						timestamptz_to_str(a->inv_first_order)));
+		return true;
+	}
+	if (a->inv_created < DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+																 TimestampTzGetDatum(a->created),
+																 IntervalPGetDatum(a->grace))))
+	{
+		reject(d, "existing customer",
+			   psprintf("The invitee has been a customer since %s, longer than the sign-up grace period before the referral.",
+						timestamptz_to_str(a->inv_created)));
+		return true;
+	}
+	return false;
+}
+
+/* First valid referral wins: the invitee has a live referral already. */
+static bool
+rule_already_referred(ReferralAttempt *a, ReferralProbe *probe, ReferralDecision *d)
+{
+	int64		first;
+
+	if (!referral_probe(probe, a->invitee, d->program, &first))
+		return false;
+	reject(d, "already referred",
+		   psprintf("Customer " INT64_FORMAT " referred the invitee first.", first));
+	return true;
+}
+
+/*
+ * Rings: walk up who referred whom from the referrer; meeting the invitee
+ * within ring_depth - 1 links means this referral closes a ring of at most
+ * ring_depth people.  Each invitee has at most one live referral per
+ * program, so the walk is a single path.
+ */
+static bool
+rule_ring(ReferralAttempt *a, ReferralProbe *probe, ReferralDecision *d)
+{
+	StringInfoData path;
+	int64		up;
+	int			hops = 1;
+
+	if (!referral_probe(probe, d->referrer, d->program, &up))
+		return false;
+	initStringInfo(&path);
+	appendStringInfo(&path, INT64_FORMAT " -> " INT64_FORMAT, up, d->referrer);
+	while (hops < a->ring_depth)
+	{
+		if (up == a->invitee)
+		{
+			reject(d, "ring",
+				   psprintf("The referral would close the ring %s -> " INT64_FORMAT ".",
+							path.data, a->invitee));
+			return true;
+		}
+		if (++hops >= a->ring_depth || up == d->referrer)
+			break;
+		if (!referral_probe(probe, up, d->program, &up))
+			break;
+		{
+			char	   *tail = pstrdup(path.data);
+
+			resetStringInfo(&path);
+			appendStringInfo(&path, INT64_FORMAT " -> %s", up, tail);
+		}
+	}
+	return false;
+}
+
+/*
+ * The rules that read other attempts' referrals, under the (program,
+ * invitee) and (program, referrer) locks: the same lock on the referrer
+ * makes two attempts that share a person wait for each other, so that the
+ * second one's ring walk sees the first: A inviting B while B invites A,
+ * or the last two links of a ring of three (see referral_take_person_locks).
+ */
+static bool
+rules_referral_graph(ReferralAttempt *a, ReferralDecision *d)
+{
+	int64		base = ((int64) d->program & INT64CONST(0xffffffff)) << 32;
+	int64		k_invitee = base | (a->invitee & INT64CONST(0xffffffff));
+	int64		k_referrer = base | (d->referrer & INT64CONST(0xffffffff));
+	ReferralProbe probe;
+	bool		rejected;
+
+	referral_take_person_locks(k_invitee, k_referrer);
+	referral_probe_begin(&probe, a->R);
+	rejected = rule_already_referred(a, &probe, d) || rule_ring(a, &probe, d);
+	referral_probe_end(&probe);
+	return rejected;
+}
+
+static bool
+rule_cap(ReferralAttempt *a, ReferralDecision *d)
+{
+	if (a->accepted < a->cap)
+		return false;
+	reject(d, "cap",
+		   psprintf("The referrer already has %d accepted referrals, the cap of the program.",
+					a->accepted));
+	return true;
+}
+
+/*
+ * Velocity, counted for every attempt, rejected or not: returns whether this
+ * attempt freezes the referrer.  An attempt not rejected goes to review when
+ * it freezes the referrer or the referrer is frozen already.
+ */
+static bool
+rule_velocity(ReferralAttempt *a, ReferralDecision *d, bool rejected)
+{
+	bool		freeze = a->recent >= a->velocity && !a->frozen;
+
+	if (!rejected && freeze)
+	{
+		d->status = "review";
+		d->reason = "velocity";
+		d->detail = psprintf("%d invitations in the last hour exceed the limit of %d: the referrer is frozen for review.",
+							 a->recent + 1, a->velocity);
+	}
+	else if (!rejected && a->frozen)
+	{
+		d->status = "review";
+		d->reason = "referrer frozen";
+		d->detail = pstrdup("The referrer is frozen for review.");
+	}
+	return freeze;
+}
+
+/* The referrer's row, once: attempt times, accepted count, freeze. */
+static void
+attempt_update_referrer(ReferralAttempt *a, bool rejected, bool freeze)
+{
+	const WamReferralRels *R = a->R;
+	Datum		vals[4];
+	bool		nulls[4] = {false, false, false, false};
+	int			cols[4];
+	int			n = 0;
+	HeapTuple	newtup;
+
+	cols[n] = R->rr_recent;
+	vals[n++] = a->attempts;
+	cols[n] = R->rr_accepted;
+	vals[n++] = Int32GetDatum(a->accepted + (rejected ? 0 : 1));
+	if (freeze)
+	{
+		cols[n] = R->rr_status;
+		vals[n++] = CStringGetTextDatum("frozen");
+		cols[n] = R->rr_frozen_at;
+		vals[n++] = TimestampTzGetDatum(a->created);
+	}
+	newtup = heap_modify_tuple_by_cols(ExecFetchSlotHeapTuple(a->rr.slot, false, NULL),
+									   RelationGetDescr(a->rr.heap), n, cols, vals, nulls);
+	wam_update_row(a->rr.heap, &a->tid, newtup);
+}
+
+/* A frozen referrer: its pending referrals go to review, and a review item. */
+static void
+attempt_freeze(ReferralAttempt *a, ReferralDecision *d)
+{
+	Datum		args[5];
+	int			guc_level;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "wam_referral_check: SPI_connect failed");
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	args[0] = Int64GetDatum(d->referrer);
+	args[1] = Int32GetDatum(d->program);
+	args[2] = TimestampTzGetDatum(a->created);
+	args[3] = Int32GetDatum(a->recent + 1);
+	args[4] = Int32GetDatum(a->velocity);
+	referral_exec(Q_FREEZE_PENDING, args);
+	referral_exec(Q_REVIEW_ITEM, args);
+	AtEOXact_GUC(true, guc_level);
+	SPI_finish();
+}
+
+/*
+ * The checks of an attempt with a well-formed code `canon`, in the order of
+ * the file header (the first rule that rejects decides).  Fills *d; the
+ * referrer's row stays locked to the end of the transaction.
  */
 static void
 referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Jsonb *source,
 				TimestampTz created, ReferralDecision *d)
 {
-	Snapshot	snapshot;
-	WamProbe	rr,
-				pg,
-				cu;
-	ScanKeyData key;
-	ItemPointerData tid;
-	bool		isnull;
-	bool		found;
-	bool		pg_open = false;
-	bool		frozen;
-	int32		accepted,
-				cap,
-				velocity,
-				ring_depth;
-	Interval   *grace;
-	char	   *program_name;
-	bool		active;
-	TimestampTz inv_created;
-	TimestampTz inv_first_order = 0;
-	bool		inv_no_order;
-	Datum		attempts;
-	int32		recent;
-	bool		rejected = false;
+	ReferralAttempt a = {0};
+	bool		rejected;
 	bool		freeze;
-	char	   *typed_phone = source_string(source, "phone");
-	char	   *device = source_string(source, "device");
-	char	   *payment = source_string(source, "payment");
+
+	a.R = R;
+	a.canon = canon;
+	a.invitee = invitee;
+	a.created = created;
+	a.typed_phone = source_string(source, "phone");
+	a.device = source_string(source, "device");
+	a.payment = source_string(source, "payment");
 
 	/*
 	 * As a SPI query of a read-write function would: this transaction's
@@ -508,306 +877,41 @@ referral_decide(const WamReferralRels *R, const char *canon, int64 invitee, Json
 	 * in READ COMMITTED the snapshot is fresh.
 	 */
 	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	a.snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
-	/* the referrer, locked */
-	wam_probe_open(&rr, R->referrer, R->referrer_code, RowExclusiveLock);
-	wam_probe_key(&rr, &key, 1, F_TEXTEQ, CStringGetTextDatum(canon));
-	found = wam_probe_fetch(&rr, snapshot, &key, 1);
-	if (found)
-	{
-		tid = rr.slot->tts_tid;
-		found = wam_lock_row_for_update(rr.heap, &tid, snapshot, rr.slot);
-	}
-	if (found)
-	{
-		/* the latest version, if the lock waited for an update */
-		char	   *code = TextDatumGetCString(slot_getattr(rr.slot, R->rr_code, &isnull));
-
-		found = strcmp(code, canon) == 0;
-	}
-	if (found)
-	{
-		d->program = DatumGetInt32(slot_getattr(rr.slot, R->rr_program, &isnull));
-		d->referrer = DatumGetInt64(slot_getattr(rr.slot, R->rr_customer, &isnull));
-
-		wam_probe_open(&pg, R->program, R->program_pkey, AccessShareLock);
-		pg_open = true;
-		wam_probe_key(&pg, &key, 1, F_INT4EQ, Int32GetDatum(d->program));
-		found = wam_probe_fetch(&pg, snapshot, &key, 1);
-	}
-	if (!found)
+	if (!attempt_lock_referrer(&a, d))
 	{
 		reject(d, "unknown code", psprintf("No referral code %s has been issued.", canon));
-		if (pg_open)
-			wam_probe_close(&pg);
-		wam_probe_close(&rr);
-		UnregisterSnapshot(snapshot);
+		wam_probe_close(&a.rr);
+		UnregisterSnapshot(a.snapshot);
 		return;
 	}
 	d->have_referrer = true;
+	attempt_read_invitee(&a);
+	/* nothing counts while the program is not running */
+	if (rule_program_inactive(&a, d))
 	{
-		char	   *st = TextDatumGetCString(slot_getattr(rr.slot, R->rr_status, &isnull));
-
-		frozen = strcmp(st, "frozen") == 0;
-	}
-	accepted = DatumGetInt32(slot_getattr(rr.slot, R->rr_accepted, &isnull));
-	cap = DatumGetInt32(slot_getattr(pg.slot, R->pg_cap, &isnull));
-	velocity = DatumGetInt32(slot_getattr(pg.slot, R->pg_velocity, &isnull));
-	ring_depth = DatumGetInt32(slot_getattr(pg.slot, R->pg_ring_depth, &isnull));
-	grace = DatumGetIntervalP(datumCopy(slot_getattr(pg.slot, R->pg_signup_grace, &isnull),
-										false, sizeof(Interval)));
-	program_name = TextDatumGetCString(slot_getattr(pg.slot, R->pg_name, &isnull));
-	{
-		Datum		starts = slot_getattr(pg.slot, R->pg_starts_at, &isnull);
-
-		active = isnull || DatumGetTimestampTz(starts) <= created;
-		if (active)
-		{
-			Datum		ends = slot_getattr(pg.slot, R->pg_ends_at, &isnull);
-
-			active = isnull || DatumGetTimestampTz(ends) > created;
-		}
-	}
-	wam_probe_close(&pg);
-
-	/* the invitee */
-	wam_probe_open(&cu, R->customer, R->customer_pkey, AccessShareLock);
-	wam_probe_key(&cu, &key, 1, F_INT8EQ, Int64GetDatum(invitee));
-	if (!wam_probe_fetch(&cu, snapshot, &key, 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("customer " INT64_FORMAT " does not exist", invitee)));
-	inv_created = DatumGetTimestampTz(slot_getattr(cu.slot, R->cu_created, &isnull));
-	{
-		Datum		first = slot_getattr(cu.slot, R->cu_first_order, &inv_no_order);
-
-		if (!inv_no_order)
-			inv_first_order = DatumGetTimestampTz(first);
-	}
-
-	if (!active)
-	{
-		/* nothing counts while the program is not running */
-		reject(d, "program inactive",
-			   psprintf("Referral program \"%s\" is not running at the time of the referral.",
-						program_name));
-		wam_probe_close(&cu);
-		wam_probe_close(&rr);
-		UnregisterSnapshot(snapshot);
+		wam_probe_close(&a.cu);
+		wam_probe_close(&a.rr);
+		UnregisterSnapshot(a.snapshot);
 		return;
 	}
+	attempt_count_recent(&a);
 
-	/*
-	 * Velocity: the attempt times kept in the row, this one included;
-	 * recent = attempts in the hour before this one (up to velocity).
-	 */
-	attempts = DirectFunctionCall3(wam_referral_attempts,
-								   slot_getattr(rr.slot, R->rr_recent, &isnull),
-								   TimestampTzGetDatum(created), Int32GetDatum(velocity));
-	/* one-dimensional (wam_referral_attempts builds it) */
-	recent = ARR_DIMS(DatumGetArrayTypeP(attempts))[0] - 1;
+	rejected = rule_self_referral(&a, d) || rule_same_phone(&a, d);
+	wam_probe_close(&a.cu);
+	rejected = rule_shared_fingerprint(&a, d, rejected) || rejected;
+	UnregisterSnapshot(a.snapshot);
+	rejected = rejected ||
+		rule_existing_customer(&a, d) ||
+		rules_referral_graph(&a, d) ||
+		rule_cap(&a, d);
+	freeze = rule_velocity(&a, d, rejected);
 
-	if (invitee == d->referrer)
-	{
-		rejected = true;
-		reject(d, "self-referral", pstrdup("The invitee is the referrer."));
-	}
-	else if (typed_phone != NULL)
-	{
-		char	   *referrer_phone;
-
-		wam_probe_key(&cu, &key, 1, F_INT8EQ, Int64GetDatum(d->referrer));
-		if (wam_probe_fetch(&cu, snapshot, &key, 1))
-		{
-			referrer_phone = TextDatumGetCString(slot_getattr(cu.slot, R->cu_phone, &isnull));
-			if (same_phone(typed_phone, referrer_phone))
-			{
-				rejected = true;
-				reject(d, "same phone",
-					   pstrdup("The phone number given by the invitee is the referrer's."));
-			}
-		}
-	}
-	wam_probe_close(&cu);
-
-	if (device != NULL || payment != NULL)
-	{
-		/* remember the invitee's fingerprints; does the referrer share one? */
-		WamProbe	fp;
-		WamInsertState ins;
-		bool		dev_shared = false,
-					pay_shared = false;
-
-		wam_probe_open(&fp, R->fingerprint, R->fingerprint_pkey, RowExclusiveLock);
-		wam_insert_begin(&ins, fp.heap);
-		if (device != NULL)
-			dev_shared = fingerprint_shared(R, &fp, &ins, snapshot, d->referrer, invitee,
-											"device", device, created);
-		if (payment != NULL)
-			pay_shared = fingerprint_shared(R, &fp, &ins, snapshot, d->referrer, invitee,
-											"payment", payment, created);
-		wam_insert_end(&ins);
-		wam_probe_close(&fp);
-		if (!rejected && (dev_shared || pay_shared))
-		{
-			const char *kind = dev_shared ? "device" : "payment";
-
-			rejected = true;
-			reject(d, dev_shared ? "shared device" : "shared payment",
-				   psprintf("The invitee's %s fingerprint is also the referrer's.", kind));
-		}
-	}
-	UnregisterSnapshot(snapshot);
-
-	if (!rejected && !inv_no_order && inv_first_order < created)
-	{
-		rejected = true;
-		reject(d, "existing customer",
-			   psprintf("The invitee ordered on %s, before the referral.",
-						timestamptz_to_str(inv_first_order)));
-	}
-	if (!rejected &&
-		inv_created < DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-															  TimestampTzGetDatum(created),
-															  IntervalPGetDatum(grace))))
-	{
-		rejected = true;
-		reject(d, "existing customer",
-			   psprintf("The invitee has been a customer since %s, longer than the sign-up grace period before the referral.",
-						timestamptz_to_str(inv_created)));
-	}
-	if (!rejected)
-	{
-		/*
-		 * First valid referral wins: serialize on (program, invitee).  The
-		 * same lock on (program, referrer) makes two attempts that share a
-		 * person wait for each other, so that the second one's ring walk
-		 * sees the first: A inviting B while B invites A, or the last two
-		 * links of a ring of three (see referral_take_person_locks).
-		 */
-		int64		base = ((int64) d->program & INT64CONST(0xffffffff)) << 32;
-		int64		k_invitee = base | (invitee & INT64CONST(0xffffffff));
-		int64		k_referrer = base | (d->referrer & INT64CONST(0xffffffff));
-		ReferralProbe probe;
-		int64		first;
-		int64		up;
-
-		referral_take_person_locks(k_invitee, k_referrer);
-		referral_probe_begin(&probe, R);
-		if (referral_probe(&probe, invitee, d->program, &first))
-		{
-			rejected = true;
-			reject(d, "already referred",
-				   psprintf("Customer " INT64_FORMAT " referred the invitee first.", first));
-		}
-		else if (referral_probe(&probe, d->referrer, d->program, &up))
-		{
-			/*
-			 * Rings: walk up who referred whom from the referrer; meeting the
-			 * invitee within ring_depth - 1 links means this referral closes
-			 * a ring of at most ring_depth people.  Each invitee has at most
-			 * one live referral per program, so the walk is a single path.
-			 */
-			StringInfoData path;
-			int			hops = 1;
-
-			initStringInfo(&path);
-			appendStringInfo(&path, INT64_FORMAT " -> " INT64_FORMAT, up, d->referrer);
-			while (hops < ring_depth)
-			{
-				if (up == invitee)
-				{
-					rejected = true;
-					reject(d, "ring",
-						   psprintf("The referral would close the ring %s -> " INT64_FORMAT ".",
-									path.data, invitee));
-					break;
-				}
-				if (++hops >= ring_depth || up == d->referrer)
-					break;
-				if (!referral_probe(&probe, up, d->program, &up))
-					break;
-				{
-					char	   *tail = pstrdup(path.data);
-
-					resetStringInfo(&path);
-					appendStringInfo(&path, INT64_FORMAT " -> %s", up, tail);
-				}
-			}
-		}
-		referral_probe_end(&probe);
-	}
-	if (!rejected && accepted >= cap)
-	{
-		rejected = true;
-		reject(d, "cap",
-			   psprintf("The referrer already has %d accepted referrals, the cap of the program.",
-						accepted));
-	}
-
-	/* velocity: counted for every attempt, rejected or not */
-	freeze = recent >= velocity && !frozen;
-	if (!rejected && freeze)
-	{
-		d->status = "review";
-		d->reason = "velocity";
-		d->detail = psprintf("%d invitations in the last hour exceed the limit of %d: the referrer is frozen for review.",
-							 recent + 1, velocity);
-	}
-	else if (!rejected && frozen)
-	{
-		d->status = "review";
-		d->reason = "referrer frozen";
-		d->detail = pstrdup("The referrer is frozen for review.");
-	}
-
-	/* the referrer's row, once: attempt times, accepted count, freeze */
-	{
-		Datum		vals[4];
-		bool		nulls[4] = {false, false, false, false};
-		int			cols[4];
-		int			n = 0;
-		HeapTuple	newtup;
-
-		cols[n] = R->rr_recent;
-		vals[n++] = attempts;
-		cols[n] = R->rr_accepted;
-		vals[n++] = Int32GetDatum(accepted + (rejected ? 0 : 1));
-		if (freeze)
-		{
-			cols[n] = R->rr_status;
-			vals[n++] = CStringGetTextDatum("frozen");
-			cols[n] = R->rr_frozen_at;
-			vals[n++] = TimestampTzGetDatum(created);
-		}
-		newtup = heap_modify_tuple_by_cols(ExecFetchSlotHeapTuple(rr.slot, false, NULL),
-										   RelationGetDescr(rr.heap), n, cols, vals, nulls);
-		wam_update_row(rr.heap, &tid, newtup);
-	}
-	wam_probe_close(&rr);
-
+	attempt_update_referrer(&a, rejected, freeze);
+	wam_probe_close(&a.rr);
 	if (freeze)
-	{
-		/* the referrer's pending referrals go to review, and a review item */
-		Datum		args[5];
-		int			guc_level;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "wam_referral_check: SPI_connect failed");
-		guc_level = NewGUCNestLevel();
-		(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		args[0] = Int64GetDatum(d->referrer);
-		args[1] = Int32GetDatum(d->program);
-		args[2] = TimestampTzGetDatum(created);
-		args[3] = Int32GetDatum(recent + 1);
-		args[4] = Int32GetDatum(velocity);
-		referral_exec(Q_FREEZE_PENDING, args);
-		referral_exec(Q_REVIEW_ITEM, args);
-		AtEOXact_GUC(true, guc_level);
-		SPI_finish();
-	}
+		attempt_freeze(&a, d);
 }
 
 Datum

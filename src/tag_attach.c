@@ -47,6 +47,7 @@
 #include "tag_membership.h"
 #include "segment.h"
 #include "wam_lock.h"
+#include "wam_spi.h"
 
 PG_FUNCTION_INFO_V1(wam_attach);
 PG_FUNCTION_INFO_V1(wam_detach);
@@ -90,11 +91,7 @@ wam_plans_check(Oid segtype)
 	if (segtype == wam_plans_segtype)
 		return;
 	for (i = 0; i < lengthof(plans); i++)
-	{
-		if (*plans[i] != NULL)
-			SPI_freeplan(*plans[i]);
-		*plans[i] = NULL;
-	}
+		wam_spi_forget(plans[i]);
 	wam_plans_segtype = segtype;
 }
 
@@ -109,24 +106,12 @@ wam_segment_argtype(FunctionCallInfo fcinfo)
 	return t;
 }
 
-/* Prepares (once per session) and returns a plan; must run inside SPI. */
-static SPIPlanPtr
-wam_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		/* generic plans: these statements gain nothing from re-planning per call */
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*slot = plan;
-	}
-	return *slot;
-}
+/*
+ * Generic plans (wam_spi_plan): these statements gain nothing from
+ * re-planning per call.
+ */
+#define TAG_PLAN(slot, sql, nargs, argtypes) \
+	wam_spi_plan(slot, sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN)
 
 /*
  * wam_lookup_tag finds a tag by any spelling that normalises like its name,
@@ -146,7 +131,7 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 	MemoryContext old;
 
 	args[0] = PointerGetDatum(name);
-	ret = SPI_execute_plan(wam_plan(&wam_tag_plan,
+	ret = SPI_execute_plan(TAG_PLAN(&wam_tag_plan,
 									"SELECT t.tag_id, t.status, t.default_ttl, t.name,"
 									" (SELECT m.name FROM wam.tag m WHERE m.tag_id OPERATOR(pg_catalog.=) t.merged_into),"
 									" t.last_attached_at IS NULL OR t.last_attached_at OPERATOR(pg_catalog.<)"
@@ -245,7 +230,7 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
 		args[2] = PointerGetDatum(wam_segment_flatten(part));
 		if (add)
 		{
-			ret = SPI_execute_plan(wam_plan(&wam_chunk_add_plan,
+			ret = SPI_execute_plan(TAG_PLAN(&wam_chunk_add_plan,
 											"INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members) VALUES ($1, $2, $3)"
 											" ON CONFLICT ON CONSTRAINT tag_chunk_pkey"
 											" DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members",
@@ -258,7 +243,7 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
 		{
 			bool		isnull;
 
-			ret = SPI_execute_plan(wam_plan(&wam_chunk_remove_plan,
+			ret = SPI_execute_plan(TAG_PLAN(&wam_chunk_remove_plan,
 											"UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) $3"
 											" WHERE c.tag_id OPERATOR(pg_catalog.=) $1 AND c.chunk OPERATOR(pg_catalog.=) $2"
 											" RETURNING wam.segment_is_empty(c.members)",
@@ -270,7 +255,7 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
 			if (SPI_processed == 1 &&
 				DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			{
-				ret = SPI_execute_plan(wam_plan(&wam_chunk_drop_plan,
+				ret = SPI_execute_plan(TAG_PLAN(&wam_chunk_drop_plan,
 												"DELETE FROM wam.tag_chunk c"
 												" WHERE c.tag_id OPERATOR(pg_catalog.=) $1 AND c.chunk OPERATOR(pg_catalog.=) $2",
 												2, argtypes),
@@ -305,19 +290,13 @@ wam_attach(PG_FUNCTION_ARGS)
 	int64		n;
 	uint64		who_card;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag name must not be null")));
+	wam_not_null(PG_ARGISNULL(0), "tag name");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_attach: SPI_connect failed");
 	wam_plans_check(wam_segment_argtype(fcinfo));
 	wam_lookup_tag(PG_GETARG_TEXT_PP(0), true, &tag, callcxt);
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("segment of customers must not be null")));
+	wam_not_null(PG_ARGISNULL(1), "segment of customers");
 	if (ttl != NULL)
 	{
 		Interval	zero;
@@ -400,7 +379,7 @@ wam_attach(PG_FUNCTION_ARGS)
 			 * member (re-attaching a million customers without a time to
 			 * live would otherwise look up every one of them).
 			 */
-			ret = SPI_execute_plan(wam_plan(&wam_clear_plan,
+			ret = SPI_execute_plan(TAG_PLAN(&wam_clear_plan,
 											"UPDATE wam.customer_tag ct SET expires_at = NULL"
 											" WHERE ct.expires_at IS NOT NULL AND ct.tag_id OPERATOR(pg_catalog.=) $1"
 											" AND wam.segment_has($2, ct.customer_id)",
@@ -408,7 +387,7 @@ wam_attach(PG_FUNCTION_ARGS)
 								   args, NULL, false, 0);
 		}
 		else
-			ret = SPI_execute_plan(wam_plan(&wam_refresh_plan,
+			ret = SPI_execute_plan(TAG_PLAN(&wam_refresh_plan,
 											"UPDATE wam.customer_tag ct SET expires_at = $3"
 											" FROM wam.segment_members($2) m"
 											" WHERE ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1"
@@ -430,7 +409,7 @@ wam_attach(PG_FUNCTION_ARGS)
 		int			ret;
 
 		args[0] = Int32GetDatum(tag.tag_id);
-		ret = SPI_execute_plan(wam_plan(&wam_used_plan,
+		ret = SPI_execute_plan(TAG_PLAN(&wam_used_plan,
 										"UPDATE wam.tag t SET last_attached_at = pg_catalog.now()"
 										" WHERE t.tag_id IN (SELECT t2.tag_id FROM wam.tag t2"
 										"  WHERE t2.tag_id OPERATOR(pg_catalog.=) $1"
@@ -461,18 +440,12 @@ wam_detach(PG_FUNCTION_ARGS)
 	roaring_bitmap_t *gone;
 	int64		n;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag name must not be null")));
+	wam_not_null(PG_ARGISNULL(0), "tag name");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "wam_detach: SPI_connect failed");
 	wam_plans_check(wam_segment_argtype(fcinfo));
 	wam_lookup_tag(PG_GETARG_TEXT_PP(0), false, &tag, callcxt);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("segment of customers must not be null")));
+	wam_not_null(PG_ARGISNULL(1), "segment of customers");
 
 	MemoryContextSwitchTo(callcxt);
 	who = PG_GETARG_SEGMENT_BITMAP(1);

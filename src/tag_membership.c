@@ -44,6 +44,7 @@
 
 #include "tag_membership.h"
 #include "segment.h"
+#include "wam_spi.h"
 
 PG_FUNCTION_INFO_V1(wam_membership_insert);
 PG_FUNCTION_INFO_V1(wam_membership_delete);
@@ -230,10 +231,7 @@ wam_membership_insert(PG_FUNCTION_ARGS)
 {
 	bool		expires_null = PG_ARGISNULL(2);
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag, segment and source must not be null")));
+	wam_not_null(PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3), "tag, segment and source");
 	PG_RETURN_INT64(wam_membership_insert_bitmap(PG_GETARG_INT32(0),
 												 PG_GETARG_SEGMENT_BITMAP(1),
 												 expires_null ? 0 : PG_GETARG_TIMESTAMPTZ(2),
@@ -389,10 +387,7 @@ wam_membership_delete_bitmap(int32 tag_id, const roaring_bitmap_t *bm)
 Datum
 wam_membership_delete(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("tag and segment must not be null")));
+	wam_not_null(PG_ARGISNULL(0) || PG_ARGISNULL(1), "tag and segment");
 	PG_RETURN_INT64(wam_membership_delete_bitmap(PG_GETARG_INT32(0),
 												 PG_GETARG_SEGMENT_BITMAP(1)));
 }
@@ -482,30 +477,20 @@ static SPIPlanPtr wam_blocks_some_plan = NULL;
 static SPIPlanPtr
 wam_blocks_plan(bool all_blocks)
 {
-	SPIPlanPtr *slot = all_blocks ? &wam_blocks_all_plan : &wam_blocks_some_plan;
+	Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
 
-	if (*slot == NULL)
-	{
-		Oid			argtypes[2] = {INT4OID, INT4ARRAYOID};
-		SPIPlanPtr	plan;
-
-		/*
-		 * A generic plan: the plan cache would otherwise keep planning
-		 * "chunk = ANY ($2)" anew for every call, a third of the time of
-		 * attaching one customer.
-		 */
-		plan = SPI_prepare_cursor(all_blocks
-								  ? "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk"
-								  : "SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
-								  all_blocks ? 1 : 2, argtypes, CURSOR_OPT_GENERIC_PLAN);
-		if (plan == NULL)
-			elog(ERROR, "wam_tag_blocks: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "wam_tag_blocks: SPI_keepplan failed");
-		*slot = plan;
-	}
-	return *slot;
+	/*
+	 * A generic plan: the plan cache would otherwise keep planning
+	 * "chunk = ANY ($2)" anew for every call, a third of the time of
+	 * attaching one customer.
+	 */
+	if (all_blocks)
+		return wam_spi_plan(&wam_blocks_all_plan,
+							"SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 ORDER BY chunk",
+							1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	return wam_spi_plan(&wam_blocks_some_plan,
+						"SELECT members FROM wam.tag_chunk WHERE tag_id OPERATOR(pg_catalog.=) $1 AND chunk OPERATOR(pg_catalog.=) ANY ($2) ORDER BY chunk",
+						2, argtypes, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /*

@@ -35,43 +35,23 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 N=${WAM_BENCH_REFERRALS:-100000}
 ROUNDS=${WAM_BENCH_ROUNDS:-3}
-for v in N ROUNDS; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
+bench_positive N ROUNDS
 if [ "$N" -lt 1000 ] || [ "$N" -gt 10000000 ]; then
     echo "error: WAM_BENCH_REFERRALS must be between 1,000 and 10,000,000" >&2
     exit 2
 fi
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$N" = 100000 ] && [ "$ROUNDS" = 3 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/referral.md
-else
-    OUT=""
-fi
+bench_out referral.md "$N $ROUNDS" "100000 3"
 REFERRERS=$((N / 5))
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
 bench_begin bench_referral
 bench_require_extension 'wam.record_referral'
 
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55493}
-unset WAM_CLUSTER_RUNNING
-start_cluster >&2
+bench_cluster 55493
 export PGDATABASE=postgres PGOPTIONS="-c client_min_messages=warning"
-q() { wam_psql -qAt "$@"; }
 
 log "setup: $REFERRERS referrers, $N invitees"
 q <<SQL >/dev/null
@@ -195,8 +175,4 @@ Each run, in order: $runs.
 Outcome of a run with the trigger: $outcome.
 EOF
 )
-printf '%s\n' "$md"
-if [ -n "$OUT" ]; then
-    printf '%s\n' "$md" >"$OUT"
-    log "wrote $OUT"
-fi
+bench_report "$md"

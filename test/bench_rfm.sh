@@ -47,14 +47,8 @@
 # shellcheck disable=SC2016,SC2119
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 CUSTOMERS=${WAM_BENCH_CUSTOMERS:-1000000}
 N_REFRESH=${WAM_BENCH_N_REFRESH:-5}
@@ -62,33 +56,18 @@ N_PLAIN=3
 N_ORDERS=${WAM_BENCH_N_ORDERS:-1000}
 N_FIT=${WAM_BENCH_N_FIT:-3}
 WAIT_MAX=${WAM_BENCH_WAIT_MAX:-900}
-for v in CUSTOMERS N_REFRESH N_ORDERS N_FIT; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
+bench_positive CUSTOMERS N_REFRESH N_ORDERS N_FIT
 case $WAIT_MAX in '' | *[!0-9]*) echo "error: WAM_BENCH_WAIT_MAX must be a number" >&2; exit 2 ;; esac
 if [ "$CUSTOMERS" -lt 1000 ] || [ "$CUSTOMERS" -gt 20000000 ]; then
     echo "error: WAM_BENCH_CUSTOMERS must be between 1,000 and 20,000,000" >&2
     exit 2
 fi
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$CUSTOMERS" = 1000000 ] && [ "$N_REFRESH" = 5 ] && [ "$N_ORDERS" = 1000 ] && [ "$N_FIT" = 3 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/rfm.md
-else
-    OUT=""
-fi
-
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
+bench_out rfm.md "$CUSTOMERS $N_REFRESH $N_ORDERS $N_FIT" "1000000 5 1000 3"
 bench_begin bench_rfm
 bench_require_extension 'wam.refresh_rfm'
 
 # ------------------------------------------------------------------ cluster
 
-unset WAM_CLUSTER_RUNNING
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55492}
 SETTINGS=(
     shared_buffers=2GB
     max_wal_size=16GB
@@ -100,17 +79,8 @@ SETTINGS=(
     max_parallel_workers_per_gather=2
     max_parallel_maintenance_workers=2
 )
-log "starting a throwaway cluster: ${SETTINGS[*]}"
-start_cluster "${SETTINGS[@]}" || die "could not start the cluster"
-
-DB=wam_bench
-wam_psql -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
-wam_psql -q -d postgres -c "ALTER DATABASE $DB SET search_path = public, wam" >/dev/null
-wam_psql -q -d postgres -c "ALTER DATABASE $DB SET timezone = 'UTC'" >/dev/null
-export PGDATABASE=$DB
-
-q() { wam_psql -qAt -F $'\t' -c "$1"; }
-run_sql() { wam_psql -q -c "$1" >/dev/null; }
+bench_cluster 55492 "${SETTINGS[@]}"
+bench_db timezone=UTC
 
 run_sql "CREATE EXTENSION pg_wamarketing"
 wam_psql -q >/dev/null <<'SQL'
@@ -361,9 +331,4 @@ $(if [ "${#BUSY_NOTES[@]}" -gt 0 ]; then echo "- **the machine was busy**: $(pri
 $(if [ "$WAITED_S" -gt 0 ]; then echo "- waited ${WAITED_S} s for other benchmarks / fuzzers to finish before measuring"; fi)
 EOF
 )
-echo "$REPORT"
-if [ -n "$OUT" ]; then
-    mkdir -p "$(dirname "$OUT")"
-    printf '%s\n' "$REPORT" >"$OUT"
-    log "report written to $OUT"
-fi
+bench_report "$REPORT"

@@ -37,22 +37,13 @@
 # shellcheck disable=SC2016
 set -euo pipefail
 
-WAM_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export WAM_REPO_DIR
-cd "$WAM_REPO_DIR"
-# shellcheck source=test/lib/deps.sh
-. "$WAM_REPO_DIR/test/lib/deps.sh"
-# shellcheck source=test/lib/cluster.sh
-. "$WAM_REPO_DIR/test/lib/cluster.sh"
+# shellcheck source=test/lib/bench.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/bench.sh"
 
 SIZES=${WAM_BENCH_SIZES:-100000 5000000}
 K=${WAM_BENCH_TARGETS:-40000}
 ROUNDS=${WAM_BENCH_ROUNDS:-3}
-for v in K ROUNDS; do
-    case ${!v} in
-        '' | *[!0-9]* | 0) echo "error: $v must be a positive integer, got '${!v}'" >&2; exit 2 ;;
-    esac
-done
+bench_positive K ROUNDS
 if [ $((K % 2000)) -ne 0 ]; then
     echo "error: WAM_BENCH_TARGETS must be a multiple of 2,000, got $K" >&2
     exit 2
@@ -68,26 +59,15 @@ for n in $SIZES; do
     fi
     prev=$n
 done
-if [ -n "${WAM_BENCH_OUT:-}" ]; then
-    OUT=$WAM_BENCH_OUT
-elif [ "$SIZES" = "100000 5000000" ] && [ "$K" = 40000 ] && [ "$ROUNDS" = 3 ]; then
-    OUT=$WAM_REPO_DIR/bench/results/webhook.md
-else
-    OUT=""
-fi
+bench_out webhook.md "$SIZES $K $ROUNDS" "100000 5000000 40000 3"
 PER_CLIENT=$((K / 2))
 BODIES=$((K / 1000))
-# shellcheck source=test/lib/bench.sh
-. "$WAM_REPO_DIR/test/lib/bench.sh"
 bench_begin bench_webhook
 bench_require_extension 'wam_json_elements'
 
-export WAM_TEST_PORT=${WAM_BENCH_PORT:-55494}
-unset WAM_CLUSTER_RUNNING
-WAM_PRELOAD='' start_cluster shared_buffers=1GB maintenance_work_mem=256MB max_wal_size=8GB \
-    checkpoint_timeout=30min autovacuum=off >&2
+WAM_PRELOAD='' bench_cluster 55494 shared_buffers=1GB maintenance_work_mem=256MB max_wal_size=8GB \
+    checkpoint_timeout=30min autovacuum=off
 export PGDATABASE=postgres PGOPTIONS="-c client_min_messages=warning"
-q() { wam_psql -qAt "$@"; }
 scripts=$WAM_CLUSTER_DIR/scripts
 mkdir -p "$scripts"
 
@@ -289,8 +269,4 @@ Other heavy work during the run:
 $busy}
 EOF
 )
-printf '%s\n' "$md"
-if [ -n "$OUT" ]; then
-    printf '%s\n' "$md" >"$OUT"
-    log "wrote $OUT"
-fi
+bench_report "$md"

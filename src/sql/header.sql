@@ -22,3 +22,11 @@ CREATE FUNCTION wam_internal.lock_key(space integer, key bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_lock_key' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons)';
 REVOKE EXECUTE ON FUNCTION wam_internal.lock_key(integer, bigint) FROM PUBLIC;
+
+-- The check of arguments that must not be null, for the PL/pgSQL functions:
+-- PERFORM wam_internal.refuse_null(customer IS NULL, 'customer') raises "customer must
+-- not be null" (22004).  Every role may run it: it only reports on the
+-- arguments it is given, and every function here, definer or not, calls it.
+CREATE FUNCTION wam_internal.refuse_null(is_null boolean, what text) RETURNS void
+	AS 'MODULE_PATHNAME', 'wam_refuse_null' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION wam_internal.refuse_null(boolean, text) IS 'internal: raises "<what> must not be null" (null_value_not_allowed) when is_null';

@@ -19,7 +19,6 @@ CREATE TABLE wam.referral_program (
 	id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	name text NOT NULL UNIQUE CONSTRAINT referral_program_name CHECK (btrim(name) <> '' AND length(name) <= 100),
 	preset text,
-	settings jsonb NOT NULL,
 	cap integer NOT NULL,
 	velocity_per_hour integer NOT NULL,
 	min_order numeric NOT NULL,
@@ -35,6 +34,9 @@ CREATE TABLE wam.referral_program (
 	message text NOT NULL,
 	starts_at timestamptz,
 	ends_at timestamptz,
+	benchmark jsonb,
+	reward_template jsonb,
+	sender text,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -337,6 +339,7 @@ BEGIN
 			RAISE EXCEPTION 'referral program setting % must be a time such as "2026-01-01 00:00+08", not %', k, v
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
+		s := jsonb_set(s, ARRAY[k], to_jsonb(ts));
 	END LOOP;
 	IF jsonb_typeof(s -> 'starts_at') = 'string' AND jsonb_typeof(s -> 'ends_at') = 'string'
 	   AND (s ->> 'ends_at')::timestamptz <= (s ->> 'starts_at')::timestamptz THEN
@@ -464,6 +467,19 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
 
+-- The settings are stored once, as the typed columns of wam.referral_program;
+-- this is the document wam_internal.referral_settings() checks and merges into.
+CREATE FUNCTION wam.referral_program_settings(p wam.referral_program) RETURNS jsonb
+	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+RETURN pg_catalog.jsonb_build_object(
+	'preset', p.preset, 'cap', p.cap, 'velocity_per_hour', p.velocity_per_hour, 'min_order', p.min_order,
+	'qualify_window', p.qualify_window::text, 'hold', p.hold::text, 'cost_cap_share', p.cost_cap_share,
+	'flat_cost_cap', p.flat_cost_cap, 'ring_depth', p.ring_depth, 'signup_grace', p.signup_grace::text,
+	'tiers', p.tiers, 'business_number', p.business_number, 'landing_url', p.landing_url,
+	'message', p.message, 'starts_at', p.starts_at, 'ends_at', p.ends_at, 'benchmark', p.benchmark,
+	'reward_template', p.reward_template, 'sender', p.sender);
+COMMENT ON FUNCTION wam.referral_program_settings(wam.referral_program) IS 'all settings of a referral program as one JSON object (as wam.configure_referral_program returns them)';
+
 -- programs
 
 CREATE FUNCTION wam.create_referral_program(name text, settings jsonb DEFAULT '{}') RETURNS integer
@@ -485,14 +501,15 @@ BEGIN
 			USING ERRCODE = 'unique_violation', HINT = 'Change it with wam.configure_referral_program().';
 	END IF;
 	s := wam_internal.referral_settings(settings, wam.referral_defaults(NULL));
-	INSERT INTO wam.referral_program AS p (name, preset, settings, cap, velocity_per_hour, min_order, qualify_window,
+	INSERT INTO wam.referral_program AS p (name, preset, cap, velocity_per_hour, min_order, qualify_window,
 		hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url,
-		message, starts_at, ends_at)
-	VALUES (btrim(name), s ->> 'preset', s, (s ->> 'cap')::integer, (s ->> 'velocity_per_hour')::integer,
+		message, starts_at, ends_at, benchmark, reward_template, sender)
+	VALUES (btrim(name), s ->> 'preset', (s ->> 'cap')::integer, (s ->> 'velocity_per_hour')::integer,
 		(s ->> 'min_order')::numeric, (s ->> 'qualify_window')::interval, (s ->> 'hold')::interval,
 		(s ->> 'cost_cap_share')::numeric, (s ->> 'flat_cost_cap')::numeric, (s ->> 'ring_depth')::integer,
 		(s ->> 'signup_grace')::interval, s -> 'tiers', s ->> 'business_number', s ->> 'landing_url',
-		s ->> 'message', (s ->> 'starts_at')::timestamptz, (s ->> 'ends_at')::timestamptz)
+		s ->> 'message', (s ->> 'starts_at')::timestamptz, (s ->> 'ends_at')::timestamptz,
+		nullif(s -> 'benchmark', 'null'), nullif(s -> 'reward_template', 'null'), s ->> 'sender')
 	RETURNING p.id INTO new_id;
 	RETURN new_id;
 END
@@ -511,16 +528,17 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', name USING ERRCODE = 'undefined_object';
 	END IF;
-	s := wam_internal.referral_settings(settings, p.settings);
+	s := wam_internal.referral_settings(settings, wam.referral_program_settings(p));
 	UPDATE wam.referral_program x
-	SET preset = s ->> 'preset', settings = s, cap = (s ->> 'cap')::integer,
+	SET preset = s ->> 'preset', cap = (s ->> 'cap')::integer,
 		velocity_per_hour = (s ->> 'velocity_per_hour')::integer, min_order = (s ->> 'min_order')::numeric,
 		qualify_window = (s ->> 'qualify_window')::interval, hold = (s ->> 'hold')::interval,
 		cost_cap_share = (s ->> 'cost_cap_share')::numeric, flat_cost_cap = (s ->> 'flat_cost_cap')::numeric,
 		ring_depth = (s ->> 'ring_depth')::integer, signup_grace = (s ->> 'signup_grace')::interval,
 		tiers = s -> 'tiers', business_number = s ->> 'business_number', landing_url = s ->> 'landing_url',
 		message = s ->> 'message', starts_at = (s ->> 'starts_at')::timestamptz,
-		ends_at = (s ->> 'ends_at')::timestamptz, updated_at = now()
+		ends_at = (s ->> 'ends_at')::timestamptz, benchmark = nullif(s -> 'benchmark', 'null'),
+		reward_template = nullif(s -> 'reward_template', 'null'), sender = s ->> 'sender', updated_at = now()
 	WHERE x.id = p.id;
 	RETURN s;
 END
@@ -534,9 +552,7 @@ AS $$
 DECLARE
 	pid integer;
 BEGIN
-	IF program IS NULL THEN
-		RAISE EXCEPTION 'referral program must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(program IS NULL, 'referral program');
 	SELECT p.id INTO pid FROM wam.referral_program p WHERE p.name = program;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', program USING ERRCODE = 'undefined_object';
@@ -558,9 +574,7 @@ DECLARE
 	key bytea;
 	attempt integer := 0;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	SELECT r.code INTO c FROM wam.referrer r WHERE r.customer_id = customer AND r.program_id = pid;
 	IF FOUND THEN
 		RETURN c;
@@ -683,12 +697,8 @@ DECLARE
 	st text;
 	rs text;
 BEGIN
-	IF code IS NULL THEN
-		RAISE EXCEPTION 'referral code must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF invitee IS NULL THEN
-		RAISE EXCEPTION 'invitee must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(code IS NULL, 'referral code');
+	PERFORM wam_internal.refuse_null(invitee IS NULL, 'invitee');
 	IF source IS NOT NULL AND jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'referral source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -714,9 +724,7 @@ DECLARE
 	ph text;
 	cid bigint;
 BEGIN
-	IF invitee_phone IS NULL THEN
-		RAISE EXCEPTION 'invitee phone must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(invitee_phone IS NULL, 'invitee phone');
 	ph := wam.normalize_phone(invitee_phone);
 	SELECT c.id INTO cid FROM wam.customer c WHERE c.phone = ph;
 	IF NOT FOUND THEN
@@ -736,9 +744,7 @@ AS $$
 DECLARE
 	n integer;
 BEGIN
-	IF customer IS NULL OR source IS NULL THEN
-		RAISE EXCEPTION 'customer and source must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL OR source IS NULL, 'customer and source');
 	IF jsonb_typeof(source) <> 'object' THEN
 		RAISE EXCEPTION 'fingerprint source must be a JSON object, not %', jsonb_typeof(source)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -770,7 +776,7 @@ CREATE FUNCTION wam_internal.referral_reward_enqueue(w wam.referral_reward, p wa
 AS $$
 #variable_conflict use_variable
 DECLARE
-	t jsonb := p.settings -> 'reward_template';
+	t jsonb := p.reward_template;
 	payload jsonb;
 	configured boolean := false;
 BEGIN
@@ -787,9 +793,9 @@ BEGIN
 									FROM jsonb_array_elements(t -> 'parameters') WITH ORDINALITY x(e, i))))) END);
 	-- one subtransaction, only when a reward is issued (rare next to referrals)
 	BEGIN
-		PERFORM wam.sender_id(p.settings ->> 'sender');
+		PERFORM wam.sender_id(p.sender);
 		configured := true;
-		message_id := wam.enqueue_message(w.referrer_id, payload, p.settings ->> 'sender',
+		message_id := wam.enqueue_message(w.referrer_id, payload, p.sender,
 			vars => coalesce(t -> 'fallbacks', '{}') || jsonb_build_object('reward', w.reward, 'redemption_code', w.redemption_code,
 															 'tier', w.tier::text, 'cost', w.cost::text, 'program', p.name),
 			-- ahead of campaign traffic: it answers the invitee's order (R-F2)
@@ -1033,9 +1039,7 @@ DECLARE
 	rid bigint;
 	n integer;
 BEGIN
-	IF review IS NULL OR accept IS NULL THEN
-		RAISE EXCEPTION 'review and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(review IS NULL OR accept IS NULL, 'review and decision');
 	SELECT * INTO v FROM wam.referral_review x WHERE x.id = review FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral review % does not exist', review USING ERRCODE = 'no_data_found';
@@ -1080,9 +1084,7 @@ DECLARE
 	w wam.referral_reward;
 	p wam.referral_program;
 BEGIN
-	IF reward IS NULL OR issue IS NULL THEN
-		RAISE EXCEPTION 'reward and decision must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(reward IS NULL OR issue IS NULL, 'reward and decision');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1122,9 +1124,7 @@ DECLARE
 	p wam.referral_program;
 	st text;
 BEGIN
-	IF reward IS NULL THEN
-		RAISE EXCEPTION 'reward must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(reward IS NULL, 'reward');
 	SELECT * INTO w FROM wam.referral_reward x WHERE x.id = reward FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral reward % does not exist', reward USING ERRCODE = 'no_data_found';
@@ -1185,9 +1185,7 @@ DECLARE
 	n_qualified bigint;
 	rs wam.referral[];
 BEGIN
-	IF since IS NULL OR until IS NULL THEN
-		RAISE EXCEPTION 'report period must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'report period');
 	IF until <= since THEN
 		RAISE EXCEPTION 'report period is empty: until (%) must be after since (%)', until, since
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1210,8 +1208,8 @@ BEGIN
 				 GROUP BY r.reason ORDER BY count(*) DESC, r.reason;
 	RETURN QUERY SELECT 'conversion'::text, NULL::text,
 						CASE WHEN n_accepted > 0 THEN round(n_qualified::numeric / n_accepted, 4) END,
-						'qualified / accepted' || CASE WHEN p.settings #>> '{benchmark,conversion}' IS NOT NULL
-													 THEN '; preset benchmark ' || (p.settings #>> '{benchmark,conversion}') ELSE '' END;
+						'qualified / accepted' || CASE WHEN p.benchmark ->> 'conversion' IS NOT NULL
+													 THEN '; preset benchmark ' || (p.benchmark ->> 'conversion') ELSE '' END;
 	-- rewards decided for referrals of the period: by tier and status
 	RETURN QUERY SELECT 'rewards'::text, format('tier %s: %s (%s)', w.tier, w.reward, w.status), count(*)::numeric,
 						format('cost %s', sum(w.cost))
@@ -1268,7 +1266,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam_internal.referral_code_make(bytea, integer, bigint, integer), wam.normalize_referral_code(text), wam.redemption_code(),
 	wam_internal.referral_attempts(timestamptz[], timestamptz, integer),
 	wam_internal.referral_check_trigger(), wam_internal.referrer_delete_trigger(), wam.referral_defaults(text), wam_internal.referral_settings(jsonb, jsonb),
-	wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
+	wam.referral_program_settings(wam.referral_program), wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
 	wam.record_referral(text, bigint, jsonb), wam.record_referral(text, text, jsonb),
@@ -1279,7 +1277,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_referral_code(text), wam.referral_defaults(text), wam.url_encode(text),
-	wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
+	wam.referral_program_settings(wam.referral_program), wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),
 	wam.record_referral(text, text, jsonb), wam.record_fingerprint(bigint, jsonb) TO wam_operator;

@@ -951,20 +951,14 @@ DECLARE
 	old_tier text;
 	new_tier text;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF amount IS NULL THEN
-		RAISE EXCEPTION 'order amount must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
+	PERFORM wam_internal.refuse_null(amount IS NULL, 'order amount');
 	IF amount < 0 OR amount = 'NaN' OR amount = 'Infinity' THEN
 		RAISE EXCEPTION 'order amount must be a finite amount of at least 0, not %', amount
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Record refunds by correcting or deleting the order in wam.customer_order.';
 	END IF;
-	IF ordered_at IS NULL OR coupon_used IS NULL THEN
-		RAISE EXCEPTION 'order time and coupon flag must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(ordered_at IS NULL OR coupon_used IS NULL, 'order time and coupon flag');
 	IF details IS NOT NULL AND jsonb_typeof(details) <> 'object' THEN
 		RAISE EXCEPTION 'order details must be a JSON object, not %', jsonb_typeof(details)
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1059,9 +1053,7 @@ DECLARE
 	src text := 'statistics';
 	prospects bigint;
 BEGIN
-	IF as_of IS NULL THEN
-		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(as_of IS NULL, 'as_of');
 	SELECT * INTO cfg FROM wam.rfm_config;
 	IF as_of > now() + cfg.future_tolerance OR NOT isfinite(as_of) THEN
 		RAISE EXCEPTION 'cannot score as of %: it must be a finite time, not in the future', as_of
@@ -1275,9 +1267,7 @@ AS $$
 DECLARE
 	unit_days float8 := extract(epoch FROM time_unit) / 86400;
 BEGIN
-	IF calibration_end IS NULL OR time_unit IS NULL THEN
-		RAISE EXCEPTION 'calibration end and time unit must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(calibration_end IS NULL OR time_unit IS NULL, 'calibration end and time unit');
 	IF NOT unit_days > 0 THEN
 		RAISE EXCEPTION 'time unit must be a positive interval, not %', time_unit USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -1550,9 +1540,7 @@ DECLARE
 	cfg wam.rfm_config;
 	d record;
 BEGIN
-	IF customer IS NULL OR cost IS NULL THEN
-		RAISE EXCEPTION 'customer and cost must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL OR cost IS NULL, 'customer and cost');
 	IF cost < 0 OR cost = 'NaN' THEN
 		RAISE EXCEPTION 'cost must not be negative, not %', cost USING ERRCODE = 'invalid_parameter_value';
 	END IF;

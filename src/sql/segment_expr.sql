@@ -91,10 +91,7 @@ DECLARE
 	below integer;
 	above integer;
 BEGIN
-	IF name IS NULL OR expression IS NULL THEN
-		RAISE EXCEPTION 'saved segment name and expression must not be null'
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(name IS NULL OR expression IS NULL, 'saved segment name and expression');
 	IF norm = '' THEN
 		RAISE EXCEPTION 'saved segment name "%" has no letters or digits', name
 			USING ERRCODE = 'invalid_parameter_value';
@@ -173,9 +170,7 @@ DECLARE
 	dropped integer;
 	r record;
 BEGIN
-	IF name IS NULL OR cascade IS NULL THEN
-		RAISE EXCEPTION 'saved segment name must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(name IS NULL OR cascade IS NULL, 'saved segment name');
 	LOCK TABLE wam.saved_segment IN SHARE ROW EXCLUSIVE MODE;
 	IF NOT EXISTS (SELECT FROM wam.saved_segment s WHERE s.normalized_name = norm) THEN
 		RAISE EXCEPTION 'saved segment "%" does not exist', name USING ERRCODE = 'undefined_object';

@@ -378,9 +378,7 @@ DECLARE
 	was_paused boolean;
 	sid integer := wam.sender_id(name);
 BEGIN
-	IF name IS NULL THEN
-		RAISE EXCEPTION 'sender name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(name IS NULL, 'sender name');
 	SELECT paused INTO was_paused FROM wam.sender WHERE sender_id = sid FOR UPDATE;
 	UPDATE wam.sender SET paused = false, paused_reason = NULL, paused_at = NULL WHERE sender_id = sid;
 	RETURN was_paused;
@@ -397,9 +395,7 @@ AS $$
 DECLARE
 	result timestamptz;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	IF source IS NULL OR btrim(source) = '' THEN
 		RAISE EXCEPTION 'the source of the consent must be recorded'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -426,9 +422,7 @@ AS $$
 DECLARE
 	n bigint;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	IF reason IS NULL OR btrim(reason) = '' THEN
 		RAISE EXCEPTION 'a reason for the opt-out must be recorded' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -503,9 +497,7 @@ CREATE FUNCTION wam_internal.check_enqueue_options(not_before timestamptz, prior
 AS $$
 #variable_conflict use_variable
 BEGIN
-	IF not_before IS NULL THEN
-		RAISE EXCEPTION 'not_before must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(not_before IS NULL, 'not_before');
 	IF priority IS NULL OR priority NOT BETWEEN -100 AND 100 THEN
 		RAISE EXCEPTION 'priority must be between -100 and 100' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -589,9 +581,7 @@ DECLARE
 	blocked_until timestamptz;
 	new_id bigint;
 BEGIN
-	IF customer IS NULL THEN
-		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	PERFORM wam_internal.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(payload);
 	sid := wam.sender_id(sender);
@@ -659,9 +649,7 @@ DECLARE
 	eligible bigint;
 	now_ts timestamptz := pg_catalog.now();
 BEGIN
-	IF who IS NULL THEN
-		RAISE EXCEPTION 'segment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(who IS NULL, 'segment');
 	PERFORM wam_internal.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(template);
 	sid := wam.sender_id(sender);
@@ -729,9 +717,7 @@ AS $$
 DECLARE
 	st text;
 BEGIN
-	IF message IS NULL THEN
-		RAISE EXCEPTION 'message must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(message IS NULL, 'message');
 	-- Only a waiting row is locked (the WHERE clause is rechecked after a
 	-- wait): a row the worker has claimed is never locked here, so an open
 	-- transaction that called wam.cancel cannot hold up the worker recording
@@ -758,9 +744,7 @@ DECLARE
 	n bigint;
 	sid integer;
 BEGIN
-	IF campaign IS NULL THEN
-		RAISE EXCEPTION 'campaign must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
 	IF sender IS NOT NULL THEN
 		sid := wam.sender_id(sender);
 	END IF;
@@ -778,9 +762,7 @@ CREATE FUNCTION wam.requeue_message(message bigint) RETURNS boolean
 AS $$
 #variable_conflict use_variable
 BEGIN
-	IF message IS NULL THEN
-		RAISE EXCEPTION 'message must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(message IS NULL, 'message');
 	UPDATE wam.outbox o SET status = 'queued', next_attempt_at = pg_catalog.now()
 	WHERE o.message_id = message AND o.status = 'uncertain';
 	RETURN FOUND;
@@ -1138,9 +1120,7 @@ DECLARE
 	n_message integer := 0;
 	r record;
 BEGIN
-	IF body IS NULL THEN
-		RAISE EXCEPTION 'webhook body must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(body IS NULL, 'webhook body');
 	-- before the body is hashed or parsed
 	IF octet_length(body) > wam_internal.webhook_max_body_bytes() THEN
 		RAISE EXCEPTION 'webhook body is too large'
@@ -1395,9 +1375,7 @@ AS $$
 DECLARE
 	sid integer;
 BEGIN
-	IF since IS NULL OR until IS NULL THEN
-		RAISE EXCEPTION 'since and until must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'since and until');
 	IF until < since THEN
 		RAISE EXCEPTION 'until must not be before since' USING ERRCODE = 'invalid_parameter_value';
 	END IF;

@@ -470,9 +470,7 @@ AS $$
 DECLARE
 	t wam.tag;
 BEGIN
-	IF tag IS NULL THEN
-		RAISE EXCEPTION 'tag name must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(tag IS NULL, 'tag name');
 	SELECT * INTO t FROM wam.tag WHERE normalized_name = wam.normalize_tag_name(tag);
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'tag "%" does not exist', tag
@@ -505,9 +503,7 @@ DECLARE
 	existing wam.tag;
 	new_id integer;
 BEGIN
-	IF name IS NULL OR dimension IS NULL THEN
-		RAISE EXCEPTION 'tag name and dimension must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(name IS NULL OR dimension IS NULL, 'tag name and dimension');
 	IF norm = '' THEN
 		RAISE EXCEPTION 'tag name "%" has no letters or digits', name USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -1240,9 +1236,7 @@ CREATE FUNCTION wam.import_csv(data text, default_country text DEFAULT NULL, del
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	IF data IS NULL THEN
-		RAISE EXCEPTION 'import data must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(data IS NULL, 'import data');
 	delimiter := coalesce(delimiter,
 		wam.csv_delimiter(convert_to(split_part(left(data, 65536), E'\n', 1), 'UTF8')));
 	RETURN QUERY SELECT * FROM wam_internal.import_file(data, NULL, default_country, delimiter);
@@ -1257,9 +1251,7 @@ AS $$
 DECLARE
 	eol integer := position('\x0a'::bytea IN substring(data FROM 1 FOR 65536));
 BEGIN
-	IF data IS NULL THEN
-		RAISE EXCEPTION 'import data must not be null' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
+	PERFORM wam_internal.refuse_null(data IS NULL, 'import data');
 	delimiter := coalesce(delimiter, wam.csv_delimiter(
 		substring(data FROM 1 FOR CASE WHEN eol > 0 THEN eol ELSE 65536 END)));
 	-- raw bytes: a line that is not valid UTF-8 fails alone, the others import
