@@ -784,7 +784,15 @@ BEGIN
 	END IF;
 	BEGIN
 		EXECUTE format('UPDATE wam.rfm_setting SET %I = $1::%s', setting, col_type) USING value;
-	EXCEPTION WHEN check_violation OR not_null_violation THEN
+	EXCEPTION WHEN data_exception THEN
+		-- a value that is not of the setting's type (a cast error): say which
+		-- setting and type instead of showing the internal UPDATE
+		RAISE EXCEPTION 'invalid value % for setting %', coalesce(quote_literal(value), 'NULL'), setting
+			USING ERRCODE = 'invalid_text_representation',
+				  DETAIL = format('The setting is of type %s: %s', col_type, SQLERRM),
+				  HINT = format('The current value is %s; see wam.rfm_settings.',
+								(SELECT coalesce(r.value, 'NULL') FROM wam.rfm_settings r WHERE r.setting = setting));
+	WHEN check_violation OR not_null_violation THEN
 		GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
 		RAISE EXCEPTION 'invalid value % for setting %', coalesce(quote_literal(value), 'NULL'), setting
 			USING ERRCODE = 'invalid_parameter_value',
@@ -950,6 +958,8 @@ DECLARE
 	new_id bigint;
 	old_tier text;
 	new_tier text;
+	bad_product bigint;
+	bad_quantity jsonb;
 BEGIN
 	IF customer IS NULL THEN
 		RAISE EXCEPTION 'customer must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -1005,10 +1015,21 @@ BEGIN
 		n_units := CASE WHEN jsonb_typeof(details -> 'units') = 'number' AND (details ->> 'units') ~ '^[0-9]{1,9}$'
 						THEN (details ->> 'units')::integer END;
 	ELSIF jsonb_typeof(details -> 'products') = 'array' AND jsonb_array_length(details -> 'products') > 0 THEN
-		SELECT CASE WHEN bool_and(q IS NULL OR (jsonb_typeof(q) = 'number' AND q #>> '{}' ~ '^[0-9]{1,9}$'))
-					THEN least(sum(coalesce((q #>> '{}')::bigint, 1)), 2147483647)::integer END
+		-- every quantity is checked before any is cast, so a bad one is named
+		-- instead of failing the cast inside the sum
+		SELECT p.n - 1, p.q INTO bad_product, bad_quantity
+		FROM jsonb_array_elements(details -> 'products') WITH ORDINALITY p(q, n)
+		WHERE p.q -> 'quantity' IS NOT NULL
+		  AND NOT (jsonb_typeof(p.q -> 'quantity') = 'number' AND p.q ->> 'quantity' ~ '^[0-9]{1,9}$')
+		ORDER BY p.n LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'invalid quantity % in order details products[%]', bad_quantity -> 'quantity', bad_product
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A quantity is a JSON number, a whole number from 0 to 999999999, e.g. {"products": [{"sku": "A1", "quantity": 2}]}.';
+		END IF;
+		SELECT least(sum(coalesce((p -> 'quantity' #>> '{}')::bigint, 1)), 2147483647)::integer
 		INTO n_units
-		FROM jsonb_array_elements(details -> 'products') p, LATERAL (SELECT p -> 'quantity' AS q) x;
+		FROM jsonb_array_elements(details -> 'products') p;
 	END IF;
 	IF n_units IS NULL OR n_units < 1 THEN
 		RAISE EXCEPTION 'order units must be a positive whole number'
