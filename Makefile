@@ -21,6 +21,7 @@ OBJS = \
 	src/phone.o \
 	src/phone_data.o \
 	src/phone_sql.o \
+	src/customer_sql.o \
 	src/rfm.o \
 	src/ltv.o \
 	src/ltv_math.o \
@@ -59,7 +60,7 @@ SQL_PARTS = \
 DATA_built = pg_wamarketing--$(EXTVERSION).sql
 EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
 
-REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random rfm ltv sender webhook referral security
+REGRESS = extension segment_io segment_copy segment_ops segment_agg segment_srf segment_bad_input segment_random tags tagging csv phone import segment_expr segment_expr_random customer rfm ltv sender webhook referral security
 REGRESS_OPTS = --load-extension=pg_wamarketing
 
 PG_CPPFLAGS = -I$(srcdir)/src
