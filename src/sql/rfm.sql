@@ -179,21 +179,26 @@ CREATE TABLE wam.clv_fit (
 	gammagamma float8[] NOT NULL CONSTRAINT clv_fit_gammagamma CHECK (cardinality(gammagamma) = 3),
 	bgnbd_log_likelihood float8 NOT NULL,
 	gammagamma_log_likelihood float8 NOT NULL,
+	bgnbd_penalizer float8 NOT NULL DEFAULT 0,
+	gammagamma_penalizer float8 NOT NULL DEFAULT 0,
 	evaluations integer NOT NULL,
 	fit_ms float8 NOT NULL
 );
 COMMENT ON TABLE wam.clv_fit IS 'the last successful wam.fit_clv: BG/NBD {r, alpha, a, b} and Gamma-Gamma {p, q, v}, alpha in time_unit';
+COMMENT ON COLUMN wam.clv_fit.bgnbd_penalizer IS '0: maximum likelihood; else the L2 penalizer of a penalized fit (penalizer x the sum of the squared parameters per customer, as lifetimes'' penalizer_coef)';
+COMMENT ON COLUMN wam.clv_fit.bgnbd_log_likelihood IS 'log-likelihood of the fitted parameters (without the penalty)';
 
 CREATE VIEW wam.clv_parameter AS
-SELECT x.model, x.parameter, x.value
+SELECT x.model, x.parameter, x.value, x.penalizer
 FROM wam.clv_fit f
 CROSS JOIN LATERAL (VALUES
-	(1, 'bgnbd', 'r', f.bgnbd[1]), (2, 'bgnbd', 'alpha', f.bgnbd[2]),
-	(3, 'bgnbd', 'a', f.bgnbd[3]), (4, 'bgnbd', 'b', f.bgnbd[4]),
-	(5, 'gammagamma', 'p', f.gammagamma[1]), (6, 'gammagamma', 'q', f.gammagamma[2]),
-	(7, 'gammagamma', 'v', f.gammagamma[3])) x(pos, model, parameter, value)
+	(1, 'bgnbd', 'r', f.bgnbd[1], f.bgnbd_penalizer), (2, 'bgnbd', 'alpha', f.bgnbd[2], f.bgnbd_penalizer),
+	(3, 'bgnbd', 'a', f.bgnbd[3], f.bgnbd_penalizer), (4, 'bgnbd', 'b', f.bgnbd[4], f.bgnbd_penalizer),
+	(5, 'gammagamma', 'p', f.gammagamma[1], f.gammagamma_penalizer),
+	(6, 'gammagamma', 'q', f.gammagamma[2], f.gammagamma_penalizer),
+	(7, 'gammagamma', 'v', f.gammagamma[3], f.gammagamma_penalizer)) x(pos, model, parameter, value, penalizer)
 ORDER BY x.pos;
-COMMENT ON VIEW wam.clv_parameter IS 'the fitted lifetime-value parameters, one row each (as returned by wam.fit_clv)';
+COMMENT ON VIEW wam.clv_parameter IS 'the fitted lifetime-value parameters, one row each (as returned by wam.fit_clv); penalizer 0: maximum likelihood, else a penalized fit';
 
 -- C functions: RFM quintiles
 
@@ -240,7 +245,18 @@ CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8) (
 );
 COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
 COMMENT ON FUNCTION wam.bgnbd_fit_final(internal) IS 'internal: final function of wam.bgnbd_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers}';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer 0}';
+
+CREATE FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8, penalizer float8) (
+	SFUNC = wam.bgnbd_fit_trans,
+	STYPE = internal,
+	FINALFUNC = wam.bgnbd_fit_final,
+	PARALLEL = SAFE
+);
+COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit with a penalizer';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'penalized BG/NBD fit (penalizer x (r^2 + alpha^2 + a^2 + b^2) per customer, as lifetimes'' penalizer_coef; the same on every row): 0 is maximum likelihood, NULL is maximum likelihood unless degenerate, then the smallest of 0.001, 0.01, 0.1 that gives a usable fit (with a NOTICE); {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -254,7 +270,18 @@ CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8) (
 );
 COMMENT ON FUNCTION wam.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
 COMMENT ON FUNCTION wam.gammagamma_fit_final(internal) IS 'internal: final function of wam.gammagamma_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers}';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer 0}';
+
+CREATE FUNCTION wam.gammagamma_fit_trans(internal, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8, penalizer float8) (
+	SFUNC = wam.gammagamma_fit_trans,
+	STYPE = internal,
+	FINALFUNC = wam.gammagamma_fit_final,
+	PARALLEL = SAFE
+);
+COMMENT ON FUNCTION wam.gammagamma_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.gammagamma_fit with a penalizer';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8, float8) IS 'penalized Gamma-Gamma fit over repeat buyers (penalizer x (p^2 + q^2 + v^2) per customer; 0 and NULL as for wam.bgnbd_fit): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam.hyp2f1(a float8, b float8, c float8, z float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_hyp2f1' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -1358,8 +1385,10 @@ END
 $$;
 COMMENT ON FUNCTION wam.clv_summary(timestamptz, interval) IS 'per customer with an order by the calibration end: frequency (purchase days after the first), recency (first to last purchase day) and T (first purchase day to the calibration end) in time units, monetary value (mean spend per repeat purchase day, first day excluded; 0 without one)';
 
-CREATE FUNCTION wam.fit_clv(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day')
-	RETURNS TABLE (model text, parameter text, value float8)
+CREATE FUNCTION wam.fit_clv(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day',
+							penalizer float8 DEFAULT NULL)
+	-- model, parameter, value, penalizer (0: maximum likelihood)
+	RETURNS SETOF wam.clv_parameter
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1378,6 +1407,11 @@ BEGIN
 	unit_days := wam.clv_unit_days(calibration_end, time_unit);
 	IF calibration_end > now() + cfg.future_tolerance THEN
 		RAISE EXCEPTION 'calibration end % is in the future', calibration_end USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT (penalizer >= 0 AND penalizer < 'Infinity') THEN
+		RAISE EXCEPTION 'penalizer must be a finite number of at least 0, not %', penalizer
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = '0 fits by maximum likelihood; 0.001 to 0.1 suits small samples; NULL (the default) chooses.';
 	END IF;
 	cal_day := (calibration_end AT TIME ZONE cfg.day_time_zone)::date;
 	-- Every order in the calibration period (the usual case, calibration_end
@@ -1398,13 +1432,13 @@ BEGIN
 				  HINT = 'Until then wam.ltv() uses the simple estimate: average order value x purchase frequency x horizon.';
 	END IF;
 	IF from_stats THEN
-		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T"),
-			   wam.gammagamma_fit(s.frequency, s.monetary_value) FILTER (WHERE s.monetary_value > 0)
+		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
+			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
 		INTO bg, gg
 		FROM wam.clv_summary_from_stats(cal_day, unit_days) s;
 	ELSE
-		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T"),
-			   wam.gammagamma_fit(s.frequency, s.monetary_value) FILTER (WHERE s.monetary_value > 0)
+		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
+			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
 		INTO bg, gg
 		FROM wam.clv_summary(calibration_end, time_unit) s;
 	END IF;
@@ -1413,24 +1447,29 @@ BEGIN
 			USING ERRCODE = 'data_exception';
 	END IF;
 	IF gg[2] <= 1 THEN
-		RAISE EXCEPTION 'the Gamma-Gamma fit has q = % <= 1: the mean spend per purchase is not finite', gg[2]
+		RAISE EXCEPTION 'the Gamma-Gamma fit has q = % <= 1: the mean spend per purchase is not finite',
+			round(gg[2]::numeric, 4)
 			USING ERRCODE = 'data_exception',
-				  HINT = 'Spend per purchase is too heavy-tailed for the model; check for outlier orders.';
+				  HINT = CASE WHEN gg[7] > 0
+							  THEN format('The penalty shrinks q as well: try a smaller penalizer than %s, or NULL to choose one.', gg[7])
+							  ELSE 'Spend per purchase is too heavy-tailed for the model; check for outlier orders.' END;
 	END IF;
 	INSERT INTO wam.clv_fit AS f (fitted_at, calibration_end, time_unit, customers, repeat_buyers, bgnbd, gammagamma,
-								  bgnbd_log_likelihood, gammagamma_log_likelihood, evaluations, fit_ms)
+								  bgnbd_log_likelihood, gammagamma_log_likelihood, bgnbd_penalizer,
+								  gammagamma_penalizer, evaluations, fit_ms)
 	VALUES (now(), calibration_end, time_unit, bg[7]::bigint, bg[8]::bigint, bg[1:4], gg[1:3], bg[5], gg[4],
-			(bg[6] + gg[5])::integer, 1000 * extract(epoch FROM clock_timestamp() - started))
+			bg[9], gg[7], (bg[6] + gg[5])::integer, 1000 * extract(epoch FROM clock_timestamp() - started))
 	ON CONFLICT (id) DO UPDATE
 	SET fitted_at = EXCLUDED.fitted_at, calibration_end = EXCLUDED.calibration_end, time_unit = EXCLUDED.time_unit,
 		customers = EXCLUDED.customers, repeat_buyers = EXCLUDED.repeat_buyers, bgnbd = EXCLUDED.bgnbd,
 		gammagamma = EXCLUDED.gammagamma, bgnbd_log_likelihood = EXCLUDED.bgnbd_log_likelihood,
-		gammagamma_log_likelihood = EXCLUDED.gammagamma_log_likelihood, evaluations = EXCLUDED.evaluations,
-		fit_ms = EXCLUDED.fit_ms;
-	RETURN QUERY SELECT p.model, p.parameter, p.value FROM wam.clv_parameter p;
+		gammagamma_log_likelihood = EXCLUDED.gammagamma_log_likelihood,
+		bgnbd_penalizer = EXCLUDED.bgnbd_penalizer, gammagamma_penalizer = EXCLUDED.gammagamma_penalizer,
+		evaluations = EXCLUDED.evaluations, fit_ms = EXCLUDED.fit_ms;
+	RETURN QUERY SELECT p.* FROM wam.clv_parameter p;
 END
 $$;
-COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval) IS 'fits BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) by maximum likelihood to the purchases up to calibration_end, alpha in time_unit; stores the fit used by wam.ltv, wam.p_alive and wam.expected_purchases (admins)';
+COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval, float8) IS 'fits BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) to the purchases up to calibration_end, alpha in time_unit; penalizer 0: maximum likelihood, > 0: penalized (as lifetimes'' penalizer_coef), NULL: maximum likelihood unless it is degenerate, then penalized (a NOTICE says so); stores the fit used by wam.ltv, wam.p_alive and wam.expected_purchases (admins)';
 
 CREATE FUNCTION wam.ltv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
 	RETURNS TABLE (method text, frequency integer, recency float8, "T" float8, monetary_value float8,
@@ -1478,7 +1517,9 @@ BEGIN
 		"T" := (today - s.first_day) / unit_days;
 		monetary_value := CASE WHEN frequency > 0
 							   THEN ((s.total_amount - s.first_day_amount) / frequency)::float8 ELSE 0 END;
-		method := 'bgnbd+gammagamma';
+		-- a penalized fit says so: its predictions lean towards the base average
+		method := CASE WHEN fit.bgnbd_penalizer > 0 OR fit.gammagamma_penalizer > 0
+					   THEN 'bgnbd+gammagamma penalized' ELSE 'bgnbd+gammagamma' END;
 		p_alive := wam.bgnbd_p_alive(fit.bgnbd, frequency, recency, "T");
 		expected_purchases := wam.bgnbd_expected_purchases(fit.bgnbd, frequency, recency, "T", horizon_days / unit_days);
 		spend_per_purchase := round(wam.gammagamma_expected_spend(fit.gammagamma, frequency, monetary_value)::numeric, 2);
@@ -1500,7 +1541,7 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION wam.ltv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
+COMMENT ON FUNCTION wam.ltv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, bgnbd+gammagamma penalized for a penalized fit, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
 
 CREATE FUNCTION wam.ltv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1613,6 +1654,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam.gammagamma_fit_trans(internal, float8, float8), wam.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
+	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1627,7 +1670,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.rfm_refresh(timestamptz), wam.rfm_score(bigint), wam.value_report(),
 	wam.rfm_tier_tag(text), wam.rfm_sync_tags(), wam.rfm_mirror_customer(bigint, text, text),
 	wam.clv_summary_from_stats(date, float8), wam.clv_unit_days(timestamptz, interval),
-	wam.clv_summary(timestamptz, interval), wam.fit_clv(timestamptz, interval),
+	wam.clv_summary(timestamptz, interval), wam.fit_clv(timestamptz, interval, float8),
 	wam.ltv_detail(bigint, interval, numeric), wam.ltv(bigint, interval, numeric),
 	wam.expected_purchases(bigint, interval), wam.p_alive(bigint),
 	wam.cost_cap_detail(bigint), wam.cost_cap(bigint), wam.check_cost(bigint, numeric)
@@ -1638,6 +1681,8 @@ GRANT EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam.gammagamma_fit_trans(internal, float8, float8), wam.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
+	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1652,7 +1697,7 @@ TO wam_reader;
 -- operators: record orders
 GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) TO wam_operator;
 -- admins: score, fit, configure, mirror tags, repair statistics
-GRANT EXECUTE ON FUNCTION wam.rfm_refresh(timestamptz), wam.fit_clv(timestamptz, interval),
+GRANT EXECUTE ON FUNCTION wam.rfm_refresh(timestamptz), wam.fit_clv(timestamptz, interval, float8),
 	wam.rfm_configure(text, text), wam.rfm_define_scheme(text, jsonb, text), wam.rfm_sync_tags(),
 	wam.recompute_order_stats(bigint[]) TO wam_admin;
 
