@@ -33,6 +33,14 @@ SELECT x, round(bgnbd_expected_purchases('{0.2426, 4.4135, 0.7929, 2.4258}', x, 
 	   round(bgnbd_p_alive('{0.2426, 4.4135, 0.7929, 2.4258}', x, 20, 38.86)::numeric, 4) AS p_alive
 FROM unnest(ARRAY[0, 1, 5, 20, 200]) x;
 SELECT bgnbd_expected_purchases('{0.2426, 4.4135, 0.7929, 2.4258}', 3, 10, 38.86, 0) AS no_time;
+-- no drop-out (a / (a + b) below 1e-12, as a penalized fit may give): the NBD limit
+-- t (r + x) / (alpha + T), also where the closed form fails (a + b + x - 1 <= 0)
+SELECT bgnbd_expected_purchases('{0.5, 20, 1e-21, 0.5}', 0, 0, 30, 365) AS nbd_x0,
+	   bgnbd_expected_purchases('{0.5, 20, 1e-21, 0.5}', 2, 10, 30, 365) AS nbd_x2,
+	   round(bgnbd_p_alive('{0.5, 20, 1e-21, 0.5}', 2, 10, 30)::numeric, 12) AS p_alive;
+-- just above the limit the closed form gives nearly the same
+SELECT round(bgnbd_expected_purchases('{0.5, 20, 1e-9, 2}', 2, 10, 30, 365)::numeric, 4) AS closed_form,
+	   round((bgnbd_expected_purchases('{0.5, 20, 1e-21, 2}', 2, 10, 30, 365))::numeric, 4) AS nbd_limit;
 -- bad input
 SELECT bgnbd_p_alive('{0.2426, 4.4135, 0.7929}', 2, 30, 38);
 SELECT bgnbd_p_alive('{0.2426, -4.4135, 0.7929, 2.4258}', 2, 30, 38);
