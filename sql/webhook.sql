@@ -144,6 +144,9 @@ SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.M3', 'sent', 1750000000, 'wam:' || :m3),
 	pg_temp.st('wamid.M3', 'failed', extract(epoch FROM now())::bigint - 60) || '{"errors":[{"code":131049,"title":"ecosystem","error_data":{"details":"not delivered to maintain healthy ecosystem engagement"}}]}'))) AS failed;
 SELECT m, status, wamid, sent, delivered, read, failed, error_code, error_detail FROM pg_temp.show();
+-- the failure again: nothing changes
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M3', 'failed', extract(epoch FROM now())::bigint - 30) || '{"errors":[{"code":131049,"title":"ecosystem","error_data":{"details":"not delivered to maintain healthy ecosystem engagement"}}]}'))) AS failed_again;
 -- unknown wamids, unknown statuses and malformed timestamps are skipped
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.NOPE', 'delivered', 1750000000), jsonb_build_object('id', 'wamid.M2', 'status', 'played'),
