@@ -169,6 +169,10 @@ SELECT rfm_configure('cost_cap_share', 'lots');
 SELECT rfm_configure('future_tolerance', 'soon');
 SELECT rfm_configure('mirror_tags', 'maybe');
 SELECT rfm_configure('clv_min_customers', '99999999999');
+\set VERBOSITY sqlstate
+SELECT rfm_configure('cost_cap_share', 'lots');
+SELECT rfm_configure('clv_min_customers', '99999999999');
+\set VERBOSITY default
 SELECT rfm_configure('ltv_margin', NULL);
 SELECT rfm_configure('push_cost', NULL) IS NULL AS push_cost_unset;
 SELECT setting, value FROM rfm_settings WHERE setting IN ('tier_scheme', 'currency', 'day_time_zone', 'cost_cap_share');

@@ -772,6 +772,7 @@ DECLARE
 	old_zone text := (SELECT s.day_time_zone FROM wam.rfm_setting s);
 	result text;
 	constraint_name text;
+	cast_state text;
 BEGIN
 	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO col_type
 	FROM pg_catalog.pg_attribute a
@@ -812,10 +813,11 @@ BEGIN
 	BEGIN
 		EXECUTE format('UPDATE wam.rfm_setting SET %I = $1::%s', setting, col_type) USING value;
 	EXCEPTION WHEN data_exception THEN
-		-- a value that is not of the setting's type (a cast error): say which
-		-- setting and type instead of showing the internal UPDATE
+		-- a value that is not of the setting's type (a cast error, 22P02 or
+		-- 22003): say which setting and type instead of showing the internal UPDATE
+		GET STACKED DIAGNOSTICS cast_state = RETURNED_SQLSTATE;
 		RAISE EXCEPTION 'invalid value % for setting %', coalesce(quote_literal(value), 'NULL'), setting
-			USING ERRCODE = 'invalid_text_representation',
+			USING ERRCODE = cast_state,
 				  DETAIL = format('The setting is of type %s: %s', col_type, SQLERRM),
 				  HINT = format('The current value is %s; see wam.rfm_settings.',
 								(SELECT coalesce(r.value, 'NULL') FROM wam.rfm_settings r WHERE r.setting = setting));
