@@ -5,7 +5,7 @@ MODULE_big = pg_wamarketing
 
 OBJS = \
 	src/wam.o \
-	src/wam_portable.o \
+	src/segment_portable.o \
 	src/backup.o \
 	src/wam_lock.o \
 	src/segment_text.o \
@@ -14,8 +14,8 @@ OBJS = \
 	src/segment_ops.o \
 	src/segment_agg.o \
 	src/segment_srf.o \
-	src/membership.o \
-	src/tagging.o \
+	src/tag_membership.o \
+	src/tag_attach.o \
 	src/csv.o \
 	src/csv_sql.o \
 	src/phone.o \
@@ -23,15 +23,15 @@ OBJS = \
 	src/phone_sql.o \
 	src/customer_sql.o \
 	src/rfm.o \
-	src/ltv.o \
-	src/ltv_math.o \
+	src/clv.o \
+	src/clv_math.o \
 	src/expr_parse.o \
-	src/expr_eval.o \
+	src/expr_prepare.o \
 	src/expr_sql.o \
 	src/expr_agg.o \
-	src/expr_run.o \
+	src/expr_eval.o \
 	src/webhook.o \
-	src/payload_render.o \
+	src/sender_payload.o \
 	src/worker_main.o \
 	src/worker_shmem.o \
 	src/worker_db.o \

@@ -94,7 +94,7 @@ SELECT bool_and(ok) FROM verify_tag_index();
 -- the import is one statement over wam.csv_rows: operators cannot call its
 -- internal function directly
 SET ROLE wam_operator;
-SELECT * FROM import_file(E'phone\n+85291234597\n', NULL, NULL, ',');
+SELECT * FROM wam_internal.import_file(E'phone\n+85291234597\n', NULL, NULL, ',');
 RESET ROLE;
 
 -- The caller's temporary objects are never read or run: an operator who

@@ -99,7 +99,7 @@ SELECT referral_code(9999, 'main');
 -- different characters is caught; case, O/0, I/L/1, spaces, hyphens forgiven
 CREATE FUNCTION pg_temp.code_ok(c text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM wam.referral_code_normalize(c);
+	PERFORM wam.normalize_referral_code(c);
 	RETURN true;
 EXCEPTION WHEN invalid_parameter_value THEN
 	RETURN false;
@@ -114,14 +114,14 @@ FROM (SELECT overlay(overlay(c placing substr(c, j, 1) from i for 1) placing sub
 	  FROM (SELECT referral_code(g, 'main') AS c FROM generate_series(1, 20) g) x,
 		   generate_series(1, 11) i, generate_series(1, 11) j
 	  WHERE i < j AND substr(c, i, 1) <> substr(c, j, 1)) y;
-SELECT referral_code_normalize('qz0s-ts1j 7pn') AS forgiving, referral_code_normalize('QZOSTSIJ7PN') AS o_and_i;
-SELECT referral_code_normalize('QZ0STS1J7PM');
-SELECT referral_code_normalize('QZ0STS1J7P');
-SELECT referral_code_normalize('QZ0STS1J7PNN');
-SELECT referral_code_normalize('QZ0STS1J7PU');
-SELECT referral_code_normalize(' - ');
-SELECT referral_code_normalize(repeat('A', 100));
-SELECT referral_code_normalize(NULL) IS NULL AS null_in_null_out;
+SELECT normalize_referral_code('qz0s-ts1j 7pn') AS forgiving, normalize_referral_code('QZOSTSIJ7PN') AS o_and_i;
+SELECT normalize_referral_code('QZ0STS1J7PM');
+SELECT normalize_referral_code('QZ0STS1J7P');
+SELECT normalize_referral_code('QZ0STS1J7PNN');
+SELECT normalize_referral_code('QZ0STS1J7PU');
+SELECT normalize_referral_code(' - ');
+SELECT normalize_referral_code(repeat('A', 100));
+SELECT normalize_referral_code(NULL) IS NULL AS null_in_null_out;
 
 -- links: wa.me with the code in the prefilled text; the landing URL carries UTM
 SELECT referral_link(1, 'main');
@@ -167,7 +167,7 @@ SELECT record_referral(referral_code(17, 'abuse'), 1) AS ring_3;
 SELECT record_referral(overlay(:'code_a' placing (CASE WHEN substr(:'code_a', 4, 1) = 'A' THEN 'B' ELSE 'A' END) from 4 for 1), 9) AS typo;
 SELECT record_referral('hello', 9) AS not_a_code;
 SELECT record_referral('', 9) AS empty;
-SELECT record_referral(referral_code_make(decode(repeat('00', 32), 'hex'), 2, 1, 0), 9) AS never_issued;
+SELECT record_referral(wam_internal.referral_code_make(decode(repeat('00', 32), 'hex'), 2, 1, 0), 9) AS never_issued;
 SELECT id, program_id, referrer_id, invitee_id, status, reason, detail FROM referral ORDER BY id;
 SELECT customer_id, status, accepted, qualified FROM referrer WHERE program_id = (SELECT id FROM referral_program WHERE name = 'abuse') ORDER BY 1;
 SELECT customer_id, kind FROM customer_fingerprint ORDER BY 1, 2;
@@ -181,8 +181,8 @@ SELECT record_referral(:'code_a', '123');
 INSERT INTO referral (code, invitee_id) VALUES (NULL, 2);
 -- the trigger function only works as the BEFORE INSERT row trigger of wam.referral
 CREATE TABLE public.not_referral (LIKE wam.referral);
-CREATE TRIGGER misplaced BEFORE INSERT ON public.not_referral FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
-CREATE TRIGGER misplaced_after AFTER INSERT ON wam.referral FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+CREATE TRIGGER misplaced BEFORE INSERT ON public.not_referral FOR EACH ROW EXECUTE FUNCTION wam_internal.referral_check_trigger();
+CREATE TRIGGER misplaced_after AFTER INSERT ON wam.referral FOR EACH ROW EXECUTE FUNCTION wam_internal.referral_check_trigger();
 DO $$
 BEGIN
 	INSERT INTO public.not_referral (code, invitee_id) VALUES ('x', 2);
@@ -195,7 +195,7 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
 	RAISE NOTICE '% %', SQLSTATE, SQLERRM;
 END $$;
-SELECT wam.referral_check();
+SELECT wam_internal.referral_check_trigger();
 DROP TRIGGER misplaced_after ON wam.referral;
 DROP TABLE public.not_referral;
 SELECT count(*) AS attempts FROM referral;
@@ -339,12 +339,12 @@ FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHE
 -- the rolling-hour attempt times kept in the referrer row: within the hour,
 -- in order (a late-locking older attempt is inserted in place), the newest
 -- velocity + 1
-SELECT referral_attempts('{}', '2026-01-01 12:00', 3);
-SELECT referral_attempts('{2026-01-01 10:59, 2026-01-01 11:00:01, 2026-01-01 11:30}', '2026-01-01 12:00', 3);
-SELECT referral_attempts('{2026-01-01 11:10, 2026-01-01 11:20, 2026-01-01 11:30, 2026-01-01 11:40}', '2026-01-01 11:35', 3);
-SELECT referral_attempts('{2026-01-01 11:10, NULL}', '2026-01-01 11:35', 0);
-SELECT referral_attempts('{{2026-01-01 11:10}}', '2026-01-01 11:35', 3);
-SELECT referral_attempts(NULL, '2026-01-01 11:35', 3) IS NULL AS strict;
+SELECT wam_internal.referral_attempts('{}', '2026-01-01 12:00', 3);
+SELECT wam_internal.referral_attempts('{2026-01-01 10:59, 2026-01-01 11:00:01, 2026-01-01 11:30}', '2026-01-01 12:00', 3);
+SELECT wam_internal.referral_attempts('{2026-01-01 11:10, 2026-01-01 11:20, 2026-01-01 11:30, 2026-01-01 11:40}', '2026-01-01 11:35', 3);
+SELECT wam_internal.referral_attempts('{2026-01-01 11:10, NULL}', '2026-01-01 11:35', 0);
+SELECT wam_internal.referral_attempts('{{2026-01-01 11:10}}', '2026-01-01 11:35', 3);
+SELECT wam_internal.referral_attempts(NULL, '2026-01-01 11:35', 3) IS NULL AS strict;
 
 -- several orders in one statement qualify several referrals
 SELECT record_referral(referral_code(44, 'ltv'), g) FROM generate_series(45, 47) g;
@@ -407,7 +407,7 @@ SELECT configure_referral_program('main', '{"reward_template": null}') -> 'rewar
 
 INSERT INTO customer (id, phone, name, created_at) SELECT g, (85292000000 + g)::text, 'Ana Lima ' || g, now() FROM generate_series(101, 130) g;
 UPDATE customer SET name = NULL WHERE id = 110;
-SELECT set_consent(g, 'test') IS NOT NULL AS consented FROM generate_series(101, 103) g;
+SELECT record_consent(g, 'test') IS NOT NULL AS consented FROM generate_series(101, 103) g;
 SELECT create_referral_program('notify', '{"min_order": 100, "flat_cost_cap": 100, "tiers": [{"at": 1, "reward": "20-unit coupon", "cost": 20}, {"at": 2, "reward": "sample", "cost": 30}, {"at": 3, "reward": "full-size product", "cost": 90}], "reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{first_name}", "{reward}", "{redemption_code}"], "fallbacks": {"first_name": "friend"}}}') AS id;
 SELECT referral_code(101, 'notify') AS code_n \gset
 -- no sender exists yet: the reward is issued, its message is not configured
@@ -437,7 +437,7 @@ SELECT count(*) AS rewards, (SELECT count(*) FROM outbox) AS messages FROM refer
 SELECT record_order(111, 300) > 0 AS second_order;
 UPDATE customer_order SET amount = 160 WHERE customer_id = 111;
 UPDATE customer_order SET amount = 160 WHERE customer_id = 111;
-SELECT referral_grant_rewards((SELECT id FROM referral_program WHERE name = 'notify'), 101) AS new_rewards;
+SELECT wam_internal.referral_grant_rewards((SELECT id FROM referral_program WHERE name = 'notify'), 101) AS new_rewards;
 SELECT record_referral(:'code_n', 111) AS same_invitee_again;
 SELECT count(*) AS rewards, (SELECT count(*) FROM outbox WHERE campaign = 'referral:notify') AS messages
 FROM referral_reward WHERE referrer_id = 101;
@@ -457,19 +457,19 @@ SELECT count(*) AS messages, count(DISTINCT payload) AS distinct_payloads FROM o
 
 -- the queue refuses: the reward is issued, the message not queued, and why
 SELECT record_order(104, 500) > 0 AS referrer_has_orders;		-- no consent
-SELECT set_consent(105, 'test') IS NOT NULL, opt_out(105, 'STOP') AS cancelled;		-- opted out
+SELECT record_consent(105, 'test') IS NOT NULL, record_opt_out(105, 'STOP') AS cancelled;		-- opted out
 SELECT record_referral(referral_code(104, 'notify'), 114), record_order(114, 150) > 0 AS ordered;
 SELECT record_referral(referral_code(105, 'notify'), 115), record_order(115, 150) > 0 AS ordered;
 -- a placeholder without value: {name} of a customer without name, no fallback
 SELECT configure_referral_program('notify', '{"reward_template": {"name": "referral_reward", "language": "en", "parameters": ["{name}", "{redemption_code}"]}}') -> 'reward_template' -> 'parameters' AS parameters;
-SELECT set_consent(110, 'test') IS NOT NULL AS consented;
+SELECT record_consent(110, 'test') IS NOT NULL AS consented;
 SELECT record_referral(referral_code(110, 'notify'), 116), record_order(116, 150) > 0 AS ordered;
 SELECT referrer_id, tier, status, notify_status, notify_detail, message_id FROM referral_reward
 WHERE referrer_id IN (104, 105, 110) ORDER BY referrer_id;
 SELECT count(*) AS messages FROM outbox WHERE customer_id IN (104, 105, 110);
 SELECT invitee_id, status FROM referral WHERE invitee_id IN (114, 115, 116) ORDER BY 1;
 -- consent given later: the administrator notifies again
-SELECT set_consent(104, 'store') IS NOT NULL AS consented;
+SELECT record_consent(104, 'store') IS NOT NULL AS consented;
 SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 104;
 SELECT w.notify_status, w.notify_detail, o.customer_id, o.payload #>> '{template,components,0,parameters,0,text}' AS name
 FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 104;
@@ -483,7 +483,7 @@ FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 11
 
 -- several senders: the program must name one
 SELECT create_sender('backup', '106540352242923', 'EAAsecret-token-2', 'app-secret-2', 'https://graph.example/v23.0') AS sender_id;
-SELECT set_consent(106, 'test') IS NOT NULL AS consented;
+SELECT record_consent(106, 'test') IS NOT NULL AS consented;
 SELECT record_referral(referral_code(106, 'notify'), 117), record_order(117, 150) > 0 AS ordered;
 SELECT notify_status, notify_detail FROM referral_reward WHERE referrer_id = 106;
 SELECT configure_referral_program('notify', '{"sender": "backup"}') ->> 'sender' AS sender;
@@ -491,7 +491,7 @@ SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 106;
 SELECT s.name AS sender, o.campaign FROM referral_reward w JOIN outbox o USING (message_id) JOIN sender s USING (sender_id)
 WHERE w.referrer_id = 106;
 -- a program without reward_template: not configured, never an error
-SELECT set_consent(107, 'test') IS NOT NULL AS consented;
+SELECT record_consent(107, 'test') IS NOT NULL AS consented;
 SELECT create_referral_program('quiet', '{"min_order": 0, "flat_cost_cap": 100, "tiers": [{"at": 1, "reward": "coupon", "cost": 5}]}') AS id;
 SELECT record_referral(referral_code(107, 'quiet'), 118), record_order(118, 1) > 0 AS ordered;
 SELECT status, notify_status, notify_detail, message_id FROM referral_reward WHERE referrer_id = 107;
@@ -530,7 +530,7 @@ FROM referral_reward w LEFT JOIN outbox o USING (message_id) WHERE w.referrer_id
 DELETE FROM customer_order WHERE customer_id = 115;
 SELECT status, notify_status, notify_detail FROM referral_reward WHERE referrer_id = 105;
 -- a message the referrer's opt-out cancelled: cancelled as well
-SELECT opt_out(104, 'STOP') AS cancelled_messages;
+SELECT record_opt_out(104, 'STOP') AS cancelled_messages;
 DELETE FROM customer_order WHERE customer_id = 114;
 SELECT w.status, w.notify_status, w.notify_detail, o.status AS message_status, o.error_detail
 FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 104;
@@ -557,7 +557,7 @@ SET ROLE wam_ref_operator;
 SELECT referral_code(1, 'main') AS code_1, length(referral_link(1, 'main')) > 0 AS link;
 SELECT record_referral(referral_code(58, 'abuse'), 59);
 SELECT record_fingerprint(58, '{"device": "x"}');
-SELECT referral_code_make(decode(repeat('00', 32), 'hex'), 1, 1, 0);
+SELECT wam_internal.referral_code_make(decode(repeat('00', 32), 'hex'), 1, 1, 0);
 SELECT secret FROM referral_secret;
 INSERT INTO referral (code, invitee_id) VALUES ('x', 59);
 UPDATE referrer SET accepted = 0;
@@ -566,12 +566,12 @@ SELECT resolve_referral_review(1, true);
 SELECT decide_referral_reward(1, true);
 -- the reward's message: operators cannot queue, re-queue or fake it
 SELECT notify_referral_reward(1);
-SELECT referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
-SELECT referral_grant_rewards(1, 1);
+SELECT wam_internal.referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
+SELECT wam_internal.referral_grant_rewards(1, 1);
 UPDATE referral_reward SET notify_status = 'refused', message_id = NULL;
 INSERT INTO outbox (sender_id, customer_id, recipient, payload) VALUES (1, 1, '85291000001', '{}');
 -- but an order they record queues the message through the definer path
-SELECT set_consent(108, 'operator') IS NOT NULL AS consented;
+SELECT record_consent(108, 'operator') IS NOT NULL AS consented;
 SELECT record_referral(referral_code(108, 'notify'), 119), record_order(119, 150) > 0 AS ordered;
 RESET ROLE;
 SELECT w.status, w.notify_status, o.customer_id, o.campaign FROM referral_reward w JOIN outbox o USING (message_id) WHERE w.referrer_id = 108;
@@ -579,7 +579,7 @@ SET ROLE wam_ref_admin;
 SELECT create_referral_program('admin made') > 0 AS created;
 SELECT configure_referral_program('admin made', '{"cap": 5}') ->> 'cap' AS cap;
 SELECT notify_referral_reward(id) FROM referral_reward WHERE referrer_id = 107;
-SELECT referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
+SELECT wam_internal.referral_reward_enqueue(w, p) FROM referral_reward w, referral_program p WHERE w.id = 1 AND p.id = w.program_id;
 SELECT secret FROM referral_secret;
 RESET ROLE;
 SET ROLE wam_ref_nobody;
@@ -590,7 +590,7 @@ RESET ROLE;
 -- the SECURITY DEFINER functions pin their search_path
 SELECT p.oid::regprocedure AS definer_without_pinned_path
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = 'wam' AND p.prosecdef
+WHERE n.nspname IN ('wam', 'wam_internal') AND p.prosecdef
   AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, wam, pg_temp'], false)
 ORDER BY 1;
 DROP ROLE wam_ref_reader, wam_ref_operator, wam_ref_admin;

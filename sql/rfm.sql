@@ -16,7 +16,7 @@ SET intervalstyle = 'postgres';
 INSERT INTO customer (id, phone) SELECT g, (85260000000 + g)::text FROM generate_series(101, 130) g;
 
 -- nothing to score yet
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT * FROM refresh_rfm('2024-12-31');
 SELECT * FROM rfm_score(101);
 SELECT * FROM value_report();
 
@@ -46,7 +46,7 @@ SELECT count(*) AS orders, (SELECT count(*) FROM customer_stats) AS stats FROM c
 SELECT record_order(101, 120, '2024-03-01 10:00+00', true, '{"currency": "hkd", "units": 2}') AS order_id;
 SELECT value AS currency FROM rfm_settings WHERE setting = 'currency';
 SELECT record_order(101, 10, '2024-03-02', false, '{"currency": "USD"}');
-SELECT rfm_configure('currency', 'USD');
+SELECT configure_rfm('currency', 'USD');
 -- no currency: the program's
 SELECT record_order(101, 30, '2024-03-01 18:00+00', false, '{"products": [{"sku": "a", "quantity": 2}, {"sku": "b"}]}') AS order_id;
 SELECT order_id, customer_id, ordered_at, amount, currency, coupon_used, units FROM customer_order ORDER BY order_id;
@@ -78,11 +78,11 @@ SELECT * FROM verify_order_stats();
 SELECT customer_id, orders, order_days, first_day, last_day, total_amount FROM customer_stats
 WHERE customer_id IN (102, 103) ORDER BY 1;
 -- changing the day time zone recomputes all statistics
-SELECT rfm_configure('day_time_zone', 'Asia/Hong_Kong');
+SELECT configure_rfm('day_time_zone', 'Asia/Hong_Kong');
 SELECT orders, order_days, first_day, last_day FROM customer_stats WHERE customer_id = 101;
-SELECT rfm_configure('day_time_zone', 'UTC');
+SELECT configure_rfm('day_time_zone', 'UTC');
 SELECT orders, order_days, first_day, last_day FROM customer_stats WHERE customer_id = 101;
-SELECT rfm_configure('day_time_zone', 'Mars/Olympus');
+SELECT configure_rfm('day_time_zone', 'Mars/Olympus');
 SELECT * FROM verify_order_stats();
 
 -- scores before the first refresh
@@ -90,7 +90,7 @@ SELECT * FROM rfm_score(101);
 SELECT count(*) AS customers, count(r) AS scored FROM customer_rfm;
 
 -- the refresh: mid-rank quintiles; counts per segment of the segment map
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT * FROM refresh_rfm('2024-12-31');
 SELECT as_of, source, customers, r_cuts, f_cuts, m_cuts, orders, revenue, unit_price, round(repeat_orders_per_year::numeric, 4) AS repeat_orders_per_year
 FROM rfm_cut;
 SELECT customer_id, orders, total_amount, last_order_at::date AS last_day, r, f, m, segment
@@ -120,46 +120,46 @@ SELECT rfm_tier(0, 1, 1), rfm_tier(1, 6, 1), rfm_tier(NULL, 1, 1), rfm_tier(1, 1
 SELECT tier, segments FROM rfm_tier_rule WHERE scheme = 'value tiers' ORDER BY position;
 
 -- a custom 5-7 tier scheme (R-R1)
-SELECT * FROM rfm_define_scheme('push tiers', '[
+SELECT * FROM define_rfm_scheme('push tiers', '[
 	{"tier": "VIP", "r": [4, 5], "f": [4, 5], "m": [4, 5]},
 	{"tier": "Win back", "segments": ["At risk", "Can''t lose them"]},
 	{"tier": "Frequent small", "f": [4, 5], "m": [1, 2]},
 	{"tier": "Big spender", "m": 5},
 	{"tier": "New", "r": 5, "f": 1},
 	{"tier": "Regular"}]', 'tiers for push campaigns');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "r": [4, 5]}, {"tier": "B"}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "r": [4, 5]}, {"tier": "B", "r": 3}, {"tier": "C", "r": 2}, {"tier": "D", "r": 1}, {"tier": "E", "r": 1, "f": 5}, {"tier": "F"}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "r": 5}, {"tier": "B", "r": 4}, {"tier": "C", "r": 3}, {"tier": "D", "r": 2}, {"tier": "E", "r": 1, "f": [1, 4]}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "r": [5, 4]}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "r": 6}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "f": 2.5}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "fm": [1.5, 2.5], "x": 1}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "A", "segments": ["Gold"]}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"tier": "Prospects"}]');
-SELECT * FROM rfm_define_scheme('push tiers', '[{"r": 1}]');
-SELECT * FROM rfm_define_scheme('push tiers', '{"tier": "A"}');
-SELECT * FROM rfm_define_scheme('segment map', '[{"tier": "A"}]');
-SELECT * FROM rfm_define_scheme(NULL, '[{"tier": "A"}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "r": [4, 5]}, {"tier": "B"}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "r": [4, 5]}, {"tier": "B", "r": 3}, {"tier": "C", "r": 2}, {"tier": "D", "r": 1}, {"tier": "E", "r": 1, "f": 5}, {"tier": "F"}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "r": 5}, {"tier": "B", "r": 4}, {"tier": "C", "r": 3}, {"tier": "D", "r": 2}, {"tier": "E", "r": 1, "f": [1, 4]}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "r": [5, 4]}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "r": 6}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "f": 2.5}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "fm": [1.5, 2.5], "x": 1}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "A", "segments": ["Gold"]}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"tier": "Prospects"}]');
+SELECT * FROM define_rfm_scheme('push tiers', '[{"r": 1}]');
+SELECT * FROM define_rfm_scheme('push tiers', '{"tier": "A"}');
+SELECT * FROM define_rfm_scheme('segment map', '[{"tier": "A"}]');
+SELECT * FROM define_rfm_scheme(NULL, '[{"tier": "A"}]');
 -- the failed redefinitions changed nothing
 SELECT tiers FROM rfm_scheme WHERE name = 'push tiers';
-SELECT rfm_configure('tier_scheme', 'push tiers');
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT configure_rfm('tier_scheme', 'push tiers');
+SELECT * FROM refresh_rfm('2024-12-31');
 SELECT * FROM rfm_score(110);
-SELECT rfm_configure('tier_scheme', 'no such scheme');
-SELECT rfm_configure('tier_scheme', 'value tiers');
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT configure_rfm('tier_scheme', 'no such scheme');
+SELECT configure_rfm('tier_scheme', 'value tiers');
+SELECT * FROM refresh_rfm('2024-12-31');
 
 -- R-R4: revenue share by tier and of the top 20%
 SELECT * FROM value_report();
 
 -- scoring as of a past date uses the orders up to then
-SELECT * FROM rfm_refresh('2024-03-15');
+SELECT * FROM refresh_rfm('2024-03-15');
 SELECT as_of, source, customers, r_cuts, f_cuts, m_cuts FROM rfm_cut;
-SELECT * FROM rfm_refresh('2024-01-01');
-SELECT * FROM rfm_refresh(NULL);
-SELECT * FROM rfm_refresh('2999-01-01');
-SELECT * FROM rfm_refresh('infinity');
-SELECT count(*) FROM rfm_refresh();
+SELECT * FROM refresh_rfm('2024-01-01');
+SELECT * FROM refresh_rfm(NULL);
+SELECT * FROM refresh_rfm('2999-01-01');
+SELECT * FROM refresh_rfm('infinity');
+SELECT count(*) FROM refresh_rfm();
 
 -- settings
 SELECT rfm_configure('no_such_setting', '1');
@@ -184,31 +184,31 @@ SELECT record_order(126, 90, now() - interval '1 day', false) > 0 AS ok;
 SELECT record_order(127, 900, now() - interval '40 days', false, '{"units": 1}') > 0 AS ok;
 SELECT record_order(127, 1200, now() - interval '10 days', false, '{"units": 1}') > 0 AS ok;
 SELECT record_order(128, 600, now() - interval '100 days', true) > 0 AS ok;
-SELECT count(*) FROM rfm_refresh('2024-12-31');
+SELECT count(*) FROM refresh_rfm('2024-12-31');
 SELECT unit_price FROM rfm_cut;
 SELECT customer_id, orders, orders_30d, average_order_value, coupon_share, average_unit_price, unit_price_ratio,
 	   high_frequency_low_spend AS hf_low, low_frequency_high_spend AS lf_high, price_sensitive, quality_oriented
 FROM customer_rfm WHERE customer_id IN (101, 105, 126, 127, 128) ORDER BY customer_id;
-SELECT rfm_configure('catalogue_unit_price', '300');
+SELECT configure_rfm('catalogue_unit_price', '300');
 SELECT customer_id, unit_price_ratio, quality_oriented FROM customer_rfm WHERE customer_id IN (126, 127) ORDER BY 1;
-SELECT rfm_configure('catalogue_unit_price', NULL) IS NULL AS catalogue_unset;
+SELECT configure_rfm('catalogue_unit_price', NULL) IS NULL AS catalogue_unset;
 SELECT * FROM verify_order_stats();
 
 -- tiers mirrored into tags of the spending-power dimension
-SELECT * FROM rfm_sync_tags();
+SELECT * FROM sync_rfm_tags();
 SELECT name, dimension FROM tag WHERE name LIKE 'RFM %' ORDER BY tag_id;
-SELECT t.tier, cardinality(tag_members('RFM ' || t.tier)) AS tagged, count(v.customer_id) AS in_tier
+SELECT t.tier, segment_cardinality(tag_members('RFM ' || t.tier)) AS tagged, count(v.customer_id) AS in_tier
 FROM rfm_scheme s, unnest(s.tiers) t(tier) LEFT JOIN customer_rfm v ON v.tier = t.tier
 WHERE s.name = 'value tiers' GROUP BY t.tier ORDER BY t.tier;
-SELECT * FROM rfm_sync_tags();
+SELECT * FROM sync_rfm_tags();
 -- with mirror_tags on, an order that changes the tier moves the tag at once
-SELECT rfm_configure('mirror_tags', 'true');
+SELECT configure_rfm('mirror_tags', 'true');
 SELECT tier FROM customer_rfm WHERE customer_id = 104;
 SELECT customer_tags(104);
 SELECT record_order(104, 5000, '2024-12-30') > 0 AS ok;
 SELECT tier FROM customer_rfm WHERE customer_id = 104;
 SELECT customer_tags(104);
-SELECT rfm_configure('mirror_tags', 'false');
+SELECT configure_rfm('mirror_tags', 'false');
 SELECT bool_and(ok) FROM verify_tag_index();
 
 -- deleting a customer removes their orders and statistics
@@ -229,23 +229,23 @@ SELECT customer_id, orders, order_days FROM customer_rfm WHERE customer_id BETWE
 TRUNCATE customer_order;
 SELECT (SELECT count(*) FROM customer_stats) AS stats_left, count(*) FILTER (WHERE first_order_at IS NOT NULL) AS with_orders FROM customer;
 SELECT count(record_order(g, 25, '2024-06-01')) AS orders FROM generate_series(111, 120) g;
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT * FROM refresh_rfm('2024-12-31');
 SELECT r_cuts, f_cuts, m_cuts FROM rfm_cut;
 SELECT r, f, m, count(*) FROM customer_rfm GROUP BY 1, 2, 3;
 -- a tie group at the bottom: 6 of 10 customers spent 25, the others more
 SELECT count(record_order(g, 100 * (g - 116), '2024-06-01')) AS orders FROM generate_series(117, 120) g;
-SELECT count(*) FROM rfm_refresh('2024-12-31');
+SELECT count(*) FROM refresh_rfm('2024-12-31');
 SELECT m_cuts FROM rfm_cut;
 SELECT total_amount, m, count(*) FROM customer_rfm GROUP BY 1, 2 ORDER BY 1;
 -- one-order customers are F = 1; repeat buyers spread over 2..5
 SELECT count(record_order(g, 1, timestamptz '2024-06-02' + (g - 110) * interval '1 day')) AS orders FROM generate_series(111, 115) g;
 SELECT count(record_order(g, 1, timestamptz '2024-06-10' + (g - 110) * interval '1 day')) AS orders FROM generate_series(111, 113) g;
-SELECT count(*) FROM rfm_refresh('2024-12-31');
+SELECT count(*) FROM refresh_rfm('2024-12-31');
 SELECT f_cuts FROM rfm_cut;
 SELECT orders, f, count(*) FROM customer_rfm GROUP BY 1, 2 ORDER BY 1;
 TRUNCATE customer_order;
 SELECT record_order(101, 10, '2024-06-01') > 0 AS ok;
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT * FROM refresh_rfm('2024-12-31');
 SELECT r_cuts, f_cuts, m_cuts FROM rfm_cut;
 SELECT * FROM rfm_score(101);
 
@@ -255,21 +255,21 @@ SELECT * FROM rfm_score(101);
 SELECT count(*) FROM customer_rfm;
 SELECT count(*) FROM value_report();
 SELECT record_order(101, 10, '2024-06-02');
-SELECT * FROM rfm_refresh('2024-12-31');
+SELECT * FROM refresh_rfm('2024-12-31');
 INSERT INTO customer_order (customer_id, ordered_at, amount) VALUES (101, '2024-06-02', 10);
 UPDATE customer_stats SET orders = 0;
 RESET ROLE;
 SET ROLE wam_operator;
 SELECT record_order(101, 10, '2024-06-02') > 0 AS operator_records;
-SELECT * FROM rfm_refresh('2024-12-31');
-SELECT rfm_configure('cost_cap_share', '0.1');
-SELECT * FROM rfm_define_scheme('x', '[{"tier": "A"}]');
-SELECT * FROM rfm_sync_tags();
+SELECT * FROM refresh_rfm('2024-12-31');
+SELECT configure_rfm('cost_cap_share', '0.1');
+SELECT * FROM define_rfm_scheme('x', '[{"tier": "A"}]');
+SELECT * FROM sync_rfm_tags();
 DELETE FROM customer_order;
 RESET ROLE;
 SET ROLE wam_admin;
-SELECT count(*) AS admin_refreshes FROM rfm_refresh('2024-12-31');
-SELECT rfm_configure('cost_cap_share', '0.15') AS admin_configures;
+SELECT count(*) AS admin_refreshes FROM refresh_rfm('2024-12-31');
+SELECT configure_rfm('cost_cap_share', '0.15') AS admin_configures;
 SELECT recompute_order_stats() AS admin_recomputes;
 RESET ROLE;
 SELECT * FROM verify_order_stats();

@@ -31,11 +31,9 @@ SELECT count(*) FILTER (WHERE has_table_privilege('wam_definer', c.oid, 'TRIGGER
 	   count(*) FILTER (WHERE has_table_privilege('wam_definer', c.oid, 'REFERENCES')) AS references_privilege
 FROM pg_class c WHERE c.relnamespace = 'wam'::regnamespace AND c.relkind IN ('r', 'p', 'v');
 -- nobody but the installing superuser may create objects in schema wam
-SELECT r AS role, has_schema_privilege(r, 'wam', 'CREATE') AS can_create
-FROM unnest(ARRAY['wam_reader', 'wam_operator', 'wam_admin', 'wam_definer']) r
-UNION ALL
-SELECT 'public', EXISTS (SELECT FROM pg_namespace n, aclexplode(n.nspacl) a
-						 WHERE n.nspname = 'wam' AND a.grantee = 0 AND a.privilege_type = 'CREATE');
+SELECT r AS role, has_schema_privilege(r, 'wam', 'CREATE') AS can_create,
+	   has_schema_privilege(r, 'wam_internal', 'CREATE') AS can_create_internal
+FROM unnest(ARRAY['public', 'wam_reader', 'wam_operator', 'wam_admin', 'wam_definer']) r;
 -- the secrets are readable by wam_admin and the definer only
 SELECT r AS role, has_table_privilege(r, 'wam.sender_secret', 'SELECT') AS sender_secret,
 	   has_table_privilege(r, 'wam.referral_secret', 'SELECT') AS referral_secret,
@@ -82,10 +80,10 @@ DELETE FROM wam.tag_rule WHERE name = 'pwn';
 -- a real event rule with a condition works inside the same definer path
 SELECT wam.create_tag_rule('vip buyers', '{buyer}', '{}', 'vip', 'order') > 0 AS rule;
 RESET ROLE;
-SELECT wam.attach('vip', '{1,2}');
+SELECT wam.attach_tag('vip', '{1,2}');
 SET ROLE wam_t_operator;
 SELECT wam.record_order(1, 10) > 0 AS ordered_1, wam.record_order(3, 10) > 0 AS ordered_3;
-SELECT wam.members(wam.tag_members('buyer')) AS buyers;
+SELECT wam.segment_members(wam.tag_members('buyer')) AS buyers;
 RESET ROLE;
 
 -- 3. nothing is resolved from the caller's pg_temp: an operator fills pg_temp
@@ -129,8 +127,8 @@ SELECT who, what FROM public.trap_log ORDER BY what;
 DELETE FROM public.trap_log;
 
 -- every entry point, as the operator, with the traps in place
-SELECT count(wam.set_consent(c, 'web form')) AS consented FROM generate_series(1, 4) c;
-SELECT wam.opt_out(4, 'asked to stop');
+SELECT count(wam.record_consent(c, 'web form')) AS consented FROM generate_series(1, 4) c;
+SELECT wam.record_opt_out(4, 'asked to stop');
 SELECT rows_read, created, failed FROM wam.import_csv(E'phone,tags\n+85291234567,vip\n+85291234568,nope\n');
 SELECT line_no, reason FROM wam.import_error ORDER BY line_no;
 SELECT wam.upsert_customer('+852 9123 0009', 'Trap Test', 'en-HK', 'asia/hong_kong') > 0 AS upserted;
@@ -139,9 +137,9 @@ SELECT sum(added) AS added FROM wam.retag('{2,3}', '{buyer}', '{}');
 SELECT wam.record_order(2, 25) > 0 AS ordered;
 SELECT wam.record_referral(wam.referral_code(1, 'main'), 2) IS NOT NULL AS referral_recorded;
 \set tpl '{"type":"template","template":{"name":"t","language":{"code":"en"}}}'
-SELECT wam.enqueue(1, :'tpl', 'main') AS m1 \gset
+SELECT wam.enqueue_message(1, :'tpl', 'main') AS m1 \gset
 SELECT wam.enqueue_segment('{2,3,4}', :'tpl', 'main');
-SELECT wam.cancel(o.message_id) AS cancelled FROM wam.outbox o WHERE o.customer_id = 3;
+SELECT wam.cancel_message(o.message_id) AS cancelled FROM wam.outbox o WHERE o.customer_id = 3;
 SELECT wam.define_segment('vips', 'vip AND reachable');
 SELECT wam.segment_count('@vips');
 SELECT rule, customers FROM wam.run_tag_rules();
@@ -156,12 +154,12 @@ SELECT wam.ingest_webhook(:'body', :'sig');
 SELECT status, opted_out_at IS NOT NULL AS opted_out
 FROM wam.outbox o JOIN wam.customer c ON c.id = o.customer_id WHERE o.message_id = :m1;
 -- the worker's functions are not the operator's to call
-SELECT wam.claim_batch(1, 10);
-SELECT wam.record_results('{1}', '{http}', '{200}', '{"{}"}', '{NULL}');
+SELECT wam_internal.claim_batch(1, 10);
+SELECT wam_internal.record_results('{1}', '{http}', '{200}', '{"{}"}', '{NULL}');
 RESET ROLE;
 SET ROLE wam_t_admin;
 SELECT rule, customers FROM wam.run_tag_rules();
-SELECT count(*) > 0 AS rfm_refreshed FROM wam.rfm_refresh();
+SELECT count(*) > 0 AS rfm_refreshed FROM wam.refresh_rfm();
 RESET ROLE;
 -- no trap fired: the definer code read and wrote only the extension's own relations
 SELECT who, what FROM public.trap_log;

@@ -55,7 +55,7 @@ SELECT '\xdeadbeef'::bytea::segment;
 SELECT decode(repeat('ff', 100), 'hex')::segment;
 -- every truncation of a valid multi-container value is rejected
 SELECT count(*) AS truncations, count(*) FILTER (WHERE ok) AS accepted FROM (
-	SELECT n, wam.is_valid_segment(substr(b, 1, n)) AS ok
+	SELECT n, wam.segment_is_valid(substr(b, 1, n)) AS ok
 	FROM (SELECT ('{1,2,3,70000,140000}'::segment | segment_range(200000, 300000))::bytea AS b) x,
 		generate_series(0, length(b) - 1) n) y;
 
@@ -67,12 +67,12 @@ SELECT ARRAY[-9223372036854775808]::bigint[]::segment;
 SELECT '{2147483648}'::segment::integer[];
 
 -- ids out of range in functions and operators
-SELECT contains('{1}', -1);
-SELECT contains('{1}', 4294967296);
+SELECT segment_has('{1}', -1);
+SELECT segment_has('{1}', 4294967296);
 SELECT '{1}'::segment @> (-1)::bigint;
 SELECT 4294967296::bigint <@ '{1}'::segment;
-SELECT add('{1}', -1);
-SELECT remove('{1}', 4294967296);
+SELECT segment_add('{1}', -1);
+SELECT segment_remove('{1}', 4294967296);
 SELECT segment_range(-1, 5);
 SELECT segment_range(0, 4294967297);
 SELECT segment_range(4294967297, 4294967298);
@@ -86,21 +86,21 @@ SELECT '\x3a300000'::segment;
 \echo :LAST_ERROR_SQLSTATE
 SELECT '\x3a3'::segment;
 \echo :LAST_ERROR_SQLSTATE
-SELECT add('{1}', -1);
+SELECT segment_add('{1}', -1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT ARRAY[1, NULL]::integer[]::segment;
 \echo :LAST_ERROR_SQLSTATE
 SELECT '{2147483648}'::segment::integer[];
 \echo :LAST_ERROR_SQLSTATE
-SELECT * FROM split('{1}', 0, 1);
+SELECT * FROM segment_split('{1}', 0, 1);
 \echo :LAST_ERROR_SQLSTATE
 
 -- sizes past the limits fail at once with program_limit_exceeded (54000),
--- before any large allocation: wam.split() permutes at most 268435455
+-- before any large allocation: wam.segment_split() permutes at most 268435455
 -- members (4 bytes each, under 1 GB); every id would ask for 16 GB
-SELECT * FROM split(segment_range(0, 4294967296), 10000, 1);
+SELECT * FROM segment_split(segment_range(0, 4294967296), 10000, 1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT * FROM split(segment_range(0, 268435456), 2, 1);
+SELECT * FROM segment_split(segment_range(0, 268435456), 2, 1);
 \echo :LAST_ERROR_SQLSTATE
 -- an array holds at most 134217727 int4 (PostgreSQL's MaxArraySize) or
 -- 134217724 int8 (1 GB)
@@ -120,11 +120,11 @@ SELECT length((segment_range(100000000, 207374173) | segment_range(1000000000, 1
 \echo :LAST_ERROR_SQLSTATE
 
 -- at and just below the limits the work starts, and long loops over members
--- give in to a cancel (here statement_timeout, 57014)
+-- give in to a cancel_message (here statement_timeout, 57014)
 SET statement_timeout = '100ms';
-SELECT count(*) FROM split(segment_range(0, 268435455), 2, 1);
+SELECT count(*) FROM segment_split(segment_range(0, 268435455), 2, 1);
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) FROM split(segment_range(1, 268435455), 10000, 1);
+SELECT count(*) FROM segment_split(segment_range(1, 268435455), 10000, 1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT cardinality(segment_range(0, 134217727)::integer[]);
 \echo :LAST_ERROR_SQLSTATE
@@ -139,9 +139,9 @@ SELECT length((segment_range(100000000, 207374172) | segment_range(1000000000, 1
 -- ordering two segments that share a prefix of 4294967295 members
 SELECT segment_range(0, 4294967295) OPERATOR(wam.<) segment_range(0, 4294967296);
 \echo :LAST_ERROR_SQLSTATE
--- streaming every id (in the select list: no tuplestore): members() and
+-- streaming every id (in the select list: no tuplestore): segment_members() and
 -- segment_chunks() are cancelable too
-SELECT count(*) FROM (SELECT members(segment_range(0, 4294967296))) x;
+SELECT count(*) FROM (SELECT segment_members(segment_range(0, 4294967296))) x;
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM (SELECT segment_chunks(segment_range(0, 4294967296))) x;
 \echo :LAST_ERROR_SQLSTATE

@@ -16,7 +16,7 @@ SELECT current_setting('data_directory') || '/wam_seg_copy' AS f \gset
 COPY seg_src TO :'f' WITH (FORMAT binary);
 CREATE TEMP TABLE seg_bin (LIKE seg_src);
 COPY seg_bin FROM :'f' WITH (FORMAT binary);
-SELECT a.id, a.s IS NOT DISTINCT FROM b.s AS same, cardinality(b.s)
+SELECT a.id, a.s IS NOT DISTINCT FROM b.s AS same, segment_cardinality(b.s)
 	FROM seg_src a JOIN seg_bin b USING (id) ORDER BY id;
 
 -- text COPY in both output formats
@@ -34,7 +34,7 @@ SELECT a.id, a.s IS NOT DISTINCT FROM t.s AS same_text,
 
 -- binary send/recv directly
 SELECT segment_recv_check FROM (
-	SELECT wam.segment_send(s) = s::bytea AS segment_recv_check
+	SELECT wam_internal.segment_send(s) = s::bytea AS segment_recv_check
 	FROM seg_src WHERE s IS NOT NULL) x GROUP BY 1;
 
 -- a corrupted binary COPY value is rejected by recv's validation

@@ -26,29 +26,29 @@ SELECT id, beauty, purchased,
 	   pg_temp.u(id, 5) < 0.10 AS vip
 FROM (SELECT id, beauty, pg_temp.u(id, 2) < CASE WHEN beauty THEN 0.48 ELSE 0.28 / 0.75 END AS purchased
 	  FROM (SELECT id, pg_temp.u(id, 1) < 0.25 AS beauty FROM customer) b) p;
-SELECT attach('interest-beauty', (SELECT segment_agg(id) FROM flags WHERE beauty)),
-	   attach('stage-purchased', (SELECT segment_agg(id) FROM flags WHERE purchased)),
-	   attach('product-lipstick', (SELECT segment_agg(id) FROM flags WHERE lipstick)),
-	   attach('cart-abandoned', (SELECT segment_agg(id) FROM flags WHERE cart)),
-	   attach('VIP 💎', (SELECT segment_agg(id) FROM flags WHERE vip)),
-	   attach('관심-뷰티', segment_range(1, 101)), attach('已購買', segment_range(51, 151)),
-	   attach('read', segment_range(1, 11)), attach('say "hi"', '{1,2,3}'),
-	   attach('order completed', segment_range(1, 5001));
+SELECT attach_tag('interest-beauty', (SELECT segment_agg(id) FROM flags WHERE beauty)),
+	   attach_tag('stage-purchased', (SELECT segment_agg(id) FROM flags WHERE purchased)),
+	   attach_tag('product-lipstick', (SELECT segment_agg(id) FROM flags WHERE lipstick)),
+	   attach_tag('cart-abandoned', (SELECT segment_agg(id) FROM flags WHERE cart)),
+	   attach_tag('VIP 💎', (SELECT segment_agg(id) FROM flags WHERE vip)),
+	   attach_tag('관심-뷰티', segment_range(1, 101)), attach_tag('已購買', segment_range(51, 151)),
+	   attach_tag('read', segment_range(1, 11)), attach_tag('say "hi"', '{1,2,3}'),
+	   attach_tag('order completed', segment_range(1, 5001));
 
 -- R-S1: beauty fans who bought, except those who bought lipstick (the funnel
 -- of R-S2), and the same in plain SQL over the memberships
-SELECT segment_count('interest-beauty AND stage-purchased EXCLUDE product-lipstick') AS targets;
-SELECT * FROM segment_explain('interest-beauty AND stage-purchased EXCLUDE product-lipstick');
+SELECT audience_size('interest-beauty AND stage-purchased EXCLUDE product-lipstick') AS targets;
+SELECT * FROM audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick');
 SELECT count(*) AS plain_sql FROM customer c
 WHERE EXISTS (SELECT FROM customer_tag ct WHERE ct.customer_id = c.id AND ct.tag_id = tag_id('interest-beauty'))
   AND EXISTS (SELECT FROM customer_tag ct WHERE ct.customer_id = c.id AND ct.tag_id = tag_id('stage-purchased'))
   AND NOT EXISTS (SELECT FROM customer_tag ct WHERE ct.customer_id = c.id AND ct.tag_id = tag_id('product-lipstick'));
-SELECT segment_eval('interest-beauty AND stage-purchased EXCLUDE product-lipstick')
+SELECT audience('interest-beauty AND stage-purchased EXCLUDE product-lipstick')
 	= (SELECT segment_agg(f.id) FROM flags f WHERE beauty AND purchased AND NOT lipstick) AS same_customers;
 
 -- every spelling of the operators means the same: AND & / OR | / EXCLUDE - /
 -- NOT !; keywords in any case
-SELECT e AS expression, segment_count(e) FROM (VALUES
+SELECT e AS expression, audience_size(e) FROM (VALUES
 	('interest-beauty AND stage-purchased'), ('interest-beauty & stage-purchased'),
 	('interest-beauty and stage-purchased'), ('interest-beauty&stage-purchased'),
 	('interest-beauty OR stage-purchased'), ('interest-beauty | stage-purchased'),
@@ -61,35 +61,35 @@ SELECT e AS expression, segment_count(e) FROM (VALUES
 
 -- precedence: NOT binds tightest, then AND and EXCLUDE, then OR; equal
 -- precedence groups from the left
-SELECT segment_count('interest-beauty OR vip💎 AND cart-abandoned') = segment_count('interest-beauty OR (vip💎 AND cart-abandoned)') AS and_before_or,
-	   segment_count('interest-beauty OR vip💎 AND cart-abandoned') <> segment_count('(interest-beauty OR vip💎) AND cart-abandoned') AS differs,
-	   segment_count('NOT interest-beauty AND vip💎') = segment_count('(NOT interest-beauty) AND vip💎') AS not_first,
-	   segment_count('stage-purchased - interest-beauty - vip💎') = segment_count('(stage-purchased - interest-beauty) - vip💎') AS left_to_right,
-	   segment_count('stage-purchased - interest-beauty AND vip💎') = segment_count('(stage-purchased - interest-beauty) AND vip💎') AS exclude_is_and,
-	   segment_count('interest-beauty OR vip💎 EXCLUDE cart-abandoned') = segment_count('interest-beauty OR (vip💎 EXCLUDE cart-abandoned)') AS exclude_before_or;
+SELECT audience_size('interest-beauty OR vip💎 AND cart-abandoned') = audience_size('interest-beauty OR (vip💎 AND cart-abandoned)') AS and_before_or,
+	   audience_size('interest-beauty OR vip💎 AND cart-abandoned') <> audience_size('(interest-beauty OR vip💎) AND cart-abandoned') AS differs,
+	   audience_size('NOT interest-beauty AND vip💎') = audience_size('(NOT interest-beauty) AND vip💎') AS not_first,
+	   audience_size('stage-purchased - interest-beauty - vip💎') = audience_size('(stage-purchased - interest-beauty) - vip💎') AS left_to_right,
+	   audience_size('stage-purchased - interest-beauty AND vip💎') = audience_size('(stage-purchased - interest-beauty) AND vip💎') AS exclude_is_and,
+	   audience_size('interest-beauty OR vip💎 EXCLUDE cart-abandoned') = audience_size('interest-beauty OR (vip💎 EXCLUDE cart-abandoned)') AS exclude_before_or;
 SELECT step, depth, expression, customers
-FROM segment_explain('NOT (interest-beauty OR vip💎) AND stage-purchased | cart-abandoned - product-lipstick');
+FROM audience_funnel('NOT (interest-beauty OR vip💎) AND stage-purchased | cart-abandoned - product-lipstick');
 
 -- names: bare names hold letters (any script), digits, _ - : . and match tags
 -- like wam.tag_id() does (case, spaces and punctuation ignored); anything
 -- else, and keywords, in double quotes with "" for a quote
-SELECT segment_count('"Interest Beauty"') AS quoted, segment_count('INTEREST_BEAUTY') AS upper,
-	   segment_count('interest.beauty') AS dotted, segment_count('interest:beauty') AS colon,
-	   segment_count('관심-뷰티') AS korean, segment_count('已購買') AS chinese,
-	   segment_count('관심-뷰티 AND 已購買') AS both, segment_count('관심-뷰티　AND　已購買') AS ideographic_spaces,
-	   segment_count('vip💎') AS emoji, segment_count('"read"') AS keyword_tag,
-	   segment_count('"say ""hi"""') AS escaped, segment_count('"order completed"') AS spaced,
-	   segment_count('order-completed') AS hyphenated;
+SELECT audience_size('"Interest Beauty"') AS quoted, audience_size('INTEREST_BEAUTY') AS upper,
+	   audience_size('interest.beauty') AS dotted, audience_size('interest:beauty') AS colon,
+	   audience_size('관심-뷰티') AS korean, audience_size('已購買') AS chinese,
+	   audience_size('관심-뷰티 AND 已購買') AS both, audience_size('관심-뷰티　AND　已購買') AS ideographic_spaces,
+	   audience_size('vip💎') AS emoji, audience_size('"read"') AS keyword_tag,
+	   audience_size('"say ""hi"""') AS escaped, audience_size('"order completed"') AS spaced,
+	   audience_size('order-completed') AS hyphenated;
 -- a hyphen inside a name is part of it; as EXCLUDE it starts a token
-SELECT segment_count('cart-abandoned') AS one_tag,
-	   segment_count('order-completed - cart-abandoned') = segment_count('"order completed" EXCLUDE "cart abandoned"') AS spaced_minus,
-	   segment_count('order-completed -cart-abandoned') = segment_count('"order completed" EXCLUDE "cart abandoned"') AS leading_minus,
-	   segment_count('("order completed")-cart-abandoned') = segment_count('"order completed" EXCLUDE "cart abandoned"') AS after_paren;
+SELECT audience_size('cart-abandoned') AS one_tag,
+	   audience_size('order-completed - cart-abandoned') = audience_size('"order completed" EXCLUDE "cart abandoned"') AS spaced_minus,
+	   audience_size('order-completed -cart-abandoned') = audience_size('"order completed" EXCLUDE "cart abandoned"') AS leading_minus,
+	   audience_size('("order completed")-cart-abandoned') = audience_size('"order completed" EXCLUDE "cart abandoned"') AS after_paren;
 -- CJK input methods type fullwidth punctuation: ！＆｜（）－＠ are the operators
-SELECT segment_count('！interest-beauty') = segment_count('!interest-beauty') AS fullwidth_not,
-	   segment_count('（관심-뷰티｜已購買）＆vip💎') = segment_count('(관심-뷰티|已購買)&vip💎') AS fullwidth_ops,
-	   segment_count('관심－뷰티') = segment_count('관심-뷰티') AS fullwidth_hyphen_in_name,
-	   segment_count('order-completed － cart-abandoned') = segment_count('order-completed - cart-abandoned') AS fullwidth_minus;
+SELECT audience_size('！interest-beauty') = audience_size('!interest-beauty') AS fullwidth_not,
+	   audience_size('（관심-뷰티｜已購買）＆vip💎') = audience_size('(관심-뷰티|已購買)&vip💎') AS fullwidth_ops,
+	   audience_size('관심－뷰티') = audience_size('관심-뷰티') AS fullwidth_hyphen_in_name,
+	   audience_size('order-completed － cart-abandoned') = audience_size('order-completed - cart-abandoned') AS fullwidth_minus;
 
 -- behaviour predicates over wam.event and the customer timestamps (R-S3, R-S4)
 INSERT INTO event (customer_id, kind, occurred_at)
@@ -107,7 +107,7 @@ UPDATE customer SET last_inbound_at = now() - interval '1 day' * (id % 60) - int
 UPDATE customer SET last_read_at = now() - interval '1 day' * (id % 30) - interval '6 hours' WHERE id % 5 = 0;
 UPDATE customer SET first_order_at = now() - interval '1 day' * (id % 90) - interval '6 hours',
 	last_order_at = now() - interval '1 day' * (id % 15) - interval '6 hours' WHERE id % 7 = 0;
-SELECT e AS expression, segment_count(e) FROM (VALUES
+SELECT e AS expression, audience_size(e) FROM (VALUES
 	('event(link_click) >= 3 within 7d'), ('event(link_click) > 2 within 7 days'),
 	('event(link_click) >= 3 within 168h'), ('event(link_click) >= 3 within 1w'),
 	('event(link_click) = 2 within 7d'), ('event(link_click) < 3 within 7d'),
@@ -123,17 +123,17 @@ SELECT e AS expression, segment_count(e) FROM (VALUES
 -- R-S4: clicked a product link 3+ times in 7 days without ordering, and
 -- R-S3: interacted in the last 30 days and not "order completed"; each
 -- compared with the same query in plain SQL
-SELECT segment_count('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') AS hesitant,
+SELECT audience_size('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') AS hesitant,
 	(SELECT count(*) FROM (
 		SELECT customer_id FROM event WHERE kind = 'link_click' AND occurred_at >= now() - interval '7 days'
 		GROUP BY 1 HAVING count(*) >= 3
 		EXCEPT SELECT customer_id FROM event WHERE kind = 'order' AND occurred_at >= now() - interval '7 days') x) AS plain_sql;
-SELECT segment_count('interacted within 30d AND NOT "order completed"') AS follow_up,
+SELECT audience_size('interacted within 30d AND NOT "order completed"') AS follow_up,
 	(SELECT count(*) FROM customer c
 	 WHERE greatest(c.last_inbound_at, c.last_read_at, c.last_order_at) >= now() - interval '30 days'
 	   AND NOT EXISTS (SELECT FROM customer_tag ct WHERE ct.customer_id = c.id
 						AND ct.tag_id = tag_id('order completed'))) AS plain_sql;
-SELECT * FROM segment_explain('reachable AND (event(link_click) >= 3 within 7d OR read within 14d) - orders within 30d');
+SELECT * FROM audience_funnel('reachable AND (event(link_click) >= 3 within 7d OR read within 14d) - orders within 30d');
 
 -- "event(kind) >= n" counts with wam.segment_repeat_agg: one bitmap per count
 -- level; compared with GROUP BY, serially and in parallel (partial states
@@ -174,25 +174,25 @@ UNION ALL SELECT 4294967295 UNION ALL SELECT 4294967295 UNION ALL SELECT 0;
 SELECT t, ex, (SELECT segment_repeat_agg(id, t, ex) FROM public.repeat_wide)
 	 = coalesce((SELECT segment_agg(id) FROM (SELECT id FROM public.repeat_wide GROUP BY id
 		HAVING CASE WHEN ex THEN count(*) = t ELSE count(*) >= t END) x), '{}') AS same,
-	   cardinality((SELECT segment_repeat_agg(id, t, ex) FROM public.repeat_wide)) AS customers
+	   segment_cardinality((SELECT segment_repeat_agg(id, t, ex) FROM public.repeat_wide)) AS customers
 FROM (VALUES (1), (2), (6), (7)) a(t), (VALUES (false), (true)) v(ex) ORDER BY 1, 2;
 DROP TABLE public.repeat_wide;
 DROP TABLE public.repeat_probe;
 -- counts above 16 take the GROUP BY path
-SELECT segment_count('event(link_click) >= 17') AS ge_17, segment_count('event(link_click) = 16') AS eq_16,
-	   segment_count('event(link_click) >= 4 within 7d') AS ge_4;
+SELECT audience_size('event(link_click) >= 17') AS ge_17, audience_size('event(link_click) = 16') AS eq_16,
+	   audience_size('event(link_click) >= 4 within 7d') AS ge_4;
 
 -- saved segments: named expressions, used as @name, evaluated afresh
 SELECT define_segment('beauty buyers', 'interest-beauty AND stage-purchased');
 SELECT define_segment('R-S1 targets', '@"beauty buyers" EXCLUDE product-lipstick', 'the worked example');
 SELECT define_segment('hesitant', 'event(link_click) >= 3 within 7d - orders within 7d');
-SELECT segment_count('@R-S1-targets') AS targets, segment_count('@r-s1_targets AND reachable') AS reachable_targets,
-	   segment_count('@hesitant | @beauty-buyers') AS either;
-SELECT * FROM segment_explain('@R-S1-targets OR @hesitant');
+SELECT audience_size('@R-S1-targets') AS targets, audience_size('@r-s1_targets AND reachable') AS reachable_targets,
+	   audience_size('@hesitant | @beauty-buyers') AS either;
+SELECT * FROM audience_funnel('@R-S1-targets OR @hesitant');
 SELECT name, expression, refs, description, created_by = session_user AS mine FROM saved_segment ORDER BY name;
 -- redefining changes every segment that uses it
 SELECT define_segment('Beauty Buyers', 'interest-beauty');
-SELECT segment_count('@R-S1-targets') AS targets_now;
+SELECT audience_size('@R-S1-targets') AS targets_now;
 -- no cycles, no unknown names, no invalid expressions
 SELECT define_segment('beauty buyers', '@r-s1 targets AND stage-purchased');
 SELECT define_segment('loop', '@loop');
@@ -210,7 +210,7 @@ BEGIN
 		PERFORM define_segment('chain ' || i, '@"chain ' || (i - 1) || '" OR cart-abandoned');
 	END LOOP;
 END $$;
-SELECT segment_count('@"chain 32"') = segment_count('vip💎 OR cart-abandoned') AS chain_32_works;
+SELECT audience_size('@"chain 32"') = audience_size('vip💎 OR cart-abandoned') AS chain_32_works;
 SELECT define_segment('chain 33', '@"chain 32"');
 SELECT define_segment('chain 1', '@hesitant');
 -- dropping: refused while used, unless cascade
@@ -223,67 +223,67 @@ SELECT count(*) AS saved_left FROM saved_segment;
 -- tags that changed: retired tags keep their members, merged tags stand for
 -- the tag they went into, and renamed tags still answer to the old name
 SELECT create_tag('sample-old', 'interest'), create_tag('sample-into', 'interest'), create_tag('sample-renamed', 'interest');
-SELECT attach('sample-old', '{1,2,3}'), attach('sample-into', '{3,4}'), attach('sample-renamed', '{7}');
+SELECT attach_tag('sample-old', '{1,2,3}'), attach_tag('sample-into', '{3,4}'), attach_tag('sample-renamed', '{7}');
 SELECT merge_tags('sample-old', 'sample-into', 'duplicate');
 SELECT rename_tag('sample-renamed', 'sample-new-name');
 SELECT retire_tag('vip💎', 'test');
-SELECT segment_eval('sample-old') AS merged, segment_eval('sample-renamed') AS renamed,
-	   segment_eval('"sample new name"') AS new_name, segment_count('vip💎') AS retired;
+SELECT audience('sample-old') AS merged, audience('sample-renamed') AS renamed,
+	   audience('"sample new name"') AS new_name, audience_size('vip💎') AS retired;
 
 -- errors name the problem and its position, like PostgreSQL's own
-SELECT segment_count('interest-beauty AND AND stage-purchased');
-SELECT segment_count('interest-beauty stage-purchased');
-SELECT segment_count('interest beauty');
-SELECT segment_count('(interest-beauty OR vip💎');
-SELECT segment_count('interest-beauty)');
-SELECT segment_count('관심-뷰티 AND 已購買 OR');
-SELECT segment_count('no-such-tag OR interest-beauty');
-SELECT segment_count('interest-beauty AND @nobody');
-SELECT segment_count('event(Bad-Kind) within 7d');
-SELECT segment_count('event link_click');
-SELECT segment_count('event(order) >= many');
-SELECT segment_count('orders within 7 fortnights');
-SELECT segment_count('orders within 0d');
-SELECT segment_count('no interest-beauty');
-SELECT segment_count('''interest-beauty''');
-SELECT segment_count('"interest-beauty');
-SELECT segment_count('@');
-SELECT segment_count('');
--- every error as segment_check() reports it to a user interface
-SELECT e AS expression, segment_check(e) FROM (VALUES
+SELECT audience_size('interest-beauty AND AND stage-purchased');
+SELECT audience_size('interest-beauty stage-purchased');
+SELECT audience_size('interest beauty');
+SELECT audience_size('(interest-beauty OR vip💎');
+SELECT audience_size('interest-beauty)');
+SELECT audience_size('관심-뷰티 AND 已購買 OR');
+SELECT audience_size('no-such-tag OR interest-beauty');
+SELECT audience_size('interest-beauty AND @nobody');
+SELECT audience_size('event(Bad-Kind) within 7d');
+SELECT audience_size('event link_click');
+SELECT audience_size('event(order) >= many');
+SELECT audience_size('orders within 7 fortnights');
+SELECT audience_size('orders within 0d');
+SELECT audience_size('no interest-beauty');
+SELECT audience_size('''interest-beauty''');
+SELECT audience_size('"interest-beauty');
+SELECT audience_size('@');
+SELECT audience_size('');
+-- every error as audience_problem() reports it to a user interface
+SELECT e AS expression, audience_problem(e) FROM (VALUES
 	('interest-beauty AND stage-purchased'), ('@nobody'), ('no-such-tag'), ('a AND'), ('a OR OR b'),
 	(')'), ('(a'), ('a b'), ('event(x) >= 1000000001'), ('"unterminated'), ('""'), ('within 7d'),
 	('event(order) within 40000d'), ('  ')
 ) v(e);
-SELECT segment_check(NULL) IS NULL AS null_is_null, segment_eval(NULL) IS NULL AS eval_null;
+SELECT audience_problem(NULL) IS NULL AS null_is_null, audience(NULL) IS NULL AS eval_null;
 
 -- limits: 64 KB of text, 10,000 operands and operators, 200 nested levels;
 -- huge and deep input fails fast and cleanly (no recursion in the parser)
 \set VERBOSITY terse
-SELECT segment_count(repeat('interest-beauty OR ', 6000) || 'vip💎');
-SELECT segment_count(repeat('(', 10000) || 'vip💎' || repeat(')', 10000));
-SELECT segment_count(repeat('NOT ', 10000) || 'vip💎');
-SELECT segment_count(repeat('vip💎|', 5000) || 'vip💎');
-SELECT segment_count(repeat('(', 200) || 'vip💎' || repeat(')', 200)) AS depth_200;
-SELECT segment_count(repeat('cart-abandoned OR ', 3000) || 'vip💎') AS operands_3001;
+SELECT audience_size(repeat('interest-beauty OR ', 6000) || 'vip💎');
+SELECT audience_size(repeat('(', 10000) || 'vip💎' || repeat(')', 10000));
+SELECT audience_size(repeat('NOT ', 10000) || 'vip💎');
+SELECT audience_size(repeat('vip💎|', 5000) || 'vip💎');
+SELECT audience_size(repeat('(', 200) || 'vip💎' || repeat(')', 200)) AS depth_200;
+SELECT audience_size(repeat('cart-abandoned OR ', 3000) || 'vip💎') AS operands_3001;
 \set VERBOSITY default
 
 -- nothing typed reaches SQL: quotes, semicolons and comments are names
-SELECT segment_check(e) FROM (VALUES
+SELECT audience_problem(e) FROM (VALUES
 	('"x''); DROP TABLE wam.customer; --"'), ('@"x''); DELETE FROM wam.tag; --"'),
 	('event("order''; --") within 7d')) v(e);
 SELECT count(*) AS customers_still_there FROM customer;
 
 -- roles: readers evaluate, operators also define and drop
 SET ROLE wam_reader;
-SELECT segment_count('interest-beauty AND stage-purchased') AS reader_count,
-	   cardinality(segment_eval('@hesitant')) AS reader_eval,
-	   (SELECT count(*) FROM segment_explain('@hesitant')) AS reader_explain,
-	   segment_check('x') AS reader_check;
+SELECT audience_size('interest-beauty AND stage-purchased') AS reader_count,
+	   segment_cardinality(audience('@hesitant')) AS reader_eval,
+	   (SELECT count(*) FROM audience_funnel('@hesitant')) AS reader_explain,
+	   audience_problem('x') AS reader_check;
 SELECT define_segment('reader segment', 'all');
 SELECT drop_segment('hesitant');
 INSERT INTO saved_segment (normalized_name, name, expression) VALUES ('x', 'x', 'all');
-SELECT segment_references('all');
+SELECT wam_internal.segment_references('all');
 RESET ROLE;
 SET ROLE wam_operator;
 SELECT define_segment('operator segment', 'reachable - @hesitant') AS operator_defines;
@@ -292,13 +292,13 @@ UPDATE saved_segment SET expression = 'all';
 RESET ROLE;
 CREATE ROLE wam_expr_nobody;
 SET ROLE wam_expr_nobody;
-SELECT segment_count('all');
+SELECT audience_size('all');
 RESET ROLE;
 DROP ROLE wam_expr_nobody;
 
 -- labels: the evaluators read tables (STABLE) and are parallel safe
 SELECT p.proname, p.provolatile, p.proisstrict, p.proparallel, p.prosecdef
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = 'wam' AND p.proname IN ('segment_eval', 'segment_count', 'segment_explain',
-	'segment_check', 'segment_references', 'define_segment', 'drop_segment')
+WHERE n.nspname IN ('wam', 'wam_internal') AND p.proname IN ('audience', 'audience_size', 'audience_funnel',
+	'audience_problem', 'segment_references', 'define_segment', 'drop_segment')
 ORDER BY 1;

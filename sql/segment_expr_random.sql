@@ -1,8 +1,8 @@
 -- segment expressions against the same query in plain SQL, on random data:
 -- random expressions over every operator, spelling, predicate and saved
--- segments; for each, segment_eval() must equal the customers the plain SQL
+-- segments; for each, audience() must equal the customers the plain SQL
 -- condition selects (over wam.customer_tag, wam.event and wam.customer),
--- segment_count() their number, and every step of segment_explain() the
+-- audience_size() their number, and every step of audience_funnel() the
 -- count of its own text.  test/t/segment_expr_random.sh runs more seeds
 -- (psql variables first_seed, seeds, per_seed).
 \if :{?first_seed}
@@ -187,7 +187,7 @@ BEGIN
 	DELETE FROM wam.customer_tag;
 	-- tags of random density, events of the last 60 days, customer timestamps
 	FOR i IN 1 .. 6 LOOP
-		PERFORM wam.attach(t.name, (SELECT coalesce(wam.segment_agg(c.id), '{}') FROM wam.customer c
+		PERFORM wam.attach_tag(t.name, (SELECT coalesce(wam.segment_agg(c.id), '{}') FROM wam.customer c
 									WHERE random() < d.p))
 		FROM rtag t, (SELECT random() * 0.6 AS p) d WHERE t.k = i;
 	END LOOP;
@@ -215,21 +215,21 @@ BEGIN
 		BEGIN
 			EXECUTE format('SELECT coalesce(wam.segment_agg(c.id), ''{}'') FROM wam.customer c WHERE %s', g.cond)
 				INTO truth;
-			got := wam.segment_eval(g.txt);
-			cnt := wam.segment_count(g.txt);
+			got := wam.audience(g.txt);
+			cnt := wam.audience_size(g.txt);
 			IF got IS DISTINCT FROM truth THEN
 				bad := format('segment_eval has %s customers, plain SQL %s (%s missing, %s extra)',
-							  wam.cardinality(got), wam.cardinality(truth),
-							  wam.andnot_cardinality(truth, got), wam.andnot_cardinality(got, truth));
-			ELSIF cnt <> wam.cardinality(truth) THEN
-				bad := format('segment_count says %s, plain SQL %s', cnt, wam.cardinality(truth));
-			ELSIF wam.segment_check(g.txt) IS NOT NULL THEN
-				bad := 'segment_check: ' || wam.segment_check(g.txt);
+							  wam.segment_cardinality(got), wam.segment_cardinality(truth),
+							  wam.segment_andnot_cardinality(truth, got), wam.segment_andnot_cardinality(got, truth));
+			ELSIF cnt <> wam.segment_cardinality(truth) THEN
+				bad := format('segment_count says %s, plain SQL %s', cnt, wam.segment_cardinality(truth));
+			ELSIF wam.audience_problem(g.txt) IS NOT NULL THEN
+				bad := 'segment_check: ' || wam.audience_problem(g.txt);
 			ELSE
-				FOR st IN SELECT * FROM wam.segment_explain(g.txt) LOOP
-					IF wam.segment_count(st.expression) <> st.customers THEN
+				FOR st IN SELECT * FROM wam.audience_funnel(g.txt) LOOP
+					IF wam.audience_size(st.expression) <> st.customers THEN
 						bad := format('explain step %s (%s) says %s, its own count %s', st.step,
-									  st.expression, st.customers, wam.segment_count(st.expression));
+									  st.expression, st.customers, wam.audience_size(st.expression));
 						EXIT;
 					END IF;
 					IF st.depth = 0 AND st.customers <> cnt THEN

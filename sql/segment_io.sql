@@ -12,7 +12,7 @@ SELECT E'{\n1,\t2\r}'::segment;
 SELECT NULL::segment;
 
 -- large values print compactly through runs and round-trip
-SELECT cardinality(segment_range(0, 100000)::text::segment);
+SELECT segment_cardinality(segment_range(0, 100000)::text::segment);
 SELECT segment_range(0, 100000)::text::segment = segment_range(0, 100000);
 
 -- hex input of the portable serialization, both cases of \x
@@ -45,8 +45,8 @@ SELECT '{1,2,3}'::segment::integer[];
 SELECT '{}'::segment::integer[];
 SELECT '{2147483647}'::segment::integer[];
 SELECT '{0,4294967295}'::segment::bigint[];
-SELECT to_array('{9,8,7}');
-SELECT to_array('{}');
+SELECT segment_to_array('{9,8,7}');
+SELECT segment_to_array('{}');
 
 -- casts from and to bytea (the Roaring portable format)
 SELECT '{1,2,3}'::segment::bytea;

@@ -20,10 +20,10 @@ SELECT wam.create_sender('b', '2', NULL, 's');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', '');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'ftp://x');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://localhost', 0);
--- api_base_url: https (http only with wam.allow_http), a host of wam.api_allowed_hosts
+-- api_base_url: https (http only with wam.sender_allow_http), a host of wam.sender_allowed_hosts
 -- (here: graph.facebook.com, localhost, graph.example), never an IP address in any
 -- spelling, no user name, password, query or fragment; always 22023
-SHOW wam.api_allowed_hosts;
+SHOW wam.sender_allowed_hosts;
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'http://localhost:9/v23.0');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://evil.example/v23.0');
 SELECT wam.create_sender('b', '2', 'EAAsecret-token-2', 's', 'https://127.0.0.1/v23.0');
@@ -73,28 +73,28 @@ SELECT wam.sender_id('nope');
 
 -- limits: tiers, warm-up, burst
 SELECT rate_per_minute, daily_limit, warmup, burst, warmup_started_at IS NOT NULL AS warming
-FROM wam.set_sender_limits('main', daily_limit => 2000, warmup => '{50,100}', burst => 5);
+FROM wam.configure_sender('main', daily_limit => 2000, warmup => '{50,100}', burst => 5);
 SELECT wam.sender_daily_limit(s) FROM wam.sender s;
-SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.set_sender_limits('main', 900);
-SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.set_sender_limits('main', daily_limit => 0, warmup => '{}');
-SELECT wam.set_sender_limits('main', 0);
-SELECT wam.set_sender_limits('main', daily_limit => 300);
-SELECT wam.set_sender_limits('main', warmup => '{10,NULL}');
-SELECT wam.set_sender_limits('main', warmup => '{{1},{2}}');
-SELECT wam.set_sender_limits('main', burst => 0);
-SELECT wam.set_sender_limits('nope', 10);
-SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.set_sender_limits('main', 600, NULL, NULL, 10);
+SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.configure_sender('main', 900);
+SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.configure_sender('main', daily_limit => 0, warmup => '{}');
+SELECT wam.configure_sender('main', 0);
+SELECT wam.configure_sender('main', daily_limit => 300);
+SELECT wam.configure_sender('main', warmup => '{10,NULL}');
+SELECT wam.configure_sender('main', warmup => '{{1},{2}}');
+SELECT wam.configure_sender('main', burst => 0);
+SELECT wam.configure_sender('nope', 10);
+SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.configure_sender('main', 600, NULL, NULL, 10);
 SELECT wam.sender_daily_limit(s) FROM wam.sender s;
 
 -- customers and consent
 INSERT INTO wam.customer (id, phone, name, locale) VALUES
 	(1, '15550000001', 'Ana Lima', 'pt_BR'), (2, '15550000002', 'Bo "Q" \ Z', 'en'),
 	(3, '15550000003', NULL, 'en'), (4, '15550000004', 'Dee', 'en'), (5, '15550000005', 'Eve', 'en');
-SELECT wam.set_consent(1, 'website form') IS NOT NULL AS ok;
-SELECT wam.set_consent(2, 'in-store'), wam.set_consent(3, 'in-store'), wam.set_consent(5, 'web') \gset
-SELECT wam.set_consent(NULL, 'x');
-SELECT wam.set_consent(1, ' ');
-SELECT wam.set_consent(99, 'x');
+SELECT wam.record_consent(1, 'website form') IS NOT NULL AS ok;
+SELECT wam.record_consent(2, 'in-store'), wam.record_consent(3, 'in-store'), wam.record_consent(5, 'web') \gset
+SELECT wam.record_consent(NULL, 'x');
+SELECT wam.record_consent(1, ' ');
+SELECT wam.record_consent(99, 'x');
 SELECT id, consent_source, consent_at IS NOT NULL AS consented FROM wam.customer ORDER BY id;
 SELECT customer_id, kind, details FROM wam.event ORDER BY event_id;
 
@@ -114,44 +114,44 @@ SELECT wam.payload_placeholders('{"a":"{name} and {first_name}","b":["{name}","{
 SELECT wam.render_payload('{"a":"Hi {name}!"}', '{name}', '{"Bo \"Q\" \\ Z"}');
 SELECT wam.render_payload('{"a":"Hi {name}!"}', '{name}', '{NULL}');
 -- render_for_customer: fields of the customer, else vars; NULL when a value is missing
-SELECT wam.render_for_customer('{"a":"{name}|{first_name}|{phone}|{locale}|{customer_id}|{amount}","b":[1,"{first_name}!",{"c":"{amount}"}]}',
+SELECT wam.render_customer_payload('{"a":"{name}|{first_name}|{phone}|{locale}|{customer_id}|{amount}","b":[1,"{first_name}!",{"c":"{amount}"}]}',
 							   '{"amount": "$5"}', 7, '15550000007', '  Ana "Bo" \ Lee  ', 'pt-BR');
-SELECT wam.render_for_customer('{"a":"Hi {name}"}', NULL, 7, '15550000007', NULL, 'en');
-SELECT wam.render_for_customer('{"a":"Hi {name}"}', '{"name": "there"}', 7, '15550000007', '   ', 'en');
-SELECT wam.render_for_customer('{"a":"Hi {first_name}"}', '{"first_name": null}', 7, '15550000007', '', 'en');
-SELECT wam.render_for_customer('{"a":"{n} {b} {o} {s}"}', '{"n": 1.50, "b": true, "o": {"x": [1]}, "s": "ünï"}', 7, '1', 'X', 'en');
-SELECT wam.render_for_customer('{"a":"{x}"}', '[1]', 7, '1', 'X', 'en');
-SELECT wam.render_for_customer('{"a":"{name}"}', '{"name": "{phone}"}', 7, '15550000007', NULL, 'en') AS not_refilled;
-SELECT wam.render_for_customer('{"a":"{Name} {{name}} {name"}', NULL, 7, '1', 'Zoë', NULL) AS braces;
-SELECT wam.render_for_customer('{"a":"{locale}"}', NULL, 7, '1', 'Zoë', NULL) AS no_locale;
-SELECT wam.render_for_customer('{"a":"no placeholders","n":[1,2]}', NULL, NULL, NULL, NULL, NULL);
-SELECT wam.render_for_customer(NULL, '{}', 7, '1', 'X', 'en');
+SELECT wam.render_customer_payload('{"a":"Hi {name}"}', NULL, 7, '15550000007', NULL, 'en');
+SELECT wam.render_customer_payload('{"a":"Hi {name}"}', '{"name": "there"}', 7, '15550000007', '   ', 'en');
+SELECT wam.render_customer_payload('{"a":"Hi {first_name}"}', '{"first_name": null}', 7, '15550000007', '', 'en');
+SELECT wam.render_customer_payload('{"a":"{n} {b} {o} {s}"}', '{"n": 1.50, "b": true, "o": {"x": [1]}, "s": "ünï"}', 7, '1', 'X', 'en');
+SELECT wam.render_customer_payload('{"a":"{x}"}', '[1]', 7, '1', 'X', 'en');
+SELECT wam.render_customer_payload('{"a":"{name}"}', '{"name": "{phone}"}', 7, '15550000007', NULL, 'en') AS not_refilled;
+SELECT wam.render_customer_payload('{"a":"{Name} {{name}} {name"}', NULL, 7, '1', 'Zoë', NULL) AS braces;
+SELECT wam.render_customer_payload('{"a":"{locale}"}', NULL, 7, '1', 'Zoë', NULL) AS no_locale;
+SELECT wam.render_customer_payload('{"a":"no placeholders","n":[1,2]}', NULL, NULL, NULL, NULL, NULL);
+SELECT wam.render_customer_payload(NULL, '{}', 7, '1', 'X', 'en');
 -- a placeholder in a key goes through the JSON text (keys are re-sorted)
-SELECT wam.render_for_customer('{"{name}":"Hi {name}","b":1}', NULL, 7, '1', 'Bo "Q"', 'en') AS key_placeholder;
+SELECT wam.render_customer_payload('{"{name}":"Hi {name}","b":1}', NULL, 7, '1', 'Bo "Q"', 'en') AS key_placeholder;
 -- different templates and vars in one statement (the cache follows them)
-SELECT t, v, wam.render_for_customer(t, v, id, '1555', 'Ann Lee', 'en')
+SELECT t, v, wam.render_customer_payload(t, v, id, '1555', 'Ann Lee', 'en')
 FROM (VALUES ('{"a":"{first_name}"}'::jsonb, NULL::jsonb, 1), ('{"a":"{name} {x}"}', '{"x": "1"}', 2),
 			 ('{"a":"{name} {x}"}', '{"x": "2"}', 3), ('{"a":"{customer_id}"}', NULL, 4)) v(t, v, id);
 
 -- enqueue: refusals with reasons
 \set tpl '{"type":"template","template":{"name":"spring_sale","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text","text":"{first_name}"},{"type":"text","text":"{amount}"}]}]}}'
-SELECT wam.enqueue(4, :'tpl');
-SELECT wam.enqueue(99, :'tpl');
-SELECT wam.enqueue(NULL, :'tpl');
-SELECT wam.enqueue(1, :'tpl');
-SELECT wam.enqueue(1, :'tpl', vars => '[1]');
-SELECT wam.enqueue(1, :'tpl', not_before => NULL);
-SELECT wam.enqueue(1, :'tpl', priority => 101);
-SELECT wam.enqueue(1, :'tpl', sender => 'nope');
-SELECT wam.enqueue(3, :'tpl', vars => '{"amount": "$5"}');
-SELECT wam.enqueue(1, '{"type":"text","text":{"body":"Hi {name}"}}');
+SELECT wam.enqueue_message(4, :'tpl');
+SELECT wam.enqueue_message(99, :'tpl');
+SELECT wam.enqueue_message(NULL, :'tpl');
+SELECT wam.enqueue_message(1, :'tpl');
+SELECT wam.enqueue_message(1, :'tpl', vars => '[1]');
+SELECT wam.enqueue_message(1, :'tpl', not_before => NULL);
+SELECT wam.enqueue_message(1, :'tpl', priority => 101);
+SELECT wam.enqueue_message(1, :'tpl', sender => 'nope');
+SELECT wam.enqueue_message(3, :'tpl', vars => '{"amount": "$5"}');
+SELECT wam.enqueue_message(1, '{"type":"text","text":{"body":"Hi {name}"}}');
 SET TIME ZONE 'UTC';
 UPDATE wam.customer SET last_inbound_at = '2020-01-01 12:00+00' WHERE id = 2;
-SELECT wam.enqueue(2, '{"type":"text","text":{"body":"Hi {name}"}}');
+SELECT wam.enqueue_message(2, '{"type":"text","text":{"body":"Hi {name}"}}');
 -- accepted
-SELECT wam.enqueue(1, :'tpl', vars => '{"amount": "$5"}', campaign => 'spring') AS m1 \gset
+SELECT wam.enqueue_message(1, :'tpl', vars => '{"amount": "$5"}', campaign => 'spring') AS m1 \gset
 UPDATE wam.customer SET last_inbound_at = now() - interval '1 hour' WHERE id = 2;
-SELECT wam.enqueue(2, '{"type":"text","text":{"body":"Hi {name}"}}', priority => 5) AS m2 \gset
+SELECT wam.enqueue_message(2, '{"type":"text","text":{"body":"Hi {name}"}}', priority => 5) AS m2 \gset
 SELECT message_id = :m1 AS first, customer_id, recipient, payload, campaign, priority, status, attempts,
 	   expires_at IS NULL AS no_expiry
 FROM wam.outbox ORDER BY message_id;
@@ -173,47 +173,47 @@ SELECT customer_id, payload->'template'->'components'->0->'parameters' AS params
 WHERE campaign = 'spring' ORDER BY message_id;
 
 -- cancel
-SELECT wam.cancel(:m2), wam.cancel(:m2);
-SELECT wam.cancel(999999);
-SELECT wam.cancel(NULL::bigint);
-SELECT wam.cancel('spring');
-SELECT wam.cancel('spring', 'main');
-SELECT wam.cancel(NULL::text);
+SELECT wam.cancel_message(:m2), wam.cancel_message(:m2);
+SELECT wam.cancel_message(999999);
+SELECT wam.cancel_message(NULL::bigint);
+SELECT wam.cancel_campaign('spring');
+SELECT wam.cancel_campaign('spring', 'main');
+SELECT wam.cancel_campaign(NULL::text);
 SELECT status, count(*), bool_and(cancelled_at IS NOT NULL) AS stamped FROM wam.outbox GROUP BY 1 ORDER BY 1;
 
 -- opt-out cancels the waiting messages and blocks new ones
-SELECT wam.enqueue(5, :'tpl', vars => '{"amount": "$1"}') AS m5 \gset
-SELECT wam.opt_out(5, 'asked by phone');
-SELECT wam.opt_out(5, NULL);
-SELECT wam.opt_out(99, 'x');
+SELECT wam.enqueue_message(5, :'tpl', vars => '{"amount": "$1"}') AS m5 \gset
+SELECT wam.record_opt_out(5, 'asked by phone');
+SELECT wam.record_opt_out(5, NULL);
+SELECT wam.record_opt_out(99, 'x');
 SELECT status, error_detail FROM wam.outbox WHERE message_id = :m5;
-SELECT wam.enqueue(5, :'tpl', vars => '{"amount": "$1"}');
+SELECT wam.enqueue_message(5, :'tpl', vars => '{"amount": "$1"}');
 -- consent again clears the opt-out
-SELECT wam.set_consent(5, 'web form, second time') IS NOT NULL AS ok;
+SELECT wam.record_consent(5, 'web form, second time') IS NOT NULL AS ok;
 SELECT opted_out_at IS NULL AS cleared FROM wam.customer WHERE id = 5;
 
 -- the worker's side: claim
 TRUNCATE wam.outbox;
-SELECT wam.enqueue(1, :'tpl', vars => '{"amount": "$5"}') AS a1,
-	   wam.enqueue(1, :'tpl', vars => '{"amount": "$6"}') AS a2,
-	   wam.enqueue(2, :'tpl', vars => '{"amount": "$7"}', priority => 9) AS b1,
-	   wam.enqueue(3, :'tpl', vars => '{"amount": "$8", "first_name": "friend"}', not_before => now() + interval '1 hour') AS c1,
-	   wam.enqueue(5, :'tpl', vars => '{"amount": "$9"}', expires_at => now() - interval '1 second') AS e1 \gset
-SELECT wam.next_due(1) <= now() AS due_now;
+SELECT wam.enqueue_message(1, :'tpl', vars => '{"amount": "$5"}') AS a1,
+	   wam.enqueue_message(1, :'tpl', vars => '{"amount": "$6"}') AS a2,
+	   wam.enqueue_message(2, :'tpl', vars => '{"amount": "$7"}', priority => 9) AS b1,
+	   wam.enqueue_message(3, :'tpl', vars => '{"amount": "$8", "first_name": "friend"}', not_before => now() + interval '1 hour') AS c1,
+	   wam.enqueue_message(5, :'tpl', vars => '{"amount": "$9"}', expires_at => now() - interval '1 second') AS e1 \gset
+SELECT wam_internal.next_due(1) <= now() AS due_now;
 -- b1 first (priority), then a1; a2 waits for the 6 s pair limit; c1 not yet due; e1 expired
 SELECT message_id = :b1 AS is_b1, message_id = :a1 AS is_a1, body::jsonb - 'template' AS envelope
-FROM wam.claim_batch(1, 10);
+FROM wam_internal.claim_batch(1, 10);
 SELECT message_id = :a2 AS a2, message_id = :c1 AS c1, message_id = :e1 AS e1, status, attempts,
 	   sending_at IS NOT NULL AS sending_stamped, expired_at IS NOT NULL AS expired_stamped
 FROM wam.outbox ORDER BY message_id;
-SELECT count(*) AS nothing_more FROM wam.claim_batch(1, 10);
+SELECT count(*) AS nothing_more FROM wam_internal.claim_batch(1, 10);
 -- a claimed row is past cancelling (and wam.cancel does not lock it)
-SELECT wam.cancel(:b1) AS cancelled_while_sending, (SELECT status FROM wam.outbox WHERE message_id = :b1);
-SELECT count(*) FROM wam.claim_batch(1, 0);
-SELECT count(*) FROM wam.claim_batch(42, 10);
+SELECT wam.cancel_message(:b1) AS cancelled_while_sending, (SELECT status FROM wam.outbox WHERE message_id = :b1);
+SELECT count(*) FROM wam_internal.claim_batch(1, 0);
+SELECT count(*) FROM wam_internal.claim_batch(42, 10);
 
 -- results: a response with a message id makes it sent
-SELECT * FROM wam.record_results(ARRAY[:b1, :a1]::bigint[], '{http,http}', '{200,200}',
+SELECT * FROM wam_internal.record_results(ARRAY[:b1, :a1]::bigint[], '{http,http}', '{200,200}',
 	ARRAY['{"messaging_product":"whatsapp","contacts":[{"input":"+15550000002","wa_id":"15550000002"}],"messages":[{"id":"wamid.B1"}]}',
 		  '{"messages":[]}'], '{NULL,NULL}');
 SELECT message_id = :b1 AS b1, status, wamid, error_code, error_detail, sent_at IS NOT NULL AS sent_stamped,
@@ -222,13 +222,13 @@ FROM wam.outbox WHERE message_id IN (:b1, :a1) ORDER BY 1 DESC;
 
 -- the daily tier (here the first warm-up day: 2 recipients) holds back new recipients
 DELETE FROM wam.outbox;
-SELECT daily_limit, warmup FROM wam.set_sender_limits('main', daily_limit => 250, warmup => '{2}');
-SELECT count(wam.enqueue(id, :'tpl', vars => '{"amount": "$1", "first_name": "x"}')) FROM wam.customer
+SELECT daily_limit, warmup FROM wam.configure_sender('main', daily_limit => 250, warmup => '{2}');
+SELECT count(wam.enqueue_message(id, :'tpl', vars => '{"amount": "$1", "first_name": "x"}')) FROM wam.customer
 WHERE id IN (1, 2, 3, 5);
-SELECT count(*) AS claimed_under_tier FROM wam.claim_batch(1, 10);
+SELECT count(*) AS claimed_under_tier FROM wam_internal.claim_batch(1, 10);
 SELECT status, count(*) FROM wam.outbox GROUP BY 1 ORDER BY 1;
-SELECT daily_limit, warmup FROM wam.set_sender_limits('main', daily_limit => 0, warmup => '{}');
-SELECT count(*) AS claimed_without_tier FROM wam.claim_batch(1, 10);
+SELECT daily_limit, warmup FROM wam.configure_sender('main', daily_limit => 0, warmup => '{}');
+SELECT count(*) AS claimed_without_tier FROM wam_internal.claim_batch(1, 10);
 
 -- every error class, on fresh rows
 CREATE FUNCTION pg_temp.try(code_or_http text, body text, outcome text DEFAULT 'http', detail text DEFAULT NULL)
@@ -244,7 +244,7 @@ BEGIN
 	INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, attempts, sending_at)
 	VALUES (1, 4, '15550000004', '{"type":"text","text":{"body":"x"}}', 'sending', 1, now())
 	RETURNING message_id INTO id;
-	SELECT * INTO sig FROM wam.record_results(ARRAY[id], ARRAY[outcome], ARRAY[code_or_http::integer], ARRAY[body], ARRAY[detail]);
+	SELECT * INTO sig FROM wam_internal.record_results(ARRAY[id], ARRAY[outcome], ARRAY[code_or_http::integer], ARRAY[body], ARRAY[detail]);
 	RETURN QUERY SELECT o.status, o.attempts, o.pair_deferrals, o.error_code, o.error_detail,
 		extract(epoch FROM o.next_attempt_at - clock_timestamp())::double precision, sig.throttled, sig.paused_reason
 	FROM wam.outbox o WHERE o.message_id = id;
@@ -272,16 +272,16 @@ SELECT 'not sendable' AS code, status, attempts, error_code, error_detail, pause
 SELECT 'timeout' AS code, status, attempts, error_detail FROM pg_temp.try('0', NULL, 'uncertain', 'no answer after the request was sent: Timeout was reached');
 SELECT 'bad json 200' AS code, status, error_detail FROM pg_temp.try('200', '{"messages":[{"id":');
 -- retryable errors fail once the attempts are used up
-SET wam.max_attempts = 1;
+SET wam.sender_max_attempts = 1;
 SELECT 'last attempt' AS code, status, attempts, error_code FROM pg_temp.try('500', format(:'err', 131000, 131000, 'x'));
-RESET wam.max_attempts;
+RESET wam.sender_max_attempts;
 SELECT code, wam.error_action(code) FROM unnest('{0,190,3,10,200,299,300,4,80007,130429,613,131056,1,2,131000,131016,131057,133004,131048,368,131031,133010,100,131026,131047,131049,131050,132000}'::int[]) code;
 SELECT wam.error_action(NULL);
 UPDATE wam.sender SET paused = false, paused_reason = NULL, paused_at = NULL;
 
 -- pause and resume
 SELECT wam.pause_sender('main', 'maintenance');
-SELECT count(*) AS claimed_while_paused FROM wam.claim_batch(1, 10);
+SELECT count(*) AS claimed_while_paused FROM wam_internal.claim_batch(1, 10);
 SELECT wam.pause_sender('main', '');
 SELECT wam.resume_sender('main'), wam.resume_sender('main');
 SELECT wam.resume_sender(NULL);
@@ -291,11 +291,11 @@ SELECT wam.resume_sender('nope');
 DELETE FROM wam.outbox;
 INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, status, attempts, sending_at)
 VALUES (1, 4, '15550000004', '{"type":"text","text":{"body":"x"}}', 'sending', 1, now()) RETURNING message_id AS u1 \gset
-SELECT wam.worker_recover();
+SELECT wam_internal.worker_recover();
 SELECT status, error_detail FROM wam.outbox;
-SELECT count(*) AS not_claimed FROM wam.claim_batch(1, 10);
-SELECT wam.requeue_uncertain(:u1), wam.requeue_uncertain(:u1);
-SELECT wam.requeue_uncertain(NULL);
+SELECT count(*) AS not_claimed FROM wam_internal.claim_batch(1, 10);
+SELECT wam.requeue_message(:u1), wam.requeue_message(:u1);
+SELECT wam.requeue_message(NULL);
 SELECT status FROM wam.outbox;
 
 -- the worker is not running for this database
@@ -303,7 +303,7 @@ SELECT wam.worker_pid();
 SELECT sender, state, current_rate_per_minute, configured_rate_per_minute, in_flight, sent_last_minute,
 	   queue_depth, uncertain, last_error, paused_reason
 FROM wam.worker_status;
-SELECT count(*) FROM wam.worker_sender_state();
+SELECT count(*) FROM wam_internal.worker_sender_state();
 
 -- roles: readers see the queue, never the secrets
 CREATE ROLE wam_test_reader IN ROLE wam_reader;
@@ -314,15 +314,15 @@ SELECT count(*) >= 0 AS reads_outbox FROM wam.outbox;
 SELECT count(*) AS senders FROM wam.sender;
 SELECT * FROM wam.sender_secret;
 SELECT count(*) FROM wam.worker_status;
-SELECT wam.enqueue(1, :'tpl', vars => '{"amount": "$5"}');
+SELECT wam.enqueue_message(1, :'tpl', vars => '{"amount": "$5"}');
 SELECT wam.ingest_webhook('{}', 'sha256=00');
 SET ROLE wam_test_operator;
-SELECT wam.enqueue(1, :'tpl', vars => '{"amount": "$5"}') > 0 AS operator_enqueues;
+SELECT wam.enqueue_message(1, :'tpl', vars => '{"amount": "$5"}') > 0 AS operator_enqueues;
 SELECT * FROM wam.sender_secret;
 SELECT wam.create_sender('x', '3', 'EAAsecret-token-3', 's');
-SELECT count(*) FROM wam.claim_batch(1, 1);
-SELECT * FROM wam.record_results('{}', '{}', '{}', '{}', '{}');
-SELECT wam.worker_recover();
+SELECT count(*) FROM wam_internal.claim_batch(1, 1);
+SELECT * FROM wam_internal.record_results('{}', '{}', '{}', '{}', '{}');
+SELECT wam_internal.worker_recover();
 INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload) VALUES (1, 1, '1', '{}');
 SET ROLE wam_test_admin;
 SELECT count(*) AS admin_reads_secrets FROM wam.sender_secret;

@@ -11,44 +11,44 @@ SELECT wam.hmac_sha256('Jefe', 'what do ya want for nothing?');
 SELECT wam.hmac_sha256('', '');
 SELECT wam.hmac_sha256(NULL, 'x');
 \set sig 'sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843'
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,Jefe}');
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', upper(:'sig'), '{Jefe}') AS upper_prefix;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha256=' || upper(substr(:'sig', 8)), '{Jefe}') AS upper_hex;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{Jefe,Jefe}') AS first_match;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,NULL,a,Jefe,a}') AS after_repeats;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing!', :'sig', '{Jefe}') AS other_body;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || '4', '{Jefe}') AS one_digit_off;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1), '{Jefe}') AS short;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || 'g', '{Jefe}') AS not_hex;
-SELECT wam.hmac_sha256_matches('what do ya want for nothing?', 'sha1=' || substr(:'sig', 8), '{Jefe}') AS sha1;
-SELECT wam.hmac_sha256_matches('x', :'sig', '{}') AS no_secrets;
-SELECT wam.hmac_sha256_matches('x', :'sig', '{NULL}') AS null_secret;
-SELECT wam.hmac_sha256_matches('x', :'sig', NULL) AS null_array;
-SELECT wam.hmac_sha256_matches('x', :'sig', '{{a},{b}}');
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,Jefe}');
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', upper(:'sig'), '{Jefe}') AS upper_prefix;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', 'sha256=' || upper(substr(:'sig', 8)), '{Jefe}') AS upper_hex;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{Jefe,Jefe}') AS first_match;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', :'sig', '{a,NULL,a,Jefe,a}') AS after_repeats;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing!', :'sig', '{Jefe}') AS other_body;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || '4', '{Jefe}') AS one_digit_off;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1), '{Jefe}') AS short;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', left(:'sig', -1) || 'g', '{Jefe}') AS not_hex;
+SELECT wam_internal.hmac_sha256_matches('what do ya want for nothing?', 'sha1=' || substr(:'sig', 8), '{Jefe}') AS sha1;
+SELECT wam_internal.hmac_sha256_matches('x', :'sig', '{}') AS no_secrets;
+SELECT wam_internal.hmac_sha256_matches('x', :'sig', '{NULL}') AS null_secret;
+SELECT wam_internal.hmac_sha256_matches('x', :'sig', NULL) AS null_array;
+SELECT wam_internal.hmac_sha256_matches('x', :'sig', '{{a},{b}}');
 
 -- try_jsonb never errors
-SELECT wam.try_jsonb('{"a": [1, 2]}'), wam.try_jsonb('{"a":'), wam.try_jsonb(''), wam.try_jsonb('nul'),
-	   wam.try_jsonb(NULL), wam.try_jsonb('"\u00e9"');
+SELECT wam_internal.try_jsonb('{"a": [1, 2]}'), wam_internal.try_jsonb('{"a":'), wam_internal.try_jsonb(''), wam_internal.try_jsonb('nul'),
+	   wam_internal.try_jsonb(NULL), wam_internal.try_jsonb('"\u00e9"');
 
 -- json_elements: the elements of an array, nothing for anything else
-SELECT wam.json_elements('[1, "a", {"b": [2]}, [3, 4], null, []]');
-SELECT count(*) AS elements FROM wam.json_elements('[]');
-SELECT count(*) AS elements FROM wam.json_elements('{"a": [1]}');
-SELECT count(*) AS elements FROM wam.json_elements('"[1]"');
-SELECT count(*) AS elements FROM wam.json_elements('7');
-SELECT count(*) AS elements FROM wam.json_elements('null');
-SELECT count(*) AS elements FROM wam.json_elements(NULL);
-SELECT count(*) AS elements, sum((e->>0)::int) AS total FROM wam.json_elements((SELECT jsonb_agg(jsonb_build_array(g)) FROM generate_series(1, 1000) g)) e;
+SELECT wam_internal.json_elements('[1, "a", {"b": [2]}, [3, 4], null, []]');
+SELECT count(*) AS elements FROM wam_internal.json_elements('[]');
+SELECT count(*) AS elements FROM wam_internal.json_elements('{"a": [1]}');
+SELECT count(*) AS elements FROM wam_internal.json_elements('"[1]"');
+SELECT count(*) AS elements FROM wam_internal.json_elements('7');
+SELECT count(*) AS elements FROM wam_internal.json_elements('null');
+SELECT count(*) AS elements FROM wam_internal.json_elements(NULL);
+SELECT count(*) AS elements, sum((e->>0)::int) AS total FROM wam_internal.json_elements((SELECT jsonb_agg(jsonb_build_array(g)) FROM generate_series(1, 1000) g)) e;
 
 -- setup: two senders sharing nothing, customers with consent
 SELECT wam.create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret', 'https://localhost:9') AS s1,
 	   wam.create_sender('other', '200', 'EAAtoken-other', 'other-secret', 'https://localhost:9') AS s2 \gset
 INSERT INTO wam.customer (id, phone, name) VALUES (11, '15550000011', 'Ana'), (12, '15550000012', 'Bo'),
 	(13, '15550000013', 'Cy');
-SELECT count(wam.set_consent(id, 'test')) FROM wam.customer WHERE id IN (11, 12, 13);
+SELECT count(wam.record_consent(id, 'test')) FROM wam.customer WHERE id IN (11, 12, 13);
 \set tpl '{"type":"template","template":{"name":"t","language":{"code":"en"}}}'
-SELECT wam.enqueue(11, :'tpl', 'main') AS m1, wam.enqueue(12, :'tpl', 'main') AS m2,
-	   wam.enqueue(13, :'tpl', 'main') AS m3, wam.enqueue(11, :'tpl', 'other', not_before => now() + interval '1 hour') AS m4 \gset
+SELECT wam.enqueue_message(11, :'tpl', 'main') AS m1, wam.enqueue_message(12, :'tpl', 'main') AS m2,
+	   wam.enqueue_message(13, :'tpl', 'main') AS m3, wam.enqueue_message(11, :'tpl', 'other', not_before => now() + interval '1 hour') AS m4 \gset
 -- m1 sent (wamid known), m2 uncertain (response lost), m3 still sending
 UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.M1', sending_at = now(), sent_at = now() - interval '1 minute'
 WHERE message_id = :m1;
@@ -153,7 +153,7 @@ SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	jsonb_build_object('id', 'wamid.M2', 'status', 'delivered', 'timestamp', 'soon')))) AS partly_unknown;
 SELECT m, status, delivered IS NOT NULL AS delivered FROM pg_temp.show() WHERE m = 'm2';
 -- 131049 holds back a new message to that customer for 24 hours
-SELECT wam.enqueue(13, :'tpl', 'main') AS h \gset
+SELECT wam.enqueue_message(13, :'tpl', 'main') AS h \gset
 SELECT next_attempt_at > now() + interval '23 hours' AS held_back FROM wam.outbox WHERE message_id = :h;
 -- a late "sent" does not undo the failure
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
@@ -214,15 +214,15 @@ SELECT wam.normalize_keyword(' Stop. '), wam.normalize_keyword('ARRÊT'), wam.no
 
 -- verification handshake
 SELECT wam.webhook_challenge('subscribe', 'x', '1158201444');
-SELECT wam.set_webhook_verify_token('short');
-SELECT wam.set_webhook_verify_token(NULL);
-SELECT wam.set_webhook_verify_token('my-verify-token');
+SELECT wam.configure_webhook('short');
+SELECT wam.configure_webhook(NULL);
+SELECT wam.configure_webhook('my-verify-token');
 SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '1158201444');
 SELECT wam.webhook_challenge('subscribe', 'my-verify-tokeN', '1158201444');
 SELECT wam.webhook_challenge('subscribe', NULL, '1158201444');
 SELECT wam.webhook_challenge('unsubscribe', 'my-verify-token', '1158201444');
 SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '');
-SELECT wam.set_webhook_verify_token('another-token');
+SELECT wam.configure_webhook('another-token');
 SELECT wam.webhook_challenge('subscribe', 'my-verify-token', '1');
 
 -- delivery report with the R-M6 health flags

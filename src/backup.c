@@ -94,7 +94,7 @@ wam_restoring(void)
 
 PG_FUNCTION_INFO_V1(wam_restoring_sql);
 
-/* wam.restoring() -> boolean: for the triggers written in SQL */
+/* wam_internal.restoring() -> boolean: for the triggers written in SQL */
 Datum
 wam_restoring_sql(PG_FUNCTION_ARGS)
 {

@@ -2,16 +2,16 @@
  *
  * expr.h
  *	  Segment expressions inside the server: preparation (name resolution,
- *	  saved segments, behaviour predicates: expr_eval.c), evaluation (the
- *	  bitmap algebra: expr_run.c) and the SQL-callable functions
+ *	  saved segments, behaviour predicates: expr_prepare.c), evaluation (the
+ *	  bitmap algebra: expr_eval.c) and the SQL-callable functions
  *	  (expr_sql.c).
  *
- * One call of wam.segment_eval() & co. works in a WamExprCtx: a memory
+ * One call of wam.audience() & co. works in a WamExprCtx: a memory
  * context that owns everything it allocates, CRoaring bitmaps included
  * (through WamBitmapHolder reset callbacks, see segment.h), and an open SPI
  * connection.  Preparing an expression parses it and resolves every name
  * (tags, saved segments, recursively) without touching a bitmap; problems
- * are returned as a WamExprProblem, so wam.segment_check() can report them
+ * are returned as a WamExprProblem, so wam.audience_problem() can report them
  * as text and the other functions raise them.  Evaluating then loads all
  * tag bitmaps in one query and runs the postfix program with an explicit
  * value stack.
@@ -63,7 +63,7 @@ typedef struct WamValue
 typedef struct WamExprSaved WamExprSaved;
 typedef struct WamExprPred WamExprPred;
 
-/* expr_eval.c: the cached queries */
+/* expr_prepare.c: the cached queries */
 typedef enum WamQueryId
 {
 	WAM_Q_TAGS,					/* $1 text[] -> (ordinal, tag_id, merged_into) */
@@ -159,7 +159,7 @@ typedef struct WamExprCtx
 	roaring_bitmap_t *empty;	/* an empty set, NULL until needed */
 } WamExprCtx;
 
-/* One row of wam.segment_explain(). */
+/* One row of wam.audience_funnel(). */
 typedef struct WamExplainRow
 {
 	int32		step;
@@ -168,7 +168,7 @@ typedef struct WamExplainRow
 	int64		customers;
 } WamExplainRow;
 
-/* expr_eval.c */
+/* expr_prepare.c */
 extern void wam_expr_select(WamQueryId id, Datum arg);
 extern Datum wam_expr_col(int row, int col, bool *isnull);
 extern WamExprCtx *wam_expr_begin(void);
@@ -179,7 +179,7 @@ extern WamExprProgram *wam_expr_prepare(WamExprCtx *ctx, const char *src,
 extern void wam_expr_raise(const WamExprProblem *problem) pg_attribute_noreturn();
 extern char *wam_expr_problem_text(const WamExprProblem *problem);
 
-/* expr_run.c */
+/* expr_eval.c */
 extern int64 wam_expr_run_count(WamExprCtx *ctx, WamExprProgram *prog);
 extern roaring_bitmap_t *wam_expr_run_segment(WamExprCtx *ctx,
 											  WamExprProgram *prog);

@@ -1,30 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * expr_eval.c
- *	  Segment expressions inside the server: the call's context, and the
- *	  preparation of an expression, i.e. parsing it and resolving every name
- *	  in it, without reading a bitmap (expr_run.c evaluates it).
+ *	  Evaluation of a prepared segment expression (see expr_prepare.c for the
+ *	  preparation and expr.h for the values).
  *
- *	- tags: all names of an expression in one query, matched like
- *	  wam.tag_id() matches them (wam.normalize_tag_name()).  A merged tag
- *	  stands for the tag it was merged into; a retired tag still has its
- *	  members and is evaluated as usual; a name that is no tag's name now
- *	  but was renamed (wam.tag_log) stands for the renamed tag.
- *	- saved segments (@name): looked up the same way and prepared
- *	  recursively, each once, with a depth limit and a cycle check (the
- *	  definitions cannot form a cycle, see wam.define_segment(), but a
- *	  concurrent definition or a manual edit could).
- *	- behaviour predicates: reduced to one of a few fixed, parameterised
- *	  queries plus a "complement" flag ("event(x) < 3" is all customers
- *	  minus "event(x) >= 3"), deduplicated.
- * Every query is constant text with $n parameters (cached plans here,
- * SPI_execute_with_args for the predicates in expr_run.c): nothing typed in
- * an expression is ever spliced into SQL.
+ * Tag bitmaps are read from wam.tag_chunk in one query for all tags of the
+ * expression and its saved segments.  Each behaviour predicate runs once,
+ * as a constant query with parameters returning one segment.  The postfix
+ * program then runs with an explicit value stack; a value is a bitmap plus
+ * a "negated" flag, so NOT, EXCLUDE and the complement predicates become
+ * and / or / andnot of stored bitmaps, computed in place when the value
+ * owns its bitmap, and "all customers minus x" is built only when a result
+ * needs it.  A count never builds the top operator's result: its size is
+ * CRoaring's fused and/or/andnot cardinality.
  *
- * Problems (syntax, unknown names, limits) are returned as WamExprProblem,
- * so that wam.segment_check() can report them as text without catching
- * errors, and raised by wam_expr_raise() with the position as the error's
- * internal query position (psql shows a caret under it).
+ * The negation algebra relies on every operand being a subset of all
+ * customers (tag 0), which holds within one snapshot: memberships and
+ * events of deleted customers go in the same transaction (tags.sql), and
+ * every query here runs on the caller's snapshot.
  *
  * src/expr_eval.c
  *
@@ -32,793 +25,619 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "expr.h"
 
-/* -------- queries -------- */
-
-typedef struct WamQuery
-{
-	const char *sql;
-	Oid			argtype;
-	SPIPlanPtr	plan;			/* prepared on first use, kept for the session */
-} WamQuery;
-
-static WamQuery wam_queries[WAM_Q_COUNT] = {
-	{"SELECT u.i, t.tag_id, t.merged_into "
-		"FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(n, i) "
-		"JOIN wam.tag t ON t.normalized_name OPERATOR(pg_catalog.=) wam.normalize_tag_name(u.n)",
-	TEXTARRAYOID, NULL},
-	{"SELECT u.i, k.key, s.name, s.expression "
-		"FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(n, i) "
-		"CROSS JOIN LATERAL wam.normalize_tag_name(u.n) AS k(key) "
-		"LEFT JOIN wam.saved_segment s ON s.normalized_name OPERATOR(pg_catalog.=) k.key",
-	TEXTARRAYOID, NULL},
-	{"SELECT c.tag_id, c.members FROM wam.tag_chunk c "
-		"WHERE c.tag_id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY c.tag_id, c.chunk",
-	INT4ARRAYOID, NULL},
-	{"SELECT t.merged_into FROM wam.tag t WHERE t.tag_id OPERATOR(pg_catalog.=) $1",
-	INT4OID, NULL},
-	{"SELECT t.tag_id, t.merged_into FROM wam.tag_log l "
-		"JOIN wam.tag t ON t.tag_id OPERATOR(pg_catalog.=) l.tag_id "
-		"WHERE l.action OPERATOR(pg_catalog.=) 'rename' "
-		"AND wam.normalize_tag_name(l.detail OPERATOR(pg_catalog.->>) 'old_name') "
-		"OPERATOR(pg_catalog.=) wam.normalize_tag_name($1) "
-		"ORDER BY l.log_id DESC LIMIT 1",
-	TEXTOID, NULL}
+static const char *const wam_event_sql[] = {
+	NULL,
+	"SELECT wam.segment_agg(e.customer_id) FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2",
+	"SELECT wam.segment_agg(x.customer_id) FROM ("
+	"SELECT e.customer_id FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2 "
+	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3) x",
+	"SELECT wam.segment_agg(x.customer_id) FROM ("
+	"SELECT e.customer_id FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2 "
+	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.=) $3) x"
 };
 
-static bool wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog,
-								WamExprProblem **problem);
-
-/* -------- hashing names by pointer -------- */
-
-static uint32
-wam_strptr_hash(const void *key, Size keysize)
-{
-	const char *s = *(const char *const *) key;
-
-	return hash_bytes((const unsigned char *) s, (int) strlen(s));
-}
-
-static int
-wam_strptr_match(const void *key1, const void *key2, Size keysize)
-{
-	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
-}
-
-static HTAB *
-wam_strptr_hash_create(const char *name, Size entrysize, MemoryContext cxt)
-{
-	HASHCTL		ctl;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = entrysize;
-	ctl.hash = wam_strptr_hash;
-	ctl.match = wam_strptr_match;
-	ctl.hcxt = cxt;
-	return hash_create(name, 16, &ctl,
-					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-}
-
-/* -------- SPI -------- */
-
 /*
- * SPI switches to its own memory contexts; these wrappers put the caller's
- * back, so everything else here allocates in the expression's context.
+ * Small counts use wam.segment_repeat_agg (src/expr_agg.c), one bitmap per
+ * count level instead of a hash table of customers: indexed like
+ * wam_event_sql, for counts up to WAM_REPEAT_MAX (exactly: one less).
  */
-static SPIPlanPtr
-wam_plan(WamQueryId id)
+#define WAM_REPEAT_MAX	16
+static const char *const wam_event_repeat_sql[] = {
+	NULL,
+	NULL,
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2",
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
+};
+
+/* indexed by WamExprField */
+static const char *const wam_field_sql[] = {
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_inbound_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_read_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.first_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_inbound_at OPERATOR(pg_catalog.>=) $1 "
+	"OR c.last_read_at OPERATOR(pg_catalog.>=) $1 "
+	"OR c.last_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.created_at OPERATOR(pg_catalog.>=) $1"
+};
+
+static const char wam_reachable_sql[] =
+"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+"WHERE c.consent_at IS NOT NULL AND c.opted_out_at IS NULL";
+
+typedef enum WamSetOp
 {
-	WamQuery   *q = &wam_queries[id];
+	WAM_SET_AND,				/* x & y */
+	WAM_SET_OR,					/* x | y */
+	WAM_SET_XY,					/* x - y */
+	WAM_SET_YX					/* y - x */
+} WamSetOp;
 
-	if (q->plan == NULL)
-	{
-		MemoryContext old = CurrentMemoryContext;
-		SPIPlanPtr	plan = SPI_prepare(q->sql, 1, &q->argtype);
+typedef enum WamRunMode
+{
+	WAM_RUN_VALUE,				/* the root's set */
+	WAM_RUN_COUNT,				/* only the root's size */
+	WAM_RUN_EXPLAIN				/* every node's size */
+} WamRunMode;
 
-		if (plan == NULL)
-			elog(ERROR, "wam_plan: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "wam_plan: SPI_keepplan failed");
-		q->plan = plan;
-		MemoryContextSwitchTo(old);
-	}
-	return q->plan;
+static WamValue wam_run(WamExprCtx *ctx, WamExprProgram *prog, WamRunMode mode,
+						int64 *count, WamExplainRow *rows);
+
+/* -------- bitmaps owned by the expression's context -------- */
+
+static WamValue
+wam_temp(WamExprCtx *ctx, roaring_bitmap_t *bm)
+{
+	WamValue	v;
+
+	v.holder = wam_bitmap_hold(bm, ctx->cxt);
+	v.bm = bm;
+	v.neg = false;
+	return v;
 }
 
-/* wam_expr_select runs a cached query on the caller's snapshot; rows in SPI_tuptable. */
-void
-wam_expr_select(WamQueryId id, Datum arg)
+static roaring_bitmap_t *
+wam_owned_new(WamExprCtx *ctx)
 {
-	MemoryContext old = CurrentMemoryContext;
-	int			rc = SPI_execute_plan(wam_plan(id), &arg, NULL, true, 0);
+	return wam_bitmap_hold(roaring_bitmap_create(), ctx->cxt)->bm;
+}
 
+/* Frees a value's bitmap now if the value owns it. */
+static void
+wam_drop(WamValue v)
+{
+	if (v.holder != NULL)
+		wam_bitmap_release(v.holder);
+}
+
+/* ORs one stored chunk (a wam.segment datum) into bm. */
+static void
+wam_or_datum(WamExprCtx *ctx, roaring_bitmap_t *bm, Datum d)
+{
+	MemoryContext old = MemoryContextSwitchTo(ctx->rowcxt);
+
+	roaring_bitmap_or_inplace(bm, wam_segment_read(d));
 	MemoryContextSwitchTo(old);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "wam_select: query %d failed: %s", (int) id,
-			 SPI_result_code_string(rc));
-}
-
-Datum
-wam_expr_col(int row, int col, bool *isnull)
-{
-	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
-}
-
-/* -------- context -------- */
-
-/*
- * wam_expr_begin starts an evaluation: a memory context under the current
- * one, which owns everything the evaluation allocates (bitmaps included),
- * and an SPI connection.  End it with wam_expr_end(); on error both go
- * away with the transaction.
- */
-WamExprCtx *
-wam_expr_begin(void)
-{
-	MemoryContext callercxt = CurrentMemoryContext;
-	MemoryContext cxt;
-	WamExprCtx *ctx;
-	HASHCTL		ctl;
-
-	cxt = AllocSetContextCreate(callercxt, "wam segment expression",
-								ALLOCSET_DEFAULT_SIZES);
-	ctx = MemoryContextAllocZero(cxt, sizeof(WamExprCtx));
-	ctx->callercxt = callercxt;
-	ctx->cxt = cxt;
-	ctx->rowcxt = AllocSetContextCreate(cxt, "wam segment expression row",
-										ALLOCSET_DEFAULT_SIZES);
-	ctx->parse_flags = GetDatabaseEncoding() == PG_UTF8 ? WAM_EXPR_UTF8 : 0;
-	ctx->now = GetCurrentTransactionStartTimestamp();
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int32);
-	ctl.entrysize = sizeof(WamExprTag);
-	ctl.hcxt = cxt;
-	ctx->tags = hash_create("wam expression tags", 16, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ctx->saved = wam_strptr_hash_create("wam expression saved segments",
-										sizeof(WamExprSaved), cxt);
-	ctx->preds = wam_strptr_hash_create("wam expression predicates",
-										sizeof(WamExprPred), cxt);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "wam_expr_begin: SPI_connect failed");
-	MemoryContextSwitchTo(cxt);
-	return ctx;
-}
-
-/* wam_expr_end closes SPI and frees everything (back in the caller's context). */
-void
-wam_expr_end(WamExprCtx *ctx)
-{
-	MemoryContext cxt = ctx->cxt;
-
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "wam_expr_end: SPI_finish failed");
-	MemoryContextSwitchTo(ctx->callercxt);
-	MemoryContextDelete(cxt);
-}
-
-/* -------- problems -------- */
-
-/* A problem at byte offset pos of prog's text (pos < 0: no position). */
-static WamExprProblem *
-wam_problem(WamExprCtx *ctx, WamExprProgram *prog, int sqlerrcode, int64 pos)
-{
-	WamExprProblem *p = palloc0(sizeof(WamExprProblem));
-
-	p->sqlerrcode = sqlerrcode;
-	if (pos >= 0)
-	{
-		p->query = pnstrdup(prog->src, prog->srclen);
-		p->cursorpos = pg_mbstrlen_with_len(prog->src, (int) pos) + 1;
-	}
-	if (prog->owner != NULL)
-		p->segment = prog->owner->name;
-	return p;
-}
-
-/* "at character 7" or "at character 7 of saved segment "x"" */
-static char *
-wam_where(const WamExprProblem *p)
-{
-	if (p->segment != NULL)
-		return psprintf("at character %d of saved segment \"%s\"",
-						p->cursorpos, p->segment);
-	return psprintf("at character %d", p->cursorpos);
-}
-
-/* The start of a leaf's own token, past the parentheses its span includes. */
-static uint32
-wam_leaf_pos(const WamExprProgram *prog, const WamExprNode *n)
-{
-	uint32		pos = n->start;
-
-	while (pos < n->end && (prog->src[pos] == '(' || prog->src[pos] == ' ' ||
-							prog->src[pos] == '\t' || prog->src[pos] == '\n' ||
-							prog->src[pos] == '\r'))
-		pos++;
-	return pos;
-}
-
-static WamExprProblem *
-wam_parse_problem(WamExprCtx *ctx, WamExprProgram *prog, WamExprError rc)
-{
-	const WamExprParse *pp = &prog->parse;
-	WamExprProblem *p;
-	char	   *token = NULL;
-
-	switch (rc)
-	{
-		case WAM_EXPR_ERR_EMPTY:
-			p = wam_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, -1);
-			p->message = prog->owner ?
-				psprintf("saved segment \"%s\" is empty", prog->owner->name) :
-				pstrdup("segment expression is empty");
-			return p;
-		case WAM_EXPR_ERR_TOO_LONG:
-			p = wam_problem(ctx, prog, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1);
-			p->message = pstrdup("segment expression is too long");
-			p->detail = psprintf("The expression has %zu bytes; the limit is %llu.",
-								 prog->srclen, (unsigned long long) pp->errvalue);
-			return p;
-		case WAM_EXPR_ERR_TOO_MANY:
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
-			p->message = pstrdup("segment expression is too complex");
-			p->detail = psprintf("It has more than %llu operands and operators (the limit is reached %s).",
-								 (unsigned long long) pp->errvalue, wam_where(p));
-			return p;
-		case WAM_EXPR_ERR_TOO_DEEP:
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
-			p->message = pstrdup("segment expression is too complex");
-			p->detail = psprintf("Parentheses and NOT nest more than %llu levels deep %s.",
-								 (unsigned long long) pp->errvalue, wam_where(p));
-			return p;
-		case WAM_EXPR_ERR_OUT_OF_MEMORY:
-			p = wam_problem(ctx, prog, ERRCODE_OUT_OF_MEMORY, -1);
-			p->message = pstrdup("out of memory");
-			return p;
-		default:
-			break;
-	}
-
-	p = wam_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, pp->errpos);
-	if (pp->errlen > 0)
-	{
-		token = pnstrdup(prog->src + pp->errpos,
-						 pg_mbcliplen(prog->src + pp->errpos, (int) pp->errlen, 40));
-		p->message = psprintf("syntax error in segment expression at or near \"%s\"", token);
-	}
-	else
-		p->message = pstrdup("syntax error in segment expression at end of input");
-	p->detail = psprintf("%s %s.", wam_expr_error_phrase(rc), wam_where(p));
-	if (pp->err_keyword && token != NULL)
-		p->hint = psprintf("\"%s\" is a keyword; to use it as a tag name, write it in double quotes.",
-						   token);
-	else if (rc == WAM_EXPR_ERR_UNEXPECTED_CHAR && token != NULL && token[0] == '\'')
-		p->hint = pstrdup("Write names that need quoting in double quotes, as in \"interest beauty\".");
-	else if (rc == WAM_EXPR_ERR_EXPECTED_OPERATOR && token != NULL &&
-			 prog->src[pp->errpos] != '(' && pp->errpos > 0 &&
-			 prog->src[pp->errpos - 1] == ' ')
-		p->hint = pstrdup("Join operands with AND, OR or EXCLUDE; a name with spaces must be written in double quotes.");
-	return p;
+	MemoryContextReset(ctx->rowcxt);
 }
 
 /*
- * wam_expr_problem_text is the one-line form of a problem that
- * wam.segment_check() returns: the message, then the detail.
- */
-char *
-wam_expr_problem_text(const WamExprProblem *problem)
-{
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfoString(&s, problem->message);
-	if (problem->detail != NULL)
-	{
-		appendStringInfoString(&s, ". ");
-		appendStringInfoString(&s, problem->detail);
-	}
-	return s.data;
-}
-
-/* wam_expr_raise reports a problem as an error, with the caret position. */
-void
-wam_expr_raise(const WamExprProblem *p)
-{
-	ereport(ERROR,
-			(errcode(p->sqlerrcode),
-			 errmsg_internal("%s", p->message),
-			 p->detail ? errdetail_internal("%s", p->detail) : 0,
-			 p->hint ? errhint("%s", p->hint) : 0,
-			 p->query ? internalerrquery(p->query) : 0,
-			 p->cursorpos > 0 ? internalerrposition(p->cursorpos) : 0,
-			 p->segment ? errcontext("saved segment \"%s\"", p->segment) : 0));
-	pg_unreachable();
-}
-
-/* -------- preparation: tags -------- */
-
-/* Follows merged_into from a merged tag to the tag that holds its members. */
-static int32
-wam_follow_merges(int32 tag_id, int32 merged_into)
-{
-	int			hops;
-
-	for (hops = 0; hops < 64; hops++)
-	{
-		bool		isnull;
-		Datum		d;
-
-		tag_id = merged_into;
-		wam_expr_select(WAM_Q_MERGED, Int32GetDatum(tag_id));
-		d = SPI_processed > 0 ? wam_expr_col(0, 1, &isnull) : (isnull = true, (Datum) 0);
-		merged_into = isnull ? 0 : DatumGetInt32(d);
-		SPI_freetuptable(SPI_tuptable);
-		if (isnull)
-			return tag_id;
-	}
-	elog(ERROR, "wam_follow_merges: tag %d is merged in a loop", tag_id);
-	return tag_id;				/* keep compiler quiet */
-}
-
-/*
- * The names of the operands of one kind (tags or saved segments) as text
- * Datums, ready for one array parameter, and the node each came from.
- */
-static int
-wam_collect_names(const WamExprParse *pp, WamExprKind kind, Datum **names_out,
-				  int **node_of_out)
-{
-	Datum	   *names = palloc(sizeof(Datum) * pp->nnodes);
-	int		   *node_of = palloc(sizeof(int) * pp->nnodes);
-	int			n = 0;
-	uint32		i;
-
-	for (i = 0; i < pp->nnodes; i++)
-	{
-		const WamExprNode *nd = &pp->nodes[i];
-
-		if (nd->kind != kind)
-			continue;
-		names[n] = PointerGetDatum(cstring_to_text_with_len(pp->names + nd->name_off,
-															(int) nd->name_len));
-		node_of[n++] = (int) i;
-	}
-	*names_out = names;
-	*node_of_out = node_of;
-	return n;
-}
-
-static bool
-wam_resolve_tags(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
-{
-	const WamExprParse *pp = &prog->parse;
-	Datum	   *names;
-	int		   *node_of;
-	bool	   *found;
-	int			n;
-	int			k;
-	uint64		r;
-
-	n = wam_collect_names(pp, WAM_EXPR_TAG, &names, &node_of);
-	if (n == 0)
-		return true;
-
-	found = palloc0(sizeof(bool) * n);
-	wam_expr_select(WAM_Q_TAGS,
-			   PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT)));
-	/* rows of merged tags need more queries: collect first, then resolve */
-	{
-		int64	   *ords = palloc(sizeof(int64) * (SPI_processed + 1));
-		int32	   *ids = palloc(sizeof(int32) * (SPI_processed + 1));
-		int32	   *merged = palloc(sizeof(int32) * (SPI_processed + 1));
-		uint64		nrows = SPI_processed;
-
-		for (r = 0; r < nrows; r++)
-		{
-			bool		isnull;
-
-			ords[r] = DatumGetInt64(wam_expr_col((int) r, 1, &isnull));
-			ids[r] = DatumGetInt32(wam_expr_col((int) r, 2, &isnull));
-			merged[r] = DatumGetInt32(wam_expr_col((int) r, 3, &isnull));
-			if (isnull)
-				merged[r] = 0;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		for (r = 0; r < nrows; r++)
-		{
-			k = (int) ords[r] - 1;
-			if (k < 0 || k >= n)
-				elog(ERROR, "wam_resolve_tags: unexpected ordinal " INT64_FORMAT, ords[r]);
-			prog->tag_ids[node_of[k]] = merged[r] != 0 ?
-				wam_follow_merges(ids[r], merged[r]) : ids[r];
-			found[k] = true;
-		}
-	}
-
-	for (k = 0; k < n; k++)
-	{
-		const WamExprNode *nd = &pp->nodes[node_of[k]];
-		bool		tag_found;
-
-		if (found[k])
-			continue;
-		/* a former name of a renamed tag */
-		wam_expr_select(WAM_Q_RENAMED, names[k]);
-		tag_found = SPI_processed > 0;
-		if (tag_found)
-		{
-			bool		isnull;
-			int32		id = DatumGetInt32(wam_expr_col(0, 1, &isnull));
-			Datum		merged = wam_expr_col(0, 2, &isnull);
-
-			SPI_freetuptable(SPI_tuptable);
-			prog->tag_ids[node_of[k]] = isnull ? id :
-				wam_follow_merges(id, DatumGetInt32(merged));
-		}
-		else
-			SPI_freetuptable(SPI_tuptable);
-		if (!tag_found)
-		{
-			WamExprProblem *p = wam_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT,
-											wam_leaf_pos(prog, nd));
-
-			p->message = psprintf("tag \"%s\" does not exist", pp->names + nd->name_off);
-			p->detail = psprintf("The name is %s.", wam_where(p));
-			p->hint = pstrdup("Tag names ignore case, spaces and punctuation; the tags are listed in wam.tag.");
-			*problem = p;
-			return false;
-		}
-	}
-
-	for (k = 0; k < n; k++)
-	{
-		int32		id = prog->tag_ids[node_of[k]];
-		bool		isfound;
-		WamExprTag *t = hash_search(ctx->tags, &id, HASH_ENTER, &isfound);
-
-		if (!isfound)
-			t->bm = NULL;
-	}
-	return true;
-}
-
-/* -------- preparation: predicates -------- */
-
-/* The query for "at least count events": count >= 1. */
-static WamPredQuery
-wam_at_least(int64 count)
-{
-	return count <= 1 ? WAM_PQ_EVENT_ANY : WAM_PQ_EVENT_GE;
-}
-
-/*
- * wam_register_preds reduces each predicate node to a query and a
- * complement flag, sharing one WamExprPred per distinct query.
+ * Adds one stored block of a tag (a wam.tag_chunk row) to bm.  The blocks
+ * arrive in chunk order (WAM_Q_CHUNKS sorts them) and normally hold one
+ * container each, so that container is moved to the end of bm: no copy, no
+ * merge, no fresh memory to fault in.  Anything else falls back to an
+ * in-place union.  The blocks are written only by the extension's own
+ * functions, so CRoaring's bounds-checked portable reader suffices, as in
+ * wam_tag_blocks (tag_membership.c).
  */
 static void
-wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
+wam_or_block(WamExprCtx *ctx, roaring_bitmap_t *bm, Datum d)
 {
-	const WamExprParse *pp = &prog->parse;
-	uint32		i;
+	MemoryContext old = MemoryContextSwitchTo(ctx->rowcxt);
+	WamSegmentFlat *flat = (WamSegmentFlat *) PG_DETOAST_DATUM(d);
+	roaring_bitmap_t *part;
+	WamBitmapHolder *blk;
+	roaring_array_t *ra = &bm->high_low_container;
+	roaring_array_t *bra;
 
-	for (i = 0; i < pp->nnodes; i++)
+	part = roaring_bitmap_portable_deserialize_safe(flat->data, WAM_SEGMENT_DATA_LEN(flat));
+	if (part == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a bitmap block in wam.tag_chunk is not a valid segment"),
+				 errhint("Run wam.verify_tag_index().")));
+	blk = wam_bitmap_hold(part, ctx->rowcxt);
+	bra = &blk->bm->high_low_container;
+	if (bra->size == 1 && (ra->size == 0 || bra->keys[0] > ra->keys[ra->size - 1]))
 	{
-		const WamExprNode *nd = &pp->nodes[i];
-		WamPredQuery q;
-		bool		neg = false;
-		int64		count = 0;
-		int			field = 0;
-		const char *kind = "";
-		WamExprUnit unit = WAM_UNIT_NONE;
-		int64		window = 0;
-		char	   *key;
-		bool		found;
-		WamExprPred *pred;
-
-		switch (nd->kind)
-		{
-			case WAM_EXPR_REACHABLE:
-				q = WAM_PQ_REACHABLE;
-				break;
-			case WAM_EXPR_FIELD:
-				q = WAM_PQ_FIELD;
-				field = nd->field;
-				unit = (WamExprUnit) nd->unit;
-				window = nd->window;
-				neg = nd->negated;
-				break;
-			case WAM_EXPR_EVENT:
-				kind = pp->names + nd->name_off;
-				unit = (WamExprUnit) nd->unit;
-				window = nd->window;
-				count = nd->count;
-				switch ((WamExprCmp) nd->cmp)
-				{
-					case WAM_CMP_GE:	/* >= 0 is everybody */
-						if (count == 0)
-						{
-							q = WAM_PQ_EMPTY;
-							neg = true;
-						}
-						else
-							q = wam_at_least(count);
-						break;
-					case WAM_CMP_GT:
-						q = wam_at_least(++count);
-						break;
-					case WAM_CMP_LE:
-						q = wam_at_least(++count);
-						neg = true;
-						break;
-					case WAM_CMP_LT:	/* < 0 is nobody */
-						if (count == 0)
-							q = WAM_PQ_EMPTY;
-						else
-						{
-							q = wam_at_least(count);
-							neg = true;
-						}
-						break;
-					case WAM_CMP_EQ:
-						if (count == 0)
-						{
-							q = WAM_PQ_EVENT_ANY;
-							neg = true;
-						}
-						else
-							q = WAM_PQ_EVENT_EQ;
-						break;
-					case WAM_CMP_NE:
-					default:
-						if (count == 0)
-							q = WAM_PQ_EVENT_ANY;
-						else
-						{
-							q = WAM_PQ_EVENT_EQ;
-							neg = true;
-						}
-						break;
-				}
-				if (nd->negated)
-					neg = !neg;
-				if (q == WAM_PQ_EVENT_ANY)
-					count = 1;
-				if (q == WAM_PQ_EMPTY)
-				{
-					kind = "";
-					unit = WAM_UNIT_NONE;
-					window = 0;
-					count = 0;
-				}
-				break;
-			default:
-				continue;
-		}
-		key = psprintf("%d|%d|" INT64_FORMAT "|%d|" INT64_FORMAT "|%s",
-					   (int) q, field, count, (int) unit, window, kind);
-		pred = hash_search(ctx->preds, &key, HASH_ENTER, &found);
-		if (!found)
-		{
-			pred->query = q;
-			pred->field = field;
-			pred->kind = kind;
-			pred->count = count;
-			pred->unit = unit;
-			pred->window = window;
-			pred->evaluated = false;
-			pred->bm = NULL;
-		}
-		prog->preds[i] = pred;
-		prog->pred_neg[i] = neg;
+		ra_append_move_range(ra, bra, 0, 1);
+		bra->size = 0;			/* moved: not freed with the block */
 	}
+	else
+		roaring_bitmap_or_inplace(bm, blk->bm);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(ctx->rowcxt);
 }
 
-/* -------- preparation: saved segments -------- */
-
-static bool
-wam_resolve_segments(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
+static roaring_bitmap_t *
+wam_empty(WamExprCtx *ctx)
 {
-	const WamExprParse *pp = &prog->parse;
-	Datum	   *names;
-	int		   *node_of;
-	bool	   *self_ref;
-	int			n;
-	int			k;
+	if (ctx->empty == NULL)
+		ctx->empty = wam_owned_new(ctx);
+	return ctx->empty;
+}
+
+/* All customers: the chunks of tag 0. */
+static roaring_bitmap_t *
+wam_all(WamExprCtx *ctx)
+{
+	if (ctx->all == NULL)
+	{
+		roaring_bitmap_t *bm = wam_owned_new(ctx);
+		Datum		zero = Int32GetDatum(0);
+		uint64		i;
+
+		wam_expr_select(WAM_Q_CHUNKS,
+				   PointerGetDatum(construct_array(&zero, 1, INT4OID, 4, true, TYPALIGN_INT)));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		d = wam_expr_col((int) i, 2, &isnull);
+
+			if (!isnull)
+				wam_or_block(ctx, bm, d);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		ctx->all = bm;
+		ctx->all_card = roaring_bitmap_get_cardinality(bm);
+	}
+	return ctx->all;
+}
+
+/* -------- evaluation: leaves -------- */
+
+/* Reads the members of every tag the prepared programs name, in one query. */
+static void
+wam_load_tags(WamExprCtx *ctx)
+{
+	HASH_SEQ_STATUS seq;
+	WamExprTag *t;
+	Datum	   *ids;
+	long		n = hash_get_num_entries(ctx->tags);
+	int			k = 0;
 	uint64		r;
 
-	n = wam_collect_names(pp, WAM_EXPR_SEGMENT, &names, &node_of);
+	if (ctx->tags_loaded)
+		return;
+	ctx->tags_loaded = true;
 	if (n == 0)
-		return true;
-
-	self_ref = palloc0(sizeof(bool) * n);
-	wam_expr_select(WAM_Q_SAVED,
-			   PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT)));
+		return;
+	ids = palloc(sizeof(Datum) * n);
+	hash_seq_init(&seq, ctx->tags);
+	while ((t = hash_seq_search(&seq)) != NULL)
+	{
+		t->bm = wam_owned_new(ctx);
+		ids[k++] = Int32GetDatum(t->tag_id);
+	}
+	wam_expr_select(WAM_Q_CHUNKS,
+			   PointerGetDatum(construct_array(ids, k, INT4OID, 4, true, TYPALIGN_INT)));
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		int64		ord = DatumGetInt64(wam_expr_col((int) r, 1, &isnull));
-		Datum		keyd = wam_expr_col((int) r, 2, &isnull);
-		char	   *key = isnull ? "" : TextDatumGetCString(keyd);
-		bool		found;
-		WamExprSaved *s;
+		int32		id = DatumGetInt32(wam_expr_col((int) r, 1, &isnull));
+		Datum		d = wam_expr_col((int) r, 2, &isnull);
 
-		if (ord < 1 || ord > n)
-			elog(ERROR, "wam_resolve_segments: unexpected ordinal " INT64_FORMAT, ord);
-		if (ctx->self_key != NULL && strcmp(key, ctx->self_key) == 0)
-		{
-			self_ref[ord - 1] = true;
+		t = hash_search(ctx->tags, &id, HASH_FIND, NULL);
+		if (t == NULL || isnull)
 			continue;
-		}
-		(void) wam_expr_col((int) r, 3, &isnull);
-		if (isnull)
-			continue;			/* no such saved segment */
-		s = hash_search(ctx->saved, &key, HASH_ENTER, &found);
-		if (!found)
-		{
-			s->name = TextDatumGetCString(wam_expr_col((int) r, 3, &isnull));
-			s->expression = TextDatumGetCString(wam_expr_col((int) r, 4, &isnull));
-			s->state = WAM_SAVED_FOUND;
-			s->prog = NULL;
-			s->evaluated = false;
-		}
-		prog->segs[node_of[ord - 1]] = s;
+		wam_or_block(ctx, t->bm, d);
+		if ((r & 63) == 0)
+			CHECK_FOR_INTERRUPTS();
 	}
 	SPI_freetuptable(SPI_tuptable);
+}
 
-	for (k = 0; k < n; k++)
+/* The start of a predicate's window: now() - window, or -infinity. */
+static TimestampTz
+wam_cutoff(WamExprCtx *ctx, WamExprUnit unit, int64 window)
+{
+	Interval	iv;
+
+	if (unit == WAM_UNIT_NONE)
+		return DT_NOBEGIN;
+	memset(&iv, 0, sizeof(iv));
+	if (unit == WAM_UNIT_HOURS)
+		iv.time = window * USECS_PER_HOUR;
+	else
+		iv.day = (int32) (unit == WAM_UNIT_WEEKS ? window * 7 : window);
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(ctx->now),
+												   IntervalPGetDatum(&iv)));
+}
+
+/* Runs a predicate's query (once) and returns its set. */
+static roaring_bitmap_t *
+wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
+{
+	const char *sql;
+	Oid			types[3];
+	Datum		values[3];
+	int			nargs;
+	int			rc;
+	MemoryContext old;
+	roaring_bitmap_t *bm;
+
+	if (pred->evaluated)
+		return pred->bm;
+	switch (pred->query)
 	{
-		const WamExprNode *nd = &pp->nodes[node_of[k]];
-		WamExprSaved *s = prog->segs[node_of[k]];
-		WamExprProblem *p;
-
-		if (self_ref[k])
-		{
-			/* the segment being defined: named directly, or through ctx->via */
-			p = wam_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_leaf_pos(prog, nd));
-			p->message = ctx->via == NULL ?
-				psprintf("saved segment \"%s\" cannot reference itself",
-						 pp->names + nd->name_off) :
-				psprintf("saved segment \"%s\" would reference itself through saved segment \"%s\"",
-						 pp->names + nd->name_off, ctx->via);
-			p->detail = psprintf("The reference is %s.", wam_where(p));
-			*problem = p;
-			return false;
-		}
-		if (s != NULL && s->state == WAM_SAVED_READY)
-			continue;
-		if (s == NULL)
-		{
-			p = wam_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT, wam_leaf_pos(prog, nd));
-			p->message = psprintf("saved segment \"%s\" does not exist",
-								  pp->names + nd->name_off);
-			p->detail = psprintf("The name is %s.", wam_where(p));
-			p->hint = pstrdup("Saved segments are listed in wam.saved_segment; define one with wam.define_segment().");
-			*problem = p;
-			return false;
-		}
-		if (s->state == WAM_SAVED_PREPARING)
-		{
-			p = wam_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_leaf_pos(prog, nd));
-			p->message = psprintf("saved segment \"%s\" references itself", s->name);
-			p->detail = psprintf("The reference is %s.", wam_where(p));
-			*problem = p;
-			return false;
-		}
-		if (ctx->saved_depth >= WAM_EXPR_MAX_SAVED_DEPTH)
-		{
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, wam_leaf_pos(prog, nd));
-			p->message = pstrdup("segment expression is too complex");
-			p->detail = psprintf("Saved segments nest more than %d levels deep %s.",
-								 WAM_EXPR_MAX_SAVED_DEPTH, wam_where(p));
-			*problem = p;
-			return false;
-		}
-		s->state = WAM_SAVED_PREPARING;
-		s->prog = palloc0(sizeof(WamExprProgram));
-		s->prog->src = s->expression;
-		s->prog->srclen = strlen(s->expression);
-		s->prog->owner = s;
-		if (ctx->saved_depth == 0)
-			ctx->via = s->name;
-		ctx->saved_depth++;
-		if (!wam_prepare_program(ctx, s->prog, problem))
-			return false;
-		ctx->saved_depth--;
-		if (ctx->saved_depth == 0)
-			ctx->via = NULL;
-		s->state = WAM_SAVED_READY;
+		case WAM_PQ_EMPTY:
+			pred->bm = wam_empty(ctx);
+			pred->evaluated = true;
+			return pred->bm;
+		case WAM_PQ_EVENT_ANY:
+		case WAM_PQ_EVENT_GE:
+		case WAM_PQ_EVENT_EQ:
+			sql = wam_event_sql[pred->query];
+			types[0] = TEXTOID;
+			values[0] = CStringGetTextDatum(pred->kind);
+			types[1] = TIMESTAMPTZOID;
+			values[1] = TimestampTzGetDatum(wam_cutoff(ctx, pred->unit, pred->window));
+			types[2] = INT8OID;
+			values[2] = Int64GetDatum(pred->count);
+			nargs = pred->query == WAM_PQ_EVENT_ANY ? 2 : 3;
+			if (pred->query != WAM_PQ_EVENT_ANY &&
+				pred->count + (pred->query == WAM_PQ_EVENT_EQ ? 1 : 0) <= WAM_REPEAT_MAX)
+			{
+				sql = wam_event_repeat_sql[pred->query];
+				types[2] = INT4OID;
+				values[2] = Int32GetDatum((int32) pred->count);
+			}
+			break;
+		case WAM_PQ_FIELD:
+			sql = wam_field_sql[pred->field];
+			types[0] = TIMESTAMPTZOID;
+			values[0] = TimestampTzGetDatum(wam_cutoff(ctx, pred->unit, pred->window));
+			nargs = 1;
+			break;
+		case WAM_PQ_REACHABLE:
+		default:
+			sql = wam_reachable_sql;
+			nargs = 0;
+			break;
 	}
-	return true;
+
+	old = CurrentMemoryContext;
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0);
+	MemoryContextSwitchTo(old);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "wam_pred_bitmap: query failed: %s", SPI_result_code_string(rc));
+	bm = wam_owned_new(ctx);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = wam_expr_col(0, 1, &isnull);
+
+		if (!isnull)
+			wam_or_datum(ctx, bm, d);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	pred->bm = bm;
+	pred->evaluated = true;
+	return bm;
 }
 
-static void *
-wam_parse_alloc(void *arg, size_t size)
+/* The value of operand node i (shared: never modified in place). */
+static WamValue
+wam_leaf(WamExprCtx *ctx, WamExprProgram *prog, uint32 i)
 {
-	return MemoryContextAlloc((MemoryContext) arg, size);
+	const WamExprNode *nd = &prog->parse.nodes[i];
+	WamValue	v = {NULL, NULL, false};
+
+	switch (nd->kind)
+	{
+		case WAM_EXPR_TAG:
+			{
+				WamExprTag *t = hash_search(ctx->tags, &prog->tag_ids[i], HASH_FIND, NULL);
+
+				if (t == NULL || t->bm == NULL)
+					elog(ERROR, "wam_leaf: tag %d was not loaded", prog->tag_ids[i]);
+				v.bm = t->bm;
+				break;
+			}
+		case WAM_EXPR_SEGMENT:
+			{
+				WamExprSaved *s = prog->segs[i];
+
+				if (!s->evaluated)
+				{
+					s->value = wam_run(ctx, s->prog, WAM_RUN_VALUE, NULL, NULL);
+					s->evaluated = true;
+				}
+				/* shared from now on: the holder still frees it with ctx */
+				v.bm = s->value.bm;
+				v.neg = s->value.neg;
+				break;
+			}
+		case WAM_EXPR_ALL:
+			v.bm = wam_all(ctx);
+			break;
+		default:
+			v.bm = wam_pred_bitmap(ctx, prog->preds[i]);
+			v.neg = prog->pred_neg[i];
+			break;
+	}
+	return v;
 }
 
-/* Parses prog and resolves its names, recursing into saved segments. */
-static bool
-wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
+/* -------- evaluation: operators -------- */
+
+/*
+ * wam_setop maps an AND or OR of two values, each possibly negated
+ * (all - bm), to one bitmap operation on the stored bitmaps and whether
+ * its result is negated.  With A = all customers and x, y subsets of A:
+ *		 x &  y = x & y			 x |  y = x | y
+ *		 x & ~y = x - y			 x | ~y = ~(y - x)
+ *		~x &  y = y - x			~x |  y = ~(x - y)
+ *		~x & ~y = ~(x | y)		~x | ~y = ~(x & y)
+ */
+static void
+wam_setop(WamExprKind kind, bool nx, bool ny, WamSetOp *op, bool *neg)
 {
-	WamExprError rc;
-	uint32		n;
+	if (kind == WAM_EXPR_AND)
+	{
+		*op = !nx ? (!ny ? WAM_SET_AND : WAM_SET_XY) : (!ny ? WAM_SET_YX : WAM_SET_OR);
+		*neg = nx && ny;
+	}
+	else
+	{
+		*op = !nx ? (!ny ? WAM_SET_OR : WAM_SET_YX) : (!ny ? WAM_SET_XY : WAM_SET_AND);
+		*neg = nx || ny;
+	}
+}
+
+/* a - b, in place when a owns its bitmap; consumes both. */
+static WamValue
+wam_andnot(WamExprCtx *ctx, WamValue a, WamValue b)
+{
+	WamValue	r;
+
+	if (a.holder != NULL)
+	{
+		roaring_bitmap_andnot_inplace(a.bm, b.bm);
+		r = a;
+	}
+	else
+		r = wam_temp(ctx, roaring_bitmap_andnot(a.bm, b.bm));
+	wam_drop(b);
+	return r;
+}
+
+/* Applies a set operation, reusing a bitmap the operands own; consumes both. */
+static WamValue
+wam_apply(WamExprCtx *ctx, WamSetOp op, WamValue x, WamValue y)
+{
+	WamValue	r;
+
+	switch (op)
+	{
+		case WAM_SET_AND:
+		case WAM_SET_OR:
+			if (x.holder == NULL && y.holder != NULL)
+			{
+				WamValue	t = x;
+
+				x = y;
+				y = t;
+			}
+			if (x.holder != NULL)
+			{
+				if (op == WAM_SET_AND)
+					roaring_bitmap_and_inplace(x.bm, y.bm);
+				else
+					roaring_bitmap_or_inplace(x.bm, y.bm);
+				r = x;
+				wam_drop(y);
+			}
+			else
+				r = wam_temp(ctx, op == WAM_SET_AND ?
+							 roaring_bitmap_and(x.bm, y.bm) :
+							 roaring_bitmap_or(x.bm, y.bm));
+			return r;
+		case WAM_SET_XY:
+			return wam_andnot(ctx, x, y);
+		case WAM_SET_YX:
+		default:
+			return wam_andnot(ctx, y, x);
+	}
+}
+
+/* |result of op| without building it (CRoaring's fused cardinalities). */
+static uint64
+wam_op_card(WamSetOp op, const roaring_bitmap_t *x, const roaring_bitmap_t *y)
+{
+	switch (op)
+	{
+		case WAM_SET_AND:
+			return roaring_bitmap_and_cardinality(x, y);
+		case WAM_SET_OR:
+			return roaring_bitmap_or_cardinality(x, y);
+		case WAM_SET_XY:
+			return roaring_bitmap_andnot_cardinality(x, y);
+		case WAM_SET_YX:
+		default:
+			return roaring_bitmap_andnot_cardinality(y, x);
+	}
+}
+
+/* The number of customers in a set (all - |bm| for a negated one). */
+static int64
+wam_size(WamExprCtx *ctx, uint64 card, bool neg)
+{
+	if (neg)
+	{
+		wam_all(ctx);
+		return card >= ctx->all_card ? 0 : (int64) (ctx->all_card - card);
+	}
+	return (int64) card;
+}
+
+/*
+ * wam_run evaluates a prepared program.  WAM_RUN_VALUE returns the root's
+ * value; WAM_RUN_COUNT only computes the root's size into *count (fused
+ * for a root operator); WAM_RUN_EXPLAIN also fills one row per node.
+ */
+static WamValue
+wam_run(WamExprCtx *ctx, WamExprProgram *prog, WamRunMode mode,
+		int64 *count, WamExplainRow *rows)
+{
+	const WamExprParse *pp = &prog->parse;
+	WamValue   *stack = palloc(sizeof(WamValue) * pp->nnodes);
+	int			sp = 0;
+	WamValue	result = {NULL, NULL, false};
+	uint32		i;
 
 	check_stack_depth();
-	CHECK_FOR_INTERRUPTS();
-	rc = wam_expr_parse(prog->src, prog->srclen, ctx->parse_flags, NULL,
-						wam_parse_alloc, ctx->cxt, &prog->parse);
-	if (rc != WAM_EXPR_OK)
+	wam_load_tags(ctx);
+	for (i = 0; i < pp->nnodes; i++)
 	{
-		*problem = wam_parse_problem(ctx, prog, rc);
-		return false;
+		const WamExprNode *nd = &pp->nodes[i];
+		bool		root = i == pp->nnodes - 1;
+		bool		fused = false;
+		int64		size = -1;
+		WamValue	v = {NULL, NULL, false};
+
+		CHECK_FOR_INTERRUPTS();
+		switch (nd->kind)
+		{
+			case WAM_EXPR_NOT:
+				v = stack[--sp];
+				v.neg = !v.neg;
+				break;
+			case WAM_EXPR_AND:
+			case WAM_EXPR_OR:
+			case WAM_EXPR_EXCLUDE:
+				{
+					WamValue	y = stack[--sp];
+					WamValue	x = stack[--sp];
+					WamSetOp	op;
+					bool		neg;
+
+					if (nd->kind == WAM_EXPR_EXCLUDE)
+					{
+						y.neg = !y.neg;
+						wam_setop(WAM_EXPR_AND, x.neg, y.neg, &op, &neg);
+					}
+					else
+						wam_setop((WamExprKind) nd->kind, x.neg, y.neg, &op, &neg);
+					if (root && mode != WAM_RUN_VALUE)
+					{
+						size = wam_size(ctx, wam_op_card(op, x.bm, y.bm), neg);
+						wam_drop(x);
+						wam_drop(y);
+						fused = true;
+					}
+					else
+					{
+						v = wam_apply(ctx, op, x, y);
+						v.neg = neg;
+					}
+					break;
+				}
+			default:
+				v = wam_leaf(ctx, prog, i);
+				break;
+		}
+
+		if (!fused && (mode == WAM_RUN_EXPLAIN || (root && mode == WAM_RUN_COUNT)))
+			size = wam_size(ctx, roaring_bitmap_get_cardinality(v.bm), v.neg);
+		if (rows != NULL)
+		{
+			rows[i].step = (int32) i + 1;
+			rows[i].depth = (int32) nd->depth;
+			rows[i].expression = pnstrdup(prog->src + nd->start, nd->end - nd->start);
+			rows[i].customers = size;
+		}
+		if (!root)
+			stack[sp++] = v;
+		else if (mode == WAM_RUN_VALUE)
+			result = v;
+		else
+		{
+			*count = size;
+			if (!fused)
+				wam_drop(v);
+		}
 	}
-	n = prog->parse.nnodes;
-	prog->tag_ids = palloc0(sizeof(int32) * n);
-	prog->segs = palloc0(sizeof(WamExprSaved *) * n);
-	prog->preds = palloc0(sizeof(WamExprPred *) * n);
-	prog->pred_neg = palloc0(sizeof(bool) * n);
-	if (!wam_resolve_tags(ctx, prog, problem))
-		return false;
-	wam_register_preds(ctx, prog);
-	return wam_resolve_segments(ctx, prog, problem);
+	pfree(stack);
+	return result;
+}
+
+/* -------- entry points -------- */
+
+/* wam_expr_run_count returns the number of customers of a prepared program. */
+int64
+wam_expr_run_count(WamExprCtx *ctx, WamExprProgram *prog)
+{
+	int64		count = 0;
+
+	wam_run(ctx, prog, WAM_RUN_COUNT, &count, NULL);
+	return count;
 }
 
 /*
- * wam_expr_set_self makes preparation refuse any @reference, direct or
- * through other saved segments, to the saved segment named self (the one
- * wam.define_segment() is defining).
+ * wam_expr_run_segment returns the customers of a prepared program as a
+ * bitmap nobody owns yet: the caller must hand it to an owner at once.
  */
-void
-wam_expr_set_self(WamExprCtx *ctx, text *self)
+roaring_bitmap_t *
+wam_expr_run_segment(WamExprCtx *ctx, WamExprProgram *prog)
 {
-	Oid			type = TEXTOID;
-	Datum		arg = PointerGetDatum(self);
-	MemoryContext old = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args("SELECT wam.normalize_tag_name($1)", 1, &type,
-										   &arg, NULL, true, 1);
-	bool		isnull;
-	Datum		d;
+	WamValue	v = wam_run(ctx, prog, WAM_RUN_VALUE, NULL, NULL);
+	roaring_bitmap_t *bm;
 
-	MemoryContextSwitchTo(old);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "wam_expr_set_self: query failed: %s", SPI_result_code_string(rc));
-	d = wam_expr_col(0, 1, &isnull);
-	ctx->self_key = isnull ? NULL : TextDatumGetCString(d);
-	SPI_freetuptable(SPI_tuptable);
+	if (v.neg)
+	{
+		bm = wam_bitmap_check_alloc(roaring_bitmap_andnot(wam_all(ctx), v.bm));
+		wam_drop(v);
+	}
+	else if (v.holder != NULL)
+	{
+		bm = v.bm;
+		v.holder->bm = NULL;	/* disown: the callback becomes a no-op */
+	}
+	else
+		bm = wam_bitmap_check_alloc(roaring_bitmap_copy(v.bm));
+	return bm;
 }
 
-/*
- * wam_expr_prepare parses an expression and resolves every name in it.
- * Returns the program, or NULL with *problem set.
- */
-WamExprProgram *
-wam_expr_prepare(WamExprCtx *ctx, const char *src, size_t len,
-				 WamExprProblem **problem)
+/* wam_expr_run_explain returns one row per node, in evaluation order. */
+WamExplainRow *
+wam_expr_run_explain(WamExprCtx *ctx, WamExprProgram *prog)
 {
-	WamExprProgram *prog = palloc0(sizeof(WamExprProgram));
+	WamExplainRow *rows = palloc0(sizeof(WamExplainRow) * prog->parse.nnodes);
+	int64		count = 0;
 
-	prog->src = src;
-	prog->srclen = len;
-	*problem = NULL;
-	if (!wam_prepare_program(ctx, prog, problem))
-		return NULL;
-	return prog;
+	wam_run(ctx, prog, WAM_RUN_EXPLAIN, &count, rows);
+	return rows;
 }

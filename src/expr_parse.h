@@ -2,7 +2,7 @@
  *
  * expr_parse.h
  *	  Tokenizer and parser of segment expressions, the one-line language
- *	  of wam.segment_eval() and friends:
+ *	  of wam.audience() and friends:
  *
  *		interest-beauty AND stage-purchased EXCLUDE product-lipstick
  *		event(link_click) >= 3 within 7d - event(order) within 7d
@@ -10,13 +10,13 @@
  * Deliberately free of PostgreSQL headers, like segment_text.h: the parser
  * allocates through a callback, never recurses, and reports errors as a
  * code plus a byte position, so the same code runs inside the server
- * (expr_eval.c) and under libFuzzer (test/fuzz/fuzz_expr.c).
+ * (expr_prepare.c) and under libFuzzer (test/fuzz/fuzz_expr.c).
  *
  * Output is a flat array of nodes in postfix (evaluation) order: every
  * node's operands come before it, the right operand of a binary node is the
  * node just before it, and the root is the last node.  Each node keeps the
  * byte span of the source text it was parsed from, so errors and the
- * funnel of wam.segment_explain() can quote what the user wrote.
+ * funnel of wam.audience_funnel() can quote what the user wrote.
  *
  * src/expr_parse.h
  *

@@ -2,14 +2,14 @@
  *
  * expr_sql.c
  *	  SQL-callable functions of segment expressions:
- *		wam.segment_eval(text)		the customers, as a wam.segment
- *		wam.segment_count(text)		how many, without building the result
- *		wam.segment_explain(text)	the size at every step (the funnel)
- *		wam.segment_check(text)		NULL, or why the expression is invalid
- *		wam.segment_references(text, text)	saved segments it names (internal)
+ *		wam.audience(text)		the customers, as a wam.segment
+ *		wam.audience_size(text)		how many, without building the result
+ *		wam.audience_funnel(text)	the size at every step (the funnel)
+ *		wam.audience_problem(text)		NULL, or why the expression is invalid
+ *		wam_internal.segment_references(text, text)	saved segments it names (internal)
  *
  * Each call prepares the expression (parse + name resolution, see
- * expr_eval.c) and evaluates it within one WamExprCtx; nothing is cached
+ * expr_prepare.c) and evaluates it within one WamExprCtx; nothing is cached
  * between calls except the query plans.  The functions read tables, so
  * they are STABLE; they only read, through SPI on the caller's snapshot,
  * and never start subtransactions, so they are also PARALLEL SAFE.
@@ -117,7 +117,7 @@ wam_expr_explain(PG_FUNCTION_ARGS)
 /*
  * wam_expr_check(expr text) returns NULL when the expression is valid
  * (it parses and every tag and saved segment it names exists), else the
- * error message wam.segment_eval() would raise, with its detail.  Nothing
+ * error message wam.audience() would raise, with its detail.  Nothing
  * is evaluated.
  */
 Datum
@@ -151,7 +151,7 @@ wam_cmp_cstring(const void *a, const void *b)
 
 /*
  * wam_expr_references(expr text, self text) validates the expression
- * (raising like wam.segment_eval() would) and returns the normalized names
+ * (raising like wam.audience() would) and returns the normalized names
  * of the saved segments it references directly, sorted and without
  * duplicates.  With self (not NULL), a reference to the saved segment of
  * that name, directly or through others, is an error.  Used by

@@ -36,7 +36,7 @@ PG_FUNCTION_INFO_V1(wam_redemption_code);
 static const char wam_refcode_label[] = "pg_wamarketing referral code v1";
 
 /*
- * wam.referral_code_make(secret bytea, program int, customer bigint,
+ * wam_internal.referral_code_make(secret bytea, program int, customer bigint,
  * attempt int) returns the code for that input.
  */
 Datum
@@ -86,7 +86,7 @@ wam_referral_code_make(PG_FUNCTION_ARGS)
 }
 
 /*
- * wam.referral_code_normalize(code text) returns the canonical form of a
+ * wam.normalize_referral_code(code text) returns the canonical form of a
  * typed referral code, or raises invalid_parameter_value saying what is
  * wrong with it.
  */
@@ -135,7 +135,7 @@ wam_redemption_code(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(wam_referral_attempts);
 
 /*
- * wam.referral_attempts(times timestamptz[], at timestamptz, velocity int)
+ * wam_internal.referral_attempts(times timestamptz[], at timestamptz, velocity int)
  * returns the rolling-hour attempt times after an attempt at `at`: the
  * times within the hour before it, plus `at`, the newest velocity + 1 of
  * them, ascending.  cardinality(result) - 1 is how many attempts came in the

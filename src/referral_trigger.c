@@ -833,13 +833,13 @@ wam_referral_check(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("wam.referral_check() must be called as a trigger")));
+				 errmsg("wam_internal.referral_check_trigger() must be called as a trigger")));
 	if (!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("wam.referral_check() must be fired BEFORE INSERT FOR EACH ROW")));
+				 errmsg("wam_internal.referral_check_trigger() must be fired BEFORE INSERT FOR EACH ROW")));
 
 	rel = trigdata->tg_relation;
 	desc = RelationGetDescr(rel);
@@ -856,7 +856,7 @@ wam_referral_check(PG_FUNCTION_ARGS)
 		 strcmp(get_namespace_name(RelationGetNamespace(rel)), "wam") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("wam.referral_check() must be a trigger of wam.referral, not of \"%s\"",
+				 errmsg("wam_internal.referral_check_trigger() must be a trigger of wam.referral, not of \"%s\"",
 						RelationGetRelationName(rel))));
 	R = wam_referral_rels(RelationGetNamespace(rel));
 

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * rfm.c
- *	  The RFM quintile aggregate behind wam.rfm_refresh().
+ *	  The RFM quintile aggregate behind wam.refresh_rfm().
  *
- * wam.rfm_cut_points(as_of, first_order_at, last_order_at, orders, total,
+ * wam_internal.rfm_cut_points(as_of, first_order_at, last_order_at, orders, total,
  * units) reads one row of per-customer purchase statistics per call and
  * returns, in one wam.rfm_cut_result:
  *

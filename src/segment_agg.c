@@ -2,8 +2,8 @@
  *
  * segment_agg.c
  *	  Aggregates building and combining segments:
- *		wam.segment_agg(bigint), wam.union_agg(segment),
- *		wam.intersect_agg(segment).
+ *		wam.segment_agg(bigint), wam.segment_union_agg(segment),
+ *		wam.segment_intersect_agg(segment).
  *
  * The transition state is wam.segment itself, held as a read/write expanded
  * object in the aggregate context: nodeAgg adopts such an object without

@@ -20,7 +20,7 @@
 #include "utils/memutils.h"
 
 #include "segment.h"
-#include "wam_portable.h"
+#include "segment_portable.h"
 
 /*
  * CRoaring's container internals, for the canonicalization pass below.  The

@@ -25,7 +25,7 @@
 #include "segment.h"
 #include "segment_text.h"
 #include "wam_hex.h"
-#include "wam_portable.h"
+#include "segment_portable.h"
 
 PG_FUNCTION_INFO_V1(wam_segment_in);
 PG_FUNCTION_INFO_V1(wam_segment_out);
@@ -213,7 +213,7 @@ wam_segment_out_array(const roaring_bitmap_t *bm)
 				 errmsg("wam.segment is too large to print as text"),
 				 errdetail("The segment has " UINT64_FORMAT " members; its text form needs " UINT64_FORMAT " bytes, the limit is %zu.",
 						   card, need, (size_t) (MaxAllocSize - VARHDRSZ)),
-				 errhint("Set wam.segment_output_format to 'hex', or use wam.members() or binary transfer.")));
+				 errhint("Set wam.segment_output_format to 'hex', or use wam.segment_members() or binary transfer.")));
 	out = palloc(need + 1);
 	p = out;
 	*p++ = '{';
@@ -381,7 +381,7 @@ wam_segment_to_array(const roaring_bitmap_t *bm, Oid elemtype)
 				 errmsg("segment has too many members for an array"),
 				 errdetail("The segment has " UINT64_FORMAT " members; an array holds at most %zu.",
 						   card, max_elems),
-				 errhint("Use wam.members() to stream the members instead.")));
+				 errhint("Use wam.segment_members() to stream the members instead.")));
 	if (elemtype == INT4OID && roaring_bitmap_maximum(bm) > PG_INT32_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

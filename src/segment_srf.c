@@ -157,7 +157,7 @@ wam_segment_split(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("segment is too large to split"),
-					 errdetail("The segment has " UINT64_FORMAT " members; wam.split() accepts at most " UINT64_FORMAT ".",
+					 errdetail("The segment has " UINT64_FORMAT " members; wam.segment_split() accepts at most " UINT64_FORMAT ".",
 							   card, WAM_SPLIT_MAX_MEMBERS)));
 
 		funcctx = SRF_FIRSTCALL_INIT();

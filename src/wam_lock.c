@@ -2,7 +2,7 @@
  *
  * wam_lock.c
  *	  The extension's own advisory locks (see wam_lock.h), and
- *	  wam.lock_key() for the SQL parts of the extension.
+ *	  wam_internal.lock_key() for the SQL parts of the extension.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +30,7 @@ wam_xact_lock(WamLockSpace space, int64 key)
 }
 
 /*
- * wam.lock_key(space, key): the transaction-scoped lock of a key of one of
+ * wam_internal.lock_key(space, key): the transaction-scoped lock of a key of one of
  * the extension's lock spaces.  Internal: EXECUTE is revoked from PUBLIC.
  */
 Datum

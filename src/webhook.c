@@ -51,7 +51,7 @@ wam_webhook_init(void)
 }
 
 /*
- * wam.webhook_max_body_bytes(): the setting in bytes, for wam.ingest_webhook
+ * wam_internal.webhook_max_body_bytes(): the setting in bytes, for wam.ingest_webhook
  * (current_setting() would show it with a unit, and fail in a session that
  * has not loaded the library yet).
  */
@@ -98,7 +98,7 @@ wam_hmac_sha256(PG_FUNCTION_ARGS)
 }
 
 /*
- * wam.hmac_sha256_matches(body, signature, secrets): 1-based position of the
+ * wam_internal.hmac_sha256_matches(body, signature, secrets): 1-based position of the
  * first secret whose HMAC of body equals the signature "sha256=<64 hex>",
  * 0 when none does or the signature is malformed.  Each comparison touches
  * every byte whatever the first difference (no early exit), so the time
@@ -168,7 +168,7 @@ wam_hmac_sha256_matches(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(found);
 }
 
-/* wam.try_jsonb(text): the value as jsonb, NULL if it is not valid JSON. */
+/* wam_internal.try_jsonb(text): the value as jsonb, NULL if it is not valid JSON. */
 PG_FUNCTION_INFO_V1(wam_try_jsonb);
 Datum
 wam_try_jsonb(PG_FUNCTION_ARGS)
@@ -184,7 +184,7 @@ wam_try_jsonb(PG_FUNCTION_ARGS)
 }
 
 /*
- * wam.json_elements(jsonb): the elements of a JSON array, no rows for
+ * wam_internal.json_elements(jsonb): the elements of a JSON array, no rows for
  * anything else.  The same as jsonb_array_elements() on an array, but a C
  * function declared ROWS 4, so that the planner expects a webhook's handful
  * of entries, changes and statuses: with jsonb_array_elements()' estimate of

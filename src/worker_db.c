@@ -130,8 +130,8 @@ recover_step(void *arg)
 {
 	bool		isnull;
 
-	if (SPI_execute("SELECT wam.worker_recover()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "wam.worker_recover() failed");
+	if (SPI_execute("SELECT wam_internal.worker_recover()", false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "wam_internal.worker_recover() failed");
 	*(int64 *) arg = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -189,9 +189,9 @@ load_step(void *arg)
 	LoadArgs   *a = (LoadArgs *) arg;
 	int			i;
 
-	if (SPI_execute("SELECT sender_id, url, access_token, rate_per_minute, burst, paused FROM wam.worker_senders()",
+	if (SPI_execute("SELECT sender_id, url, access_token, rate_per_minute, burst, paused FROM wam_internal.worker_senders()",
 					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "wam.worker_senders() failed");
+		elog(ERROR, "wam_internal.worker_senders() failed");
 	a->total = (int) SPI_processed;
 	a->n = Min(a->total, wam_max_senders);
 	a->s = MemoryContextAllocZero(TopMemoryContext, sizeof(WamSenderConf) * Max(a->n, 1));
@@ -262,9 +262,9 @@ claim_step(void *arg)
 							 GUC_ACTION_LOCAL, true, 0, false);
 	/* claim_batch stamps sending_at with now(): the transaction's start */
 	a->claimed_at = GetCurrentTransactionStartTimestamp();
-	if (SPI_execute_with_args("SELECT message_id, body FROM wam.claim_batch($1, $2)", 2, types, values, NULL,
+	if (SPI_execute_with_args("SELECT message_id, body FROM wam_internal.claim_batch($1, $2)", 2, types, values, NULL,
 							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "wam.claim_batch() failed");
+		elog(ERROR, "wam_internal.claim_batch() failed");
 	a->n = (int) SPI_processed;
 	for (i = 0; i < a->n; i++)
 	{
@@ -326,9 +326,9 @@ due_step(void *arg)
 	Datum		d;
 
 	values[0] = Int32GetDatum(a->sender_id);
-	if (SPI_execute_with_args("SELECT wam.next_due($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT
+	if (SPI_execute_with_args("SELECT wam_internal.next_due($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT
 		|| SPI_processed != 1)
-		elog(ERROR, "wam.next_due() failed");
+		elog(ERROR, "wam_internal.next_due() failed");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		a->due = DatumGetTimestampTz(d);
@@ -400,9 +400,9 @@ record_step(void *arg)
 	int			i;
 
 	if (SPI_execute_with_args("SELECT sender_id, throttled, paused_reason, last_error, deferred "
-							  "FROM wam.record_results($1, $2, $3, $4, $5)",
+							  "FROM wam_internal.record_results($1, $2, $3, $4, $5)",
 							  5, types, a->values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "wam.record_results() failed");
+		elog(ERROR, "wam_internal.record_results() failed");
 	a->nsig = (int) SPI_processed;
 	a->sig = MemoryContextAllocZero(a->caller, sizeof(WamSenderSignal) * Max(a->nsig, 1));
 	for (i = 0; i < a->nsig; i++)

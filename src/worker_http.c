@@ -5,11 +5,11 @@
  *	  many requests are in flight at once over few connections (kept alive
  *	  and reused, HTTP/2 multiplexed when the server offers it).
  *
- * TLS certificates are always verified; wam.ca_file only adds a trust
+ * TLS certificates are always verified; wam.sender_ca_file only adds a trust
  * anchor (tests use a private CA), and plain http:// is refused unless
- * the test-only setting wam.allow_http is on.
+ * the test-only setting wam.sender_allow_http is on.
  *
- * No proxy unless wam.http_proxy names one: libcurl would otherwise follow
+ * No proxy unless wam.sender_http_proxy names one: libcurl would otherwise follow
  * the http_proxy, https_proxy and ALL_PROXY variables of the postmaster's
  * environment, and a proxy sees where every request goes.
  *
@@ -231,7 +231,7 @@ cannot_be_cured(CURLcode code)
 		case CURLE_NOT_BUILT_IN:	/* a feature this libcurl lacks */
 		case CURLE_UNKNOWN_OPTION:	/* libcurl older than the one built against */
 		case CURLE_BAD_FUNCTION_ARGUMENT:
-		case CURLE_SSL_CACERT_BADFILE:	/* wam.ca_file cannot be read or parsed */
+		case CURLE_SSL_CACERT_BADFILE:	/* wam.sender_ca_file cannot be read or parsed */
 		case CURLE_SSL_CRL_BADFILE:
 		case CURLE_SSL_CERTPROBLEM: /* local client certificate */
 		case CURLE_SSL_ENGINE_NOTFOUND:

@@ -3,7 +3,7 @@
  * worker_main.c
  *	  The sender background worker: settings, registration and main loop.
  *
- * One worker per cluster serves the database named by wam.database.  Each
+ * One worker per cluster serves the database named by wam.worker_database.  Each
  * turn of the loop it collects finished requests and commits their
  * outcomes, then, per sender and as far as the token bucket and the
  * in-flight limit allow, claims due messages (committed as "sending"
@@ -91,33 +91,33 @@ wam_sender_init(void)
 							 "Whether the sender worker sends messages.",
 							 "Off: requests in flight finish, nothing new is sent, the queue keeps filling.",
 							 &wam_worker_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.max_in_flight",
+	DefineCustomIntVariable("wam.sender_max_in_flight",
 							"Maximum number of requests the sender worker has in flight at once.",
 							NULL, &wam_max_in_flight, 64, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.batch_size",
+	DefineCustomIntVariable("wam.sender_batch_size",
 							"Maximum number of messages the sender worker claims per transaction.",
 							NULL, &wam_batch_size, 50, 1, 1000, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.http_timeout",
+	DefineCustomIntVariable("wam.sender_http_timeout",
 							"Timeout of one Cloud API request.",
 							"A request that times out after it was sent makes the message uncertain.",
 							&wam_http_timeout_ms, 10000, 100, 300000, PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.max_attempts",
+	DefineCustomIntVariable("wam.sender_max_attempts",
 							"Attempts per message before a retryable error (5xx, timeouts before sending, 131000-class) fails it.",
 							"Throttling errors, pair-limit deferrals and pauses do not count.",
 							&wam_max_attempts, 8, 1, 100, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("wam.ca_file",
+	DefineCustomStringVariable("wam.sender_ca_file",
 							   "CA certificates the sender worker verifies the API's certificate against (empty: the system's CA store).",
 							   "For tests against a mock server with a private CA; verification is never switched off.",
 							   &wam_ca_file, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.max_rate_per_minute",
+	DefineCustomIntVariable("wam.sender_max_rate_per_minute",
 							"Upper bound on every sender's rate, in requests per minute (0: none).",
 							"Lowers the rates of wam.sender for the whole cluster without editing them.",
 							&wam_max_rate_per_minute, 0, 0, 3600000, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("wam.allow_http",
+	DefineCustomBoolVariable("wam.sender_allow_http",
 							 "Test only: let senders use plain http:// API URLs.",
 							 "Never enable in production: the access token would cross the network in clear.",
 							 &wam_allow_http, false, PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("wam.api_allowed_hosts",
+	DefineCustomStringVariable("wam.sender_allowed_hosts",
 							   "Host names a sender's api_base_url may name, comma-separated.",
 							   "The access token is sent to that host; IP addresses are never accepted.",
 							   &wam_api_allowed_hosts, "graph.facebook.com", PGC_SIGHUP, GUC_LIST_INPUT,
@@ -134,7 +134,7 @@ wam_sender_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	DefineCustomStringVariable("wam.database",
+	DefineCustomStringVariable("wam.worker_database",
 							   "Database whose wam.outbox the sender worker drains.",
 							   "The extension must be installed there. Needs a restart.",
 							   &wam_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
@@ -148,7 +148,7 @@ wam_sender_init(void)
 	 * every changed setting with its new value, and this one may hold the
 	 * proxy's credentials.
 	 */
-	DefineCustomStringVariable("wam.http_proxy",
+	DefineCustomStringVariable("wam.sender_http_proxy",
 							   "Proxy for the sender worker's API requests (empty: none).",
 							   "Proxy environment variables (https_proxy, ALL_PROXY, ...) are ignored. Needs a restart.",
 							   &wam_http_proxy, "", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
@@ -351,7 +351,7 @@ is_deferred(const WamSenderSignal *sig, int nsig, int64 message_id)
 /*
  * Commits the outcomes of the finished requests and reacts to them.
  * Results whose rows another session has locked stay in the list for a
- * later call (wam.record_results skips locked rows rather than wait).
+ * later call (wam_internal.record_results skips locked rows rather than wait).
  */
 static void
 flush_done(void)
@@ -460,8 +460,8 @@ collect_finished(void)
 }
 
 /*
- * Whether the sender's URL is still allowed (wam.api_allowed_hosts,
- * wam.allow_http may have changed, or the row was edited); if not, the
+ * Whether the sender's URL is still allowed (wam.sender_allowed_hosts,
+ * wam.sender_allow_http may have changed, or the row was edited); if not, the
  * sender is paused with the reason before anything is claimed or sent.
  */
 static bool
@@ -662,7 +662,7 @@ wam_sender_worker_main(Datum arg)
 		ereport(LOG,
 				(errmsg("pg_wamarketing sender: %lld messages were in flight when the worker last stopped; they are now uncertain",
 						(long long) recovered),
-				 errhint("A status webhook settles them; wam.requeue_uncertain() sends one again.")));
+				 errhint("A status webhook settles them; wam.requeue_message() sends one again.")));
 	ereport(LOG, (errmsg("pg_wamarketing sender started for database \"%s\"", wam_database)));
 
 	for (;;)

@@ -165,7 +165,7 @@ wam_wake_sender_worker(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("wam.wake_sender_worker() must be called as a trigger")));
+				 errmsg("wam_internal.outbox_wake_worker_trigger() must be called as a trigger")));
 	if (wam_shared != NULL && !wam_in_sender_worker)
 	{
 		if (!xact_callback_registered)

@@ -5,7 +5,7 @@
  *	  safe to store.
  *
  * The access token goes to whatever host api_base_url names, so that host
- * must be one the DBA listed in wam.api_allowed_hosts: a wrong or hostile
+ * must be one the DBA listed in wam.sender_allowed_hosts: a wrong or hostile
  * URL would otherwise hand the token to someone else, or point the worker
  * at an internal service.  The same check runs in wam.create_sender and in
  * a trigger on every write of wam.sender.api_base_url (through the SQL
@@ -117,7 +117,7 @@ wam_url_check(const char *url, char **message, char **hint)
 	if (http && !wam_allow_http)
 	{
 		*message = pstrdup("api_base_url must be an https URL");
-		*hint = pstrdup("Plain http:// would send the access token in clear; it is accepted only with wam.allow_http = on, for tests.");
+		*hint = pstrdup("Plain http:// would send the access token in clear; it is accepted only with wam.sender_allow_http = on, for tests.");
 		return false;
 	}
 	if (strpbrk(url, "?#") != NULL)
@@ -136,7 +136,7 @@ wam_url_check(const char *url, char **message, char **hint)
 	if (auth[0] == '[')
 	{
 		*message = pstrdup("api_base_url must name a host, not an IP address");
-		*hint = pstrdup("List the host name in wam.api_allowed_hosts and use it in the URL.");
+		*hint = pstrdup("List the host name in wam.sender_allowed_hosts and use it in the URL.");
 		return false;
 	}
 	/* host[:port] */
@@ -212,7 +212,7 @@ wam_url_check(const char *url, char **message, char **hint)
 	if (inet_aton(host, &a4) != 0 || is_ipv4_number(last_label, host + hostlen - last_label))
 	{
 		*message = pstrdup("api_base_url must name a host, not an IP address");
-		*hint = pstrdup("List the host name in wam.api_allowed_hosts and use it in the URL.");
+		*hint = pstrdup("List the host name in wam.sender_allowed_hosts and use it in the URL.");
 		return false;
 	}
 
@@ -232,8 +232,8 @@ wam_url_check(const char *url, char **message, char **hint)
 	pfree(list);
 	if (!allowed)
 	{
-		*message = psprintf("api_base_url host \"%s\" is not in wam.api_allowed_hosts", host);
-		*hint = pstrdup("Add the host to wam.api_allowed_hosts (a superuser setting; reload to apply).");
+		*message = psprintf("api_base_url host \"%s\" is not in wam.sender_allowed_hosts", host);
+		*hint = pstrdup("Add the host to wam.sender_allowed_hosts (a superuser setting; reload to apply).");
 		return false;
 	}
 

@@ -5,14 +5,14 @@
 #
 # Starts its own throwaway PostgreSQL 15 cluster (test/lib/cluster.sh; always stopped at
 # exit), loads WAM_BENCH_CUSTOMERS customers (ids 1 … N) into wam.customer, ten tags of
-# densities 5 % … 45 % (membership by a deterministic hash, attached with wam.attach()),
+# densities 5 % … 45 % (membership by a deterministic hash, attached with wam.attach_tag()),
 # and WAM_BENCH_EVENTS behaviour events in time order over the last 90 days (bulk
 # INSERT … SELECT into wam.event, in batches; 70 % of them from a tenth of the customers,
 # kinds link_click 40 %, message_read 25 %, reply 10 %, price_inquiry 10 %,
 # cart_abandoned 8 %, order 7 %), then measures, each against its plain SQL twin:
-#   1. a three-tag count       wam.segment_count('t25 AND t40 EXCLUDE t08')
-#   2. a ten-operand count     wam.segment_count('(t25 | t05 | t10) & (t40 | t15) - t08 - (t20 & t30) | (t35 & t45)')
-#   3. behaviour               wam.segment_count('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d')
+#   1. a three-tag count       wam.audience_size('t25 AND t40 EXCLUDE t08')
+#   2. a ten-operand count     wam.audience_size('(t25 | t05 | t10) & (t40 | t15) - t08 - (t20 & t30) | (t35 & t45)')
+#   3. behaviour               wam.audience_size('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d')
 # plus segment_eval / segment_explain of the same expressions.  Plain SQL runs on the
 # extension's own tables (wam.customer_tag, wam.event and their indexes), in the fastest
 # form found (EXISTS / NOT EXISTS, INTERSECT / EXCEPT or GROUP BY … HAVING); every pair
@@ -154,7 +154,7 @@ t=$(now)
 for d in "${TAGS[@]}"; do
     log "attaching t$d ($((10#$d)) %)"
     run_sql "SELECT wam.create_tag('t$d', 'interest')"
-    run_sql "SELECT wam.attach('t$d', (SELECT wam.segment_agg(id) FROM (SELECT generate_series(1, $CUSTOMERS) id) s
+    run_sql "SELECT wam.attach_tag('t$d', (SELECT wam.segment_agg(id) FROM (SELECT generate_series(1, $CUSTOMERS) id) s
                                        WHERE (hashint8(id * 61 + $((10#$d))) & 1048575) < $((10#$d)) * 1048576 / 100))"
 done
 LOAD_S[tags]=$(secs_since "$t")
@@ -231,22 +231,22 @@ bench() { # bench NAME SQL
     log "query $1: warm-up, then $N runs (or $N_SLOW when slower than $SLOW_MS ms)"
     q "SELECT bench_query($(sqlstr "$1"), $(sqlstr "$2"), $N, $N_SLOW, $SLOW_MS)"
 }
-seg() { printf "SELECT wam.segment_count(%s)" "$(sqlstr "$1")"; }
+seg() { printf "SELECT wam.audience_size(%s)" "$(sqlstr "$1")"; }
 
 wait_idle "the measurements"
 MEASURE_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A R
 R[e1]=$(bench e1 "$(seg "$E1")")
-R[e1_eval]=$(bench e1_eval "SELECT wam.cardinality(wam.segment_eval($(sqlstr "$E1")))")
-R[e1_explain]=$(bench e1_explain "SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.segment_explain($(sqlstr "$E1"))")
+R[e1_eval]=$(bench e1_eval "SELECT wam.segment_cardinality(wam.audience($(sqlstr "$E1")))")
+R[e1_explain]=$(bench e1_explain "SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.audience_funnel($(sqlstr "$E1"))")
 R[p1_exists]=$(bench p1_exists "$P1_EXISTS")
 R[p1_setop]=$(bench p1_setop "$P1_SETOP")
 R[e2]=$(bench e2 "$(seg "$E2")")
-R[e2_eval]=$(bench e2_eval "SELECT wam.cardinality(wam.segment_eval($(sqlstr "$E2")))")
+R[e2_eval]=$(bench e2_eval "SELECT wam.segment_cardinality(wam.audience($(sqlstr "$E2")))")
 R[p2_group]=$(bench p2_group "$P2_GROUP")
 R[p2_exists]=$(bench p2_exists "$P2_EXISTS")
 R[e3]=$(bench e3 "$(seg "$E3")")
-R[e3_explain]=$(bench e3_explain "SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.segment_explain($(sqlstr "$E3"))")
+R[e3_explain]=$(bench e3_explain "SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.audience_funnel($(sqlstr "$E3"))")
 R[p3_setop]=$(bench p3_setop "$P3_SETOP")
 R[p3_notexists]=$(bench p3_notexists "$P3_NOTEXISTS")
 MEASURE_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -255,7 +255,7 @@ STILL_BUSY=$(busy_procs)
 
 # The behaviour counts depend on now(): time passes between the timed runs and customers
 # leave the 7-day window, so all four forms are compared in one statement (one now()).
-R3=$(q "SELECT ($(seg "$E3")), (SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.segment_explain($(sqlstr "$E3"))),
+R3=$(q "SELECT ($(seg "$E3")), (SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.audience_funnel($(sqlstr "$E3"))),
                ($P3_SETOP), ($P3_NOTEXISTS)")
 IFS=$'\t' read -r R[e3] R[e3_explain] R[p3_setop] R[p3_notexists] <<<"$R3"
 for pair in "e1 e1_eval e1_explain p1_exists p1_setop" "e2 e2_eval p2_group p2_exists" "e3 e3_explain p3_setop p3_notexists"; do
@@ -296,7 +296,7 @@ $(fmt_int "$CUSTOMERS") customers, ten tags t05 … t45 (tNN holds NN % of them;
 same tables and indexes. Times are server side: median \`Execution Time\` of
 \`EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON)\` after one warm-up run (warm cache), N runs.
 
-| query | wam.segment_count | plain SQL (fastest form) | speed-up | target | met? |
+| query | wam.audience_size | plain SQL (fastest form) | speed-up | target | met? |
 |---|---|---|---|---|---|
 | 1. \`$E1\` | $(cell e1) | $(cell "$B1") ${LABEL[$B1]} | $(ratio "${MED[$B1]}" "${MED[e1]}") | ≤ 10 ms | $(met e1 10) |
 | 2. \`$E2\` (ten operands) | $(cell e2) | $(cell "$B2") ${LABEL[$B2]} | $(ratio "${MED[$B2]}" "${MED[e2]}") | ≤ 30 ms | $(met e2 30) |
@@ -310,10 +310,10 @@ Counts (checked equal across every form): 1. $(fmt_int "${R[e1]}"), 2. $(fmt_int
 |---|---|---|---|---|
 $(for nm in e1 e1_eval e1_explain p1_exists p1_setop e2 e2_eval p2_group p2_exists e3 e3_explain p3_setop p3_notexists; do
     case $nm in
-        e1) l="wam.segment_count('$E1')" ;; e1_eval) l="wam.cardinality(wam.segment_eval(…1…)) (builds the result)" ;;
-        e1_explain) l="wam.segment_explain(…1…) (size at every step)" ;;
-        e2) l="wam.segment_count('$E2')" ;; e2_eval) l="wam.cardinality(wam.segment_eval(…2…))" ;;
-        e3) l="wam.segment_count('$E3')" ;; e3_explain) l="wam.segment_explain(…3…)" ;;
+        e1) l="wam.audience_size('$E1')" ;; e1_eval) l="wam.segment_cardinality(wam.audience(…1…)) (builds the result)" ;;
+        e1_explain) l="wam.audience_funnel(…1…) (size at every step)" ;;
+        e2) l="wam.audience_size('$E2')" ;; e2_eval) l="wam.segment_cardinality(wam.audience(…2…))" ;;
+        e3) l="wam.audience_size('$E3')" ;; e3_explain) l="wam.audience_funnel(…3…)" ;;
         *) l="plain SQL: ${LABEL[$nm]}" ;;
     esac
     printf '| %s | %s | %s | %s | %s |\n' "$l" "${NRUN[$nm]}" "$(fmt_ms "${MED[$nm]}")" "$(fmt_ms "${MIN[$nm]}")" "$(fmt_ms "${MAX[$nm]}")"

@@ -10,7 +10,7 @@
 # INSERT ... SELECTs into wam.customer_order (the statement trigger maintains the
 # purchase statistics), proves the statistics exact with wam.verify_order_stats(), and
 # measures:
-#   1. wam.rfm_refresh() (N = 5) vs the plain-SQL way, the same run (N = 3): aggregate the
+#   1. wam.refresh_rfm() (N = 5) vs the plain-SQL way, the same run (N = 3): aggregate the
 #      orders per customer, NTILE(5) windows for R, F and M, the same segment map as a CASE;
 #      also (for the record, no target) the plain SQL over wam.customer_stats instead of
 #      the orders
@@ -33,7 +33,7 @@
 #
 # Knobs (environment):
 #   WAM_BENCH_CUSTOMERS=1000000   customers (ids 1 .. N); orders are ~10 per customer
-#   WAM_BENCH_N_REFRESH=5         measured wam.rfm_refresh() runs (plain SQL: 3)
+#   WAM_BENCH_N_REFRESH=5         measured wam.refresh_rfm() runs (plain SQL: 3)
 #   WAM_BENCH_N_ORDERS=1000       measured single-order transactions per variant
 #   WAM_BENCH_N_FIT=3             measured wam.fit_clv() runs
 #   WAM_BENCH_WAIT_MAX=900        seconds to wait for other benchmarks / fuzzers to finish
@@ -83,7 +83,7 @@ fi
 # shellcheck source=test/lib/bench.sh
 . "$WAM_REPO_DIR/test/lib/bench.sh"
 bench_begin bench_rfm
-bench_require_extension 'wam.rfm_refresh'
+bench_require_extension 'wam.refresh_rfm'
 
 # ------------------------------------------------------------------ cluster
 
@@ -263,9 +263,9 @@ PLAIN_STATS_SQL=${PLAIN_SQL/FROM wam.customer_order WHERE ordered_at <= now() GR
 PLAIN_STATS_SQL=${PLAIN_STATS_SQL/count(*) AS f, sum(amount) AS m/max(orders) AS f, max(amount) AS m}
 
 wait_idle "the RFM refresh"
-log "wam.rfm_refresh() x $N_REFRESH (after a warm-up run)"
-run_sql "SELECT count(*) FROM wam.rfm_refresh()"
-wam_psql -q -c "CALL bench_time('rfm_refresh', \$q\$SELECT string_agg(tier || ' ' || customers, ', ') FROM wam.rfm_refresh()\$q\$, $N_REFRESH)" >/dev/null
+log "wam.refresh_rfm() x $N_REFRESH (after a warm-up run)"
+run_sql "SELECT count(*) FROM wam.refresh_rfm()"
+wam_psql -q -c "CALL bench_time('rfm_refresh', \$q\$SELECT string_agg(tier || ' ' || customers, ', ') FROM wam.refresh_rfm()\$q\$, $N_REFRESH)" >/dev/null
 log "plain SQL over the orders x $N_PLAIN (after a warm-up run)"
 run_sql "$PLAIN_SQL"
 wam_psql -q -c "CALL bench_time('plain_rfm', \$q\$$PLAIN_SQL\$q\$, $N_PLAIN)" >/dev/null
@@ -335,10 +335,10 @@ runs). Medians over N runs. PostgreSQL $PG_VERSION, $(nproc) CPUs ($CPU), settin
 
 ## Details
 
-- 1: \`SELECT … FROM wam.rfm_refresh()\` (one warm-up run first). Result of the last run: $(last_result rfm_refresh).
+- 1: \`SELECT … FROM wam.refresh_rfm()\` (one warm-up run first). Result of the last run: $(last_result rfm_refresh).
   The plain SQL (one warm-up run first) aggregates \`wam.customer_order\` per customer (last order, count, sum),
   computes \`ntile(5)\` over each, and maps R and FM = (F+M)/2 with the same segment map as a CASE; plan: $PLAIN_PLAN.
-  Its result (last run): $(last_result plain_rfm). The counts differ from \`wam.rfm_refresh\` by design: NTILE splits
+  Its result (last run): $(last_result plain_rfm). The counts differ from \`wam.refresh_rfm\` by design: NTILE splits
   tied values over buckets by row order and spreads one-order customers over F = 1 … 3, while the extension scores
   by mid-rank (ties share a score) and pins F = 1 to one-order customers.
 - 2: customers drawn by a fixed hash among all $(printf "%'d" "$CUSTOMERS") (so the statistics row exists: the

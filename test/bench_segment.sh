@@ -281,7 +281,7 @@ while IFS=$'\t' read -r tag ct cu card size; do
 done < <(q "SELECT t,
                    (SELECT count(*) FROM customer_tags WHERE tag_id = t),
                    (SELECT count(*) FROM customers WHERE tags @> ARRAY[t]),
-                   (SELECT wam.cardinality(members) FROM tag_segment WHERE tag_id = t),
+                   (SELECT wam.segment_cardinality(members) FROM tag_segment WHERE tag_id = t),
                    (SELECT pg_column_size(members) FROM tag_segment WHERE tag_id = t)
             FROM generate_series(1, 3) t ORDER BY t")
 for tag in 1 2 3; do
@@ -296,8 +296,8 @@ INLINE_BYTES=$(q "SELECT pg_relation_size('tag_segment')")
 
 # ------------------------------------------------------------------ queries
 
-SEG_A="SELECT wam.andnot_cardinality(a.members & b.members, c.members) FROM tag_segment a, tag_segment b, tag_segment c WHERE a.tag_id = 1 AND b.tag_id = 2 AND c.tag_id = 3"
-SEG_B="SELECT wam.cardinality((a.members & b.members) - c.members) FROM tag_segment a, tag_segment b, tag_segment c WHERE a.tag_id = 1 AND b.tag_id = 2 AND c.tag_id = 3"
+SEG_A="SELECT wam.segment_andnot_cardinality(a.members & b.members, c.members) FROM tag_segment a, tag_segment b, tag_segment c WHERE a.tag_id = 1 AND b.tag_id = 2 AND c.tag_id = 3"
+SEG_B="SELECT wam.segment_cardinality((a.members & b.members) - c.members) FROM tag_segment a, tag_segment b, tag_segment c WHERE a.tag_id = 1 AND b.tag_id = 2 AND c.tag_id = 3"
 BT_SETOP="SELECT count(*) FROM (SELECT customer_id FROM customer_tags WHERE tag_id = 1 INTERSECT SELECT customer_id FROM customer_tags WHERE tag_id = 2 EXCEPT SELECT customer_id FROM customer_tags WHERE tag_id = 3) x"
 BT_EXISTS="SELECT count(*) FROM customer_tags a WHERE a.tag_id = 1 AND EXISTS (SELECT 1 FROM customer_tags b WHERE b.tag_id = 2 AND b.customer_id = a.customer_id) AND NOT EXISTS (SELECT 1 FROM customer_tags c WHERE c.tag_id = 3 AND c.customer_id = a.customer_id)"
 BT_GROUP="SELECT count(*) FROM (SELECT customer_id FROM customer_tags WHERE tag_id IN (1, 2, 3) GROUP BY customer_id HAVING bool_or(tag_id = 1) AND bool_or(tag_id = 2) AND NOT bool_or(tag_id = 3)) x"
@@ -331,7 +331,7 @@ R_GIN=$(bench gin "$GIN_Q" "$GIN_SETTINGS")
 # ------------------------------------------------------------------ results
 
 for v in R_SEG_B R_BT_SETOP R_BT_EXISTS R_BT_GROUP R_GIN ${R_GIN_DEFAULT+R_GIN_DEFAULT}; do
-    [ "${!v}" = "$R_SEG_A" ] || die "counts differ: wam.andnot_cardinality says $R_SEG_A, ${v#R_} says ${!v} (SEG_B=$R_SEG_B BT_SETOP=$R_BT_SETOP BT_EXISTS=$R_BT_EXISTS BT_GROUP=$R_BT_GROUP GIN=$R_GIN)"
+    [ "${!v}" = "$R_SEG_A" ] || die "counts differ: wam.segment_andnot_cardinality says $R_SEG_A, ${v#R_} says ${!v} (SEG_B=$R_SEG_B BT_SETOP=$R_BT_SETOP BT_EXISTS=$R_BT_EXISTS BT_GROUP=$R_BT_GROUP GIN=$R_GIN)"
 done
 EXPECTED=$(q "SELECT count(*) FROM generate_series(0, $CUSTOMERS - 1) id
               WHERE bench_has_tag(id, 1) AND bench_has_tag(id, 2) AND NOT bench_has_tag(id, 3)")
@@ -367,8 +367,8 @@ SEG_OTHER=seg_minus; [ "$SEG_BEST" = seg_minus ] && SEG_OTHER=seg_andnot
 BT_BEST=bt_setop
 for f in bt_exists bt_group; do gt "${MED[$BT_BEST/explain]}" "${MED[$f/explain]}" && BT_BEST=$f; done
 declare -A LABEL=(
-    [seg_andnot]='`wam.andnot_cardinality(a & b, c)`'
-    [seg_minus]='`wam.cardinality((a & b) - c)`'
+    [seg_andnot]='`wam.segment_andnot_cardinality(a & b, c)`'
+    [seg_minus]='`wam.segment_cardinality((a & b) - c)`'
     [bt_setop]='INTERSECT / EXCEPT'
     [bt_exists]='EXISTS / NOT EXISTS'
     [bt_group]='GROUP BY … HAVING bool_or'

@@ -101,7 +101,7 @@ q "TRUNCATE wam.outbox" >/dev/null
 
 # --- 3. drain with the rate far above what the mock answers -----------------------------
 mock POST '/_mock/config?replace=1' '{"numbers": {"106540352242922": {"rate_per_second": 0, "pair_limit_seconds": 0}}, "webhooks": {"sent": false, "delivered_ratio": 0}}' >/dev/null
-q "SELECT wam.set_sender_limits('main', 3600000, burst => 100000)" >/dev/null
+q "SELECT wam.configure_sender('main', 3600000, burst => 100000)" >/dev/null
 q "SELECT queued FROM wam.enqueue_segment(wam.segment_range(1, $N_FAST + 1), '$TPL', campaign => 'fast', vars => '{\"first_name\": \"x\"}')" >/dev/null
 mock POST /_mock/reset '{}' >/dev/null
 log "fast drain of $(q "SELECT count(*) FROM wam.outbox WHERE campaign = 'fast'") messages"
@@ -141,7 +141,7 @@ if [ "$N_THROTTLED" -gt 0 ]; then
     mock POST '/_mock/config?replace=1' '{"webhooks": {"sent": false, "delivered_ratio": 0}}' >/dev/null
     mock POST /_mock/reset '{}' >/dev/null
     q "UPDATE wam.sender SET burst = NULL" >/dev/null
-    q "SELECT wam.set_sender_limits('main', $RATE)" >/dev/null
+    q "SELECT wam.configure_sender('main', $RATE)" >/dev/null
     q "SELECT queued FROM wam.enqueue_segment(wam.segment_range(1, $N_THROTTLED + 1), '$TPL', campaign => 'throttled', vars => '{\"first_name\": \"x\"}')" >/dev/null
     log "throttled: $N_THROTTLED messages at $RATE/min (about $((N_THROTTLED / RATE + 1)) minutes)"
     load_thr_start=$(load)
@@ -192,8 +192,8 @@ f_n=${1:-0} f_rate=${2:-0} f_secs=${3:-0}
     echo
     echo "\`bash test/bench_sender.sh\` — started $started on $(nproc) CPUs shared with other engineers;"
     echo "load average $load_start at the start, $load_end at the end. PostgreSQL 15, the mock Cloud"
-    echo "API (\`test/mock/wa_mock.py\`, Python, TLS) on loopback, worker defaults (\`wam.max_in_flight\` 64,"
-    echo "\`wam.batch_size\` 50)."
+    echo "API (\`test/mock/wa_mock.py\`, Python, TLS) on loopback, worker defaults (\`wam.sender_max_in_flight\` 64,"
+    echo "\`wam.sender_batch_size\` 50)."
     echo
     echo "| what | pg_wamarketing | plain SQL / peer | note |"
     echo "|---|---|---|---|"

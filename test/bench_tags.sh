@@ -6,7 +6,7 @@
 # Starts its own throwaway PostgreSQL 15 cluster (test/lib/cluster.sh; always stopped at
 # exit), loads 10,000,000 customers (ids 1 … 10,000,000) and 60 tags whose densities are
 # spread geometrically from 0.1 % to 45 % (four of them set to exactly 8 %, 10 %, 25 %
-# and 40 %), membership by a deterministic hash, attached with wam.attach(); then copies
+# and 40 %), membership by a deterministic hash, attached with wam.attach_tag(); then copies
 # the same memberships into a plain table
 #     plain_customer_tag(customer_id, tag_id, attached_at, expires_at, source,
 #                        PRIMARY KEY (customer_id, tag_id)) + index (tag_id, customer_id)
@@ -14,7 +14,7 @@
 #   1. attach one tag to one customer, each its own committed transaction (N = 200)
 #      vs INSERT … ON CONFLICT DO NOTHING; plus where the time of one wam.attach goes, and
 #      the WAL of one attach right after a checkpoint with full_page_writes = on
-#   2. wam.retag(1,000,000 customers, add one tag, remove another) (N = 3, alternating the
+#   2. wam.retag_customers(1,000,000 customers, add one tag, remove another) (N = 3, alternating the
 #      direction) vs INSERT … SELECT … ON CONFLICT DO NOTHING + DELETE … WHERE … IN (…)
 #   3. a three-tag count from wam.tag_members() (tags of 25 %, 40 %, 8 %) vs
 #      INTERSECT / EXCEPT and EXISTS / NOT EXISTS on plain_customer_tag (counts must agree)
@@ -194,10 +194,10 @@ SELECT name, count(*) AS n,
        string_agg(DISTINCT result, ' / ') AS results
 FROM bench_run GROUP BY name;
 
--- The steps of wam.attach(), one by one with clock_timestamp() between them, through the
+-- The steps of wam.attach_tag(), one by one with clock_timestamp() between them, through the
 -- SQL-callable internal functions, for a segment of new members (no expiry refresh): a
 -- diagnostic of what each step costs as a statement of its own.  wam.attach itself runs the
--- same steps in one C call (src/tagging.c).  It performs a real attach (same writes).
+-- same steps in one C call (src/tag_attach.c).  It performs a real attach (same writes).
 CREATE FUNCTION bench_attach_steps(p_tag text, who wam.segment) RETURNS float8[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -210,24 +210,24 @@ DECLARE
 BEGIN
     id := wam.tag_id(p_tag, true);
     ts := ts || clock_timestamp();
-    PERFORM wam.check_customers(who);
+    PERFORM wam_internal.check_customers(who);
     ts := ts || clock_timestamp();
     expiry := now() + (SELECT t.default_ttl FROM wam.tag t WHERE t.tag_id = id);
     ts := ts || clock_timestamp();
-    PERFORM wam.lock_chunks(id, who);
+    PERFORM wam_internal.lock_chunks(id, who);
     ts := ts || clock_timestamp();
-    IF to_regprocedure('wam.chunk_members(integer, wam.segment)') IS NOT NULL THEN
-        held := wam.chunk_members(id, who);
+    IF to_regprocedure('wam_internal.chunk_members(integer, wam.segment)') IS NOT NULL THEN
+        held := wam_internal.chunk_members(id, who);
     ELSE
         held := wam.tag_members(p_tag);
     END IF;
     ts := ts || clock_timestamp();
     fresh := who OPERATOR(wam.-) held;
     ts := ts || clock_timestamp();
-    n := wam.membership_insert(id, fresh, expiry, 'api');
+    n := wam_internal.membership_insert(id, fresh, expiry, 'api');
     ts := ts || clock_timestamp();
-    IF to_regprocedure('wam.chunks_add(integer, wam.segment)') IS NOT NULL THEN
-        PERFORM wam.chunks_add(id, fresh);
+    IF to_regprocedure('wam_internal.chunks_add(integer, wam.segment)') IS NOT NULL THEN
+        PERFORM wam_internal.chunks_add(id, fresh);
     ELSE
         INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
         SELECT id, f.chunk, f.members FROM wam.segment_chunks(fresh) f ORDER BY f.chunk
@@ -240,22 +240,22 @@ BEGIN
                          AND (t2.last_attached_at IS NULL OR t2.last_attached_at < now() - interval '1 hour')
                        FOR NO KEY UPDATE SKIP LOCKED);
     ts := ts || clock_timestamp();
-    IF n <> wam.cardinality(who) THEN
-        RAISE EXCEPTION 'bench_attach_steps: % of % customers already held the tag', wam.cardinality(who) - n, wam.cardinality(who);
+    IF n <> wam.segment_cardinality(who) THEN
+        RAISE EXCEPTION 'bench_attach_steps: % of % customers already held the tag', wam.segment_cardinality(who) - n, wam.segment_cardinality(who);
     END IF;
     RETURN ARRAY(SELECT (1000 * extract(epoch FROM ts[i + 1] - ts[i]))::float8
                  FROM generate_series(1, array_length(ts, 1) - 1) i ORDER BY i);
 END $$;
 
 CREATE FUNCTION bench_step_labels() RETURNS text[] LANGUAGE sql STABLE
-RETURN ARRAY['wam.tag_id(tag)', 'wam.check_customers(who) (are they all customers?)',
-             'expiry (tag default_ttl)', 'wam.lock_chunks(tag, who)',
-             CASE WHEN to_regprocedure('wam.chunk_members(integer, wam.segment)') IS NOT NULL
-                  THEN 'wam.chunk_members(tag, who) (the blocks of the tag that who touches)'
+RETURN ARRAY['wam.tag_id(tag)', 'wam_internal.check_customers(who) (are they all customers?)',
+             'expiry (tag default_ttl)', 'wam_internal.lock_chunks(tag, who)',
+             CASE WHEN to_regprocedure('wam_internal.chunk_members(integer, wam.segment)') IS NOT NULL
+                  THEN 'wam_internal.chunk_members(tag, who) (the blocks of the tag that who touches)'
                   ELSE 'wam.tag_members(tag) (the whole tag bitmap)' END,
              'who - held',
-             'wam.membership_insert (C: heap + primary key)',
-             'wam.chunks_add(tag, fresh) (upsert of the 8 KB wam.tag_chunk blocks)',
+             'wam_internal.membership_insert (C: heap + primary key)',
+             'wam_internal.chunks_add(tag, fresh) (upsert of the 8 KB wam.tag_chunk blocks)',
              'UPDATE wam.tag last_attached_at (SKIP LOCKED)'];
 
 CREATE PROCEDURE bench_attach_profile(p_tag text, p_ids bigint[], p_warm int)
@@ -278,21 +278,21 @@ BEGIN
     COMMIT;
 END $$;
 
--- One retag done by hand: the steps of wam.attach(add, who), then wam.detach(remove, who)
+-- One retag done by hand: the steps of wam.attach_tag(add, who), then wam.detach_tag(remove, who)
 -- as a whole, then COMMIT.
 CREATE PROCEDURE bench_retag_profile(p_add text, p_remove text)
 LANGUAGE plpgsql AS $$
 DECLARE
     who wam.segment := (SELECT s FROM bench_seg WHERE name = 'audience');
     labels text[] := (SELECT array_agg('attach: ' || l) FROM unnest(bench_step_labels()) l)
-                     || 'wam.detach(remove, who) (lock_chunks, members, C membership_delete, chunks_remove)'::text
+                     || 'wam.detach_tag(remove, who) (lock_chunks, members, C membership_delete, chunks_remove)'::text
                      || 'COMMIT'::text;
     d float8[];
     t0 timestamptz;
 BEGIN
     d := bench_attach_steps(p_add, who);
     t0 := clock_timestamp();
-    PERFORM wam.detach(p_remove, who);
+    PERFORM wam.detach_tag(p_remove, who);
     d := d || (1000 * extract(epoch FROM clock_timestamp() - t0))::float8;
     t0 := clock_timestamp();
     COMMIT;
@@ -301,7 +301,7 @@ BEGIN
     COMMIT;
 END $$;
 
--- Plain SQL retag: the same work as wam.retag(audience, ARRAY[add], ARRAY[remove]).
+-- Plain SQL retag: the same work as wam.retag_customers(audience, ARRAY[add], ARRAY[remove]).
 CREATE FUNCTION bench_plain_retag(p_add int, p_remove int) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -399,9 +399,9 @@ T_Q2=$(tag_of_role q2)
 T_Q3=$(tag_of_role q3)
 
 # (generate_series in the target list: streamed; in FROM it is materialized, 5x slower)
-step_start "attaching 60 tags with wam.attach(tag, (SELECT wam.segment_agg(id) FROM (SELECT generate_series …) s WHERE hash < density))"
+step_start "attaching 60 tags with wam.attach_tag(tag, (SELECT wam.segment_agg(id) FROM (SELECT generate_series …) s WHERE hash < density))"
 while IFS=$'\t' read -r t name thr; do
-    run_sql "SELECT wam.attach('$name', (SELECT wam.segment_agg(id) FROM (SELECT generate_series(1, $CUSTOMERS) id) s
+    run_sql "SELECT wam.attach_tag('$name', (SELECT wam.segment_agg(id) FROM (SELECT generate_series(1, $CUSTOMERS) id) s
                                          WHERE (hashint8(id * 61 + $t) & 1048575) < $thr))"
     if [ $((t % 10)) = 0 ]; then log "  $t tags attached"; fi
 done < <(q "SELECT t, name, threshold FROM bench_tag ORDER BY t")
@@ -412,7 +412,7 @@ run_sql "INSERT INTO bench_seg
          SELECT 'audience', wam.segment_agg(id) FROM (
              SELECT id FROM (SELECT generate_series(1, $CUSTOMERS) id) s
              ORDER BY hashint8(id * 61 + 997), id LIMIT $AUDIENCE) x"
-run_sql "SELECT wam.attach('retag_b', (SELECT s FROM bench_seg WHERE name = 'audience'))"
+run_sql "SELECT wam.attach_tag('retag_b', (SELECT s FROM bench_seg WHERE name = 'audience'))"
 step_end audience
 
 step_start "plain SQL tables: plain_customer, plain_customer_tag (INSERT … SELECT, then indexes), plain_audience"
@@ -435,7 +435,7 @@ INSERT INTO plain_customer_tag SELECT customer_id, tag_id, attached_at, expires_
 ALTER TABLE plain_customer_tag ADD PRIMARY KEY (customer_id, tag_id);
 CREATE INDEX plain_customer_tag_tag ON plain_customer_tag (tag_id, customer_id);
 
-CREATE TABLE plain_audience AS SELECT m AS customer_id FROM wam.members((SELECT s FROM bench_seg WHERE name = 'audience')) m;
+CREATE TABLE plain_audience AS SELECT m AS customer_id FROM wam.segment_members((SELECT s FROM bench_seg WHERE name = 'audience')) m;
 ALTER TABLE plain_audience ADD PRIMARY KEY (customer_id);
 SQL
 step_end plain
@@ -452,23 +452,23 @@ log "setup done in ${SETUP_TOTAL_S}s"
 log "checking the data"
 MEMBERSHIPS=$(q "SELECT count(*) FROM wam.customer_tag")
 PLAIN_MEMBERSHIPS=$(q "SELECT count(*) FROM plain_customer_tag")
-BITMAP_MEMBERSHIPS=$(q "SELECT sum(wam.cardinality(members)) FROM wam.tag_chunk WHERE tag_id <> 0")
+BITMAP_MEMBERSHIPS=$(q "SELECT sum(wam.segment_cardinality(members)) FROM wam.tag_chunk WHERE tag_id <> 0")
 { [ "$MEMBERSHIPS" = "$PLAIN_MEMBERSHIPS" ] && [ "$MEMBERSHIPS" = "$BITMAP_MEMBERSHIPS" ]; } ||
     die "memberships differ: wam.customer_tag $MEMBERSHIPS, plain_customer_tag $PLAIN_MEMBERSHIPS, wam.tag_chunk bitmaps $BITMAP_MEMBERSHIPS"
-ALL_CUSTOMERS=$(q "SELECT wam.cardinality(wam.all_customers())")
+ALL_CUSTOMERS=$(q "SELECT wam.segment_cardinality(wam.all_customers())")
 [ "$ALL_CUSTOMERS" = "$CUSTOMERS" ] || die "wam.all_customers() has $ALL_CUSTOMERS members, expected $CUSTOMERS"
-AUDIENCE_REAL=$(q "SELECT wam.cardinality(s) FROM bench_seg WHERE name = 'audience'")
+AUDIENCE_REAL=$(q "SELECT wam.segment_cardinality(s) FROM bench_seg WHERE name = 'audience'")
 [ "$AUDIENCE_REAL" = "$AUDIENCE" ] || die "the audience has $AUDIENCE_REAL customers, expected $AUDIENCE"
 # The hash gives each tag the expected share (tolerance: 5 standard deviations + 1).
 BAD_TAGS=$(q "SELECT string_agg(format('%s: %s members, expected ~%s', b.name, m.n, round(b.density * $CUSTOMERS)), '; ')
-              FROM bench_tag b, LATERAL (SELECT wam.cardinality(wam.tag_members(b.name)) n) m
+              FROM bench_tag b, LATERAL (SELECT wam.segment_cardinality(wam.tag_members(b.name)) n) m
               WHERE abs(m.n - b.density * $CUSTOMERS) > 5 * sqrt(b.density * $CUSTOMERS) + 1")
 [ -z "$BAD_TAGS" ] || die "tags with unexpected member counts: $BAD_TAGS"
 TAG_TABLE=$(q "SELECT string_agg(format('%s %s%%', name, round(100 * density, 2)), ', ' ORDER BY t) FROM bench_tag")
 declare -A TAG_MEMBERS TAG_ID
 while IFS=$'\t' read -r name id n; do
     TAG_ID[$name]=$id; TAG_MEMBERS[$name]=$n
-done < <(q "SELECT t.name, t.tag_id, wam.cardinality(wam.tag_members(t.name)) FROM wam.tag t")
+done < <(q "SELECT t.name, t.tag_id, wam.segment_cardinality(wam.tag_members(t.name)) FROM wam.tag t")
 WAM_PKEY=$(q "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'wam.customer_tag'::regclass AND contype = 'p'")
 SIZES=$(q "SELECT format('wam.customer_tag %s MB (+ indexes %s MB), wam.tag_chunk %s MB; plain_customer_tag %s MB (+ indexes %s MB)',
                   pg_table_size('wam.customer_tag') / 1048576, pg_indexes_size('wam.customer_tag') / 1048576,
@@ -480,7 +480,7 @@ SIZES=$(q "SELECT format('wam.customer_tag %s MB (+ indexes %s MB), wam.tag_chun
 wait_idle "the measurements"
 LOADAVG_MEASURE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
-SEG_Q="SELECT wam.andnot_cardinality(wam.tag_members('$T_Q1') OPERATOR(wam.&) wam.tag_members('$T_Q2'), wam.tag_members('$T_Q3'))"
+SEG_Q="SELECT wam.segment_andnot_cardinality(wam.tag_members('$T_Q1') OPERATOR(wam.&) wam.tag_members('$T_Q2'), wam.tag_members('$T_Q3'))"
 A=${TAG_ID[$T_Q1]}; B=${TAG_ID[$T_Q2]}; C=${TAG_ID[$T_Q3]}
 BT_SETOP="SELECT count(*) FROM (SELECT customer_id FROM plain_customer_tag WHERE tag_id = $A INTERSECT SELECT customer_id FROM plain_customer_tag WHERE tag_id = $B EXCEPT SELECT customer_id FROM plain_customer_tag WHERE tag_id = $C) x"
 BT_EXISTS="SELECT count(*) FROM plain_customer_tag a WHERE a.tag_id = $A AND EXISTS (SELECT 1 FROM plain_customer_tag b WHERE b.tag_id = $B AND b.customer_id = a.customer_id) AND NOT EXISTS (SELECT 1 FROM plain_customer_tag c WHERE c.tag_id = $C AND c.customer_id = a.customer_id)"
@@ -499,9 +499,9 @@ count_bench q_wam "$SEG_Q"
 count_bench q_setop "$BT_SETOP"
 count_bench q_exists "$BT_EXISTS"
 # the three wam.tag_members() calls of the wam query on their own
-count_bench "m_$T_Q1" "SELECT wam.cardinality(wam.tag_members('$T_Q1'))"
-count_bench "m_$T_Q2" "SELECT wam.cardinality(wam.tag_members('$T_Q2'))"
-count_bench "m_$T_Q3" "SELECT wam.cardinality(wam.tag_members('$T_Q3'))"
+count_bench "m_$T_Q1" "SELECT wam.segment_cardinality(wam.tag_members('$T_Q1'))"
+count_bench "m_$T_Q2" "SELECT wam.segment_cardinality(wam.tag_members('$T_Q2'))"
+count_bench "m_$T_Q3" "SELECT wam.segment_cardinality(wam.tag_members('$T_Q3'))"
 note_busy "the 3-tag count"
 PLAN_SETOP=$(q "SELECT bench_explain_line($(sqlstr "$BT_SETOP"))")
 PLAN_EXISTS=$(q "SELECT bench_explain_line($(sqlstr "$BT_EXISTS"))")
@@ -527,13 +527,13 @@ run_sql "INSERT INTO bench_ids
              FROM (SELECT generate_series(1, $CUSTOMERS) id) g,
                   (SELECT wam.tag_members('$T_ATTACH') m) s
              WHERE (hashint8(id * 61 + 4242) & 1048575) < greatest(1, ceil(4.0 * $N_IDS * 1048576 / $CUSTOMERS))
-               AND NOT wam.contains(s.m, id)
+               AND NOT wam.segment_has(s.m, id)
              ORDER BY h, id LIMIT $N_IDS) x"
 [ "$(q "SELECT cardinality(ids) FROM bench_ids WHERE name = 'attach'")" = "$N_IDS" ] || die "could not pick $N_IDS customers without $T_ATTACH"
 # CALL arguments cannot hold subqueries: pass the ids as an array literal.
 ids() { sqlstr "$(q "SELECT ids[$1:$2] FROM bench_ids WHERE name = 'attach'")"; }
 ATT_TID=${TAG_ID[$T_ATTACH]}
-ATTACH_SQL="SELECT wam.attach('$T_ATTACH', wam.segment(ARRAY[\$1]))"
+ATTACH_SQL="SELECT wam.attach_tag('$T_ATTACH', wam.segment(ARRAY[\$1]))"
 PLAIN_ATTACH_SQL="INSERT INTO plain_customer_tag VALUES (\$1, $ATT_TID, now(), NULL, 'api') ON CONFLICT DO NOTHING"
 lo=1; hi=$((N_WARM_ATTACH + N_ATTACH))
 log "1. attach one customer to $T_ATTACH: $N_WARM_ATTACH warm-up + $N_ATTACH measured, each committed"
@@ -548,15 +548,15 @@ PLAIN_ATTACH_RESULTS=$(q "SELECT results FROM bench_stats WHERE name = 'attach_p
 log "   where the time of one wam.attach goes: $N_PROFILE attaches step by step, and two baselines"
 # the harness alone (EXECUTE + COMMIT), and the fixed cost of one membership_insert call
 run_sql "CALL bench_each('noop', 'SELECT 1', '$(seq_lit $((3 + N_PROFILE)))', 3)"
-run_sql "CALL bench_each('membership_insert_empty', 'SELECT wam.membership_insert($ATT_TID, ''{}''::wam.segment, NULL, ''api'')', '$(seq_lit $((3 + N_PROFILE)))', 3)"
+run_sql "CALL bench_each('membership_insert_empty', 'SELECT wam_internal.membership_insert($ATT_TID, ''{}''::wam.segment, NULL, ''api'')', '$(seq_lit $((3 + N_PROFILE)))', 3)"
 lo=$((hi + 1)); hi=$((hi + 3 + N_PROFILE))
 run_sql "CALL bench_attach_profile('$T_ATTACH', $(ids $lo $hi), 3)"
 ATTACH_CHUNKS=$(q "SELECT count(*) FROM wam.tag_chunk WHERE tag_id = $ATT_TID")
 ATTACH_CHUNK_BYTES=$(q "SELECT pg_column_size(members) FROM wam.tag_chunk WHERE tag_id = $ATT_TID ORDER BY chunk LIMIT 1 OFFSET 1")
-ATTACH_LANG=$(q "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'wam.attach(text, wam.segment, interval, text)'::regprocedure")
+ATTACH_LANG=$(q "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'wam.attach_tag(text, wam.segment, interval, text)'::regprocedure")
 ATTACH_SRC_OK=yes
 if [ "$ATTACH_LANG" != c ]; then
-    ATTACH_SRC=$(q "SELECT prosrc FROM pg_proc WHERE oid = 'wam.attach(text, wam.segment, interval, text)'::regprocedure")
+    ATTACH_SRC=$(q "SELECT prosrc FROM pg_proc WHERE oid = 'wam.attach_tag(text, wam.segment, interval, text)'::regprocedure")
     for part in check_customers lock_chunks 'chunk_members|tag_members' membership_insert 'chunks_add|INSERT INTO wam.tag_chunk'; do
         grep -qE "$part" <<<"$ATTACH_SRC" || ATTACH_SRC_OK=no
     done
@@ -579,7 +579,7 @@ sleep 1
 
 log "2. retag $AUDIENCE customers: add one tag, remove another ($N_RETAG runs, alternating)"
 RETAG_SQL="SELECT string_agg(format('%s +%s -%s', r.tag, r.added, r.removed), ', ' ORDER BY r.tag)
-           FROM wam.retag((SELECT s FROM bench_seg WHERE name = 'audience'),
+           FROM wam.retag_customers((SELECT s FROM bench_seg WHERE name = 'audience'),
                           CASE WHEN \$1 % 2 = 1 THEN ARRAY['retag_a'] ELSE ARRAY['retag_b'] END,
                           CASE WHEN \$1 % 2 = 1 THEN ARRAY['retag_b'] ELSE ARRAY['retag_a'] END) r"
 RA=${TAG_ID[retag_a]}; RB=${TAG_ID[retag_b]}
@@ -833,7 +833,7 @@ report() {
     echo "## Where the time of one wam.attach goes"
     echo
     if [ "$ATTACH_LANG" = c ]; then
-        echo "\`wam.attach\` runs its steps in one C call (src/tagging.c). Below, the same steps run one by one as"
+        echo "\`wam.attach\` runs its steps in one C call (src/tag_attach.c). Below, the same steps run one by one as"
         echo "statements of their own, through the SQL-callable internal functions, with clock_timestamp() between them"
         echo "(\`bench_attach_steps\`): what each step costs when issued as a statement, so their sum is above the time of"
         echo "\`wam.attach\` in the table above. One new customer each, $N_PROFILE attaches after 3 warm-up ones, tag $T_ATTACH with"
@@ -862,7 +862,7 @@ report() {
     echo "| total | $(fmt_ms "$RETAG_PROFILE_TOTAL") |"
     echo
     echo "Baselines (N = ${NRUN[noop]}, each its own transaction, same harness as the measurements): \`SELECT 1\` + COMMIT"
-    echo "$(fmt_ms "${MED[noop]}") median; \`SELECT wam.membership_insert(tag, '{}', NULL, 'api')\` (inserts nothing) + COMMIT"
+    echo "$(fmt_ms "${MED[noop]}") median; \`SELECT wam_internal.membership_insert(tag, '{}', NULL, 'api')\` (inserts nothing) + COMMIT"
     echo "$(fmt_ms "${MED[membership_insert_empty]}") median: the fixed cost of one membership_insert call, whatever the number of rows."
     echo
     echo "## Details"
@@ -871,7 +871,7 @@ report() {
     echo "  (membership of tag t: \`(hashint8(id * 61 + t) & 1048575) < round(density * 2^20)\`)"
     echo "- sizes after setup: $SIZES"
     echo "- 1: \`$ATTACH_SQL\` vs \`$PLAIN_ATTACH_SQL\`, \$1 = a customer not holding $T_ATTACH (a different one each run, hash order); $N_WARM_ATTACH warm-up runs first; min … max: wam $(fmt_ms "${MIN[attach_wam]}") … $(fmt_ms "${MAX[attach_wam]}"), plain $(fmt_ms "${MIN[attach_plain]}") … $(fmt_ms "${MAX[attach_plain]}")"
-    echo "- 2: \`wam.retag(audience, ARRAY['retag_a'], ARRAY['retag_b'])\` then the other way round, alternately; the audience: $(fmt_int "$AUDIENCE") customers by hash, all holding exactly one of the two; plain: \`INSERT INTO plain_customer_tag SELECT customer_id, add, … FROM plain_audience ON CONFLICT DO NOTHING\` + \`DELETE FROM plain_customer_tag WHERE tag_id = remove AND customer_id IN (SELECT customer_id FROM plain_audience)\` in one transaction"
+    echo "- 2: \`wam.retag_customers(audience, ARRAY['retag_a'], ARRAY['retag_b'])\` then the other way round, alternately; the audience: $(fmt_int "$AUDIENCE") customers by hash, all holding exactly one of the two; plain: \`INSERT INTO plain_customer_tag SELECT customer_id, add, … FROM plain_audience ON CONFLICT DO NOTHING\` + \`DELETE FROM plain_customer_tag WHERE tag_id = remove AND customer_id IN (SELECT customer_id FROM plain_audience)\` in one transaction"
     echo "- 3: \`$SEG_Q\`; plain forms: \`$BT_SETOP\` — plan ${QPLAN[q_setop]}; \`$BT_EXISTS\` — plan ${QPLAN[q_exists]}; one warm-up run each, then N = $N (or $N_SLOW when the warm-up took > $SLOW_MS ms)"
     echo "- 4: CSV \`phone,tags,name\`, $(fmt_int "$IMPORT_ROWS") rows: phones +852 7xxxxxxx (new) written three ways, every 20th malformed, every 50th repeats the previous row's phone, 1-3 existing tags per row (quoted), every 1000th row also an unknown tag; passed as one text value (\`wam.import_csv((SELECT data FROM bench_csv))\`); plain: \`bench_plain_import\` (COPY from a file into a temp table, strip \`[\\s()+-]\`, regex \`^[1-9][0-9]{7,14}\$\`, first row per phone, INSERT … ON CONFLICT (phone) DO NOTHING into plain_customer (a copy of the $(fmt_int "$CUSTOMERS") customers with PRIMARY KEY + UNIQUE (phone)), memberships by exact tag name)"
     echo "  <details><summary>first CSV lines</summary>"

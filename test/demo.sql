@@ -126,11 +126,11 @@ SELECT count(*) AS customers,
 FROM demo.customer;
 
 \echo
-\echo '== (a) Tags: members = wam.cardinality(members), largest first =='
+\echo '== (a) Tags: members = wam.segment_cardinality(members), largest first =='
 
 SELECT tag,
-       wam.cardinality(members) AS members,
-       round(100.0 * wam.cardinality(members) / (SELECT count(*) FROM demo.customer), 1) AS "share %"
+       wam.segment_cardinality(members) AS members,
+       round(100.0 * wam.segment_cardinality(members) / (SELECT count(*) FROM demo.customer), 1) AS "share %"
 FROM demo.tag_segment
 ORDER BY 2 DESC, 1;
 
@@ -147,17 +147,17 @@ SELECT f.step, f.expression, f.customers
 FROM s
 CROSS JOIN LATERAL (VALUES
     (1, 'interest-beauty',
-        wam.cardinality(s.beauty)),
+        wam.segment_cardinality(s.beauty)),
     (2, 'interest-beauty & stage-purchased',
-        wam.cardinality(s.beauty & s.purchased)),
+        wam.segment_cardinality(s.beauty & s.purchased)),
     (3, '(interest-beauty & stage-purchased) - product-lipstick',
-        wam.cardinality((s.beauty & s.purchased) - s.lipstick))
+        wam.segment_cardinality((s.beauty & s.purchased) - s.lipstick))
 ) AS f(step, expression, customers)
 ORDER BY f.step;
 
 \echo
 \echo '   the same counts without materialising the result segment:'
-\echo '   wam.and_cardinality(a, b) and wam.andnot_cardinality(a & b, c),'
+\echo '   wam.segment_and_cardinality(a, b) and wam.segment_andnot_cardinality(a & b, c),'
 \echo '   next to plain SQL over demo.customer_tag for comparison'
 
 WITH s AS (
@@ -173,14 +173,14 @@ WITH s AS (
     JOIN demo.customer_tag AS p ON p.customer_id = b.customer_id AND p.tag = 'stage-purchased'
     WHERE b.tag = 'interest-beauty'
 )
-SELECT wam.and_cardinality(s.beauty, s.purchased)                  AS "and_cardinality(beauty, purchased)",
-       wam.andnot_cardinality(s.beauty & s.purchased, s.lipstick)  AS "andnot_cardinality(beauty & purchased, lipstick)",
+SELECT wam.segment_and_cardinality(s.beauty, s.purchased)                  AS "and_cardinality(beauty, purchased)",
+       wam.segment_andnot_cardinality(s.beauty & s.purchased, s.lipstick)  AS "andnot_cardinality(beauty & purchased, lipstick)",
        plain.beauty_and_purchased                                  AS "plain SQL step 2",
        plain.minus_lipstick                                        AS "plain SQL step 3"
 FROM s, plain;
 
 \echo
-\echo '== (c) A/B split of the final audience: wam.split(segment, 2, 42) =='
+\echo '== (c) A/B split of the final audience: wam.segment_split(segment, 2, 42) =='
 
 WITH audience AS (
     SELECT ((SELECT members FROM demo.tag_segment WHERE tag = 'interest-beauty')
@@ -188,16 +188,16 @@ WITH audience AS (
           - (SELECT members FROM demo.tag_segment WHERE tag = 'product-lipstick') AS seg
 )
 SELECT CASE h.half WHEN 1 THEN 'A' WHEN 2 THEN 'B' END AS "group",
-       wam.cardinality(h.part) AS customers,
-       round(100.0 * wam.cardinality(h.part) / wam.cardinality(a.seg), 1) AS "share %"
+       wam.segment_cardinality(h.part) AS customers,
+       round(100.0 * wam.segment_cardinality(h.part) / wam.segment_cardinality(a.seg), 1) AS "share %"
 FROM audience AS a
-CROSS JOIN LATERAL wam.split(a.seg, 2, 42) WITH ORDINALITY AS h(part, half)
+CROSS JOIN LATERAL wam.segment_split(a.seg, 2, 42) WITH ORDINALITY AS h(part, half)
 ORDER BY h.half;
 
 \echo
 \echo '== (d) The same funnel in the segment-expression language, on the extension''s own tables =='
-\echo '   the demo customers and tags are loaded into wam.customer and wam.tag with wam.attach();'
-\echo '   wam.segment_explain() shows the size at every node of the expression (R-S2)'
+\echo '   the demo customers and tags are loaded into wam.customer and wam.tag with wam.attach_tag();'
+\echo '   wam.audience_funnel() shows the size at every node of the expression (R-S2)'
 
 -- Customers get deterministic Taiwanese mobile numbers (E.164 8869xxxxxxxx) and consent
 -- (a later section sends to them); tags go into the dimension their prefix names.
@@ -214,7 +214,7 @@ FROM (SELECT wam.create_tag(tag,
                                  ELSE 'engagement' END)
       FROM demo.tag_segment ORDER BY tag) AS t;
 
-SELECT sum(wam.attach(tag, members, source => 'import')) AS memberships_attached
+SELECT sum(wam.attach_tag(tag, members, source => 'import')) AS memberships_attached
 FROM demo.tag_segment;
 
 -- Behaviour: link clicks over the last 10 days for a quarter of the customers, and orders
@@ -231,21 +231,21 @@ FROM demo.customer AS c
 WHERE demo.u(c.id, 20) < 0.25 AND demo.u(c.id, 30) < 0.3;
 
 SELECT step, depth, expression, customers
-FROM wam.segment_explain('interest-beauty AND stage-purchased EXCLUDE product-lipstick');
+FROM wam.audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick');
 
 \echo
 \echo '   R-S4: event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d'
 
 SELECT step, depth, expression, customers
-FROM wam.segment_explain('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d');
+FROM wam.audience_funnel('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d');
 
 \echo
-\echo '   a saved segment (@name) reused in a count; wam.segment_count() never materialises'
+\echo '   a saved segment (@name) reused in a count; wam.audience_size() never materialises'
 
 SELECT 'beauty-buyers' AS saved_segment
 FROM wam.define_segment('beauty-buyers', 'interest-beauty & stage-purchased');
-SELECT wam.segment_count('@beauty-buyers - product-lipstick') AS "@beauty-buyers - product-lipstick",
-       wam.segment_count('@beauty-buyers AND reachable AND NOT vip') AS "@beauty-buyers AND reachable AND NOT vip";
+SELECT wam.audience_size('@beauty-buyers - product-lipstick') AS "@beauty-buyers - product-lipstick",
+       wam.audience_size('@beauty-buyers AND reachable AND NOT vip') AS "@beauty-buyers AND reachable AND NOT vip";
 
 \echo
 \echo '== (e) Referral program: a code and its wa.me link, the abuse trigger, a reward (R-F1 ... R-F6) =='
@@ -290,7 +290,7 @@ ORDER BY metric, item;
 \echo '== (f) A small campaign through the sender worker to the mock WhatsApp Cloud API =='
 \echo '   (test/mock/wa_mock.py over TLS; bash test/run demo starts it)'
 
--- The worker (shared_preload_libraries, wam.database = postgres) picks this sender up at once.
+-- The worker (shared_preload_libraries, wam.worker_database = postgres) picks this sender up at once.
 SELECT wam.create_sender('demo shop', '106540352242922', 'test-token', 'test-app-secret',
                          :'api_url', 600) AS sender_id \gset
 

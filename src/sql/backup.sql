@@ -1,14 +1,14 @@
 -- src/sql/backup.sql: every row survives pg_dump / pg_restore (see src/backup.c)
 
-CREATE FUNCTION wam.restoring() RETURNS boolean
+CREATE FUNCTION wam_internal.restoring() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'wam_restoring_sql' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION wam.restoring() IS 'internal: true while the session restores a backup (a superuser''s COPY FROM stdin with pg_dump''s empty search_path, or wam.restoring = on): the triggers stand aside';
+COMMENT ON FUNCTION wam_internal.restoring() IS 'internal: true while the session restores a backup (a superuser''s COPY FROM stdin with pg_dump''s empty search_path, or wam.restoring = on): the triggers stand aside';
 
 -- Tables the install script fills (dimensions, RFM settings and schemes, opt-out
 -- keywords, the referral secret) are dumped whole: a restore replaces the
 -- row the new installation seeded with the dumped one of the same key, so
 -- built-in rows are not doubled and changed or added ones come back as they were.
-CREATE FUNCTION wam.restore_replace() RETURNS trigger
+CREATE FUNCTION wam_internal.restore_replace_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -17,7 +17,7 @@ DECLARE
 	vals text;
 	n bigint;
 BEGIN
-	IF NOT wam.restoring() THEN
+	IF NOT wam_internal.restoring() THEN
 		RETURN NEW;
 	END IF;
 	-- an UPDATE in place, not DELETE + INSERT: other seeded rows refer to these
@@ -40,41 +40,41 @@ BEGIN
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION wam.restore_replace() IS 'internal: during a restore, a dumped row replaces the seeded row with the same primary key';
+COMMENT ON FUNCTION wam_internal.restore_replace_trigger() IS 'internal: during a restore, a dumped row replaces the seeded row with the same primary key';
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.tag_dimension
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_setting
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_scheme
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_tier_rule
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.opt_out_keyword
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.referral_secret
-	FOR EACH ROW EXECUTE FUNCTION wam.restore_replace();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
 -- A message dumped while its request was in flight may or may not have gone
 -- out: restored, it is uncertain (as after a worker crash), never sent again
 -- by itself.  Normal inserts are never 'sending', so the WHEN clause keeps this
 -- off the enqueue path.
-CREATE FUNCTION wam.outbox_restored() RETURNS trigger
+CREATE FUNCTION wam_internal.outbox_restored_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		NEW.status := 'uncertain';
 		NEW.uncertain_at := pg_catalog.now();
-		NEW.error_detail := 'restored from a backup taken while the request was in flight; not resent (see wam.requeue_uncertain)';
+		NEW.error_detail := 'restored from a backup taken while the request was in flight; not resent (see wam.requeue_message)';
 	END IF;
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION wam.outbox_restored() IS 'internal: a message restored in state sending becomes uncertain';
+COMMENT ON FUNCTION wam_internal.outbox_restored_trigger() IS 'internal: a message restored in state sending becomes uncertain';
 CREATE TRIGGER outbox_restored BEFORE INSERT ON wam.outbox
-	FOR EACH ROW WHEN (NEW.status = 'sending') EXECUTE FUNCTION wam.outbox_restored();
+	FOR EACH ROW WHEN (NEW.status = 'sending') EXECUTE FUNCTION wam_internal.outbox_restored_trigger();
 
-REVOKE EXECUTE ON FUNCTION wam.restore_replace(), wam.outbox_restored() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger(), wam_internal.outbox_restored_trigger() FROM PUBLIC;
 
 -- Every table and sequence of the extension is dumped with its rows.  This
 -- runs over the catalog, so a table added later cannot be forgotten.
@@ -83,7 +83,7 @@ DECLARE
 	r pg_catalog.regclass;
 BEGIN
 	FOR r IN SELECT c.oid FROM pg_catalog.pg_class c
-			 WHERE c.relnamespace OPERATOR(pg_catalog.=) 'wam'::pg_catalog.regnamespace
+			 WHERE c.relnamespace OPERATOR(pg_catalog.=) ANY (ARRAY['wam', 'wam_internal']::pg_catalog.regnamespace[])
 			   AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'S']::"char"[])
 			 ORDER BY c.oid
 	LOOP

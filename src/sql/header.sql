@@ -7,10 +7,18 @@
 CREATE SCHEMA wam;
 COMMENT ON SCHEMA wam IS 'pg_wamarketing: WhatsApp marketing inside PostgreSQL';
 
+-- Internal, trigger and type-support functions and internal tables live apart
+-- from the public API.  No user role may use the schema: the SECURITY DEFINER
+-- functions (owned by wam_definer, see security.sql) call into it, and
+-- operators, casts, aggregates and triggers reach it by OID.
+CREATE SCHEMA wam_internal;
+COMMENT ON SCHEMA wam_internal IS 'pg_wamarketing internals: not an API, may change in any release';
+REVOKE ALL ON SCHEMA wam_internal FROM PUBLIC;
+
 -- The extension's own advisory locks (src/wam_lock.h): pg_locks shows them as
 -- locktype 'advisory' with objsubid 22432 + space, a value SQL's
 -- pg_advisory_lock() functions never use, so no role can block them.
-CREATE FUNCTION wam.lock_key(space integer, key bigint) RETURNS void
+CREATE FUNCTION wam_internal.lock_key(space integer, key bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_lock_key' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION wam.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons)';
-REVOKE EXECUTE ON FUNCTION wam.lock_key(integer, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons)';
+REVOKE EXECUTE ON FUNCTION wam_internal.lock_key(integer, bigint) FROM PUBLIC;

@@ -97,7 +97,7 @@ CREATE INDEX referral_referrer_time ON wam.referral (referrer_id, created_at);
 -- first valid referral wins: at most one live referral per invitee and program
 CREATE UNIQUE INDEX referral_invitee_once ON wam.referral (invitee_id, program_id)
 	WHERE status IN ('pending', 'qualified', 'review');
-COMMENT ON TABLE wam.referral IS 'every referral attempt (write with wam.record_referral): status pending, review, rejected (with reason), qualified, lapsed or revoked; the trigger wam.referral_check decides it';
+COMMENT ON TABLE wam.referral IS 'every referral attempt (write with wam.record_referral): status pending, review, rejected (with reason), qualified, lapsed or revoked; the trigger wam_internal.referral_check_trigger decides it';
 COMMENT ON COLUMN wam.referral.code IS 'the code in canonical form, or as typed when it is not a valid code';
 COMMENT ON COLUMN wam.referral.source IS 'what the application knows about the attempt: phone (typed at sign-up), device and payment fingerprints, channel, utm_* ...';
 COMMENT ON COLUMN wam.referral.order_id IS 'the invitee''s first order, which qualified (or failed to qualify) the referral';
@@ -152,30 +152,30 @@ COMMENT ON COLUMN wam.referral_reward.spent_before IS 'cost of the referrer''s r
 
 -- C functions
 
-CREATE FUNCTION wam.referral_code_make(secret bytea, program integer, customer bigint, attempt integer) RETURNS text
+CREATE FUNCTION wam_internal.referral_code_make(secret bytea, program integer, customer bigint, attempt integer) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.referral_code_make(bytea, integer, bigint, integer) IS 'internal: the referral code of (program, customer): HMAC-SHA256 under the secret, 10 Crockford base-32 symbols and a check symbol';
+COMMENT ON FUNCTION wam_internal.referral_code_make(bytea, integer, bigint, integer) IS 'internal: the referral code of (program, customer): HMAC-SHA256 under the secret, 10 Crockford base-32 symbols and a check symbol';
 
-CREATE FUNCTION wam.referral_code_normalize(code text) RETURNS text
+CREATE FUNCTION wam.normalize_referral_code(code text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.referral_code_normalize(text) IS 'canonical form of a typed referral code (case, O for 0, I/L for 1, spaces and hyphens forgiven); raises 22023 saying what is wrong when the check character shows a typo';
+COMMENT ON FUNCTION wam.normalize_referral_code(text) IS 'canonical form of a typed referral code (case, O for 0, I/L for 1, spaces and hyphens forgiven); raises 22023 saying what is wrong when the check character shows a typo';
 
-CREATE FUNCTION wam.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
+CREATE FUNCTION wam_internal.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
 	AS 'MODULE_PATHNAME', 'wam_referral_attempts' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.referral_attempts(timestamptz[], timestamptz, integer) IS 'internal: the rolling-hour attempt times of a referrer after an attempt at "at" (the newest velocity + 1 within the hour, ascending)';
+COMMENT ON FUNCTION wam_internal.referral_attempts(timestamptz[], timestamptz, integer) IS 'internal: the rolling-hour attempt times of a referrer after an attempt at "at" (the newest velocity + 1 within the hour, ascending)';
 
 CREATE FUNCTION wam.redemption_code() RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_redemption_code' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION wam.redemption_code() IS 'a fresh random redemption code: 60 random bits as 12 Crockford base-32 symbols and a check symbol';
 
-CREATE FUNCTION wam.referral_check() RETURNS trigger
+CREATE FUNCTION wam_internal.referral_check_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_referral_check' LANGUAGE C;
-COMMENT ON FUNCTION wam.referral_check() IS 'trigger: the abuse checks of a referral attempt (code, self-referral, same phone, shared device or payment, existing customer, already referred, ring, cap, velocity freeze); sets program, referrer, status, reason and detail';
+COMMENT ON FUNCTION wam_internal.referral_check_trigger() IS 'trigger: the abuse checks of a referral attempt (code, self-referral, same phone, shared device or payment, existing customer, already referred, ring, cap, velocity freeze); sets program, referrer, status, reason and detail';
 
 CREATE TRIGGER referral_check BEFORE INSERT ON wam.referral
-	FOR EACH ROW EXECUTE FUNCTION wam.referral_check();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.referral_check_trigger();
 
-CREATE FUNCTION wam.referrer_delete() RETURNS trigger
+CREATE FUNCTION wam_internal.referrer_delete_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -183,9 +183,9 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.referrer_delete() IS 'trigger: a deleted referrer (customer or program deleted) takes its referrals along';
+COMMENT ON FUNCTION wam_internal.referrer_delete_trigger() IS 'trigger: a deleted referrer (customer or program deleted) takes its referrals along';
 CREATE TRIGGER referrer_delete AFTER DELETE ON wam.referrer
-	FOR EACH ROW EXECUTE FUNCTION wam.referrer_delete();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.referrer_delete_trigger();
 
 -- settings
 
@@ -230,7 +230,7 @@ COMMENT ON FUNCTION wam.referral_defaults(text) IS 'the default settings of a re
 -- Validates settings given by an administrator and merges them into base;
 -- returns the complete normalized settings.
 -- (PARALLEL UNSAFE: the EXCEPTION blocks start subtransactions)
-CREATE FUNCTION wam.referral_settings(given jsonb, base jsonb) RETURNS jsonb
+CREATE FUNCTION wam_internal.referral_settings(given jsonb, base jsonb) RETURNS jsonb
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -462,7 +462,7 @@ BEGIN
 	RETURN s;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
+COMMENT ON FUNCTION wam_internal.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
 
 -- programs
 
@@ -484,7 +484,7 @@ BEGIN
 		RAISE EXCEPTION 'referral program "%" already exists', btrim(name)
 			USING ERRCODE = 'unique_violation', HINT = 'Change it with wam.configure_referral_program().';
 	END IF;
-	s := wam.referral_settings(settings, wam.referral_defaults(NULL));
+	s := wam_internal.referral_settings(settings, wam.referral_defaults(NULL));
 	INSERT INTO wam.referral_program AS p (name, preset, settings, cap, velocity_per_hour, min_order, qualify_window,
 		hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url,
 		message, starts_at, ends_at)
@@ -511,7 +511,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', name USING ERRCODE = 'undefined_object';
 	END IF;
-	s := wam.referral_settings(settings, p.settings);
+	s := wam_internal.referral_settings(settings, p.settings);
 	UPDATE wam.referral_program x
 	SET preset = s ->> 'preset', settings = s, cap = (s ->> 'cap')::integer,
 		velocity_per_hour = (s ->> 'velocity_per_hour')::integer, min_order = (s ->> 'min_order')::numeric,
@@ -544,7 +544,7 @@ BEGIN
 	RETURN pid;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_program_id(text) IS 'internal: the id of a referral program by name (error if unknown)';
+COMMENT ON FUNCTION wam.referral_program_id(text) IS 'the id of a referral program by name (error if unknown)';
 
 -- codes and links
 
@@ -572,7 +572,7 @@ BEGIN
 	LOOP
 		-- another customer's hash may collide (about 1 in 10^15 / issued codes):
 		-- the next attempt number gives another, equally stable, code
-		c := wam.referral_code_make(key, pid, customer, attempt);
+		c := wam_internal.referral_code_make(key, pid, customer, attempt);
 		INSERT INTO wam.referrer (customer_id, program_id, code) VALUES (customer, pid, c)
 		ON CONFLICT DO NOTHING;
 		IF FOUND THEN
@@ -764,7 +764,7 @@ COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a custom
 -- template).  A refusal is recorded on the reward, never raised: it must not
 -- undo the order or review that issued the reward.  The caller stores the
 -- result in the reward row.
-CREATE FUNCTION wam.referral_reward_enqueue(w wam.referral_reward, p wam.referral_program,
+CREATE FUNCTION wam_internal.referral_reward_enqueue(w wam.referral_reward, p wam.referral_program,
 											OUT notify_status text, OUT notify_detail text, OUT message_id bigint)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -789,7 +789,7 @@ BEGIN
 	BEGIN
 		PERFORM wam.sender_id(p.settings ->> 'sender');
 		configured := true;
-		message_id := wam.enqueue(w.referrer_id, payload, p.settings ->> 'sender',
+		message_id := wam.enqueue_message(w.referrer_id, payload, p.settings ->> 'sender',
 			vars => coalesce(t -> 'fallbacks', '{}') || jsonb_build_object('reward', w.reward, 'redemption_code', w.redemption_code,
 															 'tier', w.tier::text, 'cost', w.cost::text, 'program', p.name),
 			-- ahead of campaign traffic: it answers the invitee's order (R-F2)
@@ -803,12 +803,12 @@ BEGIN
 	END;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_reward_enqueue(wam.referral_reward, wam.referral_program) IS 'internal: queues the referrer''s message about an issued reward (the program''s reward_template from its sender, campaign referral:<program>); returns queued and the message, or refused / not configured and why';
+COMMENT ON FUNCTION wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program) IS 'internal: queues the referrer''s message about an issued reward (the program''s reward_template from its sender, campaign referral:<program>); returns queued and the message, or refused / not configured and why';
 
 -- Decides tier rewards of a referrer whose qualified count went up: one
 -- reward per tier reached and not yet rewarded, checked against the cost cap
 -- (R-F4).  Over the cap it is held for review, never silently issued.
-CREATE FUNCTION wam.referral_grant_rewards(program integer, referrer bigint) RETURNS integer
+CREATE FUNCTION wam_internal.referral_grant_rewards(program integer, referrer bigint) RETURNS integer
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -849,7 +849,7 @@ BEGIN
 			rw.reason := NULL;
 			rw.decided_at := now();
 			SELECT e.notify_status, e.notify_detail, e.message_id INTO rw.notify_status, rw.notify_detail, rw.message_id
-			FROM wam.referral_reward_enqueue(rw, p) e;
+			FROM wam_internal.referral_reward_enqueue(rw, p) e;
 		END IF;
 		INSERT INTO wam.referral_reward (program_id, referrer_id, tier, reward, cost, redemption_code, status,
 										 reason, cost_cap, spent_before, decided_at, notify_status, notify_detail,
@@ -861,12 +861,12 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap (and the referrer''s message queued), held above it';
+COMMENT ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap (and the referrer''s message queued), held above it';
 
 -- Decides a pending referral from the invitee's first order (R-F5): it
 -- qualifies when that order reaches min_order within qualify_window of the
 -- referral, and lapses otherwise.  Returns the new status.
-CREATE FUNCTION wam.referral_evaluate(referral bigint) RETURNS text
+CREATE FUNCTION wam_internal.referral_evaluate(referral bigint) RETURNS text
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -904,24 +904,24 @@ BEGIN
 	UPDATE wam.referral x SET status = 'qualified', order_id = o.order_id, qualified_at = greatest(o.ordered_at, r.created_at)
 	WHERE x.id = r.id;
 	UPDATE wam.referrer x SET qualified = x.qualified + 1 WHERE x.customer_id = r.referrer_id AND x.program_id = r.program_id;
-	PERFORM wam.referral_grant_rewards(r.program_id, r.referrer_id);
+	PERFORM wam_internal.referral_grant_rewards(r.program_id, r.referrer_id);
 	RETURN 'qualified';
 END
 $$;
-COMMENT ON FUNCTION wam.referral_evaluate(bigint) IS 'internal: qualifies or lapses a pending referral by the invitee''s first order, and grants the rewards of tiers reached';
+COMMENT ON FUNCTION wam_internal.referral_evaluate(bigint) IS 'internal: qualifies or lapses a pending referral by the invitee''s first order, and grants the rewards of tiers reached';
 
 -- Order triggers: new orders may qualify referrals (and carry fingerprints);
 -- a refund (order deleted, or its amount lowered below the minimum) within
 -- the hold period revokes the qualification and the rewards above the new
 -- count.
-CREATE FUNCTION wam.referral_order_insert() RETURNS trigger
+CREATE FUNCTION wam_internal.referral_order_insert_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
 	rid bigint;
 BEGIN
 	-- restored rows already carry their effects (src/backup.c)
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		RETURN NULL;
 	END IF;
 	INSERT INTO wam.customer_fingerprint (customer_id, kind, value_hash, first_seen)
@@ -933,14 +933,14 @@ BEGIN
 			   WHERE r.invitee_id IN (SELECT DISTINCT n.customer_id FROM new_orders n) AND r.status = 'pending'
 			   ORDER BY r.referrer_id, r.program_id
 	LOOP
-		PERFORM wam.referral_evaluate(rid);
+		PERFORM wam_internal.referral_evaluate(rid);
 	END LOOP;
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_order_insert() IS 'trigger: new orders qualify pending referrals of their customers and record device/payment fingerprints from order details';
+COMMENT ON FUNCTION wam_internal.referral_order_insert_trigger() IS 'trigger: new orders qualify pending referrals of their customers and record device/payment fingerprints from order details';
 
-CREATE FUNCTION wam.referral_revoke(referral bigint, why text) RETURNS void
+CREATE FUNCTION wam_internal.referral_revoke(referral bigint, why text) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -984,9 +984,9 @@ BEGIN
 	  AND w.status <> 'revoked';
 END
 $$;
-COMMENT ON FUNCTION wam.referral_revoke(bigint, text) IS 'internal: revokes a qualified referral and the referrer''s rewards of tiers no longer reached';
+COMMENT ON FUNCTION wam_internal.referral_revoke(bigint, text) IS 'internal: revokes a qualified referral and the referrer''s rewards of tiers no longer reached';
 
-CREATE FUNCTION wam.referral_order_change() RETURNS trigger
+CREATE FUNCTION wam_internal.referral_order_change_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -1006,21 +1006,21 @@ BEGIN
 										  AND k.amount >= r.min_order) THEN
 			CONTINUE;			-- corrected, still above the minimum
 		END IF;
-		PERFORM wam.referral_revoke(r.id,
+		PERFORM wam_internal.referral_revoke(r.id,
 			CASE TG_OP WHEN 'DELETE' THEN 'The qualifying order was refunded (deleted) within the hold period.'
 					   ELSE 'The qualifying order was reduced below the minimum within the hold period.' END);
 	END LOOP;
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.referral_order_change() IS 'trigger: a refund of a qualifying order within the hold period revokes the referral and the rewards above the referrer''s new count';
+COMMENT ON FUNCTION wam_internal.referral_order_change_trigger() IS 'trigger: a refund of a qualifying order within the hold period revokes the referral and the rewards above the referrer''s new count';
 
 CREATE TRIGGER referral_order_insert AFTER INSERT ON wam.customer_order
-	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_insert();
+	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_insert_trigger();
 CREATE TRIGGER referral_order_update AFTER UPDATE ON wam.customer_order
-	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_change();
+	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_change_trigger();
 CREATE TRIGGER referral_order_delete AFTER DELETE ON wam.customer_order
-	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.referral_order_change();
+	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_change_trigger();
 
 -- review
 
@@ -1057,7 +1057,7 @@ BEGIN
 		FOR rid IN SELECT x.id FROM wam.referral x
 				   WHERE x.referrer_id = v.referrer_id AND x.program_id = v.program_id AND x.status = 'pending'
 				   ORDER BY x.id LOOP
-			PERFORM wam.referral_evaluate(rid);
+			PERFORM wam_internal.referral_evaluate(rid);
 		END LOOP;
 		RETURN format('accepted: %s referrals back to pending', n);
 	END IF;
@@ -1099,7 +1099,7 @@ BEGIN
 		-- issued now: the referrer's message is queued now (R-F2)
 		SELECT * INTO p FROM wam.referral_program x WHERE x.id = w.program_id;
 		SELECT e.notify_status, e.notify_detail, e.message_id INTO w.notify_status, w.notify_detail, w.message_id
-		FROM wam.referral_reward_enqueue(w, p) e;
+		FROM wam_internal.referral_reward_enqueue(w, p) e;
 	ELSE
 		w.notify_status := 'cancelled';
 		w.notify_detail := 'the reward was refused in review';
@@ -1144,7 +1144,7 @@ BEGIN
 			RAISE EXCEPTION 'the message of referral reward % (message %) is no longer in wam.outbox', reward, w.message_id
 				USING ERRCODE = 'object_not_in_prerequisite_state',
 					  DETAIL = 'Whether it reached the referrer is not known; it is not sent again automatically.',
-					  HINT = 'Queue a message with wam.enqueue() if the referrer must be told again.';
+					  HINT = 'Queue a message with wam.enqueue_message() if the referrer must be told again.';
 		END IF;
 		-- a message that ended without reaching the referrer may be sent again
 		IF st NOT IN ('failed', 'cancelled', 'expired') THEN
@@ -1155,7 +1155,7 @@ BEGIN
 	END IF;
 	SELECT * INTO p FROM wam.referral_program x WHERE x.id = w.program_id;
 	SELECT e.notify_status, e.notify_detail, e.message_id INTO w.notify_status, w.notify_detail, w.message_id
-	FROM wam.referral_reward_enqueue(w, p) e;
+	FROM wam_internal.referral_reward_enqueue(w, p) e;
 	UPDATE wam.referral_reward x
 	SET notify_status = w.notify_status, notify_detail = w.notify_detail,
 		-- a refused retry keeps the link to the earlier (failed) message
@@ -1265,20 +1265,20 @@ REVOKE ALL ON wam.referral_secret, wam.referral_program, wam.referrer, wam.custo
 GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_review, wam.referral_reward TO wam_reader;
 
 REVOKE EXECUTE ON FUNCTION
-	wam.referral_code_make(bytea, integer, bigint, integer), wam.referral_code_normalize(text), wam.redemption_code(),
-	wam.referral_attempts(timestamptz[], timestamptz, integer),
-	wam.referral_check(), wam.referrer_delete(), wam.referral_defaults(text), wam.referral_settings(jsonb, jsonb),
+	wam_internal.referral_code_make(bytea, integer, bigint, integer), wam.normalize_referral_code(text), wam.redemption_code(),
+	wam_internal.referral_attempts(timestamptz[], timestamptz, integer),
+	wam_internal.referral_check_trigger(), wam_internal.referrer_delete_trigger(), wam.referral_defaults(text), wam_internal.referral_settings(jsonb, jsonb),
 	wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
 	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
 	wam.record_referral(text, bigint, jsonb), wam.record_referral(text, text, jsonb),
-	wam.record_fingerprint(bigint, jsonb), wam.referral_grant_rewards(integer, bigint),
-	wam.referral_evaluate(bigint), wam.referral_order_insert(), wam.referral_revoke(bigint, text),
-	wam.referral_order_change(), wam.resolve_referral_review(bigint, boolean, text),
+	wam.record_fingerprint(bigint, jsonb), wam_internal.referral_grant_rewards(integer, bigint),
+	wam_internal.referral_evaluate(bigint), wam_internal.referral_order_insert_trigger(), wam_internal.referral_revoke(bigint, text),
+	wam_internal.referral_order_change_trigger(), wam.resolve_referral_review(bigint, boolean, text),
 	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz),
-	wam.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
+	wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.referral_code_normalize(text), wam.referral_defaults(text), wam.url_encode(text),
+GRANT EXECUTE ON FUNCTION wam.normalize_referral_code(text), wam.referral_defaults(text), wam.url_encode(text),
 	wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
 	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),

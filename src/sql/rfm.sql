@@ -3,7 +3,7 @@
 
 -- settings
 
--- One row of settings, changed by administrators with wam.rfm_configure()
+-- One row of settings, changed by administrators with wam.configure_rfm()
 -- and listed by the view wam.rfm_settings.
 CREATE TABLE wam.rfm_setting (
 	id boolean PRIMARY KEY DEFAULT true CONSTRAINT rfm_setting_one_row CHECK (id),
@@ -47,11 +47,11 @@ CREATE TABLE wam.rfm_setting (
 		CONSTRAINT rfm_setting_high_value_multiplier CHECK (high_value_push_multiplier >= 1)
 );
 INSERT INTO wam.rfm_setting DEFAULT VALUES;
-COMMENT ON TABLE wam.rfm_setting IS 'settings of orders, RFM, lifetime value and cost caps (one row; change with wam.rfm_configure)';
+COMMENT ON TABLE wam.rfm_setting IS 'settings of orders, RFM, lifetime value and cost caps (one row; change with wam.configure_rfm)';
 COMMENT ON COLUMN wam.rfm_setting.currency IS 'ISO 4217 code of the program currency; NULL until the first order that names one (details->>''currency''); orders in another currency are refused';
 COMMENT ON COLUMN wam.rfm_setting.day_time_zone IS 'time zone whose calendar days count as purchase days (frequency = distinct purchase days); changing it recomputes all statistics';
 COMMENT ON COLUMN wam.rfm_setting.future_tolerance IS 'how far in the future an order time may be (clock skew) before wam.record_order refuses it';
-COMMENT ON COLUMN wam.rfm_setting.tier_scheme IS 'the tier scheme of wam.rfm_score, wam.rfm_refresh and the tier tags: ''segment map'' (11 named segments), ''value tiers'' (6) or one defined with wam.rfm_define_scheme';
+COMMENT ON COLUMN wam.rfm_setting.tier_scheme IS 'the tier scheme of wam.rfm_score, wam.refresh_rfm and the tier tags: ''segment map'' (11 named segments), ''value tiers'' (6) or one defined with wam.define_rfm_scheme';
 COMMENT ON COLUMN wam.rfm_setting.mirror_tags IS 'keep one tag per tier (dimension spending power) in step: at every refresh, and at once when an order moves a customer to another tier';
 COMMENT ON COLUMN wam.rfm_setting.tag_prefix IS 'tier tags are named tag_prefix || tier, e.g. "RFM Champions"';
 COMMENT ON COLUMN wam.rfm_setting.high_frequency_orders_30d IS 'R-R2: orders in the last 30 days from which a customer is high-frequency (below: low-frequency)';
@@ -60,10 +60,10 @@ COMMENT ON COLUMN wam.rfm_setting.high_spend_order_value IS 'R-R2: average order
 COMMENT ON COLUMN wam.rfm_setting.price_sensitive_coupon_share IS 'R-R3: share of orders with a coupon from which a customer is price-sensitive';
 COMMENT ON COLUMN wam.rfm_setting.quality_price_ratio IS 'R-R3: average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
 COMMENT ON COLUMN wam.rfm_setting.flag_min_orders IS 'R-R3: orders a customer needs before the price-sensitive and quality-oriented flags apply';
-COMMENT ON COLUMN wam.rfm_setting.catalogue_unit_price IS 'R-R3: the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.rfm_refresh';
+COMMENT ON COLUMN wam.rfm_setting.catalogue_unit_price IS 'R-R3: the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
 COMMENT ON COLUMN wam.rfm_setting.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.ltv uses the simple estimate';
 COMMENT ON COLUMN wam.rfm_setting.clv_min_repeat_buyers IS 'customers with a repeat purchase day that wam.fit_clv needs';
-COMMENT ON COLUMN wam.rfm_setting.ltv_margin IS 'default gross margin applied by wam.ltv (1 = revenue)';
+COMMENT ON COLUMN wam.rfm_setting.ltv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
 COMMENT ON COLUMN wam.rfm_setting.cost_cap_horizon IS 'horizon of the lifetime value that wam.cost_cap is a share of';
 COMMENT ON COLUMN wam.rfm_setting.cost_cap_share IS 'R-F4: the largest reward or push cost as a share of the lifetime value';
 COMMENT ON COLUMN wam.rfm_setting.push_cost IS 'R-R5: the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
@@ -164,7 +164,7 @@ CREATE TABLE wam.rfm_cut (
 	repeat_orders_per_year float8 NOT NULL,
 	refresh_ms float8 NOT NULL
 );
-COMMENT ON TABLE wam.rfm_cut IS 'the cut points of the last wam.rfm_refresh: R, F and M score 1 + the number of cut points at or below the last order time, the number of orders and the total spend (NULL cut points are never reached)';
+COMMENT ON TABLE wam.rfm_cut IS 'the cut points of the last wam.refresh_rfm: R, F and M score 1 + the number of cut points at or below the last order time, the number of orders and the total spend (NULL cut points are never reached)';
 
 -- lifetime-value fit
 
@@ -214,33 +214,33 @@ CREATE TYPE wam.rfm_cut_result AS (
 	unit_price float8,
 	repeat_orders_per_year float8
 );
-COMMENT ON TYPE wam.rfm_cut_result IS 'result of wam.rfm_cut_points: cut points, customers per (R, F, M) cell and base totals';
+COMMENT ON TYPE wam.rfm_cut_result IS 'result of wam_internal.rfm_cut_points: cut points, customers per (R, F, M) cell and base totals';
 
-CREATE FUNCTION wam.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint)
+CREATE FUNCTION wam_internal.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint)
 	RETURNS internal AS 'MODULE_PATHNAME', 'wam_rfm_cut_points_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-CREATE FUNCTION wam.rfm_cut_points_final(internal) RETURNS wam.rfm_cut_result
+CREATE FUNCTION wam_internal.rfm_cut_points_final(internal) RETURNS wam.rfm_cut_result
 	AS 'MODULE_PATHNAME', 'wam_rfm_cut_points_final' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-CREATE AGGREGATE wam.rfm_cut_points(as_of timestamptz, first_order_at timestamptz, last_order_at timestamptz,
+CREATE AGGREGATE wam_internal.rfm_cut_points(as_of timestamptz, first_order_at timestamptz, last_order_at timestamptz,
 									orders bigint, total numeric, units bigint) (
-	SFUNC = wam.rfm_cut_points_trans,
+	SFUNC = wam_internal.rfm_cut_points_trans,
 	STYPE = internal,
-	FINALFUNC = wam.rfm_cut_points_final,
+	FINALFUNC = wam_internal.rfm_cut_points_final,
 	PARALLEL = SAFE
 );
-COMMENT ON FUNCTION wam.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint) IS 'internal: transition function of wam.rfm_cut_points (collects one customer)';
-COMMENT ON FUNCTION wam.rfm_cut_points_final(internal) IS 'internal: final function of wam.rfm_cut_points (cut points and cell counts)';
-COMMENT ON AGGREGATE wam.rfm_cut_points(timestamptz, timestamptz, timestamptz, bigint, numeric, bigint) IS 'internal: mid-rank quintile cut points of recency, frequency (1 order = 1, repeat buyers 2..5) and monetary value over one row per customer';
+COMMENT ON FUNCTION wam_internal.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint) IS 'internal: transition function of wam_internal.rfm_cut_points (collects one customer)';
+COMMENT ON FUNCTION wam_internal.rfm_cut_points_final(internal) IS 'internal: final function of wam_internal.rfm_cut_points (cut points and cell counts)';
+COMMENT ON AGGREGATE wam_internal.rfm_cut_points(timestamptz, timestamptz, timestamptz, bigint, numeric, bigint) IS 'internal: mid-rank quintile cut points of recency, frequency (1 order = 1, repeat buyers 2..5) and monetary value over one row per customer';
 
 -- C functions: lifetime-value models
 
-CREATE FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8) RETURNS internal
+CREATE FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-CREATE FUNCTION wam.bgnbd_fit_final(internal) RETURNS float8[]
+CREATE FUNCTION wam_internal.bgnbd_fit_final(internal) RETURNS float8[]
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_final' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8) (
-	SFUNC = wam.bgnbd_fit_trans,
+	SFUNC = wam_internal.bgnbd_fit_trans,
 	STYPE = internal,
-	FINALFUNC = wam.bgnbd_fit_final,
+	FINALFUNC = wam_internal.bgnbd_fit_final,
 	PARALLEL = SAFE
 );
 COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
@@ -258,14 +258,14 @@ CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8, pen
 COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit with a penalizer';
 COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'penalized BG/NBD fit (penalizer x (r^2 + alpha^2 + a^2 + b^2) per customer, as lifetimes'' penalizer_coef; the same on every row): 0 is maximum likelihood, NULL is maximum likelihood unless degenerate, then the smallest of 0.001, 0.01, 0.1 that gives a usable fit (with a NOTICE); {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer used}';
 
-CREATE FUNCTION wam.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
+CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
-CREATE FUNCTION wam.gammagamma_fit_final(internal) RETURNS float8[]
+CREATE FUNCTION wam_internal.gammagamma_fit_final(internal) RETURNS float8[]
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_final' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8) (
-	SFUNC = wam.gammagamma_fit_trans,
+	SFUNC = wam_internal.gammagamma_fit_trans,
 	STYPE = internal,
-	FINALFUNC = wam.gammagamma_fit_final,
+	FINALFUNC = wam_internal.gammagamma_fit_final,
 	PARALLEL = SAFE
 );
 COMMENT ON FUNCTION wam.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
@@ -311,18 +311,18 @@ AS $$
 $$;
 COMMENT ON FUNCTION wam.rfm_level(anyelement, anyarray) IS 'score 1..5 of a value: 1 + the number of the 4 cut points at or below it (NULL cut points count as never reached)';
 
-CREATE FUNCTION wam.count_since(times timestamptz[], since timestamptz) RETURNS integer
+CREATE FUNCTION wam_internal.count_since(times timestamptz[], since timestamptz) RETURNS integer
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
 	SELECT count(*)::integer FROM unnest(times) t WHERE t > since
 $$;
-COMMENT ON FUNCTION wam.count_since(timestamptz[], timestamptz) IS 'how many of the times are after since';
+COMMENT ON FUNCTION wam_internal.count_since(timestamptz[], timestamptz) IS 'how many of the times are after since';
 
--- wam.rfm_compile gives, for each of the 125 cells, the position of the
+-- wam_internal.rfm_compile gives, for each of the 125 cells, the position of the
 -- first rule of a scheme that matches it (NULL: none).  The rules of the
 -- segment map use R and FM only; rules naming segments look them up in the
 -- compiled segment map.
-CREATE FUNCTION wam.rfm_compile(scheme text) RETURNS integer[]
+CREATE FUNCTION wam_internal.rfm_compile(scheme text) RETURNS integer[]
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	SELECT array_agg((SELECT t.position FROM wam.rfm_tier_rule t
@@ -337,14 +337,14 @@ AS $$
 		  FROM generate_series(1, 5) r, generate_series(1, 5) f, generate_series(1, 5) m) c
 	LEFT JOIN (SELECT s.tier_map AS map FROM wam.rfm_scheme s WHERE s.name = 'segment map') seg ON true
 $$;
-COMMENT ON FUNCTION wam.rfm_compile(text) IS 'internal: the winning rule position of a scheme for each (R, F, M) cell';
+COMMENT ON FUNCTION wam_internal.rfm_compile(text) IS 'internal: the winning rule position of a scheme for each (R, F, M) cell';
 
-CREATE FUNCTION wam.rfm_store_scheme(scheme text) RETURNS void
+CREATE FUNCTION wam_internal.rfm_store_scheme(scheme text) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-	positions integer[] := wam.rfm_compile(scheme);
+	positions integer[] := wam_internal.rfm_compile(scheme);
 BEGIN
 	UPDATE wam.rfm_scheme s
 	SET tier_map = ARRAY(SELECT t.tier FROM unnest(positions) WITH ORDINALITY p(pos, cell)
@@ -355,7 +355,7 @@ BEGIN
 	WHERE s.name = scheme;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_store_scheme(text) IS 'internal: compiles a scheme''s rules into its tier map';
+COMMENT ON FUNCTION wam_internal.rfm_store_scheme(text) IS 'internal: compiles a scheme''s rules into its tier map';
 
 -- The segment map: the 11 segments of the widely copied RFM table with their
 -- published R and FM = (F+M)/2 ranges.  The published ranges overlap (first
@@ -379,7 +379,7 @@ INSERT INTO wam.rfm_tier_rule (scheme, position, tier, r_min, r_max, fm_min, fm_
 	('segment map', 9, 'Promising', 3, 4, 1, 1),
 	('segment map', 10, 'New', 4, 5, 1, 1),
 	('segment map', 11, 'Potential loyalist', 3, 5, 1, 3);
-SELECT wam.rfm_store_scheme('segment map');
+SELECT wam_internal.rfm_store_scheme('segment map');
 INSERT INTO wam.rfm_tier_rule (scheme, position, tier, segments) VALUES
 	('value tiers', 1, 'Champions', '{Champions}'),
 	('value tiers', 2, 'Loyal', '{Loyal}'),
@@ -387,7 +387,7 @@ INSERT INTO wam.rfm_tier_rule (scheme, position, tier, segments) VALUES
 	('value tiers', 4, 'Needs attention', '{Need attention,About to sleep}'),
 	('value tiers', 5, 'At risk', '{At risk,Can''t lose them}'),
 	('value tiers', 6, 'Dormant', '{Hibernating,Lost}');
-SELECT wam.rfm_store_scheme('value tiers');
+SELECT wam_internal.rfm_store_scheme('value tiers');
 -- the segment map lists its segments in the conventional order, not rule order
 UPDATE wam.rfm_scheme SET tiers = '{Champions,Loyal,Potential loyalist,New,Promising,Need attention,About to sleep,At risk,Can''t lose them,Hibernating,Lost}'
 WHERE name = 'segment map';
@@ -396,12 +396,12 @@ ALTER TABLE wam.rfm_setting ADD CONSTRAINT rfm_setting_tier_scheme
 
 -- purchase statistics maintenance
 
--- Statistics writers of one customer serialize on wam.lock_key(2, customer
+-- Statistics writers of one customer serialize on wam_internal.lock_key(2, customer
 -- id), a transaction-level lock in the extension's own lock space.
 
 -- The statistics as computed from all orders: the reference the incremental
 -- maintenance is checked against, and what corrections and rebuilds write.
-CREATE FUNCTION wam.order_stats_from_orders(customers bigint[], zone text)
+CREATE FUNCTION wam_internal.order_stats_from_orders(customers bigint[], zone text)
 	RETURNS SETOF wam.customer_stats
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -417,9 +417,9 @@ AS $$
 		  WHERE customers IS NULL OR x.customer_id = ANY (customers)) o
 	GROUP BY o.customer_id
 $$;
-COMMENT ON FUNCTION wam.order_stats_from_orders(bigint[], text) IS 'internal: purchase statistics recomputed from all orders of the given customers (NULL: all)';
+COMMENT ON FUNCTION wam_internal.order_stats_from_orders(bigint[], text) IS 'internal: purchase statistics recomputed from all orders of the given customers (NULL: all)';
 
-CREATE FUNCTION wam.lock_order_stats(customers bigint[]) RETURNS void
+CREATE FUNCTION wam_internal.lock_order_stats(customers bigint[]) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -428,12 +428,12 @@ BEGIN
 	IF customers IS NULL OR cardinality(customers) > 64 THEN
 		LOCK TABLE wam.customer_stats IN SHARE ROW EXCLUSIVE MODE;
 	ELSE
-		PERFORM wam.lock_key(2, c)
+		PERFORM wam_internal.lock_key(2, c)
 		FROM (SELECT DISTINCT c FROM unnest(customers) c ORDER BY 1) x;
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.lock_order_stats(bigint[]) IS 'internal: serializes statistics writers of the given customers (NULL: all)';
+COMMENT ON FUNCTION wam_internal.lock_order_stats(bigint[]) IS 'internal: serializes statistics writers of the given customers (NULL: all)';
 
 CREATE FUNCTION wam.recompute_order_stats(customers bigint[] DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -443,13 +443,13 @@ DECLARE
 	zone text := (SELECT s.day_time_zone FROM wam.rfm_setting s);
 	n bigint;
 BEGIN
-	PERFORM wam.lock_order_stats(customers);
+	PERFORM wam_internal.lock_order_stats(customers);
 	IF customers IS NULL THEN
 		DELETE FROM wam.customer_stats;
 	ELSE
 		DELETE FROM wam.customer_stats s WHERE s.customer_id = ANY (customers);
 	END IF;
-	INSERT INTO wam.customer_stats SELECT * FROM wam.order_stats_from_orders(customers, zone);
+	INSERT INTO wam.customer_stats SELECT * FROM wam_internal.order_stats_from_orders(customers, zone);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	UPDATE wam.customer c SET first_order_at = s.first_order_at, last_order_at = s.last_order_at
 	FROM (SELECT k.id, st.first_order_at, st.last_order_at
@@ -469,17 +469,17 @@ CREATE FUNCTION wam.verify_order_stats()
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	WITH truth AS (
-		SELECT * FROM wam.order_stats_from_orders(NULL, (SELECT day_time_zone FROM wam.rfm_setting))
+		SELECT * FROM wam_internal.order_stats_from_orders(NULL, (SELECT day_time_zone FROM wam.rfm_setting))
 	), cmp AS (
 		SELECT coalesce(s.customer_id, t.customer_id) AS customer_id,
 			   s.customer_id IS NULL OR t.customer_id IS NULL
 			   OR (s.orders, s.order_days, s.first_order_at, s.last_order_at, s.first_day, s.last_day,
 				   s.first_day_amount, s.total_amount, s.coupon_orders, s.units,
-				   wam.count_since(s.recent_orders, now() - interval '30 days'))
+				   wam_internal.count_since(s.recent_orders, now() - interval '30 days'))
 				  IS DISTINCT FROM
 				  (t.orders, t.order_days, t.first_order_at, t.last_order_at, t.first_day, t.last_day,
 				   t.first_day_amount, t.total_amount, t.coupon_orders, t.units,
-				   wam.count_since(t.recent_orders, now() - interval '30 days'))
+				   wam_internal.count_since(t.recent_orders, now() - interval '30 days'))
 			   OR c.first_order_at IS DISTINCT FROM s.first_order_at
 			   OR c.last_order_at IS DISTINCT FROM s.last_order_at AS bad
 		FROM wam.customer_stats s
@@ -498,7 +498,7 @@ COMMENT ON FUNCTION wam.verify_order_stats() IS 'proves that the incrementally m
 -- A single order (wam.record_order) takes a short path that updates the
 -- customer's row in place; several are merged by one set-based statement.
 -- The table's fillfactor leaves room for HOT updates of statistics rows.
-CREATE FUNCTION wam.order_stats_insert() RETURNS trigger
+CREATE FUNCTION wam_internal.order_stats_insert_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -516,7 +516,7 @@ DECLARE
 	recent_since timestamptz := now() - interval '30 days';
 BEGIN
 	-- restored rows already carry their effects (src/backup.c)
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		RETURN NULL;
 	END IF;
 	SELECT s.day_time_zone, x.n, o.customer_id, o.ordered_at, o.amount, o.coupon_used, o.units
@@ -531,7 +531,7 @@ BEGIN
 		-- writer (SHARE ROW EXCLUSIVE, below) has committed; the customer's
 		-- lock serializes writers of this customer.
 		LOCK TABLE wam.customer_stats IN ROW EXCLUSIVE MODE;
-		PERFORM wam.lock_key(2, c);
+		PERFORM wam_internal.lock_key(2, c);
 		d := (t AT TIME ZONE zone)::date;
 		SELECT * INTO st FROM wam.customer_stats s WHERE s.customer_id = c;
 		IF NOT FOUND THEN
@@ -585,7 +585,7 @@ BEGIN
 
 	-- several orders (bulk loads, multi-row INSERTs): one set-based merge
 	customers := ARRAY(SELECT DISTINCT n.customer_id FROM new_orders n ORDER BY 1 LIMIT 65);
-	PERFORM wam.lock_order_stats(customers);
+	PERFORM wam_internal.lock_order_stats(customers);
 
 	WITH o AS (
 		SELECT n.customer_id, n.ordered_at, n.amount, n.coupon_used, n.units,
@@ -659,9 +659,9 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.order_stats_insert() IS 'trigger: merges newly inserted orders into wam.customer_stats and wam.customer first/last order';
+COMMENT ON FUNCTION wam_internal.order_stats_insert_trigger() IS 'trigger: merges newly inserted orders into wam.customer_stats and wam.customer first/last order';
 
-CREATE FUNCTION wam.order_stats_change() RETURNS trigger
+CREATE FUNCTION wam_internal.order_stats_change_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -675,9 +675,9 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.order_stats_change() IS 'trigger: recomputes the statistics of customers whose orders were updated or deleted';
+COMMENT ON FUNCTION wam_internal.order_stats_change_trigger() IS 'trigger: recomputes the statistics of customers whose orders were updated or deleted';
 
-CREATE FUNCTION wam.order_stats_truncate() RETURNS trigger
+CREATE FUNCTION wam_internal.order_stats_truncate_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -687,17 +687,17 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.order_stats_truncate() IS 'trigger: empties the statistics with the orders';
+COMMENT ON FUNCTION wam_internal.order_stats_truncate_trigger() IS 'trigger: empties the statistics with the orders';
 
 CREATE TRIGGER order_stats_insert AFTER INSERT ON wam.customer_order
-	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.order_stats_insert();
+	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.order_stats_insert_trigger();
 CREATE TRIGGER order_stats_update AFTER UPDATE ON wam.customer_order
 	REFERENCING OLD TABLE AS old_orders NEW TABLE AS new_orders
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.order_stats_change();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.order_stats_change_trigger();
 CREATE TRIGGER order_stats_delete AFTER DELETE ON wam.customer_order
-	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam.order_stats_change();
+	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.order_stats_change_trigger();
 CREATE TRIGGER order_stats_truncate AFTER TRUNCATE ON wam.customer_order
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.order_stats_truncate();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.order_stats_truncate_trigger();
 
 -- scores, segments, tiers and flags of every customer with an order
 
@@ -745,7 +745,7 @@ CROSS JOIN LATERAL (
 	FROM (SELECT wam.rfm_level(s.last_order_at, p.r_cuts) AS r,
 				 wam.rfm_level(s.orders, p.f_cuts) AS f,
 				 wam.rfm_level(s.total_amount, p.m_cuts) AS m,
-				 wam.count_since(s.recent_orders, now() - interval '30 days') AS orders_30d) y
+				 wam_internal.count_since(s.recent_orders, now() - interval '30 days') AS orders_30d) y
 ) x;
 COMMENT ON VIEW wam.customer_rfm IS 'per customer with an order: statistics, R/F/M scores against the stored cut points (always current), segment-map segment, tier of the configured scheme, and the R-R2/R-R3 flags';
 
@@ -763,7 +763,7 @@ COMMENT ON VIEW wam.rfm_settings IS 'the settings of orders, RFM and lifetime va
 
 -- configuration (admins)
 
-CREATE FUNCTION wam.rfm_configure(setting text, value text) RETURNS text
+CREATE FUNCTION wam.configure_rfm(setting text, value text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -806,7 +806,7 @@ BEGIN
 		IF NOT EXISTS (SELECT FROM wam.rfm_scheme sc WHERE sc.name = value) THEN
 			RAISE EXCEPTION 'tier scheme "%" does not exist', value
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = format('The schemes are: %s. Define one with wam.rfm_define_scheme().',
+					  HINT = format('The schemes are: %s. Define one with wam.define_rfm_scheme().',
 									(SELECT string_agg(sc.name, ', ' ORDER BY sc.name) FROM wam.rfm_scheme sc));
 		END IF;
 	END IF;
@@ -837,14 +837,14 @@ BEGIN
 			result, (SELECT count(*) FROM wam.customer_stats);
 		PERFORM wam.recompute_order_stats(NULL);
 	ELSIF setting = 'mirror_tags' AND result = 'true' AND EXISTS (SELECT FROM wam.rfm_cut) THEN
-		PERFORM wam.rfm_sync_tags();
+		PERFORM wam.sync_rfm_tags();
 	END IF;
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_configure(text, text) IS 'changes one setting (admins); see wam.rfm_settings for the names; returns the new value';
+COMMENT ON FUNCTION wam.configure_rfm(text, text) IS 'changes one setting (admins); see wam.rfm_settings for the names; returns the new value';
 
-CREATE FUNCTION wam.rfm_define_scheme(name text, rules jsonb, description text DEFAULT NULL)
+CREATE FUNCTION wam.define_rfm_scheme(name text, rules jsonb, description text DEFAULT NULL)
 	RETURNS TABLE (tier text, cells bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -934,7 +934,7 @@ BEGIN
 				ranges[7], ranges[8], segs);
 	END LOOP;
 
-	positions := wam.rfm_compile(name);
+	positions := wam_internal.rfm_compile(name);
 	SELECT min(c) INTO bad FROM unnest(positions) WITH ORDINALITY p(pos, c) WHERE p.pos IS NULL;
 	IF bad IS NOT NULL THEN
 		RAISE EXCEPTION 'no rule matches the scores R=% F=% M=%', (bad - 1) / 25 + 1, (bad - 1) / 5 % 5 + 1,
@@ -954,13 +954,13 @@ BEGIN
 		RAISE EXCEPTION 'a tier scheme has 5 to 7 tiers, not %', n_tiers
 			USING ERRCODE = 'invalid_parameter_value', DETAIL = 'R-R1: customers are divided into 5-7 tiers.';
 	END IF;
-	PERFORM wam.rfm_store_scheme(name);
+	PERFORM wam_internal.rfm_store_scheme(name);
 	RETURN QUERY
 	SELECT t.tier, count(*) FROM wam.rfm_scheme s, unnest(s.tier_map) t(tier)
 	WHERE s.name = name GROUP BY t.tier ORDER BY array_position((SELECT s2.tiers FROM wam.rfm_scheme s2 WHERE s2.name = name), t.tier);
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_define_scheme(text, jsonb, text) IS 'defines or replaces a tier scheme of 5-7 tiers (admins): rules [{"tier", "r", "f", "m", "fm", "segments"}], first match wins, every score cell must match; returns the cells per tier';
+COMMENT ON FUNCTION wam.define_rfm_scheme(text, jsonb, text) IS 'defines or replaces a tier scheme of 5-7 tiers (admins): rules [{"tier", "r", "f", "m", "fm", "segments"}], first match wins, every score cell must match; returns the cells per tier';
 
 CREATE FUNCTION wam.rfm_tier(r integer, f integer, m integer, scheme text DEFAULT NULL) RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1087,7 +1087,7 @@ BEGIN
 	IF cfg.mirror_tags THEN
 		SELECT v.tier INTO new_tier FROM wam.customer_rfm v WHERE v.customer_id = customer;
 		IF new_tier IS DISTINCT FROM old_tier THEN
-			PERFORM wam.rfm_mirror_customer(customer, old_tier, new_tier);
+			PERFORM wam_internal.rfm_mirror_customer(customer, old_tier, new_tier);
 		END IF;
 	END IF;
 	RETURN new_id;
@@ -1097,7 +1097,7 @@ COMMENT ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, json
 
 -- RFM refresh and scores
 
-CREATE FUNCTION wam.rfm_refresh(as_of timestamptz DEFAULT now())
+CREATE FUNCTION wam.refresh_rfm(as_of timestamptz DEFAULT now())
 	RETURNS TABLE (tier text, customers bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -1117,12 +1117,12 @@ BEGIN
 		RAISE EXCEPTION 'cannot score as of %: it must be a finite time, not in the future', as_of
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	res := (SELECT wam.rfm_cut_points(as_of, s.first_order_at, s.last_order_at, s.orders, s.total_amount, s.units)
+	res := (SELECT wam_internal.rfm_cut_points(as_of, s.first_order_at, s.last_order_at, s.orders, s.total_amount, s.units)
 			FROM wam.customer_stats s);
 	IF res.latest > as_of THEN
 		-- some orders are after as_of: score the base as it was then, from the orders
 		src := 'orders';
-		res := (SELECT wam.rfm_cut_points(as_of, o.first_at, o.last_at, o.orders, o.total, o.units)
+		res := (SELECT wam_internal.rfm_cut_points(as_of, o.first_at, o.last_at, o.orders, o.total, o.units)
 				FROM (SELECT x.customer_id, min(x.ordered_at) AS first_at, max(x.ordered_at) AS last_at,
 							 count(*) AS orders, sum(x.amount) AS total, sum(x.units) AS units
 					  FROM wam.customer_order x WHERE x.ordered_at <= as_of GROUP BY x.customer_id) o);
@@ -1143,9 +1143,9 @@ BEGIN
 		m_cuts = EXCLUDED.m_cuts, cells = EXCLUDED.cells, orders = EXCLUDED.orders, revenue = EXCLUDED.revenue,
 		unit_price = EXCLUDED.unit_price, repeat_orders_per_year = EXCLUDED.repeat_orders_per_year,
 		refresh_ms = EXCLUDED.refresh_ms;
-	prospects := greatest(wam.cardinality(wam.all_customers()) - res.customers, 0);
+	prospects := greatest(wam.segment_cardinality(wam.all_customers()) - res.customers, 0);
 	IF cfg.mirror_tags THEN
-		PERFORM wam.rfm_sync_tags();
+		PERFORM wam.sync_rfm_tags();
 	END IF;
 	RETURN QUERY
 	WITH counts AS (
@@ -1164,7 +1164,7 @@ BEGIN
 	ORDER BY x.pos;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_refresh(timestamptz) IS 'scores every customer with an order 1-5 on recency, frequency and monetary value by mid-rank quintiles of the base as of as_of, stores the cut points and returns the customers per tier of the configured scheme, plus Prospects (no order yet) (admins)';
+COMMENT ON FUNCTION wam.refresh_rfm(timestamptz) IS 'scores every customer with an order 1-5 on recency, frequency and monetary value by mid-rank quintiles of the base as of as_of, stores the cut points and returns the customers per tier of the configured scheme, plus Prospects (no order yet) (admins)';
 
 CREATE FUNCTION wam.rfm_score(customer bigint) RETURNS TABLE (r integer, f integer, m integer, tier text)
 	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1177,7 +1177,7 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM wam.rfm_cut) THEN
 		RAISE EXCEPTION 'RFM scores are not computed yet'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'An administrator runs wam.rfm_refresh() (e.g. nightly); scores stay current in between.';
+				  HINT = 'An administrator runs wam.refresh_rfm() (e.g. nightly); scores stay current in between.';
 	END IF;
 	RETURN QUERY SELECT v.r, v.f, v.m, v.tier FROM wam.customer_rfm v WHERE v.customer_id = customer;
 	IF NOT FOUND THEN
@@ -1200,7 +1200,7 @@ DECLARE
 BEGIN
 	IF NOT EXISTS (SELECT FROM wam.rfm_cut) THEN
 		RAISE EXCEPTION 'RFM scores are not computed yet'
-			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'An administrator runs wam.rfm_refresh().';
+			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'An administrator runs wam.refresh_rfm().';
 	END IF;
 	SELECT count(*), coalesce(sum(s.total_amount), 0) INTO buyers, total FROM wam.customer_stats s;
 	RETURN QUERY
@@ -1216,7 +1216,7 @@ BEGIN
 		LEFT JOIN per_tier p ON p.tier = t.tier
 		WHERE sc.name = scheme
 		UNION ALL
-		SELECT 'Prospects', greatest(wam.cardinality(wam.all_customers()) - buyers, 0), 0, 1000
+		SELECT 'Prospects', greatest(wam.segment_cardinality(wam.all_customers()) - buyers, 0), 0, 1000
 		UNION ALL
 		SELECT 'top 20% of buyers', top.n, top.revenue, 1001 FROM top
 		UNION ALL
@@ -1239,7 +1239,7 @@ CREATE FUNCTION wam.rfm_tier_tag(tier text) RETURNS text
 	RETURN (SELECT s.tag_prefix FROM wam.rfm_setting s) || tier;
 COMMENT ON FUNCTION wam.rfm_tier_tag(text) IS 'the name of the tag mirroring a tier';
 
-CREATE FUNCTION wam.rfm_sync_tags() RETURNS TABLE (tag text, added bigint, removed bigint)
+CREATE FUNCTION wam.sync_rfm_tags() RETURNS TABLE (tag text, added bigint, removed bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1254,7 +1254,7 @@ DECLARE
 BEGIN
 	IF NOT EXISTS (SELECT FROM wam.rfm_cut) THEN
 		RAISE EXCEPTION 'RFM scores are not computed yet'
-			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Run wam.rfm_refresh() first.';
+			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Run wam.refresh_rfm() first.';
 	END IF;
 	tags := ARRAY(SELECT wam.rfm_tier_tag(u.tier)
 				  FROM wam.rfm_scheme sc, unnest(sc.tiers) WITH ORDINALITY u(tier, pos)
@@ -1264,7 +1264,7 @@ BEGIN
 	FOR i IN 1 .. cardinality(tags) LOOP
 		IF NOT EXISTS (SELECT FROM wam.tag g WHERE g.normalized_name = wam.normalize_tag_name(tags[i])) THEN
 			PERFORM wam.create_tag(tags[i], 'spending power', NULL, NULL,
-								   format('RFM tier of scheme "%s" (kept in step by wam.rfm_sync_tags)', scheme));
+								   format('RFM tier of scheme "%s" (kept in step by wam.sync_rfm_tags)', scheme));
 		END IF;
 	END LOOP;
 	FOR t IN
@@ -1275,25 +1275,25 @@ BEGIN
 		WHERE sc.name = scheme
 		ORDER BY u.pos
 	LOOP
-		FOR x IN SELECT * FROM wam.retag(t.who, ARRAY[t.tag], array_remove(tags, t.tag), 'rule') LOOP
+		FOR x IN SELECT * FROM wam.retag_customers(t.who, ARRAY[t.tag], array_remove(tags, t.tag), 'rule') LOOP
 			adds[array_position(tags, x.tag)] := adds[array_position(tags, x.tag)] + x.added;
 			rems[array_position(tags, x.tag)] := rems[array_position(tags, x.tag)] + x.removed;
 		END LOOP;
 	END LOOP;
 	-- customers holding a tier tag without having orders any more
-	SELECT coalesce(wam.union_agg(wam.tag_members(g)), '{}') INTO stray FROM unnest(tags) g;
+	SELECT coalesce(wam.segment_union_agg(wam.tag_members(g)), '{}') INTO stray FROM unnest(tags) g;
 	stray := stray OPERATOR(wam.-) (SELECT coalesce(wam.segment_agg(s.customer_id), '{}') FROM wam.customer_stats s);
-	IF NOT wam.is_empty(stray) THEN
-		FOR x IN SELECT * FROM wam.retag(stray, '{}', tags, 'rule') LOOP
+	IF NOT wam.segment_is_empty(stray) THEN
+		FOR x IN SELECT * FROM wam.retag_customers(stray, '{}', tags, 'rule') LOOP
 			rems[array_position(tags, x.tag)] := rems[array_position(tags, x.tag)] + x.removed;
 		END LOOP;
 	END IF;
 	RETURN QUERY SELECT u.tag, adds[u.pos], rems[u.pos] FROM unnest(tags) WITH ORDINALITY u(tag, pos) ORDER BY u.pos;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_sync_tags() IS 'mirrors the tiers of the configured scheme into tags of the spending-power dimension (creating them as needed) so that segments and rules can use them; returns the changes per tag (admins)';
+COMMENT ON FUNCTION wam.sync_rfm_tags() IS 'mirrors the tiers of the configured scheme into tags of the spending-power dimension (creating them as needed) so that segments and rules can use them; returns the changes per tag (admins)';
 
-CREATE FUNCTION wam.rfm_mirror_customer(customer bigint, old_tier text, new_tier text) RETURNS void
+CREATE FUNCTION wam_internal.rfm_mirror_customer(customer bigint, old_tier text, new_tier text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1309,17 +1309,17 @@ BEGIN
 		remove_tag := NULL;
 	END IF;
 	IF add_tag IS NOT NULL OR remove_tag IS NOT NULL THEN
-		PERFORM wam.retag(wam.segment(ARRAY[customer]),
+		PERFORM wam.retag_customers(wam.segment(ARRAY[customer]),
 						  CASE WHEN add_tag IS NULL THEN '{}' ELSE ARRAY[add_tag] END,
 						  CASE WHEN remove_tag IS NULL THEN '{}' ELSE ARRAY[remove_tag] END, 'rule');
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.rfm_mirror_customer(bigint, text, text) IS 'internal: moves one customer from the tag of their old tier to that of their new tier';
+COMMENT ON FUNCTION wam_internal.rfm_mirror_customer(bigint, text, text) IS 'internal: moves one customer from the tag of their old tier to that of their new tier';
 
 -- lifetime value
 
-CREATE FUNCTION wam.clv_unit_days(calibration_end timestamptz, time_unit interval) RETURNS float8
+CREATE FUNCTION wam_internal.clv_unit_days(calibration_end timestamptz, time_unit interval) RETURNS float8
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -1337,12 +1337,12 @@ BEGIN
 	RETURN unit_days;
 END
 $$;
-COMMENT ON FUNCTION wam.clv_unit_days(timestamptz, interval) IS 'internal: checks the calibration end and time unit of a lifetime-value summary; the time unit in days';
+COMMENT ON FUNCTION wam_internal.clv_unit_days(timestamptz, interval) IS 'internal: checks the calibration end and time unit of a lifetime-value summary; the time unit in days';
 
 -- The summary from the statistics, for a calibration period that includes
 -- every order.  A plain SQL function (no SET clause) so that it is inlined
 -- into the callers' queries, which stream it into the fitting aggregates.
-CREATE FUNCTION wam.clv_summary_from_stats(cal_day date, unit_days float8)
+CREATE FUNCTION wam_internal.clv_summary_from_stats(cal_day date, unit_days float8)
 	RETURNS TABLE (customer_id bigint, frequency integer, recency float8, "T" float8, monetary_value float8)
 	LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
@@ -1352,7 +1352,7 @@ AS $$
 				THEN ((s.total_amount - s.first_day_amount) / (s.order_days - 1))::float8 ELSE 0 END
 	FROM wam.customer_stats s
 $$;
-COMMENT ON FUNCTION wam.clv_summary_from_stats(date, float8) IS 'internal: wam.clv_summary from the purchase statistics (calibration day on or after every purchase day; time unit in days)';
+COMMENT ON FUNCTION wam_internal.clv_summary_from_stats(date, float8) IS 'internal: wam.clv_summary from the purchase statistics (calibration day on or after every purchase day; time unit in days)';
 
 CREATE FUNCTION wam.clv_summary(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day')
 	RETURNS TABLE (customer_id bigint, frequency integer, recency float8, "T" float8, monetary_value float8)
@@ -1364,11 +1364,11 @@ DECLARE
 	cal_day date;
 	unit_days float8;
 BEGIN
-	unit_days := wam.clv_unit_days(calibration_end, time_unit);
+	unit_days := wam_internal.clv_unit_days(calibration_end, time_unit);
 	cal_day := (calibration_end AT TIME ZONE zone)::date;
 	IF coalesce((SELECT max(s.last_day) FROM wam.customer_stats s), cal_day) <= cal_day THEN
 		-- every order is in the calibration period: read the statistics
-		RETURN QUERY SELECT * FROM wam.clv_summary_from_stats(cal_day, unit_days);
+		RETURN QUERY SELECT * FROM wam_internal.clv_summary_from_stats(cal_day, unit_days);
 	ELSE
 		RETURN QUERY
 		SELECT d.customer_id, (count(*) - 1)::integer, (max(d.day) - min(d.day)) / unit_days,
@@ -1406,7 +1406,7 @@ DECLARE
 	from_stats boolean;
 BEGIN
 	SELECT * INTO cfg FROM wam.rfm_setting;
-	unit_days := wam.clv_unit_days(calibration_end, time_unit);
+	unit_days := wam_internal.clv_unit_days(calibration_end, time_unit);
 	IF calibration_end > now() + cfg.future_tolerance THEN
 		RAISE EXCEPTION 'calibration end % is in the future', calibration_end USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -1431,13 +1431,13 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = format('A fit needs at least %s customers with orders and %s repeat buyers (settings clv_min_customers, clv_min_repeat_buyers).',
 								  cfg.clv_min_customers, cfg.clv_min_repeat_buyers),
-				  HINT = 'Until then wam.ltv() uses the simple estimate: average order value x purchase frequency x horizon.';
+				  HINT = 'Until then wam.clv() uses the simple estimate: average order value x purchase frequency x horizon.';
 	END IF;
 	IF from_stats THEN
 		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
 			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
 		INTO bg, gg
-		FROM wam.clv_summary_from_stats(cal_day, unit_days) s;
+		FROM wam_internal.clv_summary_from_stats(cal_day, unit_days) s;
 	ELSE
 		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
 			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
@@ -1473,7 +1473,7 @@ END
 $$;
 COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval, float8) IS 'fits BG/NBD (r, alpha, a, b) and Gamma-Gamma (p, q, v) to the purchases up to calibration_end, alpha in time_unit; penalizer 0: maximum likelihood, > 0: penalized (as lifetimes'' penalizer_coef), NULL: maximum likelihood unless it is degenerate, then penalized (a NOTICE says so); stores the fit used by wam.ltv, wam.p_alive and wam.expected_purchases (admins)';
 
-CREATE FUNCTION wam.ltv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
+CREATE FUNCTION wam.clv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
 	RETURNS TABLE (method text, frequency integer, recency float8, "T" float8, monetary_value float8,
 				   p_alive float8, expected_purchases float8, spend_per_purchase numeric, ltv numeric)
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1545,17 +1545,17 @@ END
 $$;
 COMMENT ON FUNCTION wam.ltv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, bgnbd+gammagamma penalized for a penalized fit, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
 
-CREATE FUNCTION wam.ltv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
+CREATE FUNCTION wam.clv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
-	SELECT d.ltv FROM wam.ltv_detail(customer, horizon, margin) d
+	SELECT d.ltv FROM wam.clv_detail(customer, horizon, margin) d
 $$;
-COMMENT ON FUNCTION wam.ltv(bigint, interval, numeric) IS 'predicted value of a customer''s purchases in the horizon (default 1 year) times the margin (default: setting ltv_margin): BG/NBD x Gamma-Gamma once wam.fit_clv succeeded, else average order value x purchase frequency x horizon; 0 without orders';
+COMMENT ON FUNCTION wam.clv(bigint, interval, numeric) IS 'predicted value of a customer''s purchases in the horizon (default 1 year) times the margin (default: setting ltv_margin): BG/NBD x Gamma-Gamma once wam.fit_clv succeeded, else average order value x purchase frequency x horizon; 0 without orders';
 
 CREATE FUNCTION wam.expected_purchases(customer bigint, horizon interval DEFAULT '1 year') RETURNS float8
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
-	SELECT d.expected_purchases FROM wam.ltv_detail(customer, horizon, NULL) d
+	SELECT d.expected_purchases FROM wam.clv_detail(customer, horizon, NULL) d
 $$;
 COMMENT ON FUNCTION wam.expected_purchases(bigint, interval) IS 'expected purchases of a customer in the horizon (BG/NBD; without a fit the base''s orders per customer-year x horizon; 0 without orders)';
 
@@ -1566,7 +1566,7 @@ AS $$
 DECLARE
 	d record;
 BEGIN
-	SELECT * INTO d FROM wam.ltv_detail(customer, NULL, NULL) x;
+	SELECT * INTO d FROM wam.clv_detail(customer, NULL, NULL) x;
 	IF d.method = 'simple' THEN
 		RAISE EXCEPTION 'no lifetime-value fit yet: P(alive) needs the BG/NBD model'
 			USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'An administrator runs wam.fit_clv().';
@@ -1590,7 +1590,7 @@ BEGIN
 		RETURN;
 	END IF;
 	SELECT * INTO cfg FROM wam.rfm_setting;
-	SELECT d.ltv, d.method INTO ltv, method FROM wam.ltv_detail(customer, cfg.cost_cap_horizon, NULL) d;
+	SELECT d.ltv, d.method INTO ltv, method FROM wam.clv_detail(customer, cfg.cost_cap_horizon, NULL) d;
 	ltv_share_cap := round(cfg.cost_cap_share * ltv, 2);
 	push_cap := round(cfg.push_cost * CASE WHEN ltv > cfg.high_value_ltv THEN cfg.high_value_push_multiplier ELSE 1 END, 2);
 	cap := least(ltv_share_cap, push_cap);
@@ -1649,24 +1649,24 @@ GRANT SELECT ON wam.rfm_setting, wam.rfm_scheme, wam.rfm_tier_rule, wam.customer
 	wam.rfm_cut, wam.clv_fit, wam.clv_parameter, wam.customer_rfm, wam.rfm_settings TO wam_reader;
 
 REVOKE EXECUTE ON FUNCTION
-	wam.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint),
-	wam.rfm_cut_points_final(internal),
-	wam.rfm_cut_points(timestamptz, timestamptz, timestamptz, bigint, numeric, bigint),
-	wam.bgnbd_fit_trans(internal, float8, float8, float8), wam.bgnbd_fit_final(internal),
+	wam_internal.rfm_cut_points_trans(internal, timestamptz, timestamptz, timestamptz, bigint, numeric, bigint),
+	wam_internal.rfm_cut_points_final(internal),
+	wam_internal.rfm_cut_points(timestamptz, timestamptz, timestamptz, bigint, numeric, bigint),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8), wam_internal.bgnbd_fit_final(internal),
 	wam.bgnbd_fit(float8, float8, float8),
-	wam.gammagamma_fit_trans(internal, float8, float8), wam.gammagamma_fit_final(internal),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
 	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
 	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
-	wam.rfm_level(anyelement, anyarray), wam.count_since(timestamptz[], timestamptz),
-	wam.rfm_compile(text), wam.rfm_store_scheme(text),
-	wam.order_stats_from_orders(bigint[], text), wam.lock_order_stats(bigint[]),
+	wam.rfm_level(anyelement, anyarray), wam_internal.count_since(timestamptz[], timestamptz),
+	wam_internal.rfm_compile(text), wam_internal.rfm_store_scheme(text),
+	wam_internal.order_stats_from_orders(bigint[], text), wam_internal.lock_order_stats(bigint[]),
 	wam.recompute_order_stats(bigint[]), wam.verify_order_stats(),
-	wam.order_stats_insert(), wam.order_stats_change(), wam.order_stats_truncate(),
-	wam.rfm_configure(text, text), wam.rfm_define_scheme(text, jsonb, text),
+	wam_internal.order_stats_insert_trigger(), wam_internal.order_stats_change_trigger(), wam_internal.order_stats_truncate_trigger(),
+	wam.configure_rfm(text, text), wam.define_rfm_scheme(text, jsonb, text),
 	wam.rfm_tier(integer, integer, integer, text),
 	wam.record_order(bigint, numeric, timestamptz, boolean, jsonb),
 	wam.rfm_refresh(timestamptz), wam.rfm_score(bigint), wam.value_report(),
@@ -1679,21 +1679,21 @@ REVOKE EXECUTE ON FUNCTION
 FROM PUBLIC;
 -- readers: scores, reports, predictions and the model arithmetic
 GRANT EXECUTE ON FUNCTION
-	wam.bgnbd_fit_trans(internal, float8, float8, float8), wam.bgnbd_fit_final(internal),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8), wam_internal.bgnbd_fit_final(internal),
 	wam.bgnbd_fit(float8, float8, float8),
-	wam.gammagamma_fit_trans(internal, float8, float8), wam.gammagamma_fit_final(internal),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
 	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
 	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
-	wam.rfm_level(anyelement, anyarray), wam.count_since(timestamptz[], timestamptz),
-	wam.rfm_tier(integer, integer, integer, text), wam.verify_order_stats(), wam.order_stats_from_orders(bigint[], text),
+	wam.rfm_level(anyelement, anyarray), wam_internal.count_since(timestamptz[], timestamptz),
+	wam.rfm_tier(integer, integer, integer, text), wam.verify_order_stats(), wam_internal.order_stats_from_orders(bigint[], text),
 	wam.rfm_score(bigint), wam.value_report(), wam.rfm_tier_tag(text),
-	wam.clv_summary_from_stats(date, float8), wam.clv_unit_days(timestamptz, interval),
-	wam.clv_summary(timestamptz, interval), wam.ltv_detail(bigint, interval, numeric),
-	wam.ltv(bigint, interval, numeric), wam.expected_purchases(bigint, interval), wam.p_alive(bigint),
+	wam_internal.clv_summary_from_stats(date, float8), wam_internal.clv_unit_days(timestamptz, interval),
+	wam.clv_summary(timestamptz, interval), wam.clv_detail(bigint, interval, numeric),
+	wam.clv(bigint, interval, numeric), wam.expected_purchases(bigint, interval), wam.p_alive(bigint),
 	wam.cost_cap_detail(bigint), wam.cost_cap(bigint), wam.check_cost(bigint, numeric)
 TO wam_reader;
 -- operators: record orders

@@ -10,14 +10,16 @@
 
 -- Internal functions are revoked from PUBLIC; wam_definer runs only code the
 -- extension ships, so it may call all of them.
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA wam TO wam_definer;
+GRANT USAGE ON SCHEMA wam_internal TO wam_definer;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA wam, wam_internal TO wam_definer;
 
 DO $definer$
 DECLARE
 	f pg_catalog.regprocedure;
 BEGIN
 	FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-			 WHERE p.pronamespace OPERATOR(pg_catalog.=) 'wam'::pg_catalog.regnamespace AND p.prosecdef
+			 WHERE p.pronamespace OPERATOR(pg_catalog.=) ANY (ARRAY['wam', 'wam_internal']::pg_catalog.regnamespace[])
+			   AND p.prosecdef
 			 ORDER BY p.oid
 	LOOP
 		-- a definer function without a pinned search_path would resolve names

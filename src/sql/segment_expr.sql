@@ -18,57 +18,57 @@ CREATE TABLE wam.saved_segment (
 COMMENT ON TABLE wam.saved_segment IS 'named segment expressions, used as @name in other expressions; names compare like tag names; change them with wam.define_segment() and wam.drop_segment()';
 COMMENT ON COLUMN wam.saved_segment.refs IS 'normalized names of the saved segments the expression names directly (@name), kept by wam.define_segment()';
 
--- evaluation (C: src/expr_parse.c, src/expr_eval.c, src/expr_sql.c)
+-- evaluation (C: src/expr_parse.c parses, src/expr_prepare.c prepares, src/expr_eval.c evaluates, src/expr_sql.c is the SQL interface)
 
 -- The functions read tables through SPI on the caller's snapshot and with
 -- the caller's privileges (SECURITY INVOKER: wam_reader can read what they
 -- read); every query they run is constant text with parameters.
-CREATE FUNCTION wam.segment_eval(expr text) RETURNS wam.segment
+CREATE FUNCTION wam.audience(expr text) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_expr_eval' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_eval(text) IS 'the customers a segment expression means, e.g. ''interest-beauty AND stage-purchased EXCLUDE product-lipstick''';
+COMMENT ON FUNCTION wam.audience(text) IS 'the customers a segment expression means, e.g. ''interest-beauty AND stage-purchased EXCLUDE product-lipstick''';
 
-CREATE FUNCTION wam.segment_count(expr text) RETURNS bigint
+CREATE FUNCTION wam.audience_size(expr text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_expr_count' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_count(text) IS 'how many customers a segment expression means; the top operator is counted without building its result';
+COMMENT ON FUNCTION wam.audience_size(text) IS 'how many customers a segment expression means; the top operator is counted without building its result';
 
-CREATE FUNCTION wam.segment_explain(expr text)
+CREATE FUNCTION wam.audience_funnel(expr text)
 	RETURNS TABLE (step integer, depth integer, expression text, customers bigint)
 	AS 'MODULE_PATHNAME', 'wam_expr_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
-COMMENT ON FUNCTION wam.segment_explain(text) IS 'the funnel of a segment expression (R-S2): the customers at every operand and operator in evaluation order; depth 0 is the whole expression';
+COMMENT ON FUNCTION wam.audience_funnel(text) IS 'the funnel of a segment expression (R-S2): the customers at every operand and operator in evaluation order; depth 0 is the whole expression';
 
-CREATE FUNCTION wam.segment_check(expr text) RETURNS text
+CREATE FUNCTION wam.audience_problem(expr text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_expr_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_check(text) IS 'NULL when a segment expression is valid (syntax, tags and saved segments), else the error message with its position, for user interfaces';
+COMMENT ON FUNCTION wam.audience_problem(text) IS 'NULL when a segment expression is valid (syntax, tags and saved segments), else the error message with its position, for user interfaces';
 
-CREATE FUNCTION wam.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
+CREATE FUNCTION wam_internal.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
 	AS 'MODULE_PATHNAME', 'wam_expr_references' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_references(text, text) IS 'internal: validates an expression (for the saved segment self, if given: it must not reach self) and returns the normalized names of the saved segments it names directly';
+COMMENT ON FUNCTION wam_internal.segment_references(text, text) IS 'internal: validates an expression (for the saved segment self, if given: it must not reach self) and returns the normalized names of the saved segments it names directly';
 
 -- wam.segment_repeat_agg: the ids occurring at least (or exactly) n times,
 -- with one bitmap per count level instead of a GROUP BY hash table; the
 -- predicate "event(kind) >= n" uses it for n up to 16 (src/expr_agg.c)
-CREATE FUNCTION wam.segment_repeat_trans(internal, bigint, integer, boolean) RETURNS internal
+CREATE FUNCTION wam_internal.segment_repeat_trans(internal, bigint, integer, boolean) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_repeat_trans(internal, bigint, integer, boolean) IS 'transition function of wam.segment_repeat_agg';
-CREATE FUNCTION wam.segment_repeat_combine(internal, internal) RETURNS internal
+COMMENT ON FUNCTION wam_internal.segment_repeat_trans(internal, bigint, integer, boolean) IS 'transition function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_combine(internal, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_repeat_combine(internal, internal) IS 'combine function of wam.segment_repeat_agg';
-CREATE FUNCTION wam.segment_repeat_serial(internal) RETURNS bytea
+COMMENT ON FUNCTION wam_internal.segment_repeat_combine(internal, internal) IS 'combine function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_serial(internal) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_repeat_serial(internal) IS 'serialization function of wam.segment_repeat_agg';
-CREATE FUNCTION wam.segment_repeat_deserial(bytea, internal) RETURNS internal
+COMMENT ON FUNCTION wam_internal.segment_repeat_serial(internal) IS 'serialization function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_deserial(bytea, internal) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_repeat_deserial(bytea, internal) IS 'deserialization function of wam.segment_repeat_agg';
-CREATE FUNCTION wam.segment_repeat_final(internal) RETURNS wam.segment
+COMMENT ON FUNCTION wam_internal.segment_repeat_deserial(bytea, internal) IS 'deserialization function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_final(internal) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.segment_repeat_final(internal) IS 'final function of wam.segment_repeat_agg';
+COMMENT ON FUNCTION wam_internal.segment_repeat_final(internal) IS 'final function of wam.segment_repeat_agg';
 CREATE AGGREGATE wam.segment_repeat_agg(id bigint, times integer, exactly boolean) (
-	SFUNC = wam.segment_repeat_trans,
+	SFUNC = wam_internal.segment_repeat_trans,
 	STYPE = internal,
-	FINALFUNC = wam.segment_repeat_final,
-	COMBINEFUNC = wam.segment_repeat_combine,
-	SERIALFUNC = wam.segment_repeat_serial,
-	DESERIALFUNC = wam.segment_repeat_deserial,
+	FINALFUNC = wam_internal.segment_repeat_final,
+	COMBINEFUNC = wam_internal.segment_repeat_combine,
+	SERIALFUNC = wam_internal.segment_repeat_serial,
+	DESERIALFUNC = wam_internal.segment_repeat_deserial,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE wam.segment_repeat_agg(bigint, integer, boolean) IS 'the ids that occur at least times times (exactly times times, if exactly), as a segment; times 1 to 16 (15 with exactly)';
@@ -104,9 +104,9 @@ BEGIN
 			USING ERRCODE = 'string_data_right_truncation';
 	END IF;
 	LOCK TABLE wam.saved_segment IN SHARE ROW EXCLUSIVE MODE;
-	-- raises what wam.segment_eval() would raise for this expression, and
+	-- raises what wam.audience() would raise for this expression, and
 	-- for references back to this segment
-	refs := wam.segment_references(expression, name);
+	refs := wam_internal.segment_references(expression, name);
 	-- (segment_references() refuses cycles; checked again on the stored refs)
 	IF norm = ANY (refs) THEN
 		RAISE EXCEPTION 'saved segment "%" cannot reference itself', name
@@ -212,12 +212,12 @@ COMMENT ON FUNCTION wam.drop_segment(text, boolean) IS 'drops a saved segment (o
 
 REVOKE ALL ON wam.saved_segment FROM PUBLIC;
 GRANT SELECT ON wam.saved_segment TO wam_reader;
-REVOKE EXECUTE ON FUNCTION wam.segment_eval(text), wam.segment_count(text),
-	wam.segment_explain(text), wam.segment_check(text), wam.segment_references(text, text),
+REVOKE EXECUTE ON FUNCTION wam.audience(text), wam.audience_size(text),
+	wam.audience_funnel(text), wam.audience_problem(text), wam_internal.segment_references(text, text),
 	wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.segment_eval(text), wam.segment_count(text),
-	wam.segment_explain(text), wam.segment_check(text) TO wam_reader;
+GRANT EXECUTE ON FUNCTION wam.audience(text), wam.audience_size(text),
+	wam.audience_funnel(text), wam.audience_problem(text) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
 	TO wam_operator;
 

@@ -137,63 +137,63 @@ COMMENT ON TABLE wam.customer_user_id IS 'business-scoped user ids (BSUID) seen 
 
 -- small helpers (C, src/webhook.c and src/worker_shmem.c)
 
-CREATE FUNCTION wam.try_jsonb(text) RETURNS jsonb
+CREATE FUNCTION wam_internal.try_jsonb(text) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'wam_try_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.try_jsonb(text) IS 'the text as jsonb, or NULL when it is not valid JSON (never an error)';
+COMMENT ON FUNCTION wam_internal.try_jsonb(text) IS 'the text as jsonb, or NULL when it is not valid JSON (never an error)';
 
-CREATE FUNCTION wam.hmac_sha256_matches(body text, signature text, secrets text[]) RETURNS integer
+CREATE FUNCTION wam_internal.hmac_sha256_matches(body text, signature text, secrets text[]) RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_hmac_sha256_matches' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.hmac_sha256_matches(text, text, text[]) IS 'internal: position of the secret whose HMAC-SHA256 of body equals signature ("sha256=<hex>"), compared in constant time; 0 if none';
+COMMENT ON FUNCTION wam_internal.hmac_sha256_matches(text, text, text[]) IS 'internal: position of the secret whose HMAC-SHA256 of body equals signature ("sha256=<hex>"), compared in constant time; 0 if none';
 
 CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_hmac_sha256' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as 64 lower-case hex digits (the X-Hub-Signature-256 value after "sha256=")';
 
-CREATE FUNCTION wam.webhook_max_body_bytes() RETURNS integer
+CREATE FUNCTION wam_internal.webhook_max_body_bytes() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_webhook_max_body_bytes' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.webhook_max_body_bytes() IS 'internal: the setting wam.webhook_max_body_bytes in bytes (loads the library that defines it)';
+COMMENT ON FUNCTION wam_internal.webhook_max_body_bytes() IS 'internal: the setting wam.webhook_max_body_bytes in bytes (loads the library that defines it)';
 
-CREATE FUNCTION wam.wake_sender_worker() RETURNS trigger
+CREATE FUNCTION wam_internal.outbox_wake_worker_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
-COMMENT ON FUNCTION wam.wake_sender_worker() IS 'internal: wakes the sender worker when the transaction commits';
+COMMENT ON FUNCTION wam_internal.outbox_wake_worker_trigger() IS 'internal: wakes the sender worker when the transaction commits';
 
-CREATE FUNCTION wam.worker_sender_state(OUT sender_id integer, OUT state text, OUT rate_per_minute double precision,
+CREATE FUNCTION wam_internal.worker_sender_state(OUT sender_id integer, OUT state text, OUT rate_per_minute double precision,
 										OUT in_flight integer, OUT last_error text, OUT last_error_at timestamptz)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'wam_worker_sender_state' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION wam.worker_sender_state() IS 'internal: the sender worker''s live state per sender (from shared memory; no rows when the worker is not running)';
+COMMENT ON FUNCTION wam_internal.worker_sender_state() IS 'internal: the sender worker''s live state per sender (from shared memory; no rows when the worker is not running)';
 
 CREATE FUNCTION wam.check_api_url(url text) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_check_api_url' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises invalid_parameter_value unless a sender may use the URL: https (http only with wam.allow_http), a host named in wam.api_allowed_hosts (never an IP address), no user name, password, query or fragment';
+COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises invalid_parameter_value unless a sender may use the URL: https (http only with wam.sender_allow_http), a host named in wam.sender_allowed_hosts (never an IP address), no user name, password, query or fragment';
 
 CREATE FUNCTION wam.worker_pid() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_worker_pid' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the running sender worker, NULL when none runs (the library is not in shared_preload_libraries, or wam.database names another database)';
+COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the running sender worker, NULL when none runs (the library is not in shared_preload_libraries, or wam.worker_database names another database)';
 
 -- The URL a token goes to is checked wherever it is written, also by a direct
 -- UPDATE of wam.sender (the worker checks again before it sends: the allowed
 -- hosts may change later).
-CREATE FUNCTION wam.sender_check_url() RETURNS trigger
+CREATE FUNCTION wam_internal.sender_check_url_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
 	-- a restored sender is not refused for this server's allowlist: the worker
 	-- checks the URL again before each claim and pauses a sender it refuses
-	IF NOT wam.restoring() THEN
+	IF NOT wam_internal.restoring() THEN
 		PERFORM wam.check_api_url(NEW.api_base_url);
 	END IF;
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION wam.sender_check_url() IS 'internal: refuses an api_base_url that wam.check_api_url refuses';
+COMMENT ON FUNCTION wam_internal.sender_check_url_trigger() IS 'internal: refuses an api_base_url that wam.check_api_url refuses';
 CREATE TRIGGER sender_check_url BEFORE INSERT OR UPDATE OF api_base_url ON wam.sender
-	FOR EACH ROW EXECUTE FUNCTION wam.sender_check_url();
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.sender_check_url_trigger();
 
 CREATE TRIGGER outbox_wake AFTER INSERT OR UPDATE OF status, next_attempt_at ON wam.outbox
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.wake_sender_worker();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.outbox_wake_worker_trigger();
 CREATE TRIGGER sender_wake AFTER INSERT OR UPDATE ON wam.sender
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.wake_sender_worker();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.outbox_wake_worker_trigger();
 
 -- sender administration
 
@@ -253,7 +253,7 @@ BEGIN
 	IF app_secret IS NULL OR app_secret = '' THEN
 		RAISE EXCEPTION 'app secret must not be empty' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	-- the host the token goes to: https, in wam.api_allowed_hosts, no IP address
+	-- the host the token goes to: https, in wam.sender_allowed_hosts, no IP address
 	PERFORM wam.check_api_url(rtrim(api_base_url, '/'));
 	IF rate_per_minute IS NULL OR rate_per_minute NOT BETWEEN 1 AND 3600000 THEN
 		RAISE EXCEPTION 'rate_per_minute must be between 1 and 3600000' USING ERRCODE = 'invalid_parameter_value';
@@ -289,32 +289,10 @@ END
 $$;
 COMMENT ON FUNCTION wam.create_sender(text, text, text, text, text, integer) IS 'registers a business number; the token and app secret are stored where only wam_admin can read them';
 
-CREATE FUNCTION wam.set_sender_secrets(sender text, access_token text DEFAULT NULL, app_secret text DEFAULT NULL)
-	RETURNS void
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	sid integer := wam.sender_id(sender);
-BEGIN
-	IF access_token IS NOT NULL AND (access_token = '' OR access_token ~ '[[:space:][:cntrl:]]') THEN
-		RAISE EXCEPTION 'access token must be a non-empty string without whitespace'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF app_secret = '' THEN
-		RAISE EXCEPTION 'app secret must not be empty' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	UPDATE wam.sender_secret s SET access_token = coalesce(access_token, s.access_token),
-								   app_secret = coalesce(app_secret, s.app_secret)
-	WHERE s.sender_id = sid;
-	UPDATE wam.sender SET sender_id = sender_id WHERE sender_id = sid;	-- wakes the worker
-END
-$$;
-COMMENT ON FUNCTION wam.set_sender_secrets(text, text, text) IS 'replaces a sender''s access token and/or app secret (NULL keeps the current one); use wam.resume_sender() afterwards if it was paused';
-
-CREATE FUNCTION wam.set_sender_limits(sender text, rate_per_minute integer DEFAULT NULL,
+CREATE FUNCTION wam.configure_sender(sender text, rate_per_minute integer DEFAULT NULL,
 									  daily_limit integer DEFAULT NULL, warmup integer[] DEFAULT NULL,
-									  burst integer DEFAULT NULL)
+									  burst integer DEFAULT NULL, access_token text DEFAULT NULL,
+									  app_secret text DEFAULT NULL)
 	RETURNS wam.sender
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -338,6 +316,18 @@ BEGIN
 	IF burst IS NOT NULL AND burst NOT BETWEEN 1 AND 100000 THEN
 		RAISE EXCEPTION 'burst must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF access_token IS NOT NULL AND (access_token = '' OR access_token ~ '[[:space:][:cntrl:]]') THEN
+		RAISE EXCEPTION 'access token must be a non-empty string without whitespace'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF app_secret = '' THEN
+		RAISE EXCEPTION 'app secret must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF access_token IS NOT NULL OR app_secret IS NOT NULL THEN
+		UPDATE wam.sender_secret s SET access_token = coalesce(access_token, s.access_token),
+									   app_secret = coalesce(app_secret, s.app_secret)
+		WHERE s.sender_id = sid;
+	END IF;
 	UPDATE wam.sender s SET
 		rate_per_minute = coalesce(rate_per_minute, s.rate_per_minute),
 		daily_limit = CASE WHEN daily_limit IS NULL THEN s.daily_limit ELSE nullif(daily_limit, 0) END,
@@ -353,7 +343,7 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.set_sender_limits(text, integer, integer, integer[], integer) IS 'sets a sender''s rate (requests per minute, retries included), messaging tier (unique recipients per 24 h; 0 = unlimited), warm-up schedule (daily limits from today; empty = none) and burst; NULL keeps a value';
+COMMENT ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) IS 'changes a sender (admins): rate (requests per minute, retries included), messaging tier (unique recipients per 24 h; 0 = unlimited), warm-up schedule (daily limits from today; empty = none), burst, access token and app secret; NULL keeps a value; the worker picks changes up at once';
 
 CREATE FUNCTION wam.sender_daily_limit(s wam.sender) RETURNS integer
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
@@ -399,7 +389,7 @@ COMMENT ON FUNCTION wam.resume_sender(text) IS 'resumes a paused sender (paused 
 
 -- consent
 
-CREATE FUNCTION wam.set_consent(customer bigint, source text) RETURNS timestamptz
+CREATE FUNCTION wam.record_consent(customer bigint, source text) RETURNS timestamptz
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -426,9 +416,9 @@ BEGIN
 	RETURN result;
 END
 $$;
-COMMENT ON FUNCTION wam.set_consent(bigint, text) IS 'records that the customer consented to WhatsApp marketing, and where (R-I6); clears an earlier opt-out';
+COMMENT ON FUNCTION wam.record_consent(bigint, text) IS 'records that the customer consented to WhatsApp marketing, and where (R-I6); clears an earlier opt-out';
 
-CREATE FUNCTION wam.opt_out(customer bigint, reason text) RETURNS bigint
+CREATE FUNCTION wam.record_opt_out(customer bigint, reason text) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -456,7 +446,7 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.opt_out(bigint, text) IS 'records that the customer opted out and cancels their waiting messages; returns how many were cancelled';
+COMMENT ON FUNCTION wam.record_opt_out(bigint, text) IS 'records that the customer opted out and cancels their waiting messages; returns how many were cancelled';
 
 -- payloads and personalisation
 
@@ -507,7 +497,7 @@ $$;
 COMMENT ON FUNCTION wam.check_payload(jsonb) IS 'checks a message payload; returns true for a template (sendable outside the 24-hour window), false for free-form';
 
 -- The options wam.enqueue and wam.enqueue_segment share, checked alike.
-CREATE FUNCTION wam.check_enqueue_options(not_before timestamptz, priority integer, vars jsonb)
+CREATE FUNCTION wam_internal.check_enqueue_options(not_before timestamptz, priority integer, vars jsonb)
 	RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -523,7 +513,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.check_enqueue_options(timestamptz, integer, jsonb) IS 'internal: checks the not_before, priority and vars options of wam.enqueue and wam.enqueue_segment';
+COMMENT ON FUNCTION wam_internal.check_enqueue_options(timestamptz, integer, jsonb) IS 'internal: checks the not_before, priority and vars options of wam.enqueue and wam.enqueue_segment';
 
 -- The placeholders a payload uses ({name}, {first_name}, {phone}, {locale},
 -- {customer_id} come from the customer; any other {word} from vars).
@@ -558,15 +548,15 @@ END
 $$;
 COMMENT ON FUNCTION wam.render_payload(jsonb, text[], text[]) IS 'the payload with each {names[i]} replaced by vals[i] (NULL if a value is missing)';
 
--- The same filling, in C, for one customer's fields (src/payload_render.c):
+-- The same filling, in C, for one customer's fields (src/sender_payload.c):
 -- what wam.enqueue and wam.enqueue_segment use, once per customer.
-CREATE FUNCTION wam.render_for_customer(payload jsonb, vars jsonb, customer_id bigint, phone text, name text,
+CREATE FUNCTION wam.render_customer_payload(payload jsonb, vars jsonb, customer_id bigint, phone text, name text,
 										locale text)
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'wam_render_for_customer' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.render_for_customer(jsonb, jsonb, bigint, text, text, text) IS 'the payload with each {placeholder} filled from the customer''s fields ({name}, {first_name}, {phone}, {locale}, {customer_id}) or else from vars, NULL if one has no value';
+COMMENT ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) IS 'the payload with each {placeholder} filled from the customer''s fields ({name}, {first_name}, {phone}, {locale}, {customer_id}) or else from vars, NULL if one has no value';
 
-CREATE FUNCTION wam.customer_field(c wam.customer, field text) RETURNS text
+CREATE FUNCTION wam_internal.customer_field(c wam.customer, field text) RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE field
 	WHEN 'name' THEN nullif(btrim(c.name), '')
@@ -575,11 +565,11 @@ RETURN CASE field
 	WHEN 'locale' THEN c.locale
 	WHEN 'customer_id' THEN c.id::text
 	END;
-COMMENT ON FUNCTION wam.customer_field(wam.customer, text) IS 'the value of a customer placeholder ({name}, {first_name}, {phone}, {locale}, {customer_id}), NULL for other names';
+COMMENT ON FUNCTION wam_internal.customer_field(wam.customer, text) IS 'the value of a customer placeholder ({name}, {first_name}, {phone}, {locale}, {customer_id}), NULL for other names';
 
 -- enqueue
 
-CREATE FUNCTION wam.enqueue(customer bigint, payload jsonb, sender text DEFAULT NULL,
+CREATE FUNCTION wam.enqueue_message(customer bigint, payload jsonb, sender text DEFAULT NULL,
 							not_before timestamptz DEFAULT pg_catalog.now(), vars jsonb DEFAULT NULL,
 							priority integer DEFAULT 0, expires_at timestamptz DEFAULT NULL,
 							campaign text DEFAULT NULL, variant text DEFAULT NULL)
@@ -601,7 +591,7 @@ BEGIN
 	IF customer IS NULL THEN
 		RAISE EXCEPTION 'customer must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	PERFORM wam.check_enqueue_options(not_before, priority, vars);
+	PERFORM wam_internal.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(payload);
 	sid := wam.sender_id(sender);
 	SELECT * INTO c FROM wam.customer x WHERE x.id = customer;
@@ -616,7 +606,7 @@ BEGIN
 	IF c.consent_at IS NULL THEN
 		RAISE EXCEPTION 'customer % has not consented to WhatsApp marketing', customer
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'Record the consent with wam.set_consent(customer, source) first.';
+				  HINT = 'Record the consent with wam.record_consent(customer, source) first.';
 	END IF;
 	IF NOT is_template THEN
 		window_end := c.last_inbound_at + interval '24 hours';
@@ -628,11 +618,11 @@ BEGIN
 					  HINT = 'Send an approved template instead.';
 		END IF;
 	END IF;
-	rendered := wam.render_for_customer(payload, vars, c.id, c.phone, c.name, c.locale);
+	rendered := wam.render_customer_payload(payload, vars, c.id, c.phone, c.name, c.locale);
 	IF rendered IS NULL THEN
 		-- which placeholder has no value, for the message
 		names := wam.payload_placeholders(payload);
-		SELECT array_agg(coalesce(wam.customer_field(c, n), vars->>n) ORDER BY ord) INTO vals
+		SELECT array_agg(coalesce(wam_internal.customer_field(c, n), vars->>n) ORDER BY ord) INTO vals
 		FROM unnest(names) WITH ORDINALITY u(n, ord);
 		RAISE EXCEPTION 'no value for placeholder {%} of customer %',
 			(SELECT n FROM unnest(names, vals) u(n, v) WHERE v IS NULL LIMIT 1), customer
@@ -651,7 +641,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.enqueue(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message to a customer; refuses customers without consent, opted-out customers and free-form messages outside the 24-hour window; {placeholders} are filled from the customer and vars';
+COMMENT ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message to a customer; refuses customers without consent, opted-out customers and free-form messages outside the 24-hour window; {placeholders} are filled from the customer and vars';
 
 CREATE FUNCTION wam.enqueue_segment(who wam.segment, template jsonb, sender text DEFAULT NULL,
 									not_before timestamptz DEFAULT pg_catalog.now(), vars jsonb DEFAULT NULL,
@@ -671,13 +661,13 @@ BEGIN
 	IF who IS NULL THEN
 		RAISE EXCEPTION 'segment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	PERFORM wam.check_enqueue_options(not_before, priority, vars);
+	PERFORM wam_internal.check_enqueue_options(not_before, priority, vars);
 	is_template := wam.check_payload(template);
 	sid := wam.sender_id(sender);
 
 	-- One pass, set-based: the segment's members (ascending ids) joined to
 	-- wam.customer by primary key, classified once (cand), the eligible ones
-	-- inserted with their payload filled in C (wam.render_for_customer parses
+	-- inserted with their payload filled in C (wam.render_customer_payload parses
 	-- the template once per statement), and the refusals counted from the
 	-- same rows.  No ORDER BY: sorting a million rendered rows would spill to
 	-- disk, and the nested loop already yields them in customer order.
@@ -692,7 +682,7 @@ BEGIN
 						 AND (c.last_inbound_at IS NULL
 							  OR c.last_inbound_at + interval '24 hours' <= greatest(not_before, now_ts))
 					THEN 'window_closed' END AS refused
-		FROM wam.members(who) m(id)
+		FROM wam.segment_members(who) m(id)
 			 LEFT JOIN wam.customer c ON c.id = m.id
 	), ins AS (
 		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, priority,
@@ -703,7 +693,7 @@ BEGIN
 			   CASE WHEN is_template THEN expires_at
 					ELSE least(expires_at, x.last_inbound_at + interval '24 hours') END
 		FROM (SELECT cand.id, cand.phone, cand.last_inbound_at,
-					 wam.render_for_customer(template, vars, cand.id, cand.phone, cand.name, cand.locale) AS payload
+					 wam.render_customer_payload(template, vars, cand.id, cand.phone, cand.name, cand.locale) AS payload
 			  FROM cand WHERE cand.refused IS NULL
 			  OFFSET 0) x
 			 LEFT JOIN (SELECT o.customer_id, max(o.failed_at) + interval '24 hours' AS blocked_until
@@ -731,7 +721,7 @@ END
 $$;
 COMMENT ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message per customer of a segment, {placeholders} filled per customer; returns how many were queued and, per reason, how many were refused';
 
-CREATE FUNCTION wam.cancel(message bigint) RETURNS boolean
+CREATE FUNCTION wam.cancel_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -757,9 +747,9 @@ BEGIN
 	RETURN false;
 END
 $$;
-COMMENT ON FUNCTION wam.cancel(bigint) IS 'cancels a message that is still waiting (queued or retrying); false if it is already past that';
+COMMENT ON FUNCTION wam.cancel_message(bigint) IS 'cancels a message that is still waiting (queued or retrying); false if it is already past that';
 
-CREATE FUNCTION wam.cancel(campaign text, sender text DEFAULT NULL) RETURNS bigint
+CREATE FUNCTION wam.cancel_campaign(campaign text, sender text DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -780,9 +770,9 @@ BEGIN
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.cancel(text, text) IS 'cancels the waiting messages of a campaign (optionally of one sender); returns how many';
+COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign (optionally of one sender); returns how many';
 
-CREATE FUNCTION wam.requeue_uncertain(message bigint) RETURNS boolean
+CREATE FUNCTION wam.requeue_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -795,7 +785,7 @@ BEGIN
 	RETURN FOUND;
 END
 $$;
-COMMENT ON FUNCTION wam.requeue_uncertain(bigint) IS 'sends an uncertain message again (the DBA''s choice: it may then arrive twice); false if it is not uncertain';
+COMMENT ON FUNCTION wam.requeue_message(bigint) IS 'sends an uncertain message again (the DBA''s choice: it may then arrive twice); false if it is not uncertain';
 
 -- the sender worker's side (called by the worker as superuser; no grants)
 
@@ -811,22 +801,22 @@ RETURN CASE
 	ELSE 'fail' END;
 COMMENT ON FUNCTION wam.error_action(integer) IS 'the sender''s reaction to a Cloud API error code: throttle (slow the whole sender), defer_recipient (pair limit), retry (with backoff), pause (the sender, until wam.resume_sender), fail (the message)';
 
-CREATE FUNCTION wam.worker_recover() RETURNS bigint
+CREATE FUNCTION wam_internal.worker_recover() RETURNS bigint
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
 	n bigint;
 BEGIN
 	UPDATE wam.outbox SET status = 'uncertain', uncertain_at = pg_catalog.now(),
-		error_detail = 'the sender worker stopped while the request was in flight; not resent (see wam.requeue_uncertain)'
+		error_detail = 'the sender worker stopped while the request was in flight; not resent (see wam.requeue_message)'
 	WHERE status = 'sending';
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.worker_recover() IS 'internal: at worker start-up, rows left in sending may or may not have gone out: they become uncertain';
+COMMENT ON FUNCTION wam_internal.worker_recover() IS 'internal: at worker start-up, rows left in sending may or may not have gone out: they become uncertain';
 
-CREATE FUNCTION wam.worker_senders()
+CREATE FUNCTION wam_internal.worker_senders()
 	RETURNS TABLE (sender_id integer, url text, access_token text, rate_per_minute integer, burst integer,
 				   paused boolean)
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
@@ -836,9 +826,9 @@ AS $$
 	FROM wam.sender s JOIN wam.sender_secret k USING (sender_id)
 	ORDER BY s.sender_id;
 $$;
-COMMENT ON FUNCTION wam.worker_senders() IS 'internal: what the sender worker needs to know about each sender';
+COMMENT ON FUNCTION wam_internal.worker_senders() IS 'internal: what the sender worker needs to know about each sender';
 
-CREATE FUNCTION wam.claim_batch(sender integer, max_messages integer)
+CREATE FUNCTION wam_internal.claim_batch(sender integer, max_messages integer)
 	RETURNS TABLE (message_id bigint, body text)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 	-- small batches with poor row estimates: JIT compilation would cost more than the query
@@ -905,20 +895,20 @@ BEGIN
 	FROM upd ORDER BY upd.priority DESC, upd.next_attempt_at, upd.message_id;
 END
 $$;
-COMMENT ON FUNCTION wam.claim_batch(integer, integer) IS 'internal: the sender worker claims due messages of a sender (SKIP LOCKED), marks them sending and gets their request bodies; honours the pair limit and the daily tier, expires overdue rows';
+COMMENT ON FUNCTION wam_internal.claim_batch(integer, integer) IS 'internal: the sender worker claims due messages of a sender (SKIP LOCKED), marks them sending and gets their request bodies; honours the pair limit and the daily tier, expires overdue rows';
 
-CREATE FUNCTION wam.next_due(sender integer) RETURNS timestamptz
+CREATE FUNCTION wam_internal.next_due(sender integer) RETURNS timestamptz
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	SELECT min(o.next_attempt_at) FROM wam.outbox o
 	WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying');
 $$;
-COMMENT ON FUNCTION wam.next_due(integer) IS 'internal: when the next waiting message of a sender is due';
+COMMENT ON FUNCTION wam_internal.next_due(integer) IS 'internal: when the next waiting message of a sender is due';
 
 -- Outcomes of a set of requests, as the worker saw them: outcome is 'http'
 -- (a response came back: status and body), 'not_sent' (DNS, connect or TLS
 -- failure: the request never left), 'not_sendable' (it never left, and no
--- retry can cure that: a bad URL, an unreadable wam.ca_file; the sender is
+-- retry can cure that: a bad URL, an unreadable wam.sender_ca_file; the sender is
 -- paused) or 'uncertain' (timeout or connection loss after the request may
 -- have left).
 --
@@ -927,7 +917,7 @@ COMMENT ON FUNCTION wam.next_due(integer) IS 'internal: when the next waiting me
 -- editing the sender) are skipped and returned in deferred, for the worker
 -- to record later; a locked sender row is not paused this time (the next
 -- error pauses it).
-CREATE FUNCTION wam.record_results(ids bigint[], outcomes text[], http_statuses integer[], bodies text[],
+CREATE FUNCTION wam_internal.record_results(ids bigint[], outcomes text[], http_statuses integer[], bodies text[],
 								   details text[])
 	RETURNS TABLE (sender_id integer, throttled integer, paused_reason text, last_error text, deferred bigint[])
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -935,7 +925,7 @@ CREATE FUNCTION wam.record_results(ids bigint[], outcomes text[], http_statuses 
 	SET jit = off
 AS $$
 DECLARE
-	max_attempts integer := coalesce(current_setting('wam.max_attempts', true)::integer, 8);
+	max_attempts integer := coalesce(current_setting('wam.sender_max_attempts', true)::integer, 8);
 	locked bigint[];
 BEGIN
 	locked := ARRAY(SELECT o.message_id FROM wam.outbox o WHERE o.message_id = ANY (ids)
@@ -957,7 +947,7 @@ BEGIN
 						k.access_token, '[token]'), 1000),
 		   NULL, o.attempts, o.pair_deferrals
 	FROM unnest(ids, outcomes, http_statuses, bodies, details) AS r(id, outcome, http, body, detail)
-	CROSS JOIN LATERAL wam.try_jsonb(r.body) AS j
+	CROSS JOIN LATERAL wam_internal.try_jsonb(r.body) AS j
 	JOIN wam.outbox o ON o.message_id = r.id
 	LEFT JOIN wam.sender_secret k ON k.sender_id = o.sender_id
 	WHERE r.id = ANY (locked);
@@ -1037,11 +1027,11 @@ BEGIN
 	DELETE FROM wam_result;
 END
 $$;
-COMMENT ON FUNCTION wam.record_results(bigint[], text[], integer[], text[], text[]) IS 'internal: the sender worker records the outcome of its requests and applies the reaction for each error code; rows locked by another session are skipped and returned as deferred';
+COMMENT ON FUNCTION wam_internal.record_results(bigint[], text[], integer[], text[], text[]) IS 'internal: the sender worker records the outcome of its requests and applies the reaction for each error code; rows locked by another session are skipped and returned as deferred';
 
 -- webhooks
 
-CREATE FUNCTION wam.set_webhook_verify_token(token text) RETURNS void
+CREATE FUNCTION wam.configure_webhook(token text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1053,7 +1043,7 @@ BEGIN
 	ON CONFLICT (only_row) DO UPDATE SET token = EXCLUDED.token;
 END
 $$;
-COMMENT ON FUNCTION wam.set_webhook_verify_token(text) IS 'sets the verify token configured for the webhook endpoint in Meta''s app dashboard';
+COMMENT ON FUNCTION wam.configure_webhook(text) IS 'sets the verify token configured for the webhook endpoint in Meta''s app dashboard';
 
 CREATE FUNCTION wam.webhook_challenge(mode text, token text, challenge text) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1066,7 +1056,7 @@ BEGIN
 	IF expected IS NULL THEN
 		RAISE EXCEPTION 'no webhook verify token is set'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'Set it with wam.set_webhook_verify_token().';
+				  HINT = 'Set it with wam.configure_webhook().';
 	END IF;
 	IF mode IS DISTINCT FROM 'subscribe' THEN
 		RAISE EXCEPTION 'webhook verification mode must be "subscribe"' USING ERRCODE = 'invalid_parameter_value';
@@ -1075,7 +1065,7 @@ BEGIN
 		RAISE EXCEPTION 'webhook verification challenge is missing' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	-- constant time: compare HMACs of both under the same key, not the strings
-	IF token IS NULL OR wam.hmac_sha256_matches(token, 'sha256=' || wam.hmac_sha256(expected, expected),
+	IF token IS NULL OR wam_internal.hmac_sha256_matches(token, 'sha256=' || wam.hmac_sha256(expected, expected),
 											  ARRAY[expected]) IS DISTINCT FROM 1 THEN
 		RAISE EXCEPTION 'webhook verify token does not match' USING ERRCODE = 'invalid_authorization_specification';
 	END IF;
@@ -1087,28 +1077,28 @@ COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s 
 -- the elements of a JSON array, nothing for anything else; in C for its row estimate
 -- (ROWS 4: a webhook's entries, changes and statuses are a handful, and the ingestion's
 -- plans must stay on index lookups of wam.outbox however large it grows)
-CREATE FUNCTION wam.json_elements(j jsonb) RETURNS SETOF jsonb
+CREATE FUNCTION wam_internal.json_elements(j jsonb) RETURNS SETOF jsonb
 	AS 'MODULE_PATHNAME', 'wam_json_elements' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
-COMMENT ON FUNCTION wam.json_elements(jsonb) IS 'internal: elements of a JSON array, no rows for NULL or a non-array';
+COMMENT ON FUNCTION wam_internal.json_elements(jsonb) IS 'internal: elements of a JSON array, no rows for NULL or a non-array';
 
 -- a webhook "timestamp" (a string of Unix seconds) as timestamptz; NULL when malformed
-CREATE FUNCTION wam.webhook_time(t text) RETURNS timestamptz
+CREATE FUNCTION wam_internal.webhook_time(t text) RETURNS timestamptz
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN CASE WHEN t ~ '^[0-9]{1,11}$' THEN pg_catalog.to_timestamp(t::double precision) END;
-COMMENT ON FUNCTION wam.webhook_time(text) IS 'internal: a webhook timestamp (Unix seconds as a string) as timestamptz, NULL if malformed';
+COMMENT ON FUNCTION wam_internal.webhook_time(text) IS 'internal: a webhook timestamp (Unix seconds as a string) as timestamptz, NULL if malformed';
 
 -- not STRICT, so that the planner inlines it (a STRICT function around a CASE is not inlined,
 -- and each statement calling it would parse its body again)
-CREATE FUNCTION wam.status_rank(status text) RETURNS integer
+CREATE FUNCTION wam_internal.status_rank(status text) RETURNS integer
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN CASE WHEN status IS NOT NULL THEN
 		CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END END;
-COMMENT ON FUNCTION wam.status_rank(text) IS 'internal: statuses only move forward: sent < delivered < read (everything else ranks 0)';
+COMMENT ON FUNCTION wam_internal.status_rank(text) IS 'internal: statuses only move forward: sent < delivered < read (everything else ranks 0)';
 
 -- No temporary tables: the changes of the body are held in variables and every statement
 -- reads them from there, so nothing is resolved in pg_temp (a caller's temporary table of
 -- the same name, with its triggers, would run with the definer's rights), and the planner
--- sees a few rows (wam.json_elements, ROWS 4) and looks messages up by index, whatever
+-- sees a few rows (wam_internal.json_elements, ROWS 4) and looks messages up by index, whatever
 -- the size of wam.outbox.
 CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1152,29 +1142,29 @@ BEGIN
 		RAISE EXCEPTION 'webhook body must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	-- before the body is hashed or parsed
-	IF octet_length(body) > wam.webhook_max_body_bytes() THEN
+	IF octet_length(body) > wam_internal.webhook_max_body_bytes() THEN
 		RAISE EXCEPTION 'webhook body is too large'
 			USING ERRCODE = 'program_limit_exceeded',
 				  DETAIL = format('The body has %s bytes; wam.webhook_max_body_bytes allows %s.',
-								  octet_length(body), wam.webhook_max_body_bytes());
+								  octet_length(body), wam_internal.webhook_max_body_bytes());
 	END IF;
 	IF signature IS NULL OR signature = '' THEN
 		RAISE EXCEPTION 'webhook signature is missing'
 			USING ERRCODE = 'invalid_authorization_specification',
 				  HINT = 'Pass the X-Hub-Signature-256 header ("sha256=<hex>").';
 	END IF;
-	-- senders sharing an app secret: wam.hmac_sha256_matches hashes it once
+	-- senders sharing an app secret: wam_internal.hmac_sha256_matches hashes it once
 	SELECT array_agg(k.app_secret), array_agg(s.sender_id), array_agg(s.phone_number_id)
 	INTO secrets, all_sids, all_pnids
 	FROM wam.sender s JOIN wam.sender_secret k ON k.sender_id = s.sender_id
 	WHERE k.app_secret IS NOT NULL;
-	matched := coalesce(wam.hmac_sha256_matches(body, signature, secrets), 0);
+	matched := coalesce(wam_internal.hmac_sha256_matches(body, signature, secrets), 0);
 	IF matched = 0 THEN
 		RAISE EXCEPTION 'webhook signature does not match'
 			USING ERRCODE = 'invalid_authorization_specification',
 				  HINT = 'The signature is HMAC-SHA256 of the raw request body with a sender''s app secret; pass the body exactly as received.';
 	END IF;
-	j := wam.try_jsonb(body);
+	j := wam_internal.try_jsonb(body);
 	IF j IS NULL THEN
 		RAISE EXCEPTION 'webhook body is not valid JSON' USING ERRCODE = 'invalid_text_representation';
 	END IF;
@@ -1209,7 +1199,7 @@ BEGIN
 		INSERT INTO wam.customer_user_id (user_id, customer_id)
 		SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
 		FROM unnest(vals) w(v)
-			 CROSS JOIN LATERAL wam.json_elements(w.v->'contacts') ct
+			 CROSS JOIN LATERAL wam_internal.json_elements(w.v->'contacts') ct
 			 JOIN wam.customer c ON c.phone = ct->>'wa_id'
 		WHERE coalesce(ct->>'user_id', '') <> ''
 		ORDER BY ct->>'user_id'
@@ -1223,18 +1213,18 @@ BEGIN
 		-- status, by the wamid alone (its grouping and sorting cost twice the update itself).
 		-- Anything else (a failure, a wamid not known yet) takes the statement below.
 		st := vals[1]->'statuses'->0;
-		st_rank := wam.status_rank(st->>'status');
+		st_rank := wam_internal.status_rank(st->>'status');
 		IF st_rank > 0 THEN
-			st_ts := coalesce(wam.webhook_time(st->>'timestamp'), pg_catalog.now());
+			st_ts := coalesce(wam_internal.webhook_time(st->>'timestamp'), pg_catalog.now());
 			UPDATE wam.outbox o SET
 				-- a late "sent" does not undo a failure; delivery does
 				status = CASE WHEN o.status = 'failed' AND st_rank < 2 THEN 'failed'
-							  WHEN st_rank > wam.status_rank(o.status) THEN (ARRAY['sent', 'delivered', 'read'])[st_rank]
+							  WHEN st_rank > wam_internal.status_rank(o.status) THEN (ARRAY['sent', 'delivered', 'read'])[st_rank]
 							  ELSE o.status END,
 				sent_at = coalesce(o.sent_at, st_ts),
 				delivered_at = coalesce(o.delivered_at, CASE WHEN st_rank >= 2 THEN st_ts END),
 				read_at = coalesce(o.read_at, CASE WHEN st_rank = 3 THEN st_ts END),
-				error_detail = CASE WHEN st_rank > wam.status_rank(o.status) THEN NULL ELSE o.error_detail END
+				error_detail = CASE WHEN st_rank > wam_internal.status_rank(o.status) THEN NULL ELSE o.error_detail END
 			WHERE o.wamid = st->>'id'
 			  -- a repeated status (Meta redelivers, a body is replayed) changes
 			  -- nothing: not written and not counted (the same rules as above)
@@ -1255,14 +1245,14 @@ BEGIN
 	IF n_statuses > 0 AND NOT st_done THEN
 		WITH st AS (
 			SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
-				   coalesce(wam.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
+				   coalesce(wam_internal.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
 				   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
 						THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
 				   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
 						THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
 				   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
 							s->'errors'->0->>'message') AS detail
-			FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'statuses') s
+			FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam_internal.json_elements(w.v->'statuses') s
 			WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
 		), m0 AS (
 			SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
@@ -1285,7 +1275,7 @@ BEGIN
 			WINDOW w AS (PARTITION BY m.message_id ORDER BY m.status = 'failed' DESC, m.ts)
 		), a AS (
 			SELECT f.message_id, count(*) AS n, max(f.wamid) AS wamid,
-				   max(wam.status_rank(f.status)) AS best,
+				   max(wam_internal.status_rank(f.status)) AS best,
 				   min(f.ts) AS sent_ts,
 				   min(f.ts) FILTER (WHERE f.status IN ('delivered', 'read')) AS delivered_ts,
 				   min(f.ts) FILTER (WHERE f.status = 'read') AS read_ts,
@@ -1294,28 +1284,28 @@ BEGIN
 			FROM f GROUP BY f.message_id
 		), u AS (
 			UPDATE wam.outbox o SET
-				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 								   AND o.status NOT IN ('cancelled', 'expired')
 							  THEN 'failed'
 							  -- a late "sent" does not undo a failure; delivery does
 							  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-							  WHEN a.best > wam.status_rank(o.status)
+							  WHEN a.best > wam_internal.status_rank(o.status)
 							  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
 							  ELSE o.status END,
 				wamid = coalesce(o.wamid, a.wamid),
 				sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
 				delivered_at = coalesce(o.delivered_at, a.delivered_ts),
 				read_at = coalesce(o.read_at, a.read_ts),
-				failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 									  AND o.status NOT IN ('cancelled', 'expired')
 								 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-				error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 									   AND o.status NOT IN ('cancelled', 'expired')
 								  THEN a.code ELSE o.error_code END,
-				error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 										 AND o.status NOT IN ('cancelled', 'expired')
 									THEN a.detail
-									WHEN a.best > wam.status_rank(o.status) THEN NULL
+									WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
 									ELSE o.error_detail END
 			FROM a WHERE o.message_id = a.message_id
 			  -- only messages that change (a replay writes and counts nothing):
@@ -1365,14 +1355,14 @@ BEGIN
 	WITH msg AS (
 		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
 			   coalesce(nullif(m->>'from_user_id', ''),
-						(SELECT nullif(ct->>'user_id', '') FROM wam.json_elements(w.v->'contacts') ct
+						(SELECT nullif(ct->>'user_id', '') FROM wam_internal.json_elements(w.v->'contacts') ct
 						 WHERE ct->>'wa_id' = m->>'from' OR m->>'from' IS NULL LIMIT 1)) AS from_user_id,
-			   coalesce(wam.webhook_time(m->>'timestamp'), pg_catalog.now()) AS ts,
+			   coalesce(wam_internal.webhook_time(m->>'timestamp'), pg_catalog.now()) AS ts,
 			   m->>'type' AS kind,
 			   coalesce(m->'text'->>'body', m->'button'->>'text', m->'interactive'->'button_reply'->>'title',
 						m->'interactive'->'list_reply'->>'title', m->'image'->>'caption') AS body,
 			   m->'context'->>'id' AS context_wamid
-		FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam.json_elements(w.v->'messages') m
+		FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam_internal.json_elements(w.v->'messages') m
 		WHERE coalesce(m->>'id', '') <> ''
 	), who AS (
 		SELECT msg.*, coalesce(c.id, bs.customer_id) AS customer_id
@@ -1419,7 +1409,7 @@ BEGIN
 		ORDER BY i.received_at;
 		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM unnest(inbound) i
 				 WHERE i.opted_out ORDER BY i.customer_id, i.received_at LOOP
-			PERFORM wam.opt_out(r.customer_id, format('replied "%s" on WhatsApp', left(r.body, 100)));
+			PERFORM wam.record_opt_out(r.customer_id, format('replied "%s" on WhatsApp', left(r.body, 100)));
 		END LOOP;
 	END IF;
 	RETURN n_status + n_message;
@@ -1508,7 +1498,7 @@ SELECT s.name AS sender,
 	   w.last_error_at,
 	   s.paused_reason
 FROM wam.sender s
-	 LEFT JOIN wam.worker_sender_state() w ON w.sender_id = s.sender_id
+	 LEFT JOIN wam_internal.worker_sender_state() w ON w.sender_id = s.sender_id
 	 CROSS JOIN LATERAL (SELECT count(*) AS queue_depth, pg_catalog.now() - min(o.created_at) AS oldest_queued_age
 						 FROM wam.outbox o
 						 WHERE o.sender_id = s.sender_id AND o.status IN ('queued', 'retrying')) q;
@@ -1525,43 +1515,41 @@ GRANT INSERT, DELETE ON wam.opt_out_keyword TO wam_admin;
 GRANT SELECT ON wam.sender_secret, wam.webhook_verify_token TO wam_admin;
 
 REVOKE EXECUTE ON FUNCTION
-	wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256_matches(text, text, text[]),
-	wam.hmac_sha256(text, text), wam.wake_sender_worker(), wam.worker_sender_state(), wam.worker_pid(),
-	wam.check_api_url(text), wam.sender_check_url(),
+	wam.normalize_keyword(text), wam_internal.try_jsonb(text), wam_internal.hmac_sha256_matches(text, text, text[]),
+	wam.hmac_sha256(text, text), wam_internal.outbox_wake_worker_trigger(), wam_internal.worker_sender_state(), wam.worker_pid(),
+	wam.check_api_url(text), wam_internal.sender_check_url_trigger(),
 	wam.sender_id(text), wam.create_sender(text, text, text, text, text, integer),
-	wam.set_sender_secrets(text, text, text),
-	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.sender_daily_limit(wam.sender),
-	wam.pause_sender(text, text), wam.resume_sender(text), wam.set_consent(bigint, text),
-	wam.opt_out(bigint, text), wam.check_payload(jsonb), wam.payload_placeholders(jsonb),
-	wam.check_enqueue_options(timestamptz, integer, jsonb),
-	wam.render_payload(jsonb, text[], text[]), wam.customer_field(wam.customer, text),
-	wam.render_for_customer(jsonb, jsonb, bigint, text, text, text),
-	wam.enqueue(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
+	wam.configure_sender(text, integer, integer, integer[], integer, text, text), wam.sender_daily_limit(wam.sender),
+	wam.pause_sender(text, text), wam.resume_sender(text), wam.record_consent(bigint, text),
+	wam.record_opt_out(bigint, text), wam.check_payload(jsonb), wam.payload_placeholders(jsonb),
+	wam_internal.check_enqueue_options(timestamptz, integer, jsonb),
+	wam.render_payload(jsonb, text[], text[]), wam_internal.customer_field(wam.customer, text),
+	wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text),
+	wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
 	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.cancel(bigint), wam.cancel(text, text), wam.requeue_uncertain(bigint), wam.error_action(integer),
-	wam.worker_recover(), wam.worker_senders(), wam.claim_batch(integer, integer), wam.next_due(integer),
-	wam.record_results(bigint[], text[], integer[], text[], text[]),
-	wam.set_webhook_verify_token(text), wam.webhook_challenge(text, text, text),
-	wam.json_elements(jsonb), wam.webhook_time(text), wam.status_rank(text),
-	wam.ingest_webhook(text, text), wam.webhook_max_body_bytes(),
+	wam.cancel_message(bigint), wam.cancel_campaign(text, text), wam.requeue_message(bigint), wam.error_action(integer),
+	wam_internal.worker_recover(), wam_internal.worker_senders(), wam_internal.claim_batch(integer, integer), wam_internal.next_due(integer),
+	wam_internal.record_results(bigint[], text[], integer[], text[], text[]),
+	wam.configure_webhook(text), wam.webhook_challenge(text, text, text),
+	wam_internal.json_elements(jsonb), wam_internal.webhook_time(text), wam_internal.status_rank(text),
+	wam.ingest_webhook(text, text), wam_internal.webhook_max_body_bytes(),
 	wam.delivery_report(timestamptz, timestamptz, text)
 FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam.try_jsonb(text), wam.hmac_sha256(text, text),
-	wam.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
+GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam_internal.try_jsonb(text), wam.hmac_sha256(text, text),
+	wam_internal.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
 	wam.check_payload(jsonb), wam.payload_placeholders(jsonb), wam.render_payload(jsonb, text[], text[]),
-	wam.render_for_customer(jsonb, jsonb, bigint, text, text, text),
-	wam.customer_field(wam.customer, text), wam.error_action(integer), wam.json_elements(jsonb),
-	wam.webhook_time(text), wam.status_rank(text), wam.next_due(integer),
+	wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text),
+	wam_internal.customer_field(wam.customer, text), wam.error_action(integer), wam_internal.json_elements(jsonb),
+	wam_internal.webhook_time(text), wam_internal.status_rank(text), wam_internal.next_due(integer),
 	wam.delivery_report(timestamptz, timestamptz, text) TO wam_reader;
-GRANT EXECUTE ON FUNCTION wam.set_consent(bigint, text), wam.opt_out(bigint, text),
-	wam.enqueue(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
+GRANT EXECUTE ON FUNCTION wam.record_consent(bigint, text), wam.record_opt_out(bigint, text),
+	wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
 	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.cancel(bigint), wam.cancel(text, text), wam.ingest_webhook(text, text),
-	wam.webhook_challenge(text, text, text), wam.wake_sender_worker() TO wam_operator;
+	wam.cancel_message(bigint), wam.cancel_campaign(text, text), wam.ingest_webhook(text, text),
+	wam.webhook_challenge(text, text, text), wam_internal.outbox_wake_worker_trigger() TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer), wam.check_api_url(text),
-	wam.set_sender_secrets(text, text, text),
-	wam.set_sender_limits(text, integer, integer, integer[], integer), wam.pause_sender(text, text),
-	wam.resume_sender(text), wam.requeue_uncertain(bigint), wam.set_webhook_verify_token(text) TO wam_admin;
+	wam.configure_sender(text, integer, integer, integer[], integer, text, text), wam.pause_sender(text, text),
+	wam.resume_sender(text), wam.requeue_message(bigint), wam.configure_webhook(text) TO wam_admin;
 
 -- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
 GRANT SELECT, INSERT, UPDATE ON wam.sender, wam.sender_secret, wam.outbox TO wam_definer;

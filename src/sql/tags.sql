@@ -246,7 +246,7 @@ END
 $normalize$;
 COMMENT ON FUNCTION wam.normalize_tag_name(text) IS 'the form in which tag names must be unique: NFKC, lower case, no whitespace or punctuation ("Order completed" = "order-completed")';
 
--- bulk membership writers (C; internal, see src/membership.c)
+-- bulk membership writers (C; internal, see src/tag_membership.c)
 
 CREATE FUNCTION wam.segment_chunks(wam.segment) RETURNS TABLE (chunk integer, members wam.segment)
 	AS 'MODULE_PATHNAME', 'wam_segment_chunks' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -254,40 +254,40 @@ COMMENT ON FUNCTION wam.segment_chunks(wam.segment) IS 'the segment cut into blo
 CREATE FUNCTION wam.segment_chunk_keys(wam.segment) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'wam_segment_chunk_keys' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.segment_chunk_keys(wam.segment) IS 'the blocks of 65536 ids (id >> 16) a segment has members in, ascending';
-CREATE FUNCTION wam.tag_blocks_segment(tag_id integer, only_blocks integer[] DEFAULT NULL)
+CREATE FUNCTION wam_internal.tag_blocks_segment(tag_id integer, only_blocks integer[] DEFAULT NULL)
 	RETURNS wam.segment AS 'MODULE_PATHNAME', 'wam_tag_blocks_segment' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam.tag_blocks_segment(integer, integer[]) IS 'internal: the union of a tag''s bitmap blocks (all, or the listed ones), assembled by copying their containers';
-CREATE FUNCTION wam.membership_insert(tag_id integer, who wam.segment, expires_at timestamptz, source text)
+COMMENT ON FUNCTION wam_internal.tag_blocks_segment(integer, integer[]) IS 'internal: the union of a tag''s bitmap blocks (all, or the listed ones), assembled by copying their containers';
+CREATE FUNCTION wam_internal.membership_insert(tag_id integer, who wam.segment, expires_at timestamptz, source text)
 	RETURNS bigint AS 'MODULE_PATHNAME', 'wam_membership_insert' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION wam.membership_insert(integer, wam.segment, timestamptz, text) IS 'internal: bulk insert of membership rows (bypasses triggers; used by wam.attach)';
-CREATE FUNCTION wam.membership_delete(tag_id integer, who wam.segment) RETURNS bigint
+COMMENT ON FUNCTION wam_internal.membership_insert(integer, wam.segment, timestamptz, text) IS 'internal: bulk insert of membership rows (bypasses triggers; used by wam.attach)';
+CREATE FUNCTION wam_internal.membership_delete(tag_id integer, who wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_membership_delete' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION wam.membership_delete(integer, wam.segment) IS 'internal: bulk delete of membership rows through the primary key (bypasses triggers; used by wam.detach)';
+COMMENT ON FUNCTION wam_internal.membership_delete(integer, wam.segment) IS 'internal: bulk delete of membership rows through the primary key (bypasses triggers; used by wam.detach)';
 
--- wam.lock_chunks takes transaction-scoped locks on the (tag, chunk) blocks a
+-- wam_internal.lock_chunks takes transaction-scoped locks on the (tag, chunk) blocks a
 -- segment touches, in ascending order, so that attach and detach of
 -- overlapping customers serialize per block (and never deadlock) while
 -- writers of other blocks of the same tag proceed in parallel.  They are the
 -- locks wam.attach and wam.detach take (lock space 1, key tag << 32 | chunk).
-CREATE FUNCTION wam.lock_chunks(tag_id integer, who wam.segment) RETURNS bigint
+CREATE FUNCTION wam_internal.lock_chunks(tag_id integer, who wam.segment) RETURNS bigint
 	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
 AS $$
-	SELECT count(wam.lock_key(1, ((tag_id::bigint & x'ffffffff'::bigint) << 32) | c.chunk))
+	SELECT count(wam_internal.lock_key(1, ((tag_id::bigint & x'ffffffff'::bigint) << 32) | c.chunk))
 	FROM (SELECT k AS chunk FROM unnest(wam.segment_chunk_keys(who)) k ORDER BY k OFFSET 0) c;
 $$;
-COMMENT ON FUNCTION wam.lock_chunks(integer, wam.segment) IS 'internal: locks on the membership blocks of a tag that a segment touches';
+COMMENT ON FUNCTION wam_internal.lock_chunks(integer, wam.segment) IS 'internal: locks on the membership blocks of a tag that a segment touches';
 
--- wam.chunk_members reads only the blocks of a tag that a segment touches:
+-- wam_internal.chunk_members reads only the blocks of a tag that a segment touches:
 -- tagging one customer reads one 8 KB block, not the tag's whole bitmap.
-CREATE FUNCTION wam.chunk_members(tag_id integer, who wam.segment) RETURNS wam.segment
+CREATE FUNCTION wam_internal.chunk_members(tag_id integer, who wam.segment) RETURNS wam.segment
 	LANGUAGE sql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-RETURN wam.tag_blocks_segment(tag_id, wam.segment_chunk_keys(who));
-COMMENT ON FUNCTION wam.chunk_members(integer, wam.segment) IS 'internal: members of a tag within the id blocks a segment touches';
+RETURN wam_internal.tag_blocks_segment(tag_id, wam.segment_chunk_keys(who));
+COMMENT ON FUNCTION wam_internal.chunk_members(integer, wam.segment) IS 'internal: members of a tag within the id blocks a segment touches';
 
--- wam.chunks_add / wam.chunks_remove apply a change to one tag's bitmap
+-- wam_internal.chunks_add / wam_internal.chunks_remove apply a change to one tag's bitmap
 -- blocks, in ascending block order so that concurrent writers take the row
 -- locks in the same order and cannot deadlock on them.
-CREATE FUNCTION wam.chunks_add(tag_id integer, added wam.segment) RETURNS void
+CREATE FUNCTION wam_internal.chunks_add(tag_id integer, added wam.segment) RETURNS void
 	LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	INSERT INTO wam.tag_chunk AS c (tag_id, chunk, members)
@@ -295,9 +295,9 @@ AS $$
 	ON CONFLICT ON CONSTRAINT tag_chunk_pkey
 	DO UPDATE SET members = c.members OPERATOR(wam.|) EXCLUDED.members;
 $$;
-COMMENT ON FUNCTION wam.chunks_add(integer, wam.segment) IS 'internal: adds customers to the bitmap blocks of a tag';
+COMMENT ON FUNCTION wam_internal.chunks_add(integer, wam.segment) IS 'internal: adds customers to the bitmap blocks of a tag';
 
-CREATE FUNCTION wam.chunks_remove(tag_id integer, gone wam.segment) RETURNS void
+CREATE FUNCTION wam_internal.chunks_remove(tag_id integer, gone wam.segment) RETURNS void
 	LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -307,7 +307,7 @@ BEGIN
 	FOR r IN SELECT g.chunk, g.members FROM wam.segment_chunks(gone) g ORDER BY g.chunk LOOP
 		UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) r.members
 		WHERE c.tag_id = chunks_remove.tag_id AND c.chunk = r.chunk
-		RETURNING wam.is_empty(c.members) INTO now_empty;
+		RETURNING wam.segment_is_empty(c.members) INTO now_empty;
 		-- no empty blocks are kept
 		IF now_empty THEN
 			DELETE FROM wam.tag_chunk c WHERE c.tag_id = chunks_remove.tag_id AND c.chunk = r.chunk;
@@ -315,31 +315,31 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION wam.chunks_remove(integer, wam.segment) IS 'internal: removes customers from the bitmap blocks of a tag';
+COMMENT ON FUNCTION wam_internal.chunks_remove(integer, wam.segment) IS 'internal: removes customers from the bitmap blocks of a tag';
 
 -- membership bitmap maintenance (statement triggers with transition tables:
 -- one pass per statement, not per row)
 
-CREATE FUNCTION wam.tag_chunk_add() RETURNS trigger
+CREATE FUNCTION wam_internal.tag_chunk_add_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
 	r record;
 BEGIN
 	-- restored rows already carry their effects (src/backup.c)
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		RETURN NULL;
 	END IF;
 	FOR r IN SELECT n.tag_id, wam.segment_agg(n.customer_id) AS s
 			 FROM new_rows n GROUP BY 1 ORDER BY 1
 	LOOP
-		PERFORM wam.chunks_add(r.tag_id, r.s);
+		PERFORM wam_internal.chunks_add(r.tag_id, r.s);
 	END LOOP;
 	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION wam.tag_chunk_remove() RETURNS trigger
+CREATE FUNCTION wam_internal.tag_chunk_remove_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
@@ -348,13 +348,13 @@ BEGIN
 	FOR r IN SELECT o.tag_id, wam.segment_agg(o.customer_id) AS s
 			 FROM old_rows o GROUP BY 1 ORDER BY 1
 	LOOP
-		PERFORM wam.chunks_remove(r.tag_id, r.s);
+		PERFORM wam_internal.chunks_remove(r.tag_id, r.s);
 	END LOOP;
 	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION wam.tag_chunk_rekey() RETURNS trigger
+CREATE FUNCTION wam_internal.customer_tag_refuse_rekey_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -364,13 +364,13 @@ BEGIN
 			   WHERE n.customer_id IS NULL) THEN
 		RAISE EXCEPTION 'customer_id and tag_id of wam.customer_tag cannot be updated'
 			USING ERRCODE = 'feature_not_supported',
-				  HINT = 'Use wam.detach() and wam.attach().';
+				  HINT = 'Use wam.detach_tag() and wam.attach_tag().';
 	END IF;
 	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION wam.tag_chunk_truncate() RETURNS trigger
+CREATE FUNCTION wam_internal.tag_chunk_truncate_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -381,39 +381,39 @@ END
 $$;
 
 CREATE TRIGGER customer_tag_insert AFTER INSERT ON wam.customer_tag
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION wam.tag_chunk_add();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.tag_chunk_add_trigger();
 CREATE TRIGGER customer_tag_delete AFTER DELETE ON wam.customer_tag
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION wam.tag_chunk_remove();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.tag_chunk_remove_trigger();
 CREATE TRIGGER customer_tag_update AFTER UPDATE ON wam.customer_tag
 	REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.tag_chunk_rekey();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.customer_tag_refuse_rekey_trigger();
 CREATE TRIGGER customer_tag_truncate AFTER TRUNCATE ON wam.customer_tag
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.tag_chunk_truncate();
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.tag_chunk_truncate_trigger();
 -- Tag 0 of wam.tag_chunk is the set of all customers, kept by triggers on
 -- wam.customer: membership checks and "all customers" are then bitmap
 -- operations.
-CREATE FUNCTION wam.customer_chunk_add() RETURNS trigger
+CREATE FUNCTION wam_internal.customer_chunk_add_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
 	-- restored rows already carry their effects (src/backup.c)
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		RETURN NULL;
 	END IF;
-	PERFORM wam.chunks_add(0, s) FROM (SELECT wam.segment_agg(n.id) AS s FROM new_rows n) x
+	PERFORM wam_internal.chunks_add(0, s) FROM (SELECT wam.segment_agg(n.id) AS s FROM new_rows n) x
 	WHERE s IS NOT NULL;
 	RETURN NULL;
 END
 $$;
 
-CREATE FUNCTION wam.customer_chunk_remove() RETURNS trigger
+CREATE FUNCTION wam_internal.customer_chunk_remove_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
 	-- one primary-key probe per (tag, deleted customer)
 	DELETE FROM wam.customer_tag ct USING wam.tag t, old_rows o
 	WHERE ct.tag_id = t.tag_id AND ct.customer_id = o.id;
-	PERFORM wam.chunks_remove(0, s) FROM (SELECT wam.segment_agg(o.id) AS s FROM old_rows o) x
+	PERFORM wam_internal.chunks_remove(0, s) FROM (SELECT wam.segment_agg(o.id) AS s FROM old_rows o) x
 	WHERE s IS NOT NULL;
 	RETURN NULL;
 END
@@ -423,7 +423,7 @@ $$;
 -- frequent updates of other columns (order times, consent, last inbound
 -- message), unlike a statement trigger with transition tables, which would
 -- collect every updated row of every such statement.
-CREATE FUNCTION wam.customer_chunk_rekey() RETURNS trigger
+CREATE FUNCTION wam_internal.customer_refuse_rekey_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -433,7 +433,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION wam.customer_chunk_truncate() RETURNS trigger
+CREATE FUNCTION wam_internal.customer_chunk_truncate_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
@@ -444,22 +444,22 @@ END
 $$;
 
 CREATE TRIGGER customer_insert AFTER INSERT ON wam.customer
-	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION wam.customer_chunk_add();
+	REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.customer_chunk_add_trigger();
 CREATE TRIGGER customer_delete AFTER DELETE ON wam.customer
-	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION wam.customer_chunk_remove();
+	REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.customer_chunk_remove_trigger();
 CREATE TRIGGER customer_update BEFORE UPDATE OF id ON wam.customer
-	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION wam.customer_chunk_rekey();
+	FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id) EXECUTE FUNCTION wam_internal.customer_refuse_rekey_trigger();
 CREATE TRIGGER customer_truncate AFTER TRUNCATE ON wam.customer
-	FOR EACH STATEMENT EXECUTE FUNCTION wam.customer_chunk_truncate();
-COMMENT ON FUNCTION wam.customer_chunk_add() IS 'trigger: adds new customers to the all-customers bitmap';
-COMMENT ON FUNCTION wam.customer_chunk_remove() IS 'trigger: removes deleted customers from the all-customers bitmap and from every tag';
-COMMENT ON FUNCTION wam.customer_chunk_rekey() IS 'trigger: refuses to change a customer id';
-COMMENT ON FUNCTION wam.customer_chunk_truncate() IS 'trigger: empties memberships and bitmaps with the customers';
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.customer_chunk_truncate_trigger();
+COMMENT ON FUNCTION wam_internal.customer_chunk_add_trigger() IS 'trigger: adds new customers to the all-customers bitmap';
+COMMENT ON FUNCTION wam_internal.customer_chunk_remove_trigger() IS 'trigger: removes deleted customers from the all-customers bitmap and from every tag';
+COMMENT ON FUNCTION wam_internal.customer_refuse_rekey_trigger() IS 'trigger: refuses to change a customer id';
+COMMENT ON FUNCTION wam_internal.customer_chunk_truncate_trigger() IS 'trigger: empties memberships and bitmaps with the customers';
 
-COMMENT ON FUNCTION wam.tag_chunk_add() IS 'trigger: adds inserted memberships to the tag bitmaps';
-COMMENT ON FUNCTION wam.tag_chunk_remove() IS 'trigger: removes deleted memberships from the tag bitmaps';
-COMMENT ON FUNCTION wam.tag_chunk_rekey() IS 'trigger: refuses updates that would move a membership';
-COMMENT ON FUNCTION wam.tag_chunk_truncate() IS 'trigger: empties the tag bitmaps with the memberships';
+COMMENT ON FUNCTION wam_internal.tag_chunk_add_trigger() IS 'trigger: adds inserted memberships to the tag bitmaps';
+COMMENT ON FUNCTION wam_internal.tag_chunk_remove_trigger() IS 'trigger: removes deleted memberships from the tag bitmaps';
+COMMENT ON FUNCTION wam_internal.customer_tag_refuse_rekey_trigger() IS 'trigger: refuses updates that would move a membership';
+COMMENT ON FUNCTION wam_internal.tag_chunk_truncate_trigger() IS 'trigger: empties the tag bitmaps with the memberships';
 
 -- tag dictionary (admins only, R-T5; every change is logged, R-T12)
 
@@ -525,7 +525,7 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM wam.tag_dimension d WHERE d.name = dimension) THEN
 		RAISE EXCEPTION 'tag dimension "%" does not exist', dimension
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = format('Known dimensions: %s. Add one with wam.create_dimension().',
+				  HINT = format('Known dimensions: %s. Add one with wam.create_tag_dimension().',
 								(SELECT string_agg(d.name, ', ' ORDER BY d.name) FROM wam.tag_dimension d));
 	END IF;
 	INSERT INTO wam.tag (name, normalized_name, dimension, colour, default_ttl, description)
@@ -539,7 +539,7 @@ END
 $$;
 COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text) IS 'creates a tag (admins); refuses a name that normalises like an existing one';
 
-CREATE FUNCTION wam.create_dimension(name text, colour text, description text DEFAULT NULL)
+CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -550,7 +550,7 @@ BEGIN
 	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)));
 END
 $$;
-COMMENT ON FUNCTION wam.create_dimension(text, text, text) IS 'adds a custom tag dimension with its colour (admins, R-T13)';
+COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text) IS 'adds a custom tag dimension with its colour (admins, R-T13)';
 
 CREATE FUNCTION wam.rename_tag(tag text, new_name text, reason text DEFAULT NULL) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -628,24 +628,24 @@ COMMENT ON FUNCTION wam.tag_members(text) IS 'the customers holding a tag, as a 
 
 CREATE FUNCTION wam.all_customers() RETURNS wam.segment
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-RETURN wam.tag_blocks_segment(0);
+RETURN wam_internal.tag_blocks_segment(0);
 COMMENT ON FUNCTION wam.all_customers() IS 'every customer id, as a segment';
 
-CREATE FUNCTION wam.check_customers(who wam.segment) RETURNS void
+CREATE FUNCTION wam_internal.check_customers(who wam.segment) RETURNS void
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
-	unknown wam.segment := who OPERATOR(wam.-) wam.chunk_members(0, who);
+	unknown wam.segment := who OPERATOR(wam.-) wam_internal.chunk_members(0, who);
 BEGIN
-	IF NOT wam.is_empty(unknown) THEN
-		RAISE EXCEPTION '% of the customers do not exist', wam.cardinality(unknown)
+	IF NOT wam.segment_is_empty(unknown) THEN
+		RAISE EXCEPTION '% of the customers do not exist', wam.segment_cardinality(unknown)
 			USING ERRCODE = 'foreign_key_violation',
 				  DETAIL = format('For example customer %s.', wam.min(unknown)),
 				  HINT = 'Create customers with wam.upsert_customer(phone, ...) or wam.import_csv(...).';
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION wam.check_customers(wam.segment) IS 'raises an error when a segment names customers that do not exist';
+COMMENT ON FUNCTION wam_internal.check_customers(wam.segment) IS 'raises an error when a segment names customers that do not exist';
 
 -- customers
 
@@ -724,18 +724,18 @@ COMMENT ON FUNCTION wam.upsert_customer(text, text, text, text, text) IS 'create
 -- wam.attach and wam.detach run their steps in one C call (src/tagging.c):
 -- tag lookup, checks, advisory block locks, membership rows and bitmap
 -- blocks, expiry refresh, last use.
-CREATE FUNCTION wam.attach(tag text, who wam.segment, ttl interval DEFAULT NULL, source text DEFAULT 'api')
+CREATE FUNCTION wam.attach_tag(tag text, who wam.segment, ttl interval DEFAULT NULL, source text DEFAULT 'api')
 	RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_attach'
 	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
-COMMENT ON FUNCTION wam.attach(text, wam.segment, interval, text) IS 'gives a tag to the customers of a segment; returns how many did not have it (their expiry is refreshed)';
+COMMENT ON FUNCTION wam.attach_tag(text, wam.segment, interval, text) IS 'gives a tag to the customers of a segment; returns how many did not have it (their expiry is refreshed)';
 
-CREATE FUNCTION wam.detach(tag text, who wam.segment) RETURNS bigint
+CREATE FUNCTION wam.detach_tag(tag text, who wam.segment) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_detach'
 	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp;
-COMMENT ON FUNCTION wam.detach(text, wam.segment) IS 'takes a tag from the customers of a segment; returns how many had it';
+COMMENT ON FUNCTION wam.detach_tag(text, wam.segment) IS 'takes a tag from the customers of a segment; returns how many had it';
 
-CREATE FUNCTION wam.retag(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
+CREATE FUNCTION wam.retag_customers(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
 						  source text DEFAULT 'api')
 	RETURNS TABLE (tag text, added bigint, removed bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -765,15 +765,15 @@ BEGIN
 	LOOP
 		tag := t;
 		IF is_add THEN
-			added := wam.attach(t, who, NULL, source); removed := 0;
+			added := wam.attach_tag(t, who, NULL, source); removed := 0;
 		ELSE
-			added := 0; removed := wam.detach(t, who);
+			added := 0; removed := wam.detach_tag(t, who);
 		END IF;
 		RETURN NEXT;
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION wam.retag(wam.segment, text[], text[], text) IS 'adds and removes tags for a whole segment in one statement (R-S3); one row per tag with the counts';
+COMMENT ON FUNCTION wam.retag_customers(wam.segment, text[], text[], text) IS 'adds and removes tags for a whole segment in one statement (R-S3); one row per tag with the counts';
 
 CREATE FUNCTION wam.customer_tags(customer bigint) RETURNS text[]
 	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -809,7 +809,7 @@ BEGIN
 	IF reason IS NULL OR btrim(reason) = '' THEN
 		RAISE EXCEPTION 'a reason is required to merge tags' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	moved := wam.attach(into_tag, wam.tag_members(from_tag), NULL, 'manual');
+	moved := wam.attach_tag(into_tag, wam.tag_members(from_tag), NULL, 'manual');
 	DELETE FROM wam.customer_tag WHERE tag_id = src;
 	UPDATE wam.tag SET status = 'retired', retired_at = now(), merged_into = dst WHERE tag_id = src;
 	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail, reason)
@@ -848,17 +848,17 @@ BEGIN
 		UNION ALL
 		SELECT 0, wam.segment_agg(c.id) FROM wam.customer c HAVING count(*) > 0
 	), chunks AS (
-		SELECT c.tag_id, wam.union_agg(c.members) AS s,
-			   count(*) FILTER (WHERE wam.is_empty(c.members)
-					OR wam.min(c.members) >> 16 <> c.chunk OR wam.max(c.members) >> 16 <> c.chunk) AS bad
+		SELECT c.tag_id, wam.segment_union_agg(c.members) AS s,
+			   count(*) FILTER (WHERE wam.segment_is_empty(c.members)
+					OR wam.segment_min(c.members) >> 16 <> c.chunk OR wam.segment_max(c.members) >> 16 <> c.chunk) AS bad
 		FROM wam.tag_chunk c GROUP BY 1
 	)
 	SELECT CASE WHEN coalesce(tr.tag_id, ch.tag_id) = 0 THEN '(all customers)'
 				ELSE coalesce(t.name, '#' || coalesce(tr.tag_id, ch.tag_id)) END,
-		   coalesce(wam.cardinality(tr.s), 0),
-		   coalesce(wam.cardinality(ch.s), 0),
-		   coalesce(wam.andnot_cardinality(tr.s, coalesce(ch.s, '{}')), 0),
-		   coalesce(wam.andnot_cardinality(ch.s, coalesce(tr.s, '{}')), 0),
+		   coalesce(wam.segment_cardinality(tr.s), 0),
+		   coalesce(wam.segment_cardinality(ch.s), 0),
+		   coalesce(wam.segment_andnot_cardinality(tr.s, coalesce(ch.s, '{}')), 0),
+		   coalesce(wam.segment_andnot_cardinality(ch.s, coalesce(tr.s, '{}')), 0),
 		   coalesce(ch.bad, 0),
 		   coalesce(tr.s = ch.s, false) AND coalesce(ch.bad, 0) = 0
 	FROM truth tr FULL JOIN chunks ch ON ch.tag_id = tr.tag_id
@@ -874,7 +874,7 @@ CREATE VIEW wam.tag_health AS
 WITH base AS (
 	SELECT greatest(count(*), 1) AS customers FROM wam.customer
 ), sizes AS (
-	SELECT c.tag_id, sum(wam.cardinality(c.members)) AS members FROM wam.tag_chunk c GROUP BY 1
+	SELECT c.tag_id, sum(wam.segment_cardinality(c.members)) AS members FROM wam.tag_chunk c GROUP BY 1
 )
 SELECT t.name AS tag,
 	   t.dimension,
@@ -926,7 +926,7 @@ BEGIN
 		RETURN coalesce(among, '{}');
 	END IF;
 	BEGIN
-		result := wam.segment_eval(rule.condition);
+		result := wam.audience(rule.condition);
 	EXCEPTION WHEN syntax_error OR undefined_object OR invalid_parameter_value THEN
 		RAISE EXCEPTION 'condition of rule "%" is not a valid segment expression: %', rule.name, SQLERRM
 			USING ERRCODE = 'invalid_parameter_value',
@@ -955,7 +955,7 @@ BEGIN
 	PERFORM wam.tag_id(a, true) FROM unnest(add_tags) a;
 	PERFORM wam.tag_id(r) FROM unnest(remove_tags) r;
 	IF condition IS NOT NULL THEN
-		problem := wam.segment_check(condition);
+		problem := wam.audience_problem(condition);
 		IF problem IS NOT NULL THEN
 			RAISE EXCEPTION 'invalid rule condition: %', problem
 				USING ERRCODE = 'invalid_parameter_value',
@@ -988,9 +988,9 @@ BEGIN
 	LOOP
 		who := wam.rule_audience(r);
 		rule := r.name;
-		customers := wam.cardinality(who);
+		customers := wam.segment_cardinality(who);
 		SELECT coalesce(sum(x.added), 0), coalesce(sum(x.removed), 0) INTO added, removed
-		FROM wam.retag(who, r.add_tags, r.remove_tags, 'rule') x;
+		FROM wam.retag_customers(who, r.add_tags, r.remove_tags, 'rule') x;
 		UPDATE wam.tag_rule tr SET last_run_at = now(), last_added = added, last_removed = removed
 		WHERE tr.rule_id = r.rule_id;
 		RAISE NOTICE 'rule "%": % customers, % tags added, % removed', r.name, customers, added, removed;
@@ -1003,7 +1003,7 @@ COMMENT ON FUNCTION wam.run_tag_rules(text) IS 'applies every enabled condition 
 -- Event rules act inside the transaction that records the event, so "order
 -- placed -> purchased, not cart abandoned" (R-T8) holds the moment the order
 -- event commits.
-CREATE FUNCTION wam.apply_event_rules() RETURNS trigger
+CREATE FUNCTION wam_internal.event_rules_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1012,7 +1012,7 @@ DECLARE
 	ids bigint[];
 BEGIN
 	-- restored rows already carry their effects (src/backup.c)
-	IF wam.restoring() THEN
+	IF wam_internal.restoring() THEN
 		RETURN NULL;
 	END IF;
 	FOR r IN SELECT tr.* FROM wam.tag_rule tr
@@ -1020,16 +1020,16 @@ BEGIN
 			 ORDER BY tr.rule_id
 	LOOP
 		SELECT array_agg(DISTINCT n.customer_id) INTO ids FROM new_events n WHERE n.kind = r.on_event;
-		PERFORM wam.retag(wam.rule_audience(r, ids), r.add_tags, r.remove_tags, 'rule');
+		PERFORM wam.retag_customers(wam.rule_audience(r, ids), r.add_tags, r.remove_tags, 'rule');
 	END LOOP;
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam.apply_event_rules() IS 'trigger: applies event-driven tag rules to the customers of newly inserted events';
+COMMENT ON FUNCTION wam_internal.event_rules_trigger() IS 'trigger: applies event-driven tag rules to the customers of newly inserted events';
 CREATE TRIGGER event_rules AFTER INSERT ON wam.event
-	REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION wam.apply_event_rules();
+	REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_rules_trigger();
 
-CREATE FUNCTION wam.install_example_rules() RETURNS SETOF text
+CREATE FUNCTION wam.install_example_tag_rules() RETURNS SETOF text
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1093,14 +1093,14 @@ BEGIN
 	RETURN QUERY SELECT 'rule ' || name FROM wam.tag_rule ORDER BY rule_id;
 END
 $$;
-COMMENT ON FUNCTION wam.install_example_rules() IS 'creates (where missing) the example tags and rules of R-T6, R-T8, R-T10, R-T11 and R-T14 (admins); R-T7 is the 60-day time to live of "new customer"';
+COMMENT ON FUNCTION wam.install_example_tag_rules() IS 'creates (where missing) the example tags and rules of R-T6, R-T8, R-T10, R-T11 and R-T14 (admins); R-T7 is the 60-day time to live of "new customer"';
 
 -- contact import (R-I1 ... R-I8)
 
 -- The columns of an import file, found by name in its header, and the checks
 -- that reject the whole file.  width is the number of header fields: a row
 -- with fewer is missing columns.
-CREATE FUNCTION wam.import_columns(header text[], default_country text,
+CREATE FUNCTION wam_internal.import_columns(header text[], default_country text,
 		OUT phone integer, OUT tags integer, OUT name integer, OUT consent integer,
 		OUT width integer)
 	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1128,7 +1128,7 @@ BEGIN
 	width := cardinality(header);
 END
 $$;
-COMMENT ON FUNCTION wam.import_columns(text[], text) IS 'internal: the phone, tags, name and consent columns named by an import file''s header, and its width; raises when the file cannot be imported at all';
+COMMENT ON FUNCTION wam_internal.import_columns(text[], text) IS 'internal: the phone, tags, name and consent columns named by an import file''s header, and its width; raises when the file cannot be imported at all';
 
 -- The whole import is one statement over the records of the file (exactly
 -- one of text_data and byte_data is not null; wam.csv_rows is strict, so the
@@ -1142,7 +1142,7 @@ COMMENT ON FUNCTION wam.import_columns(text[], text) IS 'internal: the phone, ta
 -- per distinct tags field, not per row (files repeat a few combinations).
 -- Among the rows without a problem the first of each number wins; the later
 -- ones are duplicates.
-CREATE FUNCTION wam.import_file(text_data text, byte_data bytea, default_country text,
+CREATE FUNCTION wam_internal.import_file(text_data text, byte_data bytea, default_country text,
 		delimiter text)
 	RETURNS TABLE (import_id bigint, rows_read bigint, created bigint, updated bigint,
 				   duplicates bigint, failed bigint, failure_rate numeric, flagged boolean)
@@ -1162,12 +1162,12 @@ BEGIN
 		UNION ALL
 		SELECT r.line_no, r.fields, r.problem FROM wam.csv_rows(byte_data, delimiter) r
 	),
-	-- exactly one row: wam.import_columns raises when there is no header
+	-- exactly one row: wam_internal.import_columns raises when there is no header
 	hdr AS MATERIALIZED (
 		SELECT f.line_no, c.phone, c.tags, c.name, c.consent, c.width
 		FROM (SELECT 1) one
 		LEFT JOIN (SELECT r.line_no, r.fields FROM rec r ORDER BY r.line_no LIMIT 1) f ON true
-		CROSS JOIN LATERAL wam.import_columns(f.fields, default_country) c
+		CROSS JOIN LATERAL wam_internal.import_columns(f.fields, default_country) c
 	),
 	-- reads hdr, so it is inserted only once the header is accepted
 	new_import AS (
@@ -1295,7 +1295,7 @@ BEGIN
 				 FROM wam.import i WHERE i.import_id = imp;
 END
 $$;
-COMMENT ON FUNCTION wam.import_file(text, bytea, text, text) IS 'internal: the import behind wam.import_csv, of text_data or byte_data';
+COMMENT ON FUNCTION wam_internal.import_file(text, bytea, text, text) IS 'internal: the import behind wam.import_csv, of text_data or byte_data';
 
 -- wam.csv_delimiter picks the delimiter from the header line: a comma unless
 -- the header has none but has tabs (a TXT export) or semicolons (Excel in
@@ -1322,7 +1322,7 @@ BEGIN
 	END IF;
 	delimiter := coalesce(delimiter,
 		wam.csv_delimiter(convert_to(split_part(left(data, 65536), E'\n', 1), 'UTF8')));
-	RETURN QUERY SELECT * FROM wam.import_file(data, NULL, default_country, delimiter);
+	RETURN QUERY SELECT * FROM wam_internal.import_file(data, NULL, default_country, delimiter);
 END
 $$;
 
@@ -1340,7 +1340,7 @@ BEGIN
 	delimiter := coalesce(delimiter, wam.csv_delimiter(
 		substring(data FROM 1 FOR CASE WHEN eol > 0 THEN eol ELSE 65536 END)));
 	-- raw bytes: a line that is not valid UTF-8 fails alone, the others import
-	RETURN QUERY SELECT * FROM wam.import_file(NULL, data, default_country, delimiter);
+	RETURN QUERY SELECT * FROM wam_internal.import_file(NULL, data, default_country, delimiter);
 END
 $$;
 COMMENT ON FUNCTION wam.import_csv(bytea, text, text) IS 'imports contacts from raw file bytes; rows that are not valid UTF-8 fail with that reason while the others import';
@@ -1358,13 +1358,13 @@ GRANT INSERT, UPDATE, DELETE ON wam.tag_rule TO wam_admin;
 GRANT USAGE ON SEQUENCE wam.customer_id_seq TO wam_operator;
 
 REVOKE EXECUTE ON FUNCTION
-	wam.create_tag(text, text, text, interval, text), wam.create_dimension(text, text, text),
+	wam.create_tag(text, text, text, interval, text), wam.create_tag_dimension(text, text, text),
 	wam.rename_tag(text, text, text), wam.retire_tag(text, text), wam.reactivate_tag(text, text),
 	wam.merge_tags(text, text, text), wam.create_tag_rule(text, text[], text[], text, text, text),
-	wam.install_example_rules(),
-	wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
-	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
-	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam.import_file(text, bytea, text, text),
+	wam.install_example_tag_rules(),
+	wam.attach_tag(text, wam.segment, interval, text), wam.detach_tag(text, wam.segment),
+	wam.retag_customers(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
+	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam_internal.import_file(text, bytea, text, text),
 	wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.rule_audience(wam.tag_rule, bigint[]),
 	wam.membership_insert(integer, wam.segment, timestamptz, text),
@@ -1378,16 +1378,16 @@ REVOKE EXECUTE ON FUNCTION
 	wam.apply_event_rules(), wam.upsert_customer(text, text, text, text, text), wam.time_zone_name(text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
-	wam.verify_tag_index(), wam.all_customers(), wam.check_customers(wam.segment),
-	wam.tag_blocks_segment(integer, integer[]), wam.chunk_members(integer, wam.segment) TO wam_reader;
-GRANT EXECUTE ON FUNCTION wam.attach(text, wam.segment, interval, text), wam.detach(text, wam.segment),
-	wam.retag(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
+	wam.verify_tag_index(), wam.all_customers(), wam_internal.check_customers(wam.segment),
+	wam_internal.tag_blocks_segment(integer, integer[]), wam_internal.chunk_members(integer, wam.segment) TO wam_reader;
+GRANT EXECUTE ON FUNCTION wam.attach_tag(text, wam.segment, interval, text), wam.detach_tag(text, wam.segment),
+	wam.retag_customers(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
 	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text, text), wam.import_csv(bytea, text, text),
 	wam.apply_event_rules(), wam.upsert_customer(text, text, text, text, text) TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text),
-	wam.create_dimension(text, text, text), wam.rename_tag(text, text, text),
+	wam.create_tag_dimension(text, text, text), wam.rename_tag(text, text, text),
 	wam.retire_tag(text, text), wam.reactivate_tag(text, text), wam.merge_tags(text, text, text),
-	wam.create_tag_rule(text, text[], text[], text, text, text), wam.install_example_rules() TO wam_admin;
+	wam.create_tag_rule(text, text[], text[], text, text, text), wam.install_example_tag_rules() TO wam_admin;
 
 -- wam_definer, the owner of the SECURITY DEFINER functions, gets what those
 -- functions (and the invoker functions and triggers they reach) read and write.

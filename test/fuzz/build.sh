@@ -27,7 +27,7 @@ fuzz_cc() { # fuzz_cc OUTPUT SOURCES... [LIBS]
         -Wall -Wextra -Werror -I src "$@" -o "$out/$target"
 }
 
-fuzz_cc fuzz_segment -DWAM_FUZZ_TEXT test/fuzz/fuzz_segment.c src/wam_portable.c \
+fuzz_cc fuzz_segment -DWAM_FUZZ_TEXT test/fuzz/fuzz_segment.c src/segment_portable.c \
     src/segment_text.c -lroaring
 fuzz_cc fuzz_expr test/fuzz/fuzz_expr.c src/expr_parse.c src/expr_deparse.c
 fuzz_cc fuzz_phone test/fuzz/fuzz_phone.c src/phone.c src/phone_data.c

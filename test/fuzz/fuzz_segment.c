@@ -28,7 +28,7 @@
 
 #include <roaring/roaring.h>
 
-#include "wam_portable.h"
+#include "segment_portable.h"
 #ifdef WAM_FUZZ_TEXT
 #include "segment_text.h"
 #endif

@@ -157,7 +157,7 @@ start_cluster() {
         echo "lc_messages = 'C'"
         # the mock Cloud API (test/mock) serves https://localhost:PORT; sql/referral.sql
         # names graph.example (never contacted)
-        echo "wam.api_allowed_hosts = 'graph.facebook.com, localhost, graph.example'"
+        echo "wam.sender_allowed_hosts = 'graph.facebook.com, localhost, graph.example'"
         for kv in "$@"; do
             case $kv in
                 *=*) name=${kv%%=*}; value=${kv#*=} ;;

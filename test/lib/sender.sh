@@ -2,11 +2,11 @@
 # test/lib/sender.sh — a cluster with the sender worker and the mock Cloud API over TLS,
 # for test/t/sender_*.sh, the demo and test/bench_sender.sh.
 #
-#     sender_setup [name=value ...]  own cluster (wam.database=postgres; port
+#     sender_setup [name=value ...]  own cluster (wam.worker_database=postgres; port
 #                                    WAM_TEST_PORT+20 unless WAM_SENDER_PORT is set), mock_start,
 #                                    CREATE EXTENSION
 #     mock_start                     in the running cluster: a test CA under the cluster dir
-#                                    trusted through wam.ca_file (ALTER SYSTEM + reload), the
+#                                    trusted through wam.sender_ca_file (ALTER SYSTEM + reload), the
 #                                    mock with TLS on WAM_MOCK_PORT, or by default on a
 #                                    free port the system picks (then in MOCK_PORT)
 #     mock GET|POST PATH [JSON]      control API of the mock
@@ -42,7 +42,7 @@ sender_setup() {
 }
 
 # mock_start: a test CA under the (running) cluster's dir, trusted by the worker through
-# wam.ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT (0: any free
+# wam.sender_ca_file (ALTER SYSTEM + reload), and the mock serving TLS on MOCK_PORT (0: any free
 # port; MOCK_PORT is the port it got afterwards).
 mock_start() {
     WAM_CA_DIR=$WAM_CLUSTER_DIR/ca
@@ -61,7 +61,7 @@ mock_start() {
     grep -q '^READY' "$WAM_CLUSTER_DIR/mock.out" || { cat "$WAM_CLUSTER_DIR/mock.err" >&2; return 1; }
     # port 0: the system picked a free one (two test runs on one machine do not collide)
     MOCK_PORT=$(sed -n 's/^READY port=\([0-9][0-9]*\).*/\1/p' "$WAM_CLUSTER_DIR/mock.out" | head -n 1)
-    q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null &&
+    q "ALTER SYSTEM SET wam.sender_ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null &&
         q "SELECT pg_reload_conf()" >/dev/null
 }
 

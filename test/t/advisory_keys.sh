@@ -70,9 +70,9 @@ tap_is "the plain role holds all $want keys (old scheme, new keys as bigint and 
 ipid=$(q -c "SELECT pid FROM pg_stat_activity WHERE usename = 'wam_intruder'")
 
 ops=$(q \
-  -c "SELECT wam.attach('held', wam.segment_range(1, 51))" \
-  -c "SELECT wam.detach('held', wam.segment_range(1, 11))" \
-  -c "BEGIN" -c "SELECT wam.lock_chunks($tag, wam.segment_range(1, 101))" -c "COMMIT" \
+  -c "SELECT wam.attach_tag('held', wam.segment_range(1, 51))" \
+  -c "SELECT wam.detach_tag('held', wam.segment_range(1, 11))" \
+  -c "BEGIN" -c "SELECT wam_internal.lock_chunks($tag, wam.segment_range(1, 101))" -c "COMMIT" \
   -c "SELECT wam.record_order(1, 10) IS NOT NULL" \
   -c "INSERT INTO wam.customer_order (customer_id, ordered_at, amount) SELECT c, now(), 5 FROM generate_series(2, 20) c" \
   -c "UPDATE wam.customer_order SET amount = 6 WHERE customer_id = 2" \
@@ -86,7 +86,7 @@ tap_is "statistics of the 20 customers are right" \
 tap_is "the plain role still held its keys meanwhile" \
     "$(q -c "SELECT count(*) FROM pg_locks WHERE pid = $ipid AND locktype = 'advisory' AND granted")" "$want"
 tap_is "the extension's locks live in their own space (objsubid 22433-22435), not 1 or 2" \
-    "$(q -c "BEGIN" -c "SELECT wam.lock_chunks($tag, wam.segment_range(1, 2))" -c "SELECT wam.lock_key(2, 7)" \
+    "$(q -c "BEGIN" -c "SELECT wam_internal.lock_chunks($tag, wam.segment_range(1, 2))" -c "SELECT wam_internal.lock_key(2, 7)" \
          -c "SELECT string_agg(classid || ':' || objid || ':' || objsubid, ' ' ORDER BY objsubid) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'" \
          -c "COMMIT" | sed -n 3p)" "$tag:0:22433 0:7:22434"
 
@@ -95,10 +95,10 @@ wait "$intruder" 2>/dev/null
 
 q -c "GRANT wam_operator TO wam_intruder" >/dev/null
 tap_is "an operator cannot call wam.lock_key" \
-    "$(PGUSER=wam_intruder q -c "SELECT wam.lock_key(1, 1)" 2>&1)" \
+    "$(PGUSER=wam_intruder q -c "SELECT wam_internal.lock_key(1, 1)" 2>&1)" \
     "ERROR:  permission denied for function lock_key"
 tap_is "wam.lock_key rejects an unknown lock space" \
-    "$(q -c "SELECT wam.lock_key(4, 1)" 2>&1 | head -1)" "ERROR:  lock space 4 does not exist"
+    "$(q -c "SELECT wam_internal.lock_key(4, 1)" 2>&1 | head -1)" "ERROR:  lock space 4 does not exist"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS wam_intruder" >/dev/null 2>&1
 tap_done

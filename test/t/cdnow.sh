@@ -98,10 +98,10 @@ tap_is "fit in days: alpha = 7 x alpha in weeks, r, a, b, p, q, v unchanged (wit
 
 # RFM over the same base
 tap_is "RFM: the refresh as of 1997-09-30 scores all 2,357 customers" \
-    "$(q -c "SELECT sum(customers) FILTER (WHERE tier <> 'Prospects') FROM wam.rfm_refresh('1997-09-30')")" "2357"
+    "$(q -c "SELECT sum(customers) FILTER (WHERE tier <> 'Prospects') FROM wam.refresh_rfm('1997-09-30')")" "2357"
 tap_is "RFM: ... from the orders (later orders exist)" "$(q -c "SELECT source FROM wam.rfm_cut")" "orders"
 tap_is "RFM: the refresh now scores all 2,357 customers" \
-    "$(q -c "SELECT sum(customers) FILTER (WHERE tier <> 'Prospects') FROM wam.rfm_refresh()")" "2357"
+    "$(q -c "SELECT sum(customers) FILTER (WHERE tier <> 'Prospects') FROM wam.refresh_rfm()")" "2357"
 tap_is "RFM: ... from the statistics" "$(q -c "SELECT source FROM wam.rfm_cut")" "statistics"
 tap_is "RFM: wam.rfm_score agrees with the view for every customer" \
     "$(q -c "SELECT count(*) FROM wam.customer_rfm v, wam.rfm_score(v.customer_id) s

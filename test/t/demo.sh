@@ -40,15 +40,15 @@ tap_is "100,000 customers" "$(q 'SELECT count(*) FROM demo.customer')" 100000
 tap_is "12 tag segments" "$(q 'SELECT count(*) FROM demo.tag_segment')" 12
 
 tap_is "every tag segment has exactly the members of its tag" \
-    "$(q "SELECT string_agg(s.tag || ': ' || wam.cardinality(s.members) || ' vs ' || c.n, ', ')
+    "$(q "SELECT string_agg(s.tag || ': ' || wam.segment_cardinality(s.members) || ' vs ' || c.n, ', ')
             FROM demo.tag_segment s
             JOIN (SELECT tag, count(*) AS n FROM demo.customer_tag GROUP BY tag) c USING (tag)
-           WHERE wam.cardinality(s.members) <> c.n")" ""
+           WHERE wam.segment_cardinality(s.members) <> c.n")" ""
 
 tap_is "tag densities are between 0.5% and 45%" \
-    "$(q "SELECT string_agg(tag || '=' || wam.cardinality(members), ', ')
+    "$(q "SELECT string_agg(tag || '=' || wam.segment_cardinality(members), ', ')
             FROM demo.tag_segment
-           WHERE wam.cardinality(members) NOT BETWEEN 500 AND 45000")" ""
+           WHERE wam.segment_cardinality(members) NOT BETWEEN 500 AND 45000")" ""
 
 # The R-S1 worked example, scaled x10: 25,000 / ~12,000 / ~4,000.
 funnel_sql="
@@ -65,17 +65,17 @@ WITH t AS (
            bool_or(tag = 'product-lipstick') AS l
     FROM demo.customer_tag GROUP BY customer_id
 )"
-step2=$(q "$funnel_sql SELECT wam.cardinality(b & p) FROM s")
-step3=$(q "$funnel_sql SELECT wam.cardinality((b & p) - l) FROM s")
+step2=$(q "$funnel_sql SELECT wam.segment_cardinality(b & p) FROM s")
+step3=$(q "$funnel_sql SELECT wam.segment_cardinality((b & p) - l) FROM s")
 plain2=$(q "$plain_sql SELECT count(*) FILTER (WHERE b AND p) FROM t")
 plain3=$(q "$plain_sql SELECT count(*) FILTER (WHERE b AND p AND NOT l) FROM t")
 
 tap_is "funnel step 2 (b & p) equals plain SQL" "$step2" "$plain2"
 tap_is "funnel step 3 ((b & p) - l) equals plain SQL" "$step3" "$plain3"
 tap_is "and_cardinality(b, p) equals |b & p|" \
-    "$(q "$funnel_sql SELECT wam.and_cardinality(b, p) FROM s")" "$step2"
+    "$(q "$funnel_sql SELECT wam.segment_and_cardinality(b, p) FROM s")" "$step2"
 tap_is "andnot_cardinality(b & p, l) equals |(b & p) - l|" \
-    "$(q "$funnel_sql SELECT wam.andnot_cardinality(b & p, l) FROM s")" "$step3"
+    "$(q "$funnel_sql SELECT wam.segment_andnot_cardinality(b & p, l) FROM s")" "$step3"
 
 if [ "${step2:-0}" -ge 11000 ] 2>/dev/null && [ "$step2" -le 13000 ] &&
     [ "${step3:-0}" -ge 3500 ] && [ "$step3" -le 4500 ]; then
@@ -85,20 +85,20 @@ else
 fi
 
 tap_is "product-lipstick is about 8% (7,500..8,500)" \
-    "$(q "SELECT wam.cardinality(members) BETWEEN 7500 AND 8500 FROM demo.tag_segment WHERE tag = 'product-lipstick'")" t
+    "$(q "SELECT wam.segment_cardinality(members) BETWEEN 7500 AND 8500 FROM demo.tag_segment WHERE tag = 'product-lipstick'")" t
 
-# wam.split(final, 2, 42): two disjoint halves that together are the audience.
+# wam.segment_split(final, 2, 42): two disjoint halves that together are the audience.
 split_sql="$funnel_sql, a AS (SELECT (b & p) - l AS seg FROM s),
-h AS (SELECT part, n FROM a CROSS JOIN LATERAL wam.split(a.seg, 2, 42) WITH ORDINALITY AS x(part, n))"
+h AS (SELECT part, n FROM a CROSS JOIN LATERAL wam.segment_split(a.seg, 2, 42) WITH ORDINALITY AS x(part, n))"
 tap_is "split(final, 2, 42) returns 2 parts" "$(q "$split_sql SELECT count(*) FROM h")" 2
-tap_is "split halves add up to the audience" "$(q "$split_sql SELECT sum(wam.cardinality(part)) FROM h")" "$step3"
+tap_is "split halves add up to the audience" "$(q "$split_sql SELECT sum(wam.segment_cardinality(part)) FROM h")" "$step3"
 tap_is "split halves are disjoint" \
-    "$(q "$split_sql SELECT wam.and_cardinality(h1.part, h2.part) FROM h h1, h h2 WHERE h1.n = 1 AND h2.n = 2")" 0
+    "$(q "$split_sql SELECT wam.segment_and_cardinality(h1.part, h2.part) FROM h h1, h h2 WHERE h1.n = 1 AND h2.n = 2")" 0
 tap_is "split halves are roughly even (40%..60%)" \
-    "$(q "$split_sql SELECT bool_and(wam.cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
+    "$(q "$split_sql SELECT bool_and(wam.segment_cardinality(part) BETWEEN 0.4 * $step3 AND 0.6 * $step3) FROM h")" t
 tap_is "split is deterministic for a given seed" \
-    "$(q "$split_sql SELECT string_agg(wam.cardinality(part)::text, ',' ORDER BY n) FROM h")" \
-    "$(q "$split_sql SELECT string_agg(wam.cardinality(part)::text, ',' ORDER BY n) FROM h")"
+    "$(q "$split_sql SELECT string_agg(wam.segment_cardinality(part)::text, ',' ORDER BY n) FROM h")" \
+    "$(q "$split_sql SELECT string_agg(wam.segment_cardinality(part)::text, ',' ORDER BY n) FROM h")"
 
 # The demo output shows the three funnel rows and the two A/B groups.
 if grep -qE '^ +3 \| \(interest-beauty & stage-purchased\) - product-lipstick +\| +'"$step3"'$' "$out"; then
@@ -110,19 +110,19 @@ fi
 # Section (d): the expression language over wam.customer / wam.tag agrees with the
 # segment operators and with plain SQL over the events.
 tap_is "segment_explain final step = operator funnel step 3" \
-    "$(q "SELECT customers FROM wam.segment_explain('interest-beauty AND stage-purchased EXCLUDE product-lipstick') WHERE depth = 0")" \
+    "$(q "SELECT customers FROM wam.audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick') WHERE depth = 0")" \
     "$step3"
 tap_is "segment_explain steps are the five funnel nodes" \
-    "$(q "SELECT string_agg(step || ':' || depth, ' ' ORDER BY step) FROM wam.segment_explain('interest-beauty AND stage-purchased EXCLUDE product-lipstick')")" \
+    "$(q "SELECT string_agg(step || ':' || depth, ' ' ORDER BY step) FROM wam.audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick')")" \
     "1:2 2:2 3:1 4:1 5:0"
 # both counts in one statement: the windows count back from the same now(), so events
 # crossing the 7-day boundary between two separate queries cannot make them differ
-r_s4=$(q "SELECT wam.segment_count('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') || ' ' || (SELECT count(*) FROM (SELECT customer_id FROM wam.event WHERE kind = 'link_click' AND occurred_at >= now() - interval '7 days' GROUP BY customer_id HAVING count(*) >= 3 EXCEPT SELECT customer_id FROM wam.event WHERE kind = 'order' AND occurred_at >= now() - interval '7 days') x)")
+r_s4=$(q "SELECT wam.audience_size('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') || ' ' || (SELECT count(*) FROM (SELECT customer_id FROM wam.event WHERE kind = 'link_click' AND occurred_at >= now() - interval '7 days' GROUP BY customer_id HAVING count(*) >= 3 EXCEPT SELECT customer_id FROM wam.event WHERE kind = 'order' AND occurred_at >= now() - interval '7 days') x)")
 tap_is "R-S4 count = plain SQL over wam.event" "${r_s4% *}" "${r_s4#* }"
 tap_is "R-S4 audience is not empty" \
-    "$(q "SELECT wam.segment_count('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') > 1000")" t
+    "$(q "SELECT wam.audience_size('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d') > 1000")" t
 tap_is "saved segment @beauty-buyers minus lipstick = step 3" \
-    "$(q "SELECT wam.segment_count('@beauty-buyers - product-lipstick')")" "$step3"
+    "$(q "SELECT wam.audience_size('@beauty-buyers - product-lipstick')")" "$step3"
 
 
 # Section (e): the referral program's attempts, the qualified referral and its reward.

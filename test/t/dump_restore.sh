@@ -205,7 +205,7 @@ tap_is "control: a restore the triggers do not stand aside for fails on the doub
 digest() { # digest DB TABLE
     local where=""
     [ "$2" = outbox ] && where="WHERE t.status <> 'sending' AND t.error_detail IS DISTINCT FROM
-        'restored from a backup taken while the request was in flight; not resent (see wam.requeue_uncertain)'"
+        'restored from a backup taken while the request was in flight; not resent (see wam.requeue_message)'"
     q "$1" "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, E'\n' ORDER BY t::text)), '-')
             FROM wam.$2 t $where"
 }
@@ -250,7 +250,7 @@ for d in "${targets[@]}"; do
         "wam_reader=false wam_operator=false wam_admin=true"
     # the triggers are live again after the restore
     tap_is "$d: afterwards, tagging, orders and referrals work as before" \
-        "$(q "$d" "SELECT wam.attach('vip', '{2000,2001}') || ' '
+        "$(q "$d" "SELECT wam.attach_tag('vip', '{2000,2001}') || ' '
                    || (SELECT count(*) FILTER (WHERE NOT ok) FROM wam.verify_tag_index()) || ' '
                    || (wam.record_order(2000, 42) > 0) || ' '
                    || (SELECT mismatched FROM wam.verify_order_stats()) || ' '

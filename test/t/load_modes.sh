@@ -26,11 +26,11 @@ q() { wam_psql -qAt -d postgres "$@"; }
 
 tap_is "on demand: shared_preload_libraries is empty" "$(q -c 'SHOW shared_preload_libraries')" ""
 tap_is "on demand: CREATE EXTENSION and a segment query work" \
-    "$(q -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.cardinality('{1,2,3}')")" "3"
+    "$(q -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.segment_cardinality('{1,2,3}')")" "3"
 tap_is "on demand: the wam.* settings exist once loaded" \
     "$(q -c "SELECT '{1}'::wam.segment IS NOT NULL" -c "SHOW wam.segment_output_format")" "$(printf 't\narray')"
 tap_is "on demand: a new session loads the library by itself" \
-    "$(q -c "SELECT wam.to_array(wam.segment_range(1, 4))")" "{1,2,3}"
+    "$(q -c "SELECT wam.segment_to_array(wam.segment_range(1, 4))")" "{1,2,3}"
 tap_is "on demand: DROP EXTENSION leaves no schema" \
     "$(q -c 'DROP EXTENSION pg_wamarketing' -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'wam'")" "0"
 stop_cluster
@@ -50,6 +50,6 @@ tap_is "preloaded: the settings exist before any call" \
 db=wam_load_modes_t
 q -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 tap_is "preloaded: CREATE EXTENSION and a segment query work" \
-    "$(wam_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.cardinality('{1,2,3}')")" "3"
+    "$(wam_psql -qAt -d $db -c 'CREATE EXTENSION pg_wamarketing' -c "SELECT wam.segment_cardinality('{1,2,3}')")" "3"
 q -q -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done

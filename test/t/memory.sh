@@ -47,12 +47,12 @@ BEGIN
     FOR i IN 1..n LOOP
         s := wam.segment_range(0, 200000 + i) | (SELECT seg.s FROM seg WHERE seg.id = 1 + i % 4);
         t := s - wam.segment_range(i, i + 50000);
-        PERFORM wam.cardinality(s & t), wam.and_cardinality(s, t), wam.xor_cardinality(s, t);
-        PERFORM wam.to_array(wam.segment_range(i, i + 1000));
-        PERFORM wam.add(t, i), wam.remove(t, i), s = t, s < t, wam.segment_hash(s);
+        PERFORM wam.segment_cardinality(s & t), wam.segment_and_cardinality(s, t), wam.segment_xor_cardinality(s, t);
+        PERFORM wam.segment_to_array(wam.segment_range(i, i + 1000));
+        PERFORM wam.segment_add(t, i), wam.segment_remove(t, i), s = t, s < t, wam_internal.segment_hash(s);
         PERFORM (s::bytea)::wam.segment;
-        PERFORM count(*) FROM wam.split(t, 3, i);
-        PERFORM count(*) FROM (SELECT wam.members(s) LIMIT 10) m;
+        PERFORM count(*) FROM wam.segment_split(t, 3, i);
+        PERFORM count(*) FROM (SELECT wam.segment_members(s) LIMIT 10) m;
         BEGIN
             PERFORM '\x3a300000010000000000020010000000050001000900'::text::wam.segment;
         EXCEPTION WHEN others THEN NULL;
@@ -62,7 +62,7 @@ BEGIN
         EXCEPTION WHEN others THEN NULL;
         END;
         BEGIN
-            PERFORM wam.add(s, -1);
+            PERFORM wam.segment_add(s, -1);
         EXCEPTION WHEN others THEN NULL;
         END;
         BEGIN   -- fails after 5,000 ids went into the aggregate state
@@ -71,16 +71,16 @@ BEGIN
         EXCEPTION WHEN others THEN NULL;
         END;
         BEGIN   -- fails in the middle of union_agg over stored segments
-            PERFORM wam.union_agg(CASE WHEN seg.id = 3 THEN ('{' || seg.id || 'x}')::wam.segment ELSE seg.s END)
+            PERFORM wam.segment_union_agg(CASE WHEN seg.id = 3 THEN ('{' || seg.id || 'x}')::wam.segment ELSE seg.s END)
                 FROM seg;
         EXCEPTION WHEN others THEN NULL;
         END;
         BEGIN   -- fails while members() is streaming
-            PERFORM count(*) FROM wam.members(s) m WHERE 1 / (m - 100) > 0;
+            PERFORM count(*) FROM wam.segment_members(s) m WHERE 1 / (m - 100) > 0;
         EXCEPTION WHEN others THEN NULL;
         END;
         BEGIN   -- fails after split() built its buckets
-            PERFORM count(*) FROM wam.split(s, 4, i) p WHERE 1 / (wam.cardinality(p) * 0) = 1;
+            PERFORM count(*) FROM wam.segment_split(s, 4, i) p WHERE 1 / (wam.segment_cardinality(p) * 0) = 1;
         EXCEPTION WHEN others THEN NULL;
         END;
     END LOOP;
@@ -96,26 +96,26 @@ SELECT pg_temp.rss_kb() AS rss_churn \gset
 -- cancelled queries: statement_timeout fires in the middle of building a
 -- large aggregate state and of a large set operation
 SET statement_timeout = '150ms';
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
 RESET statement_timeout;
 SELECT pg_temp.rss_kb() AS rss_cancel1 \gset
 \echo rss_cancel1=:rss_cancel1
 SET statement_timeout = '150ms';
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT wam.cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
-SELECT count(*) FROM wam.members(wam.segment_range(0, 4000000000));
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT wam.segment_cardinality(wam.segment_agg(g)) FROM generate_series(1, 100000000) g;
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
+SELECT count(*) FROM wam.segment_members(wam.segment_range(0, 4000000000));
 RESET statement_timeout;
 SELECT pg_temp.rss_kb() AS rss_cancel2 \gset
 \echo rss_cancel2=:rss_cancel2

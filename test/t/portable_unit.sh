@@ -1,7 +1,7 @@
 #!/bin/bash
-# test/t/portable_unit.sh — unit tests for the portable-format validator (src/wam_portable.c).
+# test/t/portable_unit.sh — unit tests for the portable-format validator (src/segment_portable.c).
 #
-# Builds test/unit/test_portable.c against src/wam_portable.c and CRoaring in a temp dir
+# Builds test/unit/test_portable.c against src/segment_portable.c and CRoaring in a temp dir
 # and runs it; the program prints one `ok - ...` / `not ok - ...` line per case.
 # The validator must never read past its buffer, so when gcc can link AddressSanitizer
 # the test is built with it (every buffer is handed over as an exact-size malloc copy).
@@ -22,7 +22,7 @@ if gcc -fsanitize=address,undefined "$tmp/probe.c" -o "$tmp/probe" 2>/dev/null &
     cflags+=('-fsanitize=address,undefined' -fno-sanitize-recover=all)
 fi
 
-if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/wam_portable.c" \
+if ! out=$(gcc "${cflags[@]}" "$root/test/unit/test_portable.c" "$root/src/segment_portable.c" \
     -lroaring -o "$tmp/test_portable" 2>&1); then
     tap_not_ok "portable: compile test_portable.c" "$out"
     tap_done

@@ -9,13 +9,13 @@
 #      worker runs there and the mock gets no request while the standby holds queued rows.
 #   2. Messages sent by the primary reach the mock once.
 #   3. Failover: 4 requests held by the mock (2 accepted and recorded, responses lost; 2 never
-#      taken) are `sending` on the primary, 6 more queued behind them (wam.max_in_flight = 4);
+#      taken) are `sending` on the primary, 6 more queued behind them (wam.sender_max_in_flight = 4);
 #      kill -9 of the primary's postmaster; pg_promote() on the standby; the worker starts on
 #      the new primary, the 4 replicated `sending` rows become `uncertain` and are not resent,
 #      the 6 queued ones are sent once.
 #   4. Status webhooks ingested on the new primary settle the 2 recorded uncertain rows
 #      through biz_opaque_callback_data; the operator requeues the other 2 with
-#      wam.requeue_uncertain(); in the end the mock's record holds every message exactly once.
+#      wam.requeue_message(); in the end the mock's record holds every message exactly once.
 #
 # Ports: WAM_REPLICA_PORT (primary; default WAM_TEST_PORT + 26) and the next one (standby).
 set -uo pipefail
@@ -38,7 +38,7 @@ TPL='{"type":"template","template":{"name":"spring_sale","language":{"code":"en"
 # in flight until the kill (the standby overrides both in its own postgresql.conf)
 unset WAM_CLUSTER_RUNNING PGHOST PGPORT
 export WAM_TEST_PORT=$P_PORT WAM_PRELOAD=pg_wamarketing
-if ! start_cluster wam.max_in_flight=4 wam.http_timeout=60s wal_level=replica max_wal_senders=4; then
+if ! start_cluster wam.sender_max_in_flight=4 wam.sender_http_timeout=60s wal_level=replica max_wal_senders=4; then
     echo "not ok - replica: primary starts"
     exit 1
 fi
@@ -83,7 +83,7 @@ stop_standby() { # DIR
 # its directory in STANDBY_DIR (data/, sock/, server.log).
 # pg_basebackup over the upstream's unix socket (initdb's pg_hba trusts local replication);
 # -R writes primary_conninfo and standby.signal. The upstream's ALTER SYSTEM settings so far
-# (wam.ca_file) come along in postgresql.auto.conf; later ones stay the upstream's own.
+# (wam.sender_ca_file) come along in postgresql.auto.conf; later ones stay the upstream's own.
 make_standby() {
     local dir
     dir=$(mktemp -d "${WAM_TMP_ROOT:-/tmp}/wam-standby.XXXXXX") || return 1
@@ -102,8 +102,8 @@ make_standby() {
         echo "port = $3"
         echo "unix_socket_directories = '$dir/sock'"
         echo "hot_standby = on"
-        echo "wam.max_in_flight = 64"
-        echo "wam.http_timeout = '10s'"
+        echo "wam.sender_max_in_flight = 64"
+        echo "wam.sender_http_timeout = '10s'"
     } >>"$dir/data/postgresql.conf"
     _wam_as_owner touch "$dir/server.log"
     if ! _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -s start; then
@@ -174,7 +174,7 @@ q "SELECT wam.create_sender('main', '106540352242922', 'test-token', 'test-app-s
 q "INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
    SELECT g, '1555' || lpad(g::text, 7, '0'), 'Customer ' || g, now(), 'test' FROM generate_series(1, 200) g" >/dev/null
 q "SELECT wam.create_tag('vip', 'interest'), wam.create_tag('churned', 'interest')" >/dev/null
-q "SELECT wam.attach('vip', wam.segment_range(1, 51)), wam.attach('churned', wam.segment_range(41, 61))" >/dev/null
+q "SELECT wam.attach_tag('vip', wam.segment_range(1, 51)), wam.attach_tag('churned', wam.segment_range(41, 61))" >/dev/null
 q "SELECT wam.define_segment('loyal', 'vip EXCLUDE churned')" >/dev/null
 mock POST /_mock/config '{"numbers": {"106540352242922": {"pair_limit_seconds": 0}}}' >/dev/null
 if wait_for qs "SELECT count(*) FROM wam.saved_segment" 1 30; then
@@ -209,18 +209,18 @@ fi
 
 for expr in 'vip EXCLUDE churned' 'vip OR churned' 'vip AND churned' '@loyal AND NOT churned' 'reachable EXCLUDE @loyal'; do
     tap_is "standby: segment_count('$expr') = the primary's" \
-        "$(qs "SELECT wam.segment_count('$expr')")" "$(qp "SELECT wam.segment_count('$expr')")"
+        "$(qs "SELECT wam.audience_size('$expr')")" "$(qp "SELECT wam.audience_size('$expr')")"
 done
 tap_is "standby: segment expressions give the expected sizes" \
-    "$(qs "SELECT wam.segment_count('vip EXCLUDE churned') || ' ' || wam.cardinality(wam.segment_eval('vip AND churned')) || ' ' || wam.segment_count('reachable EXCLUDE @loyal')")" \
+    "$(qs "SELECT wam.audience_size('vip EXCLUDE churned') || ' ' || wam.segment_cardinality(wam.audience('vip AND churned')) || ' ' || wam.audience_size('reachable EXCLUDE @loyal')")" \
     "40 10 160"
 tap_is "standby: segment_eval = the primary's" \
-    "$(qs "SELECT wam.segment_eval('(vip OR churned) EXCLUDE vip')::text")" "$(qp "SELECT wam.segment_eval('(vip OR churned) EXCLUDE vip')::text")"
+    "$(qs "SELECT wam.audience('(vip OR churned) EXCLUDE vip')::text")" "$(qp "SELECT wam.audience('(vip OR churned) EXCLUDE vip')::text")"
 tap_is "standby: segment_explain works" \
-    "$(qs "SELECT string_agg(customers::text, ' ' ORDER BY step) FROM wam.segment_explain('vip EXCLUDE churned')")" "50 20 40"
+    "$(qs "SELECT string_agg(customers::text, ' ' ORDER BY step) FROM wam.audience_funnel('vip EXCLUDE churned')")" "50 20 40"
 tap_is "standby: tag_members and customer_tags" \
-    "$(qs "SELECT wam.cardinality(wam.tag_members('churned')) || ' ' || array_to_string(wam.customer_tags(45), ',')")" \
-    "$(qp "SELECT wam.cardinality(wam.tag_members('churned')) || ' ' || array_to_string(wam.customer_tags(45), ',')")"
+    "$(qs "SELECT wam.segment_cardinality(wam.tag_members('churned')) || ' ' || array_to_string(wam.customer_tags(45), ',')")" \
+    "$(qp "SELECT wam.segment_cardinality(wam.tag_members('churned')) || ' ' || array_to_string(wam.customer_tags(45), ',')")"
 report="SELECT r::text FROM wam.delivery_report(now() - interval '1 day', now() + interval '1 day') r"
 tap_is "standby: delivery_report = the primary's" "$(qs "$report")" "$(qp "$report")"
 tap_is "standby: delivery_report counts 20 messages, 10 sent, 10 pending" \
@@ -233,26 +233,26 @@ tap_is "standby: wam.worker_pid() is NULL; no sender worker in pg_stat_activity 
 tap_is "standby: no sender worker process (primary: one)" "$(sender_procs "$S_DATA") $(sender_procs "$P_DATA")" "0 1"
 
 # writes: the standard read-only error, no crash
-tap_is "standby: wam.enqueue fails with 25006" "$(sqlstate_of "SELECT wam.enqueue(1, '$TPL')")" 25006
+tap_is "standby: wam.enqueue fails with 25006" "$(sqlstate_of "SELECT wam.enqueue_message(1, '$TPL')")" 25006
 tap_is "standby: wam.enqueue_segment fails with 25006" "$(sqlstate_of "SELECT wam.enqueue_segment(wam.segment_range(1, 3), '$TPL')")" 25006
-# wam.attach/detach write wam.customer_tag past the executor (src/membership.c): they must
+# wam.attach/detach write wam.customer_tag past the executor (src/tag_membership.c): they must
 # refuse like the executor does, not fail inside the heap with an internal error
-tap_is "standby: wam.attach fails with 25006" "$(sqlstate_of "SELECT wam.attach('vip', '{100}')")" 25006
-tap_is "standby: wam.detach fails with 25006" "$(sqlstate_of "SELECT wam.detach('vip', '{1}')")" 25006
-tap_is "standby: wam.retag fails with 25006" "$(sqlstate_of "SELECT wam.retag('{1}', remove => '{vip}')")" 25006
+tap_is "standby: wam.attach fails with 25006" "$(sqlstate_of "SELECT wam.attach_tag('vip', '{100}')")" 25006
+tap_is "standby: wam.detach fails with 25006" "$(sqlstate_of "SELECT wam.detach_tag('vip', '{1}')")" 25006
+tap_is "standby: wam.retag fails with 25006" "$(sqlstate_of "SELECT wam.retag_customers('{1}', remove => '{vip}')")" 25006
 # (the same on the primary in a READ ONLY transaction: nothing reaches the heap, as the
 # transaction's own tuple counters show after the failed calls are rolled back)
 ro_out=$(onp wam_psql -qAt -d postgres -v ON_ERROR_STOP=0 -c '\set VERBOSITY sqlstate' -c 'BEGIN READ ONLY' \
-    -c 'SAVEPOINT a' -c "SELECT wam.attach('vip', '{100}')" -c 'ROLLBACK TO a' \
-    -c "SELECT wam.detach('vip', '{1}')" -c 'ROLLBACK TO a' \
+    -c 'SAVEPOINT a' -c "SELECT wam.attach_tag('vip', '{100}')" -c 'ROLLBACK TO a' \
+    -c "SELECT wam.detach_tag('vip', '{1}')" -c 'ROLLBACK TO a' \
     -c "SELECT 'written: ' || n_tup_ins || ' ' || n_tup_del FROM pg_stat_xact_user_tables WHERE relname = 'customer_tag'" \
     -c 'ROLLBACK' 2>&1 | sed 's/^ERROR:  *//' | tr '\n' ' ')
 tap_is "primary: in a READ ONLY transaction wam.attach and wam.detach fail with 25006 before writing" \
-    "$ro_out| $(qp "SELECT wam.cardinality(wam.tag_members('vip'))")" "25006 25006 written: 0 0 | 50"
+    "$ro_out| $(qp "SELECT wam.segment_cardinality(wam.tag_members('vip'))")" "25006 25006 written: 0 0 | 50"
 tap_is "standby: wam.define_segment fails with 25006" "$(sqlstate_of "SELECT wam.define_segment('x', 'vip')")" 25006
-tap_is "standby: wam.cancel fails with 25006" "$(sqlstate_of "SELECT wam.cancel('held')")" 25006
+tap_is "standby: wam.cancel fails with 25006" "$(sqlstate_of "SELECT wam.cancel_campaign('held')")" 25006
 heldid=$(qp "SELECT min(message_id) FROM wam.outbox WHERE campaign = 'held'")
-tap_is "standby: wam.requeue_uncertain fails with 25006" "$(sqlstate_of "SELECT wam.requeue_uncertain($heldid)")" 25006
+tap_is "standby: wam.requeue_message fails with 25006" "$(sqlstate_of "SELECT wam.requeue_message($heldid)")" 25006
 # a correctly signed webhook is refused too: the endpoint must post to the primary
 mock POST /_mock/inbound '{"from": "15550000007", "text": "hello standby"}' >/dev/null
 python3 "$repo/test/lib/mockctl.py" "https://localhost:$MOCK_PORT" "$WAM_CA_DIR/ca.pem" webhooks-sql 1000 \
@@ -344,10 +344,10 @@ tap_is "new primary: the settled rows carry the wamids the mock gave them" \
 tap_is "new primary: the earlier campaigns are delivered too" "$(statuses first) $(statuses held) $(statuses queued)" \
     "delivered=10 delivered=10 delivered=6"
 settled=$(q "SELECT min(message_id) FROM wam.outbox WHERE campaign = 'inflight'")
-tap_is "wam.requeue_uncertain on a settled message: false, nothing queued" \
-    "$(q "SELECT wam.requeue_uncertain($settled)") $(q "SELECT status FROM wam.outbox WHERE message_id = $settled")" "f delivered"
+tap_is "wam.requeue_message on a settled message: false, nothing queued" \
+    "$(q "SELECT wam.requeue_message($settled)") $(q "SELECT status FROM wam.outbox WHERE message_id = $settled")" "f delivered"
 tap_is "the operator requeues the 2 still uncertain" \
-    "$(q "SELECT string_agg(CASE WHEN wam.requeue_uncertain(message_id) THEN 't' ELSE 'f' END, ' ' ORDER BY message_id) FROM wam.outbox WHERE campaign = 'inflight' AND status = 'uncertain'")" "t t"
+    "$(q "SELECT string_agg(CASE WHEN wam.requeue_message(message_id) THEN 't' ELSE 'f' END, ' ' ORDER BY message_id) FROM wam.outbox WHERE campaign = 'inflight' AND status = 'uncertain'")" "t t"
 if wait_drained 30; then tap_ok "new primary: the requeued messages drain"; else tap_not_ok "requeued drain" "$(statuses inflight)"; fi
 tap_is "the requeued messages are sent; each message of the failover reached the mock once" \
     "$(statuses inflight) | $(mock_counts inflight)" "delivered=2 sent=2 | 1 1 1 1"
@@ -377,8 +377,8 @@ T_DATA=$T_DIR/data
 T_HOST=$T_DIR/sock
 T_LOG=$T_DIR/server.log
 qt() { PGHOST=$T_HOST PGPORT=$T_PORT q "$1"; }
-q "SELECT wam.enqueue(121, '$TPL', campaign => 'async', not_before => now() + interval '1 hour')" >/dev/null
-q "SELECT wam.enqueue(122, '$TPL', campaign => 'sync', not_before => now() + interval '1 hour')" >/dev/null
+q "SELECT wam.enqueue_message(121, '$TPL', campaign => 'async', not_before => now() + interval '1 hour')" >/dev/null
+q "SELECT wam.enqueue_message(122, '$TPL', campaign => 'sync', not_before => now() + interval '1 hour')" >/dev/null
 if wait_for qs "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 1 30 &&
     wait_for qt "SELECT count(*) FROM wam.outbox WHERE campaign IN ('async', 'sync') AND status = 'queued'" 2 30; then
     tap_ok "second standby streams from the new primary and has the 2 queued messages"
@@ -456,7 +456,7 @@ tap_is "T: no row was left in sending, nothing became uncertain" \
 
 # a fast shutdown while the worker's claim waits for an absent synchronous standby: the
 # worker ends the wait and exits without sending; at the next start the row is uncertain
-q "SELECT wam.enqueue(123, '$TPL', campaign => 'shutdown', not_before => now() + interval '1 hour')" >/dev/null
+q "SELECT wam.enqueue_message(123, '$TPL', campaign => 'shutdown', not_before => now() + interval '1 hour')" >/dev/null
 shutdown_ids=$(campaign_ids shutdown)
 q "ALTER SYSTEM SET synchronous_standby_names = '*'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null

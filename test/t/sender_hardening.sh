@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # test/t/sender_hardening.sh — the sender worker's defences, end to end against the mock
 # Cloud API (own cluster, shared_preload_libraries):
-#   - proxy environment variables of the postmaster are ignored; wam.http_proxy is used
+#   - proxy environment variables of the postmaster are ignored; wam.sender_http_proxy is used
 #     (and its value, credentials included, appears in no log or error)
-#   - wam.api_allowed_hosts / wam.allow_http re-checked by the worker: a sender whose URL is
+#   - wam.sender_allowed_hosts / wam.sender_allow_http re-checked by the worker: a sender whose URL is
 #     no longer allowed is paused with the reason, nothing is sent
-#   - a libcurl failure no retry can cure (an unreadable wam.ca_file) pauses the sender
+#   - a libcurl failure no retry can cure (an unreadable wam.sender_ca_file) pauses the sender
 #   - wam.worker_lock_timeout: a claim blocked by LOCK TABLE is retried, then completes;
 #     an operator's open transaction (wam.cancel, a row lock on a claimed row) never holds
 #     up result recording; pg_terminate_backend ends a worker blocked on a lock, it restarts
@@ -88,7 +88,7 @@ worker_pid() { q "SELECT wam.worker_pid()"; }
 pid0=$(worker_pid)
 tap_is "the worker runs" "$([ -n "$pid0" ] && echo yes)" yes
 
-# --- proxies: environment ignored, wam.http_proxy used --------------------------------
+# --- proxies: environment ignored, wam.sender_http_proxy used --------------------------------
 # (the postmaster's: a child's /proc/PID/environ holds its process title instead)
 pm=$(head -n 1 "$WAM_CLUSTER_DIR/data/postmaster.pid")
 tap_is "the postmaster's environment, which the worker inherits, names proxies" \
@@ -101,73 +101,73 @@ restart() {
     _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$WAM_CLUSTER_DIR/data" -l "$WAM_SERVER_LOG" -m fast -w -s restart >/dev/null 2>&1
     poll "SELECT wam.worker_pid() IS NOT NULL" t 100 >/dev/null
 }
-q "ALTER SYSTEM SET wam.http_proxy = 'http://proxyuser:proxy-pass-secret@127.0.0.1:9'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_http_proxy = 'http://proxyuser:proxy-pass-secret@127.0.0.1:9'" >/dev/null
 restart
 enqueue_range 4 5 viaproxy >/dev/null
-tap_is "wam.http_proxy set (a dead one): the request goes to the proxy and is not sent" \
+tap_is "wam.sender_http_proxy set (a dead one): the request goes to the proxy and is not sent" \
     "$(poll "SELECT status || ' ' || error_detail FROM wam.outbox WHERE campaign = 'viaproxy'" "retrying request not sent: Couldn't connect to server")" \
     "retrying request not sent: Couldn't connect to server"
-tap_is "wam.http_proxy: the mock received nothing" "$(accounting viaproxy)" "0 0 0 0 0"
+tap_is "wam.sender_http_proxy: the mock received nothing" "$(accounting viaproxy)" "0 0 0 0 0"
 q "CREATE ROLE hard_admin IN ROLE wam_admin" >/dev/null
-tap_is "wam.http_proxy is hidden from non-superusers" \
-    "$(wam_psql -qAt -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.http_proxy" 2>&1 | grep -c 'must be superuser')" 1
-q "ALTER SYSTEM RESET wam.http_proxy" >/dev/null
+tap_is "wam.sender_http_proxy is hidden from non-superusers" \
+    "$(wam_psql -qAt -d postgres -c "SET ROLE hard_admin" -c "SHOW wam.sender_http_proxy" 2>&1 | grep -c 'must be superuser')" 1
+q "ALTER SYSTEM RESET wam.sender_http_proxy" >/dev/null
 restart
 wait_drained 20
-tap_is "wam.http_proxy reset: the retry goes out directly, once" "$(accounting viaproxy)" "1 1 1 0 0"
+tap_is "wam.sender_http_proxy reset: the retry goes out directly, once" "$(accounting viaproxy)" "1 1 1 0 0"
 pid0=$(worker_pid) # (the restarts started a new one)
 
 # --- the allowlist, re-checked by the worker ------------------------------------------
 q "SELECT wam.pause_sender('main', 'hold')" >/dev/null
-q "ALTER SYSTEM SET wam.api_allowed_hosts = 'graph.facebook.com'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_allowed_hosts = 'graph.facebook.com'" >/dev/null
 reload
-poll "SHOW wam.api_allowed_hosts" graph.facebook.com >/dev/null
+poll "SHOW wam.sender_allowed_hosts" graph.facebook.com >/dev/null
 tap_is "create_sender refuses a host the list no longer names" \
-    "$(q "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'api_base_url host "localhost" is not in wam.api_allowed_hosts')" 1
+    "$(q "SELECT wam.create_sender('late', '333', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'api_base_url host "localhost" is not in wam.sender_allowed_hosts')" 1
 enqueue_range 5 7 allow >/dev/null
 q "SELECT wam.resume_sender('main')" >/dev/null
 tap_is "the worker pauses a sender whose host is no longer allowed, with the reason" \
-    "$(poll "SELECT paused_reason FROM wam.sender WHERE name = 'main' AND paused" 'api_base_url is not allowed: api_base_url host "localhost" is not in wam.api_allowed_hosts')" \
-    'api_base_url is not allowed: api_base_url host "localhost" is not in wam.api_allowed_hosts'
+    "$(poll "SELECT paused_reason FROM wam.sender WHERE name = 'main' AND paused" 'api_base_url is not allowed: api_base_url host "localhost" is not in wam.sender_allowed_hosts')" \
+    'api_base_url is not allowed: api_base_url host "localhost" is not in wam.sender_allowed_hosts'
 tap_is "not allowed: nothing claimed or sent" "$(statuses allow) $(q "SELECT sum(attempts) FROM wam.outbox WHERE campaign = 'allow'") $(accounting allow)" "queued=2 0 0 0 0 0 0"
 tap_is "not allowed: wam.worker_status shows the pause and the reason" \
     "$(q "SELECT state || ' | ' || last_error FROM wam.worker_status WHERE sender = 'main'")" \
-    'paused | api_base_url is not allowed: api_base_url host "localhost" is not in wam.api_allowed_hosts'
-q "ALTER SYSTEM RESET wam.api_allowed_hosts" >/dev/null # back to the cluster's list
+    'paused | api_base_url is not allowed: api_base_url host "localhost" is not in wam.sender_allowed_hosts'
+q "ALTER SYSTEM RESET wam.sender_allowed_hosts" >/dev/null # back to the cluster's list
 reload
 q "SELECT wam.resume_sender('main')" >/dev/null
 wait_drained 20
 tap_is "allowed again and resumed: sent once" "$(accounting allow)" "2 2 2 0 0"
 
-# plain http: only while wam.allow_http is on, and re-checked by the worker
-tap_is "create_sender refuses http:// (wam.allow_http off)" \
+# plain http: only while wam.sender_allow_http is on, and re-checked by the worker
+tap_is "create_sender refuses http:// (wam.sender_allow_http off)" \
     "$(q "SELECT wam.create_sender('plain', '444', 'refused-token', 's', 'http://localhost:9/v23.0')" 2>&1 | grep -c 'api_base_url must be an https URL')" 1
-q "ALTER SYSTEM SET wam.allow_http = on" >/dev/null
+q "ALTER SYSTEM SET wam.sender_allow_http = on" >/dev/null
 reload
-poll "SHOW wam.allow_http" on >/dev/null
+poll "SHOW wam.sender_allow_http" on >/dev/null
 q "SELECT wam.create_sender('plain', '444', 'hard-test-token', 's', 'http://localhost:9/v23.0')" >/dev/null
 q "SELECT wam.pause_sender('plain', 'hold')" >/dev/null
-q "ALTER SYSTEM RESET wam.allow_http" >/dev/null
+q "ALTER SYSTEM RESET wam.sender_allow_http" >/dev/null
 reload
-poll "SHOW wam.allow_http" off >/dev/null
+poll "SHOW wam.sender_allow_http" off >/dev/null
 enqueue_range 7 8 plain plain >/dev/null
 q "SELECT wam.resume_sender('plain')" >/dev/null
-tap_is "wam.allow_http turned off: the worker pauses the http:// sender, nothing sent" \
+tap_is "wam.sender_allow_http turned off: the worker pauses the http:// sender, nothing sent" \
     "$(poll "SELECT paused_reason FROM wam.sender WHERE name = 'plain' AND paused" 'api_base_url is not allowed: api_base_url must be an https URL') $(statuses plain)" \
     'api_base_url is not allowed: api_base_url must be an https URL queued=1'
-q "SELECT wam.cancel('plain')" >/dev/null
+q "SELECT wam.cancel_campaign('plain')" >/dev/null
 
 # --- a failure no retry can cure pauses the sender --------------------------------------
-q "ALTER SYSTEM SET wam.ca_file = '$WAM_CLUSTER_DIR/no-such-ca.pem'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_ca_file = '$WAM_CLUSTER_DIR/no-such-ca.pem'" >/dev/null
 reload
 enqueue_range 10 13 cafile >/dev/null
-tap_is "unreadable wam.ca_file: the sender is paused with libcurl's reason" \
+tap_is "unreadable wam.sender_ca_file: the sender is paused with libcurl's reason" \
     "$(poll "SELECT paused_reason FROM wam.sender WHERE name = 'main' AND paused" 'request not sent, and retrying cannot help: Problem with the SSL CA cert (path? access rights?)')" \
     'request not sent, and retrying cannot help: Problem with the SSL CA cert (path? access rights?)'
-tap_is "unreadable wam.ca_file: no attempt counted, nothing sent" \
+tap_is "unreadable wam.sender_ca_file: no attempt counted, nothing sent" \
     "$(q "SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying')) || ' ' || sum(attempts) FROM wam.outbox WHERE campaign = 'cafile'") $(accounting cafile)" \
     "3 0 0 0 0 0 0"
-q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null
 reload
 q "SELECT wam.resume_sender('main')" >/dev/null
 wait_drained 20
@@ -202,7 +202,7 @@ enqueue_range 30 31 opencancel >/dev/null
 id30=$(q "SELECT message_id FROM wam.outbox WHERE campaign = 'opencancel'")
 poll "SELECT status FROM wam.outbox WHERE message_id = $id30" sending >/dev/null
 hold_start
-hold "BEGIN; SELECT wam.cancel($id30);"
+hold "BEGIN; SELECT wam.cancel_message($id30);"
 hold_wait 1
 tap_is "wam.cancel of a claimed message in an open transaction: false" "$(head -1 "$WAM_CLUSTER_DIR/hold.out")" f
 tap_is "its result is recorded while that transaction stays open" \
@@ -261,7 +261,7 @@ tap_is "after the restart the messages are sent once" "$(accounting terminate)" 
 q "SELECT count(wam.create_sender('extra ' || g, (5000 + g)::text, 'hard-test-token', 's', '$(mock_url)'))
    FROM generate_series(1, 70 - (SELECT count(*)::int FROM wam.sender)) g" >/dev/null
 tap_is "70 senders (wam.max_senders = 70): the worker serves every one" \
-    "$(poll "SELECT count(*) FROM wam.worker_sender_state()" 70)" 70
+    "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 70)" 70
 tap_is "the 71st is refused" \
     "$(q "SELECT wam.create_sender('too many', '9999', 'refused-token', 's', '$(mock_url)')" 2>&1 | grep -c 'cannot create more than 70 senders')" 1
 enqueue_range 50 52 many >/dev/null
@@ -270,7 +270,7 @@ tap_is "with 70 senders, messages still go out" "$(accounting many)" "2 2 2 0 0"
 q "ALTER SYSTEM SET wam.max_senders = 65" >/dev/null
 restart
 tap_is "wam.max_senders lowered below the senders that exist: a warning, not silence" \
-    "$(poll "SELECT count(*) FROM wam.worker_sender_state()" 65 100) $(log_count 'WARNING:  pg_wamarketing sender: 70 senders exist but wam.max_senders is 65; senders after the first 65 (by id) are not served')" "65 1"
+    "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 65 100) $(log_count 'WARNING:  pg_wamarketing sender: 70 senders exist but wam.max_senders is 65; senders after the first 65 (by id) are not served')" "65 1"
 
 # --- text from the API: valid UTF-8 only, cut at character boundaries --------------------
 # 404 "not \xff\xfe found \x00 end"; a JSON error whose details hold "\xc3(" (a broken

@@ -32,7 +32,7 @@ enqueue_range() { # FROM TO CAMPAIGN
 # --- TLS: the API's certificate is always verified -------------------------------------
 bash "$repo/test/mock/make_test_ca.sh" "$WAM_CLUSTER_DIR/otherca" >/dev/null 2>&1
 chmod 755 "$WAM_CLUSTER_DIR/otherca" && chmod 644 "$WAM_CLUSTER_DIR/otherca"/*
-q "ALTER SYSTEM SET wam.ca_file = '$WAM_CLUSTER_DIR/otherca/ca.pem'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_ca_file = '$WAM_CLUSTER_DIR/otherca/ca.pem'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
 enqueue_range 1 2 tls >/dev/null
@@ -40,7 +40,7 @@ sleep 1.5
 tap_is "untrusted certificate: the request is not sent, the message waits to be retried" \
     "$(q "SELECT status || ' ' || (error_detail LIKE 'request not sent: %') FROM wam.outbox WHERE campaign = 'tls'")" "retrying true"
 tap_is "untrusted certificate: the mock received nothing" "$(accounting tls)" "0 0 0 0 0"
-q "ALTER SYSTEM SET wam.ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_ca_file = '$WAM_CA_DIR/ca.pem'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 wait_drained 20
 tap_is "trusted again after SIGHUP: the retry goes out once" "$(accounting tls)" "1 1 1 0 0"
@@ -65,7 +65,7 @@ tap_is "webhooks: nothing regressed to sent" "$(q "SELECT count(*) FROM wam.outb
 echo "# $deliveries webhook deliveries ingested"
 
 # --- error classes --------------------------------------------------------------------
-q "ALTER SYSTEM SET wam.http_timeout = '2s'" >/dev/null
+q "ALTER SYSTEM SET wam.sender_http_timeout = '2s'" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 mock POST /_mock/reset '{}' >/dev/null
 mock POST '/_mock/config?replace=1' '{"faults": [
@@ -93,23 +93,23 @@ tap_is "webhook: 131049 fails the message with its code" "$(ecls 2003)" "failed 
 tap_is "webhook: the lost response is settled through biz_opaque_callback_data" "$(ecls 2004)" "delivered - 1"
 tap_is "the timed-out request the mock never took stays uncertain" "$(ecls 2005)" "uncertain - 1"
 tap_is "errors: accepted by the mock = marked sent" "$(accounting errors)" "5 5 5 0 0"
-held=$(q "SELECT wam.enqueue(2003, '$TPL', campaign => 'held')")
+held=$(q "SELECT wam.enqueue_message(2003, '$TPL', campaign => 'held')")
 tap_is "after 131049 a new message to that customer waits 24 hours" \
     "$(q "SELECT next_attempt_at > now() + interval '23 hours' FROM wam.outbox WHERE message_id = $held")" t
-q "SELECT wam.cancel($held)" >/dev/null
-q "ALTER SYSTEM RESET wam.http_timeout" >/dev/null
+q "SELECT wam.cancel_message($held)" >/dev/null
+q "ALTER SYSTEM RESET wam.sender_http_timeout" >/dev/null
 
 # --- authentication error: the sender pauses until resumed -----------------------------
 mock POST /_mock/reset '{}' >/dev/null
 mock POST '/_mock/config?replace=1' '{}' >/dev/null
-q "SELECT wam.set_sender_secrets('main', access_token => 'expired-token')" >/dev/null
+q "SELECT wam.configure_sender('main', access_token => 'expired-token')" >/dev/null
 enqueue_range 2101 2106 auth >/dev/null
 sleep 1.5
 tap_is "190: the sender is paused with the reason" \
     "$(q "SELECT state || ' | ' || (paused_reason LIKE 'error 190:%') FROM wam.worker_status")" "paused | true"
 tap_is "190: the messages wait, none failed or sent" \
     "$(q "SELECT count(*) FILTER (WHERE status IN ('queued', 'retrying')) || ' ' || sum(attempts) FROM wam.outbox WHERE campaign = 'auth'")" "5 0"
-q "SELECT wam.set_sender_secrets('main', access_token => 'test-token')" >/dev/null
+q "SELECT wam.configure_sender('main', access_token => 'test-token')" >/dev/null
 sleep 1
 tap_is "still paused until wam.resume_sender()" "$(accounting auth) $(q "SELECT state FROM wam.worker_status")" "0 0 0 0 0 paused"
 q "SELECT wam.resume_sender('main')" >/dev/null
@@ -129,25 +129,25 @@ sleep 0.5
 enqueue_range 2201 2204 switch >/dev/null
 sleep 1.2
 tap_is "wam.worker_enabled = off: nothing is sent" "$(statuses switch) $(q "SELECT state FROM wam.worker_status")" "queued=3 disabled"
-q "ALTER SYSTEM SET wam.max_rate_per_minute = 120" >/dev/null
+q "ALTER SYSTEM SET wam.sender_max_rate_per_minute = 120" >/dev/null
 q "ALTER SYSTEM SET wam.worker_enabled = on" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
 wait_drained 20
 tap_is "back on: sent" "$(statuses switch)" "sent=3"
-tap_is "wam.max_rate_per_minute caps the rate after SIGHUP" \
+tap_is "wam.sender_max_rate_per_minute caps the rate after SIGHUP" \
     "$(q "SELECT current_rate_per_minute FROM wam.worker_status")" "120"
-q "ALTER SYSTEM RESET wam.max_rate_per_minute" >/dev/null
+q "ALTER SYSTEM RESET wam.sender_max_rate_per_minute" >/dev/null
 q "SELECT pg_reload_conf()" >/dev/null
-q "SELECT wam.set_sender_limits('main', 60000)" >/dev/null
+q "SELECT wam.configure_sender('main', 60000)" >/dev/null
 sleep 1.2
-tap_is "a new rate from wam.set_sender_limits applies without a restart" \
+tap_is "a new rate from wam.configure_sender applies without a restart" \
     "$(q "SELECT current_rate_per_minute FROM wam.worker_status")" "60000"
 
 # --- token bucket + one-second window: no second over the burst -------------------------
 # After an idle spell the bucket is full (10 tokens at 600/min); a bucket alone would let
 # that second carry the 10 plus the 10 that refill during it.
 mock POST '/_mock/config?replace=1' '{"numbers": {"106540352242922": {"rate_per_second": 0, "pair_limit_seconds": 0}}}' >/dev/null
-q "SELECT wam.set_sender_limits('main', 600)" >/dev/null
+q "SELECT wam.configure_sender('main', 600)" >/dev/null
 sleep 1.2
 enqueue_range 2501 2546 burst >/dev/null
 wait_drained 60
@@ -156,11 +156,11 @@ busiest=$(q "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM wam.outb
 tap_is "600/min: 45 messages sent, the busiest second (by sending_at) holds at most the burst of 10" \
     "$(statuses burst) $([ "$busiest" -le 10 ] && echo within || echo "over: $busiest")" "sent=45 within"
 echo "# burst run: busiest second $busiest, $(q "SELECT round(44 * 60 / extract(epoch FROM max(sending_at) - min(sending_at))) FROM wam.outbox WHERE campaign = 'burst'") per minute"
-q "SELECT wam.set_sender_limits('main', 60000)" >/dev/null
+q "SELECT wam.configure_sender('main', 60000)" >/dev/null
 
 # --- wake-up latency (reported, not asserted) -------------------------------------------
 mock POST /_mock/reset '{}' >/dev/null
-t0=$(q "SELECT extract(epoch FROM clock_timestamp()) FROM (SELECT wam.enqueue(2301, '$TPL', campaign => 'wake')) x")
+t0=$(q "SELECT extract(epoch FROM clock_timestamp()) FROM (SELECT wam.enqueue_message(2301, '$TPL', campaign => 'wake')) x")
 sleep 0.5
 t1=$(mock GET /_mock/messages | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[0]["received_at"] if m else "")')
 echo "# enqueue to request at the mock: $(python3 -c "print(round(($t1 - $t0) * 1000, 1))" 2>/dev/null) ms"
@@ -219,14 +219,14 @@ crash_check "fast-shutdown restart" crash3
 # --- an expired 24-hour window ----------------------------------------------------------
 q "UPDATE wam.customer SET last_inbound_at = now() - interval '24 hours' + interval '2 seconds' WHERE id = 2401" >/dev/null
 q "SELECT wam.pause_sender('main', 'test')" >/dev/null
-q "SELECT wam.enqueue(2401, '{\"type\":\"text\",\"text\":{\"body\":\"Thanks, {name}!\"}}', campaign => 'window')" >/dev/null
+q "SELECT wam.enqueue_message(2401, '{\"type\":\"text\",\"text\":{\"body\":\"Thanks, {name}!\"}}', campaign => 'window')" >/dev/null
 sleep 2.5
 q "SELECT wam.resume_sender('main')" >/dev/null
 sleep 1
 tap_is "free-form message whose 24-hour window closed before sending: expired, not sent" \
     "$(statuses window) $(accounting window)" "expired=1 0 0 0 0 0"
 tap_is "free-form outside the window is refused at enqueue" \
-    "$(q "SELECT wam.enqueue(2401, '{\"type\":\"text\",\"text\":{\"body\":\"hi\"}}')" 2>&1 | grep -c "24-hour window is closed")" 1
+    "$(q "SELECT wam.enqueue_message(2401, '{\"type\":\"text\",\"text\":{\"body\":\"hi\"}}')" 2>&1 | grep -c "24-hour window is closed")" 1
 
 # --- inbound through the mock: reply and STOP -------------------------------------------
 wamid=$(q "SELECT wamid FROM wam.outbox WHERE campaign = 'crash2' AND status = 'delivered' ORDER BY message_id LIMIT 1")

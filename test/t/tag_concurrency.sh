@@ -28,24 +28,24 @@ wam_on_exit "rm -rf '$tmp'"
 
 # 1. Two sessions attach overlapping customers: the second waits for the first and
 #    then inserts only the customers the first did not.
-q -c "BEGIN" -c "SELECT wam.attach('busy', wam.segment_range(1, 1001))" -c "SELECT pg_sleep(1.5)" \
+q -c "BEGIN" -c "SELECT wam.attach_tag('busy', wam.segment_range(1, 1001))" -c "SELECT pg_sleep(1.5)" \
   -c "COMMIT" >"$tmp/a.out" 2>&1 &
 pid_a=$!
 sleep 0.5
-b=$(q -c "SELECT wam.attach('busy', wam.segment_range(501, 1501))" 2>&1)
+b=$(q -c "SELECT wam.attach_tag('busy', wam.segment_range(501, 1501))" 2>&1)
 wait "$pid_a"
 tap_is "overlapping attach: the first inserts 1000" "$(sed -n 1p "$tmp/a.out")" "1000"
 tap_is "overlapping attach: the second waits, then inserts only the 500 new ones" "$b" "500"
 
 # 2. A writer of another block of ids (chunk 5 = ids 327680..393215) of the same tag
 #    does not wait for a long transaction on chunk 0.
-q -c "BEGIN" -c "SELECT wam.attach('busy', wam.segment_range(2000, 3000))" -c "SELECT pg_sleep(3)" \
+q -c "BEGIN" -c "SELECT wam.attach_tag('busy', wam.segment_range(2000, 3000))" -c "SELECT pg_sleep(3)" \
   -c "COMMIT" >/dev/null 2>&1 &
 pid_a=$!
 sleep 0.5
-c=$(q -c "SET lock_timeout = '1s'" -c "SELECT wam.attach('busy', wam.segment_range(330000, 331000))" 2>&1)
+c=$(q -c "SET lock_timeout = '1s'" -c "SELECT wam.attach_tag('busy', wam.segment_range(330000, 331000))" 2>&1)
 tap_is "other id block of the same tag: no waiting (lock_timeout 1s not hit)" "$c" "1000"
-d=$(q -c "SET lock_timeout = '1s'" -c "SELECT wam.detach('busy', wam.segment_range(330000, 330500))" 2>&1)
+d=$(q -c "SET lock_timeout = '1s'" -c "SELECT wam.detach_tag('busy', wam.segment_range(330000, 330500))" 2>&1)
 tap_is "other id block: detach does not wait either" "$d" "500"
 wait "$pid_a"
 
@@ -61,9 +61,9 @@ BEGIN
     FOR i IN 1..40 LOOP
         lo := 1 + floor(random() * 390000)::bigint;
         IF random() < 0.6 THEN
-            PERFORM wam.attach('busy', wam.segment_range(lo, lo + floor(random() * 5000)::bigint));
+            PERFORM wam.attach_tag('busy', wam.segment_range(lo, lo + floor(random() * 5000)::bigint));
         ELSE
-            PERFORM wam.detach('busy', wam.segment_range(lo, lo + floor(random() * 5000)::bigint));
+            PERFORM wam.detach_tag('busy', wam.segment_range(lo, lo + floor(random() * 5000)::bigint));
         END IF;
         COMMIT;
     END LOOP;
@@ -78,7 +78,7 @@ tap_is "storm: no session failed" "$errors" "0"
 tap_is "storm: bitmaps and membership rows agree" \
     "$(q -c "SELECT bool_and(ok) FROM wam.verify_tag_index()")" "t"
 tap_is "storm: tag_members equals the rows" \
-    "$(q -c "SELECT wam.cardinality(wam.tag_members('busy')) = (SELECT count(*) FROM wam.customer_tag WHERE tag_id = wam.tag_id('busy'))")" "t"
+    "$(q -c "SELECT wam.segment_cardinality(wam.tag_members('busy')) = (SELECT count(*) FROM wam.customer_tag WHERE tag_id = wam.tag_id('busy'))")" "t"
 
 wam_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
 tap_done

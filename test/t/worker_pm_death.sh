@@ -84,7 +84,7 @@ idle() {
 
 in_flight() {
     # the mock holds every request; the worker waits on the HTTP transfers
-    q "ALTER SYSTEM SET wam.http_timeout = '60s'" >/dev/null
+    q "ALTER SYSTEM SET wam.sender_http_timeout = '60s'" >/dev/null
     q "SELECT pg_reload_conf()" >/dev/null
     mock POST '/_mock/config?replace=1' '{"faults": [{"match": {}, "action": "timeout", "seconds": 60}]}' >/dev/null
     q "SELECT wam.enqueue_segment(wam.segment_range(1, 4), '$TPL')" >/dev/null

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * test_portable.c
- *	  Unit tests for src/wam_portable.c, run by test/t/portable_unit.sh.
+ *	  Unit tests for src/segment_portable.c, run by test/t/portable_unit.sh.
  *
  * Two kinds of input:
  *	- bitmaps serialized by CRoaring itself, which must all validate with
@@ -30,7 +30,7 @@
 
 #include <roaring/roaring.h>
 
-#include "wam_portable.h"
+#include "segment_portable.h"
 
 #define NO_OFFSET ((size_t) -1)
 

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * payload_render.c
+ * sender_payload.c
  *	  Personalised message payloads (R-M4): a template's {placeholders}
  *	  filled from one customer's fields and the caller's vars.
  *
@@ -348,7 +348,7 @@ fill_placeholders(RenderCache *rc, const char *src, int len, const char **val, i
 }
 
 /*
- * wam.render_for_customer(payload jsonb, vars jsonb, customer_id bigint,
+ * wam.render_customer_payload(payload jsonb, vars jsonb, customer_id bigint,
  *						   phone text, name text, locale text) RETURNS jsonb
  */
 PG_FUNCTION_INFO_V1(wam_render_for_customer);

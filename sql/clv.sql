@@ -122,22 +122,22 @@ SELECT * FROM clv_summary('infinity');
 
 -- before a fit: the simple estimate (average order value x the base's repeat orders per
 -- customer-year x horizon)
-SELECT method, frequency, round(expected_purchases::numeric, 4) AS expected_purchases, spend_per_purchase, ltv FROM ltv_detail(1);
-SELECT ltv(1), ltv(1, '6 months'), ltv(1, '1 year', 0.3), round(expected_purchases(1, '2 years')::numeric, 4) AS e_2_years;
+SELECT method, frequency, round(expected_purchases::numeric, 4) AS expected_purchases, spend_per_purchase, ltv FROM clv_detail(1);
+SELECT clv(1), clv(1, '6 months'), clv(1, '1 year', 0.3), round(expected_purchases(1, '2 years')::numeric, 4) AS e_2_years;
 SELECT p_alive(1);
 -- no orders: 0; unknown customers: an error; NULL: NULL
-SELECT * FROM ltv_detail(405);
-SELECT ltv(405), expected_purchases(405), p_alive(405);
-SELECT ltv(9999);
-SELECT ltv(NULL), expected_purchases(NULL), p_alive(NULL), cost_cap(NULL);
-SELECT ltv(1, '-1 day');
-SELECT ltv(1, '0 days');
-SELECT ltv(1, '1 year', 1.5);
-SELECT ltv(1, '1 year', -0.1);
+SELECT * FROM clv_detail(405);
+SELECT clv(405), expected_purchases(405), p_alive(405);
+SELECT clv(9999);
+SELECT clv(NULL), expected_purchases(NULL), p_alive(NULL), cost_cap(NULL);
+SELECT clv(1, '-1 day');
+SELECT clv(1, '0 days');
+SELECT clv(1, '1 year', 1.5);
+SELECT clv(1, '1 year', -0.1);
 
 -- fitting needs enough customers (settings clv_min_customers 500, clv_min_repeat_buyers 100)
 SELECT * FROM fit_clv();
-SELECT rfm_configure('clv_min_customers', '300');
+SELECT configure_rfm('clv_min_customers', '300');
 SELECT model, parameter, pg_temp.sig(value) AS value FROM fit_clv(now(), '1 day');
 SELECT model, parameter, pg_temp.sig(value) AS value FROM clv_parameter;
 SELECT time_unit, customers, repeat_buyers, round(bgnbd_log_likelihood::numeric, 2) AS bgnbd_ll,
@@ -152,10 +152,10 @@ SELECT count(*) FROM fit_clv(now(), '1 day');
 SELECT i AS customer, d.method, d.frequency, d.recency, d."T", round(d.monetary_value::numeric, 2) AS monetary_value,
 	   round(d.p_alive::numeric, 4) AS p_alive, round(d.expected_purchases::numeric, 4) AS expected_purchases,
 	   d.spend_per_purchase, d.ltv
-FROM generate_series(1, 6) i, ltv_detail(i) d;
+FROM generate_series(1, 6) i, clv_detail(i) d;
 SELECT i AS customer, round(p_alive(i)::numeric, 4) AS p_alive,
 	   round(expected_purchases(i, '90 days')::numeric, 4) AS e_90_days,
-	   round(expected_purchases(i)::numeric, 4) AS e_1_year, ltv(i), ltv(i, '2 years', 0.4) AS margin_ltv_2y
+	   round(expected_purchases(i)::numeric, 4) AS e_1_year, clv(i), clv(i, '2 years', 0.4) AS margin_ltv_2y
 FROM generate_series(1, 6) i;
 SELECT round(expected_purchases(1, '10 years')::numeric, 3) AS e_10_years;
 -- a new order updates the prediction at once
@@ -165,17 +165,17 @@ SELECT round(p_alive(9)::numeric, 4) AS p_alive, round(expected_purchases(9)::nu
 
 -- cost caps: 15% of the 1-year LTV (R-F4); with a per-push cost, at most that,
 -- or 3x it above an LTV of 8,000 (R-R5)
-SELECT i AS customer, ltv(i), cost_cap(i) FROM generate_series(1, 4) i;
+SELECT i AS customer, clv(i), cost_cap(i) FROM generate_series(1, 4) i;
 SELECT * FROM cost_cap_detail(1);
 SELECT check_cost(1, 1.00);
 SELECT check_cost(1, 1000);
-SELECT rfm_configure('push_cost', '2');
-SELECT i AS customer, ltv(i), cost_cap(i) FROM generate_series(1, 4) i;
+SELECT configure_rfm('push_cost', '2');
+SELECT i AS customer, clv(i), cost_cap(i) FROM generate_series(1, 4) i;
 SELECT check_cost(1, 3);
-SELECT rfm_configure('high_value_ltv', '20');
+SELECT configure_rfm('high_value_ltv', '20');
 SELECT * FROM cost_cap_detail(1);
 SELECT check_cost(1, 7);
-SELECT rfm_configure('high_value_ltv', '8000');
+SELECT configure_rfm('high_value_ltv', '8000');
 SELECT cost_cap(405) AS no_orders_cap;
 SELECT check_cost(405, 0) AS zero_cost_allowed;
 SELECT check_cost(405, 0.01);
@@ -200,10 +200,10 @@ SELECT count(*) FROM reward;
 TRUNCATE customer_order;
 SELECT count(record_order(g, 10, date_trunc('day', now()) - g * interval '1 day')) FROM generate_series(1, 400) g;
 SELECT * FROM fit_clv();
-SELECT rfm_configure('clv_min_repeat_buyers', '1');
+SELECT configure_rfm('clv_min_repeat_buyers', '1');
 SELECT * FROM fit_clv();
 SELECT model, parameter, pg_temp.sig(value) AS value FROM clv_parameter WHERE parameter = 'r';
-SELECT rfm_configure('clv_min_customers', '2');
+SELECT configure_rfm('clv_min_customers', '2');
 SELECT count(record_order(1, 10, date_trunc('day', now()) - g * interval '1 day')) FROM generate_series(2, 3) g;
 TRUNCATE customer_order;
 SELECT record_order(1, 10, date_trunc('day', now()) - interval '5 days') > 0 AS one_customer;
@@ -274,7 +274,7 @@ DROP TABLE small;
 
 -- roles: readers predict, only admins fit
 SET ROLE wam_reader;
-SELECT ltv(1) IS NOT NULL AS reader_ltv, cost_cap(1) IS NOT NULL AS reader_cap;
+SELECT clv(1) IS NOT NULL AS reader_ltv, cost_cap(1) IS NOT NULL AS reader_cap;
 SELECT count(*) FROM clv_summary();
 SELECT * FROM fit_clv();
 RESET ROLE;

@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
- * ltv.h
+ * clv.h
  *	  Customer-lifetime-value models: BG/NBD (Fader, Hardie & Lee 2005) for
  *	  the number of future purchases and the probability that a customer is
  *	  still "alive", and Gamma-Gamma (Fader, Hardie & Lee 2005b; Colombo &
  *	  Jiang 1999) for the spend per purchase.
  *
- * ltv_math.c is plain C (math.h only, no PostgreSQL calls, no allocation):
+ * clv_math.c is plain C (math.h only, no PostgreSQL calls, no allocation):
  * log-likelihoods, the Gaussian hypergeometric function 2F1, the closed
- * forms used for prediction and a Nelder-Mead minimiser.  ltv.c wraps it as
+ * forms used for prediction and a Nelder-Mead minimiser.  clv.c wraps it as
  * SQL aggregates and functions and owns every allocation.
  *
  * Notation (per customer, in the model's time unit): x = repeat purchase

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
- * tagging.c
- *	  wam.attach() and wam.detach(): give a tag to, or take it from, the
+ * tag_attach.c
+ *	  wam.attach_tag() and wam.detach_tag(): give a tag to, or take it from, the
  *	  customers of a segment, keeping wam.customer_tag (the truth) and the
  *	  tag's bitmap blocks in wam.tag_chunk exactly in step.
  *
@@ -10,7 +10,7 @@
  * steps now run here in one call: the tag lookup and the writes of
  * wam.tag_chunk, wam.tag and expiry refreshes go through SPI plans prepared
  * once per session, the membership rows through the bulk writers of
- * membership.c, and the advisory locks and bitmap arithmetic directly.
+ * tag_membership.c, and the advisory locks and bitmap arithmetic directly.
  * The order of the steps and every error are those of the PL/pgSQL
  * versions:
  *
@@ -44,7 +44,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 
-#include "membership.h"
+#include "tag_membership.h"
 #include "segment.h"
 #include "wam_lock.h"
 
@@ -261,7 +261,7 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
 			ret = SPI_execute_plan(wam_plan(&wam_chunk_remove_plan,
 											"UPDATE wam.tag_chunk c SET members = c.members OPERATOR(wam.-) $3"
 											" WHERE c.tag_id OPERATOR(pg_catalog.=) $1 AND c.chunk OPERATOR(pg_catalog.=) $2"
-											" RETURNING wam.is_empty(c.members)",
+											" RETURNING wam.segment_is_empty(c.members)",
 											3, argtypes),
 								   args, NULL, false, 0);
 			if (ret != SPI_OK_UPDATE_RETURNING)
@@ -284,7 +284,7 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
 }
 
 /*
- * wam.attach(tag text, who wam.segment, ttl interval DEFAULT NULL,
+ * wam.attach_tag(tag text, who wam.segment, ttl interval DEFAULT NULL,
  * source text DEFAULT 'api') RETURNS bigint: gives the tag to the customers
  * of `who`; returns how many did not have it.  Those who had it get their
  * expiry refreshed.
@@ -404,14 +404,14 @@ wam_attach(PG_FUNCTION_ARGS)
 			ret = SPI_execute_plan(wam_plan(&wam_clear_plan,
 											"UPDATE wam.customer_tag ct SET expires_at = NULL"
 											" WHERE ct.expires_at IS NOT NULL AND ct.tag_id OPERATOR(pg_catalog.=) $1"
-											" AND wam.contains($2, ct.customer_id)",
+											" AND wam.segment_has($2, ct.customer_id)",
 											2, argtypes),
 								   args, NULL, false, 0);
 		}
 		else
 			ret = SPI_execute_plan(wam_plan(&wam_refresh_plan,
 											"UPDATE wam.customer_tag ct SET expires_at = $3"
-											" FROM wam.members($2) m"
+											" FROM wam.segment_members($2) m"
 											" WHERE ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1"
 											" AND ct.expires_at IS DISTINCT FROM $3",
 											3, argtypes),
@@ -449,7 +449,7 @@ wam_attach(PG_FUNCTION_ARGS)
 }
 
 /*
- * wam.detach(tag text, who wam.segment) RETURNS bigint: takes the tag from
+ * wam.detach_tag(tag text, who wam.segment) RETURNS bigint: takes the tag from
  * the customers of `who`; returns how many had it.  Retired tags can be
  * taken away.
  */

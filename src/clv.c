@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ltv.c
+ * clv.c
  *	  SQL interface of the lifetime-value models: the fitting aggregates
  *	  wam.bgnbd_fit and wam.gammagamma_fit (maximum likelihood by
  *	  Nelder-Mead on log-parameters, see ltv_math.c, optionally with the L2
@@ -30,7 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "ltv.h"
+#include "clv.h"
 
 PG_FUNCTION_INFO_V1(wam_bgnbd_fit_trans);
 PG_FUNCTION_INFO_V1(wam_bgnbd_fit_final);

@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * membership.c
+ * tag_membership.c
  *	  Bulk writes of tag memberships (wam.customer_tag) for a whole segment,
  *	  and the split of a segment into per-chunk bitmaps.
  *
  * Tagging a million customers through INSERT ... SELECT costs several
- * microseconds per row in executor overhead.  wam.attach() and wam.detach()
+ * microseconds per row in executor overhead.  wam.attach_tag() and wam.detach_tag()
  * instead hand the segment to these functions, which write the heap with
  * table_multi_insert() (one WAL record per page instead of per row) and
  * maintain the indexes directly, deleting through the primary key.  They are
@@ -42,7 +42,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "membership.h"
+#include "tag_membership.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(wam_membership_insert);

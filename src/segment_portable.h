@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * wam_portable.h
+ * segment_portable.h
  *	  Strict validator for the Roaring "portable" serialization format.
  *
  * The portable format is the one described by RoaringFormatSpec and
@@ -15,7 +15,7 @@
  * This file deliberately includes no PostgreSQL headers so that the
  * validator can be unit-tested and fuzzed as plain C.
  *
- * src/wam_portable.h
+ * src/segment_portable.h
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * wam_portable.c
+ * segment_portable.c
  *	  Strict validator for the Roaring "portable" serialization format.
  *
  * Layout (RoaringFormatSpec; all integers little-endian):
@@ -39,7 +39,7 @@
  * This file must not include PostgreSQL headers: it is also compiled into
  * the unit test and the libFuzzer target.
  *
- * src/wam_portable.c
+ * src/segment_portable.c
  *
  *-------------------------------------------------------------------------
  */
@@ -48,7 +48,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "wam_portable.h"
+#include "segment_portable.h"
 
 #define SERIAL_COOKIE_NO_RUNCONTAINER	12346
 #define SERIAL_COOKIE					12347

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * ltv_math.c
+ * clv_math.c
  *	  Likelihoods, special functions and the optimiser of the lifetime-value
- *	  models (see ltv.h).  Plain C: no PostgreSQL calls, no allocation, no
+ *	  models (see clv.h).  Plain C: no PostgreSQL calls, no allocation, no
  *	  error reporting -- failures are return values the caller turns into
  *	  ereport()s.
  *
@@ -32,7 +32,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ltv.h"
+#include "clv.h"
 
 #define LTV_NM_MAXDIM	8
 
