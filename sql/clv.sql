@@ -249,7 +249,7 @@ SELECT bgnbd_penalizer, gammagamma_penalizer, customers, repeat_buyers,
 SELECT bool_and(value > 0 AND value < 'Infinity') AS finite FROM clv_parameter;
 SELECT i AS customer, d.method, d.frequency, d."T", round(d.p_alive::numeric, 4) AS p_alive,
 	   round(d.expected_purchases::numeric, 3) AS e_1_year, d.spend_per_purchase, d.ltv
-FROM small, ltv_detail(i) d WHERE i IN (1, 2, 3, 5, 9) ORDER BY i;
+FROM small, clv_detail(i) d WHERE i IN (1, 2, 3, 5, 9) ORDER BY i;
 SELECT round(sum(expected_purchases(i, '1 year'))::numeric, 1) AS expected_next_year,
 	   round((SELECT sum(frequency) / sum("T") * 365 * count(*) FROM clv_summary())::numeric, 1) AS at_observed_rate,
 	   bool_and(p_alive(i) BETWEEN 0 AND 1) AS p_alive_in_range

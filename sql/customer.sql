@@ -24,9 +24,9 @@ SELECT id, name, locale, time_zone FROM wam.customer WHERE id = 1;
 
 -- a new customer is a customer everywhere at once: it can be tagged
 SELECT wam.create_tag('api test', 'interest') > 0 AS tag_created;
-SELECT wam.attach('api test', '{1,2,3}') AS attached;
+SELECT wam.attach_tag('api test', '{1,2,3}') AS attached;
 -- a customer that does not exist says how to create one
-SELECT wam.attach('api test', '{1,2,3,4}');
+SELECT wam.attach_tag('api test', '{1,2,3,4}');
 
 -- what is stored after an upsert (a function of its own: it sees the upsert's row)
 CREATE FUNCTION pg_temp.stored(phone text, locale text, time_zone text) RETURNS text
@@ -56,8 +56,8 @@ SELECT wam.upsert_customer('+85291234567', NULL, NULL, 'Mars/Olympus');
 SELECT wam.upsert_customer('+85291234567', NULL, NULL, 'UTC+8');
 SELECT wam.upsert_customer('+85291234567', NULL, NULL, 'HKT');
 SELECT wam.upsert_customer('+85291234567', NULL, NULL, repeat('A', 300));
-SELECT wam.time_zone_name('EUROPE/LISBON'), wam.time_zone_name('Europe/Lisbon '), wam.time_zone_name(''),
-	   wam.time_zone_name(NULL);
+SELECT wam_internal.time_zone_name('EUROPE/LISBON'), wam_internal.time_zone_name('Europe/Lisbon '), wam_internal.time_zone_name(''),
+	   wam_internal.time_zone_name(NULL);
 
 -- bad phones and names: clear errors, nothing written
 SELECT wam.upsert_customer(NULL, 'x');

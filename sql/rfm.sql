@@ -162,19 +162,19 @@ SELECT * FROM refresh_rfm('infinity');
 SELECT count(*) FROM refresh_rfm();
 
 -- settings
-SELECT rfm_configure('no_such_setting', '1');
-SELECT rfm_configure('id', 'false');
-SELECT rfm_configure('cost_cap_share', '1.5');
-SELECT rfm_configure('cost_cap_share', 'lots');
-SELECT rfm_configure('future_tolerance', 'soon');
-SELECT rfm_configure('mirror_tags', 'maybe');
-SELECT rfm_configure('clv_min_customers', '99999999999');
+SELECT configure_rfm('no_such_setting', '1');
+SELECT configure_rfm('id', 'false');
+SELECT configure_rfm('cost_cap_share', '1.5');
+SELECT configure_rfm('cost_cap_share', 'lots');
+SELECT configure_rfm('future_tolerance', 'soon');
+SELECT configure_rfm('mirror_tags', 'maybe');
+SELECT configure_rfm('clv_min_customers', '99999999999');
 \set VERBOSITY sqlstate
-SELECT rfm_configure('cost_cap_share', 'lots');
-SELECT rfm_configure('clv_min_customers', '99999999999');
+SELECT configure_rfm('cost_cap_share', 'lots');
+SELECT configure_rfm('clv_min_customers', '99999999999');
 \set VERBOSITY default
-SELECT rfm_configure('ltv_margin', NULL);
-SELECT rfm_configure('push_cost', NULL) IS NULL AS push_cost_unset;
+SELECT configure_rfm('ltv_margin', NULL);
+SELECT configure_rfm('push_cost', NULL) IS NULL AS push_cost_unset;
 SELECT setting, value FROM rfm_settings WHERE setting IN ('tier_scheme', 'currency', 'day_time_zone', 'cost_cap_share');
 
 -- R-R2 / R-R3 flags: orders in the last 30 days, coupons, unit prices against the catalogue average

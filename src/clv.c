@@ -340,7 +340,7 @@ penalized_notice(const char *model, const LtvFitResult *ml_res, const double *ml
 	ereport(NOTICE,
 			(errmsg("the %s maximum-likelihood fit %s: fitted with penalizer %g instead", model,
 					fit_problem(ml_res, ml_theta, nparams, names), penalizer),
-			 errdetail("The penalty %g x the sum of the squared parameters (lifetimes' penalizer_coef) keeps them finite on small or atypical data, at the price of a bias; wam.clv_fit and wam.ltv_detail label the fit as penalized.",
+			 errdetail("The penalty %g x the sum of the squared parameters (lifetimes' penalizer_coef) keeps them finite on small or atypical data, at the price of a bias; wam.clv_fit and wam.clv_detail label the fit as penalized.",
 					   penalizer)));
 }
 

@@ -3,7 +3,7 @@
  * customer_sql.c
  *	  Helpers of the customer API (wam.upsert_customer, src/sql/tags.sql).
  *
- *	  wam.time_zone_name(name) -> the name as pg_timezone_names spells it,
+ *	  wam_internal.time_zone_name(name) -> the name as pg_timezone_names spells it,
  *	                              or NULL when it is not one of them
  *
  * pg_timezone_names reads every file of the time zone database (about 1,200,

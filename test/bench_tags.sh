@@ -197,7 +197,7 @@ FROM bench_run GROUP BY name;
 -- The steps of wam.attach_tag(), one by one with clock_timestamp() between them, through the
 -- SQL-callable internal functions, for a segment of new members (no expiry refresh): a
 -- diagnostic of what each step costs as a statement of its own.  wam.attach itself runs the
--- same steps in one C call (src/tag_attach.c).  It performs a real attach (same writes).
+-- same steps in one C call (src/tag_attach.c).  It performs a real attach_tag (same writes).
 CREATE FUNCTION bench_attach_steps(p_tag text, who wam.segment) RETURNS float8[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -381,7 +381,7 @@ FROM generate_series(1, 60) t;
 DO $$
 DECLARE r record;
 BEGIN
-    FOR r IN SELECT * FROM (VALUES (0.08, 'q3 (8 %)'), (0.10, 'attach (10 %)'), (0.25, 'q1 (25 %)'), (0.40, 'q2 (40 %)')) v(d, role) LOOP
+    FOR r IN SELECT * FROM (VALUES (0.08, 'q3 (8 %)'), (0.10, 'attach_tag (10 %)'), (0.25, 'q1 (25 %)'), (0.40, 'q2 (40 %)')) v(d, role) LOOP
         UPDATE bench_tag SET density = r.d, role = r.role
         WHERE t = (SELECT t FROM bench_tag WHERE role IS NULL ORDER BY abs(density - r.d), t LIMIT 1);
     END LOOP;

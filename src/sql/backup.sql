@@ -43,7 +43,7 @@ $$;
 COMMENT ON FUNCTION wam_internal.restore_replace_trigger() IS 'internal: during a restore, a dumped row replaces the seeded row with the same primary key';
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.tag_dimension
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
-CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_setting
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_config
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.rfm_scheme
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();

@@ -5,7 +5,7 @@
 
 -- One row of settings, changed by administrators with wam.configure_rfm()
 -- and listed by the view wam.rfm_settings.
-CREATE TABLE wam.rfm_setting (
+CREATE TABLE wam.rfm_config (
 	id boolean PRIMARY KEY DEFAULT true CONSTRAINT rfm_setting_one_row CHECK (id),
 	currency text CONSTRAINT rfm_setting_currency CHECK (currency ~ '^[A-Z]{3}$'),
 	day_time_zone text NOT NULL DEFAULT 'UTC',
@@ -46,29 +46,29 @@ CREATE TABLE wam.rfm_setting (
 	high_value_push_multiplier numeric NOT NULL DEFAULT 3
 		CONSTRAINT rfm_setting_high_value_multiplier CHECK (high_value_push_multiplier >= 1)
 );
-INSERT INTO wam.rfm_setting DEFAULT VALUES;
-COMMENT ON TABLE wam.rfm_setting IS 'settings of orders, RFM, lifetime value and cost caps (one row; change with wam.configure_rfm)';
-COMMENT ON COLUMN wam.rfm_setting.currency IS 'ISO 4217 code of the program currency; NULL until the first order that names one (details->>''currency''); orders in another currency are refused';
-COMMENT ON COLUMN wam.rfm_setting.day_time_zone IS 'time zone whose calendar days count as purchase days (frequency = distinct purchase days); changing it recomputes all statistics';
-COMMENT ON COLUMN wam.rfm_setting.future_tolerance IS 'how far in the future an order time may be (clock skew) before wam.record_order refuses it';
-COMMENT ON COLUMN wam.rfm_setting.tier_scheme IS 'the tier scheme of wam.rfm_score, wam.refresh_rfm and the tier tags: ''segment map'' (11 named segments), ''value tiers'' (6) or one defined with wam.define_rfm_scheme';
-COMMENT ON COLUMN wam.rfm_setting.mirror_tags IS 'keep one tag per tier (dimension spending power) in step: at every refresh, and at once when an order moves a customer to another tier';
-COMMENT ON COLUMN wam.rfm_setting.tag_prefix IS 'tier tags are named tag_prefix || tier, e.g. "RFM Champions"';
-COMMENT ON COLUMN wam.rfm_setting.high_frequency_orders_30d IS 'R-R2: orders in the last 30 days from which a customer is high-frequency (below: low-frequency)';
-COMMENT ON COLUMN wam.rfm_setting.low_spend_order_value IS 'R-R2: average order value below which a high-frequency customer is low-spend';
-COMMENT ON COLUMN wam.rfm_setting.high_spend_order_value IS 'R-R2: average order value from which a low-frequency customer is high-spend';
-COMMENT ON COLUMN wam.rfm_setting.price_sensitive_coupon_share IS 'R-R3: share of orders with a coupon from which a customer is price-sensitive';
-COMMENT ON COLUMN wam.rfm_setting.quality_price_ratio IS 'R-R3: average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
-COMMENT ON COLUMN wam.rfm_setting.flag_min_orders IS 'R-R3: orders a customer needs before the price-sensitive and quality-oriented flags apply';
-COMMENT ON COLUMN wam.rfm_setting.catalogue_unit_price IS 'R-R3: the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
-COMMENT ON COLUMN wam.rfm_setting.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.ltv uses the simple estimate';
-COMMENT ON COLUMN wam.rfm_setting.clv_min_repeat_buyers IS 'customers with a repeat purchase day that wam.fit_clv needs';
-COMMENT ON COLUMN wam.rfm_setting.ltv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
-COMMENT ON COLUMN wam.rfm_setting.cost_cap_horizon IS 'horizon of the lifetime value that wam.cost_cap is a share of';
-COMMENT ON COLUMN wam.rfm_setting.cost_cap_share IS 'R-F4: the largest reward or push cost as a share of the lifetime value';
-COMMENT ON COLUMN wam.rfm_setting.push_cost IS 'R-R5: the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
-COMMENT ON COLUMN wam.rfm_setting.high_value_ltv IS 'R-R5: lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
-COMMENT ON COLUMN wam.rfm_setting.high_value_push_multiplier IS 'R-R5: the push cost multiple allowed for high-value customers';
+INSERT INTO wam.rfm_config DEFAULT VALUES;
+COMMENT ON TABLE wam.rfm_config IS 'settings of orders, RFM, lifetime value and cost caps (one row; change with wam.configure_rfm)';
+COMMENT ON COLUMN wam.rfm_config.currency IS 'ISO 4217 code of the program currency; NULL until the first order that names one (details->>''currency''); orders in another currency are refused';
+COMMENT ON COLUMN wam.rfm_config.day_time_zone IS 'time zone whose calendar days count as purchase days (frequency = distinct purchase days); changing it recomputes all statistics';
+COMMENT ON COLUMN wam.rfm_config.future_tolerance IS 'how far in the future an order time may be (clock skew) before wam.record_order refuses it';
+COMMENT ON COLUMN wam.rfm_config.tier_scheme IS 'the tier scheme of wam.rfm_score, wam.refresh_rfm and the tier tags: ''segment map'' (11 named segments), ''value tiers'' (6) or one defined with wam.define_rfm_scheme';
+COMMENT ON COLUMN wam.rfm_config.mirror_tags IS 'keep one tag per tier (dimension spending power) in step: at every refresh, and at once when an order moves a customer to another tier';
+COMMENT ON COLUMN wam.rfm_config.tag_prefix IS 'tier tags are named tag_prefix || tier, e.g. "RFM Champions"';
+COMMENT ON COLUMN wam.rfm_config.high_frequency_orders_30d IS 'R-R2: orders in the last 30 days from which a customer is high-frequency (below: low-frequency)';
+COMMENT ON COLUMN wam.rfm_config.low_spend_order_value IS 'R-R2: average order value below which a high-frequency customer is low-spend';
+COMMENT ON COLUMN wam.rfm_config.high_spend_order_value IS 'R-R2: average order value from which a low-frequency customer is high-spend';
+COMMENT ON COLUMN wam.rfm_config.price_sensitive_coupon_share IS 'R-R3: share of orders with a coupon from which a customer is price-sensitive';
+COMMENT ON COLUMN wam.rfm_config.quality_price_ratio IS 'R-R3: average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
+COMMENT ON COLUMN wam.rfm_config.flag_min_orders IS 'R-R3: orders a customer needs before the price-sensitive and quality-oriented flags apply';
+COMMENT ON COLUMN wam.rfm_config.catalogue_unit_price IS 'R-R3: the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
+COMMENT ON COLUMN wam.rfm_config.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.ltv uses the simple estimate';
+COMMENT ON COLUMN wam.rfm_config.clv_min_repeat_buyers IS 'customers with a repeat purchase day that wam.fit_clv needs';
+COMMENT ON COLUMN wam.rfm_config.ltv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
+COMMENT ON COLUMN wam.rfm_config.cost_cap_horizon IS 'horizon of the lifetime value that wam.cost_cap is a share of';
+COMMENT ON COLUMN wam.rfm_config.cost_cap_share IS 'R-F4: the largest reward or push cost as a share of the lifetime value';
+COMMENT ON COLUMN wam.rfm_config.push_cost IS 'R-R5: the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
+COMMENT ON COLUMN wam.rfm_config.high_value_ltv IS 'R-R5: lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
+COMMENT ON COLUMN wam.rfm_config.high_value_push_multiplier IS 'R-R5: the push cost multiple allowed for high-value customers';
 
 -- tier schemes
 
@@ -243,19 +243,19 @@ CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8) (
 	FINALFUNC = wam_internal.bgnbd_fit_final,
 	PARALLEL = SAFE
 );
-COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
-COMMENT ON FUNCTION wam.bgnbd_fit_final(internal) IS 'internal: final function of wam.bgnbd_fit (the maximum-likelihood fit)';
+COMMENT ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
+COMMENT ON FUNCTION wam_internal.bgnbd_fit_final(internal) IS 'internal: final function of wam.bgnbd_fit (the maximum-likelihood fit)';
 COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer 0}';
 
-CREATE FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8, float8) RETURNS internal
+CREATE FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8, penalizer float8) (
-	SFUNC = wam.bgnbd_fit_trans,
+	SFUNC = wam_internal.bgnbd_fit_trans,
 	STYPE = internal,
-	FINALFUNC = wam.bgnbd_fit_final,
+	FINALFUNC = wam_internal.bgnbd_fit_final,
 	PARALLEL = SAFE
 );
-COMMENT ON FUNCTION wam.bgnbd_fit_trans(internal, float8, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit with a penalizer';
+COMMENT ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit with a penalizer';
 COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'penalized BG/NBD fit (penalizer x (r^2 + alpha^2 + a^2 + b^2) per customer, as lifetimes'' penalizer_coef; the same on every row): 0 is maximum likelihood, NULL is maximum likelihood unless degenerate, then the smallest of 0.001, 0.01, 0.1 that gives a usable fit (with a NOTICE); {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
@@ -268,19 +268,19 @@ CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8) (
 	FINALFUNC = wam_internal.gammagamma_fit_final,
 	PARALLEL = SAFE
 );
-COMMENT ON FUNCTION wam.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
-COMMENT ON FUNCTION wam.gammagamma_fit_final(internal) IS 'internal: final function of wam.gammagamma_fit (the maximum-likelihood fit)';
+COMMENT ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
+COMMENT ON FUNCTION wam_internal.gammagamma_fit_final(internal) IS 'internal: final function of wam.gammagamma_fit (the maximum-likelihood fit)';
 COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer 0}';
 
-CREATE FUNCTION wam.gammagamma_fit_trans(internal, float8, float8, float8) RETURNS internal
+CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8, penalizer float8) (
-	SFUNC = wam.gammagamma_fit_trans,
+	SFUNC = wam_internal.gammagamma_fit_trans,
 	STYPE = internal,
-	FINALFUNC = wam.gammagamma_fit_final,
+	FINALFUNC = wam_internal.gammagamma_fit_final,
 	PARALLEL = SAFE
 );
-COMMENT ON FUNCTION wam.gammagamma_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.gammagamma_fit with a penalizer';
+COMMENT ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.gammagamma_fit with a penalizer';
 COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8, float8) IS 'penalized Gamma-Gamma fit over repeat buyers (penalizer x (p^2 + q^2 + v^2) per customer; 0 and NULL as for wam.bgnbd_fit): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam.hyp2f1(a float8, b float8, c float8, z float8) RETURNS float8
@@ -391,7 +391,7 @@ SELECT wam_internal.rfm_store_scheme('value tiers');
 -- the segment map lists its segments in the conventional order, not rule order
 UPDATE wam.rfm_scheme SET tiers = '{Champions,Loyal,Potential loyalist,New,Promising,Need attention,About to sleep,At risk,Can''t lose them,Hibernating,Lost}'
 WHERE name = 'segment map';
-ALTER TABLE wam.rfm_setting ADD CONSTRAINT rfm_setting_tier_scheme
+ALTER TABLE wam.rfm_config ADD CONSTRAINT rfm_setting_tier_scheme
 	FOREIGN KEY (tier_scheme) REFERENCES wam.rfm_scheme ON UPDATE CASCADE;
 
 -- purchase statistics maintenance
@@ -440,7 +440,7 @@ CREATE FUNCTION wam.recompute_order_stats(customers bigint[] DEFAULT NULL) RETUR
 AS $$
 #variable_conflict use_variable
 DECLARE
-	zone text := (SELECT s.day_time_zone FROM wam.rfm_setting s);
+	zone text := (SELECT s.day_time_zone FROM wam.rfm_config s);
 	n bigint;
 BEGIN
 	PERFORM wam_internal.lock_order_stats(customers);
@@ -469,7 +469,7 @@ CREATE FUNCTION wam.verify_order_stats()
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 	WITH truth AS (
-		SELECT * FROM wam_internal.order_stats_from_orders(NULL, (SELECT day_time_zone FROM wam.rfm_setting))
+		SELECT * FROM wam_internal.order_stats_from_orders(NULL, (SELECT day_time_zone FROM wam.rfm_config))
 	), cmp AS (
 		SELECT coalesce(s.customer_id, t.customer_id) AS customer_id,
 			   s.customer_id IS NULL OR t.customer_id IS NULL
@@ -521,7 +521,7 @@ BEGIN
 	END IF;
 	SELECT s.day_time_zone, x.n, o.customer_id, o.ordered_at, o.amount, o.coupon_used, o.units
 	INTO zone, n_rows, c, t, amt, coupon, n_units
-	FROM wam.rfm_setting s
+	FROM wam.rfm_config s
 	CROSS JOIN (SELECT count(*) AS n FROM new_orders) x
 	LEFT JOIN LATERAL (SELECT * FROM new_orders LIMIT 1) o ON true;
 
@@ -734,7 +734,7 @@ CROSS JOIN (
 		   cfg.price_sensitive_coupon_share, cfg.quality_price_ratio, cfg.flag_min_orders,
 		   coalesce(cfg.catalogue_unit_price, k.unit_price) AS unit_price,
 		   k.r_cuts, k.f_cuts, k.m_cuts, seg.tier_map AS segment_map, sch.tier_map
-	FROM wam.rfm_setting cfg
+	FROM wam.rfm_config cfg
 	LEFT JOIN wam.rfm_cut k ON true
 	LEFT JOIN wam.rfm_scheme seg ON seg.name = 'segment map'
 	LEFT JOIN wam.rfm_scheme sch ON sch.name = cfg.tier_scheme
@@ -755,9 +755,9 @@ SELECT a.attname::text AS setting,
 	   pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
 	   pg_catalog.col_description(a.attrelid, a.attnum) AS description
 FROM pg_catalog.pg_attribute a
-JOIN wam.rfm_setting s ON true
+JOIN wam.rfm_config s ON true
 CROSS JOIN LATERAL (SELECT to_jsonb(s) ->> a.attname::text AS value) j
-WHERE a.attrelid = 'wam.rfm_setting'::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id'
+WHERE a.attrelid = 'wam.rfm_config'::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> 'id'
 ORDER BY a.attnum;
 COMMENT ON VIEW wam.rfm_settings IS 'the settings of orders, RFM and lifetime value with their current values and meaning';
 
@@ -769,14 +769,14 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	col_type text;
-	old_zone text := (SELECT s.day_time_zone FROM wam.rfm_setting s);
+	old_zone text := (SELECT s.day_time_zone FROM wam.rfm_config s);
 	result text;
 	constraint_name text;
 	cast_state text;
 BEGIN
 	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO col_type
 	FROM pg_catalog.pg_attribute a
-	WHERE a.attrelid = 'wam.rfm_setting'::regclass AND a.attname = setting AND a.attnum > 0
+	WHERE a.attrelid = 'wam.rfm_config'::regclass AND a.attname = setting AND a.attnum > 0
 	  AND NOT a.attisdropped AND a.attname <> 'id';
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'unknown setting "%"', setting
@@ -811,7 +811,7 @@ BEGIN
 		END IF;
 	END IF;
 	BEGIN
-		EXECUTE format('UPDATE wam.rfm_setting SET %I = $1::%s', setting, col_type) USING value;
+		EXECUTE format('UPDATE wam.rfm_config SET %I = $1::%s', setting, col_type) USING value;
 	EXCEPTION WHEN data_exception THEN
 		-- a value that is not of the setting's type (a cast error, 22P02 or
 		-- 22003): say which setting and type instead of showing the internal UPDATE
@@ -828,10 +828,10 @@ BEGIN
 				  DETAIL = CASE WHEN constraint_name <> '' THEN
 							   format('The setting must satisfy %s.',
 									  (SELECT pg_catalog.pg_get_constraintdef(c.oid) FROM pg_catalog.pg_constraint c
-									   WHERE c.conrelid = 'wam.rfm_setting'::regclass AND c.conname = constraint_name))
+									   WHERE c.conrelid = 'wam.rfm_config'::regclass AND c.conname = constraint_name))
 						   ELSE 'The setting must not be null.' END;
 	END;
-	EXECUTE format('SELECT %I::text FROM wam.rfm_setting', setting) INTO result;
+	EXECUTE format('SELECT %I::text FROM wam.rfm_config', setting) INTO result;
 	IF setting = 'day_time_zone' AND result IS DISTINCT FROM old_zone THEN
 		RAISE NOTICE 'purchase days are now counted in %: recomputing the statistics of % customers',
 			result, (SELECT count(*) FROM wam.customer_stats);
@@ -967,7 +967,7 @@ CREATE FUNCTION wam.rfm_tier(r integer, f integer, m integer, scheme text DEFAUL
 AS $$
 	SELECT s.tier_map[(r - 1) * 25 + (f - 1) * 5 + m]
 	FROM wam.rfm_scheme s
-	WHERE s.name = coalesce(scheme, (SELECT c.tier_scheme FROM wam.rfm_setting c))
+	WHERE s.name = coalesce(scheme, (SELECT c.tier_scheme FROM wam.rfm_config c))
 	  AND r BETWEEN 1 AND 5 AND f BETWEEN 1 AND 5 AND m BETWEEN 1 AND 5
 $$;
 COMMENT ON FUNCTION wam.rfm_tier(integer, integer, integer, text) IS 'tier of the scores R, F, M in a scheme (default: the configured one); NULL for scores outside 1..5 or an unknown scheme';
@@ -981,7 +981,7 @@ CREATE FUNCTION wam.record_order(customer bigint, amount numeric, ordered_at tim
 AS $$
 #variable_conflict use_variable
 DECLARE
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 	cur text;
 	n_units integer;
 	new_id bigint;
@@ -1008,7 +1008,7 @@ BEGIN
 		RAISE EXCEPTION 'order details must be a JSON object, not %', jsonb_typeof(details)
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	IF NOT isfinite(ordered_at) AND ordered_at < now() THEN
 		RAISE EXCEPTION 'order time must be finite, not %', ordered_at USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -1026,8 +1026,8 @@ BEGIN
 	END IF;
 	IF cur IS NOT NULL AND cfg.currency IS NULL THEN
 		-- the first order naming a currency fixes the program currency
-		UPDATE wam.rfm_setting SET currency = cur WHERE currency IS NULL;
-		SELECT s.currency INTO cfg.currency FROM wam.rfm_setting s;
+		UPDATE wam.rfm_config SET currency = cur WHERE currency IS NULL;
+		SELECT s.currency INTO cfg.currency FROM wam.rfm_config s;
 	END IF;
 	IF cur IS DISTINCT FROM cfg.currency AND cur IS NOT NULL THEN
 		RAISE EXCEPTION 'order currency % differs from the program currency %', cur, cfg.currency
@@ -1104,7 +1104,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	started timestamptz := clock_timestamp();
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 	res wam.rfm_cut_result;
 	src text := 'statistics';
 	prospects bigint;
@@ -1112,7 +1112,7 @@ BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	IF as_of > now() + cfg.future_tolerance OR NOT isfinite(as_of) THEN
 		RAISE EXCEPTION 'cannot score as of %: it must be a finite time, not in the future', as_of
 			USING ERRCODE = 'invalid_parameter_value';
@@ -1196,7 +1196,7 @@ AS $$
 DECLARE
 	buyers bigint;
 	total numeric;
-	scheme text := (SELECT c.tier_scheme FROM wam.rfm_setting c);
+	scheme text := (SELECT c.tier_scheme FROM wam.rfm_config c);
 BEGIN
 	IF NOT EXISTS (SELECT FROM wam.rfm_cut) THEN
 		RAISE EXCEPTION 'RFM scores are not computed yet'
@@ -1236,7 +1236,7 @@ COMMENT ON FUNCTION wam.value_report() IS 'R-R4: buyers and revenue per tier wit
 
 CREATE FUNCTION wam.rfm_tier_tag(tier text) RETURNS text
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
-	RETURN (SELECT s.tag_prefix FROM wam.rfm_setting s) || tier;
+	RETURN (SELECT s.tag_prefix FROM wam.rfm_config s) || tier;
 COMMENT ON FUNCTION wam.rfm_tier_tag(text) IS 'the name of the tag mirroring a tier';
 
 CREATE FUNCTION wam.sync_rfm_tags() RETURNS TABLE (tag text, added bigint, removed bigint)
@@ -1244,7 +1244,7 @@ CREATE FUNCTION wam.sync_rfm_tags() RETURNS TABLE (tag text, added bigint, remov
 AS $$
 #variable_conflict use_variable
 DECLARE
-	scheme text := (SELECT c.tier_scheme FROM wam.rfm_setting c);
+	scheme text := (SELECT c.tier_scheme FROM wam.rfm_config c);
 	tags text[];
 	adds bigint[];
 	rems bigint[];
@@ -1360,7 +1360,7 @@ CREATE FUNCTION wam.clv_summary(calibration_end timestamptz DEFAULT now(), time_
 AS $$
 #variable_conflict use_variable
 DECLARE
-	zone text := (SELECT s.day_time_zone FROM wam.rfm_setting s);
+	zone text := (SELECT s.day_time_zone FROM wam.rfm_config s);
 	cal_day date;
 	unit_days float8;
 BEGIN
@@ -1396,7 +1396,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
 	started timestamptz := clock_timestamp();
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 	n_customers bigint;
 	n_repeat bigint;
 	bg float8[];
@@ -1405,7 +1405,7 @@ DECLARE
 	cal_day date;
 	from_stats boolean;
 BEGIN
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	unit_days := wam_internal.clv_unit_days(calibration_end, time_unit);
 	IF calibration_end > now() + cfg.future_tolerance THEN
 		RAISE EXCEPTION 'calibration end % is in the future', calibration_end USING ERRCODE = 'invalid_parameter_value';
@@ -1480,7 +1480,7 @@ CREATE FUNCTION wam.clv_detail(customer bigint, horizon interval DEFAULT '1 year
 AS $$
 #variable_conflict use_variable
 DECLARE
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 	s wam.customer_stats;
 	fit wam.clv_fit;
 	unit_days float8;
@@ -1491,7 +1491,7 @@ BEGIN
 	IF customer IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	horizon := coalesce(horizon, interval '1 year');
 	margin := coalesce(margin, cfg.ltv_margin);
 	horizon_days := extract(epoch FROM horizon) / 86400;
@@ -1543,7 +1543,7 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION wam.ltv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, bgnbd+gammagamma penalized for a penalized fit, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
+COMMENT ON FUNCTION wam.clv_detail(bigint, interval, numeric) IS 'how a customer''s lifetime value is computed: method (bgnbd+gammagamma, bgnbd+gammagamma penalized for a penalized fit, simple without a fit: average order value x the base''s repeat orders per customer-year x horizon, no orders), the customer''s history in the fit''s time unit, P(alive), expected purchases in the horizon, expected spend per purchase and LTV = margin x purchases x spend';
 
 CREATE FUNCTION wam.clv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -1584,12 +1584,12 @@ CREATE FUNCTION wam.cost_cap_detail(customer bigint)
 AS $$
 #variable_conflict use_variable
 DECLARE
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 BEGIN
 	IF customer IS NULL THEN
 		RETURN;
 	END IF;
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	SELECT d.ltv, d.method INTO ltv, method FROM wam.clv_detail(customer, cfg.cost_cap_horizon, NULL) d;
 	ltv_share_cap := round(cfg.cost_cap_share * ltv, 2);
 	push_cap := round(cfg.push_cost * CASE WHEN ltv > cfg.high_value_ltv THEN cfg.high_value_push_multiplier ELSE 1 END, 2);
@@ -1611,7 +1611,7 @@ CREATE FUNCTION wam.check_cost(customer bigint, cost numeric) RETURNS void
 AS $$
 #variable_conflict use_variable
 DECLARE
-	cfg wam.rfm_setting;
+	cfg wam.rfm_config;
 	d record;
 BEGIN
 	IF customer IS NULL OR cost IS NULL THEN
@@ -1620,7 +1620,7 @@ BEGIN
 	IF cost < 0 OR cost = 'NaN' THEN
 		RAISE EXCEPTION 'cost must not be negative, not %', cost USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT * INTO cfg FROM wam.rfm_setting;
+	SELECT * INTO cfg FROM wam.rfm_config;
 	SELECT * INTO d FROM wam.cost_cap_detail(customer) x;
 	IF cost > d.cap THEN
 		RAISE EXCEPTION 'cost % exceeds the cost cap of % for customer %', cost, d.cap, customer
@@ -1643,9 +1643,9 @@ COMMENT ON FUNCTION wam.check_cost(bigint, numeric) IS 'raises check_violation (
 -- privileges: tables are read-only to the roles; orders are written by
 -- wam.record_order (operators), scoring and fitting are run by admins
 
-REVOKE ALL ON wam.rfm_setting, wam.rfm_scheme, wam.rfm_tier_rule, wam.customer_order, wam.customer_stats,
+REVOKE ALL ON wam.rfm_config, wam.rfm_scheme, wam.rfm_tier_rule, wam.customer_order, wam.customer_stats,
 	wam.rfm_cut, wam.clv_fit, wam.clv_parameter, wam.customer_rfm, wam.rfm_settings FROM PUBLIC;
-GRANT SELECT ON wam.rfm_setting, wam.rfm_scheme, wam.rfm_tier_rule, wam.customer_order, wam.customer_stats,
+GRANT SELECT ON wam.rfm_config, wam.rfm_scheme, wam.rfm_tier_rule, wam.customer_order, wam.customer_stats,
 	wam.rfm_cut, wam.clv_fit, wam.clv_parameter, wam.customer_rfm, wam.rfm_settings TO wam_reader;
 
 REVOKE EXECUTE ON FUNCTION
@@ -1656,8 +1656,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
-	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
-	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1669,11 +1669,11 @@ REVOKE EXECUTE ON FUNCTION
 	wam.configure_rfm(text, text), wam.define_rfm_scheme(text, jsonb, text),
 	wam.rfm_tier(integer, integer, integer, text),
 	wam.record_order(bigint, numeric, timestamptz, boolean, jsonb),
-	wam.rfm_refresh(timestamptz), wam.rfm_score(bigint), wam.value_report(),
-	wam.rfm_tier_tag(text), wam.rfm_sync_tags(), wam.rfm_mirror_customer(bigint, text, text),
-	wam.clv_summary_from_stats(date, float8), wam.clv_unit_days(timestamptz, interval),
+	wam.refresh_rfm(timestamptz), wam.rfm_score(bigint), wam.value_report(),
+	wam.rfm_tier_tag(text), wam.sync_rfm_tags(), wam_internal.rfm_mirror_customer(bigint, text, text),
+	wam_internal.clv_summary_from_stats(date, float8), wam_internal.clv_unit_days(timestamptz, interval),
 	wam.clv_summary(timestamptz, interval), wam.fit_clv(timestamptz, interval, float8),
-	wam.ltv_detail(bigint, interval, numeric), wam.ltv(bigint, interval, numeric),
+	wam.clv_detail(bigint, interval, numeric), wam.clv(bigint, interval, numeric),
 	wam.expected_purchases(bigint, interval), wam.p_alive(bigint),
 	wam.cost_cap_detail(bigint), wam.cost_cap(bigint), wam.check_cost(bigint, numeric)
 FROM PUBLIC;
@@ -1683,8 +1683,8 @@ GRANT EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
-	wam.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
-	wam.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1699,8 +1699,8 @@ TO wam_reader;
 -- operators: record orders
 GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) TO wam_operator;
 -- admins: score, fit, configure, mirror tags, repair statistics
-GRANT EXECUTE ON FUNCTION wam.rfm_refresh(timestamptz), wam.fit_clv(timestamptz, interval, float8),
-	wam.rfm_configure(text, text), wam.rfm_define_scheme(text, jsonb, text), wam.rfm_sync_tags(),
+GRANT EXECUTE ON FUNCTION wam.refresh_rfm(timestamptz), wam.fit_clv(timestamptz, interval, float8),
+	wam.configure_rfm(text, text), wam.define_rfm_scheme(text, jsonb, text), wam.sync_rfm_tags(),
 	wam.recompute_order_stats(bigint[]) TO wam_admin;
 
 -- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
@@ -1708,7 +1708,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON wam.customer_stats TO wam_defi
 GRANT SELECT, INSERT ON wam.customer_order TO wam_definer;
 GRANT SELECT, INSERT, UPDATE ON wam.rfm_cut, wam.clv_fit TO wam_definer;
 GRANT SELECT, INSERT, UPDATE ON wam.rfm_scheme TO wam_definer;
-GRANT SELECT, UPDATE ON wam.rfm_setting TO wam_definer;
+GRANT SELECT, UPDATE ON wam.rfm_config TO wam_definer;
 GRANT SELECT, INSERT, DELETE ON wam.rfm_tier_rule TO wam_definer;
 GRANT SELECT ON wam.clv_parameter, wam.customer_rfm, wam.rfm_settings TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.customer_order_order_id_seq TO wam_definer;

@@ -1228,7 +1228,7 @@ BEGIN
 			WHERE o.wamid = st->>'id'
 			  -- a repeated status (Meta redelivers, a body is replayed) changes
 			  -- nothing: not written and not counted (the same rules as above)
-			  AND (st_rank > wam.status_rank(o.status) AND NOT (o.status = 'failed' AND st_rank < 2 AND o.error_detail IS NULL)
+			  AND (st_rank > wam_internal.status_rank(o.status) AND NOT (o.status = 'failed' AND st_rank < 2 AND o.error_detail IS NULL)
 				   OR o.sent_at IS NULL
 				   OR st_rank >= 2 AND o.delivered_at IS NULL
 				   OR st_rank = 3 AND o.read_at IS NULL)
@@ -1312,27 +1312,27 @@ BEGIN
 			  -- the new values of the SET list above, compared with the old
 			  AND (o.status, o.wamid, o.sent_at, o.delivered_at, o.read_at, o.failed_at, o.error_code, o.error_detail)
 				  IS DISTINCT FROM
-				  (CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				  (CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 							 AND o.status NOT IN ('cancelled', 'expired')
 						THEN 'failed'
 						WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-						WHEN a.best > wam.status_rank(o.status)
+						WHEN a.best > wam_internal.status_rank(o.status)
 						THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
 						ELSE o.status END,
 				   coalesce(o.wamid, a.wamid),
 				   CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
 				   coalesce(o.delivered_at, a.delivered_ts),
 				   coalesce(o.read_at, a.read_ts),
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 							 AND o.status NOT IN ('cancelled', 'expired')
 						THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 							 AND o.status NOT IN ('cancelled', 'expired')
 						THEN a.code ELSE o.error_code END,
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam.status_rank(o.status)) < 2
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
 							 AND o.status NOT IN ('cancelled', 'expired')
 						THEN a.detail
-						WHEN a.best > wam.status_rank(o.status) THEN NULL
+						WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
 						ELSE o.error_detail END)
 			RETURNING o.customer_id, o.read_at, a.n
 		)

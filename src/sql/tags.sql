@@ -640,7 +640,7 @@ BEGIN
 	IF NOT wam.segment_is_empty(unknown) THEN
 		RAISE EXCEPTION '% of the customers do not exist', wam.segment_cardinality(unknown)
 			USING ERRCODE = 'foreign_key_violation',
-				  DETAIL = format('For example customer %s.', wam.min(unknown)),
+				  DETAIL = format('For example customer %s.', wam.segment_min(unknown)),
 				  HINT = 'Create customers with wam.upsert_customer(phone, ...) or wam.import_csv(...).';
 	END IF;
 END
@@ -649,9 +649,9 @@ COMMENT ON FUNCTION wam_internal.check_customers(wam.segment) IS 'raises an erro
 
 -- customers
 
-CREATE FUNCTION wam.time_zone_name(name text) RETURNS text
+CREATE FUNCTION wam_internal.time_zone_name(name text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_time_zone_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.time_zone_name(text) IS 'the time zone name as pg_timezone_names spells it (matched without case), NULL if it is not one (POSIX specifications such as UTC+8 are not names); the names are read once per session';
+COMMENT ON FUNCTION wam_internal.time_zone_name(text) IS 'the time zone name as pg_timezone_names spells it (matched without case), NULL if it is not one (POSIX specifications such as UTC+8 are not names); the names are read once per session';
 
 CREATE FUNCTION wam.upsert_customer(phone text, name text DEFAULT NULL, locale text DEFAULT NULL,
 									time_zone text DEFAULT NULL, default_country text DEFAULT NULL)
@@ -699,7 +699,7 @@ BEGIN
 	END IF;
 	time_zone := btrim(time_zone);
 	IF time_zone <> '' THEN
-		zone := wam.time_zone_name(time_zone);
+		zone := wam_internal.time_zone_name(time_zone);
 		IF zone IS NULL THEN
 			RAISE EXCEPTION 'time zone "%" is not recognized', left(time_zone, 100)
 				USING ERRCODE = 'invalid_parameter_value',
@@ -1367,15 +1367,15 @@ REVOKE EXECUTE ON FUNCTION
 	wam.import_csv(text, text, text), wam.import_csv(bytea, text, text), wam_internal.import_file(text, bytea, text, text),
 	wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.rule_audience(wam.tag_rule, bigint[]),
-	wam.membership_insert(integer, wam.segment, timestamptz, text),
-	wam.membership_delete(integer, wam.segment), wam.lock_chunks(integer, wam.segment),
-	wam.chunks_add(integer, wam.segment), wam.chunks_remove(integer, wam.segment),
-	wam.chunk_members(integer, wam.segment), wam.tag_blocks_segment(integer, integer[]),
-	wam.all_customers(), wam.check_customers(wam.segment),
-	wam.customer_chunk_add(), wam.customer_chunk_remove(), wam.customer_chunk_rekey(),
-	wam.customer_chunk_truncate(),
-	wam.tag_chunk_add(), wam.tag_chunk_remove(), wam.tag_chunk_rekey(), wam.tag_chunk_truncate(),
-	wam.apply_event_rules(), wam.upsert_customer(text, text, text, text, text), wam.time_zone_name(text)
+	wam_internal.membership_insert(integer, wam.segment, timestamptz, text),
+	wam_internal.membership_delete(integer, wam.segment), wam_internal.lock_chunks(integer, wam.segment),
+	wam_internal.chunks_add(integer, wam.segment), wam_internal.chunks_remove(integer, wam.segment),
+	wam_internal.chunk_members(integer, wam.segment), wam_internal.tag_blocks_segment(integer, integer[]),
+	wam.all_customers(), wam_internal.check_customers(wam.segment),
+	wam_internal.customer_chunk_add_trigger(), wam_internal.customer_chunk_remove_trigger(), wam_internal.customer_refuse_rekey_trigger(),
+	wam_internal.customer_chunk_truncate_trigger(),
+	wam_internal.tag_chunk_add_trigger(), wam_internal.tag_chunk_remove_trigger(), wam_internal.customer_tag_refuse_rekey_trigger(), wam_internal.tag_chunk_truncate_trigger(),
+	wam_internal.event_rules_trigger(), wam.upsert_customer(text, text, text, text, text), wam_internal.time_zone_name(text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.all_customers(), wam_internal.check_customers(wam.segment),
@@ -1383,7 +1383,7 @@ GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.
 GRANT EXECUTE ON FUNCTION wam.attach_tag(text, wam.segment, interval, text), wam.detach_tag(text, wam.segment),
 	wam.retag_customers(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
 	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text, text), wam.import_csv(bytea, text, text),
-	wam.apply_event_rules(), wam.upsert_customer(text, text, text, text, text) TO wam_operator;
+	wam_internal.event_rules_trigger(), wam.upsert_customer(text, text, text, text, text) TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text),
 	wam.create_tag_dimension(text, text, text), wam.rename_tag(text, text, text),
 	wam.retire_tag(text, text), wam.reactivate_tag(text, text), wam.merge_tags(text, text, text),

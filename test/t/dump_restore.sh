@@ -60,34 +60,34 @@ q "$src" "SELECT setval('wam.customer_id_seq', 10000)" >/dev/null
 if ! wam_psql -q -d "$src" -v ON_ERROR_STOP=1 >"$work/fill.log" 2>&1 <<'SQL'
 SET search_path = public, wam;
 -- tags, an import with failures, tagging through every writer
-SELECT create_dimension('campaign', '#123456', 'campaign audiences');
+SELECT create_tag_dimension('campaign', '#123456', 'campaign audiences');
 SELECT create_tag('interest-beauty', 'interest'), create_tag('vip', 'spending power'),
        create_tag('spring-2026', 'campaign', NULL, '30 days');
 SELECT * FROM import_csv(E'phone,tags,name,consent\n+85291234567,interest-beauty,Ada,web form\n'
     '+85291234568,"interest-beauty,vip",Bo,web form\n+85291234567,vip,Ada again,\n'
     'not a phone,vip,X,\n+85291234569,no such tag,Y,\n');
-SELECT attach('interest-beauty', wam.segment_range(1, 800)), attach('vip', wam.segment_range(500, 600)),
-       attach('spring-2026', '{1,2,3,4,5}');
-SELECT sum(added) FROM retag(wam.segment_range(700, 900), '{vip}', '{interest-beauty}');
-SELECT detach('vip', '{510,511}');
+SELECT attach_tag('interest-beauty', wam.segment_range(1, 800)), attach_tag('vip', wam.segment_range(500, 600)),
+       attach_tag('spring-2026', '{1,2,3,4,5}');
+SELECT sum(added) FROM retag_customers(wam.segment_range(700, 900), '{vip}', '{interest-beauty}');
+SELECT detach_tag('vip', '{510,511}');
 SELECT rename_tag('spring-2026', 'spring-26');
 -- rules and events
-SELECT count(*) FROM install_example_rules();
+SELECT count(*) FROM install_example_tag_rules();
 INSERT INTO event (customer_id, kind, occurred_at, details)
 SELECT c, k, timestamptz '1998-06-01' + (c % 20) * interval '1 day', jsonb_build_object('n', c)
 FROM generate_series(1, 600) c, unnest(ARRAY['link_click', 'message_read']) k;
 SELECT count(*) FROM run_tag_rules();
 SELECT define_segment('beauty vips', 'interest-beauty AND vip');
 -- consent for the campaign and the referral program
-SELECT count(set_consent(id, 'web form')) FROM customer WHERE id <= 1000;
+SELECT count(record_consent(id, 'web form')) FROM customer WHERE id <= 1000;
 -- RFM and LTV on the CDNOW history
-SELECT rfm_configure('high_spend_order_value', '300');
-SELECT count(*) FROM rfm_refresh('1998-07-01');
+SELECT configure_rfm('high_spend_order_value', '300');
+SELECT count(*) FROM refresh_rfm('1998-07-01');
 SELECT count(*) FROM fit_clv('1998-06-30');
 -- senders, secrets, the verify token
 SELECT create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret');
 SELECT create_sender('other', '200', 'EAAtoken-other', 'other-secret');
-SELECT set_webhook_verify_token('verify-me');
+SELECT configure_webhook('verify-me');
 -- a referral program: a pending, a self-referral, a mistyped code, an already referred,
 -- a qualified one with its reward and message
 SELECT create_referral_program('main', '{"reward_template": {"name": "referral_reward", "language": "en",
@@ -96,7 +96,7 @@ SELECT record_fingerprint(10, '{"device": "d-10", "payment": "card-10"}'),
        record_fingerprint(11, '{"device": "d-11"}');
 INSERT INTO customer (id, phone, name) VALUES (5001, '15550005001', 'Invitee 1'), (5002, '15550005002', 'Invitee 2'),
     (5003, '15550005003', 'Invitee 3');
-SELECT set_consent(5001, 'referral'), set_consent(5002, 'referral'), set_consent(5003, 'referral');
+SELECT record_consent(5001, 'referral'), record_consent(5002, 'referral'), record_consent(5003, 'referral');
 SELECT record_referral(referral_code(10, 'main'), 5001);
 SELECT record_referral(referral_code(11, 'main'), 11);
 SELECT record_referral('XXXX-XXXX', 5002);
@@ -112,13 +112,13 @@ SELECT * FROM enqueue_segment(wam.segment_range(1, 300) - '{4}',
     '{"type":"template","template":{"name":"spring_sale","language":{"code":"en"}}}', 'main',
     campaign => 'spring');
 SELECT count(*) FROM (
-    SELECT record_results(array_agg(b.message_id), array_fill('http'::text, ARRAY[count(*)::int]),
+    SELECT wam_internal.record_results(array_agg(b.message_id), array_fill('http'::text, ARRAY[count(*)::int]),
                           array_fill(200, ARRAY[count(*)::int]),
                           array_agg('{"messages":[{"id":"wamid.' || b.message_id || '"}]}'),
                           array_fill(NULL::text, ARRAY[count(*)::int]))
-    FROM claim_batch(1, 250) b) x;
+    FROM wam_internal.claim_batch(1, 250) b) x;
 -- left in flight when the dump is taken
-SELECT count(*) AS in_flight FROM claim_batch(1, 5);
+SELECT count(*) AS in_flight FROM wam_internal.claim_batch(1, 5);
 -- webhooks: delivered and read statuses, a reply and a STOP
 SELECT ingest_webhook(b, 'sha256=' || hmac_sha256('main-secret', b))
 FROM (SELECT format('{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",'

@@ -208,7 +208,7 @@ else
 fi
 
 for expr in 'vip EXCLUDE churned' 'vip OR churned' 'vip AND churned' '@loyal AND NOT churned' 'reachable EXCLUDE @loyal'; do
-    tap_is "standby: segment_count('$expr') = the primary's" \
+    tap_is "standby: audience_size('$expr') = the primary's" \
         "$(qs "SELECT wam.audience_size('$expr')")" "$(qp "SELECT wam.audience_size('$expr')")"
 done
 tap_is "standby: segment expressions give the expected sizes" \

@@ -2,8 +2,8 @@
 # test/t/segment_expr_random.sh — segment expressions against plain SQL on random data,
 # many seeds: runs sql/segment_expr_random.sql (the pg_regress test runs seeds 1-3) for
 # seeds 100 .. 100 + WAM_EXPR_SEEDS - 1, WAM_EXPR_PER_SEED random expressions each, in its
-# own database.  Every expression's segment_eval() must equal the customers its plain SQL
-# condition selects, segment_count() their number, and every segment_explain() step the
+# own database.  Every expression's audience() must equal the customers its plain SQL
+# condition selects, audience_size() their number, and every audience_funnel() step the
 # count of its own text.  One `ok` line per seed.
 #
 # Runs under `bash test/run check` (reuses its cluster) or alone as root.
