@@ -5,8 +5,9 @@ MODULE_big = pg_wamarketing
 
 OBJS = \
 	src/wam.o \
-	src/wam_portable.o \
+	src/segment_portable.o \
 	src/wam_spi.o \
+	src/customer_sql.o \
 	src/backup.o \
 	src/wam_lock.o \
 	src/segment_text.o \

@@ -33,6 +33,14 @@ SELECT x, round(bgnbd_expected_purchases('{0.2426, 4.4135, 0.7929, 2.4258}', x, 
 	   round(bgnbd_p_alive('{0.2426, 4.4135, 0.7929, 2.4258}', x, 20, 38.86)::numeric, 4) AS p_alive
 FROM unnest(ARRAY[0, 1, 5, 20, 200]) x;
 SELECT bgnbd_expected_purchases('{0.2426, 4.4135, 0.7929, 2.4258}', 3, 10, 38.86, 0) AS no_time;
+-- no drop-out (a / (a + b) below 1e-12, as a penalized fit may give): the NBD limit
+-- t (r + x) / (alpha + T), also where the closed form fails (a + b + x - 1 <= 0)
+SELECT bgnbd_expected_purchases('{0.5, 20, 1e-21, 0.5}', 0, 0, 30, 365) AS nbd_x0,
+	   bgnbd_expected_purchases('{0.5, 20, 1e-21, 0.5}', 2, 10, 30, 365) AS nbd_x2,
+	   round(bgnbd_p_alive('{0.5, 20, 1e-21, 0.5}', 2, 10, 30)::numeric, 12) AS p_alive;
+-- just above the limit the closed form gives nearly the same
+SELECT round(bgnbd_expected_purchases('{0.5, 20, 1e-9, 2}', 2, 10, 30, 365)::numeric, 4) AS closed_form,
+	   round((bgnbd_expected_purchases('{0.5, 20, 1e-21, 2}', 2, 10, 30, 365))::numeric, 4) AS nbd_limit;
 -- bad input
 SELECT bgnbd_p_alive('{0.2426, 4.4135, 0.7929}', 2, 30, 38);
 SELECT bgnbd_p_alive('{0.2426, -4.4135, 0.7929, 2.4258}', 2, 30, 38);
@@ -72,6 +80,12 @@ SELECT gammagamma_fit(f, m) IS NULL AS empty FROM (VALUES (1, 2)) v(f, m) WHERE 
 -- fitted parameters are printed to 4 significant digits (the fit's tolerance is 1e-5)
 CREATE FUNCTION pg_temp.sig(x float8) RETURNS numeric LANGUAGE sql IMMUTABLE
 	RETURN round(x::numeric, 3 - floor(log(abs(x)))::integer);
+-- a penalized BG/NBD fit may leave a and b on a ridge where only a / (a + b) ~ 0 is
+-- determined: shown as such
+CREATE FUNCTION pg_temp.shown(parameter text, x float8) RETURNS text LANGUAGE sql
+	RETURN CASE WHEN parameter IN ('a', 'b') AND (SELECT bgnbd[3] / (bgnbd[3] + bgnbd[4]) < 1e-12 FROM clv_fit)
+				THEN CASE parameter WHEN 'a' THEN 'a / (a + b) < 1e-12' ELSE '(on a ridge)' END
+				ELSE pg_temp.sig(x)::text END;
 CREATE FUNCTION pg_temp.u(i bigint, k bigint) RETURNS float8 LANGUAGE sql IMMUTABLE
 	RETURN ('x' || substr(md5(i || ':' || k), 1, 8))::bit(32)::bigint / 4294967296.0;
 INSERT INTO customer (id, phone) SELECT g, (85270000000 + g)::text FROM generate_series(1, 410) g;
@@ -195,7 +209,68 @@ TRUNCATE customer_order;
 SELECT record_order(1, 10, date_trunc('day', now()) - interval '5 days') > 0 AS one_customer;
 SELECT * FROM fit_clv();
 SELECT count(record_order(2, 20, date_trunc('day', now()) - g * interval '1 day')) FROM generate_series(1, 3) g;
-SELECT * FROM fit_clv();
+-- maximum likelihood sends a to 0 and b elsewhere (degenerate); penalized, a runs to 0
+-- alone: no drop-out seen, the NBD limit of the model (P(alive) = 1)
+SELECT * FROM fit_clv(penalizer => 0);
+SELECT model, parameter, pg_temp.shown(parameter, value) AS value, penalizer FROM fit_clv();
+SELECT round(p_alive(2)::numeric, 4) AS p_alive, round(expected_purchases(2, '30 days')::numeric, 3) AS e_30_days;
+
+-- a small, atypical base (36 customers, first orders 20-199 days ago, 17 bought again
+-- and none seems to have stopped): the maximum-likelihood BG/NBD fit does not converge
+-- (r and alpha run off along a ridge); a penalized fit (L2 on the parameters, lifetimes'
+-- penalizer_coef) is usable and labelled as such
+TRUNCATE customer_order;
+CREATE TEMP TABLE small AS
+SELECT i, 20 + floor(180 * pg_temp.u(i, 2))::integer AS age, floor(2.2 * pg_temp.u(i, 102) ^ 2)::integer AS x,
+	   floor(10 * pg_temp.u(i, 202))::integer AS quiet
+FROM generate_series(1, 36) i;
+SELECT count(*) AS customers, count(*) FILTER (WHERE x > 0) AS repeat_buyers, sum(x) AS repeat_days FROM small;
+-- first order age days ago; x repeat days, the last one quiet days before today
+SELECT count(record_order(i, 20 + i, date_trunc('day', now()) - age * interval '1 day')) AS first_orders FROM small;
+SELECT count(record_order(i, 30 + k * 10 + i % 7,
+						  date_trunc('day', now()) - (quiet + (age - quiet) * (x - k) / (x + 1)) * interval '1 day'))
+	AS repeat_orders
+FROM small, generate_series(1, 2) k WHERE k <= x;
+SELECT count(*) AS customers, sum(frequency) AS repeat_days FROM clv_summary();
+SET client_min_messages = notice;
+-- plain maximum likelihood refuses, saying what helps
+SELECT * FROM fit_clv(penalizer => 0);
+-- the default (NULL) falls back to the smallest penalizer that gives a usable fit
+SELECT model, parameter, pg_temp.shown(parameter, value) AS value, penalizer FROM fit_clv() WHERE model = 'bgnbd';
+RESET client_min_messages;
+-- Gamma-Gamma needs no penalty here; its parameters lie on a ridge (p large, v small:
+-- nearly every repeat buyer has one repeat day), along which the mean spend p v / (q - 1) is
+-- determined
+SELECT round((gammagamma[1] * gammagamma[3] / (gammagamma[2] - 1))::numeric, 2) AS mean_spend FROM clv_fit;
+SELECT bgnbd_penalizer, gammagamma_penalizer, customers, repeat_buyers,
+	   round(bgnbd_log_likelihood::numeric, 2) AS bgnbd_ll FROM clv_fit;
+-- finite parameters; sane predictions: P(alive) in [0, 1], and the base's expected
+-- purchases in a year near its observed repeat rate
+SELECT bool_and(value > 0 AND value < 'Infinity') AS finite FROM clv_parameter;
+SELECT i AS customer, d.method, d.frequency, d."T", round(d.p_alive::numeric, 4) AS p_alive,
+	   round(d.expected_purchases::numeric, 3) AS e_1_year, d.spend_per_purchase, d.ltv
+FROM small, clv_detail(i) d WHERE i IN (1, 2, 3, 5, 9) ORDER BY i;
+SELECT round(sum(expected_purchases(i, '1 year'))::numeric, 1) AS expected_next_year,
+	   round((SELECT sum(frequency) / sum("T") * 365 * count(*) FROM clv_summary())::numeric, 1) AS at_observed_rate,
+	   bool_and(p_alive(i) BETWEEN 0 AND 1) AS p_alive_in_range
+FROM small;
+SELECT sum(expected_purchases(i, '1 year')) / (SELECT sum(frequency) / sum("T") * 365 * count(*) FROM clv_summary())
+	   BETWEEN 0.5 AND 2 AS within_factor_2_of_observed
+FROM small;
+-- the same penalizer given explicitly: the same fit, without a notice
+SET client_min_messages = notice;
+SELECT model, parameter, pg_temp.shown(parameter, value) AS value, penalizer FROM fit_clv(penalizer => 0.001) WHERE model = 'bgnbd';
+RESET client_min_messages;
+-- too strong a penalty shrinks the Gamma-Gamma q below 1
+SELECT * FROM fit_clv(penalizer => 0.1);
+-- bad penalizers
+SELECT * FROM fit_clv(penalizer => -0.01);
+SELECT * FROM fit_clv(penalizer => 'NaN');
+SELECT * FROM fit_clv(penalizer => 'Infinity');
+SELECT bgnbd_fit(f, r, t, p) FROM (VALUES (1, 2, 3, 0.1), (1, 2, 4, 0.2)) v(f, r, t, p);
+SELECT bgnbd_fit(f, r, t, p) FROM (VALUES (1, 2, 3, 0.1), (1, 2, 4, NULL)) v(f, r, t, p);
+SELECT gammagamma_fit(f, m, p) FROM (VALUES (1, 2, -1)) v(f, m, p);
+DROP TABLE small;
 
 -- roles: readers predict, only admins fit
 SET ROLE wam_reader;

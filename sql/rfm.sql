@@ -36,6 +36,9 @@ SELECT record_order(101, 10, '2024-01-01', false, '{"units": 0}');
 SELECT record_order(101, 10, '2024-01-01', false, '{"units": 1.5}');
 SELECT record_order(101, 10, '2024-01-01', false, '{"units": "2"}');
 SELECT record_order(101, 10, '2024-01-01', false, '{"products": [{"sku": "a", "quantity": -1}]}');
+SELECT record_order(101, 10, '2024-01-01', false, '{"products": [{"sku": "a", "quantity": "two"}]}');
+SELECT record_order(101, 10, '2024-01-01', false, '{"products": [{"quantity": 2}, "b", {"quantity": 1.5}, {"quantity": "x"}]}');
+SELECT record_order(101, 10, '2024-01-01', false, '{"products": [{"quantity": 1000000000}]}');
 SELECT record_order(101, 10, '2024-01-01', false, '{"currency": "dollars"}');
 SELECT count(*) AS orders, (SELECT count(*) FROM customer_stats) AS stats FROM customer_order;
 
@@ -163,6 +166,13 @@ SELECT configure_rfm('no_such_setting', '1');
 SELECT configure_rfm('id', 'false');
 SELECT configure_rfm('cost_cap_share', '1.5');
 SELECT configure_rfm('cost_cap_share', 'lots');
+SELECT configure_rfm('future_tolerance', 'soon');
+SELECT configure_rfm('mirror_tags', 'maybe');
+SELECT configure_rfm('clv_min_customers', '99999999999');
+\set VERBOSITY sqlstate
+SELECT configure_rfm('cost_cap_share', 'lots');
+SELECT configure_rfm('clv_min_customers', '99999999999');
+\set VERBOSITY default
 SELECT configure_rfm('ltv_margin', NULL);
 SELECT configure_rfm('push_cost', NULL) IS NULL AS push_cost_unset;
 SELECT setting, value FROM rfm_settings WHERE setting IN ('tier_scheme', 'currency', 'day_time_zone', 'cost_cap_share');

@@ -131,6 +131,7 @@ SELECT count(wam.record_consent(c, 'web form')) AS consented FROM generate_serie
 SELECT wam.record_opt_out(4, 'asked to stop');
 SELECT rows_read, created, failed FROM wam.import_csv(E'phone,tags\n+85291234567,vip\n+85291234568,nope\n');
 SELECT line_no, reason FROM wam.import_error ORDER BY line_no;
+SELECT wam.upsert_customer('+852 9123 0009', 'Trap Test', 'en-HK', 'asia/hong_kong') > 0 AS upserted;
 SELECT wam.attach_tag('vip', '{3}'), wam.detach_tag('vip', '{3}');
 SELECT sum(added) AS added FROM wam.retag_customers('{2,3}', '{buyer}', '{}');
 SELECT wam.record_order(2, 25) > 0 AS ordered;
@@ -141,6 +142,7 @@ SELECT wam.enqueue_segment('{2,3,4}', :'tpl', 'main');
 SELECT wam.cancel_message(o.message_id) AS cancelled FROM wam.outbox o WHERE o.customer_id = 3;
 SELECT wam.define_segment('vips', 'vip AND reachable');
 SELECT wam.audience_size('@vips');
+SELECT rule, customers FROM wam.run_tag_rules();
 RESET ROLE;
 -- a status and an inbound "STOP" for the message, signed like Meta signs them
 UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.1', sent_at = now() WHERE message_id = :m1;

@@ -205,6 +205,16 @@ UPDATE tag SET name = 'hacked';
 SELECT wam_internal.membership_insert(1, '{5}', NULL, 'api');
 SELECT wam_internal.membership_delete(1, '{5}');
 INSERT INTO event (customer_id, kind) VALUES (5, 'link_click');
+-- operators run the rules (which record their counts) but cannot change them
+RESET ROLE;
+UPDATE tag_rule SET last_run_at = NULL WHERE name = 'R-T14 three orders';
+SET ROLE wam_operator;
+SELECT rule, customers, added, removed FROM run_tag_rules('R-T14 three orders');
+UPDATE tag_rule SET enabled = false WHERE name = 'R-T14 three orders';
+RESET ROLE;
+SELECT last_run_at IS NOT NULL AS operator_run_recorded, enabled FROM tag_rule WHERE name = 'R-T14 three orders';
+SET ROLE wam_reader;
+SELECT * FROM run_tag_rules('R-T14 three orders');
 RESET ROLE;
 SET ROLE wam_admin;
 SELECT create_tag('admin tag', 'interest') > 0 AS admin_creates;

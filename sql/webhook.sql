@@ -114,6 +114,19 @@ SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.M1', 'read', 1750000200), pg_temp.st('wamid.M1', 'delivered', 1750000100),
 	pg_temp.st('wamid.M1', 'read', 1750000200)))) AS read_before_delivered;
 SELECT * FROM pg_temp.show();
+-- the same body again (Meta redelivers, or a replay): nothing changes, nothing is counted
+SELECT xmin AS m1_xmin FROM wam.outbox WHERE message_id = :m1 \gset
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M1', 'read', 1750000200), pg_temp.st('wamid.M1', 'delivered', 1750000100),
+	pg_temp.st('wamid.M1', 'read', 1750000200)))) AS replayed;
+-- a single status again (Meta's usual one-status body)
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M1', 'delivered', 1750000100)))) AS replayed_one;
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M1', 'read', 1750000200)))) AS replayed_read;
+-- and the row was not even rewritten
+SELECT xmin = :'m1_xmin' AS m1_not_rewritten FROM wam.outbox WHERE message_id = :m1;
+SELECT * FROM pg_temp.show();
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.M1', 'sent', 1750000000), pg_temp.st('wamid.M1', 'failed', 1750000300)))) AS late_sent_and_failed;
 SELECT * FROM pg_temp.show();
@@ -131,6 +144,9 @@ SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.M3', 'sent', 1750000000, 'wam:' || :m3),
 	pg_temp.st('wamid.M3', 'failed', extract(epoch FROM now())::bigint - 60) || '{"errors":[{"code":131049,"title":"ecosystem","error_data":{"details":"not delivered to maintain healthy ecosystem engagement"}}]}'))) AS failed;
 SELECT m, status, wamid, sent, delivered, read, failed, error_code, error_detail FROM pg_temp.show();
+-- the failure again: nothing changes
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
+	pg_temp.st('wamid.M3', 'failed', extract(epoch FROM now())::bigint - 30) || '{"errors":[{"code":131049,"title":"ecosystem","error_data":{"details":"not delivered to maintain healthy ecosystem engagement"}}]}'))) AS failed_again;
 -- unknown wamids, unknown statuses and malformed timestamps are skipped
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922', jsonb_build_array(
 	pg_temp.st('wamid.NOPE', 'delivered', 1750000000), jsonb_build_object('id', 'wamid.M2', 'status', 'played'),
@@ -151,6 +167,12 @@ SELECT (wam.enqueue_segment(wam.segment_range(1001, 2001), :'tpl', 'main')).queu
 UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.B' || customer_id WHERE customer_id > 1000;
 SELECT pg_temp.ingest(pg_temp.status_body('106540352242922',
 	(SELECT jsonb_agg(pg_temp.st('wamid.B' || g, 'delivered', 1750000000 + g)) FROM generate_series(1001, 2000) g))) AS batch_1000;
+-- replayed: 0; replayed with one new "read" among them: 1
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922',
+	(SELECT jsonb_agg(pg_temp.st('wamid.B' || g, 'delivered', 1750000000 + g)) FROM generate_series(1001, 2000) g))) AS batch_replayed;
+SELECT pg_temp.ingest(pg_temp.status_body('106540352242922',
+	(SELECT jsonb_agg(pg_temp.st('wamid.B' || g, CASE g WHEN 1500 THEN 'read' ELSE 'delivered' END, 1750000000 + g))
+	 FROM generate_series(1001, 2000) g))) AS batch_one_new;
 SELECT status, count(*) FROM wam.outbox WHERE customer_id > 1000 GROUP BY 1;
 
 -- inbound messages: events, 24-hour window, replies, opt-out keywords, BSUIDs

@@ -3,8 +3,14 @@
  * clv.c
  *	  SQL interface of the lifetime-value models: the fitting aggregates
  *	  wam.bgnbd_fit and wam.gammagamma_fit (maximum likelihood by
- *	  Nelder-Mead on log-parameters, see clv_math.c) and the prediction
- *	  functions of a fitted model.
+ *	  Nelder-Mead on log-parameters, see ltv_math.c, optionally with the L2
+ *	  penalty of lifetimes' penalizer_coef) and the prediction functions of
+ *	  a fitted model.
+ *
+ * A penalizer argument of NULL fits by maximum likelihood and, when that fit
+ * is degenerate or does not converge (few or atypical customers), refits with
+ * the smallest of auto_penalizers that gives a usable fit, with a NOTICE; the
+ * result array ends with the penalizer used, so the fit stays labelled.
  *
  * The aggregates collect their input in the aggregate memory context and fit
  * in the final function.  Customers with equal inputs are grouped first (the
@@ -47,6 +53,13 @@ PG_FUNCTION_INFO_V1(wam_gammagamma_expected_spend);
 #define LTV_SUBSAMPLE_GROUPS	20000
 #define LTV_HYP2F1_MAX_TERMS	1000000
 
+/*
+ * Penalizers tried, smallest first, when the maximum-likelihood fit is
+ * degenerate and the caller left the choice to us (penalizer NULL): the
+ * range lifetimes recommends for small samples.
+ */
+static const double auto_penalizers[] = {0.001, 0.01, 0.1};
+
 /* Collected input of the fitting aggregates: up to three columns. */
 typedef struct LtvInput
 {
@@ -54,6 +67,10 @@ typedef struct LtvInput
 	int64		capacity;
 	int			ncols;
 	double	   *col[3];
+	/* the penalizer argument (the same on every row), if the aggregate has one */
+	bool		has_penalizer;
+	bool		auto_penalizer; /* it was NULL: plain fit, penalized if degenerate */
+	double		penalizer;
 } LtvInput;
 
 static LtvInput *
@@ -97,6 +114,40 @@ arg_double(FunctionCallInfo fcinfo, int argno, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a finite number, not %g", what, v)));
 	return v;
+}
+
+/*
+ * Records the penalizer argument argno of the aggregates that have one; it
+ * must be the same on every row, as it is one setting of the fit.
+ */
+static void
+note_penalizer(FunctionCallInfo fcinfo, LtvInput *in, int argno)
+{
+	bool		is_auto;
+	double		c = 0.0;
+
+	if (PG_NARGS() <= argno)
+		return;
+	is_auto = PG_ARGISNULL(argno);
+	if (!is_auto)
+	{
+		c = PG_GETARG_FLOAT8(argno);
+		if (!(c >= 0 && isfinite(c)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("penalizer must be a finite number of at least 0, not %g", c),
+					 errhint("0 fits by maximum likelihood; 0.001 to 0.1 suits small samples; NULL chooses.")));
+	}
+	if (!in->has_penalizer)
+	{
+		in->has_penalizer = true;
+		in->auto_penalizer = is_auto;
+		in->penalizer = c;
+	}
+	else if (in->auto_penalizer != is_auto || in->penalizer != c)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("penalizer must be the same for every customer of a fit")));
 }
 
 static void
@@ -211,31 +262,84 @@ wam_bgnbd_fit_trans(PG_FUNCTION_ARGS)
 	v[1] = arg_double(fcinfo, 2, "recency");
 	v[2] = arg_double(fcinfo, 3, "T");
 	check_customer(v[0], v[1], v[2]);
-	PG_RETURN_POINTER(input_append(fcinfo, in, 3, v));
+	in = input_append(fcinfo, in, 3, v);
+	note_penalizer(fcinfo, in, 4);
+	PG_RETURN_POINTER(in);
 }
 
-static void
-fit_report(const char *model, const LtvFitResult *res, const double *theta, int nparams,
-		   const char *const *names, int64 customers)
+/*
+ * The parameter that ran off to 0 or infinity, or -1.  zero_ok: the index of
+ * a parameter whose running off to 0 is a limit of the model rather than a
+ * failure, or -1.
+ */
+static int
+degenerate_parameter(const double *theta, int nparams, int zero_ok)
 {
 	int			i;
 
-	/* a parameter running off to 0 or infinity is the usual reason for no convergence */
 	for (i = 0; i < nparams; i++)
-		if (fabs(theta[i]) > LTV_LOG_BOUND - 10.0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("the %s fit is degenerate: parameter %s = %g", model, names[i],
-							exp(theta[i])),
-					 errdetail("The maximum of the likelihood lies at the edge of the parameter space."),
-					 errhint("This happens with too few or too uniform customers.")));
-	if (!res->converged)
+		if (fabs(theta[i]) > LTV_LOG_BOUND - 10.0 && !(i == zero_ok && theta[i] < 0))
+			return i;
+	return -1;
+}
+
+static bool
+fit_usable(const LtvFitResult *res, const double *theta, int nparams, int zero_ok)
+{
+	return res->converged && degenerate_parameter(theta, nparams, zero_ok) < 0;
+}
+
+/*
+ * What is wrong with a fit that is not usable, for a message: "is degenerate
+ * (parameter b = 3.4e+17)" or "did not converge in 5002 likelihood evaluations".
+ */
+static char *
+fit_problem(const LtvFitResult *res, const double *theta, int nparams, const char *const *names)
+{
+	int			bad = degenerate_parameter(theta, nparams, -1);
+
+	/* a parameter running off to 0 or infinity is the usual reason for no convergence */
+	if (bad >= 0)
+		return psprintf("is degenerate (parameter %s = %g)", names[bad], exp(theta[bad]));
+	return psprintf("did not converge in %d likelihood evaluations", res->evaluations);
+}
+
+/*
+ * Raises the error of an unusable fit.  tried: the largest penalizer used
+ * (0: maximum likelihood only); automatic: the penalizers were chosen here.
+ */
+static void
+fit_report(const char *model, const LtvFitResult *res, const double *theta, int nparams,
+		   const char *const *names, int64 customers, double tried, bool automatic, int zero_ok)
+{
+	if (fit_usable(res, theta, nparams, zero_ok))
+		return;
+	if (tried == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("the %s fit did not converge in %d likelihood evaluations", model,
-						res->evaluations),
-				 errdetail("With %lld customers the likelihood keeps rising along a ridge: the data are too few or too uniform for the model.",
-						   (long long) customers)));
+				 errmsg("the %s fit %s", model, fit_problem(res, theta, nparams, names)),
+				 errdetail("With %lld customers the maximum of the likelihood lies at the edge of the parameter space or along a ridge: the data are too few or too uniform for the model.",
+						   (long long) customers),
+				 errhint("A penalized fit works on such data: pass a penalizer such as 0.01, or NULL to choose one.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("the %s fit %s even with penalizer %g", model,
+					fit_problem(res, theta, nparams, names), tried),
+			 errdetail("With %lld customers the data are too few or too uniform for the model.",
+					   (long long) customers),
+			 automatic ? 0 : errhint("Try a larger penalizer.")));
+}
+
+/* tells that a penalized fit replaced an unusable maximum-likelihood fit */
+static void
+penalized_notice(const char *model, const LtvFitResult *ml_res, const double *ml_theta, int nparams,
+				 const char *const *names, double penalizer)
+{
+	ereport(NOTICE,
+			(errmsg("the %s maximum-likelihood fit %s: fitted with penalizer %g instead", model,
+					fit_problem(ml_res, ml_theta, nparams, names), penalizer),
+			 errdetail("The penalty %g x the sum of the squared parameters (lifetimes' penalizer_coef) keeps them finite on small or atypical data, at the price of a bias; wam.clv_fit and wam.clv_detail label the fit as penalized.",
+					   penalizer)));
 }
 
 /*
@@ -291,8 +395,84 @@ warm_step(int groups)
 }
 
 /*
+ * The BG/NBD search on d (with its penalty) from a deterministic start;
+ * theta gets the optimum, res the outcome with the evaluations of all stages.
+ */
+static void
+bgnbd_search(LtvBgnbdData *d, double mean_T, double *theta, LtvFitResult *res)
+{
+	int			n_rep = d->n_rep;
+	int64		i;
+	int			evaluations = 0;
+
+	/* deterministic start: r = a = b = 1, alpha = the mean T */
+	theta[0] = 0.0;
+	theta[1] = log(mean_T > 0 ? mean_T : 1.0);
+	theta[2] = 0.0;
+	theta[3] = 0.0;
+
+	if (n_rep > LTV_SUBSAMPLE_GROUPS)
+	{
+		/*
+		 * Warm starts on a ladder of subsamples of the repeat groups (every
+		 * k-th group, its weight scaled so that the mix of repeat and
+		 * one-time buyers stays the same), 20,000 groups first and ten times
+		 * more at each step; each stage starts at the optimum of the one
+		 * before with a simplex of about that stage's sampling error.
+		 */
+		int		   *sx = (int *) palloc(sizeof(int) * n_rep);
+		int		   *st = (int *) palloc(sizeof(int) * n_rep);
+		int		   *sT = (int *) palloc(sizeof(int) * n_rep);
+		double	   *sw = (double *) palloc(sizeof(double) * n_rep);
+		double		sum_all = 0.0;
+		int64		target = LTV_SUBSAMPLE_GROUPS;
+		int			previous = 0;
+
+		for (i = 0; i < n_rep; i++)
+			sum_all += d->rep_w[i];
+		while (target < n_rep)
+		{
+			LtvBgnbdData s = *d;
+			int			k = (int) ((n_rep + target - 1) / target);
+			int			m = 0;
+			double		sum_sub = 0.0;
+
+			for (i = 0; i < n_rep; i += k)
+			{
+				sx[m] = d->rep_x[i];
+				st[m] = d->rep_t[i];
+				sT[m] = d->rep_T[i];
+				sw[m] = d->rep_w[i];
+				sum_sub += d->rep_w[i];
+				m++;
+			}
+			for (i = 0; i < m; i++)
+				sw[i] *= sum_all / sum_sub;
+			s.n_rep = m;
+			s.rep_x = sx;
+			s.rep_t = st;
+			s.rep_T = sT;
+			s.rep_w = sw;
+			if (previous == 0)
+				bgnbd_fit_grouped(&s, theta, LTV_STEP, LTV_RESTART_STEP, res);
+			else
+				bgnbd_fit_grouped(&s, theta, warm_step(previous), LTV_FINE_RESTART_STEP, res);
+			elog(DEBUG1, "BG/NBD warm start on %d of %d repeat groups: %d evaluations, %d restarts",
+				 m, n_rep, res->evaluations, res->restarts);
+			evaluations += res->evaluations;
+			previous = m;
+			target *= 10;
+		}
+		bgnbd_fit_grouped(d, theta, warm_step(previous), LTV_FINE_RESTART_STEP, res);
+	}
+	else
+		bgnbd_fit_grouped(d, theta, LTV_STEP, LTV_RESTART_STEP, res);
+	res->evaluations += evaluations;
+}
+
+/*
  * wam_bgnbd_fit_final(state internal) returns float8[]:
- *   {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers}
+ *   {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer}
  */
 Datum
 wam_bgnbd_fit_final(PG_FUNCTION_ARGS)
@@ -321,9 +501,9 @@ wam_bgnbd_fit_final(PG_FUNCTION_ARGS)
 				n_rep = 0;
 	double		mean_T = 0.0;
 	double		theta[LTV_BGNBD_NPARAMS];
-	double		out[8];
+	double		out[9];
 	LtvFitResult res;
-	int			evaluations = 0;
+	double		penalizer = 0.0;
 
 	if (in == NULL || in->n == 0)
 		PG_RETURN_NULL();
@@ -406,81 +586,53 @@ wam_bgnbd_fit_final(PG_FUNCTION_ARGS)
 	d.rep_w = rep_w;
 	d.scratch = (double *) palloc(sizeof(double) * (n_T + n_t + 2 * n_x));
 
-	/* deterministic start: r = a = b = 1, alpha = the mean T */
-	theta[0] = 0.0;
-	theta[1] = log(mean_T > 0 ? mean_T : 1.0);
-	theta[2] = 0.0;
-	theta[3] = 0.0;
-
-	if (n_rep > LTV_SUBSAMPLE_GROUPS)
+	if (in->has_penalizer && !in->auto_penalizer)
+		penalizer = in->penalizer;
+	d.penalty = penalizer * (double) in->n;
+	bgnbd_search(&d, mean_T, theta, &res);
+	if (in->auto_penalizer && !fit_usable(&res, theta, LTV_BGNBD_NPARAMS, -1))
 	{
-		/*
-		 * Warm starts on a ladder of subsamples of the repeat groups (every
-		 * k-th group, its weight scaled so that the mix of repeat and
-		 * one-time buyers stays the same), 20,000 groups first and ten times
-		 * more at each step; each stage starts at the optimum of the one
-		 * before with a simplex of about that stage's sampling error.
-		 */
-		int		   *sx = (int *) palloc(sizeof(int) * n_rep);
-		int		   *st = (int *) palloc(sizeof(int) * n_rep);
-		int		   *sT = (int *) palloc(sizeof(int) * n_rep);
-		double	   *sw = (double *) palloc(sizeof(double) * n_rep);
-		double		sum_all = 0.0;
-		int64		target = LTV_SUBSAMPLE_GROUPS;
-		int			previous = 0;
+		double		ml_theta[LTV_BGNBD_NPARAMS];
+		LtvFitResult ml_res = res;
+		int			k;
 
-		for (i = 0; i < n_rep; i++)
-			sum_all += rep_w[i];
-		while (target < n_rep)
+		int			total = res.evaluations;
+
+		memcpy(ml_theta, theta, sizeof(ml_theta));
+		for (k = 0; k < lengthof(auto_penalizers); k++)
 		{
-			LtvBgnbdData s = d;
-			int			k = (int) ((n_rep + target - 1) / target);
-			int			m = 0;
-			double		sum_sub = 0.0;
-
-			for (i = 0; i < n_rep; i += k)
-			{
-				sx[m] = rep_x[i];
-				st[m] = rep_t[i];
-				sT[m] = rep_T[i];
-				sw[m] = rep_w[i];
-				sum_sub += rep_w[i];
-				m++;
-			}
-			for (i = 0; i < m; i++)
-				sw[i] *= sum_all / sum_sub;
-			s.n_rep = m;
-			s.rep_x = sx;
-			s.rep_t = st;
-			s.rep_T = sT;
-			s.rep_w = sw;
-			if (previous == 0)
-				bgnbd_fit_grouped(&s, theta, LTV_STEP, LTV_RESTART_STEP, &res);
-			else
-				bgnbd_fit_grouped(&s, theta, warm_step(previous), LTV_FINE_RESTART_STEP, &res);
-			elog(DEBUG1, "BG/NBD warm start on %d of %d repeat groups: %d evaluations, %d restarts",
-				 m, n_rep, res.evaluations, res.restarts);
-			evaluations += res.evaluations;
-			previous = m;
-			target *= 10;
+			penalizer = auto_penalizers[k];
+			d.penalty = penalizer * (double) in->n;
+			bgnbd_search(&d, mean_T, theta, &res);
+			total += res.evaluations;
+			if (fit_usable(&res, theta, LTV_BGNBD_NPARAMS, LTV_BGNBD_A))
+				break;
 		}
-		bgnbd_fit_grouped(&d, theta, warm_step(previous), LTV_FINE_RESTART_STEP, &res);
+		res.evaluations = total;
+		if (fit_usable(&res, theta, LTV_BGNBD_NPARAMS, LTV_BGNBD_A))
+			penalized_notice("BG/NBD", &ml_res, ml_theta, LTV_BGNBD_NPARAMS, names, penalizer);
 	}
-	else
-		bgnbd_fit_grouped(&d, theta, LTV_STEP, LTV_RESTART_STEP, &res);
-	elog(DEBUG1, "BG/NBD fit on %lld customers (%d one-time groups, %d repeat groups; %d x, %d t_x, %d T values): %d evaluations, %d restarts",
-		 (long long) in->n, n_zero, n_rep, n_x, n_t, n_T, res.evaluations, res.restarts);
-	evaluations += res.evaluations;
-	res.evaluations = evaluations;
-	fit_report("BG/NBD", &res, theta, LTV_BGNBD_NPARAMS, names, in->n);
+	elog(DEBUG1, "BG/NBD fit on %lld customers (%d one-time groups, %d repeat groups; %d x, %d t_x, %d T values), penalizer %g: %d evaluations, %d restarts",
+		 (long long) in->n, n_zero, n_rep, n_x, n_t, n_T, penalizer, res.evaluations, res.restarts);
+	/*
+	 * With a penalty a may run to 0, b staying finite: the data show no
+	 * drop-out, and the model is then the NBD one (P(alive) = 1), whose
+	 * predictions ltv_bgnbd_expected() computes in that limit.  Without one,
+	 * the same data rather send b to infinity, which stays an error.
+	 */
+	fit_report("BG/NBD", &res, theta, LTV_BGNBD_NPARAMS, names, in->n, penalizer, in->auto_penalizer,
+			   penalizer > 0 ? LTV_BGNBD_A : -1);
 
 	for (i = 0; i < LTV_BGNBD_NPARAMS; i++)
 		out[i] = exp(theta[i]);
-	out[4] = -res.value;
-	out[5] = evaluations;
+	/* the log-likelihood itself, without the penalty */
+	d.penalty = 0.0;
+	out[4] = -ltv_bgnbd_negll(theta, &d);
+	out[5] = res.evaluations;
 	out[6] = (double) in->n;
 	out[7] = (double) n_rep_customers;
-	PG_RETURN_ARRAYTYPE_P(float8_array(out, 8));
+	out[8] = penalizer;
+	PG_RETURN_ARRAYTYPE_P(float8_array(out, 9));
 }
 
 /* -------- Gamma-Gamma aggregate -------- */
@@ -512,6 +664,7 @@ wam_gammagamma_fit_trans(PG_FUNCTION_ARGS)
 				elog(ERROR, "wam_gammagamma_fit_trans called in non-aggregate context");
 			in = (LtvInput *) MemoryContextAllocZero(aggcontext, sizeof(LtvInput));
 		}
+		note_penalizer(fcinfo, in, 3);
 		PG_RETURN_POINTER(in);
 	}
 	if (v[1] <= 0)
@@ -531,7 +684,9 @@ wam_gammagamma_fit_trans(PG_FUNCTION_ARGS)
 		in->col[0] = (double *) MemoryContextAlloc(aggcontext, sizeof(double) * in->capacity);
 		in->col[1] = (double *) MemoryContextAlloc(aggcontext, sizeof(double) * in->capacity);
 	}
-	PG_RETURN_POINTER(input_append(fcinfo, in, 2, v));
+	in = input_append(fcinfo, in, 2, v);
+	note_penalizer(fcinfo, in, 3);
+	PG_RETURN_POINTER(in);
 }
 
 typedef struct GgKey
@@ -552,8 +707,31 @@ cmp_ggkey(const void *a, const void *b)
 }
 
 /*
+ * A usable Gamma-Gamma fit for the automatic choice also has q > 1 (a finite
+ * mean spend, which wam.fit_clv requires): a larger penalty shrinks q too,
+ * so the smallest penalizer that gives one is taken.
+ */
+static bool
+gg_usable(const LtvFitResult *res, const double *theta)
+{
+	return fit_usable(res, theta, LTV_GG_NPARAMS, -1) && theta[1] > 0;
+}
+
+/* the Gamma-Gamma search on d (with its penalty) from a deterministic start */
+static void
+gg_search(LtvGgData *d, double mean_m, double *theta, LtvFitResult *res)
+{
+	/* p = q = 1, v = the mean spend */
+	theta[0] = 0.0;
+	theta[1] = 0.0;
+	theta[2] = log(mean_m);
+	ltv_nelder_mead(LTV_GG_NPARAMS, theta, ltv_gg_negll, d, LTV_STEP,
+					LTV_RESTART_STEP, LTV_FTOL, LTV_XTOL, LTV_MAX_EVALUATIONS, res);
+}
+
+/*
  * wam_gammagamma_fit_final(state internal) returns float8[]:
- *   {p, q, v, log-likelihood, evaluations, repeat buyers}
+ *   {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer}
  */
 Datum
 wam_gammagamma_fit_final(PG_FUNCTION_ARGS)
@@ -572,8 +750,9 @@ wam_gammagamma_fit_final(PG_FUNCTION_ARGS)
 				n_x = 0;
 	double		mean_m = 0.0;
 	double		theta[LTV_GG_NPARAMS];
-	double		out[6];
+	double		out[7];
 	LtvFitResult res;
+	double		penalizer = 0.0;
 
 	if (in == NULL)
 		PG_RETURN_NULL();
@@ -633,20 +812,42 @@ wam_gammagamma_fit_final(PG_FUNCTION_ARGS)
 	d.gm = gm;
 	d.gw = gw;
 
-	/* deterministic start: p = q = 1, v = the mean spend */
-	theta[0] = 0.0;
-	theta[1] = 0.0;
-	theta[2] = log(mean_m);
-	ltv_nelder_mead(LTV_GG_NPARAMS, theta, ltv_gg_negll, &d, LTV_STEP,
-					LTV_RESTART_STEP, LTV_FTOL, LTV_XTOL, LTV_MAX_EVALUATIONS, &res);
-	fit_report("Gamma-Gamma", &res, theta, LTV_GG_NPARAMS, names, in->n);
+	if (in->has_penalizer && !in->auto_penalizer)
+		penalizer = in->penalizer;
+	d.penalty = penalizer * d.total_w;
+	gg_search(&d, mean_m, theta, &res);
+	if (in->auto_penalizer && !gg_usable(&res, theta))
+	{
+		double		ml_theta[LTV_GG_NPARAMS];
+		LtvFitResult ml_res = res;
+		int			total = res.evaluations;
+		int			k;
+
+		memcpy(ml_theta, theta, sizeof(ml_theta));
+		for (k = 0; k < lengthof(auto_penalizers); k++)
+		{
+			penalizer = auto_penalizers[k];
+			d.penalty = penalizer * d.total_w;
+			gg_search(&d, mean_m, theta, &res);
+			total += res.evaluations;
+			if (gg_usable(&res, theta))
+				break;
+		}
+		res.evaluations = total;
+		if (gg_usable(&res, theta))
+			penalized_notice("Gamma-Gamma", &ml_res, ml_theta, LTV_GG_NPARAMS, names, penalizer);
+	}
+	fit_report("Gamma-Gamma", &res, theta, LTV_GG_NPARAMS, names, in->n, penalizer, in->auto_penalizer, -1);
 
 	for (i = 0; i < LTV_GG_NPARAMS; i++)
 		out[i] = exp(theta[i]);
-	out[3] = -res.value;
+	/* the log-likelihood itself, without the penalty */
+	d.penalty = 0.0;
+	out[3] = -ltv_gg_negll(theta, &d);
 	out[4] = res.evaluations;
 	out[5] = (double) in->n;
-	PG_RETURN_ARRAYTYPE_P(float8_array(out, 6));
+	out[6] = penalizer;
+	PG_RETURN_ARRAYTYPE_P(float8_array(out, 7));
 }
 
 /* -------- prediction functions -------- */

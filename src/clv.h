@@ -27,6 +27,17 @@
 #define LTV_BGNBD_NPARAMS		4
 #define LTV_GG_NPARAMS			3
 
+/* index of a in the BG/NBD parameters */
+#define LTV_BGNBD_A				2
+
+/*
+ * Below this mean drop-out probability a / (a + b), BG/NBD predictions are
+ * those of its limit a -> 0 (no drop-out: the NBD model), which the closed
+ * form cannot evaluate when a + b + x - 1 <= 0; the difference is of the
+ * order of a / (a + b).
+ */
+#define LTV_BGNBD_A_NO_DROPOUT	1e-12
+
 /* Log-parameters are kept inside +-LTV_LOG_BOUND (e^50 ~ 5e21). */
 #define LTV_LOG_BOUND			50.0
 
@@ -59,6 +70,14 @@ typedef struct LtvBgnbdData
 
 	/* scratch, n_T + n_t + 2 * n_x doubles, owned by the caller */
 	double	   *scratch;
+
+	/*
+	 * L2 penalty on the parameters: penalty * (r^2 + alpha^2 + a^2 + b^2) is
+	 * added to the negative log-likelihood.  lifetimes' penalizer_coef c is
+	 * applied to the mean log-likelihood per customer, so penalty = c * the
+	 * number of customers gives the same optimum.  0: maximum likelihood.
+	 */
+	double		penalty;
 } LtvBgnbdData;
 
 /*
@@ -78,6 +97,7 @@ typedef struct LtvGgData
 	double		sum_x_log_m;	/* sum of w * x * log m */
 	double		sum_log_m;		/* sum of w * log m */
 	double		sum_x_log_x;	/* sum of w * x * log x */
+	double		penalty;		/* as in LtvBgnbdData, on p, q, v */
 } LtvGgData;
 
 /* Outcome of a minimisation. */
@@ -104,7 +124,10 @@ extern void ltv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
 							double xtol, int max_evaluations,
 							LtvFitResult *result);
 
-/* Negative log-likelihoods on log-parameters; +HUGE_VAL outside the bounds. */
+/*
+ * Negative log-likelihoods on log-parameters, plus the data's penalty term;
+ * +HUGE_VAL outside the bounds.
+ */
 extern double ltv_bgnbd_negll(const double *log_params, void *data);
 extern double ltv_gg_negll(const double *log_params, void *data);
 

@@ -119,6 +119,8 @@ ltv_bgnbd_negll(const double *log_params, void *arg)
 		ll += d->rep_w[i] * (K[xi] - rx * lT + softplus(A[xi] + rx * (lT - lt)));
 	}
 
+	if (d->penalty > 0)
+		ll -= d->penalty * (r * r + alpha * alpha + a * a + b * b);
 	if (!isfinite(ll))
 		return HUGE_VAL;
 	return -ll;
@@ -155,6 +157,8 @@ ltv_gg_negll(const double *log_params, void *arg)
 	for (i = 0; i < d->n; i++)
 		ll -= d->gw[i] * (p * d->gx[i] + q) * log(v + d->gx[i] * d->gm[i]);
 
+	if (d->penalty > 0)
+		ll -= d->penalty * (p * p + q * q + v * v);
 	if (!isfinite(ll))
 		return HUGE_VAL;
 	return -ll;
@@ -479,6 +483,19 @@ ltv_bgnbd_expected(const double *params, double x, double t_x, double T,
 	if (t == 0.0)
 	{
 		*result = 0.0;
+		return true;
+	}
+	if (a < LTV_BGNBD_A_NO_DROPOUT * (a + b))
+	{
+		/*
+		 * No drop-out: the purchase rate's posterior is Gamma(r + x,
+		 * alpha + T), so t (r + x) / (alpha + T) purchases are expected
+		 * (P(alive) is 1 up to the order of a).
+		 */
+		value = t * (r + x) / (alpha + T);
+		if (!isfinite(value))
+			return false;
+		*result = value;
 		return true;
 	}
 	if (a == 1.0)

@@ -34,7 +34,6 @@
 #include "utils/timestamp.h"
 
 #include "expr.h"
-#include "wam_spi.h"
 
 static const char *const wam_event_sql[] = {
 	NULL,
@@ -55,14 +54,74 @@ static const char *const wam_event_sql[] = {
  * count level instead of a hash table of customers: indexed like
  * wam_event_sql, for counts up to WAM_REPEAT_MAX (exactly: one less).
  */
-/* wam_expr_select runs a cached query on the caller's snapshot; rows in SPI_tuptable. */
-void
-wam_expr_select(WamQueryId id, Datum arg)
+#define WAM_REPEAT_MAX	16
+static const char *const wam_event_repeat_sql[] = {
+	NULL,
+	NULL,
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2",
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM wam.event e "
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
+};
+
+/* indexed by WamExprField */
+static const char *const wam_field_sql[] = {
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_inbound_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_read_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.first_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.last_inbound_at OPERATOR(pg_catalog.>=) $1 "
+	"OR c.last_read_at OPERATOR(pg_catalog.>=) $1 "
+	"OR c.last_order_at OPERATOR(pg_catalog.>=) $1",
+	"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+	"WHERE c.created_at OPERATOR(pg_catalog.>=) $1"
+};
+
+static const char wam_reachable_sql[] =
+"SELECT wam.segment_agg(c.id) FROM wam.customer c "
+"WHERE c.consent_at IS NOT NULL AND c.opted_out_at IS NULL";
+
+typedef enum WamSetOp
 {
-	WamQuery   *q = &wam_queries[id];
-	MemoryContext old = CurrentMemoryContext;
-	int			rc = SPI_execute_plan(wam_spi_plan(&q->plan, q->sql, 1, &q->argtype, 0),
-									  &arg, NULL, true, 0);
+	WAM_SET_AND,				/* x & y */
+	WAM_SET_OR,					/* x | y */
+	WAM_SET_XY,					/* x - y */
+	WAM_SET_YX					/* y - x */
+} WamSetOp;
+
+typedef enum WamRunMode
+{
+	WAM_RUN_VALUE,				/* the root's set */
+	WAM_RUN_COUNT,				/* only the root's size */
+	WAM_RUN_EXPLAIN				/* every node's size */
+} WamRunMode;
+
+static WamValue wam_run(WamExprCtx *ctx, WamExprProgram *prog, WamRunMode mode,
+						int64 *count, WamExplainRow *rows);
+
+/* -------- bitmaps owned by the expression's context -------- */
+
+static WamValue
+wam_temp(WamExprCtx *ctx, roaring_bitmap_t *bm)
+{
+	WamValue	v;
+
+	v.holder = wam_bitmap_hold(bm, ctx->cxt);
+	v.bm = bm;
+	v.neg = false;
+	return v;
+}
+
+static roaring_bitmap_t *
+wam_owned_new(WamExprCtx *ctx)
+{
+	return wam_bitmap_hold(roaring_bitmap_create(), ctx->cxt)->bm;
+}
 
 /* Frees a value's bitmap now if the value owns it. */
 static void

@@ -44,6 +44,7 @@
 #include "utils/memutils.h"
 
 #include "expr.h"
+#include "wam_spi.h"
 
 /* -------- queries -------- */
 
@@ -118,33 +119,14 @@ wam_strptr_hash_create(const char *name, Size entrysize, MemoryContext cxt)
  * SPI switches to its own memory contexts; these wrappers put the caller's
  * back, so everything else here allocates in the expression's context.
  */
-static SPIPlanPtr
-wam_plan(WamQueryId id)
-{
-	WamQuery   *q = &wam_queries[id];
-
-	if (q->plan == NULL)
-	{
-		MemoryContext old = CurrentMemoryContext;
-		SPIPlanPtr	plan = SPI_prepare(q->sql, 1, &q->argtype);
-
-		if (plan == NULL)
-			elog(ERROR, "wam_plan: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "wam_plan: SPI_keepplan failed");
-		q->plan = plan;
-		MemoryContextSwitchTo(old);
-	}
-	return q->plan;
-}
-
 /* wam_expr_select runs a cached query on the caller's snapshot; rows in SPI_tuptable. */
 void
 wam_expr_select(WamQueryId id, Datum arg)
 {
+	WamQuery   *q = &wam_queries[id];
 	MemoryContext old = CurrentMemoryContext;
-	int			rc = SPI_execute_plan(wam_plan(id), &arg, NULL, true, 0);
+	int			rc = SPI_execute_plan(wam_spi_plan(&q->plan, q->sql, 1, &q->argtype, 0),
+									  &arg, NULL, true, 0);
 
 	MemoryContextSwitchTo(old);
 	if (rc != SPI_OK_SELECT)

@@ -331,7 +331,8 @@ wam_attach(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("%llu of the customers do not exist",
 						(unsigned long long) roaring_bitmap_get_cardinality(unknown)),
-				 errdetail("For example customer %u.", roaring_bitmap_minimum(unknown))));
+				 errdetail("For example customer %u.", roaring_bitmap_minimum(unknown)),
+				 errhint("Create customers with wam.upsert_customer(phone, ...) or wam.import_csv(...).")));
 
 	/* expiry: now() + the given time to live, else the tag's default */
 	if (ttl != NULL || tag.has_ttl)

@@ -179,19 +179,22 @@ CREATE TABLE wam.clv_fit (
 	gammagamma float8[] NOT NULL CONSTRAINT clv_fit_gammagamma CHECK (cardinality(gammagamma) = 3),
 	bgnbd_log_likelihood float8 NOT NULL,
 	gammagamma_log_likelihood float8 NOT NULL,
+	bgnbd_penalizer float8 NOT NULL DEFAULT 0,
+	gammagamma_penalizer float8 NOT NULL DEFAULT 0,
 	evaluations integer NOT NULL,
 	fit_ms float8 NOT NULL
 );
 COMMENT ON TABLE wam.clv_fit IS 'the last successful lifetime-value fit';
 
 CREATE VIEW wam.clv_parameter AS
-SELECT x.model, x.parameter, x.value
+SELECT x.model, x.parameter, x.value, x.penalizer
 FROM wam.clv_fit f
 CROSS JOIN LATERAL (VALUES
-	(1, 'bgnbd', 'r', f.bgnbd[1]), (2, 'bgnbd', 'alpha', f.bgnbd[2]),
-	(3, 'bgnbd', 'a', f.bgnbd[3]), (4, 'bgnbd', 'b', f.bgnbd[4]),
-	(5, 'gammagamma', 'p', f.gammagamma[1]), (6, 'gammagamma', 'q', f.gammagamma[2]),
-	(7, 'gammagamma', 'v', f.gammagamma[3])) x(pos, model, parameter, value)
+	(1, 'bgnbd', 'r', f.bgnbd[1], f.bgnbd_penalizer), (2, 'bgnbd', 'alpha', f.bgnbd[2], f.bgnbd_penalizer),
+	(3, 'bgnbd', 'a', f.bgnbd[3], f.bgnbd_penalizer), (4, 'bgnbd', 'b', f.bgnbd[4], f.bgnbd_penalizer),
+	(5, 'gammagamma', 'p', f.gammagamma[1], f.gammagamma_penalizer),
+	(6, 'gammagamma', 'q', f.gammagamma[2], f.gammagamma_penalizer),
+	(7, 'gammagamma', 'v', f.gammagamma[3], f.gammagamma_penalizer)) x(pos, model, parameter, value, penalizer)
 ORDER BY x.pos;
 COMMENT ON VIEW wam.clv_parameter IS 'the fitted lifetime-value parameters, one row each';
 
@@ -240,7 +243,18 @@ CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8) (
 );
 COMMENT ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit (collects one customer)';
 COMMENT ON FUNCTION wam_internal.bgnbd_fit_final(internal) IS 'internal: final function of wam.bgnbd_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over customer histories';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer 0}';
+
+CREATE FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE AGGREGATE wam.bgnbd_fit(frequency float8, recency float8, "T" float8, penalizer float8) (
+	SFUNC = wam_internal.bgnbd_fit_trans,
+	STYPE = internal,
+	FINALFUNC = wam_internal.bgnbd_fit_final,
+	PARALLEL = SAFE
+);
+COMMENT ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) IS 'internal: transition function of wam.bgnbd_fit with a penalizer';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'penalized BG/NBD fit (penalizer x (r^2 + alpha^2 + a^2 + b^2) per customer, as lifetimes'' penalizer_coef; the same on every row): 0 is maximum likelihood, NULL is maximum likelihood unless degenerate, then the smallest of 0.001, 0.01, 0.1 that gives a usable fit (with a NOTICE); {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -254,7 +268,18 @@ CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8) (
 );
 COMMENT ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) IS 'internal: transition function of wam.gammagamma_fit (collects one repeat buyer)';
 COMMENT ON FUNCTION wam_internal.gammagamma_fit_final(internal) IS 'internal: final function of wam.gammagamma_fit (the maximum-likelihood fit)';
-COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer 0}';
+
+CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+CREATE AGGREGATE wam.gammagamma_fit(frequency float8, monetary_value float8, penalizer float8) (
+	SFUNC = wam_internal.gammagamma_fit_trans,
+	STYPE = internal,
+	FINALFUNC = wam_internal.gammagamma_fit_final,
+	PARALLEL = SAFE
+);
+COMMENT ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) IS 'internal: transition function of wam.gammagamma_fit with a penalizer';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8, float8) IS 'penalized Gamma-Gamma fit over repeat buyers (penalizer x (p^2 + q^2 + v^2) per customer; 0 and NULL as for wam.bgnbd_fit): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer used}';
 
 CREATE FUNCTION wam.hyp2f1(a float8, b float8, c float8, z float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'wam_hyp2f1' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -745,6 +770,7 @@ DECLARE
 	old_zone text := (SELECT s.day_time_zone FROM wam.rfm_config s);
 	result text;
 	constraint_name text;
+	cast_state text;
 BEGIN
 	SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO col_type
 	FROM pg_catalog.pg_attribute a
@@ -784,7 +810,16 @@ BEGIN
 	END IF;
 	BEGIN
 		EXECUTE format('UPDATE wam.rfm_config SET %I = $1::%s', setting, col_type) USING value;
-	EXCEPTION WHEN check_violation OR not_null_violation THEN
+	EXCEPTION WHEN data_exception THEN
+		-- a value that is not of the setting's type (a cast error, 22P02 or
+		-- 22003): say which setting and type instead of showing the internal UPDATE
+		GET STACKED DIAGNOSTICS cast_state = RETURNED_SQLSTATE;
+		RAISE EXCEPTION 'invalid value % for setting %', coalesce(quote_literal(value), 'NULL'), setting
+			USING ERRCODE = cast_state,
+				  DETAIL = format('The setting is of type %s: %s', col_type, SQLERRM),
+				  HINT = format('The current value is %s; see wam.rfm_settings.',
+								(SELECT coalesce(r.value, 'NULL') FROM wam.rfm_settings r WHERE r.setting = setting));
+	WHEN check_violation OR not_null_violation THEN
 		GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
 		RAISE EXCEPTION 'invalid value % for setting %', coalesce(quote_literal(value), 'NULL'), setting
 			USING ERRCODE = 'invalid_parameter_value',
@@ -950,6 +985,8 @@ DECLARE
 	new_id bigint;
 	old_tier text;
 	new_tier text;
+	bad_product bigint;
+	bad_quantity jsonb;
 BEGIN
 	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
 	PERFORM wam_internal.refuse_null(amount IS NULL, 'order amount');
@@ -999,10 +1036,21 @@ BEGIN
 		n_units := CASE WHEN jsonb_typeof(details -> 'units') = 'number' AND (details ->> 'units') ~ '^[0-9]{1,9}$'
 						THEN (details ->> 'units')::integer END;
 	ELSIF jsonb_typeof(details -> 'products') = 'array' AND jsonb_array_length(details -> 'products') > 0 THEN
-		SELECT CASE WHEN bool_and(q IS NULL OR (jsonb_typeof(q) = 'number' AND q #>> '{}' ~ '^[0-9]{1,9}$'))
-					THEN least(sum(coalesce((q #>> '{}')::bigint, 1)), 2147483647)::integer END
+		-- every quantity is checked before any is cast, so a bad one is named
+		-- instead of failing the cast inside the sum
+		SELECT p.n - 1, p.q INTO bad_product, bad_quantity
+		FROM jsonb_array_elements(details -> 'products') WITH ORDINALITY p(q, n)
+		WHERE p.q -> 'quantity' IS NOT NULL
+		  AND NOT (jsonb_typeof(p.q -> 'quantity') = 'number' AND p.q ->> 'quantity' ~ '^[0-9]{1,9}$')
+		ORDER BY p.n LIMIT 1;
+		IF FOUND THEN
+			RAISE EXCEPTION 'invalid quantity % in order details products[%]', bad_quantity -> 'quantity', bad_product
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'A quantity is a JSON number, a whole number from 0 to 999999999, e.g. {"products": [{"sku": "A1", "quantity": 2}]}.';
+		END IF;
+		SELECT least(sum(coalesce((p -> 'quantity' #>> '{}')::bigint, 1)), 2147483647)::integer
 		INTO n_units
-		FROM jsonb_array_elements(details -> 'products') p, LATERAL (SELECT p -> 'quantity' AS q) x;
+		FROM jsonb_array_elements(details -> 'products') p;
 	END IF;
 	IF n_units IS NULL OR n_units < 1 THEN
 		RAISE EXCEPTION 'order units must be a positive whole number'
@@ -1053,7 +1101,9 @@ DECLARE
 	src text := 'statistics';
 	prospects bigint;
 BEGIN
-	PERFORM wam_internal.refuse_null(as_of IS NULL, 'as_of');
+	IF as_of IS NULL THEN
+		RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT * INTO cfg FROM wam.rfm_config;
 	IF as_of > now() + cfg.future_tolerance OR NOT isfinite(as_of) THEN
 		RAISE EXCEPTION 'cannot score as of %: it must be a finite time, not in the future', as_of
@@ -1327,8 +1377,10 @@ END
 $$;
 COMMENT ON FUNCTION wam.clv_summary(timestamptz, interval) IS 'per buyer: frequency, recency, T and monetary value for the models';
 
-CREATE FUNCTION wam.fit_clv(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day')
-	RETURNS TABLE (model text, parameter text, value float8)
+CREATE FUNCTION wam.fit_clv(calibration_end timestamptz DEFAULT now(), time_unit interval DEFAULT '1 day',
+							penalizer float8 DEFAULT NULL)
+	-- model, parameter, value, penalizer (0: maximum likelihood)
+	RETURNS SETOF wam.clv_parameter
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1347,6 +1399,11 @@ BEGIN
 	unit_days := wam_internal.clv_unit_days(calibration_end, time_unit);
 	IF calibration_end > now() + cfg.future_tolerance THEN
 		RAISE EXCEPTION 'calibration end % is in the future', calibration_end USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT (penalizer >= 0 AND penalizer < 'Infinity') THEN
+		RAISE EXCEPTION 'penalizer must be a finite number of at least 0, not %', penalizer
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = '0 fits by maximum likelihood; 0.001 to 0.1 suits small samples; NULL (the default) chooses.';
 	END IF;
 	cal_day := (calibration_end AT TIME ZONE cfg.day_time_zone)::date;
 	-- Every order in the calibration period (the usual case, calibration_end
@@ -1367,13 +1424,13 @@ BEGIN
 				  HINT = 'Until then wam.clv() uses the simple estimate: average order value x purchase frequency x horizon.';
 	END IF;
 	IF from_stats THEN
-		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T"),
-			   wam.gammagamma_fit(s.frequency, s.monetary_value) FILTER (WHERE s.monetary_value > 0)
+		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
+			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
 		INTO bg, gg
 		FROM wam_internal.clv_summary_from_stats(cal_day, unit_days) s;
 	ELSE
-		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T"),
-			   wam.gammagamma_fit(s.frequency, s.monetary_value) FILTER (WHERE s.monetary_value > 0)
+		SELECT wam.bgnbd_fit(s.frequency, s.recency, s."T", penalizer),
+			   wam.gammagamma_fit(s.frequency, s.monetary_value, penalizer) FILTER (WHERE s.monetary_value > 0)
 		INTO bg, gg
 		FROM wam.clv_summary(calibration_end, time_unit) s;
 	END IF;
@@ -1382,24 +1439,29 @@ BEGIN
 			USING ERRCODE = 'data_exception';
 	END IF;
 	IF gg[2] <= 1 THEN
-		RAISE EXCEPTION 'the Gamma-Gamma fit has q = % <= 1: the mean spend per purchase is not finite', gg[2]
+		RAISE EXCEPTION 'the Gamma-Gamma fit has q = % <= 1: the mean spend per purchase is not finite',
+			round(gg[2]::numeric, 4)
 			USING ERRCODE = 'data_exception',
-				  HINT = 'Spend per purchase is too heavy-tailed for the model; check for outlier orders.';
+				  HINT = CASE WHEN gg[7] > 0
+							  THEN format('The penalty shrinks q as well: try a smaller penalizer than %s, or NULL to choose one.', gg[7])
+							  ELSE 'Spend per purchase is too heavy-tailed for the model; check for outlier orders.' END;
 	END IF;
 	INSERT INTO wam.clv_fit AS f (fitted_at, calibration_end, time_unit, customers, repeat_buyers, bgnbd, gammagamma,
-								  bgnbd_log_likelihood, gammagamma_log_likelihood, evaluations, fit_ms)
+								  bgnbd_log_likelihood, gammagamma_log_likelihood, bgnbd_penalizer,
+								  gammagamma_penalizer, evaluations, fit_ms)
 	VALUES (now(), calibration_end, time_unit, bg[7]::bigint, bg[8]::bigint, bg[1:4], gg[1:3], bg[5], gg[4],
-			(bg[6] + gg[5])::integer, 1000 * extract(epoch FROM clock_timestamp() - started))
+			bg[9], gg[7], (bg[6] + gg[5])::integer, 1000 * extract(epoch FROM clock_timestamp() - started))
 	ON CONFLICT (id) DO UPDATE
 	SET fitted_at = EXCLUDED.fitted_at, calibration_end = EXCLUDED.calibration_end, time_unit = EXCLUDED.time_unit,
 		customers = EXCLUDED.customers, repeat_buyers = EXCLUDED.repeat_buyers, bgnbd = EXCLUDED.bgnbd,
 		gammagamma = EXCLUDED.gammagamma, bgnbd_log_likelihood = EXCLUDED.bgnbd_log_likelihood,
-		gammagamma_log_likelihood = EXCLUDED.gammagamma_log_likelihood, evaluations = EXCLUDED.evaluations,
-		fit_ms = EXCLUDED.fit_ms;
-	RETURN QUERY SELECT p.model, p.parameter, p.value FROM wam.clv_parameter p;
+		gammagamma_log_likelihood = EXCLUDED.gammagamma_log_likelihood,
+		bgnbd_penalizer = EXCLUDED.bgnbd_penalizer, gammagamma_penalizer = EXCLUDED.gammagamma_penalizer,
+		evaluations = EXCLUDED.evaluations, fit_ms = EXCLUDED.fit_ms;
+	RETURN QUERY SELECT p.* FROM wam.clv_parameter p;
 END
 $$;
-COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval) IS 'fits BG/NBD and Gamma-Gamma to the orders and stores the fit';
+COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval, float8) IS 'fits BG/NBD and Gamma-Gamma to the orders and stores the fit (penalized when needed)';
 
 CREATE FUNCTION wam.clv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
 	RETURNS TABLE (method text, frequency integer, recency float8, "T" float8, monetary_value float8,
@@ -1447,7 +1509,9 @@ BEGIN
 		"T" := (today - s.first_day) / unit_days;
 		monetary_value := CASE WHEN frequency > 0
 							   THEN ((s.total_amount - s.first_day_amount) / frequency)::float8 ELSE 0 END;
-		method := 'bgnbd+gammagamma';
+		-- a penalized fit says so: its predictions lean towards the base average
+		method := CASE WHEN fit.bgnbd_penalizer > 0 OR fit.gammagamma_penalizer > 0
+					   THEN 'bgnbd+gammagamma penalized' ELSE 'bgnbd+gammagamma' END;
 		p_alive := wam.bgnbd_p_alive(fit.bgnbd, frequency, recency, "T");
 		expected_purchases := wam.bgnbd_expected_purchases(fit.bgnbd, frequency, recency, "T", horizon_days / unit_days);
 		spend_per_purchase := round(wam.gammagamma_expected_spend(fit.gammagamma, frequency, monetary_value)::numeric, 2);
@@ -1580,6 +1644,8 @@ REVOKE EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1594,7 +1660,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam.refresh_rfm(timestamptz), wam.rfm_score(bigint), wam.value_report(),
 	wam.rfm_tier_tag(text), wam.sync_rfm_tags(), wam_internal.rfm_mirror_customer(bigint, text, text),
 	wam_internal.clv_summary_from_stats(date, float8), wam_internal.clv_unit_days(timestamptz, interval),
-	wam.clv_summary(timestamptz, interval), wam.fit_clv(timestamptz, interval),
+	wam.clv_summary(timestamptz, interval), wam.fit_clv(timestamptz, interval, float8),
 	wam.clv_detail(bigint, interval, numeric), wam.clv(bigint, interval, numeric),
 	wam.expected_purchases(bigint, interval), wam.p_alive(bigint),
 	wam.cost_cap_detail(bigint), wam.cost_cap(bigint), wam.check_cost(bigint, numeric)
@@ -1605,6 +1671,8 @@ GRANT EXECUTE ON FUNCTION
 	wam.bgnbd_fit(float8, float8, float8),
 	wam_internal.gammagamma_fit_trans(internal, float8, float8), wam_internal.gammagamma_fit_final(internal),
 	wam.gammagamma_fit(float8, float8),
+	wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8), wam.bgnbd_fit(float8, float8, float8, float8),
+	wam_internal.gammagamma_fit_trans(internal, float8, float8, float8), wam.gammagamma_fit(float8, float8, float8),
 	wam.hyp2f1(float8, float8, float8, float8), wam.bgnbd_p_alive(float8[], float8, float8, float8),
 	wam.bgnbd_expected_purchases(float8[], float8, float8, float8, float8),
 	wam.gammagamma_expected_spend(float8[], float8, float8),
@@ -1619,7 +1687,7 @@ TO wam_reader;
 -- operators: record orders
 GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) TO wam_operator;
 -- admins: score, fit, configure, mirror tags, repair statistics
-GRANT EXECUTE ON FUNCTION wam.refresh_rfm(timestamptz), wam.fit_clv(timestamptz, interval),
+GRANT EXECUTE ON FUNCTION wam.refresh_rfm(timestamptz), wam.fit_clv(timestamptz, interval, float8),
 	wam.configure_rfm(text, text), wam.define_rfm_scheme(text, jsonb, text), wam.sync_rfm_tags(),
 	wam.recompute_order_stats(bigint[]) TO wam_admin;
 

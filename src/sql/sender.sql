@@ -1117,6 +1117,7 @@ DECLARE
 	read_times timestamptz[];
 	inbound wam.inbound_message[];
 	n_status integer := 0;
+	st_done boolean := false;
 	n_message integer := 0;
 	r record;
 BEGIN
@@ -1206,15 +1207,23 @@ BEGIN
 				read_at = coalesce(o.read_at, CASE WHEN st_rank = 3 THEN st_ts END),
 				error_detail = CASE WHEN st_rank > wam_internal.status_rank(o.status) THEN NULL ELSE o.error_detail END
 			WHERE o.wamid = st->>'id'
+			  -- a repeated status (Meta redelivers, a body is replayed) changes
+			  -- nothing: not written and not counted (the same rules as above)
+			  AND (st_rank > wam_internal.status_rank(o.status) AND NOT (o.status = 'failed' AND st_rank < 2 AND o.error_detail IS NULL)
+				   OR o.sent_at IS NULL
+				   OR st_rank >= 2 AND o.delivered_at IS NULL
+				   OR st_rank = 3 AND o.read_at IS NULL)
 			RETURNING o.customer_id, o.read_at INTO st_customer, st_read_at;
 			GET DIAGNOSTICS n_status = ROW_COUNT;
+			-- matched but unchanged: done, the statement below would not change it either
+			st_done := n_status > 0 OR EXISTS (SELECT FROM wam.outbox o WHERE o.wamid = st->>'id');
 			IF st_read_at IS NOT NULL THEN
 				UPDATE wam.customer c SET last_read_at = st_read_at
 				WHERE c.id = st_customer AND (c.last_read_at IS NULL OR c.last_read_at < st_read_at);
 			END IF;
 		END IF;
 	END IF;
-	IF n_statuses > 0 AND n_status = 0 THEN
+	IF n_statuses > 0 AND NOT st_done THEN
 		WITH st AS (
 			SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
 				   coalesce(wam_internal.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
@@ -1280,6 +1289,32 @@ BEGIN
 									WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
 									ELSE o.error_detail END
 			FROM a WHERE o.message_id = a.message_id
+			  -- only messages that change (a replay writes and counts nothing):
+			  -- the new values of the SET list above, compared with the old
+			  AND (o.status, o.wamid, o.sent_at, o.delivered_at, o.read_at, o.failed_at, o.error_code, o.error_detail)
+				  IS DISTINCT FROM
+				  (CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
+							 AND o.status NOT IN ('cancelled', 'expired')
+						THEN 'failed'
+						WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
+						WHEN a.best > wam_internal.status_rank(o.status)
+						THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
+						ELSE o.status END,
+				   coalesce(o.wamid, a.wamid),
+				   CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
+				   coalesce(o.delivered_at, a.delivered_ts),
+				   coalesce(o.read_at, a.read_ts),
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
+							 AND o.status NOT IN ('cancelled', 'expired')
+						THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
+							 AND o.status NOT IN ('cancelled', 'expired')
+						THEN a.code ELSE o.error_code END,
+				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
+							 AND o.status NOT IN ('cancelled', 'expired')
+						THEN a.detail
+						WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
+						ELSE o.error_detail END)
 			RETURNING o.customer_id, o.read_at, a.n
 		)
 		SELECT coalesce(sum(u.n), 0), array_agg(u.customer_id) FILTER (WHERE u.read_at IS NOT NULL),

@@ -636,13 +636,88 @@ BEGIN
 	IF NOT wam.segment_is_empty(unknown) THEN
 		RAISE EXCEPTION '% of the customers do not exist', wam.segment_cardinality(unknown)
 			USING ERRCODE = 'foreign_key_violation',
-				  DETAIL = format('For example customer %s.', wam.segment_min(unknown));
+				  DETAIL = format('For example customer %s.', wam.segment_min(unknown)),
+				  HINT = 'Create customers with wam.upsert_customer(phone, ...) or wam.import_csv(...).';
 	END IF;
 END
 $$;
 COMMENT ON FUNCTION wam_internal.check_customers(wam.segment) IS 'raises an error when a segment names customers that do not exist';
 
--- wam.attach and wam.detach run their steps in one C call (src/tag_attach.c):
+-- customers
+
+CREATE FUNCTION wam_internal.time_zone_name(name text) RETURNS text
+	AS 'MODULE_PATHNAME', 'wam_time_zone_name' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam_internal.time_zone_name(text) IS 'the time zone name as pg_timezone_names spells it (matched without case), NULL if it is not one (POSIX specifications such as UTC+8 are not names); the names are read once per session';
+
+CREATE FUNCTION wam.upsert_customer(phone text, name text DEFAULT NULL, locale text DEFAULT NULL,
+									time_zone text DEFAULT NULL, default_country text DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	e164 text;
+	zone text;
+	loc text;
+	parts text[];
+	new_id bigint;
+BEGIN
+	IF phone IS NULL THEN
+		RAISE EXCEPTION 'phone must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- raises 22023 with the reason for an invalid number or default country
+	e164 := wam.normalize_phone(phone, default_country);
+	-- the name goes into message templates, whose parameters may not hold
+	-- line breaks or tabs (the Cloud API rejects the message)
+	name := btrim(name);
+	IF name ~ '[\x01-\x1f\x7f]' THEN
+		RAISE EXCEPTION 'customer name must not contain control characters such as line breaks or tabs'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- locale: language[-Script][-REGION] (BCP 47; "_" as in WhatsApp's
+	-- template languages works too), stored in the usual letter case
+	locale := btrim(locale);
+	IF locale <> '' THEN
+		IF locale !~* '^[a-z]{2,3}([-_][a-z]{4})?([-_]([a-z]{2}|[0-9]{3}))?$'
+		   OR (locale LIKE '%-%' AND locale LIKE '%\_%') THEN
+			RAISE EXCEPTION 'invalid locale "%"', left(locale, 100)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use a language code with an optional script and region, e.g. en, pt-BR, zh-Hant-TW or pt_BR.';
+		END IF;
+		parts := regexp_split_to_array(locale, '[-_]');
+		loc := lower(parts[1]);
+		FOR i IN 2 .. cardinality(parts) LOOP
+			loc := loc || CASE WHEN locale LIKE '%\_%' THEN '_' ELSE '-' END
+				   || CASE WHEN length(parts[i]) = 4 THEN initcap(parts[i]) ELSE upper(parts[i]) END;
+		END LOOP;
+	ELSE
+		loc := locale;
+	END IF;
+	time_zone := btrim(time_zone);
+	IF time_zone <> '' THEN
+		zone := wam_internal.time_zone_name(time_zone);
+		IF zone IS NULL THEN
+			RAISE EXCEPTION 'time zone "%" is not recognized', left(time_zone, 100)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Use a name from pg_timezone_names, e.g. Asia/Hong_Kong or America/Sao_Paulo.';
+		END IF;
+	ELSE
+		zone := time_zone;
+	END IF;
+	-- NULL keeps the stored value, '' clears it
+	INSERT INTO wam.customer AS c (phone, name, locale, time_zone)
+	VALUES (e164, nullif(name, ''), nullif(loc, ''), nullif(zone, ''))
+	ON CONFLICT ON CONSTRAINT customer_phone_key DO UPDATE
+	SET name = CASE WHEN name IS NULL THEN c.name ELSE EXCLUDED.name END,
+		locale = CASE WHEN loc IS NULL THEN c.locale ELSE EXCLUDED.locale END,
+		time_zone = CASE WHEN zone IS NULL THEN c.time_zone ELSE EXCLUDED.time_zone END
+	RETURNING c.id INTO new_id;
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION wam.upsert_customer(text, text, text, text, text) IS 'creates the customer with this phone (normalized with wam.normalize_phone and default_country) or updates its name, locale (e.g. pt-BR) and time zone (a pg_timezone_names name); NULL keeps a value, '''' clears it; returns the customer id (operators)';
+
+-- wam.attach and wam.detach run their steps in one C call (src/tagging.c):
 -- tag lookup, checks, advisory block locks, membership rows and bitmap
 -- blocks, expiry refresh, last use.
 CREATE FUNCTION wam.attach_tag(tag text, who wam.segment, ttl interval DEFAULT NULL, source text DEFAULT 'api')
@@ -893,7 +968,9 @@ COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) 
 
 CREATE FUNCTION wam.run_tag_rules(only_rule text DEFAULT NULL)
 	RETURNS TABLE (rule text, customers bigint, added bigint, removed bigint)
-	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, wam, pg_temp
+	-- definer: operators run the rules and the run records its counts in
+	-- wam.tag_rule, but only admins may change rules (no UPDATE for operators)
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1290,7 +1367,7 @@ REVOKE EXECUTE ON FUNCTION
 	wam_internal.customer_chunk_add_trigger(), wam_internal.customer_chunk_remove_trigger(), wam_internal.customer_refuse_rekey_trigger(),
 	wam_internal.customer_chunk_truncate_trigger(),
 	wam_internal.tag_chunk_add_trigger(), wam_internal.tag_chunk_remove_trigger(), wam_internal.customer_tag_refuse_rekey_trigger(), wam_internal.tag_chunk_truncate_trigger(),
-	wam_internal.event_rules_trigger()
+	wam_internal.event_rules_trigger(), wam.upsert_customer(text, text, text, text, text), wam_internal.time_zone_name(text)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.customer_tags(bigint),
 	wam.verify_tag_index(), wam.all_customers(), wam_internal.check_customers(wam.segment),
@@ -1298,7 +1375,7 @@ GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean), wam.tag_members(text), wam.
 GRANT EXECUTE ON FUNCTION wam.attach_tag(text, wam.segment, interval, text), wam.detach_tag(text, wam.segment),
 	wam.retag_customers(wam.segment, text[], text[], text), wam.expire_tags(), wam.run_tag_rules(text),
 	wam.rule_audience(wam.tag_rule, bigint[]), wam.import_csv(text, text, text), wam.import_csv(bytea, text, text),
-	wam_internal.event_rules_trigger() TO wam_operator;
+	wam_internal.event_rules_trigger(), wam.upsert_customer(text, text, text, text, text) TO wam_operator;
 GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text),
 	wam.create_tag_dimension(text, text, text), wam.rename_tag(text, text, text),
 	wam.retire_tag(text, text), wam.reactivate_tag(text, text), wam.merge_tags(text, text, text),
