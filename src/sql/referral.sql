@@ -552,7 +552,9 @@ AS $$
 DECLARE
 	pid integer;
 BEGIN
-	PERFORM wam_internal.refuse_null(program IS NULL, 'referral program');
+	IF program IS NULL THEN
+		RAISE EXCEPTION 'referral program must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	SELECT p.id INTO pid FROM wam.referral_program p WHERE p.name = program;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'referral program "%" does not exist', program USING ERRCODE = 'undefined_object';
@@ -1185,7 +1187,9 @@ DECLARE
 	n_qualified bigint;
 	rs wam.referral[];
 BEGIN
-	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'report period');
+	IF since IS NULL OR until IS NULL THEN
+		RAISE EXCEPTION 'report period must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF until <= since THEN
 		RAISE EXCEPTION 'report period is empty: until (%) must be after since (%)', until, since
 			USING ERRCODE = 'invalid_parameter_value';

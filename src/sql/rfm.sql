@@ -1604,7 +1604,9 @@ DECLARE
 	cfg wam.rfm_config;
 	d record;
 BEGIN
-	PERFORM wam_internal.refuse_null(customer IS NULL OR cost IS NULL, 'customer and cost');
+	IF customer IS NULL OR cost IS NULL THEN
+		RAISE EXCEPTION 'customer and cost must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF cost < 0 OR cost = 'NaN' THEN
 		RAISE EXCEPTION 'cost must not be negative, not %', cost USING ERRCODE = 'invalid_parameter_value';
 	END IF;

@@ -1410,7 +1410,9 @@ AS $$
 DECLARE
 	sid integer;
 BEGIN
-	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'since and until');
+	IF since IS NULL OR until IS NULL THEN
+		RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF until < since THEN
 		RAISE EXCEPTION 'until must not be before since' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
