@@ -19,7 +19,7 @@ SELECT p.oid::regprocedure AS misplaced_trigger_function
 	JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_wamarketing'
 	WHERE p.prorettype = 'trigger'::regtype
 	  AND (p.pronamespace <> 'wam_internal'::regnamespace OR p.proname NOT LIKE '%\_trigger');
--- no public name reads like a built-in (no "function segment_cardinality(unknown) is
+-- no public name reads like a built-in (no "function cardinality(unknown) is
 -- not unique" when wam is on the search_path)
 SELECT p.oid::regprocedure AS shadows_builtin
 	FROM pg_proc p

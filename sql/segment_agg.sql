@@ -54,7 +54,7 @@ FROM serial_result r, (
 	SELECT segment_agg(id) AS a, segment_union_agg(s) AS u,
 		segment_intersect_agg(s) FILTER (WHERE id BETWEEN 10 AND 12) AS i
 	FROM agg_src) p;
-SELECT tag, segment_cardinality(segment_agg(id)), segment_segment_min(segment_agg(id)) FROM agg_src GROUP BY tag ORDER BY tag;
+SELECT tag, segment_cardinality(segment_agg(id)), segment_min(segment_agg(id)) FROM agg_src GROUP BY tag ORDER BY tag;
 -- the workers really ran: compare with the per-group serial answer
 SELECT bool_and(s = (SELECT segment_agg(id) FROM agg_src a2 WHERE a2.tag = x.tag)) AS all_groups_equal
 FROM (SELECT tag, segment_agg(id) AS s FROM agg_src GROUP BY tag) x;

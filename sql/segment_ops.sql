@@ -101,4 +101,4 @@ SELECT wam.segment_min('{7,3,9}'), wam.segment_max('{7,3,9}'), wam.segment_min('
 -- ranges are half-open
 SELECT segment_range(1, 4), segment_range(4, 4), segment_range(5, 1);
 SELECT segment_range(4294967294, 4294967296), segment_range(0, 1);
-SELECT segment_cardinality(segment_range(0, 4294967296)), segment_segment_max(segment_range(0, 4294967296));
+SELECT segment_cardinality(segment_range(0, 4294967296)), segment_max(segment_range(0, 4294967296));

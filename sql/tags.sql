@@ -14,7 +14,7 @@ INSERT INTO customer (phone, name)
 SELECT (85290000000 + g)::text, 'customer ' || g FROM generate_series(1, 3000) g;
 INSERT INTO customer (id, phone) VALUES (70000, '85261234567'), (4294967295, '85261234568');
 SELECT count(*), min(id), max(id) FROM customer;
-SELECT segment_cardinality(all_customers()), segment_segment_max(all_customers());
+SELECT segment_cardinality(all_customers()), segment_max(all_customers());
 
 -- customer constraints
 INSERT INTO customer (id, phone) VALUES (4294967296, '85261234569');
