@@ -122,7 +122,7 @@ SELECT * FROM clv_summary('infinity');
 
 -- before a fit: the simple estimate (average order value x the base's repeat orders per
 -- customer-year x horizon)
-SELECT method, frequency, round(expected_purchases::numeric, 4) AS expected_purchases, spend_per_purchase, ltv FROM clv_detail(1);
+SELECT method, frequency, round(expected_purchases::numeric, 4) AS expected_purchases, spend_per_purchase, clv FROM clv_detail(1);
 SELECT clv(1), clv(1, '6 months'), clv(1, '1 year', 0.3), round(expected_purchases(1, '2 years')::numeric, 4) AS e_2_years;
 SELECT p_alive(1);
 -- no orders: 0; unknown customers: an error; NULL: NULL
@@ -151,11 +151,11 @@ SELECT count(*) FROM fit_clv(now(), '1 day');
 -- predictions from the fit
 SELECT i AS customer, d.method, d.frequency, d.recency, d."T", round(d.monetary_value::numeric, 2) AS monetary_value,
 	   round(d.p_alive::numeric, 4) AS p_alive, round(d.expected_purchases::numeric, 4) AS expected_purchases,
-	   d.spend_per_purchase, d.ltv
+	   d.spend_per_purchase, d.clv
 FROM generate_series(1, 6) i, clv_detail(i) d;
 SELECT i AS customer, round(p_alive(i)::numeric, 4) AS p_alive,
 	   round(expected_purchases(i, '90 days')::numeric, 4) AS e_90_days,
-	   round(expected_purchases(i)::numeric, 4) AS e_1_year, clv(i), clv(i, '2 years', 0.4) AS margin_ltv_2y
+	   round(expected_purchases(i)::numeric, 4) AS e_1_year, clv(i), clv(i, '2 years', 0.4) AS margin_clv_2y
 FROM generate_series(1, 6) i;
 SELECT round(expected_purchases(1, '10 years')::numeric, 3) AS e_10_years;
 -- a new order updates the prediction at once
@@ -172,10 +172,10 @@ SELECT check_cost(1, 1000);
 SELECT configure_rfm('push_cost', '2');
 SELECT i AS customer, clv(i), cost_cap(i) FROM generate_series(1, 4) i;
 SELECT check_cost(1, 3);
-SELECT configure_rfm('high_value_ltv', '20');
+SELECT configure_rfm('high_value_clv', '20');
 SELECT * FROM cost_cap_detail(1);
 SELECT check_cost(1, 7);
-SELECT configure_rfm('high_value_ltv', '8000');
+SELECT configure_rfm('high_value_clv', '8000');
 SELECT cost_cap(405) AS no_orders_cap;
 SELECT check_cost(405, 0) AS zero_cost_allowed;
 SELECT check_cost(405, 0.01);
@@ -248,7 +248,7 @@ SELECT bgnbd_penalizer, gammagamma_penalizer, customers, repeat_buyers,
 -- purchases in a year near its observed repeat rate
 SELECT bool_and(value > 0 AND value < 'Infinity') AS finite FROM clv_parameter;
 SELECT i AS customer, d.method, d.frequency, d."T", round(d.p_alive::numeric, 4) AS p_alive,
-	   round(d.expected_purchases::numeric, 3) AS e_1_year, d.spend_per_purchase, d.ltv
+	   round(d.expected_purchases::numeric, 3) AS e_1_year, d.spend_per_purchase, d.clv
 FROM small, clv_detail(i) d WHERE i IN (1, 2, 3, 5, 9) ORDER BY i;
 SELECT round(sum(expected_purchases(i, '1 year'))::numeric, 1) AS expected_next_year,
 	   round((SELECT sum(frequency) / sum("T") * 365 * count(*) FROM clv_summary())::numeric, 1) AS at_observed_rate,
@@ -274,7 +274,7 @@ DROP TABLE small;
 
 -- roles: readers predict, only admins fit
 SET ROLE wam_reader;
-SELECT clv(1) IS NOT NULL AS reader_ltv, cost_cap(1) IS NOT NULL AS reader_cap;
+SELECT clv(1) IS NOT NULL AS reader_clv, cost_cap(1) IS NOT NULL AS reader_cap;
 SELECT count(*) FROM clv_summary();
 SELECT * FROM fit_clv();
 RESET ROLE;

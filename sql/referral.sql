@@ -325,16 +325,16 @@ SELECT tier, status FROM referral_reward WHERE program_id = (SELECT id FROM refe
 
 -- the cost cap from the lifetime value: cost_cap_share x LTV of the referrer
 -- (the same LTV as wam.cost_cap); a referrer without orders has a budget of 0
-SELECT create_referral_program('ltv', '{"cost_cap_share": 0.15, "min_order": 0, "tiers": [{"at": 1, "reward": "coupon", "cost": 10}]}') AS id;
+SELECT create_referral_program('clv', '{"cost_cap_share": 0.15, "min_order": 0, "tiers": [{"at": 1, "reward": "coupon", "cost": 10}]}') AS id;
 SELECT record_order(40, 400, now() - interval '60 days'), record_order(40, 600, now() - interval '10 days');
-SELECT record_referral(referral_code(40, 'ltv'), 41), record_referral(referral_code(42, 'ltv'), 43);
+SELECT record_referral(referral_code(40, 'clv'), 41), record_referral(referral_code(42, 'clv'), 43);
 SELECT record_order(41, 20);
-SELECT w.referrer_id, w.status, w.cost, w.cost_cap = round(0.15 * (SELECT d.ltv FROM cost_cap_detail(w.referrer_id) d), 2) AS cap_is_15pct_of_ltv,
+SELECT w.referrer_id, w.status, w.cost, w.cost_cap = round(0.15 * (SELECT d.clv FROM cost_cap_detail(w.referrer_id) d), 2) AS cap_is_15pct_of_clv,
 	   w.cost_cap > w.cost AS within_budget, w.reason, w.notify_status
-FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHERE name = 'ltv') ORDER BY 1;
+FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHERE name = 'clv') ORDER BY 1;
 SELECT record_order(43, 20);
 SELECT w.referrer_id, w.status, w.cost, w.cost_cap, w.reason, w.notify_status
-FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHERE name = 'ltv') AND w.referrer_id = 42;
+FROM referral_reward w WHERE w.program_id = (SELECT id FROM referral_program WHERE name = 'clv') AND w.referrer_id = 42;
 
 -- the rolling-hour attempt times kept in the referrer row: within the hour,
 -- in order (a late-locking older attempt is inserted in place), the newest
@@ -347,7 +347,7 @@ SELECT wam_internal.referral_attempts('{{2026-01-01 11:10}}', '2026-01-01 11:35'
 SELECT wam_internal.referral_attempts(NULL, '2026-01-01 11:35', 3) IS NULL AS strict;
 
 -- several orders in one statement qualify several referrals
-SELECT record_referral(referral_code(44, 'ltv'), g) FROM generate_series(45, 47) g;
+SELECT record_referral(referral_code(44, 'clv'), g) FROM generate_series(45, 47) g;
 INSERT INTO customer_order (customer_id, ordered_at, amount) SELECT g, now(), 10 FROM generate_series(45, 47) g;
 SELECT invitee_id, status FROM referral WHERE referrer_id = 44 ORDER BY 1;
 

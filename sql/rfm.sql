@@ -173,7 +173,7 @@ SELECT configure_rfm('clv_min_customers', '99999999999');
 SELECT configure_rfm('cost_cap_share', 'lots');
 SELECT configure_rfm('clv_min_customers', '99999999999');
 \set VERBOSITY default
-SELECT configure_rfm('ltv_margin', NULL);
+SELECT configure_rfm('clv_margin', NULL);
 SELECT configure_rfm('push_cost', NULL) IS NULL AS push_cost_unset;
 SELECT setting, value FROM rfm_settings WHERE setting IN ('tier_scheme', 'currency', 'day_time_zone', 'cost_cap_share');
 

@@ -3,7 +3,7 @@
  * clv.c
  *	  SQL interface of the lifetime-value models: the fitting aggregates
  *	  wam.bgnbd_fit and wam.gammagamma_fit (maximum likelihood by
- *	  Nelder-Mead on log-parameters, see ltv_math.c, optionally with the L2
+ *	  Nelder-Mead on log-parameters, see clv_math.c, optionally with the L2
  *	  penalty of lifetimes' penalizer_coef) and the prediction functions of
  *	  a fitted model.
  *
@@ -80,7 +80,7 @@ input_append(FunctionCallInfo fcinfo, LtvInput *in, int ncols, const double *val
 	int			i;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "ltv input_append called in non-aggregate context");
+		elog(ERROR, "clv input_append called in non-aggregate context");
 
 	if (in == NULL)
 	{
@@ -367,7 +367,7 @@ bgnbd_negll_phi(const double *phi, void *arg)
 	double		theta[LTV_BGNBD_NPARAMS];
 
 	bgnbd_phi_to_theta(phi, theta);
-	return ltv_bgnbd_negll(theta, arg);
+	return clv_bgnbd_negll(theta, arg);
 }
 
 static void
@@ -380,7 +380,7 @@ bgnbd_fit_grouped(LtvBgnbdData *d, double *theta, double step, double restart_st
 	phi[1] = theta[0] - theta[1];
 	phi[2] = theta[2];
 	phi[3] = theta[2] - theta[3];
-	ltv_nelder_mead(LTV_BGNBD_NPARAMS, phi, bgnbd_negll_phi, d, step, restart_step,
+	clv_nelder_mead(LTV_BGNBD_NPARAMS, phi, bgnbd_negll_phi, d, step, restart_step,
 					LTV_FTOL, LTV_XTOL, LTV_MAX_EVALUATIONS, res);
 	bgnbd_phi_to_theta(phi, theta);
 }
@@ -617,7 +617,7 @@ wam_bgnbd_fit_final(PG_FUNCTION_ARGS)
 	/*
 	 * With a penalty a may run to 0, b staying finite: the data show no
 	 * drop-out, and the model is then the NBD one (P(alive) = 1), whose
-	 * predictions ltv_bgnbd_expected() computes in that limit.  Without one,
+	 * predictions clv_bgnbd_expected() computes in that limit.  Without one,
 	 * the same data rather send b to infinity, which stays an error.
 	 */
 	fit_report("BG/NBD", &res, theta, LTV_BGNBD_NPARAMS, names, in->n, penalizer, in->auto_penalizer,
@@ -627,7 +627,7 @@ wam_bgnbd_fit_final(PG_FUNCTION_ARGS)
 		out[i] = exp(theta[i]);
 	/* the log-likelihood itself, without the penalty */
 	d.penalty = 0.0;
-	out[4] = -ltv_bgnbd_negll(theta, &d);
+	out[4] = -clv_bgnbd_negll(theta, &d);
 	out[5] = res.evaluations;
 	out[6] = (double) in->n;
 	out[7] = (double) n_rep_customers;
@@ -725,7 +725,7 @@ gg_search(LtvGgData *d, double mean_m, double *theta, LtvFitResult *res)
 	theta[0] = 0.0;
 	theta[1] = 0.0;
 	theta[2] = log(mean_m);
-	ltv_nelder_mead(LTV_GG_NPARAMS, theta, ltv_gg_negll, d, LTV_STEP,
+	clv_nelder_mead(LTV_GG_NPARAMS, theta, clv_gg_negll, d, LTV_STEP,
 					LTV_RESTART_STEP, LTV_FTOL, LTV_XTOL, LTV_MAX_EVALUATIONS, res);
 }
 
@@ -843,7 +843,7 @@ wam_gammagamma_fit_final(PG_FUNCTION_ARGS)
 		out[i] = exp(theta[i]);
 	/* the log-likelihood itself, without the penalty */
 	d.penalty = 0.0;
-	out[3] = -ltv_gg_negll(theta, &d);
+	out[3] = -clv_gg_negll(theta, &d);
 	out[4] = res.evaluations;
 	out[5] = (double) in->n;
 	out[6] = penalizer;
@@ -904,7 +904,7 @@ wam_hyp2f1(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("c must not be zero or a negative integer, not %g", c)));
-	if (!ltv_hyp2f1(a, b, c, z, LTV_HYP2F1_MAX_TERMS, &result))
+	if (!clv_hyp2f1(a, b, c, z, LTV_HYP2F1_MAX_TERMS, &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("2F1(%g, %g; %g; %g) cannot be computed in double precision", a, b, c, z)));
@@ -926,7 +926,7 @@ wam_bgnbd_p_alive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("frequency, recency and T must be finite")));
 	check_customer(x, t_x, T);
-	PG_RETURN_FLOAT8(ltv_bgnbd_p_alive(params, x, t_x, T));
+	PG_RETURN_FLOAT8(clv_bgnbd_p_alive(params, x, t_x, T));
 }
 
 /* wam.bgnbd_expected_purchases(params float8[], frequency, recency, T, t) */
@@ -950,7 +950,7 @@ wam_bgnbd_expected_purchases(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("horizon must not be negative, not %g", t)));
-	if (!ltv_bgnbd_expected(params, x, t_x, T, t, &result))
+	if (!clv_bgnbd_expected(params, x, t_x, T, t, &result))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("expected purchases cannot be computed for frequency %g, recency %g, T %g, horizon %g",
@@ -982,5 +982,5 @@ wam_gammagamma_expected_spend(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("monetary value must be a finite number of at least 0, not %g", m)));
-	PG_RETURN_FLOAT8(ltv_gg_expected_spend(params, x, m));
+	PG_RETURN_FLOAT8(clv_gg_expected_spend(params, x, m));
 }

@@ -119,7 +119,7 @@ typedef double (*LtvObjective) (const double *theta, void *arg);
  * with a fresh simplex of size restart_step until a restart improves the
  * minimum by less than ftol * (|f| + ftol).  Fully deterministic.
  */
-extern void ltv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
+extern void clv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
 							double step, double restart_step, double ftol,
 							double xtol, int max_evaluations,
 							LtvFitResult *result);
@@ -128,27 +128,27 @@ extern void ltv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
  * Negative log-likelihoods on log-parameters, plus the data's penalty term;
  * +HUGE_VAL outside the bounds.
  */
-extern double ltv_bgnbd_negll(const double *log_params, void *data);
-extern double ltv_gg_negll(const double *log_params, void *data);
+extern double clv_bgnbd_negll(const double *log_params, void *data);
+extern double clv_gg_negll(const double *log_params, void *data);
 
 /*
  * log 2F1(a, b; c; z) for 0 <= z < 1 by its power series.  Returns false
  * (and leaves *result alone) when c is zero or a negative integer, or the
  * series does not converge in max_terms terms.
  */
-extern bool ltv_log_hyp2f1(double a, double b, double c, double z,
+extern bool clv_log_hyp2f1(double a, double b, double c, double z,
 						   int max_terms, double *result);
 
 /* 2F1 itself, for the SQL function; false as above or when it overflows. */
-extern bool ltv_hyp2f1(double a, double b, double c, double z, int max_terms,
+extern bool clv_hyp2f1(double a, double b, double c, double z, int max_terms,
 					   double *result);
 
 /* Closed forms of the fitted BG/NBD model for one customer. */
-extern double ltv_bgnbd_p_alive(const double *params, double x, double t_x, double T);
-extern bool ltv_bgnbd_expected(const double *params, double x, double t_x,
+extern double clv_bgnbd_p_alive(const double *params, double x, double t_x, double T);
+extern bool clv_bgnbd_expected(const double *params, double x, double t_x,
 							   double T, double t, double *result);
 
 /* Gamma-Gamma conditional expected spend per purchase (needs q > 1). */
-extern double ltv_gg_expected_spend(const double *params, double x, double m);
+extern double clv_gg_expected_spend(const double *params, double x, double m);
 
 #endif							/* WAM_LTV_H */

@@ -59,7 +59,7 @@ out_of_bounds(const double *theta, int dim)
 /* -------- BG/NBD -------- */
 
 double
-ltv_bgnbd_negll(const double *log_params, void *arg)
+clv_bgnbd_negll(const double *log_params, void *arg)
 {
 	const LtvBgnbdData *d = (const LtvBgnbdData *) arg;
 	double		r,
@@ -129,7 +129,7 @@ ltv_bgnbd_negll(const double *log_params, void *arg)
 /* -------- Gamma-Gamma -------- */
 
 double
-ltv_gg_negll(const double *log_params, void *arg)
+clv_gg_negll(const double *log_params, void *arg)
 {
 	const LtvGgData *d = (const LtvGgData *) arg;
 	double		p,
@@ -320,7 +320,7 @@ nelder_mead_run(int dim, double *theta, LtvObjective f, void *arg, double step,
 }
 
 void
-ltv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
+clv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
 				double step, double restart_step, double ftol, double xtol,
 				int max_evaluations, LtvFitResult *result)
 {
@@ -367,7 +367,7 @@ ltv_nelder_mead(int dim, double *theta, LtvObjective f, void *arg,
 /* -------- hypergeometric function -------- */
 
 bool
-ltv_log_hyp2f1(double a, double b, double c, double z, int max_terms, double *result)
+clv_log_hyp2f1(double a, double b, double c, double z, int max_terms, double *result)
 {
 	const double rescale = 1e280;
 	double		log_rescale = log(rescale);
@@ -417,7 +417,7 @@ ltv_log_hyp2f1(double a, double b, double c, double z, int max_terms, double *re
 }
 
 bool
-ltv_hyp2f1(double a, double b, double c, double z, int max_terms, double *result)
+clv_hyp2f1(double a, double b, double c, double z, int max_terms, double *result)
 {
 	double		l;
 
@@ -426,7 +426,7 @@ ltv_hyp2f1(double a, double b, double c, double z, int max_terms, double *result
 		*result = 1.0;
 		return true;
 	}
-	if (!ltv_log_hyp2f1(a, b, c, z, max_terms, &l))
+	if (!clv_log_hyp2f1(a, b, c, z, max_terms, &l))
 		return false;
 	if (l > 709.0)
 		return false;
@@ -442,7 +442,7 @@ ltv_hyp2f1(double a, double b, double c, double z, int max_terms, double *result
  * with probability 1 in this model.
  */
 double
-ltv_bgnbd_p_alive(const double *params, double x, double t_x, double T)
+clv_bgnbd_p_alive(const double *params, double x, double t_x, double T)
 {
 	double		r = params[0],
 				alpha = params[1],
@@ -467,7 +467,7 @@ ltv_bgnbd_p_alive(const double *params, double x, double t_x, double T)
  * For a < 1 both factors of the numerator are negative.
  */
 bool
-ltv_bgnbd_expected(const double *params, double x, double t_x, double T,
+clv_bgnbd_expected(const double *params, double x, double t_x, double T,
 				   double t, double *result)
 {
 	double		r = params[0],
@@ -500,7 +500,7 @@ ltv_bgnbd_expected(const double *params, double x, double t_x, double T,
 	}
 	if (a == 1.0)
 		return false;
-	if (!ltv_log_hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + T + t),
+	if (!clv_log_hyp2f1(r + x, b + x, a + b + x - 1.0, t / (alpha + T + t),
 						1000000, &log_h))
 		return false;
 	first = (a + b + x - 1.0) / (a - 1.0);
@@ -524,7 +524,7 @@ ltv_bgnbd_expected(const double *params, double x, double t_x, double T,
  * population mean p v / (q - 1) and the customer's own mean m.
  */
 double
-ltv_gg_expected_spend(const double *params, double x, double m)
+clv_gg_expected_spend(const double *params, double x, double m)
 {
 	double		p = params[0],
 				q = params[1],

@@ -825,7 +825,7 @@ DECLARE
 	n_qualified integer;
 	t record;
 	cap numeric;
-	ltv numeric;
+	clv numeric;
 	spent numeric;
 	rw wam.referral_reward;
 	n integer := 0;
@@ -843,8 +843,8 @@ BEGIN
 		IF p.flat_cost_cap IS NOT NULL THEN
 			cap := p.flat_cost_cap;
 		ELSE
-			SELECT d.ltv INTO ltv FROM wam.cost_cap_detail(referrer) d;
-			cap := round(p.cost_cap_share * coalesce(ltv, 0), 2);
+			SELECT d.clv INTO clv FROM wam.cost_cap_detail(referrer) d;
+			cap := round(p.cost_cap_share * coalesce(clv, 0), 2);
 		END IF;
 		SELECT coalesce(sum(x.cost), 0) INTO spent FROM wam.referral_reward x
 		WHERE x.referrer_id = referrer AND x.status = 'issued';

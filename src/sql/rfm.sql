@@ -6,45 +6,45 @@
 -- One row of settings, changed by administrators with wam.configure_rfm()
 -- and listed by the view wam.rfm_settings.
 CREATE TABLE wam.rfm_config (
-	id boolean PRIMARY KEY DEFAULT true CONSTRAINT rfm_setting_one_row CHECK (id),
-	currency text CONSTRAINT rfm_setting_currency CHECK (currency ~ '^[A-Z]{3}$'),
+	id boolean PRIMARY KEY DEFAULT true CONSTRAINT rfm_config_one_row CHECK (id),
+	currency text CONSTRAINT rfm_config_currency CHECK (currency ~ '^[A-Z]{3}$'),
 	day_time_zone text NOT NULL DEFAULT 'UTC',
 	future_tolerance interval NOT NULL DEFAULT '5 minutes'
-		CONSTRAINT rfm_setting_future_tolerance CHECK (future_tolerance >= interval '0' AND future_tolerance <= interval '1 day'),
+		CONSTRAINT rfm_config_future_tolerance CHECK (future_tolerance >= interval '0' AND future_tolerance <= interval '1 day'),
 	tier_scheme text NOT NULL DEFAULT 'segment map',
 	mirror_tags boolean NOT NULL DEFAULT false,
 	tag_prefix text NOT NULL DEFAULT 'RFM '
-		CONSTRAINT rfm_setting_tag_prefix CHECK (length(tag_prefix) <= 40),
+		CONSTRAINT rfm_config_tag_prefix CHECK (length(tag_prefix) <= 40),
 	high_frequency_orders_30d integer NOT NULL DEFAULT 2
-		CONSTRAINT rfm_setting_high_frequency CHECK (high_frequency_orders_30d >= 1),
+		CONSTRAINT rfm_config_high_frequency CHECK (high_frequency_orders_30d >= 1),
 	low_spend_order_value numeric NOT NULL DEFAULT 500
-		CONSTRAINT rfm_setting_low_spend CHECK (low_spend_order_value >= 0),
+		CONSTRAINT rfm_config_low_spend CHECK (low_spend_order_value >= 0),
 	high_spend_order_value numeric NOT NULL DEFAULT 500
-		CONSTRAINT rfm_setting_high_spend CHECK (high_spend_order_value >= 0),
+		CONSTRAINT rfm_config_high_spend CHECK (high_spend_order_value >= 0),
 	price_sensitive_coupon_share numeric NOT NULL DEFAULT 0.70
-		CONSTRAINT rfm_setting_coupon_share CHECK (price_sensitive_coupon_share > 0 AND price_sensitive_coupon_share <= 1),
+		CONSTRAINT rfm_config_coupon_share CHECK (price_sensitive_coupon_share > 0 AND price_sensitive_coupon_share <= 1),
 	quality_price_ratio numeric NOT NULL DEFAULT 2
-		CONSTRAINT rfm_setting_quality_ratio CHECK (quality_price_ratio > 0),
+		CONSTRAINT rfm_config_quality_ratio CHECK (quality_price_ratio > 0),
 	flag_min_orders integer NOT NULL DEFAULT 2
-		CONSTRAINT rfm_setting_flag_min_orders CHECK (flag_min_orders >= 1),
+		CONSTRAINT rfm_config_flag_min_orders CHECK (flag_min_orders >= 1),
 	catalogue_unit_price numeric
-		CONSTRAINT rfm_setting_catalogue_unit_price CHECK (catalogue_unit_price > 0),
+		CONSTRAINT rfm_config_catalogue_unit_price CHECK (catalogue_unit_price > 0),
 	clv_min_customers integer NOT NULL DEFAULT 500
-		CONSTRAINT rfm_setting_clv_min_customers CHECK (clv_min_customers >= 2),
+		CONSTRAINT rfm_config_clv_min_customers CHECK (clv_min_customers >= 2),
 	clv_min_repeat_buyers integer NOT NULL DEFAULT 100
-		CONSTRAINT rfm_setting_clv_min_repeat_buyers CHECK (clv_min_repeat_buyers >= 1),
-	ltv_margin numeric NOT NULL DEFAULT 1
-		CONSTRAINT rfm_setting_ltv_margin CHECK (ltv_margin >= 0 AND ltv_margin <= 1),
+		CONSTRAINT rfm_config_clv_min_repeat_buyers CHECK (clv_min_repeat_buyers >= 1),
+	clv_margin numeric NOT NULL DEFAULT 1
+		CONSTRAINT rfm_config_clv_margin CHECK (clv_margin >= 0 AND clv_margin <= 1),
 	cost_cap_horizon interval NOT NULL DEFAULT '1 year'
-		CONSTRAINT rfm_setting_cost_cap_horizon CHECK (cost_cap_horizon > interval '0'),
+		CONSTRAINT rfm_config_cost_cap_horizon CHECK (cost_cap_horizon > interval '0'),
 	cost_cap_share numeric NOT NULL DEFAULT 0.15
-		CONSTRAINT rfm_setting_cost_cap_share CHECK (cost_cap_share >= 0 AND cost_cap_share <= 1),
+		CONSTRAINT rfm_config_cost_cap_share CHECK (cost_cap_share >= 0 AND cost_cap_share <= 1),
 	push_cost numeric
-		CONSTRAINT rfm_setting_push_cost CHECK (push_cost >= 0),
-	high_value_ltv numeric NOT NULL DEFAULT 8000
-		CONSTRAINT rfm_setting_high_value_ltv CHECK (high_value_ltv >= 0),
+		CONSTRAINT rfm_config_push_cost CHECK (push_cost >= 0),
+	high_value_clv numeric NOT NULL DEFAULT 8000
+		CONSTRAINT rfm_config_high_value_clv CHECK (high_value_clv >= 0),
 	high_value_push_multiplier numeric NOT NULL DEFAULT 3
-		CONSTRAINT rfm_setting_high_value_multiplier CHECK (high_value_push_multiplier >= 1)
+		CONSTRAINT rfm_config_high_value_multiplier CHECK (high_value_push_multiplier >= 1)
 );
 INSERT INTO wam.rfm_config DEFAULT VALUES;
 COMMENT ON TABLE wam.rfm_config IS 'settings of orders, RFM, lifetime value and cost caps';
@@ -61,13 +61,13 @@ COMMENT ON COLUMN wam.rfm_config.price_sensitive_coupon_share IS 'share of order
 COMMENT ON COLUMN wam.rfm_config.quality_price_ratio IS 'average unit price, as a multiple of the catalogue average, from which a customer is quality-oriented';
 COMMENT ON COLUMN wam.rfm_config.flag_min_orders IS 'orders a customer needs before the price-sensitive and quality-oriented flags apply';
 COMMENT ON COLUMN wam.rfm_config.catalogue_unit_price IS 'the catalogue average unit price; NULL: the sales-weighted average unit price of all orders at the last wam.refresh_rfm';
-COMMENT ON COLUMN wam.rfm_config.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.ltv uses the simple estimate';
+COMMENT ON COLUMN wam.rfm_config.clv_min_customers IS 'customers with an order that wam.fit_clv needs; until a fit exists wam.clv uses the simple estimate';
 COMMENT ON COLUMN wam.rfm_config.clv_min_repeat_buyers IS 'customers with a repeat purchase day that wam.fit_clv needs';
-COMMENT ON COLUMN wam.rfm_config.ltv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
+COMMENT ON COLUMN wam.rfm_config.clv_margin IS 'default gross margin applied by wam.clv (1 = revenue)';
 COMMENT ON COLUMN wam.rfm_config.cost_cap_horizon IS 'horizon of the lifetime value that wam.cost_cap is a share of';
 COMMENT ON COLUMN wam.rfm_config.cost_cap_share IS 'the largest reward or push cost as a share of the lifetime value';
 COMMENT ON COLUMN wam.rfm_config.push_cost IS 'the normal cost of one push (e.g. a gift); NULL: only the share of lifetime value limits costs';
-COMMENT ON COLUMN wam.rfm_config.high_value_ltv IS 'lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
+COMMENT ON COLUMN wam.rfm_config.high_value_clv IS 'lifetime value above which a customer may receive pushes costing high_value_push_multiplier times push_cost';
 COMMENT ON COLUMN wam.rfm_config.high_value_push_multiplier IS 'the push cost multiple allowed for high-value customers';
 
 -- tier schemes
@@ -389,7 +389,7 @@ SELECT wam_internal.rfm_store_scheme('value tiers');
 -- the segment map lists its segments in the conventional order, not rule order
 UPDATE wam.rfm_scheme SET tiers = '{Champions,Loyal,Potential loyalist,New,Promising,Need attention,About to sleep,At risk,Can''t lose them,Hibernating,Lost}'
 WHERE name = 'segment map';
-ALTER TABLE wam.rfm_config ADD CONSTRAINT rfm_setting_tier_scheme
+ALTER TABLE wam.rfm_config ADD CONSTRAINT rfm_config_tier_scheme
 	FOREIGN KEY (tier_scheme) REFERENCES wam.rfm_scheme ON UPDATE CASCADE;
 
 -- purchase statistics maintenance
@@ -1465,7 +1465,7 @@ COMMENT ON FUNCTION wam.fit_clv(timestamptz, interval, float8) IS 'fits BG/NBD a
 
 CREATE FUNCTION wam.clv_detail(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL)
 	RETURNS TABLE (method text, frequency integer, recency float8, "T" float8, monetary_value float8,
-				   p_alive float8, expected_purchases float8, spend_per_purchase numeric, ltv numeric)
+				   p_alive float8, expected_purchases float8, spend_per_purchase numeric, clv numeric)
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1483,7 +1483,7 @@ BEGIN
 	END IF;
 	SELECT * INTO cfg FROM wam.rfm_config;
 	horizon := coalesce(horizon, interval '1 year');
-	margin := coalesce(margin, cfg.ltv_margin);
+	margin := coalesce(margin, cfg.clv_margin);
 	horizon_days := extract(epoch FROM horizon) / 86400;
 	IF NOT horizon_days > 0 OR NOT isfinite(horizon) THEN
 		RAISE EXCEPTION 'horizon must be a positive interval, not %', horizon USING ERRCODE = 'invalid_parameter_value';
@@ -1529,7 +1529,7 @@ BEGIN
 		expected_purchases := opy * horizon_days / 365.25;
 		spend_per_purchase := round(s.total_amount / s.orders, 2);
 	END IF;
-	ltv := round(margin * expected_purchases::numeric * spend_per_purchase, 2);
+	clv := round(margin * expected_purchases::numeric * spend_per_purchase, 2);
 	RETURN NEXT;
 END
 $$;
@@ -1538,7 +1538,7 @@ COMMENT ON FUNCTION wam.clv_detail(bigint, interval, numeric) IS 'how a customer
 CREATE FUNCTION wam.clv(customer bigint, horizon interval DEFAULT '1 year', margin numeric DEFAULT NULL) RETURNS numeric
 	LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
-	SELECT d.ltv FROM wam.clv_detail(customer, horizon, margin) d
+	SELECT d.clv FROM wam.clv_detail(customer, horizon, margin) d
 $$;
 COMMENT ON FUNCTION wam.clv(bigint, interval, numeric) IS 'predicted value of a customer''s purchases in the horizon';
 
@@ -1569,7 +1569,7 @@ COMMENT ON FUNCTION wam.p_alive(bigint) IS 'probability that a customer is still
 -- cost caps (R-F4, R-R5)
 
 CREATE FUNCTION wam.cost_cap_detail(customer bigint)
-	RETURNS TABLE (cap numeric, ltv numeric, method text, ltv_share_cap numeric, push_cap numeric)
+	RETURNS TABLE (cap numeric, clv numeric, method text, clv_share_cap numeric, push_cap numeric)
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1580,10 +1580,10 @@ BEGIN
 		RETURN;
 	END IF;
 	SELECT * INTO cfg FROM wam.rfm_config;
-	SELECT d.ltv, d.method INTO ltv, method FROM wam.clv_detail(customer, cfg.cost_cap_horizon, NULL) d;
-	ltv_share_cap := round(cfg.cost_cap_share * ltv, 2);
-	push_cap := round(cfg.push_cost * CASE WHEN ltv > cfg.high_value_ltv THEN cfg.high_value_push_multiplier ELSE 1 END, 2);
-	cap := least(ltv_share_cap, push_cap);
+	SELECT d.clv, d.method INTO clv, method FROM wam.clv_detail(customer, cfg.cost_cap_horizon, NULL) d;
+	clv_share_cap := round(cfg.cost_cap_share * clv, 2);
+	push_cap := round(cfg.push_cost * CASE WHEN clv > cfg.high_value_clv THEN cfg.high_value_push_multiplier ELSE 1 END, 2);
+	cap := least(clv_share_cap, push_cap);
 	RETURN NEXT;
 END
 $$;
@@ -1616,15 +1616,15 @@ BEGIN
 		RAISE EXCEPTION 'cost % exceeds the cost cap of % for customer %', cost, d.cap, customer
 			USING ERRCODE = 'check_violation',
 				  DETAIL = format('The cap is %s%% of the lifetime value %s (%s, %s)%s.',
-								  round(100 * cfg.cost_cap_share, 1), d.ltv, d.method, cfg.cost_cap_horizon,
-								  CASE WHEN d.push_cap IS NOT NULL AND d.push_cap < d.ltv_share_cap
+								  round(100 * cfg.cost_cap_share, 1), d.clv, d.method, cfg.cost_cap_horizon,
+								  CASE WHEN d.push_cap IS NOT NULL AND d.push_cap < d.clv_share_cap
 									   THEN format(', limited to %s by the per-push cost %s%s', d.push_cap, cfg.push_cost,
-												   CASE WHEN d.ltv > cfg.high_value_ltv
+												   CASE WHEN d.clv > cfg.high_value_clv
 														THEN format(' x %s for lifetime values above %s',
-																	cfg.high_value_push_multiplier, cfg.high_value_ltv)
+																	cfg.high_value_push_multiplier, cfg.high_value_clv)
 														ELSE '' END)
 									   ELSE '' END),
-				  HINT = 'Settings cost_cap_share, push_cost, high_value_ltv and high_value_push_multiplier.';
+				  HINT = 'Settings cost_cap_share, push_cost, high_value_clv and high_value_push_multiplier.';
 	END IF;
 END
 $$;
