@@ -48,12 +48,15 @@ OBJS = \
 SQL_PARTS = \
 	src/sql/header.sql \
 	src/sql/segment.sql \
+	src/sql/core.sql \
 	src/sql/tags.sql \
-	src/sql/csv.sql \
 	src/sql/phone.sql \
-	src/sql/rfm.sql \
+	src/sql/import.sql \
 	src/sql/segment_expr.sql \
+	src/sql/rfm.sql \
+	src/sql/clv.sql \
 	src/sql/sender.sql \
+	src/sql/webhook.sql \
 	src/sql/referral.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

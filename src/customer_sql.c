@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * customer_sql.c
- *	  Helpers of the customer API (wam.upsert_customer, src/sql/tags.sql).
+ *	  Helpers of the customer API (wam.upsert_customer, src/sql/core.sql).
  *
  *	  wam_internal.time_zone_name(name) -> the name as pg_timezone_names spells it,
  *	                              or NULL when it is not one of them

@@ -54,6 +54,8 @@ CREATE TRIGGER restore_replace BEFORE INSERT ON wam.opt_out_keyword
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.referral_secret
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
+REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger() FROM PUBLIC;
+
 -- A message dumped while its request was in flight may or may not have gone
 -- out: restored, it is uncertain (as after a worker crash), never sent again
 -- by itself.  Normal inserts are never 'sending', so the WHEN clause keeps this
@@ -74,7 +76,7 @@ COMMENT ON FUNCTION wam_internal.outbox_restored_trigger() IS 'internal: a messa
 CREATE TRIGGER outbox_restored BEFORE INSERT ON wam.outbox
 	FOR EACH ROW WHEN (NEW.status = 'sending') EXECUTE FUNCTION wam_internal.outbox_restored_trigger();
 
-REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger(), wam_internal.outbox_restored_trigger() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam_internal.outbox_restored_trigger() FROM PUBLIC;
 
 -- Every table and sequence of the extension is dumped with its rows.  This
 -- runs over the catalog, so a table added later cannot be forgotten.

@@ -21,6 +21,7 @@ REVOKE ALL ON SCHEMA wam_internal FROM PUBLIC;
 CREATE FUNCTION wam_internal.lock_key(space integer, key bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_lock_key' LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons)';
+
 REVOKE EXECUTE ON FUNCTION wam_internal.lock_key(integer, bigint) FROM PUBLIC;
 
 -- The check of arguments that must not be null, for the PL/pgSQL functions:

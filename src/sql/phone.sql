@@ -1,5 +1,4 @@
--- src/sql/phone.sql: phone-number normalization for contact import (R-I2)
-
+-- src/sql/phone.sql: phone-number normalization (C)
 -- IMMUTABLE: the result depends only on the arguments and on the numbering
 -- data compiled into the library, which changes only with a new release.
 

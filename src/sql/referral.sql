@@ -1,8 +1,6 @@
--- src/sql/referral.sql: referral program -- programs, codes and links, the
--- referral table with its abuse-check trigger (C), qualification by the
--- invitee's first order, tiered rewards within cost caps, review, report
--- (requirements R-F1 ... R-F7)
-
+-- src/sql/referral.sql: referral programs: codes and links, the abuse-check
+-- trigger (C), qualification by the invitee's first order, tiered rewards within
+-- cost caps, review and report
 -- The per-installation secret that keys the referral codes.  Only the
 -- extension owner can read it: no role is granted anything on it.
 CREATE TABLE wam.referral_secret (
@@ -14,6 +12,9 @@ CREATE TABLE wam.referral_secret (
 INSERT INTO wam.referral_secret (secret)
 SELECT pg_catalog.decode(pg_catalog.replace(pg_catalog.gen_random_uuid()::text || pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
 COMMENT ON TABLE wam.referral_secret IS 'the secret key of the referral codes (never granted)';
+
+REVOKE ALL ON wam.referral_secret FROM PUBLIC;
+GRANT SELECT ON wam.referral_secret TO wam_definer;
 
 CREATE TABLE wam.referral_program (
 	id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -42,6 +43,10 @@ CREATE TABLE wam.referral_program (
 );
 COMMENT ON TABLE wam.referral_program IS 'referral programs and their settings';
 
+REVOKE ALL ON wam.referral_program FROM PUBLIC;
+GRANT SELECT ON wam.referral_program TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.referral_program TO wam_definer;
+
 -- One row per customer and program once the customer's code was issued:
 -- the code, and the counters the abuse trigger locks and updates.
 CREATE TABLE wam.referrer (
@@ -61,6 +66,10 @@ COMMENT ON COLUMN wam.referrer.velocity_since IS 'when a review last cleared the
 COMMENT ON COLUMN wam.referrer.recent_attempts IS 'times of the referrer''s latest invitations within the last hour (at most velocity_per_hour + 1 of them): the rolling-hour count, kept in the row the trigger locks anyway';
 COMMENT ON TABLE wam.referrer IS 'issued referral codes with per-referrer counters';
 
+REVOKE ALL ON wam.referrer FROM PUBLIC;
+GRANT SELECT ON wam.referrer TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.referrer TO wam_definer;
+
 CREATE TABLE wam.customer_fingerprint (
 	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
 	kind text NOT NULL CONSTRAINT customer_fingerprint_kind CHECK (kind IN ('device', 'payment')),
@@ -69,6 +78,9 @@ CREATE TABLE wam.customer_fingerprint (
 	PRIMARY KEY (customer_id, kind, value_hash)
 );
 COMMENT ON TABLE wam.customer_fingerprint IS 'hashed device and payment fingerprints per customer';
+
+REVOKE ALL ON wam.customer_fingerprint FROM PUBLIC;
+GRANT SELECT, INSERT ON wam.customer_fingerprint TO wam_definer;
 
 CREATE TABLE wam.referral (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -104,6 +116,11 @@ COMMENT ON COLUMN wam.referral.code IS 'the code in canonical form, or as typed 
 COMMENT ON COLUMN wam.referral.source IS 'what the application knows about the attempt: phone (typed at sign-up), device and payment fingerprints, channel, utm_* ...';
 COMMENT ON COLUMN wam.referral.order_id IS 'the invitee''s first order, which qualified (or failed to qualify) the referral';
 
+REVOKE ALL ON wam.referral FROM PUBLIC;
+GRANT SELECT ON wam.referral TO wam_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.referral TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.referral_id_seq TO wam_definer;
+
 CREATE TABLE wam.referral_review (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	program_id integer NOT NULL REFERENCES wam.referral_program ON DELETE CASCADE,
@@ -119,6 +136,11 @@ CREATE TABLE wam.referral_review (
 );
 CREATE UNIQUE INDEX referral_review_open ON wam.referral_review (program_id, referrer_id) WHERE resolved_at IS NULL;
 COMMENT ON TABLE wam.referral_review IS 'referrers frozen for too many invitations, awaiting review';
+
+REVOKE ALL ON wam.referral_review FROM PUBLIC;
+GRANT SELECT ON wam.referral_review TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.referral_review TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.referral_review_id_seq TO wam_definer;
 
 CREATE TABLE wam.referral_reward (
 	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -152,23 +174,37 @@ COMMENT ON COLUMN wam.referral_reward.message_id IS 'the message of wam.outbox t
 COMMENT ON COLUMN wam.referral_reward.cost_cap IS 'the referrer''s reward budget when the reward was decided (flat_cost_cap, or cost_cap_share x lifetime value)';
 COMMENT ON COLUMN wam.referral_reward.spent_before IS 'cost of the referrer''s rewards already issued (all programs) when this one was decided';
 
+REVOKE ALL ON wam.referral_reward FROM PUBLIC;
+GRANT SELECT ON wam.referral_reward TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.referral_reward TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.referral_reward_id_seq TO wam_definer;
+
 -- C functions
 
 CREATE FUNCTION wam_internal.referral_code_make(secret bytea, program integer, customer bigint, attempt integer) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_make' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam_internal.referral_code_make(bytea, integer, bigint, integer) IS 'internal: the referral code of (program, customer): HMAC-SHA256 under the secret, 10 Crockford base-32 symbols and a check symbol';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_code_make(bytea, integer, bigint, integer) FROM PUBLIC;
+
 CREATE FUNCTION wam.normalize_referral_code(code text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_referral_code_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.normalize_referral_code(text) IS 'canonical form of a typed referral code; error on a typo';
+
+REVOKE EXECUTE ON FUNCTION wam.normalize_referral_code(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.normalize_referral_code(text) TO wam_reader;
 
 CREATE FUNCTION wam_internal.referral_attempts(times timestamptz[], at timestamptz, velocity integer) RETURNS timestamptz[]
 	AS 'MODULE_PATHNAME', 'wam_referral_attempts' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam_internal.referral_attempts(timestamptz[], timestamptz, integer) IS 'internal: the rolling-hour attempt times of a referrer after an attempt at "at" (the newest velocity + 1 within the hour, ascending)';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_attempts(timestamptz[], timestamptz, integer) FROM PUBLIC;
+
 CREATE FUNCTION wam.redemption_code() RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_redemption_code' LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION wam.redemption_code() IS 'a fresh random 13-character redemption code';
+
+REVOKE EXECUTE ON FUNCTION wam.redemption_code() FROM PUBLIC;
 
 CREATE FUNCTION wam_internal.referral_check_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_referral_check' LANGUAGE C;
@@ -176,6 +212,8 @@ COMMENT ON FUNCTION wam_internal.referral_check_trigger() IS 'trigger: the abuse
 
 CREATE TRIGGER referral_check BEFORE INSERT ON wam.referral
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.referral_check_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_check_trigger() FROM PUBLIC;
 
 CREATE FUNCTION wam_internal.referrer_delete_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -188,6 +226,8 @@ $$;
 COMMENT ON FUNCTION wam_internal.referrer_delete_trigger() IS 'trigger: a deleted referrer (customer or program deleted) takes its referrals along';
 CREATE TRIGGER referrer_delete AFTER DELETE ON wam.referrer
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.referrer_delete_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referrer_delete_trigger() FROM PUBLIC;
 
 -- settings
 
@@ -228,6 +268,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.referral_defaults(text) IS 'default program settings, optionally with a preset applied';
+
+REVOKE EXECUTE ON FUNCTION wam.referral_defaults(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_defaults(text) TO wam_reader;
 
 -- Validates settings given by an administrator and merges them into base;
 -- returns the complete normalized settings.
@@ -467,6 +510,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_settings(jsonb, jsonb) IS 'internal: validates referral program settings and merges them into base';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_settings(jsonb, jsonb) FROM PUBLIC;
+
 -- The settings are stored once, as the typed columns of wam.referral_program;
 -- this is the document wam_internal.referral_settings() checks and merges into.
 CREATE FUNCTION wam.referral_program_settings(p wam.referral_program) RETURNS jsonb
@@ -479,6 +524,9 @@ RETURN pg_catalog.jsonb_build_object(
 	'message', p.message, 'starts_at', p.starts_at, 'ends_at', p.ends_at, 'benchmark', p.benchmark,
 	'reward_template', p.reward_template, 'sender', p.sender);
 COMMENT ON FUNCTION wam.referral_program_settings(wam.referral_program) IS 'all settings of a referral program as one JSON object (as wam.configure_referral_program returns them)';
+
+REVOKE EXECUTE ON FUNCTION wam.referral_program_settings(wam.referral_program) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_program_settings(wam.referral_program) TO wam_reader;
 
 -- programs
 
@@ -516,6 +564,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.create_referral_program(text, jsonb) IS 'creates a referral program; returns its id';
 
+REVOKE EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb) TO wam_admin;
+
 CREATE FUNCTION wam.configure_referral_program(name text, settings jsonb) RETURNS jsonb
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -545,6 +596,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.configure_referral_program(text, jsonb) IS 'changes the given settings of a program; returns all settings';
 
+REVOKE EXECUTE ON FUNCTION wam.configure_referral_program(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.configure_referral_program(text, jsonb) TO wam_admin;
+
 CREATE FUNCTION wam.referral_program_id(program text) RETURNS integer
 	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -563,6 +617,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.referral_program_id(text) IS 'id of a referral program by name';
+
+REVOKE EXECUTE ON FUNCTION wam.referral_program_id(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_program_id(text) TO wam_reader;
+GRANT USAGE ON SEQUENCE wam.referral_program_id_seq TO wam_definer;
 
 -- codes and links
 
@@ -604,6 +662,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.referral_code(bigint, text) IS 'the customer''s stable 11-character referral code';
+
+REVOKE EXECUTE ON FUNCTION wam.referral_code(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text) TO wam_operator;
 
 CREATE FUNCTION wam.referral_landing_url(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -649,6 +710,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) IS 'the program''s landing page URL with the code and UTM parameters';
 
+REVOKE EXECUTE ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_landing_url(bigint, text, jsonb) TO wam_operator;
+
 CREATE FUNCTION wam.url_encode(value text) RETURNS text
 	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
@@ -659,6 +723,9 @@ AS $$
 		  FROM generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) x
 $$;
 COMMENT ON FUNCTION wam.url_encode(text) IS 'percent-encodes text for a URL query';
+
+REVOKE EXECUTE ON FUNCTION wam.url_encode(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.url_encode(text) TO wam_reader;
 
 CREATE FUNCTION wam.referral_link(customer bigint, program text, utm jsonb DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -688,6 +755,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.referral_link(bigint, text, jsonb) IS 'the customer''s wa.me invitation link carrying the code';
+
+REVOKE EXECUTE ON FUNCTION wam.referral_link(bigint, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_link(bigint, text, jsonb) TO wam_operator;
 
 -- recording referrals
 
@@ -739,6 +809,11 @@ END
 $$;
 COMMENT ON FUNCTION wam.record_referral(text, text, jsonb) IS 'records a referral attempt by phone, creating the invitee';
 
+REVOKE EXECUTE ON FUNCTION wam.record_referral(text, bigint, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam.record_referral(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.record_referral(text, bigint, jsonb) TO wam_operator;
+GRANT EXECUTE ON FUNCTION wam.record_referral(text, text, jsonb) TO wam_operator;
+
 CREATE FUNCTION wam.record_fingerprint(customer bigint, source jsonb) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -764,6 +839,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.record_fingerprint(bigint, jsonb) IS 'remembers a customer''s device and payment fingerprints';
+
+REVOKE EXECUTE ON FUNCTION wam.record_fingerprint(bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.record_fingerprint(bigint, jsonb) TO wam_operator;
 
 -- qualification and rewards
 
@@ -812,6 +890,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program) IS 'internal: queues the referrer''s message about an issued reward (the program''s reward_template from its sender, campaign referral:<program>); returns queued and the message, or refused / not configured and why';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program) FROM PUBLIC;
 
 -- Decides tier rewards of a referrer whose qualified count went up: one
 -- reward per tier reached and not yet rewarded, checked against the cost cap
@@ -871,6 +951,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap (and the referrer''s message queued), held above it';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) FROM PUBLIC;
+
 -- Decides a pending referral from the invitee's first order (R-F5): it
 -- qualifies when that order reaches min_order within qualify_window of the
 -- referral, and lapses otherwise.  Returns the new status.
@@ -917,6 +999,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_evaluate(bigint) IS 'internal: qualifies or lapses a pending referral by the invitee''s first order, and grants the rewards of tiers reached';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_evaluate(bigint) FROM PUBLIC;
 
 -- Order triggers: new orders may qualify referrals (and carry fingerprints);
 -- a refund (order deleted, or its amount lowered below the minimum) within
@@ -994,6 +1078,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.referral_revoke(bigint, text) IS 'internal: revokes a qualified referral and the referrer''s rewards of tiers no longer reached';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_revoke(bigint, text) FROM PUBLIC;
+
 CREATE FUNCTION wam_internal.referral_order_change_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -1025,10 +1111,14 @@ COMMENT ON FUNCTION wam_internal.referral_order_change_trigger() IS 'trigger: a 
 
 CREATE TRIGGER referral_order_insert AFTER INSERT ON wam.customer_order
 	REFERENCING NEW TABLE AS new_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_insert_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_order_insert_trigger() FROM PUBLIC;
 CREATE TRIGGER referral_order_update AFTER UPDATE ON wam.customer_order
 	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_change_trigger();
 CREATE TRIGGER referral_order_delete AFTER DELETE ON wam.customer_order
 	REFERENCING OLD TABLE AS old_orders FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.referral_order_change_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_order_change_trigger() FROM PUBLIC;
 
 -- review
 
@@ -1078,6 +1168,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) IS 'accepts or rejects the referrals of a frozen referrer';
 
+REVOKE EXECUTE ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.resolve_referral_review(bigint, boolean, text) TO wam_admin;
+
 CREATE FUNCTION wam.decide_referral_reward(reward bigint, issue boolean, note text DEFAULT NULL) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -1116,6 +1209,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) IS 'issues or refuses a reward held above the cost cap';
+
+REVOKE EXECUTE ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.decide_referral_reward(bigint, boolean, text) TO wam_admin;
 
 CREATE FUNCTION wam.notify_referral_reward(reward bigint) RETURNS text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -1167,6 +1263,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.notify_referral_reward(bigint) IS 'queues the referrer''s reward message again after a fix';
+
+REVOKE EXECUTE ON FUNCTION wam.notify_referral_reward(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.notify_referral_reward(bigint) TO wam_admin;
 
 -- reporting (R-F6)
 
@@ -1260,40 +1359,5 @@ END
 $$;
 COMMENT ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) IS 'referral metrics of a program for a period';
 
--- privileges
-
-REVOKE ALL ON wam.referral_secret, wam.referral_program, wam.referrer, wam.customer_fingerprint, wam.referral,
-	wam.referral_review, wam.referral_reward FROM PUBLIC;
-GRANT SELECT ON wam.referral_program, wam.referrer, wam.referral, wam.referral_review, wam.referral_reward TO wam_reader;
-
-REVOKE EXECUTE ON FUNCTION
-	wam_internal.referral_code_make(bytea, integer, bigint, integer), wam.normalize_referral_code(text), wam.redemption_code(),
-	wam_internal.referral_attempts(timestamptz[], timestamptz, integer),
-	wam_internal.referral_check_trigger(), wam_internal.referrer_delete_trigger(), wam.referral_defaults(text), wam_internal.referral_settings(jsonb, jsonb),
-	wam.referral_program_settings(wam.referral_program), wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
-	wam.referral_program_id(text), wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
-	wam.url_encode(text), wam.referral_link(bigint, text, jsonb),
-	wam.record_referral(text, bigint, jsonb), wam.record_referral(text, text, jsonb),
-	wam.record_fingerprint(bigint, jsonb), wam_internal.referral_grant_rewards(integer, bigint),
-	wam_internal.referral_evaluate(bigint), wam_internal.referral_order_insert_trigger(), wam_internal.referral_revoke(bigint, text),
-	wam_internal.referral_order_change_trigger(), wam.resolve_referral_review(bigint, boolean, text),
-	wam.decide_referral_reward(bigint, boolean, text), wam.referral_report(text, timestamptz, timestamptz),
-	wam_internal.referral_reward_enqueue(wam.referral_reward, wam.referral_program), wam.notify_referral_reward(bigint)
-FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.normalize_referral_code(text), wam.referral_defaults(text), wam.url_encode(text),
-	wam.referral_program_settings(wam.referral_program), wam.referral_program_id(text), wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;
-GRANT EXECUTE ON FUNCTION wam.referral_code(bigint, text), wam.referral_landing_url(bigint, text, jsonb),
-	wam.referral_link(bigint, text, jsonb), wam.record_referral(text, bigint, jsonb),
-	wam.record_referral(text, text, jsonb), wam.record_fingerprint(bigint, jsonb) TO wam_operator;
-GRANT EXECUTE ON FUNCTION wam.create_referral_program(text, jsonb), wam.configure_referral_program(text, jsonb),
-	wam.resolve_referral_review(bigint, boolean, text), wam.decide_referral_reward(bigint, boolean, text),
-	wam.notify_referral_reward(bigint) TO wam_admin;
-
--- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
-GRANT SELECT, INSERT, UPDATE, DELETE ON wam.referral TO wam_definer;
-GRANT SELECT, INSERT, UPDATE ON wam.referral_program, wam.referral_reward, wam.referrer TO wam_definer;
-GRANT SELECT, INSERT, UPDATE ON wam.referral_review TO wam_definer;
-GRANT SELECT, INSERT ON wam.customer_fingerprint TO wam_definer;
-GRANT SELECT ON wam.referral_secret TO wam_definer;
-GRANT USAGE ON SEQUENCE wam.referral_id_seq, wam.referral_program_id_seq, wam.referral_review_id_seq,
-	wam.referral_reward_id_seq TO wam_definer;
+REVOKE EXECUTE ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.referral_report(text, timestamptz, timestamptz) TO wam_reader;

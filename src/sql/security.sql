@@ -8,6 +8,10 @@
 -- PostgreSQL requires.  This runs last, over every definer function of the
 -- script, so that a new one cannot be forgotten.
 
+-- Tables are read-only to the roles (granted beside each table); every change
+-- goes through the functions, which check and log it.
+REVOKE ALL ON ALL TABLES IN SCHEMA wam FROM PUBLIC;
+
 -- Internal functions are revoked from PUBLIC; wam_definer runs only code the
 -- extension ships, so it may call all of them.
 GRANT USAGE ON SCHEMA wam_internal TO wam_definer;

@@ -1,7 +1,6 @@
--- src/sql/segment_expr.sql: segment expressions, one line of text from tags
--- and behaviour to the customers it means (R-S1 ... R-S4), and saved
--- segments; the language is described in src/expr_parse.c and the README
-
+-- src/sql/segment_expr.sql: segment expressions (audiences): one line of text from tags
+-- and behaviour to the customers it means, and saved segments; the language is
+-- described in src/expr_parse.c and the README
 -- saved segments
 
 CREATE TABLE wam.saved_segment (
@@ -18,6 +17,10 @@ CREATE TABLE wam.saved_segment (
 COMMENT ON TABLE wam.saved_segment IS 'saved segment expressions, used as @name';
 COMMENT ON COLUMN wam.saved_segment.refs IS 'normalized names of the saved segments the expression names directly (@name), kept by wam.define_segment()';
 
+REVOKE ALL ON wam.saved_segment FROM PUBLIC;
+GRANT SELECT ON wam.saved_segment TO wam_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.saved_segment TO wam_definer;
+
 -- evaluation (C: src/expr_parse.c parses, src/expr_prepare.c prepares, src/expr_eval.c evaluates, src/expr_sql.c is the SQL interface)
 
 -- The functions read tables through SPI on the caller's snapshot and with
@@ -27,22 +30,36 @@ CREATE FUNCTION wam.audience(expr text) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_expr_eval' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.audience(text) IS 'the customers a segment expression means';
 
+REVOKE EXECUTE ON FUNCTION wam.audience(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.audience(text) TO wam_reader;
+
 CREATE FUNCTION wam.audience_size(expr text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'wam_expr_count' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.audience_size(text) IS 'how many customers a segment expression means';
+
+REVOKE EXECUTE ON FUNCTION wam.audience_size(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.audience_size(text) TO wam_reader;
 
 CREATE FUNCTION wam.audience_funnel(expr text)
 	RETURNS TABLE (step integer, depth integer, expression text, customers bigint)
 	AS 'MODULE_PATHNAME', 'wam_expr_explain' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 10;
 COMMENT ON FUNCTION wam.audience_funnel(text) IS 'customers at every step of a segment expression';
 
+REVOKE EXECUTE ON FUNCTION wam.audience_funnel(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.audience_funnel(text) TO wam_reader;
+
 CREATE FUNCTION wam.audience_problem(expr text) RETURNS text
 	AS 'MODULE_PATHNAME', 'wam_expr_check' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.audience_problem(text) IS 'why a segment expression is invalid, or NULL';
 
+REVOKE EXECUTE ON FUNCTION wam.audience_problem(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.audience_problem(text) TO wam_reader;
+
 CREATE FUNCTION wam_internal.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
 	AS 'MODULE_PATHNAME', 'wam_expr_references' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION wam_internal.segment_references(text, text) IS 'internal: validates an expression (for the saved segment self, if given: it must not reach self) and returns the normalized names of the saved segments it names directly';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.segment_references(text, text) FROM PUBLIC;
 
 -- wam.segment_repeat_agg: the ids occurring at least (or exactly) n times,
 -- with one bitmap per count level instead of a GROUP BY hash table; the
@@ -157,6 +174,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.define_segment(text, text, text) IS 'creates or replaces a saved segment';
 
+REVOKE EXECUTE ON FUNCTION wam.define_segment(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.define_segment(text, text, text) TO wam_operator;
+
 -- wam.drop_segment refuses to drop a segment that others use, unless
 -- cascade, which drops those (recursively) too, like DROP ... CASCADE.
 CREATE FUNCTION wam.drop_segment(name text, cascade boolean DEFAULT false)
@@ -203,18 +223,5 @@ END
 $$;
 COMMENT ON FUNCTION wam.drop_segment(text, boolean) IS 'drops a saved segment (and its users with cascade)';
 
--- privileges: readers evaluate, operators define
-
-REVOKE ALL ON wam.saved_segment FROM PUBLIC;
-GRANT SELECT ON wam.saved_segment TO wam_reader;
-REVOKE EXECUTE ON FUNCTION wam.audience(text), wam.audience_size(text),
-	wam.audience_funnel(text), wam.audience_problem(text), wam_internal.segment_references(text, text),
-	wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
-FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.audience(text), wam.audience_size(text),
-	wam.audience_funnel(text), wam.audience_problem(text) TO wam_reader;
-GRANT EXECUTE ON FUNCTION wam.define_segment(text, text, text), wam.drop_segment(text, boolean)
-	TO wam_operator;
-
--- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
-GRANT SELECT, INSERT, UPDATE, DELETE ON wam.saved_segment TO wam_definer;
+REVOKE EXECUTE ON FUNCTION wam.drop_segment(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.drop_segment(text, boolean) TO wam_operator;

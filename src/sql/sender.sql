@@ -1,7 +1,5 @@
--- src/sql/sender.sql: business numbers (senders), consent, the outbound queue,
--- the functions the sender worker calls, webhook ingestion and the delivery
--- report (requirements R-M1, R-M4, R-M6, R-M8, R-I6)
-
+-- src/sql/sender.sql: business numbers (senders), the outbound queue, payloads,
+-- the sender worker's side and the delivery report
 -- senders
 
 CREATE TABLE wam.sender (
@@ -26,6 +24,11 @@ COMMENT ON COLUMN wam.sender.burst IS 'token-bucket capacity: requests that may 
 COMMENT ON COLUMN wam.sender.daily_limit IS 'messaging tier: unique recipients per moving 24 hours (NULL: not enforced)';
 COMMENT ON COLUMN wam.sender.warmup IS 'warm-up schedule for a new number: daily limits for day 1, 2, ... after warmup_started_at, then daily_limit';
 
+REVOKE ALL ON wam.sender FROM PUBLIC;
+GRANT SELECT ON wam.sender TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.sender TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.sender_sender_id_seq TO wam_definer;
+
 -- Secrets are kept apart so that a plain SELECT on wam.sender (or any view)
 -- can never show them.  No CHECK, UNIQUE or NOT NULL constraint here on
 -- purpose: a violation would print the failing row, token included, in the
@@ -37,31 +40,9 @@ CREATE TABLE wam.sender_secret (
 );
 COMMENT ON TABLE wam.sender_secret IS 'access tokens and app secrets of the senders';
 
-CREATE TABLE wam.webhook_verify_token (
-	only_row boolean PRIMARY KEY DEFAULT true CONSTRAINT webhook_verify_token_one CHECK (only_row),
-	token text
-);
-COMMENT ON TABLE wam.webhook_verify_token IS 'the verify token of the webhook endpoint';
-
-CREATE TABLE wam.opt_out_keyword (
-	keyword text PRIMARY KEY,
-	language text
-);
-COMMENT ON TABLE wam.opt_out_keyword IS 'inbound texts that opt the customer out';
-INSERT INTO wam.opt_out_keyword (keyword, language) VALUES
-	('stop', 'en'), ('stopall', 'en'), ('unsubscribe', 'en'), ('optout', 'en'), ('cancel', 'en'),
-	('end', 'en'), ('quit', 'en'),
-	('parar', 'es/pt'), ('baja', 'es'), ('cancelar', 'es/pt'), ('sair', 'pt'), ('descadastrar', 'pt'),
-	('arret', 'fr'), ('arrêt', 'fr'), ('desabonner', 'fr'), ('désabonner', 'fr'),
-	('stopp', 'de'), ('abmelden', 'de'), ('basta', 'it'), ('disiscriviti', 'it'),
-	('退订', 'zh'), ('取消订阅', 'zh'), ('стоп', 'ru'), ('отписаться', 'ru'),
-	('توقف', 'ar'), ('berhenti', 'id/ms'), ('hentikan', 'id');
-
--- The normalised form inbound texts and keywords are compared in.
-CREATE FUNCTION wam.normalize_keyword(t text) RETURNS text
-	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-	RETURN pg_catalog.lower(pg_catalog.regexp_replace(t, '[[:space:][:punct:]]+', '', 'g'));
-COMMENT ON FUNCTION wam.normalize_keyword(text) IS 'inbound text as compared with the opt-out keywords';
+REVOKE ALL ON wam.sender_secret FROM PUBLIC;
+GRANT SELECT ON wam.sender_secret TO wam_admin;
+GRANT SELECT, INSERT, UPDATE ON wam.sender_secret TO wam_definer;
 
 -- the queue
 
@@ -113,45 +94,10 @@ CREATE INDEX outbox_ecosystem ON wam.outbox (failed_at) WHERE error_code = 13104
 CREATE INDEX outbox_created ON wam.outbox USING brin (created_at);
 COMMENT ON TABLE wam.outbox IS 'outbound messages with their status and transition times';
 
-CREATE TABLE wam.inbound_message (
-	wamid text PRIMARY KEY,
-	sender_id integer REFERENCES wam.sender ON DELETE SET NULL,
-	customer_id bigint,
-	from_phone text,
-	from_user_id text,
-	received_at timestamptz NOT NULL,
-	kind text,
-	body text,
-	context_wamid text,
-	answered_message bigint,
-	opted_out boolean NOT NULL DEFAULT false
-);
-CREATE INDEX inbound_message_customer ON wam.inbound_message (customer_id);
-COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook';
-
-CREATE TABLE wam.customer_user_id (
-	user_id text PRIMARY KEY,
-	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE
-);
-COMMENT ON TABLE wam.customer_user_id IS 'business-scoped user ids seen with a customer''s phone';
-
--- small helpers (C, src/webhook.c and src/worker_shmem.c)
-
-CREATE FUNCTION wam_internal.try_jsonb(text) RETURNS jsonb
-	AS 'MODULE_PATHNAME', 'wam_try_jsonb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.try_jsonb(text) IS 'the text as jsonb, or NULL when it is not valid JSON (never an error)';
-
-CREATE FUNCTION wam_internal.hmac_sha256_matches(body text, signature text, secrets text[]) RETURNS integer
-	AS 'MODULE_PATHNAME', 'wam_hmac_sha256_matches' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.hmac_sha256_matches(text, text, text[]) IS 'internal: position of the secret whose HMAC-SHA256 of body equals signature ("sha256=<hex>"), compared in constant time; 0 if none';
-
-CREATE FUNCTION wam.hmac_sha256(key text, message text) RETURNS text
-	AS 'MODULE_PATHNAME', 'wam_hmac_sha256' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam.hmac_sha256(text, text) IS 'HMAC-SHA256 of message under key, as hex';
-
-CREATE FUNCTION wam_internal.webhook_max_body_bytes() RETURNS integer
-	AS 'MODULE_PATHNAME', 'wam_webhook_max_body_bytes' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.webhook_max_body_bytes() IS 'internal: the setting wam.webhook_max_body_bytes in bytes (loads the library that defines it)';
+REVOKE ALL ON wam.outbox FROM PUBLIC;
+GRANT SELECT ON wam.outbox TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.outbox TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.outbox_message_id_seq TO wam_definer;
 
 CREATE FUNCTION wam_internal.outbox_wake_worker_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
@@ -164,13 +110,22 @@ CREATE FUNCTION wam_internal.worker_sender_state(OUT sender_id integer, OUT stat
 	AS 'MODULE_PATHNAME', 'wam_worker_sender_state' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam_internal.worker_sender_state() IS 'internal: the sender worker''s live state per sender (from shared memory; no rows when the worker is not running)';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.worker_sender_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.worker_sender_state() TO wam_reader;
+
 CREATE FUNCTION wam.check_api_url(url text) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_check_api_url' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION wam.check_api_url(text) IS 'raises an error unless a sender may use this API URL';
 
+REVOKE EXECUTE ON FUNCTION wam.check_api_url(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.check_api_url(text) TO wam_admin;
+
 CREATE FUNCTION wam.worker_pid() RETURNS integer
 	AS 'MODULE_PATHNAME', 'wam_worker_pid' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION wam.worker_pid() IS 'process id of the sender worker, NULL when none runs';
+
+REVOKE EXECUTE ON FUNCTION wam.worker_pid() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.worker_pid() TO wam_reader;
 
 -- The URL a token goes to is checked wherever it is written, also by a direct
 -- UPDATE of wam.sender (the worker checks again before it sends: the allowed
@@ -191,10 +146,15 @@ COMMENT ON FUNCTION wam_internal.sender_check_url_trigger() IS 'internal: refuse
 CREATE TRIGGER sender_check_url BEFORE INSERT OR UPDATE OF api_base_url ON wam.sender
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.sender_check_url_trigger();
 
+REVOKE EXECUTE ON FUNCTION wam_internal.sender_check_url_trigger() FROM PUBLIC;
+
 CREATE TRIGGER outbox_wake AFTER INSERT OR UPDATE OF status, next_attempt_at ON wam.outbox
 	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.outbox_wake_worker_trigger();
 CREATE TRIGGER sender_wake AFTER INSERT OR UPDATE ON wam.sender
 	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.outbox_wake_worker_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.outbox_wake_worker_trigger() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.outbox_wake_worker_trigger() TO wam_operator;
 
 -- sender administration
 
@@ -226,6 +186,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.sender_id(text) IS 'id of the named sender (NULL: the only one)';
+
+REVOKE EXECUTE ON FUNCTION wam.sender_id(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.sender_id(text) TO wam_reader;
 
 CREATE FUNCTION wam.create_sender(name text, phone_number_id text, access_token text, app_secret text,
 								  api_base_url text DEFAULT 'https://graph.facebook.com/v23.0',
@@ -290,6 +253,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.create_sender(text, text, text, text, text, integer) IS 'registers a WhatsApp business number and its secrets';
 
+REVOKE EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer) TO wam_admin;
+
 CREATE FUNCTION wam.configure_sender(sender text, rate_per_minute integer DEFAULT NULL,
 									  daily_limit integer DEFAULT NULL, warmup integer[] DEFAULT NULL,
 									  burst integer DEFAULT NULL, access_token text DEFAULT NULL,
@@ -346,6 +312,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) IS 'changes a sender''s limits or secrets; NULL keeps a value';
 
+REVOKE EXECUTE ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.configure_sender(text, integer, integer, integer[], integer, text, text) TO wam_admin;
+
 CREATE FUNCTION wam.sender_daily_limit(s wam.sender) RETURNS integer
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
 RETURN CASE
@@ -355,6 +324,9 @@ RETURN CASE
 			   coalesce(s.daily_limit, 2147483647))
 	ELSE s.daily_limit END;
 COMMENT ON FUNCTION wam.sender_daily_limit(wam.sender) IS 'the recipient limit in force today (NULL: unlimited)';
+
+REVOKE EXECUTE ON FUNCTION wam.sender_daily_limit(wam.sender) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.sender_daily_limit(wam.sender) TO wam_reader;
 
 CREATE FUNCTION wam.pause_sender(sender text, reason text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -369,6 +341,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.pause_sender(text, text) IS 'stops sending from a number until resumed';
+
+REVOKE EXECUTE ON FUNCTION wam.pause_sender(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.pause_sender(text, text) TO wam_admin;
 
 CREATE FUNCTION wam.resume_sender(name text) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -386,62 +361,8 @@ END
 $$;
 COMMENT ON FUNCTION wam.resume_sender(text) IS 'resumes a paused sender; returns whether it was paused';
 
--- consent
-
-CREATE FUNCTION wam.record_consent(customer bigint, source text) RETURNS timestamptz
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	result timestamptz;
-BEGIN
-	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
-	IF source IS NULL OR btrim(source) = '' THEN
-		RAISE EXCEPTION 'the source of the consent must be recorded'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Say where the customer agreed, e.g. ''website form'' or ''in-store sign-up''.';
-	END IF;
-	UPDATE wam.customer c SET consent_at = pg_catalog.now(), consent_source = source,
-							  opted_out_at = NULL, opt_out_reason = NULL
-	WHERE c.id = customer
-	RETURNING c.consent_at INTO result;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'customer % does not exist', customer USING ERRCODE = 'foreign_key_violation';
-	END IF;
-	INSERT INTO wam.event (customer_id, kind, details)
-	VALUES (customer, 'consent', jsonb_build_object('source', source));
-	RETURN result;
-END
-$$;
-COMMENT ON FUNCTION wam.record_consent(bigint, text) IS 'records a customer''s marketing consent and where it was given';
-
-CREATE FUNCTION wam.record_opt_out(customer bigint, reason text) RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	n bigint;
-BEGIN
-	PERFORM wam_internal.refuse_null(customer IS NULL, 'customer');
-	IF reason IS NULL OR btrim(reason) = '' THEN
-		RAISE EXCEPTION 'a reason for the opt-out must be recorded' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	UPDATE wam.customer c SET opted_out_at = coalesce(c.opted_out_at, pg_catalog.now()), opt_out_reason = reason
-	WHERE c.id = customer;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'customer % does not exist', customer USING ERRCODE = 'foreign_key_violation';
-	END IF;
-	INSERT INTO wam.event (customer_id, kind, details)
-	VALUES (customer, 'opt_out', jsonb_build_object('reason', reason));
-	-- nothing more goes out to this customer
-	UPDATE wam.outbox o SET status = 'cancelled', cancelled_at = pg_catalog.now(),
-							error_detail = 'customer opted out'
-	WHERE o.customer_id = customer AND o.status IN ('queued', 'retrying');
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
-END
-$$;
-COMMENT ON FUNCTION wam.record_opt_out(bigint, text) IS 'records an opt-out and cancels waiting messages; returns how many';
+REVOKE EXECUTE ON FUNCTION wam.resume_sender(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.resume_sender(text) TO wam_admin;
 
 -- payloads and personalisation
 
@@ -491,6 +412,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.check_payload(jsonb) IS 'validates a payload; true for a template, false for free-form';
 
+REVOKE EXECUTE ON FUNCTION wam.check_payload(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.check_payload(jsonb) TO wam_reader;
+
 -- The options wam.enqueue and wam.enqueue_segment share, checked alike.
 CREATE FUNCTION wam_internal.check_enqueue_options(not_before timestamptz, priority integer, vars jsonb)
 	RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
@@ -508,6 +432,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.check_enqueue_options(timestamptz, integer, jsonb) IS 'internal: checks the not_before, priority and vars options of wam.enqueue and wam.enqueue_segment';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.check_enqueue_options(timestamptz, integer, jsonb) FROM PUBLIC;
+
 -- The placeholders a payload uses ({name}, {first_name}, {phone}, {locale},
 -- {customer_id} come from the customer; any other {word} from vars).
 CREATE FUNCTION wam.payload_placeholders(payload jsonb) RETURNS text[]
@@ -515,6 +441,9 @@ CREATE FUNCTION wam.payload_placeholders(payload jsonb) RETURNS text[]
 RETURN (SELECT coalesce(array_agg(DISTINCT m[1] ORDER BY m[1]), '{}')
 		FROM regexp_matches(payload::text, '\{([a-z_][a-z0-9_]*)\}', 'g') m);
 COMMENT ON FUNCTION wam.payload_placeholders(jsonb) IS 'the {placeholder} names used in a payload';
+
+REVOKE EXECUTE ON FUNCTION wam.payload_placeholders(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.payload_placeholders(jsonb) TO wam_reader;
 
 -- Replace each {var} inside the payload's JSON text by its JSON-escaped value.
 CREATE FUNCTION wam.render_payload(payload jsonb, names text[], vals text[]) RETURNS jsonb
@@ -541,6 +470,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.render_payload(jsonb, text[], text[]) IS 'the payload with placeholders replaced by the given values';
 
+REVOKE EXECUTE ON FUNCTION wam.render_payload(jsonb, text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.render_payload(jsonb, text[], text[]) TO wam_reader;
+
 -- The same filling, in C, for one customer's fields (src/sender_payload.c):
 -- what wam.enqueue and wam.enqueue_segment use, once per customer.
 CREATE FUNCTION wam.render_customer_payload(payload jsonb, vars jsonb, customer_id bigint, phone text, name text,
@@ -548,6 +480,9 @@ CREATE FUNCTION wam.render_customer_payload(payload jsonb, vars jsonb, customer_
 	RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'wam_render_for_customer' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) IS 'the payload with placeholders filled from a customer';
+
+REVOKE EXECUTE ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text) TO wam_reader;
 
 CREATE FUNCTION wam_internal.customer_field(c wam.customer, field text) RETURNS text
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -559,6 +494,9 @@ RETURN CASE field
 	WHEN 'customer_id' THEN c.id::text
 	END;
 COMMENT ON FUNCTION wam_internal.customer_field(wam.customer, text) IS 'the value of a customer placeholder ({name}, {first_name}, {phone}, {locale}, {customer_id}), NULL for other names';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.customer_field(wam.customer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.customer_field(wam.customer, text) TO wam_reader;
 
 -- enqueue
 
@@ -633,6 +571,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message to a customer; returns its id';
+
+REVOKE EXECUTE ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) TO wam_operator;
 
 CREATE FUNCTION wam.enqueue_segment(who wam.segment, template jsonb, sender text DEFAULT NULL,
 									not_before timestamptz DEFAULT pg_catalog.now(), vars jsonb DEFAULT NULL,
@@ -710,6 +651,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message per customer of a segment; counts refusals';
 
+REVOKE EXECUTE ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) TO wam_operator;
+
 CREATE FUNCTION wam.cancel_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -736,6 +680,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.cancel_message(bigint) IS 'cancels a waiting message; false if it is past that';
 
+REVOKE EXECUTE ON FUNCTION wam.cancel_message(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.cancel_message(bigint) TO wam_operator;
+
 CREATE FUNCTION wam.cancel_campaign(campaign text, sender text DEFAULT NULL) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -757,6 +704,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign; returns how many';
 
+REVOKE EXECUTE ON FUNCTION wam.cancel_campaign(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.cancel_campaign(text, text) TO wam_operator;
+
 CREATE FUNCTION wam.requeue_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -769,6 +719,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION wam.requeue_message(bigint) IS 'sends an uncertain message again; false if not uncertain';
+
+REVOKE EXECUTE ON FUNCTION wam.requeue_message(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.requeue_message(bigint) TO wam_admin;
 
 -- the sender worker's side (called by the worker as superuser; no grants)
 
@@ -783,6 +736,9 @@ RETURN CASE
 				  133010, 33, 131063) OR code BETWEEN 200 AND 299 THEN 'pause'
 	ELSE 'fail' END;
 COMMENT ON FUNCTION wam.error_action(integer) IS 'the sender''s reaction to a Cloud API error code';
+
+REVOKE EXECUTE ON FUNCTION wam.error_action(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.error_action(integer) TO wam_reader;
 
 CREATE FUNCTION wam_internal.worker_recover() RETURNS bigint
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -799,6 +755,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.worker_recover() IS 'internal: at worker start-up, rows left in sending may or may not have gone out: they become uncertain';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.worker_recover() FROM PUBLIC;
+
 CREATE FUNCTION wam_internal.worker_senders()
 	RETURNS TABLE (sender_id integer, url text, access_token text, rate_per_minute integer, burst integer,
 				   paused boolean)
@@ -810,6 +768,8 @@ AS $$
 	ORDER BY s.sender_id;
 $$;
 COMMENT ON FUNCTION wam_internal.worker_senders() IS 'internal: what the sender worker needs to know about each sender';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.worker_senders() FROM PUBLIC;
 
 CREATE FUNCTION wam_internal.claim_batch(sender integer, max_messages integer)
 	RETURNS TABLE (message_id bigint, body text)
@@ -880,6 +840,8 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.claim_batch(integer, integer) IS 'internal: the sender worker claims due messages of a sender (SKIP LOCKED), marks them sending and gets their request bodies; honours the pair limit and the daily tier, expires overdue rows';
 
+REVOKE EXECUTE ON FUNCTION wam_internal.claim_batch(integer, integer) FROM PUBLIC;
+
 CREATE FUNCTION wam_internal.next_due(sender integer) RETURNS timestamptz
 	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -887,6 +849,9 @@ AS $$
 	WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying');
 $$;
 COMMENT ON FUNCTION wam_internal.next_due(integer) IS 'internal: when the next waiting message of a sender is due';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.next_due(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.next_due(integer) TO wam_reader;
 
 -- Outcomes of a set of requests, as the worker saw them: outcome is 'http'
 -- (a response came back: status and body), 'not_sent' (DNS, connect or TLS
@@ -1012,391 +977,7 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.record_results(bigint[], text[], integer[], text[], text[]) IS 'internal: the sender worker records the outcome of its requests and applies the reaction for each error code; rows locked by another session are skipped and returned as deferred';
 
--- webhooks
-
-CREATE FUNCTION wam.configure_webhook(token text) RETURNS void
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-BEGIN
-	IF token IS NULL OR length(token) < 8 THEN
-		RAISE EXCEPTION 'verify token must have at least 8 characters' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	INSERT INTO wam.webhook_verify_token (token) VALUES (token)
-	ON CONFLICT (only_row) DO UPDATE SET token = EXCLUDED.token;
-END
-$$;
-COMMENT ON FUNCTION wam.configure_webhook(text) IS 'sets the webhook endpoint''s verify token';
-
-CREATE FUNCTION wam.webhook_challenge(mode text, token text, challenge text) RETURNS text
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-	expected text;
-BEGIN
-	SELECT v.token INTO expected FROM wam.webhook_verify_token v;
-	IF expected IS NULL THEN
-		RAISE EXCEPTION 'no webhook verify token is set'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = 'Set it with wam.configure_webhook().';
-	END IF;
-	IF mode IS DISTINCT FROM 'subscribe' THEN
-		RAISE EXCEPTION 'webhook verification mode must be "subscribe"' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF challenge IS NULL OR challenge = '' THEN
-		RAISE EXCEPTION 'webhook verification challenge is missing' USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	-- constant time: compare HMACs of both under the same key, not the strings
-	IF token IS NULL OR wam_internal.hmac_sha256_matches(token, 'sha256=' || wam.hmac_sha256(expected, expected),
-											  ARRAY[expected]) IS DISTINCT FROM 1 THEN
-		RAISE EXCEPTION 'webhook verify token does not match' USING ERRCODE = 'invalid_authorization_specification';
-	END IF;
-	RETURN challenge;
-END
-$$;
-COMMENT ON FUNCTION wam.webhook_challenge(text, text, text) IS 'answers Meta''s webhook verification request';
-
--- the elements of a JSON array, nothing for anything else; in C for its row estimate
--- (ROWS 4: a webhook's entries, changes and statuses are a handful, and the ingestion's
--- plans must stay on index lookups of wam.outbox however large it grows)
-CREATE FUNCTION wam_internal.json_elements(j jsonb) RETURNS SETOF jsonb
-	AS 'MODULE_PATHNAME', 'wam_json_elements' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
-COMMENT ON FUNCTION wam_internal.json_elements(jsonb) IS 'internal: elements of a JSON array, no rows for NULL or a non-array';
-
--- a webhook "timestamp" (a string of Unix seconds) as timestamptz; NULL when malformed
-CREATE FUNCTION wam_internal.webhook_time(t text) RETURNS timestamptz
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN CASE WHEN t ~ '^[0-9]{1,11}$' THEN pg_catalog.to_timestamp(t::double precision) END;
-COMMENT ON FUNCTION wam_internal.webhook_time(text) IS 'internal: a webhook timestamp (Unix seconds as a string) as timestamptz, NULL if malformed';
-
--- not STRICT, so that the planner inlines it (a STRICT function around a CASE is not inlined,
--- and each statement calling it would parse its body again)
-CREATE FUNCTION wam_internal.status_rank(status text) RETURNS integer
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN CASE WHEN status IS NOT NULL THEN
-		CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 0 END END;
-COMMENT ON FUNCTION wam_internal.status_rank(text) IS 'internal: statuses only move forward: sent < delivered < read (everything else ranks 0)';
-
--- No temporary tables: the changes of the body are held in variables and every statement
--- reads them from there, so nothing is resolved in pg_temp (a caller's temporary table of
--- the same name, with its triggers, would run with the definer's rights), and the planner
--- sees a few rows (wam_internal.json_elements, ROWS 4) and looks messages up by index, whatever
--- the size of wam.outbox.
-CREATE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-	-- The plans are the same for every body (index lookups per status), but a custom plan
-	-- for the actual arrays looks cheaper than the generic one, so the plan cache would
-	-- plan the statements anew on every call: that was two thirds of a call's time.
-	SET plan_cache_mode = force_generic_plan
-AS $$
-#variable_conflict use_variable
-DECLARE
-	secrets text[];
-	matched integer;
-	j jsonb;
-	-- the "value" of each change for a sender whose app secret signed the body, and that sender
-	sids integer[];
-	vals jsonb[];
-	has_contacts boolean := false;
-	n_statuses integer := 0;
-	has_messages boolean := false;
-	-- every sender with an app secret (secrets), and its phone number id
-	all_sids integer[];
-	all_pnids text[];
-	chs jsonb;
-	ch jsonb;
-	pos integer;
-	-- the status of a body with only one
-	st jsonb;
-	st_rank integer;
-	st_ts timestamptz;
-	st_customer bigint;
-	st_read_at timestamptz;
-	read_customers bigint[];
-	read_times timestamptz[];
-	inbound wam.inbound_message[];
-	n_status integer := 0;
-	st_done boolean := false;
-	n_message integer := 0;
-	r record;
-BEGIN
-	PERFORM wam_internal.refuse_null(body IS NULL, 'webhook body');
-	-- before the body is hashed or parsed
-	IF octet_length(body) > wam_internal.webhook_max_body_bytes() THEN
-		RAISE EXCEPTION 'webhook body is too large'
-			USING ERRCODE = 'program_limit_exceeded',
-				  DETAIL = format('The body has %s bytes; wam.webhook_max_body_bytes allows %s.',
-								  octet_length(body), wam_internal.webhook_max_body_bytes());
-	END IF;
-	IF signature IS NULL OR signature = '' THEN
-		RAISE EXCEPTION 'webhook signature is missing'
-			USING ERRCODE = 'invalid_authorization_specification',
-				  HINT = 'Pass the X-Hub-Signature-256 header ("sha256=<hex>").';
-	END IF;
-	-- senders sharing an app secret: wam_internal.hmac_sha256_matches hashes it once
-	SELECT array_agg(k.app_secret), array_agg(s.sender_id), array_agg(s.phone_number_id)
-	INTO secrets, all_sids, all_pnids
-	FROM wam.sender s JOIN wam.sender_secret k ON k.sender_id = s.sender_id
-	WHERE k.app_secret IS NOT NULL;
-	matched := coalesce(wam_internal.hmac_sha256_matches(body, signature, secrets), 0);
-	IF matched = 0 THEN
-		RAISE EXCEPTION 'webhook signature does not match'
-			USING ERRCODE = 'invalid_authorization_specification',
-				  HINT = 'The signature is HMAC-SHA256 of the raw request body with a sender''s app secret; pass the body exactly as received.';
-	END IF;
-	j := wam_internal.try_jsonb(body);
-	IF j IS NULL THEN
-		RAISE EXCEPTION 'webhook body is not valid JSON' USING ERRCODE = 'invalid_text_representation';
-	END IF;
-	IF j->>'object' IS DISTINCT FROM 'whatsapp_business_account' THEN
-		RAISE EXCEPTION 'webhook body is not a WhatsApp Business Account notification'
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('"object" is %s.', coalesce(j->'object', 'null'));
-	END IF;
-
-	-- only changes for senders whose app secret signed the body (walked with plain
-	-- expressions: a query here cost as much as the status update)
-	FOR e IN 0 .. CASE WHEN jsonb_typeof(j->'entry') = 'array' THEN jsonb_array_length(j->'entry') ELSE 0 END - 1 LOOP
-		chs := j->'entry'->e->'changes';
-		CONTINUE WHEN jsonb_typeof(chs) IS DISTINCT FROM 'array';
-		FOR c IN 0 .. jsonb_array_length(chs) - 1 LOOP
-			ch := chs->c;
-			CONTINUE WHEN ch->>'field' IS DISTINCT FROM 'messages';
-			pos := array_position(all_pnids, ch->'value'->'metadata'->>'phone_number_id');
-			CONTINUE WHEN pos IS NULL OR secrets[pos] IS DISTINCT FROM secrets[matched];
-			sids := sids || all_sids[pos];
-			vals := vals || (ch->'value');
-			has_contacts := has_contacts OR ch->'value' ? 'contacts';
-			has_messages := has_messages OR ch->'value' ? 'messages';
-			IF jsonb_typeof(ch->'value'->'statuses') = 'array' THEN
-				n_statuses := n_statuses + jsonb_array_length(ch->'value'->'statuses');
-			END IF;
-		END LOOP;
-	END LOOP;
-
-	-- business-scoped user ids learnt from contacts that also carry the phone
-	IF has_contacts THEN
-		INSERT INTO wam.customer_user_id (user_id, customer_id)
-		SELECT DISTINCT ON (ct->>'user_id') ct->>'user_id', c.id
-		FROM unnest(vals) w(v)
-			 CROSS JOIN LATERAL wam_internal.json_elements(w.v->'contacts') ct
-			 JOIN wam.customer c ON c.phone = ct->>'wa_id'
-		WHERE coalesce(ct->>'user_id', '') <> ''
-		ORDER BY ct->>'user_id'
-		ON CONFLICT (user_id) DO UPDATE SET customer_id = EXCLUDED.customer_id;
-	END IF;
-
-	-- statuses: forward only (sent < delivered < read); failed only before delivery
-	IF n_statuses = 1 AND array_length(sids, 1) = 1 THEN
-		-- Meta posts statuses one at a time, nearly all "sent", "delivered" or "read" of a
-		-- message whose wamid is known: for these, the rules of the statement below for one
-		-- status, by the wamid alone (its grouping and sorting cost twice the update itself).
-		-- Anything else (a failure, a wamid not known yet) takes the statement below.
-		st := vals[1]->'statuses'->0;
-		st_rank := wam_internal.status_rank(st->>'status');
-		IF st_rank > 0 THEN
-			st_ts := coalesce(wam_internal.webhook_time(st->>'timestamp'), pg_catalog.now());
-			UPDATE wam.outbox o SET
-				-- a late "sent" does not undo a failure; delivery does
-				status = CASE WHEN o.status = 'failed' AND st_rank < 2 THEN 'failed'
-							  WHEN st_rank > wam_internal.status_rank(o.status) THEN (ARRAY['sent', 'delivered', 'read'])[st_rank]
-							  ELSE o.status END,
-				sent_at = coalesce(o.sent_at, st_ts),
-				delivered_at = coalesce(o.delivered_at, CASE WHEN st_rank >= 2 THEN st_ts END),
-				read_at = coalesce(o.read_at, CASE WHEN st_rank = 3 THEN st_ts END),
-				error_detail = CASE WHEN st_rank > wam_internal.status_rank(o.status) THEN NULL ELSE o.error_detail END
-			WHERE o.wamid = st->>'id'
-			  -- a repeated status (Meta redelivers, a body is replayed) changes
-			  -- nothing: not written and not counted (the same rules as above)
-			  AND (st_rank > wam_internal.status_rank(o.status) AND NOT (o.status = 'failed' AND st_rank < 2 AND o.error_detail IS NULL)
-				   OR o.sent_at IS NULL
-				   OR st_rank >= 2 AND o.delivered_at IS NULL
-				   OR st_rank = 3 AND o.read_at IS NULL)
-			RETURNING o.customer_id, o.read_at INTO st_customer, st_read_at;
-			GET DIAGNOSTICS n_status = ROW_COUNT;
-			-- matched but unchanged: done, the statement below would not change it either
-			st_done := n_status > 0 OR EXISTS (SELECT FROM wam.outbox o WHERE o.wamid = st->>'id');
-			IF st_read_at IS NOT NULL THEN
-				UPDATE wam.customer c SET last_read_at = st_read_at
-				WHERE c.id = st_customer AND (c.last_read_at IS NULL OR c.last_read_at < st_read_at);
-			END IF;
-		END IF;
-	END IF;
-	IF n_statuses > 0 AND NOT st_done THEN
-		WITH st AS (
-			SELECT w.sender_id, s->>'id' AS wamid, s->>'status' AS status,
-				   coalesce(wam_internal.webhook_time(s->>'timestamp'), pg_catalog.now()) AS ts,
-				   CASE WHEN s->>'biz_opaque_callback_data' ~ '^wam:[0-9]{1,18}$'
-						THEN substr(s->>'biz_opaque_callback_data', 5)::bigint END AS opaque_id,
-				   CASE WHEN jsonb_typeof(s->'errors'->0->'code') = 'number'
-						THEN (s->'errors'->0->>'code')::numeric::integer END AS code,
-				   coalesce(s->'errors'->0->'error_data'->>'details', s->'errors'->0->>'title',
-							s->'errors'->0->>'message') AS detail
-			FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam_internal.json_elements(w.v->'statuses') s
-			WHERE s->>'status' IN ('sent', 'delivered', 'read', 'failed')
-		), m0 AS (
-			SELECT coalesce(by_wamid.message_id, by_opaque.message_id) AS found_id, st.*
-			FROM st
-				 LEFT JOIN wam.outbox by_wamid ON by_wamid.wamid = st.wamid
-				 -- only when the wamid is not known (a NULL key: no index descent)
-				 LEFT JOIN wam.outbox by_opaque ON by_opaque.message_id = CASE WHEN by_wamid.message_id IS NULL
-																			   THEN st.opaque_id END
-											   AND by_opaque.sender_id = st.sender_id
-											   AND (by_opaque.wamid IS NULL OR by_opaque.wamid = st.wamid)
-		), m AS (
-			-- a status without the callback data matches through another one of the same wamid
-			SELECT coalesce(m0.found_id, max(m0.found_id) OVER (PARTITION BY m0.wamid)) AS message_id, m0.*
-			FROM m0
-		), f AS (
-			-- the error of the earliest failure (if any): a window in the order the grouping
-			-- needs anyway, instead of a sort per message and aggregate
-			SELECT m.*, first_value(m.code) OVER w AS first_code, first_value(m.detail) OVER w AS first_detail
-			FROM m WHERE m.message_id IS NOT NULL
-			WINDOW w AS (PARTITION BY m.message_id ORDER BY m.status = 'failed' DESC, m.ts)
-		), a AS (
-			SELECT f.message_id, count(*) AS n, max(f.wamid) AS wamid,
-				   max(wam_internal.status_rank(f.status)) AS best,
-				   min(f.ts) AS sent_ts,
-				   min(f.ts) FILTER (WHERE f.status IN ('delivered', 'read')) AS delivered_ts,
-				   min(f.ts) FILTER (WHERE f.status = 'read') AS read_ts,
-				   min(f.ts) FILTER (WHERE f.status = 'failed') AS failed_ts,
-				   max(f.first_code) AS code, max(f.first_detail) AS detail
-			FROM f GROUP BY f.message_id
-		), u AS (
-			UPDATE wam.outbox o SET
-				status = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-								   AND o.status NOT IN ('cancelled', 'expired')
-							  THEN 'failed'
-							  -- a late "sent" does not undo a failure; delivery does
-							  WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-							  WHEN a.best > wam_internal.status_rank(o.status)
-							  THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
-							  ELSE o.status END,
-				wamid = coalesce(o.wamid, a.wamid),
-				sent_at = CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
-				delivered_at = coalesce(o.delivered_at, a.delivered_ts),
-				read_at = coalesce(o.read_at, a.read_ts),
-				failed_at = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-									  AND o.status NOT IN ('cancelled', 'expired')
-								 THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-				error_code = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-									   AND o.status NOT IN ('cancelled', 'expired')
-								  THEN a.code ELSE o.error_code END,
-				error_detail = CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-										 AND o.status NOT IN ('cancelled', 'expired')
-									THEN a.detail
-									WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
-									ELSE o.error_detail END
-			FROM a WHERE o.message_id = a.message_id
-			  -- only messages that change (a replay writes and counts nothing):
-			  -- the new values of the SET list above, compared with the old
-			  AND (o.status, o.wamid, o.sent_at, o.delivered_at, o.read_at, o.failed_at, o.error_code, o.error_detail)
-				  IS DISTINCT FROM
-				  (CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-							 AND o.status NOT IN ('cancelled', 'expired')
-						THEN 'failed'
-						WHEN o.status = 'failed' AND a.best < 2 THEN 'failed'
-						WHEN a.best > wam_internal.status_rank(o.status)
-						THEN (ARRAY['sent', 'delivered', 'read'])[a.best]
-						ELSE o.status END,
-				   coalesce(o.wamid, a.wamid),
-				   CASE WHEN a.best >= 1 THEN coalesce(o.sent_at, a.sent_ts) ELSE o.sent_at END,
-				   coalesce(o.delivered_at, a.delivered_ts),
-				   coalesce(o.read_at, a.read_ts),
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-							 AND o.status NOT IN ('cancelled', 'expired')
-						THEN coalesce(o.failed_at, a.failed_ts) ELSE o.failed_at END,
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-							 AND o.status NOT IN ('cancelled', 'expired')
-						THEN a.code ELSE o.error_code END,
-				   CASE WHEN a.failed_ts IS NOT NULL AND greatest(a.best, wam_internal.status_rank(o.status)) < 2
-							 AND o.status NOT IN ('cancelled', 'expired')
-						THEN a.detail
-						WHEN a.best > wam_internal.status_rank(o.status) THEN NULL
-						ELSE o.error_detail END)
-			RETURNING o.customer_id, o.read_at, a.n
-		)
-		SELECT coalesce(sum(u.n), 0), array_agg(u.customer_id) FILTER (WHERE u.read_at IS NOT NULL),
-			   array_agg(u.read_at) FILTER (WHERE u.read_at IS NOT NULL)
-		INTO n_status, read_customers, read_times FROM u;
-		-- apart, so that a body without reads does not even open wam.customer
-		IF read_customers IS NOT NULL THEN
-			UPDATE wam.customer c SET last_read_at = x.read_at
-			FROM (SELECT rt.customer_id, max(rt.read_at) AS read_at FROM unnest(read_customers, read_times) rt(customer_id, read_at)
-				  GROUP BY 1) x
-			WHERE c.id = x.customer_id AND (c.last_read_at IS NULL OR c.last_read_at < x.read_at);
-		END IF;
-	END IF;
-
-	IF NOT has_messages THEN
-		RETURN n_status;
-	END IF;
-	-- inbound messages, deduplicated by their wamid; the new ones are kept in "inbound"
-	WITH msg AS (
-		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
-			   coalesce(nullif(m->>'from_user_id', ''),
-						(SELECT nullif(ct->>'user_id', '') FROM wam_internal.json_elements(w.v->'contacts') ct
-						 WHERE ct->>'wa_id' = m->>'from' OR m->>'from' IS NULL LIMIT 1)) AS from_user_id,
-			   coalesce(wam_internal.webhook_time(m->>'timestamp'), pg_catalog.now()) AS ts,
-			   m->>'type' AS kind,
-			   coalesce(m->'text'->>'body', m->'button'->>'text', m->'interactive'->'button_reply'->>'title',
-						m->'interactive'->'list_reply'->>'title', m->'image'->>'caption') AS body,
-			   m->'context'->>'id' AS context_wamid
-		FROM unnest(sids, vals) w(sender_id, v) CROSS JOIN LATERAL wam_internal.json_elements(w.v->'messages') m
-		WHERE coalesce(m->>'id', '') <> ''
-	), who AS (
-		SELECT msg.*, coalesce(c.id, bs.customer_id) AS customer_id
-		FROM msg
-			 LEFT JOIN wam.customer c ON c.phone = msg.from_phone
-			 LEFT JOIN wam.customer_user_id bs ON bs.user_id = msg.from_user_id
-	), ins AS (
-		INSERT INTO wam.inbound_message AS im (wamid, sender_id, customer_id, from_phone, from_user_id,
-											   received_at, kind, body, context_wamid, answered_message, opted_out)
-		SELECT DISTINCT ON (who.wamid) who.wamid, who.sender_id, who.customer_id, who.from_phone, who.from_user_id,
-			   who.ts, who.kind, who.body, who.context_wamid,
-			   -- the message it quotes, else the last one sent to the customer in the 24 h before
-			   coalesce((SELECT o.message_id FROM wam.outbox o WHERE o.wamid = who.context_wamid),
-						(SELECT o.message_id FROM wam.outbox o
-						 WHERE who.customer_id IS NOT NULL AND o.customer_id = who.customer_id
-						   AND o.sender_id = who.sender_id
-						   AND o.sent_at BETWEEN who.ts - interval '24 hours' AND who.ts
-						 ORDER BY o.sent_at DESC LIMIT 1)),
-			   who.customer_id IS NOT NULL AND who.body IS NOT NULL
-			   AND EXISTS (SELECT FROM wam.opt_out_keyword k
-						   WHERE wam.normalize_keyword(k.keyword) = wam.normalize_keyword(who.body))
-		FROM who ORDER BY who.wamid
-		ON CONFLICT (wamid) DO NOTHING
-		RETURNING im
-	)
-	SELECT array_agg(ins.im), count(*) INTO inbound, n_message FROM ins;
-
-	IF n_message > 0 THEN
-		-- the customer wrote: the 24-hour window is open again
-		UPDATE wam.customer c SET last_inbound_at = x.ts
-		FROM (SELECT i.customer_id, max(i.received_at) AS ts FROM unnest(inbound) i
-			  WHERE i.customer_id IS NOT NULL GROUP BY 1) x
-		WHERE c.id = x.customer_id AND (c.last_inbound_at IS NULL OR c.last_inbound_at < x.ts);
-		UPDATE wam.outbox o SET replies = o.replies + x.n, replied_at = coalesce(o.replied_at, x.ts)
-		FROM (SELECT i.answered_message, count(*) AS n, min(i.received_at) AS ts FROM unnest(inbound) i
-			  WHERE i.answered_message IS NOT NULL AND NOT i.opted_out GROUP BY 1) x
-		WHERE o.message_id = x.answered_message;
-		INSERT INTO wam.event (customer_id, kind, occurred_at, details)
-		SELECT i.customer_id, CASE WHEN i.answered_message IS NOT NULL THEN 'reply' ELSE 'inbound_message' END,
-			   i.received_at,
-			   jsonb_strip_nulls(jsonb_build_object('wamid', i.wamid, 'type', i.kind, 'text', i.body,
-													'answers', i.answered_message, 'sender_id', i.sender_id))
-		FROM unnest(inbound) i WHERE i.customer_id IS NOT NULL
-		ORDER BY i.received_at;
-		FOR r IN SELECT DISTINCT ON (i.customer_id) i.customer_id, i.body FROM unnest(inbound) i
-				 WHERE i.opted_out ORDER BY i.customer_id, i.received_at LOOP
-			PERFORM wam.record_opt_out(r.customer_id, format('replied "%s" on WhatsApp', left(r.body, 100)));
-		END LOOP;
-	END IF;
-	RETURN n_status + n_message;
-END
-$$;
-COMMENT ON FUNCTION wam.ingest_webhook(text, text) IS 'verifies and applies a webhook POST; returns the updates applied';
+REVOKE EXECUTE ON FUNCTION wam_internal.record_results(bigint[], text[], integer[], text[], text[]) FROM PUBLIC;
 
 -- reporting
 
@@ -1461,6 +1042,9 @@ END
 $$;
 COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender: delivery, read and reply counts and rates';
 
+REVOKE EXECUTE ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) TO wam_reader;
+
 CREATE VIEW wam.worker_status AS
 SELECT s.name AS sender,
 	   CASE WHEN s.paused THEN 'paused'
@@ -1486,57 +1070,6 @@ FROM wam.sender s
 						 WHERE o.sender_id = s.sender_id AND o.status IN ('queued', 'retrying')) q;
 COMMENT ON VIEW wam.worker_status IS 'per sender: worker state, current, configured and capped rate, queue depth and last error';
 
--- privileges
-
-REVOKE ALL ON wam.sender, wam.sender_secret, wam.webhook_verify_token, wam.opt_out_keyword, wam.outbox,
-	wam.inbound_message, wam.customer_user_id, wam.worker_status FROM PUBLIC;
-GRANT SELECT ON wam.sender, wam.opt_out_keyword, wam.outbox, wam.inbound_message, wam.customer_user_id,
-	wam.worker_status TO wam_reader;
-GRANT INSERT, DELETE ON wam.opt_out_keyword TO wam_admin;
--- the secrets: wam_admin only (the worker runs as the bootstrap superuser)
-GRANT SELECT ON wam.sender_secret, wam.webhook_verify_token TO wam_admin;
-
-REVOKE EXECUTE ON FUNCTION
-	wam.normalize_keyword(text), wam_internal.try_jsonb(text), wam_internal.hmac_sha256_matches(text, text, text[]),
-	wam.hmac_sha256(text, text), wam_internal.outbox_wake_worker_trigger(), wam_internal.worker_sender_state(), wam.worker_pid(),
-	wam.check_api_url(text), wam_internal.sender_check_url_trigger(),
-	wam.sender_id(text), wam.create_sender(text, text, text, text, text, integer),
-	wam.configure_sender(text, integer, integer, integer[], integer, text, text), wam.sender_daily_limit(wam.sender),
-	wam.pause_sender(text, text), wam.resume_sender(text), wam.record_consent(bigint, text),
-	wam.record_opt_out(bigint, text), wam.check_payload(jsonb), wam.payload_placeholders(jsonb),
-	wam_internal.check_enqueue_options(timestamptz, integer, jsonb),
-	wam.render_payload(jsonb, text[], text[]), wam_internal.customer_field(wam.customer, text),
-	wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text),
-	wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.cancel_message(bigint), wam.cancel_campaign(text, text), wam.requeue_message(bigint), wam.error_action(integer),
-	wam_internal.worker_recover(), wam_internal.worker_senders(), wam_internal.claim_batch(integer, integer), wam_internal.next_due(integer),
-	wam_internal.record_results(bigint[], text[], integer[], text[], text[]),
-	wam.configure_webhook(text), wam.webhook_challenge(text, text, text),
-	wam_internal.json_elements(jsonb), wam_internal.webhook_time(text), wam_internal.status_rank(text),
-	wam.ingest_webhook(text, text), wam_internal.webhook_max_body_bytes(),
-	wam.delivery_report(timestamptz, timestamptz, text)
-FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text), wam_internal.try_jsonb(text), wam.hmac_sha256(text, text),
-	wam_internal.worker_sender_state(), wam.worker_pid(), wam.sender_id(text), wam.sender_daily_limit(wam.sender),
-	wam.check_payload(jsonb), wam.payload_placeholders(jsonb), wam.render_payload(jsonb, text[], text[]),
-	wam.render_customer_payload(jsonb, jsonb, bigint, text, text, text),
-	wam_internal.customer_field(wam.customer, text), wam.error_action(integer), wam_internal.json_elements(jsonb),
-	wam_internal.webhook_time(text), wam_internal.status_rank(text), wam_internal.next_due(integer),
-	wam.delivery_report(timestamptz, timestamptz, text) TO wam_reader;
-GRANT EXECUTE ON FUNCTION wam.record_consent(bigint, text), wam.record_opt_out(bigint, text),
-	wam.enqueue_message(bigint, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text),
-	wam.cancel_message(bigint), wam.cancel_campaign(text, text), wam.ingest_webhook(text, text),
-	wam.webhook_challenge(text, text, text), wam_internal.outbox_wake_worker_trigger() TO wam_operator;
-GRANT EXECUTE ON FUNCTION wam.create_sender(text, text, text, text, text, integer), wam.check_api_url(text),
-	wam.configure_sender(text, integer, integer, integer[], integer, text, text), wam.pause_sender(text, text),
-	wam.resume_sender(text), wam.requeue_message(bigint), wam.configure_webhook(text) TO wam_admin;
-
--- wam_definer (owner of the SECURITY DEFINER functions): see src/sql/tags.sql
-GRANT SELECT, INSERT, UPDATE ON wam.sender, wam.sender_secret, wam.outbox TO wam_definer;
-GRANT SELECT, INSERT ON wam.inbound_message TO wam_definer;
-GRANT SELECT, INSERT, UPDATE ON wam.webhook_verify_token TO wam_definer;
-GRANT SELECT, INSERT, UPDATE ON wam.customer_user_id TO wam_definer;
-GRANT SELECT ON wam.opt_out_keyword, wam.worker_status TO wam_definer;
-GRANT USAGE ON SEQUENCE wam.outbox_message_id_seq, wam.sender_sender_id_seq TO wam_definer;
+REVOKE ALL ON wam.worker_status FROM PUBLIC;
+GRANT SELECT ON wam.worker_status TO wam_definer;
+GRANT SELECT ON wam.worker_status TO wam_reader;
