@@ -1,6 +1,5 @@
 -- src/sql/import.sql: contact import: the CSV/TXT reader (C) and the import of contacts
 
--- src/sql/csv.sql: streaming CSV reader for contact imports
 
 -- One row per record, the header included.  line_no is the physical line
 -- the record starts on; fields are the fields with the quotes removed and
