@@ -57,7 +57,7 @@ COMMENT ON FUNCTION wam_internal.bgnbd_fit_final(internal) IS 'internal: final f
 
 REVOKE EXECUTE ON FUNCTION wam_internal.bgnbd_fit_final(internal) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam_internal.bgnbd_fit_final(internal) TO wam_reader;
-COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over one row per customer: {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer 0}';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8) IS 'maximum-likelihood BG/NBD fit over customer histories';
 
 CREATE FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_bgnbd_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -73,7 +73,7 @@ REVOKE EXECUTE ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8
 REVOKE EXECUTE ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam_internal.bgnbd_fit_trans(internal, float8, float8, float8, float8) TO wam_reader;
-COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'penalized BG/NBD fit (penalizer x (r^2 + alpha^2 + a^2 + b^2) per customer, as lifetimes'' penalizer_coef; the same on every row): 0 is maximum likelihood, NULL is maximum likelihood unless degenerate, then the smallest of 0.001, 0.01, 0.1 that gives a usable fit (with a NOTICE); {r, alpha, a, b, log-likelihood, evaluations, customers, repeat buyers, penalizer used}';
+COMMENT ON AGGREGATE wam.bgnbd_fit(float8, float8, float8, float8) IS 'BG/NBD fit with a penalizer (NULL: only when maximum likelihood degenerates)';
 
 REVOKE EXECUTE ON FUNCTION wam.bgnbd_fit(float8, float8, float8) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION wam.bgnbd_fit(float8, float8, float8, float8) FROM PUBLIC;
@@ -95,7 +95,7 @@ COMMENT ON FUNCTION wam_internal.gammagamma_fit_final(internal) IS 'internal: fi
 
 REVOKE EXECUTE ON FUNCTION wam_internal.gammagamma_fit_final(internal) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam_internal.gammagamma_fit_final(internal) TO wam_reader;
-COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers (rows with frequency 0 are skipped): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer 0}';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8) IS 'maximum-likelihood Gamma-Gamma fit over repeat buyers';
 
 CREATE FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'wam_gammagamma_fit_trans' LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
@@ -111,7 +111,7 @@ REVOKE EXECUTE ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, f
 REVOKE EXECUTE ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8) TO wam_reader;
 GRANT EXECUTE ON FUNCTION wam_internal.gammagamma_fit_trans(internal, float8, float8, float8) TO wam_reader;
-COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8, float8) IS 'penalized Gamma-Gamma fit over repeat buyers (penalizer x (p^2 + q^2 + v^2) per customer; 0 and NULL as for wam.bgnbd_fit): {p, q, v, log-likelihood, evaluations, repeat buyers, penalizer used}';
+COMMENT ON AGGREGATE wam.gammagamma_fit(float8, float8, float8) IS 'Gamma-Gamma fit with a penalizer (NULL: only when maximum likelihood degenerates)';
 
 REVOKE EXECUTE ON FUNCTION wam.gammagamma_fit(float8, float8) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION wam.gammagamma_fit(float8, float8, float8) FROM PUBLIC;

@@ -169,7 +169,7 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.upsert_customer(text, text, text, text, text) IS 'creates the customer with this phone (normalized with wam.normalize_phone and default_country) or updates its name, locale (e.g. pt-BR) and time zone (a pg_timezone_names name); NULL keeps a value, '''' clears it; returns the customer id (operators)';
+COMMENT ON FUNCTION wam.upsert_customer(text, text, text, text, text) IS 'creates or updates a customer by phone; returns the customer id';
 
 REVOKE EXECUTE ON FUNCTION wam.upsert_customer(text, text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.upsert_customer(text, text, text, text, text) TO wam_operator;

@@ -523,7 +523,7 @@ RETURN pg_catalog.jsonb_build_object(
 	'tiers', p.tiers, 'business_number', p.business_number, 'landing_url', p.landing_url,
 	'message', p.message, 'starts_at', p.starts_at, 'ends_at', p.ends_at, 'benchmark', p.benchmark,
 	'reward_template', p.reward_template, 'sender', p.sender);
-COMMENT ON FUNCTION wam.referral_program_settings(wam.referral_program) IS 'all settings of a referral program as one JSON object (as wam.configure_referral_program returns them)';
+COMMENT ON FUNCTION wam.referral_program_settings(wam.referral_program) IS 'all settings of a referral program as one JSON object';
 
 REVOKE EXECUTE ON FUNCTION wam.referral_program_settings(wam.referral_program) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.referral_program_settings(wam.referral_program) TO wam_reader;
