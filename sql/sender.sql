@@ -51,8 +51,8 @@ SELECT u AS url, pg_temp.url_check(u) AS verdict FROM unnest(ARRAY[
 	'https://bücher.example/', 'https://xn--bcher-kva.example/', 'https://-x.example/', 'https://a..b/',
 	'https://local%68ost/', E'https://localhost/\n', '', NULL]) u;
 SELECT wam.check_api_url(repeat('x', 3000));
--- the worker serves wam.max_senders senders (64 by default): the 65th is refused
-SHOW wam.max_senders;
+-- the worker serves wam.worker_max_senders senders (64 by default): the 65th is refused
+SHOW wam.worker_max_senders;
 SELECT count(wam.create_sender('extra ' || g, (1000 + g)::text, 'EAAsecret-token-x', 's', 'https://localhost/v23.0'))
 FROM generate_series(2, 64) g;
 SELECT wam.create_sender('one too many', '999', 'EAAsecret-token-x', 's', 'https://localhost/v23.0');

@@ -216,7 +216,7 @@ load_step(void *arg)
 }
 
 /*
- * Loads the senders (URL, token, rate; the first wam.max_senders by id)
+ * Loads the senders (URL, token, rate; the first wam.worker_max_senders by id)
  * into TopMemoryContext; *total is how many exist.  -1 if a lock stopped
  * it: the caller keeps the senders it has.
  */

@@ -71,7 +71,7 @@ static WamSenderConf *confs = NULL;
 static int	nconfs = 0;
 static SenderRun *runs = NULL;	/* in TopMemoryContext */
 static int	nruns = 0;
-static int	warned_total = 0;	/* senders beyond wam.max_senders, last warned about */
+static int	warned_total = 0;	/* senders beyond wam.worker_max_senders, last warned about */
 static TimestampTz flush_not_before = 0;	/* results wait: a lock held them back */
 static bool claim_locked = false;	/* a claim waited too long for a lock this turn */
 static bool deferring = false;	/* some results wait for another session's row locks */
@@ -138,7 +138,7 @@ wam_sender_init(void)
 							   "Database whose wam.outbox the sender worker drains.",
 							   "The extension must be installed there. Needs a restart.",
 							   &wam_database, "postgres", PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("wam.max_senders",
+	DefineCustomIntVariable("wam.worker_max_senders",
 							"Most senders the sender worker serves; wam.create_sender refuses more.",
 							"Sizes shared memory. Needs a restart.",
 							&wam_max_senders, 64, 1, 10000, PGC_POSTMASTER, 0, NULL, NULL, NULL);
@@ -253,9 +253,9 @@ reload_senders(void)
 		return;					/* a lock held it up: keep the senders we know */
 	if (total > n && total != warned_total)
 		ereport(WARNING,
-				(errmsg("pg_wamarketing sender: %d senders exist but wam.max_senders is %d; senders after the first %d (by id) are not served",
+				(errmsg("pg_wamarketing sender: %d senders exist but wam.worker_max_senders is %d; senders after the first %d (by id) are not served",
 						total, wam_max_senders, n),
-				 errhint("Raise wam.max_senders (needs a restart) or drop senders.")));
+				 errhint("Raise wam.worker_max_senders (needs a restart) or drop senders.")));
 	warned_total = (total > n) ? total : 0;
 	confs = loaded;
 	nconfs = n;

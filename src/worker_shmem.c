@@ -34,7 +34,7 @@ typedef struct WamShared
 	Oid			database;
 	Latch	   *worker_latch;
 	int			nsenders;
-	int			capacity;		/* wam.max_senders */
+	int			capacity;		/* wam.worker_max_senders */
 	WamSenderShared senders[FLEXIBLE_ARRAY_MEMBER];
 } WamShared;
 

@@ -229,18 +229,18 @@ BEGIN
 		RAISE EXCEPTION 'a sender with phone_number_id % already exists', phone_number_id
 			USING ERRCODE = 'duplicate_object';
 	END IF;
-	-- The worker serves wam.max_senders senders (its shared memory is sized
+	-- The worker serves wam.worker_max_senders senders (its shared memory is sized
 	-- by it): refuse more rather than leave one silently unserved.  The
 	-- advisory lock orders concurrent calls without locking wam.sender,
 	-- which the worker writes.
-	max_senders := current_setting('wam.max_senders', true)::integer;
+	max_senders := current_setting('wam.worker_max_senders', true)::integer;
 	IF max_senders IS NOT NULL THEN
 		PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('wam.create_sender'));
 		IF (SELECT count(*) FROM wam.sender) >= max_senders THEN
 			RAISE EXCEPTION 'cannot create more than % senders', max_senders
 				USING ERRCODE = 'configuration_limit_exceeded',
-					  DETAIL = 'The sender worker serves at most wam.max_senders senders.',
-					  HINT = 'Raise wam.max_senders (needs a restart) or drop a sender.';
+					  DETAIL = 'The sender worker serves at most wam.worker_max_senders senders.',
+					  HINT = 'Raise wam.worker_max_senders (needs a restart) or drop a sender.';
 		END IF;
 	END IF;
 	INSERT INTO wam.sender (name, phone_number_id, api_base_url, rate_per_minute)

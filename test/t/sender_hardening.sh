@@ -9,7 +9,7 @@
 #   - wam.worker_lock_timeout: a claim blocked by LOCK TABLE is retried, then completes;
 #     an operator's open transaction (wam.cancel, a row lock on a claimed row) never holds
 #     up result recording; pg_terminate_backend ends a worker blocked on a lock, it restarts
-#   - wam.max_senders: 70 senders served, the 71st refused; after lowering it, a warning
+#   - wam.worker_max_senders: 70 senders served, the 71st refused; after lowering it, a warning
 #   - invalid UTF-8 and NULs in responses stored as U+FFFD; last_error cut at a character
 #     boundary
 # Every wait is a bounded poll on a count or a status; nothing reads the clock.
@@ -29,7 +29,7 @@ export WAM_REPO_DIR=$repo
 # nothing listens); libcurl would use them by default.
 dead=http://127.0.0.1:9
 export https_proxy=$dead HTTPS_PROXY=$dead http_proxy=$dead ALL_PROXY=$dead all_proxy=$dead
-sender_setup wam.max_senders=70 || { tap_not_ok "sender hardening: cluster and mock start"; tap_done; }
+sender_setup wam.worker_max_senders=70 || { tap_not_ok "sender hardening: cluster and mock start"; tap_done; }
 # our own tools (mockctl.py uses urllib) must not use them either
 unset https_proxy HTTPS_PROXY http_proxy ALL_PROXY all_proxy
 
@@ -261,10 +261,10 @@ tap_is "the worker restarts" "$pid1" t
 wait_drained 20
 tap_is "after the restart the messages are sent once" "$(accounting terminate)" "3 3 3 0 0"
 
-# --- wam.max_senders --------------------------------------------------------------------
+# --- wam.worker_max_senders --------------------------------------------------------------------
 q "SELECT count(wam.create_sender('extra ' || g, (5000 + g)::text, 'hard-test-token', 's', '$(mock_url)'))
    FROM generate_series(1, 70 - (SELECT count(*)::int FROM wam.sender)) g" >/dev/null
-tap_is "70 senders (wam.max_senders = 70): the worker serves every one" \
+tap_is "70 senders (wam.worker_max_senders = 70): the worker serves every one" \
     "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 70)" 70
 tap_is "the 71st is refused" \
     "$(sql_error -d postgres -c "SELECT wam.create_sender('too many', '9999', 'refused-token', 's', '$(mock_url)')")" \
@@ -272,10 +272,10 @@ tap_is "the 71st is refused" \
 enqueue_range 50 52 many >/dev/null
 wait_drained 20
 tap_is "with 70 senders, messages still go out" "$(accounting many)" "2 2 2 0 0"
-q "ALTER SYSTEM SET wam.max_senders = 65" >/dev/null
+q "ALTER SYSTEM SET wam.worker_max_senders = 65" >/dev/null
 restart
-tap_is "wam.max_senders lowered below the senders that exist: a warning, not silence" \
-    "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 65 100) $(log_count 'WARNING:  pg_wamarketing sender: 70 senders exist but wam.max_senders is 65; senders after the first 65 (by id) are not served')" "65 1"
+tap_is "wam.worker_max_senders lowered below the senders that exist: a warning, not silence" \
+    "$(poll "SELECT count(*) FROM wam_internal.worker_sender_state()" 65 100) $(log_count 'WARNING:  pg_wamarketing sender: 70 senders exist but wam.worker_max_senders is 65; senders after the first 65 (by id) are not served')" "65 1"
 
 # --- text from the API: valid UTF-8 only, cut at character boundaries --------------------
 # 404 "not \xff\xfe found \x00 end"; a JSON error whose details hold "\xc3(" (a broken
