@@ -13,7 +13,7 @@
 #   1. a three-tag count       wam.audience_size('t25 AND t40 EXCLUDE t08')
 #   2. a ten-operand count     wam.audience_size('(t25 | t05 | t10) & (t40 | t15) - t08 - (t20 & t30) | (t35 & t45)')
 #   3. behaviour               wam.audience_size('event(link_click) >= 3 within 7d EXCLUDE event(order) within 7d')
-# plus segment_eval / segment_explain of the same expressions.  Plain SQL runs on the
+# plus audience / audience_funnel of the same expressions.  Plain SQL runs on the
 # extension's own tables (wam.customer_tag, wam.event and their indexes), in the fastest
 # form found (EXISTS / NOT EXISTS, INTERSECT / EXCEPT or GROUP BY … HAVING); every pair
 # must return the same count.  Times are server side: the median Execution Time of
@@ -55,7 +55,7 @@ bench_positive CUSTOMERS EVENTS BATCH N N_SLOW SLOW_MS
 [ "$CUSTOMERS" -le 40000000 ] || { echo "error: at most 40,000,000 customers (phone numbering)" >&2; exit 2; }
 bench_out expr.md "$CUSTOMERS $EVENTS $N $N_SLOW" "10000000 50000000 15 3"
 bench_begin bench_expr
-bench_require_extension segment_explain
+bench_require_extension audience_funnel
 
 # ------------------------------------------------------------------ cluster
 
@@ -76,7 +76,7 @@ bench_db
 
 run_sql "CREATE EXTENSION pg_wamarketing"
 # (another build may have been installing at the same moment: check before the long load)
-[ "$(q "SELECT count(*) FROM pg_proc WHERE proname IN ('segment_count', 'segment_repeat_agg')")" = 2 ] ||
+[ "$(q "SELECT count(*) FROM pg_proc WHERE proname IN ('audience_size', 'segment_repeat_agg')")" = 2 ] ||
     die "the extension was created without segment expressions (a concurrent 'make install'?): run it again"
 wam_psql -q >/dev/null <<'SQL'
 CREATE TABLE bench_run (name text, run int, exec_ms float8);

@@ -72,9 +72,9 @@ plain3=$(q "$plain_sql SELECT count(*) FILTER (WHERE b AND p AND NOT l) FROM t")
 
 tap_is "funnel step 2 (b & p) equals plain SQL" "$step2" "$plain2"
 tap_is "funnel step 3 ((b & p) - l) equals plain SQL" "$step3" "$plain3"
-tap_is "and_cardinality(b, p) equals |b & p|" \
+tap_is "segment_and_cardinality(b, p) equals |b & p|" \
     "$(q "$funnel_sql SELECT wam.segment_and_cardinality(b, p) FROM s")" "$step2"
-tap_is "andnot_cardinality(b & p, l) equals |(b & p) - l|" \
+tap_is "segment_andnot_cardinality(b & p, l) equals |(b & p) - l|" \
     "$(q "$funnel_sql SELECT wam.segment_andnot_cardinality(b & p, l) FROM s")" "$step3"
 
 if [[ $step2 =~ ^[0-9]+$ && $step3 =~ ^[0-9]+$ ]] && [ "$step2" -ge 11000 ] && [ "$step2" -le 13000 ] &&
@@ -154,10 +154,10 @@ fi
 
 # Section (d): the expression language over wam.customer / wam.tag agrees with the
 # segment operators and with plain SQL over the events.
-tap_is "segment_explain final step = operator funnel step 3" \
+tap_is "audience_funnel final step = operator funnel step 3" \
     "$(q "SELECT customers FROM wam.audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick') WHERE depth = 0")" \
     "$step3"
-tap_is "segment_explain steps are the five funnel nodes" \
+tap_is "audience_funnel steps are the five funnel nodes" \
     "$(q "SELECT string_agg(step || ':' || depth, ' ' ORDER BY step) FROM wam.audience_funnel('interest-beauty AND stage-purchased EXCLUDE product-lipstick')")" \
     "1:2 2:2 3:1 4:1 5:0"
 # both counts in one statement: the windows count back from the same now(), so events

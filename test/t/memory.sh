@@ -72,7 +72,7 @@ BEGIN
                 FROM generate_series(1, 10000) g;
         EXCEPTION WHEN others THEN NULL;
         END;
-        BEGIN   -- fails in the middle of union_agg over stored segments
+        BEGIN   -- fails in the middle of segment_union_agg over stored segments
             PERFORM wam.segment_union_agg(CASE WHEN seg.id = 3 THEN ('{' || seg.id || 'x}')::wam.segment ELSE seg.s END)
                 FROM seg;
         EXCEPTION WHEN others THEN NULL;

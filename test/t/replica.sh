@@ -216,9 +216,9 @@ done
 tap_is "standby: segment expressions give the expected sizes" \
     "$(qs "SELECT wam.audience_size('vip EXCLUDE churned') || ' ' || wam.segment_cardinality(wam.audience('vip AND churned')) || ' ' || wam.audience_size('reachable EXCLUDE @loyal')")" \
     "40 10 160"
-tap_is "standby: segment_eval = the primary's" \
+tap_is "standby: audience = the primary's" \
     "$(qs "SELECT wam.audience('(vip OR churned) EXCLUDE vip')::text")" "$(qp "SELECT wam.audience('(vip OR churned) EXCLUDE vip')::text")"
-tap_is "standby: segment_explain works" \
+tap_is "standby: audience_funnel works" \
     "$(qs "SELECT string_agg(customers::text, ' ' ORDER BY step) FROM wam.audience_funnel('vip EXCLUDE churned')")" "50 20 40"
 tap_is "standby: tag_members and customer_tags" \
     "$(qs "SELECT wam.segment_cardinality(wam.tag_members('churned')) || ' ' || array_to_string(wam.customer_tags(45), ',')")" \
@@ -237,7 +237,7 @@ tap_is "standby: no sender worker process (primary: one)" "$(sender_procs "$S_DA
 # writes: the standard read-only error, no crash
 tap_is "standby: wam.enqueue fails with 25006" "$(sqlstate_of "SELECT wam.enqueue_message(1, '$TPL')")" 25006
 tap_is "standby: wam.enqueue_segment fails with 25006" "$(sqlstate_of "SELECT wam.enqueue_segment(wam.segment_range(1, 3), '$TPL')")" 25006
-# wam.attach/detach write wam.customer_tag past the executor (src/tag_membership.c): they must
+# wam.attach_tag/detach_tag write wam.customer_tag past the executor (src/tag_membership.c): they must
 # refuse like the executor does, not fail inside the heap with an internal error
 tap_is "standby: wam.attach fails with 25006" "$(sqlstate_of "SELECT wam.attach_tag('vip', '{100}')")" 25006
 tap_is "standby: wam.detach fails with 25006" "$(sqlstate_of "SELECT wam.detach_tag('vip', '{1}')")" 25006
