@@ -1,6 +1,6 @@
 # pg_wamarketing — PGXS build
 EXTENSION  = pg_wamarketing
-EXTVERSION = 0.1
+EXTVERSION = 0.2
 MODULE_big = pg_wamarketing
 
 OBJS = \
@@ -61,13 +61,21 @@ SQL_PARTS = \
 	src/sql/backup.sql \
 	src/sql/security.sql
 
-DATA_built = pg_wamarketing--$(EXTVERSION).sql
+# The upgrade script to the version under development is assembled, like the install
+# script, from one part per change (src/sql/update/PREV--EXTVERSION/NN_name.sql, in name
+# order), followed by security.sql, which re-owns every definer function and is safe to
+# run again.  Once released, an upgrade script is frozen as src/sql/update/*.sql.
+UPDATE_FROM = 0.1
+UPDATE_PARTS = $(sort $(wildcard src/sql/update/$(UPDATE_FROM)--$(EXTVERSION)/*.sql))
+UPDATE_SCRIPT = pg_wamarketing--$(UPDATE_FROM)--$(EXTVERSION).sql
+
+DATA_built = pg_wamarketing--$(EXTVERSION).sql $(UPDATE_SCRIPT)
 # Released versions keep their install scripts, frozen, in src/sql/released/
 # (the one of EXTVERSION, if released, must equal the built one: test/t/upgrade.sh);
-# upgrade scripts pg_wamarketing--A--B.sql live in src/sql/update/.
+# released upgrade scripts pg_wamarketing--A--B.sql live in src/sql/update/.
 DATA = $(filter-out src/sql/released/pg_wamarketing--$(EXTVERSION).sql,$(wildcard src/sql/released/*.sql)) \
 	$(wildcard src/sql/update/*.sql)
-EXTRA_CLEAN = pg_wamarketing--$(EXTVERSION).sql
+EXTRA_CLEAN = $(DATA_built)
 
 # Every sql/NAME.sql is a pg_regress test (with expected/NAME.out); a new file needs no
 # entry here. They run in one session each, in this order: `extension` first (it checks the
@@ -90,6 +98,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 pg_wamarketing--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+$(UPDATE_SCRIPT): src/sql/update/header.sql $(UPDATE_PARTS) src/sql/security.sql
 	cat $^ > $@
 
 .PHONY: print-regress

@@ -104,16 +104,32 @@ for f in "$repo"/src/sql/released/pg_wamarketing--*.sql; do
     # a dump of the old version, with data, restores into the new one
     src=wam_up_dump_${v//[^0-9a-z]/_}
     fresh_db "$src" >/dev/null
-    sql -d "$src" -c "CREATE EXTENSION pg_wamarketing VERSION '$v'" \
-        -c "SELECT wam.create_tag('upgrade-check')" >/dev/null 2>&1
+    # the data is written through the API of version $v, so it uses only what $v has
+    if ! out=$(sql -d "$src" -c "CREATE EXTENSION pg_wamarketing VERSION '$v'" \
+                 -c "SELECT wam.create_tag('upgrade-check', 'interest')" \
+                 -c "SELECT wam.upsert_customer('+85291234' || lpad(g::text, 3, '0')) FROM generate_series(1, 40) g" \
+                 -c "SELECT wam.attach_tag('upgrade-check', wam.segment_agg(id)) FROM wam.customer WHERE id % 3 = 0" \
+                 -c "SELECT wam.record_order(id, 10 * id) FROM wam.customer WHERE id <= 5" 2>&1); then
+        tap_not_ok "a $v database is filled through its API" "$out"
+        continue
+    fi
+    # rows and invariants, as seen on either side of the dump
+    state="SELECT (SELECT count(*) FROM wam.customer) || ' customers, '
+                  || wam.segment_cardinality(wam.tag_members('upgrade-check')) || ' tagged, '
+                  || (SELECT count(*) FROM wam.customer_order) || ' orders, tag index '
+                  || (SELECT bool_and(ok) FROM wam.verify_tag_index()) || ', order stats '
+                  || (SELECT ok FROM wam.verify_order_stats())"
+    tap_is "the $v database holds its data" "$(sql -d "$src" -c "$state" 2>&1)" \
+        "40 customers, 13 tagged, 5 orders, tag index true, order stats true"
     dst=${src}_restored
     fresh_db "$dst" >/dev/null
     if out=$(_wam_as_owner "$WAM_PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -Fc -d "$src" |
-             _wam_as_owner "$WAM_PG_BIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$dst" 2>&1) &&
-       [ "$(sql -d "$dst" -c "SELECT name FROM wam.tag WHERE name = 'upgrade-check'" 2>&1)" = upgrade-check ]; then
-        tap_ok "a $v dump restores into $current with its rows"
+             _wam_as_owner "$WAM_PG_BIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$dst" 2>&1); then
+        tap_is "a $v dump restores into $current with its rows and invariants" \
+            "$(sql -d "$dst" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_wamarketing'" -c "$state" 2>&1 | tr '\n' ' ')" \
+            "$current 40 customers, 13 tagged, 5 orders, tag index true, order stats true "
     else
-        tap_not_ok "a $v dump restores into $current with its rows" "$out"
+        tap_not_ok "a $v dump restores into $current with its rows and invariants" "$out"
     fi
 done
 if [ "$earlier" -eq 0 ]; then
