@@ -19,7 +19,7 @@ INSERT INTO customer (phone, name) VALUES ('85291230000', 'Existing');
 SET client_min_messages = notice;
 SELECT * FROM import_csv(
 $csv$phone,tags,name,consent
-+852 9123 4567,"VIP,new customer",Alice,web form
++852 9123 4567,"VIP,new customer",Alice,yes
 (852) 9123-4568,interest: beauty,Bob,
 852.9123.4569,,Carol,
 +852 9123 4567,VIP,Alice again,
@@ -29,7 +29,7 @@ $csv$phone,tags,name,consent
 +852 9123 4570,"VIP, no such tag",Dave,
 +852 9123 4571,old tag,Eve,
 +852 9123 4572
-85291230000,"vip , NEW-Customer",Existing updated,in store
+85291230000,"vip , NEW-Customer",Existing updated, Y 
 +852 9123 4573,"interest: beauty","Quoted ""name""",
 +852 9123 4574,"unterminated,Frank,
 $csv$, 'HK');

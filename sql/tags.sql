@@ -159,7 +159,7 @@ SELECT rule, customers, added, removed FROM run_tag_rules() WHERE customers > 0 
 SELECT id, customer_tags(id) FROM customer WHERE id IN (3, 4, 20, 30, 33, 40, 41) ORDER BY id;
 -- a second run changes nothing
 SELECT sum(added) AS added, sum(removed) AS removed FROM run_tag_rules();
-SELECT rule, customers FROM run_tag_rules('R-T14 three orders');
+SELECT rule, customers FROM run_tag_rules('three or more orders');
 -- R-T8 at its boundary (one transaction, so now() is the same): created and never read
 -- 60 days - 1 second, exactly 60 days, 60 days + 1 second ago; read 60 days -/+ 1 second ago
 BEGIN;
@@ -168,7 +168,7 @@ UPDATE customer SET created_at = now() - interval '60 days' WHERE id = 51;
 UPDATE customer SET created_at = now() - interval '60 days 1 second' WHERE id = 52;
 UPDATE customer SET created_at = now() - interval '300 days', last_read_at = now() - interval '60 days' + interval '1 second' WHERE id = 53;
 UPDATE customer SET created_at = now() - interval '300 days', last_read_at = now() - interval '60 days 1 second' WHERE id = 54;
-SELECT customer_id FROM wam.segment_members(wam.rule_audience((SELECT r FROM tag_rule r WHERE name = 'R-T8 no read for 60 days')))
+SELECT customer_id FROM wam.segment_members(wam.rule_audience((SELECT r FROM tag_rule r WHERE name = 'no read for 60 days')))
 	AS m(customer_id) WHERE customer_id BETWEEN 50 AND 54;
 COMMIT;
 -- bad rules: conditions are segment expressions, never SQL
@@ -207,14 +207,14 @@ SELECT wam_internal.membership_delete(1, '{5}');
 INSERT INTO event (customer_id, kind) VALUES (5, 'link_click');
 -- operators run the rules (which record their counts) but cannot change them
 RESET ROLE;
-UPDATE tag_rule SET last_run_at = NULL WHERE name = 'R-T14 three orders';
+UPDATE tag_rule SET last_run_at = NULL WHERE name = 'three or more orders';
 SET ROLE wam_operator;
-SELECT rule, customers, added, removed FROM run_tag_rules('R-T14 three orders');
-UPDATE tag_rule SET enabled = false WHERE name = 'R-T14 three orders';
+SELECT rule, customers, added, removed FROM run_tag_rules('three or more orders');
+UPDATE tag_rule SET enabled = false WHERE name = 'three or more orders';
 RESET ROLE;
-SELECT last_run_at IS NOT NULL AS operator_run_recorded, enabled FROM tag_rule WHERE name = 'R-T14 three orders';
+SELECT last_run_at IS NOT NULL AS operator_run_recorded, enabled FROM tag_rule WHERE name = 'three or more orders';
 SET ROLE wam_reader;
-SELECT * FROM run_tag_rules('R-T14 three orders');
+SELECT * FROM run_tag_rules('three or more orders');
 RESET ROLE;
 SET ROLE wam_admin;
 SELECT create_tag('admin tag', 'interest') > 0 AS admin_creates;

@@ -61,6 +61,7 @@ typedef struct WamTag
 	bool		has_ttl;
 	Interval	default_ttl;
 	bool		stale_use;		/* last_attached_at older than an hour */
+	char		anchor;			/* expiry anchor: 'a'ttach, first at't'achment, first 'o'rder */
 	char	   *name;
 	char	   *merged_into;	/* name of the tag it was merged into, or NULL */
 } WamTag;
@@ -72,6 +73,7 @@ static SPIPlanPtr wam_chunk_drop_plan = NULL;
 static SPIPlanPtr wam_refresh_plan = NULL;
 static SPIPlanPtr wam_clear_plan = NULL;
 static SPIPlanPtr wam_used_plan = NULL;
+static SPIPlanPtr wam_first_order_plan = NULL;
 
 /*
  * The OID of wam.segment the plans above were prepared with.  It changes
@@ -85,7 +87,8 @@ static void
 wam_plans_check(Oid segtype)
 {
 	SPIPlanPtr *plans[] = {&wam_tag_plan, &wam_chunk_add_plan, &wam_chunk_remove_plan,
-	&wam_chunk_drop_plan, &wam_refresh_plan, &wam_clear_plan, &wam_used_plan};
+	&wam_chunk_drop_plan, &wam_refresh_plan, &wam_clear_plan, &wam_used_plan,
+	&wam_first_order_plan};
 	int			i;
 
 	if (segtype == wam_plans_segtype)
@@ -135,7 +138,8 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 									"SELECT t.tag_id, t.status, t.default_ttl, t.name,"
 									" (SELECT m.name FROM wam.tag m WHERE m.tag_id OPERATOR(pg_catalog.=) t.merged_into),"
 									" t.last_attached_at IS NULL OR t.last_attached_at OPERATOR(pg_catalog.<)"
-									" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')"
+									" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'),"
+									" t.expiry_anchor"
 									" FROM wam.tag t"
 									" WHERE t.normalized_name OPERATOR(pg_catalog.=) wam.normalize_tag_name($1)",
 									1, argtypes),
@@ -164,6 +168,12 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 	tag->name = SPI_getvalue(tup, desc, 4);
 	tag->merged_into = SPI_getvalue(tup, desc, 5);
 	tag->stale_use = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+	{
+		char	   *anchor = SPI_getvalue(tup, desc, 7);
+
+		tag->anchor = strcmp(anchor, "first_order") == 0 ? 'o' :
+			strcmp(anchor, "first_attach") == 0 ? 't' : 'a';
+	}
 	MemoryContextSwitchTo(old);
 
 	if (for_attach && tag->retired)
@@ -272,7 +282,10 @@ wam_blocks_change(int32 tag_id, const roaring_bitmap_t *change, bool add)
  * wam.attach_tag(tag text, who wam.segment, ttl interval DEFAULT NULL,
  * source text DEFAULT 'api') RETURNS bigint: gives the tag to the customers
  * of `who`; returns how many did not have it.  Those who had it get their
- * expiry refreshed.
+ * expiry refreshed when the tag's expiry is anchored to each attachment
+ * (expiry_anchor 'attach'); a tag anchored to the first attachment or to the
+ * customer's first order keeps the expiry its members got when they first
+ * received it.
  */
 Datum
 wam_attach(PG_FUNCTION_ARGS)
@@ -357,8 +370,38 @@ wam_attach(PG_FUNCTION_ARGS)
 									 CStringGetTextDatum(source));
 	wam_blocks_change(tag.tag_id, fresh, true);
 
+	/*
+	 * Anchored to the first order: the new members who have ordered expire
+	 * the time to live after their first order (which may already be past:
+	 * the next wam.expire_tags() removes them), the others after now.  Only
+	 * tags with this anchor pay for the lookup.
+	 */
+	if (tag.anchor == 'o' && !expires_null && n > 0)
+	{
+		WamSegmentExpanded *added = wam_segment_expand(wam_bitmap_check_alloc(roaring_bitmap_copy(fresh)),
+													   callcxt);
+		Oid			argtypes[3] = {INT4OID, InvalidOid, INTERVALOID};
+		Datum		args[3];
+		int			ret;
+
+		argtypes[1] = wam_plans_segtype;
+		args[0] = Int32GetDatum(tag.tag_id);
+		args[1] = EOHPGetRODatum(&added->hdr);
+		args[2] = IntervalPGetDatum(ttl ? ttl : &tag.default_ttl);
+		ret = SPI_execute_plan(TAG_PLAN(&wam_first_order_plan,
+										"UPDATE wam.customer_tag ct"
+										" SET expires_at = c.first_order_at OPERATOR(pg_catalog.+) $3"
+										" FROM wam.segment_members($2) m, wam.customer c"
+										" WHERE c.id OPERATOR(pg_catalog.=) m AND c.first_order_at IS NOT NULL"
+										" AND ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1",
+										3, argtypes),
+							   args, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "wam_attach: first-order expiry returned %d", ret);
+	}
+
 	/* re-attaching refreshes the expiry of those who already hold the tag */
-	if (who_card > (uint64) n)
+	if (who_card > (uint64) n && tag.anchor == 'a')
 	{
 		/* passed as a read-only expanded object: no serialization, no re-reading per row */
 		WamSegmentExpanded *held = wam_segment_expand(wam_bitmap_check_alloc(roaring_bitmap_andnot(who, fresh)),

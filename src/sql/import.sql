@@ -32,8 +32,10 @@ CREATE TABLE wam.import (
 	duplicates bigint NOT NULL DEFAULT 0,
 	failed bigint NOT NULL DEFAULT 0,
 	failure_rate numeric NOT NULL DEFAULT 0,
-	flagged boolean NOT NULL DEFAULT false
+	flagged boolean NOT NULL DEFAULT false,
+	opted_out bigint NOT NULL DEFAULT 0
 );
+COMMENT ON COLUMN wam.import.opted_out IS 'contacts who had consented and whose row said no: an opt-out was recorded for each';
 CREATE TABLE wam.import_error (
 	import_id bigint NOT NULL REFERENCES wam.import ON DELETE CASCADE,
 	line_no bigint NOT NULL,
@@ -86,6 +88,48 @@ END
 $$;
 COMMENT ON FUNCTION wam_internal.import_columns(text[], text) IS 'internal: the phone, tags, name and consent columns named by an import file''s header, and its width; raises when the file cannot be imported at all';
 
+-- The consent cell of an import row: yes/no, true/false, 1/0 or y/n (any
+-- case, trimmed), or a date (YYYY-MM-DD) on which the contact consented.  A
+-- blank cell says nothing (consent = NULL); anything else is a problem that
+-- fails the row.  consented_at is the time recorded for a "yes" (NULL: the
+-- time of the import) or a date (its midnight in the session's time zone).
+CREATE FUNCTION wam_internal.import_consent(cell text, OUT consent boolean, OUT consented_at timestamptz,
+		OUT problem text)
+	LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	v text := lower(btrim(cell, E' \t\r\n'));
+	d date;
+BEGIN
+	IF v IS NULL OR v = '' THEN
+		RETURN;
+	ELSIF v IN ('yes', 'y', 'true', '1') THEN
+		consent := true;
+	ELSIF v IN ('no', 'n', 'false', '0') THEN
+		consent := false;
+	ELSIF v ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' THEN
+		BEGIN
+			d := v::date;
+		EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+			problem := format('invalid consent date: %s', left(btrim(cell), 40));
+			RETURN;
+		END;
+		IF d > current_date THEN
+			problem := format('consent date is in the future: %s', v);
+			RETURN;
+		END IF;
+		consent := true;
+		consented_at := d::timestamptz;
+	ELSE
+		problem := format('invalid consent: "%s" (expected yes, no, true, false, 1, 0, y, n or a date YYYY-MM-DD)',
+						  left(btrim(cell), 40));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.import_consent(text) IS 'internal: the consent cell of an import row parsed: yes or no, the date consented on, or why it is invalid';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.import_consent(text) FROM PUBLIC;
+
 -- The whole import is one statement over the records of the file (exactly
 -- one of text_data and byte_data is not null; wam.csv_rows is strict, so the
 -- other one reads nothing).  Nothing is staged in temporary tables: this
@@ -94,7 +138,13 @@ COMMENT ON FUNCTION wam_internal.import_columns(text[], text) IS 'internal: the 
 -- reading or writing one would run the caller's code as the owner.
 --
 -- Each row's problem is the first of: malformed CSV, missing columns, an
--- invalid phone number, an unknown or retired tag.  Tags are resolved once
+-- invalid phone number, an unknown or retired tag, an invalid consent cell.
+-- Consent: "yes" (or a date) gives a contact without consent the consent,
+-- recorded with the import as its source; it never lifts an opt-out nor
+-- changes an earlier consent.  "no" gives none; for a contact who consented
+-- and has not opted out it records an opt-out with the import as the reason
+-- (counted in wam.import.opted_out), so a file never leaves consent standing
+-- that it denies.  Tags are resolved once
 -- per distinct tags field, not per row (files repeat a few combinations).
 -- Among the rows without a problem the first of each number wins; the later
 -- ones are duplicates.
@@ -112,6 +162,8 @@ DECLARE
 	n_updated bigint;
 	n_dup bigint;
 	n_failed bigint;
+	denied bigint[];
+	denied_id bigint;
 BEGIN
 	WITH rec AS MATERIALIZED (
 		SELECT r.line_no, r.fields, r.problem FROM wam.csv_rows(text_data, delimiter) r
@@ -166,27 +218,29 @@ BEGIN
 		) y
 	),
 	checked AS MATERIALIZED (
-		SELECT l.line_no, l.raw_phone, l.name, l.consent, l.raw_tags,
-			   coalesce(l.problem, 'invalid phone number: ' || p.problem, ts.problem) AS problem,
-			   CASE WHEN l.problem IS NULL AND p.problem IS NULL AND ts.problem IS NULL
+		SELECT l.line_no, l.raw_phone, l.name, k.consent, k.consented_at, l.raw_tags,
+			   coalesce(l.problem, 'invalid phone number: ' || p.problem, ts.problem, k.problem) AS problem,
+			   CASE WHEN l.problem IS NULL AND p.problem IS NULL AND ts.problem IS NULL AND k.problem IS NULL
 					THEN wam.normalize_phone(l.raw_phone, default_country) END AS phone
 		FROM line l
 		-- (OFFSET 0: computed once per row, not once per use)
 		CROSS JOIN LATERAL (SELECT CASE WHEN l.problem IS NULL
 										THEN wam.phone_problem(l.raw_phone, default_country) END AS problem
 							OFFSET 0) p
+		CROSS JOIN LATERAL wam_internal.import_consent(l.consent) k
 		LEFT JOIN tag_set ts ON ts.raw_tags = l.raw_tags
 	),
 	-- duplicates: the first occurrence of a number wins (R-I4)
 	valid AS MATERIALIZED (
-		SELECT c.line_no, c.raw_phone, c.phone, c.name, c.consent, c.raw_tags,
+		SELECT c.line_no, c.raw_phone, c.phone, c.name, c.consent, c.consented_at, c.raw_tags,
 			   min(c.line_no) OVER (PARTITION BY c.phone) AS first_line
 		FROM checked c WHERE c.phone IS NOT NULL
 	),
 	upserted AS (
 		INSERT INTO wam.customer AS c (phone, name, consent_at, consent_source)
-		SELECT v.phone, v.name, CASE WHEN v.consent IS NOT NULL THEN now() END, v.consent
-		FROM valid v
+		SELECT v.phone, v.name, CASE WHEN v.consent THEN coalesce(v.consented_at, now()) END,
+			   CASE WHEN v.consent THEN 'import ' || i.id END
+		FROM valid v, new_import i
 		WHERE v.line_no = v.first_line
 		ORDER BY v.line_no
 		ON CONFLICT (phone) DO UPDATE
@@ -195,7 +249,8 @@ BEGIN
 								  THEN EXCLUDED.consent_at ELSE c.consent_at END,
 				consent_source = CASE WHEN EXCLUDED.consent_source IS NOT NULL AND c.consent_at IS NULL
 									  THEN EXCLUDED.consent_source ELSE c.consent_source END
-		RETURNING c.id, c.phone, (c.xmax = 0) AS inserted
+		-- (a "no" row leaves consent_at as it was: the contact's existing consent)
+		RETURNING c.id, c.phone, (c.xmax = 0) AS inserted, c.consent_at IS NOT NULL AND c.opted_out_at IS NULL AS consenting
 	),
 	-- every imported number gets exactly the file's tags (R-I7)
 	attached AS (
@@ -229,17 +284,27 @@ BEGIN
 			  FROM valid v WHERE v.line_no > v.first_line) e
 		ORDER BY e.line_no
 	)
-	SELECT i.id, n.n_read, n.n_failed, d.n_dup, u.n_created, u.n_updated
-	INTO imp, n_read, n_failed, n_dup, n_created, n_updated
+	SELECT i.id, n.n_read, n.n_failed, d.n_dup, u.n_created, u.n_updated, o.ids
+	INTO imp, n_read, n_failed, n_dup, n_created, n_updated, denied
 	FROM new_import i,
 		 (SELECT count(*) AS n_read, count(*) FILTER (WHERE c.problem IS NOT NULL) AS n_failed FROM checked c) n,
 		 (SELECT count(*) AS n_dup FROM valid v WHERE v.line_no > v.first_line) d,
 		 (SELECT count(*) FILTER (WHERE p.inserted) AS n_created,
-				 count(*) FILTER (WHERE NOT p.inserted) AS n_updated FROM upserted p) u;
+				 count(*) FILTER (WHERE NOT p.inserted) AS n_updated FROM upserted p) u,
+		 -- existing contacts who consented, and whose row says "no"
+		 (SELECT array_agg(p.id ORDER BY p.id) AS ids FROM upserted p
+		  JOIN valid v ON v.phone = p.phone AND v.line_no = v.first_line
+		  WHERE NOT p.inserted AND v.consent = false AND p.consenting) o;
+
+	-- an explicit "no" for a consenting contact is an opt-out, recorded as such
+	-- (event, waiting messages cancelled), never a silent change of consent
+	FOREACH denied_id IN ARRAY coalesce(denied, '{}') LOOP
+		PERFORM wam.record_opt_out(denied_id, format('import %s: consent "no"', imp));
+	END LOOP;
 
 	UPDATE wam.import i
 	SET rows_read = n_read, created = n_created, updated = n_updated, duplicates = n_dup,
-		failed = n_failed,
+		failed = n_failed, opted_out = coalesce(cardinality(denied), 0),
 		failure_rate = CASE WHEN n_read = 0 THEN 0 ELSE round(n_failed::numeric / n_read, 4) END,
 		flagged = n_read > 0 AND n_failed::numeric / n_read > 0.10
 	WHERE i.import_id = imp;

@@ -1331,15 +1331,18 @@ BEGIN
 	RETURN QUERY SELECT 'roi'::text, NULL::text, CASE WHEN cost > 0 THEN round(revenue / cost, 2) END,
 						CASE WHEN cost > 0 THEN 'revenue / reward cost' ELSE 'no reward cost in the period' END;
 	-- 30-day retention: qualified referred customers whose first 30 days ended
-	-- by until, retained when they ordered or were active (any event other
-	-- than the qualifying order) after the qualifying order and within 30 days
+	-- by until, retained when they ordered or were really active after the
+	-- qualifying order and within 30 days: replied, wrote, read a message or
+	-- clicked a link (consent, opt-out and other bookkeeping events are not
+	-- activity: an opt-out must never count as retention)
 	SELECT count(*), count(*) FILTER (WHERE EXISTS (
 				SELECT FROM wam.customer_order o
 				WHERE o.customer_id = r.invitee_id AND o.order_id <> r.order_id
 				  AND o.ordered_at > r.qualified_at AND o.ordered_at <= r.qualified_at + interval '30 days')
 			OR EXISTS (
 				SELECT FROM wam.event e
-				WHERE e.customer_id = r.invitee_id AND e.kind <> 'order'
+				WHERE e.customer_id = r.invitee_id
+				  AND e.kind IN ('reply', 'inbound_message', 'message_read', 'link_click')
 				  AND e.occurred_at > r.qualified_at AND e.occurred_at <= r.qualified_at + interval '30 days'))
 	INTO matured, retained
 	FROM unnest(rs) r

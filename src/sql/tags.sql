@@ -40,9 +40,12 @@ CREATE TABLE wam.tag (
 	merged_into integer REFERENCES wam.tag DEFERRABLE INITIALLY DEFERRED,
 	last_attached_at timestamptz,
 	last_queried_at timestamptz,
-	last_sent_at timestamptz
+	last_sent_at timestamptz,
+	expiry_anchor text NOT NULL DEFAULT 'attach'
+		CONSTRAINT tag_expiry_anchor CHECK (expiry_anchor IN ('attach', 'first_attach', 'first_order'))
 );
 COMMENT ON TABLE wam.tag IS 'the tag dictionary; names unique after normalisation';
+COMMENT ON COLUMN wam.tag.expiry_anchor IS 'what an attachment''s expiry (default_ttl) counts from: attach = each attachment (re-attaching refreshes it), first_attach = the first attachment, first_order = the customer''s first order';
 
 GRANT SELECT ON wam.tag TO wam_reader;
 GRANT SELECT, INSERT, UPDATE ON wam.tag TO wam_definer;
@@ -53,7 +56,7 @@ CREATE TABLE wam.tag_log (
 	logged_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	actor name NOT NULL DEFAULT SESSION_USER,
 	action text NOT NULL CONSTRAINT tag_log_action CHECK (action IN
-		('create', 'rename', 'retire', 'reactivate', 'merge', 'create dimension')),
+		('create', 'rename', 'retire', 'reactivate', 'merge', 'create dimension', 'set expiry')),
 	tag_id integer,
 	tag_name text NOT NULL,
 	detail jsonb,
@@ -575,6 +578,40 @@ COMMENT ON FUNCTION wam.reactivate_tag(text, text) IS 'makes a retired tag attac
 REVOKE EXECUTE ON FUNCTION wam.reactivate_tag(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.reactivate_tag(text, text) TO wam_admin;
 
+-- How long a tag's attachments last and from when: new attachments only
+-- (memberships keep the expiry they have).
+CREATE FUNCTION wam.set_tag_expiry(tag text, ttl interval, anchor text DEFAULT 'attach', reason text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	id integer := wam.tag_id(tag);
+	old wam.tag;
+BEGIN
+	PERFORM wam_internal.refuse_null(anchor IS NULL, 'expiry anchor');
+	IF anchor NOT IN ('attach', 'first_attach', 'first_order') THEN
+		RAISE EXCEPTION 'unknown expiry anchor "%"', anchor
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The anchors are attach (each attachment), first_attach and first_order.';
+	END IF;
+	IF ttl <= interval '0' THEN
+		RAISE EXCEPTION 'time to live must be positive, not %', ttl USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT * INTO old FROM wam.tag t WHERE t.tag_id = id FOR UPDATE;
+	UPDATE wam.tag t SET default_ttl = ttl, expiry_anchor = anchor WHERE t.tag_id = id;
+	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail, reason)
+	VALUES ('set expiry', id, old.name,
+			jsonb_build_object('ttl', ttl::text, 'anchor', anchor,
+							   'old_ttl', old.default_ttl::text, 'old_anchor', old.expiry_anchor),
+			reason);
+END
+$$;
+COMMENT ON FUNCTION wam.set_tag_expiry(text, interval, text, text) IS 'sets how long a tag''s new attachments last and from when (logged)';
+
+REVOKE EXECUTE ON FUNCTION wam.set_tag_expiry(text, interval, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.set_tag_expiry(text, interval, text, text) TO wam_admin;
+
 -- memberships
 
 -- COST: reading a tag's blocks takes about a millisecond for a dense tag;
@@ -988,42 +1025,50 @@ BEGIN
 			PERFORM wam.create_tag(t.name, t.dimension, NULL, t.ttl);
 			RETURN NEXT 'tag ' || t.name;
 		END IF;
+		-- "new customer" lasts 60 days from the first order, never refreshed (R-T7)
+		IF t.name = 'new customer' AND NOT EXISTS (SELECT FROM wam.tag x
+				WHERE x.normalized_name = wam.normalize_tag_name(t.name) AND x.expiry_anchor = 'first_order') THEN
+			PERFORM wam.set_tag_expiry(t.name, t.ttl, 'first_order', 'example rules: removed 60 days after the first order');
+		END IF;
 	END LOOP;
 
-	-- R-T8: a successful order removes "cart abandoned" and adds "purchased" at once
-	PERFORM wam.create_tag_rule('R-T8 order placed', '{purchased}', '{cart abandoned}',
+	-- a successful order removes "cart abandoned" and adds "purchased" at once (R-T8)
+	PERFORM wam.create_tag_rule('order placed', '{purchased}', '{cart abandoned}',
 		NULL, 'order', 'on an order event: remove cart abandoned, add purchased')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 order placed');
-	-- R-T8: no marketing message opened for 60 days (customers of less than 60
-	-- days are not counted as silent)
-	PERFORM wam.create_tag_rule('R-T8 no read for 60 days', '{about to churn}', '{active customer}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'order placed');
+	-- no marketing message opened for 60 days (customers of less than 60 days
+	-- are not counted as silent)
+	PERFORM wam.create_tag_rule('no read for 60 days', '{about to churn}', '{active customer}',
 		'no read within 60d AND no created within 60d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T8 no read for 60 days');
-	-- R-T6: no message read for 14 days: high activity -> needs attention
-	PERFORM wam.create_tag_rule('R-T6 no read for 14 days', '{needs attention}', '{high activity}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'no read for 60 days');
+	-- no message read for 14 days: high activity -> needs attention (R-T6)
+	PERFORM wam.create_tag_rule('no read for 14 days', '{needs attention}', '{high activity}',
 		'"high activity" AND no read within 14d AND no created within 14d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T6 no read for 14 days');
-	-- R-T10: lifecycle after the first purchase
-	PERFORM wam.create_tag_rule('R-T10 new customer (days 0-30)', '{new customer}', '{}',
-		'first_order within 30d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 new customer (days 0-30)');
-	PERFORM wam.create_tag_rule('R-T10 growth-high (days 31-90, reads weekly)', '{growth-high}', '{growth-low}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'no read for 14 days');
+	-- lifecycle after the first purchase (R-T10); "new customer" expires 60 days
+	-- after the first order whenever the rule attaches it (R-T7)
+	PERFORM wam.create_tag_rule('new customer (days 0-30)', '{new customer}', '{}',
+		'first_order within 30d', 'order')
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'new customer (days 0-30)');
+	-- reads are message_read events (one per message read)
+	PERFORM wam.create_tag_rule('growth-high (days 31-90, reads weekly)', '{growth-high}', '{growth-low}',
 		'first_order within 90d EXCLUDE first_order within 30d AND event(message_read) within 7d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-high (days 31-90, reads weekly)');
-	PERFORM wam.create_tag_rule('R-T10 growth-low (days 31-90, no read this week)', '{growth-low}', '{growth-high}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'growth-high (days 31-90, reads weekly)');
+	PERFORM wam.create_tag_rule('growth-low (days 31-90, no read this week)', '{growth-low}', '{growth-high}',
 		'first_order within 90d EXCLUDE first_order within 30d EXCLUDE event(message_read) within 7d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 growth-low (days 31-90, no read this week)');
-	PERFORM wam.create_tag_rule('R-T10 no second purchase after 90 days', '{about to churn}', '{new customer}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'growth-low (days 31-90, no read this week)');
+	PERFORM wam.create_tag_rule('no second purchase after 90 days', '{about to churn}', '{new customer}',
 		'first_order EXCLUDE first_order within 90d AND orders < 2')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T10 no second purchase after 90 days');
-	-- R-T11: a VIP without interaction for 180 days is a sleeping VIP
-	PERFORM wam.create_tag_rule('R-T11 sleeping VIP', '{historical stock - awaiting reactivation}', '{VIP}',
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'no second purchase after 90 days');
+	-- a VIP without interaction for 180 days is a sleeping VIP (R-T11)
+	PERFORM wam.create_tag_rule('sleeping VIP', '{historical stock - awaiting reactivation}', '{VIP}',
 		'VIP AND no interacted within 180d AND no created within 180d')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T11 sleeping VIP');
-	-- R-T14: three or more purchases make a high-value customer
-	PERFORM wam.create_tag_rule('R-T14 three orders', '{high-value customer}', '{}',
-		'orders >= 3')
-		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'R-T14 three orders');
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'sleeping VIP');
+	-- three or more purchases make a high-value customer (R-T14): at the order
+	-- that makes three, and on every run for orders loaded otherwise
+	PERFORM wam.create_tag_rule('three or more orders', '{high-value customer}', '{}',
+		'orders >= 3', 'order')
+		WHERE NOT EXISTS (SELECT FROM wam.tag_rule tr WHERE tr.name = 'three or more orders');
 	RETURN QUERY SELECT 'rule ' || name FROM wam.tag_rule ORDER BY rule_id;
 END
 $$;

@@ -490,3 +490,30 @@ COMMENT ON FUNCTION wam.ingest_webhook(text, text) IS 'verifies and applies a we
 
 REVOKE EXECUTE ON FUNCTION wam.ingest_webhook(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.ingest_webhook(text, text) TO wam_operator;
+
+-- A message read becomes a "message_read" event the first time its read time is
+-- set, whoever sets it (a single status, a batch of statuses, a correction), so
+-- rules and behaviour predicates ("event(message_read) within 7d") see reads.
+-- Once per message: a repeated "read" finds read_at set and changes nothing.
+-- Row-level with a WHEN clause: updates that set no new read time (the
+-- sender's own writes, "sent" and "delivered" statuses) never call it.
+CREATE FUNCTION wam_internal.outbox_read_event_trigger() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	-- the message may outlive its customer (outbox rows keep no foreign key)
+	INSERT INTO wam.event (customer_id, kind, occurred_at, details)
+	SELECT c.id, 'message_read', NEW.read_at,
+		   jsonb_strip_nulls(jsonb_build_object('message_id', NEW.message_id, 'campaign', NEW.campaign,
+												'variant', NEW.variant, 'sender_id', NEW.sender_id))
+	FROM wam.customer c WHERE c.id = NEW.customer_id;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.outbox_read_event_trigger() IS 'trigger: writes a message_read event when a message is first read';
+
+CREATE TRIGGER outbox_read_event AFTER UPDATE OF read_at ON wam.outbox
+	FOR EACH ROW WHEN (OLD.read_at IS NULL AND NEW.read_at IS NOT NULL)
+	EXECUTE FUNCTION wam_internal.outbox_read_event_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.outbox_read_event_trigger() FROM PUBLIC;
