@@ -139,7 +139,8 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 									" (SELECT m.name FROM wam.tag m WHERE m.tag_id OPERATOR(pg_catalog.=) t.merged_into),"
 									" t.last_attached_at IS NULL OR t.last_attached_at OPERATOR(pg_catalog.<)"
 									" (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour'),"
-									" t.expiry_anchor"
+									/* through the row: a 0.1 catalog, not updated yet, has no such column */
+									" pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'expiry_anchor'"
 									" FROM wam.tag t"
 									" WHERE t.normalized_name OPERATOR(pg_catalog.=) wam.normalize_tag_name($1)",
 									1, argtypes),
@@ -171,7 +172,7 @@ wam_lookup_tag(text *name, bool for_attach, WamTag *tag, MemoryContext cxt)
 	{
 		char	   *anchor = SPI_getvalue(tup, desc, 7);
 
-		tag->anchor = strcmp(anchor, "first_order") == 0 ? 'o' :
+		tag->anchor = anchor == NULL ? 'a' : strcmp(anchor, "first_order") == 0 ? 'o' :
 			strcmp(anchor, "first_attach") == 0 ? 't' : 'a';
 	}
 	MemoryContextSwitchTo(old);
