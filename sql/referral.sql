@@ -370,6 +370,15 @@ SELECT record_order(53, 150), record_order(54, 250), record_order(55, 120), reco
 INSERT INTO event (customer_id, kind, occurred_at) VALUES (53, 'message_read', now() + interval '3 days');
 INSERT INTO event (customer_id, kind, occurred_at) VALUES (54, 'message_read', now() + interval '40 days');
 SELECT * FROM referral_report('report', now() - interval '1 day', now() + interval '31 days');
+-- consenting again and opting out are not activity: churn stays; a click is
+INSERT INTO event (customer_id, kind, occurred_at) VALUES
+	(55, 'opt_out', now() + interval '2 days'), (55, 'consent', now() + interval '2 days');
+SELECT metric, value, note FROM referral_report('report', now() - interval '1 day', now() + interval '31 days')
+WHERE metric IN ('retention 30d', 'first-month churn', 'flagged');
+INSERT INTO event (customer_id, kind, occurred_at) VALUES (55, 'link_click', now() + interval '2 days');
+SELECT metric, value, note FROM referral_report('report', now() - interval '1 day', now() + interval '31 days')
+WHERE metric IN ('retention 30d', 'first-month churn', 'flagged');
+DELETE FROM event WHERE customer_id = 55 AND kind IN ('opt_out', 'consent', 'link_click');
 -- before 30 days have passed nobody counts yet
 SELECT metric, value, note FROM referral_report('report', now() - interval '1 day', now() + interval '1 day')
 WHERE metric IN ('retention 30d', 'first-month churn', 'flagged', 'roi', 'revenue');
