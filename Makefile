@@ -31,6 +31,7 @@ OBJS = \
 	src/expr_sql.o \
 	src/expr_agg.o \
 	src/expr_eval.o \
+	src/expr_tags.o \
 	src/webhook.o \
 	src/sender_payload.o \
 	src/worker_main.o \
@@ -39,6 +40,7 @@ OBJS = \
 	src/worker_http.o \
 	src/worker_url.o \
 	src/worker_throttle.o \
+	src/scheduler.o \
 	src/referral_code.o \
 	src/referral_sql.o \
 	src/referral_store.o \
@@ -58,6 +60,8 @@ SQL_PARTS = \
 	src/sql/sender.sql \
 	src/sql/webhook.sql \
 	src/sql/referral.sql \
+	src/sql/tag_health.sql \
+	src/sql/scheduler.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
 

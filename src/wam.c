@@ -28,6 +28,8 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+static char *wam_change_reason = NULL;
+
 int			wam_segment_output_format = WAM_SEGMENT_OUTPUT_ARRAY;
 
 static const struct config_enum_entry wam_segment_output_options[] = {
@@ -101,6 +103,13 @@ _PG_init(void)
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();
+	/* the scheduler's settings; registers its worker when preloaded (after the sender: wam.worker_database) */
+	wam_scheduler_init();
+
+	DefineCustomStringVariable("wam.change_reason",
+							   "Reason recorded with tag and rule changes that are made without a reason argument.",
+							   "For example SET LOCAL wam.change_reason = 'quarterly review' before an UPDATE of wam.tag_rule.",
+							   &wam_change_reason, "", PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("wam");
 }

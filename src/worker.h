@@ -32,6 +32,12 @@ extern int	wam_worker_lock_timeout_ms;
 extern void wam_sender_init(void);
 extern PGDLLEXPORT void wam_sender_worker_main(Datum arg);
 
+/* scheduler.c */
+extern bool wam_scheduler_enabled;
+extern int	wam_scheduler_naptime_ms;
+extern void wam_scheduler_init(void);
+extern PGDLLEXPORT void wam_scheduler_main(Datum arg);
+
 /* URL allowlist and text from the API (src/worker_url.c) */
 extern bool wam_url_check(const char *url, char **message, char **hint);
 extern char *wam_clean_text(const char *s, size_t len);

@@ -654,6 +654,50 @@ COMMENT ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, j
 REVOKE EXECUTE ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.enqueue_segment(wam.segment, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) TO wam_operator;
 
+CREATE FUNCTION wam_internal.audience_tag_ids(expr text) RETURNS integer[]
+	AS 'MODULE_PATHNAME', 'wam_expr_tag_ids' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam_internal.audience_tag_ids(text) IS 'internal: ids of the tags a segment expression uses, saved segments included';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.audience_tag_ids(text) FROM PUBLIC;
+
+-- Queues a send to the customers of a segment expression and records that the
+-- tags it names were used by a send (the health report's "silent" counts from
+-- that).  The tags' rows are touched at most once an hour, so sends at the
+-- same time do not queue behind each other on them.
+CREATE FUNCTION wam.enqueue_audience(audience text, template jsonb, sender text DEFAULT NULL,
+									 not_before timestamptz DEFAULT pg_catalog.now(), vars jsonb DEFAULT NULL,
+									 priority integer DEFAULT 0, expires_at timestamptz DEFAULT NULL,
+									 campaign text DEFAULT NULL, variant text DEFAULT NULL)
+	RETURNS TABLE (queued bigint, not_found bigint, no_consent bigint, opted_out bigint,
+				   window_closed bigint, missing_value bigint)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	r record;
+BEGIN
+	PERFORM wam_internal.refuse_null(audience IS NULL, 'audience');
+	SELECT * INTO r FROM wam.enqueue_segment(wam.audience(audience), template, sender, not_before, vars,
+											 priority, expires_at, campaign, variant) x;
+	IF r.queued > 0 THEN
+		UPDATE wam.tag t SET last_sent_at = pg_catalog.now()
+		WHERE t.tag_id = ANY (wam_internal.audience_tag_ids(audience))
+		  AND (t.last_sent_at IS NULL OR t.last_sent_at < pg_catalog.now() - interval '1 hour');
+	END IF;
+	queued := r.queued;
+	not_found := r.not_found;
+	no_consent := r.no_consent;
+	opted_out := r.opted_out;
+	window_closed := r.window_closed;
+	missing_value := r.missing_value;
+	RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION wam.enqueue_audience(text, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) IS 'queues one message per customer of a segment expression and records the send on the tags it uses; counts refusals';
+
+REVOKE EXECUTE ON FUNCTION wam.enqueue_audience(text, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.enqueue_audience(text, jsonb, text, timestamptz, jsonb, integer, timestamptz, text, text) TO wam_operator;
+
 CREATE FUNCTION wam.cancel_message(message bigint) RETURNS boolean
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$

@@ -56,17 +56,37 @@ CREATE TABLE wam.tag_log (
 	logged_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	actor name NOT NULL DEFAULT SESSION_USER,
 	action text NOT NULL CONSTRAINT tag_log_action CHECK (action IN
-		('create', 'rename', 'retire', 'reactivate', 'merge', 'create dimension', 'set expiry')),
+		('create', 'rename', 'retire', 'reactivate', 'merge', 'create dimension', 'set expiry',
+		 'audit', 'split', 'create rule', 'change rule', 'delete rule')),
 	tag_id integer,
 	tag_name text NOT NULL,
 	detail jsonb,
 	reason text
 );
-COMMENT ON TABLE wam.tag_log IS 'log of tag dictionary changes: who, when, what, why';
+COMMENT ON TABLE wam.tag_log IS 'log of tag dictionary and rule changes: who, when, what, why';
+COMMENT ON COLUMN wam.tag_log.reason IS 'why: the reason argument of the call, else the setting wam.change_reason (SET LOCAL wam.change_reason = ''...'')';
 
 GRANT SELECT ON wam.tag_log TO wam_reader;
 GRANT SELECT, INSERT ON wam.tag_log TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.tag_log_log_id_seq TO wam_definer;
+
+-- A change made without a reason argument (an UPDATE of wam.tag_rule, a call
+-- that takes none) still records why: the session's wam.change_reason.
+CREATE FUNCTION wam_internal.tag_log_reason_trigger() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	IF NEW.reason IS NULL AND NOT wam_internal.restoring() THEN
+		NEW.reason := nullif(btrim(current_setting('wam.change_reason', true)), '');
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.tag_log_reason_trigger() IS 'trigger: a log entry without a reason takes the setting wam.change_reason';
+CREATE TRIGGER tag_log_reason BEFORE INSERT ON wam.tag_log
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.tag_log_reason_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.tag_log_reason_trigger() FROM PUBLIC;
 
 -- memberships
 
@@ -139,6 +159,38 @@ GRANT INSERT, UPDATE, DELETE ON wam.tag_rule TO wam_admin;
 GRANT SELECT ON wam.tag_rule TO wam_reader;
 GRANT SELECT, INSERT, UPDATE ON wam.tag_rule TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.tag_rule_rule_id_seq TO wam_definer;
+
+-- Every change of a rule is logged with who, what and why, however it is
+-- made (wam.create_tag_rule or INSERT, UPDATE, DELETE on the table); a run
+-- recording its counts is not a change.  Definer: the admins who change rules
+-- have no INSERT on the log.
+CREATE FUNCTION wam_internal.tag_rule_log_trigger() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	o jsonb := CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) - '{last_run_at,last_added,last_removed,created_at}'::text[] END;
+	n jsonb := CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) - '{last_run_at,last_added,last_removed,created_at}'::text[] END;
+	changed jsonb;
+BEGIN
+	IF wam_internal.restoring() OR o IS NOT DISTINCT FROM n THEN
+		RETURN NULL;
+	END IF;
+	IF TG_OP = 'UPDATE' THEN
+		SELECT jsonb_object_agg(k, jsonb_build_object('old', o->k, 'new', n->k)) INTO changed
+		FROM jsonb_object_keys(n) k WHERE (o->k) IS DISTINCT FROM (n->k);
+	END IF;
+	INSERT INTO wam.tag_log (action, tag_name, detail)
+	VALUES (CASE TG_OP WHEN 'INSERT' THEN 'create rule' WHEN 'UPDATE' THEN 'change rule' ELSE 'delete rule' END,
+			coalesce(n->>'name', o->>'name'),
+			CASE TG_OP WHEN 'INSERT' THEN n WHEN 'UPDATE' THEN changed ELSE o END);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.tag_rule_log_trigger() IS 'trigger: logs every change of an automation rule in wam.tag_log';
+CREATE TRIGGER tag_rule_log AFTER INSERT OR UPDATE OR DELETE ON wam.tag_rule
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.tag_rule_log_trigger();
+
+REVOKE EXECUTE ON FUNCTION wam_internal.tag_rule_log_trigger() FROM PUBLIC;
 
 -- tag name normalisation
 
@@ -445,7 +497,7 @@ REVOKE EXECUTE ON FUNCTION wam.tag_id(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean) TO wam_reader;
 
 CREATE FUNCTION wam.create_tag(name text, dimension text, colour text DEFAULT NULL,
-							   ttl interval DEFAULT NULL, description text DEFAULT NULL)
+							   ttl interval DEFAULT NULL, description text DEFAULT NULL, reason text DEFAULT NULL)
 	RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -479,32 +531,34 @@ BEGIN
 	INSERT INTO wam.tag (name, normalized_name, dimension, colour, default_ttl, description)
 	VALUES (btrim(name), norm, dimension, lower(colour), ttl, description)
 	RETURNING tag_id INTO new_id;
-	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail)
+	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail, reason)
 	VALUES ('create', new_id, btrim(name),
-			jsonb_strip_nulls(jsonb_build_object('dimension', dimension, 'colour', lower(colour), 'ttl', ttl::text)));
+			jsonb_strip_nulls(jsonb_build_object('dimension', dimension, 'colour', lower(colour), 'ttl', ttl::text)),
+			reason);
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text) IS 'creates a tag in a dimension; returns its id';
+COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text, text) IS 'creates a tag in a dimension; returns its id';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text, text) TO wam_admin;
 
-CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL)
+CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL,
+										 reason text DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 BEGIN
 	INSERT INTO wam.tag_dimension (name, colour, description) VALUES (name, lower(colour), description);
-	INSERT INTO wam.tag_log (action, tag_name, detail)
-	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)));
+	INSERT INTO wam.tag_log (action, tag_name, detail, reason)
+	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)), reason);
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text) IS 'adds a tag dimension with its colour';
+COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text, text) IS 'adds a tag dimension with its colour';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text, text) TO wam_admin;
 
 CREATE FUNCTION wam.rename_tag(tag text, new_name text, reason text DEFAULT NULL) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -835,34 +889,73 @@ SELECT t.name AS tag,
 	   t.status,
 	   coalesce(s.members, 0)::bigint AS members,
 	   round(100.0 * coalesce(s.members, 0) / b.customers, 2) AS share_percent,
-	   greatest(t.last_sent_at, t.last_attached_at, t.created_at) AS last_used,
-	   t.status = 'active' AND greatest(t.last_sent_at, t.last_attached_at, t.created_at)
-		   < now() - interval '30 days' AS silent,
-	   coalesce(s.members, 0) > 0.4 * b.customers AS overloaded
+	   greatest(t.last_sent_at, t.created_at) AS last_used,
+	   t.status = 'active' AND greatest(t.last_sent_at, t.created_at) < now() - interval '30 days' AS silent,
+	   coalesce(s.members, 0) > 0.4 * b.customers AS overloaded,
+	   t.last_sent_at,
+	   t.last_attached_at
 FROM wam.tag t
 JOIN wam.tag_dimension d ON d.name = t.dimension
 CROSS JOIN base b
 LEFT JOIN sizes s ON s.tag_id = t.tag_id;
-COMMENT ON VIEW wam.tag_health IS 'per tag: members, share, last use, silent and overloaded flags';
+COMMENT ON VIEW wam.tag_health IS 'per tag: members, share, last use by a send (or creation), silent (no send used it for 30 days) and overloaded (over 40 % of customers) flags';
 
 GRANT SELECT ON wam.tag_health TO wam_definer;
 GRANT SELECT ON wam.tag_health TO wam_reader;
 
+-- how many login roles hold wam_admin (the guideline is one or two)
+CREATE FUNCTION wam_internal.tag_admins() RETURNS integer
+	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
+BEGIN ATOMIC
+	SELECT count(*)::integer FROM pg_catalog.pg_roles r
+	WHERE r.rolcanlogin AND NOT r.rolsuper AND pg_catalog.pg_has_role(r.oid, 'wam_admin', 'MEMBER');
+END;
+COMMENT ON FUNCTION wam_internal.tag_admins() IS 'internal: login roles (superusers aside) that hold wam_admin, directly or through other roles';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.tag_admins() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.tag_admins() TO wam_reader;
+
+-- The bands of the number of active tags.  "Too coarse" applies once the
+-- base is large, from 10,000 customers: 15 tags suit a new shop of 2,000
+-- customers, not one of 100,000.
+CREATE FUNCTION wam_internal.tag_count_band(active bigint, customers bigint) RETURNS text
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+		   WHEN active < 30 AND customers >= 10000 THEN 'too coarse for a large base (under 30 tags, 10,000 customers or more)'
+		   WHEN active <= 20 THEN 'starting set (up to ~20 tags)'
+		   WHEN active < 50 THEN 'growing (under 50)'
+		   WHEN active <= 80 THEN 'healthy (50-80)'
+		   WHEN active <= 100 THEN 'crowded (81-100)'
+		   ELSE 'too many to manage (over 100)'
+	   END;
+COMMENT ON FUNCTION wam_internal.tag_count_band(bigint, bigint) IS 'internal: where a number of active tags stands, for a base of a given size';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.tag_count_band(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.tag_count_band(bigint, bigint) TO wam_reader;
+
 CREATE VIEW wam.tag_health_summary AS
-SELECT count(*) FILTER (WHERE t.status = 'active') AS active_tags,
-	   count(*) FILTER (WHERE t.status = 'retired') AS retired_tags,
+WITH n AS (
+	SELECT count(*) FILTER (WHERE t.status = 'active') AS active_tags,
+		   count(*) FILTER (WHERE t.status = 'retired') AS retired_tags
+	FROM wam.tag t
+), base AS (
+	SELECT count(*) AS customers FROM wam.customer
+), admins AS (
+	SELECT wam_internal.tag_admins() AS admins
+)
+SELECT n.active_tags,
+	   n.retired_tags,
 	   (SELECT count(*) FROM wam.tag_health h WHERE h.silent) AS silent_tags,
 	   (SELECT count(*) FROM wam.tag_health h WHERE h.overloaded) AS overloaded_tags,
-	   CASE
-		   WHEN count(*) FILTER (WHERE t.status = 'active') <= 20 THEN 'starting set (up to ~20 tags)'
-		   WHEN count(*) FILTER (WHERE t.status = 'active') < 30 THEN 'too coarse once the base is large (under 30)'
-		   WHEN count(*) FILTER (WHERE t.status = 'active') < 50 THEN 'growing (30-49)'
-		   WHEN count(*) FILTER (WHERE t.status = 'active') <= 80 THEN 'healthy (50-80)'
-		   WHEN count(*) FILTER (WHERE t.status = 'active') <= 100 THEN 'crowded (81-100)'
-		   ELSE 'too many to manage (over 100)'
-	   END AS band
-FROM wam.tag t;
-COMMENT ON VIEW wam.tag_health_summary IS 'number of active tags against the healthy range';
+	   wam_internal.tag_count_band(n.active_tags, b.customers) AS band,
+	   b.customers,
+	   a.admins,
+	   CASE WHEN a.admins = 0 THEN 'no login role holds wam_admin'
+			WHEN a.admins <= 2 THEN 'within the guideline of 1-2 administrators'
+			ELSE format('%s administrators: the guideline is 1-2', a.admins)
+	   END AS admins_note
+FROM n CROSS JOIN base b CROSS JOIN admins a;
+COMMENT ON VIEW wam.tag_health_summary IS 'number of active tags against the healthy range for the base size, silent and overloaded tags, administrators';
 
 GRANT SELECT ON wam.tag_health_summary TO wam_definer;
 GRANT SELECT ON wam.tag_health_summary TO wam_reader;
@@ -904,7 +997,7 @@ GRANT EXECUTE ON FUNCTION wam.rule_audience(wam.tag_rule, bigint[]) TO wam_opera
 
 CREATE FUNCTION wam.create_tag_rule(name text, add_tags text[] DEFAULT '{}', remove_tags text[] DEFAULT '{}',
 									condition text DEFAULT NULL, on_event text DEFAULT NULL,
-									description text DEFAULT NULL)
+									description text DEFAULT NULL, reason text DEFAULT NULL)
 	RETURNS integer
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -912,6 +1005,7 @@ AS $$
 DECLARE
 	new_id integer;
 	problem text;
+	prior text := current_setting('wam.change_reason', true);
 BEGIN
 	-- every tag must exist, so a rule never creates tags silently
 	PERFORM wam.tag_id(a, true) FROM unnest(add_tags) a;
@@ -924,16 +1018,21 @@ BEGIN
 					  HINT = 'The condition is a segment expression, e.g. ''VIP AND no interacted within 180d''.';
 		END IF;
 	END IF;
+	-- the log entry the insert writes takes this reason
+	IF reason IS NOT NULL THEN
+		PERFORM set_config('wam.change_reason', reason, true);
+	END IF;
 	INSERT INTO wam.tag_rule (name, add_tags, remove_tags, condition, on_event, description)
 	VALUES (name, coalesce(add_tags, '{}'), coalesce(remove_tags, '{}'), condition, on_event, description)
 	RETURNING rule_id INTO new_id;
+	PERFORM set_config('wam.change_reason', coalesce(prior, ''), true);
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule; returns its id';
+COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) IS 'defines an automation rule; returns its id';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) TO wam_admin;
 
 CREATE FUNCTION wam.run_tag_rules(only_rule text DEFAULT NULL)
 	RETURNS TABLE (rule text, customers bigint, added bigint, removed bigint)

@@ -78,6 +78,10 @@ SELECT c, k, timestamptz '1998-06-01' + (c % 20) * interval '1 day', jsonb_build
 FROM generate_series(1, 600) c, unnest(ARRAY['link_click', 'message_read']) k;
 SELECT count(*) FROM run_tag_rules();
 SELECT define_segment('beauty vips', 'interest-beauty AND vip');
+-- the periodic jobs: a changed schedule, a run of the weekly report (its rows and the run's)
+UPDATE job SET time_zone = 'Asia/Taipei', at_time = '09:00' WHERE job = 'tag health report';
+UPDATE job SET next_run_at = now() WHERE job = 'tag health report';
+SELECT count(*) FROM run_due_jobs();
 -- consent for the campaign and the referral program
 SELECT count(record_consent(id, 'web form')) FROM customer WHERE id <= 1000;
 -- RFM and LTV on the CDNOW history
