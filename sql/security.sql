@@ -143,6 +143,11 @@ SELECT wam.cancel_message(o.message_id) AS cancelled FROM wam.outbox o WHERE o.c
 SELECT wam.define_segment('vips', 'vip AND reachable');
 SELECT wam.audience_size('@vips');
 SELECT rule, customers FROM wam.run_tag_rules();
+SELECT queued FROM wam.enqueue_audience('@vips OR buyer', :'tpl', 'main');
+SELECT wam.record_tag_health() > 0 AS reported;
+-- the periodic jobs: the first call schedules them, the second (a year on) runs each
+SELECT count(*) AS scheduled FROM wam.run_due_jobs();
+SELECT job, outcome FROM wam.run_due_jobs(now() + interval '1 year') ORDER BY job;
 RESET ROLE;
 -- a status and an inbound "STOP" for the message, signed like Meta signs them
 UPDATE wam.outbox SET status = 'sent', wamid = 'wamid.1', sent_at = now() WHERE message_id = :m1;
@@ -160,6 +165,11 @@ RESET ROLE;
 SET ROLE wam_t_admin;
 SELECT rule, customers FROM wam.run_tag_rules();
 SELECT count(*) > 0 AS rfm_refreshed FROM wam.refresh_rfm();
+SELECT count(*) > 0 AS audited FROM wam.audit_tags(interval '180 days', 'historical stock');
+SELECT count(*) AS split_parts FROM wam.split_tag('buyer', 'spend');
+-- an admin changes schedules, never the set of jobs
+INSERT INTO wam.job (job, run_every, description) VALUES ('expire tags', '1 minute', 'x');
+UPDATE wam.job SET job = 'run tag rules' WHERE job = 'expire tags';
 RESET ROLE;
 -- no trap fired: the definer code read and wrote only the extension's own relations
 SELECT who, what FROM public.trap_log;

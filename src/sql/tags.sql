@@ -497,7 +497,7 @@ REVOKE EXECUTE ON FUNCTION wam.tag_id(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.tag_id(text, boolean) TO wam_reader;
 
 CREATE FUNCTION wam.create_tag(name text, dimension text, colour text DEFAULT NULL,
-							   ttl interval DEFAULT NULL, description text DEFAULT NULL, reason text DEFAULT NULL)
+							   ttl interval DEFAULT NULL, description text DEFAULT NULL)
 	RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -531,34 +531,32 @@ BEGIN
 	INSERT INTO wam.tag (name, normalized_name, dimension, colour, default_ttl, description)
 	VALUES (btrim(name), norm, dimension, lower(colour), ttl, description)
 	RETURNING tag_id INTO new_id;
-	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail, reason)
+	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail)
 	VALUES ('create', new_id, btrim(name),
-			jsonb_strip_nulls(jsonb_build_object('dimension', dimension, 'colour', lower(colour), 'ttl', ttl::text)),
-			reason);
+			jsonb_strip_nulls(jsonb_build_object('dimension', dimension, 'colour', lower(colour), 'ttl', ttl::text)));
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text, text) IS 'creates a tag in a dimension; returns its id';
+COMMENT ON FUNCTION wam.create_tag(text, text, text, interval, text) IS 'creates a tag in a dimension; returns its id';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag(text, text, text, interval, text) TO wam_admin;
 
-CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL,
-										 reason text DEFAULT NULL)
+CREATE FUNCTION wam.create_tag_dimension(name text, colour text, description text DEFAULT NULL)
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 BEGIN
 	INSERT INTO wam.tag_dimension (name, colour, description) VALUES (name, lower(colour), description);
-	INSERT INTO wam.tag_log (action, tag_name, detail, reason)
-	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)), reason);
+	INSERT INTO wam.tag_log (action, tag_name, detail)
+	VALUES ('create dimension', name, jsonb_build_object('colour', lower(colour)));
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text, text) IS 'adds a tag dimension with its colour';
+COMMENT ON FUNCTION wam.create_tag_dimension(text, text, text) IS 'adds a tag dimension with its colour';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag_dimension(text, text, text) TO wam_admin;
 
 CREATE FUNCTION wam.rename_tag(tag text, new_name text, reason text DEFAULT NULL) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -997,7 +995,7 @@ GRANT EXECUTE ON FUNCTION wam.rule_audience(wam.tag_rule, bigint[]) TO wam_opera
 
 CREATE FUNCTION wam.create_tag_rule(name text, add_tags text[] DEFAULT '{}', remove_tags text[] DEFAULT '{}',
 									condition text DEFAULT NULL, on_event text DEFAULT NULL,
-									description text DEFAULT NULL, reason text DEFAULT NULL)
+									description text DEFAULT NULL)
 	RETURNS integer
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -1005,7 +1003,6 @@ AS $$
 DECLARE
 	new_id integer;
 	problem text;
-	prior text := current_setting('wam.change_reason', true);
 BEGIN
 	-- every tag must exist, so a rule never creates tags silently
 	PERFORM wam.tag_id(a, true) FROM unnest(add_tags) a;
@@ -1018,21 +1015,16 @@ BEGIN
 					  HINT = 'The condition is a segment expression, e.g. ''VIP AND no interacted within 180d''.';
 		END IF;
 	END IF;
-	-- the log entry the insert writes takes this reason
-	IF reason IS NOT NULL THEN
-		PERFORM set_config('wam.change_reason', reason, true);
-	END IF;
 	INSERT INTO wam.tag_rule (name, add_tags, remove_tags, condition, on_event, description)
 	VALUES (name, coalesce(add_tags, '{}'), coalesce(remove_tags, '{}'), condition, on_event, description)
 	RETURNING rule_id INTO new_id;
-	PERFORM set_config('wam.change_reason', coalesce(prior, ''), true);
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) IS 'defines an automation rule; returns its id';
+COMMENT ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) IS 'defines an automation rule; returns its id';
 
-REVOKE EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text, text) TO wam_admin;
+REVOKE EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_tag_rule(text, text[], text[], text, text, text) TO wam_admin;
 
 CREATE FUNCTION wam.run_tag_rules(only_rule text DEFAULT NULL)
 	RETURNS TABLE (rule text, customers bigint, added bigint, removed bigint)

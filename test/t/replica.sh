@@ -233,6 +233,8 @@ tap_is "standby: wam.worker_pid() is NULL; no sender worker in pg_stat_activity 
     "$(qs "SELECT coalesce(wam.worker_pid()::text, 'null') || ' ' || count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender'") $(qp "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing sender'")" \
     "null 0 1"
 tap_is "standby: no sender worker process (primary: one)" "$(sender_procs "$S_DATA") $(sender_procs "$P_DATA")" "0 1"
+tap_is "standby: no scheduler worker runs periodic jobs (primary: one)" \
+    "$(qs "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing scheduler'") $(qp "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing scheduler'")" "0 1"
 
 # writes: the standard read-only error, no crash
 tap_is "standby: wam.enqueue fails with 25006" "$(sqlstate_of "SELECT wam.enqueue_message(1, '$TPL')")" 25006
@@ -316,6 +318,11 @@ export PGHOST=$S_HOST PGPORT=$S_PORT
 tap_is "standby: pg_promote() succeeds" "$(q "SELECT pg_promote(true, 60)")" t
 if wait_for qs "SELECT wam.worker_pid() IS NOT NULL" t 30; then
     tap_ok "new primary: the sender worker starts after promotion"
+    if wait_for qs "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_wamarketing scheduler'" 1 30; then
+        tap_ok "new primary: the scheduler worker starts after promotion"
+    else
+        tap_not_ok "new primary: the scheduler worker starts after promotion" "$(tail -n 20 "$S_LOG")"
+    fi
 else
     tap_not_ok "new primary: the sender worker starts after promotion" "$(tail -n 20 "$S_LOG")"
 fi
