@@ -2,7 +2,7 @@
 -- the weekly tag health report kept as dated rows; silent tags measured on sends
 -- (wam.enqueue_audience records the tags a send used); tag-count bands by base
 -- size; administrators in the health report; the tag audit and wam.split_tag;
--- reasons on dictionary changes and logged rule changes.
+-- reasons on dictionary changes (wam.change_reason) and logged rule changes.
 
 -- the tag log takes audits, splits and rule changes, and a reason from the session
 ALTER TABLE wam.tag_log DROP CONSTRAINT tag_log_action;
@@ -293,14 +293,18 @@ DECLARE
 	gone wam.segment;
 	all_gone wam.segment := '{}';
 	stock text := 'historical stock';
+	prior text := current_setting('wam.change_reason', true);
 BEGIN
+	IF reason IS NOT NULL THEN
+		PERFORM set_config('wam.change_reason', reason, true);
+	END IF;
 	inactive := coalesce(inactive, interval '180 days');
 	action := coalesce(action, 'report');
 	PERFORM wam_internal.audit_options(jsonb_build_object('inactive', inactive::text, 'action', action));
 	SELECT coalesce(wam.segment_agg(c.id), '{}') INTO stale FROM wam.customer c
 	WHERE greatest(c.created_at, c.last_order_at, c.last_read_at, c.last_inbound_at) < now() - inactive;
 	IF action = 'historical stock' AND NOT EXISTS (SELECT FROM wam.tag x WHERE x.normalized_name = wam.normalize_tag_name(stock)) THEN
-		PERFORM wam.create_tag(stock, 'engagement', NULL, NULL, 'links moved by the tag audit', 'created by the tag audit');
+		PERFORM wam.create_tag(stock, 'engagement', NULL, NULL, 'links moved by the tag audit');
 	END IF;
 	FOR t IN SELECT x.tag_id, x.name, wam_internal.tag_blocks_segment(x.tag_id) AS members
 			 FROM wam.tag x
@@ -334,6 +338,7 @@ BEGIN
 							  'stale_customers', wam.segment_cardinality(stale),
 							  'customers_moved_or_removed', wam.segment_cardinality(all_gone)),
 		   reason;
+	PERFORM set_config('wam.change_reason', coalesce(prior, ''), true);
 END
 $$;
 COMMENT ON FUNCTION wam.audit_tags(interval, text, text) IS 'per tag: links to customers without interaction; action report, historical stock (move them) or remove';
@@ -352,8 +357,12 @@ DECLARE
 	t wam.tag;
 	labels text[];
 	p record;
+	prior text := current_setting('wam.change_reason', true);
 BEGIN
 	PERFORM wam_internal.refuse_null(tag IS NULL OR measure IS NULL OR parts IS NULL, 'tag, measure and parts');
+	IF reason IS NOT NULL THEN
+		PERFORM set_config('wam.change_reason', reason, true);
+	END IF;
 	SELECT * INTO t FROM wam.tag x WHERE x.tag_id = wam.tag_id(tag, true);
 	IF measure NOT IN ('interaction frequency', 'order count', 'spend', 'recency') THEN
 		RAISE EXCEPTION 'unknown split measure "%"', measure
@@ -389,7 +398,7 @@ BEGIN
 		new_tag := t.name || ' - ' || measure || ' ' || labels[p.part];
 		IF NOT EXISTS (SELECT FROM wam.tag x WHERE x.normalized_name = wam.normalize_tag_name(new_tag)) THEN
 			PERFORM wam.create_tag(new_tag, t.dimension, t.colour, t.default_ttl,
-								   format('split of "%s" by %s', t.name, measure), reason);
+								   format('split of "%s" by %s', t.name, measure));
 		END IF;
 		PERFORM wam.attach_tag(new_tag, p.who, NULL, 'rule');
 		members := p.n;
@@ -400,6 +409,7 @@ BEGIN
 	END LOOP;
 	INSERT INTO wam.tag_log (action, tag_id, tag_name, detail, reason)
 	VALUES ('split', t.tag_id, t.name, jsonb_build_object('measure', measure, 'parts', parts), reason);
+	PERFORM set_config('wam.change_reason', coalesce(prior, ''), true);
 END
 $$;
 COMMENT ON FUNCTION wam.split_tag(text, text, integer, text) IS 'splits a tag''s members into 3 to 10 finer tags by a measure (the tag itself is kept)';
