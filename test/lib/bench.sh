@@ -127,7 +127,8 @@ note_busy() { # note_busy WHAT
 
 _bench_installed() {
     [ -f "$sharedir/extension/pg_wamarketing.control" ] && [ -f "$pkglibdir/pg_wamarketing.so" ] &&
-        { [ -z "${1:-}" ] || grep -q -- "$1" "$sharedir/extension/pg_wamarketing--0.1.sql" 2>/dev/null; }
+        { [ -z "${1:-}" ] || grep -q -- "$1" "$sharedir/extension/pg_wamarketing--$(sed -n "s/^default_version = '\(.*\)'$/\1/p" \
+            "$sharedir/extension/pg_wamarketing.control").sql" 2>/dev/null; }
 }
 
 bench_require_extension() { # bench_require_extension [MARKER]
