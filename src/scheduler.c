@@ -137,7 +137,14 @@ wam_sched_look(void *arg)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_wamarketing'", true, 1) != SPI_OK_SELECT)
+	/*
+	 * Installed, and at a version that has jobs: after an upgrade of the
+	 * library the database may still be at 0.1 until ALTER EXTENSION ...
+	 * UPDATE; the worker then waits quietly instead of failing every tick.
+	 */
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_wamarketing'"
+					" AND pg_catalog.to_regprocedure('wam_internal.due_jobs(timestamp with time zone)') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look for the extension");
 	tick->installed = (SPI_processed == 1);
 	if (!tick->installed)
