@@ -92,3 +92,23 @@ SELECT failed FROM import_csv(E'phone,consent\n+852 9200 0001,no\n+852 9200 0006
 SELECT import_id, rows_read, created, failed, opted_out FROM import ORDER BY import_id;
 SELECT phone, consent_at IS NOT NULL AS consented, opted_out_at IS NOT NULL AS opted_out, opt_out_reason
 FROM customer WHERE phone IN ('85292000001', '85292000006') ORDER BY phone;
+
+-- the example rules that act on reads, each on customers built for it
+INSERT INTO customer (id, phone, created_at) SELECT i, '8529500' || lpad(i::text, 4, '0'), now() - interval '200 days'
+FROM generate_series(201, 206) i;
+SELECT attach_tag('high activity', '{201,202}');
+-- 201 last read 15 days ago, 202 13 days ago: only 201 needs attention
+UPDATE customer SET last_read_at = now() - interval '15 days' WHERE id = 201;
+UPDATE customer SET last_read_at = now() - interval '13 days' WHERE id = 202;
+-- 203 and 204 bought first 45 days ago, 203 read a message 2 days ago; 205 bought first
+-- 20 days ago (still new); 206 100 days ago
+UPDATE customer SET first_order_at = now() - interval '45 days' WHERE id IN (203, 204);
+UPDATE customer SET first_order_at = now() - interval '20 days' WHERE id = 205;
+UPDATE customer SET first_order_at = now() - interval '100 days' WHERE id = 206;
+-- (a read sets both, as a webhook does: the read time and the event)
+UPDATE customer SET last_read_at = now() - interval '2 days' WHERE id = 203;
+INSERT INTO event (customer_id, kind, occurred_at) VALUES (203, 'message_read', now() - interval '2 days');
+SELECT rule, added, removed FROM run_tag_rules()
+WHERE rule IN ('no read for 14 days', 'growth-high (days 31-90, reads weekly)', 'growth-low (days 31-90, no read this week)')
+ORDER BY rule;
+SELECT id, customer_tags(id) FROM customer WHERE id BETWEEN 201 AND 206 ORDER BY id;
