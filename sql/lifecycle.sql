@@ -112,3 +112,35 @@ SELECT rule, added, removed FROM run_tag_rules()
 WHERE rule IN ('no read for 14 days', 'growth-high (days 31-90, reads weekly)', 'growth-low (days 31-90, no read this week)')
 ORDER BY rule;
 SELECT id, customer_tags(id) FROM customer WHERE id BETWEEN 201 AND 206 ORDER BY id;
+
+-- rules give their tags a validity (default 90 days) unless the tag has its own
+-- time to live; a rule with none gives static tags; re-running a rule renews
+-- the expiry, but leaves one within 1 % of the validity (at most a day) alone
+SELECT create_tag('dyn', 'engagement') > 0 AND create_tag('static age band', 'interest') > 0
+	   AND create_tag('weekly', 'engagement', NULL, interval '7 days') > 0 AS created;
+SELECT create_tag_rule('dyn rule', '{dyn,weekly}', '{}', 'orders >= 1') > 0 AS dyn_rule;
+SELECT create_tag_rule('static rule', '{static age band}', '{}', 'orders >= 1') > 0 AS static_rule;
+UPDATE tag_rule SET ttl = NULL WHERE name = 'static rule';
+SELECT name, ttl FROM tag_rule WHERE name IN ('dyn rule', 'static rule') ORDER BY name;
+BEGIN;
+SELECT rule, added FROM run_tag_rules() WHERE rule IN ('dyn rule', 'static rule') ORDER BY rule;
+SELECT t.name, count(*) AS holders, bool_and(ct.expires_at = now() + interval '90 days') AS in_90_days,
+	   bool_and(ct.expires_at = now() + interval '7 days') AS in_7_days, bool_and(ct.expires_at IS NULL) AS never
+FROM customer_tag ct JOIN tag t USING (tag_id) WHERE t.name IN ('dyn', 'static age band', 'weekly')
+GROUP BY 1 ORDER BY 1;
+COMMIT;
+-- 0.89 days short of the full validity: left alone; 0.91 days short: renewed
+UPDATE customer_tag SET expires_at = now() + interval '90 days' - interval '0.89 days' WHERE tag_id = tag_id('dyn') AND customer_id = 1;
+UPDATE customer_tag SET expires_at = now() + interval '90 days' - interval '0.91 days' WHERE tag_id = tag_id('dyn') AND customer_id = 2;
+BEGIN;
+SELECT rule, added FROM run_tag_rules('dyn rule');
+SELECT customer_id, expires_at = now() + interval '90 days' AS renewed
+FROM customer_tag WHERE tag_id = tag_id('dyn') AND customer_id IN (1, 2) ORDER BY 1;
+COMMIT;
+-- a customer the rule no longer selects keeps the tag until it expires
+DELETE FROM customer_order WHERE customer_id = 2;
+UPDATE customer_tag SET expires_at = now() - interval '1 second' WHERE tag_id = tag_id('dyn') AND customer_id = 2;
+SELECT expire_tags() >= 1 AS expired;
+SELECT segment_has(tag_members('dyn'), 2) AS customer_2_holds_dyn, segment_has(tag_members('dyn'), 1) AS customer_1_holds_dyn;
+SELECT ttl FROM tag_rule WHERE name = 'dyn rule';
+UPDATE tag_rule SET ttl = interval '0' WHERE name = 'dyn rule';

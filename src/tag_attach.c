@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -401,21 +402,30 @@ wam_attach(PG_FUNCTION_ARGS)
 			elog(ERROR, "wam_attach: first-order expiry returned %d", ret);
 	}
 
-	/* re-attaching refreshes the expiry of those who already hold the tag */
+	/*
+	 * Re-attaching refreshes the expiry of those who already hold the tag.
+	 * An expiry already within 1 % of the time to live (at most a day) of
+	 * the new one is left as it is: a rule that runs every few minutes
+	 * re-attaches its tags to everyone it still selects, and would otherwise
+	 * rewrite every holder's row on every run.
+	 */
 	if (who_card > (uint64) n && tag.anchor == 'a')
 	{
 		/* passed as a read-only expanded object: no serialization, no re-reading per row */
 		WamSegmentExpanded *held = wam_segment_expand(wam_bitmap_check_alloc(roaring_bitmap_andnot(who, fresh)),
 													  callcxt);
-		Oid			argtypes[3] = {INT4OID, InvalidOid, TIMESTAMPTZOID};
-		Datum		args[3];
-		char		nulls[3] = {' ', ' ', expires_null ? 'n' : ' '};
+		Oid			argtypes[4] = {INT4OID, InvalidOid, TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Datum		args[4];
+		char		nulls[4] = {' ', ' ', expires_null ? 'n' : ' ', expires_null ? 'n' : ' '};
 		int			ret;
 
 		argtypes[1] = wam_plans_segtype;
 		args[0] = Int32GetDatum(tag.tag_id);
 		args[1] = EOHPGetRODatum(&held->hdr);
 		args[2] = TimestampTzGetDatum(expires_at);
+		args[3] = TimestampTzGetDatum(expires_null ? 0 :
+									  expires_at - Min(Max(expires_at - GetCurrentTransactionStartTimestamp(), 0) / 100,
+													   USECS_PER_DAY));
 		if (expires_null)
 		{
 			/*
@@ -436,8 +446,9 @@ wam_attach(PG_FUNCTION_ARGS)
 											"UPDATE wam.customer_tag ct SET expires_at = $3"
 											" FROM wam.segment_members($2) m"
 											" WHERE ct.customer_id OPERATOR(pg_catalog.=) m AND ct.tag_id OPERATOR(pg_catalog.=) $1"
-											" AND ct.expires_at IS DISTINCT FROM $3",
-											3, argtypes),
+											" AND (ct.expires_at IS NULL OR ct.expires_at OPERATOR(pg_catalog.<) $4"
+											" OR ct.expires_at OPERATOR(pg_catalog.>) $3)",
+											4, argtypes),
 								   args, nulls, false, 0);
 		if (ret != SPI_OK_UPDATE)
 			elog(ERROR, "wam_attach: expiry refresh returned %d", ret);

@@ -146,6 +146,7 @@ CREATE TABLE wam.tag_rule (
 	last_run_at timestamptz,
 	last_added bigint,
 	last_removed bigint,
+	ttl interval DEFAULT interval '90 days' CONSTRAINT tag_rule_ttl CHECK (ttl > interval '0'),
 	CONSTRAINT tag_rule_has_effect CHECK (cardinality(add_tags) + cardinality(remove_tags) > 0),
 	CONSTRAINT tag_rule_has_trigger CHECK (on_event IS NOT NULL OR condition IS NOT NULL)
 );
@@ -154,6 +155,7 @@ CREATE TABLE wam.tag_rule (
 -- wam.record_order fires the event rules), so a condition must be data that the
 -- extension's own evaluator reads, never code that would run with those rights.
 COMMENT ON TABLE wam.tag_rule IS 'automation rules that add and remove tags';
+COMMENT ON COLUMN wam.tag_rule.ttl IS 'how long a tag the rule adds stays when the tag has no time to live of its own; renewed while the rule still selects the customer; NULL: never expires (static tags)';
 
 GRANT INSERT, UPDATE, DELETE ON wam.tag_rule TO wam_admin;
 GRANT SELECT ON wam.tag_rule TO wam_reader;
@@ -725,10 +727,11 @@ COMMENT ON FUNCTION wam.detach_tag(text, wam.segment) IS 'takes a tag from a seg
 REVOKE EXECUTE ON FUNCTION wam.detach_tag(text, wam.segment) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.detach_tag(text, wam.segment) TO wam_operator;
 
-CREATE FUNCTION wam.retag_customers(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
-						  source text DEFAULT 'api')
+-- The work of wam.retag_customers and of the rules: rule_ttl is the rule's
+-- validity for added tags that have no time to live of their own.
+CREATE FUNCTION wam_internal.retag(who wam.segment, add text[], remove text[], source text, rule_ttl interval)
 	RETURNS TABLE (tag text, added bigint, removed bigint)
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -755,12 +758,29 @@ BEGIN
 	LOOP
 		tag := t;
 		IF is_add THEN
-			added := wam.attach_tag(t, who, NULL, source); removed := 0;
+			added := wam.attach_tag(t, who,
+									CASE WHEN (SELECT x.default_ttl FROM wam.tag x WHERE x.tag_id = wam.tag_id(t)) IS NULL
+										 THEN rule_ttl END,
+									source);
+			removed := 0;
 		ELSE
 			added := 0; removed := wam.detach_tag(t, who);
 		END IF;
 		RETURN NEXT;
 	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.retag(wam.segment, text[], text[], text, interval) IS 'internal: adds and removes tags for a segment (rules: with their validity); counts per tag';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.retag(wam.segment, text[], text[], text, interval) FROM PUBLIC;
+
+CREATE FUNCTION wam.retag_customers(who wam.segment, add text[] DEFAULT '{}', remove text[] DEFAULT '{}',
+						  source text DEFAULT 'api')
+	RETURNS TABLE (tag text, added bigint, removed bigint)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY SELECT * FROM wam_internal.retag(who, add, remove, source, NULL);
 END
 $$;
 COMMENT ON FUNCTION wam.retag_customers(wam.segment, text[], text[], text) IS 'adds and removes tags for a segment; counts per tag';
@@ -1046,7 +1066,7 @@ BEGIN
 		rule := r.name;
 		customers := wam.segment_cardinality(who);
 		SELECT coalesce(sum(x.added), 0), coalesce(sum(x.removed), 0) INTO added, removed
-		FROM wam.retag_customers(who, r.add_tags, r.remove_tags, 'rule') x;
+		FROM wam_internal.retag(who, r.add_tags, r.remove_tags, 'rule', r.ttl) x;
 		UPDATE wam.tag_rule tr SET last_run_at = now(), last_added = added, last_removed = removed
 		WHERE tr.rule_id = r.rule_id;
 		RAISE NOTICE 'rule "%": % customers, % tags added, % removed', r.name, customers, added, removed;
@@ -1061,9 +1081,10 @@ GRANT EXECUTE ON FUNCTION wam.run_tag_rules(text) TO wam_operator;
 
 -- Event rules act inside the transaction that records the event, so "order
 -- placed -> purchased, not cart abandoned" (R-T8) holds the moment the order
--- event commits.
+-- event commits.  Definer: the rules' work (wam_internal.retag) is not the
+-- inserting role's to call.
 CREATE FUNCTION wam_internal.event_rules_trigger() RETURNS trigger
-	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1079,7 +1100,7 @@ BEGIN
 			 ORDER BY tr.rule_id
 	LOOP
 		SELECT array_agg(DISTINCT n.customer_id) INTO ids FROM new_events n WHERE n.kind = r.on_event;
-		PERFORM wam.retag_customers(wam.rule_audience(r, ids), r.add_tags, r.remove_tags, 'rule');
+		PERFORM wam_internal.retag(wam.rule_audience(r, ids), r.add_tags, r.remove_tags, 'rule', r.ttl);
 	END LOOP;
 	RETURN NULL;
 END
