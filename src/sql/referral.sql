@@ -490,7 +490,7 @@ BEGIN
 		IF NOT wam.payload_placeholders(v -> 'parameters') @> ARRAY['redemption_code'] THEN
 			RAISE EXCEPTION 'reward_template parameters must include {redemption_code}'
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = 'The message is how the referrer receives the redemption code (R-F2).';
+					  DETAIL = 'The message is how the referrer receives the redemption code.';
 		END IF;
 		s := jsonb_set(s, '{reward_template}', v);
 	END IF;
@@ -1351,7 +1351,7 @@ BEGIN
 	RETURN QUERY SELECT 'retention 30d'::text, NULL::text, CASE WHEN matured > 0 THEN round(retained::numeric / matured, 4) END,
 						format('%s of %s referred customers active within 30 days of their first order', retained, matured);
 	RETURN QUERY SELECT 'first-month churn'::text, NULL::text, churn,
-						CASE WHEN churn > 0.40 THEN 'FLAGGED: above 40%, change the reward design (R-F6)'
+						CASE WHEN churn > 0.40 THEN 'FLAGGED: above 40%, change the reward design'
 							 WHEN churn IS NULL THEN 'no referred customer has completed 30 days yet'
 							 ELSE 'at most 40%' END;
 	RETURN QUERY SELECT 'flagged'::text, NULL::text, (coalesce(churn > 0.40, false))::integer::numeric,

@@ -238,7 +238,7 @@ REVOKE EXECUTE ON FUNCTION wam_internal.rfm_store_scheme(text) FROM PUBLIC;
 -- segment whose published range contains it.
 INSERT INTO wam.rfm_scheme (name, builtin, description) VALUES
 	('segment map', true, 'the 11 named RFM segments by R and FM = (F+M)/2'),
-	('value tiers', true, 'six value tiers grouping the segment map (R-R1)');
+	('value tiers', true, 'six value tiers grouping the segment map');
 INSERT INTO wam.rfm_tier_rule (scheme, position, tier, r_min, r_max, fm_min, fm_max) VALUES
 	('segment map', 1, 'Champions', 4, 5, 4, 5),
 	('segment map', 2, 'Can''t lose them', 1, 1, 4, 5),
@@ -542,7 +542,7 @@ BEGIN
 	SELECT count(DISTINCT t.tier) INTO n_tiers FROM wam.rfm_tier_rule t WHERE t.scheme = name;
 	IF n_tiers < 5 OR n_tiers > 7 THEN
 		RAISE EXCEPTION 'a tier scheme has 5 to 7 tiers, not %', n_tiers
-			USING ERRCODE = 'invalid_parameter_value', DETAIL = 'R-R1: customers are divided into 5-7 tiers.';
+			USING ERRCODE = 'invalid_parameter_value', DETAIL = 'Customers are divided into 5 to 7 tiers.';
 	END IF;
 	PERFORM wam_internal.rfm_store_scheme(name);
 	RETURN QUERY
