@@ -67,3 +67,13 @@ WHERE metric IN ('first-month churn', 'flagged');
 DELETE FROM event WHERE customer_id = 115 AND kind = 'message_read';
 SELECT metric, value, note FROM referral_report('churn', now() - interval '1 day', now() + interval '31 days')
 WHERE metric IN ('first-month churn', 'flagged');
+
+-- overloaded tags: held by more than 40 % of customers (1,000 customers: 399, 400, 401)
+INSERT INTO customer (id, phone) SELECT 1000 + i, '8529420' || lpad(i::text, 4, '0')
+FROM generate_series(1, 1000 - (SELECT count(*) FROM customer)) i;
+SELECT count(*) AS customers FROM customer;
+SELECT create_tag('t399', 'interest') > 0 AND create_tag('t400', 'interest') > 0 AND create_tag('t401', 'interest') > 0 AS created;
+SELECT attach_tag('t399', (SELECT segment_agg(id) FROM (SELECT id FROM customer ORDER BY id LIMIT 399) c)),
+	   attach_tag('t400', (SELECT segment_agg(id) FROM (SELECT id FROM customer ORDER BY id LIMIT 400) c)),
+	   attach_tag('t401', (SELECT segment_agg(id) FROM (SELECT id FROM customer ORDER BY id LIMIT 401) c));
+SELECT tag, members, share_percent, overloaded FROM tag_health WHERE tag LIKE 't4%' OR tag = 't399' ORDER BY tag;
