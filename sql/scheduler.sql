@@ -94,6 +94,7 @@ RESET ROLE;
 SET ROLE wam_operator;
 UPDATE job SET enabled = false WHERE job = 'run tag rules';
 SELECT count(*) >= 0 AS operator_runs_due_jobs FROM run_due_jobs();
+SELECT * FROM run_due_jobs(now() + interval '1 day');
 SELECT wam_internal.run_job('expire tags', now());
 RESET ROLE;
 SET ROLE wam_admin;
