@@ -82,7 +82,8 @@ wam_scheduler_init(void)
 typedef struct WamTick
 {
 	bool		installed;
-	List	   *due;			/* job names, in the caller's context */
+	MemoryContext cxt;			/* the tick's context: outlives the transactions */
+	List	   *due;			/* job names, in cxt */
 	double		next_in_ms;		/* -1: no job scheduled */
 } WamTick;
 
@@ -162,7 +163,7 @@ wam_sched_look(void *arg)
 
 		deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &names, NULL, &n);
 		/* the names outlive the transaction */
-		old = MemoryContextSwitchTo(TopMemoryContext);
+		old = MemoryContextSwitchTo(tick->cxt);
 		for (i = 0; i < n; i++)
 			tick->due = lappend(tick->due, TextDatumGetCString(names[i]));
 		MemoryContextSwitchTo(old);
@@ -196,6 +197,8 @@ wam_sched_reload(void)
 void
 wam_scheduler_main(Datum arg)
 {
+	MemoryContext loop_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -206,12 +209,23 @@ wam_scheduler_main(Datum arg)
 	SetConfigOption("lock_timeout", "60s", PGC_SUSET, PGC_S_OVERRIDE);
 	ereport(LOG, (errmsg("pg_wamarketing scheduler started for database \"%s\"", wam_database)));
 
+	/*
+	 * Everything a tick keeps across its transactions (the due names, copies
+	 * of errors) lives in this context, reset at the start of every tick: a
+	 * worker that runs for months cannot grow, whichever path a tick took.
+	 */
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_wamarketing scheduler tick",
+									 ALLOCSET_DEFAULT_SIZES);
+
 	for (;;)
 	{
 		WamTick		tick = {0};
 		long		timeout = wam_scheduler_naptime_ms;
 		ListCell   *lc;
 
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
+		tick.cxt = loop_cxt;
 		CHECK_FOR_INTERRUPTS();
 		wam_sched_reload();
 		if (wam_scheduler_enabled && wam_sched_step("pg_wamarketing scheduler: looking for due jobs",
@@ -230,7 +244,6 @@ wam_scheduler_main(Datum arg)
 				timeout = Min(timeout, 1000);	/* look again soon: the runs scheduled the next times */
 			else if (tick.installed && tick.next_in_ms >= 0 && tick.next_in_ms < timeout)
 				timeout = (long) tick.next_in_ms + 1;
-			list_free_deep(tick.due);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
