@@ -81,7 +81,15 @@ typedef struct WamBucket
 	TimestampTz last_refill;
 	TimestampTz backoff_until;
 	TimestampTz last_change;	/* of factor, for gradual recovery */
-	int			streak;
+	int			streak;			/* periods over the limit in a row */
+	TimestampTz grace_until;	/* answers before this answer requests sent before a cut */
+	TimestampTz period_start;
+	int			period_answers;
+	int			period_throttled;
+	double		noise_share;	/* throttled share taken as noise (0: not yet set) */
+	double		cut_share;		/* share that caused the last cut, until judged */
+	double		factor_before_cut;
+	TimestampTz last_cut;
 	/* sliding one-second window: at most window_cap requests in any second */
 	int			window_cap;
 	int			nmarks;
@@ -93,7 +101,7 @@ extern void wam_bucket_configure(WamBucket *b, int rate_per_minute, int burst, T
 extern int	wam_bucket_available(WamBucket *b, TimestampTz now);
 extern void wam_bucket_take(WamBucket *b, int n, TimestampTz claimed_at);
 extern long wam_bucket_ms_until(WamBucket *b, TimestampTz now);
-extern bool wam_bucket_throttled(WamBucket *b, TimestampTz now);
+extern bool wam_bucket_answers(WamBucket *b, int answers, int throttled, TimestampTz now);
 extern void wam_bucket_recover(WamBucket *b, TimestampTz now);
 extern double wam_bucket_rate_per_minute(const WamBucket *b);
 extern double wam_bucket_capped_rate_per_minute(const WamBucket *b);

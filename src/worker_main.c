@@ -63,6 +63,8 @@ typedef struct SenderRun
 	bool		waiting;		/* rows are due but held back (pair limit, tier) */
 	char		last_error[WAM_ERROR_LEN];
 	TimestampTz last_error_at;
+	int			answered;		/* results recorded in this flush */
+	int			throttled;		/* of them, throttling errors */
 } SenderRun;
 
 static volatile sig_atomic_t shutdown_requested = false;
@@ -389,13 +391,7 @@ flush_done(void)
 			wam_clip_copy(run->last_error, sig[i].last_error, WAM_ERROR_LEN);
 			run->last_error_at = now;
 		}
-		if (sig[i].throttled > 0 && wam_bucket_throttled(&run->bucket, now))
-		{
-			run->idle_until = run->bucket.backoff_until;
-			ereport(LOG,
-					(errmsg("pg_wamarketing sender: sender %d was throttled by the API; backing off to %.0f requests per minute",
-							run->sender_id, wam_bucket_rate_per_minute(&run->bucket))));
-		}
+		run->throttled += sig[i].throttled;
 		if (sig[i].paused_reason && run->conf && !run->conf->paused)
 		{
 			run->conf->paused = true;
@@ -416,7 +412,30 @@ flush_done(void)
 			nkeep++;
 		}
 		else
+		{
+			SenderRun  *run = find_run(r->sender_index);
+
+			if (run != NULL)
+				run->answered++;
 			wam_http_free(r);
+		}
+	}
+	/* the throttling errors judged by their share of this sender's answers */
+	for (i = 0; i < nruns; i++)
+	{
+		SenderRun  *run = &runs[i];
+
+		if (run->answered > 0 &&
+			wam_bucket_answers(&run->bucket, run->answered, run->throttled, now))
+		{
+			if (run->bucket.backoff_until > now)
+				run->idle_until = run->bucket.backoff_until;
+			ereport(LOG,
+					(errmsg("pg_wamarketing sender: sender %d was throttled by the API; backing off to %.0f requests per minute",
+							run->sender_id, wam_bucket_rate_per_minute(&run->bucket))));
+		}
+		run->answered = 0;
+		run->throttled = 0;
 	}
 	done_head = keep;
 	done_tail = keep ? keep_tail : &done_head;

@@ -19,10 +19,33 @@
  * check runs on a clock read before the claim's transaction starts, so any
  * second of sending_at values holds at most window_cap messages.
  *
- * After a throttling error the whole sender stops until backoff_until
- * (1 s, doubling with each consecutive error up to 60 s) and continues at
- * half its previous rate (down to 5%); every 10 s without a further error
- * the rate grows by a quarter until it is back at the configured rate.
+ * Throttling answers (130429, 4, 80007) are judged by their share of the
+ * answers, per period of at least a second and 20 answers:
+ *
+ * - up to the noise share (10 % at first) the throttles are noise: the API
+ *   throttles a few requests whatever the rate (Meta's answers under load,
+ *   the mock's random faults); those messages are simply retried and the
+ *   rate stays (or grows back).  Reacting to each such answer with a pause
+ *   and a halving, as a plain back-off does, spirals down to a twentieth of
+ *   the rate with minute-long pauses under a steady 5 % of throttles;
+ * - above it the sender is taken to be over a real limit: the rate is cut
+ *   to what the API accepted in the period (rate x (1 - share)), answers in
+ *   the next half second are ignored (they answer requests sent before the
+ *   cut), and only when three periods in a row are over the limit does the
+ *   sender also pause (1 s, doubling up to 60 s);
+ * - a real limit answers a cut: the share falls.  When the period after a
+ *   cut of at most 30 % still has three quarters of its share, the
+ *   throttles do not depend on the rate: the cut is undone and the noise
+ *   share raised to what was seen plus 5 points (at most 30 %: a larger
+ *   share is always a limit); it decays back by half a point per calm
+ *   period.
+ *
+ * Each period within the noise share raises the rate by a twentieth of the
+ * configured rate (a hundredth within a minute of a cut, creeping towards
+ * the limit), back up to the configured rate; 10 s without answers double
+ * it.
+ * Against a real limit L the rate so moves between L and about L / 0.9,
+ * and what the API accepts stays at L.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +59,16 @@
 
 #define RECOVERY_STEP_USEC	(10 * USECS_PER_SEC)
 #define MIN_FACTOR			0.05
+#define PERIOD_USEC			USECS_PER_SEC
+#define PERIOD_MIN_ANSWERS	20
+#define NOISE_SHARE			0.10
+#define GRACE_USEC			(USECS_PER_SEC / 2)
+#define STEP_UP				0.05
+#define PAUSE_AFTER			3		/* periods over the limit in a row */
+#define STEP_CREEP			0.01
+#define CREEP_USEC			(60 * USECS_PER_SEC)
+#define MAX_NOISE_SHARE		0.30
+#define NOISE_DECAY			0.005
 
 static void
 refill(WamBucket *b, TimestampTz now)
@@ -156,32 +189,85 @@ wam_bucket_ms_until(WamBucket *b, TimestampTz now)
 	return ms <= 0 ? 0 : Max(ms, 1);
 }
 
+/*
+ * Records that `answers` requests of this sender were answered, `throttled`
+ * of them with a throttling error.  Returns true when the rate was cut.
+ */
 bool
-wam_bucket_throttled(WamBucket *b, TimestampTz now)
+wam_bucket_answers(WamBucket *b, int answers, int throttled, TimestampTz now)
 {
-	int64		delay = USECS_PER_SEC << Min(b->streak, 6);
+	double		share;
 
-	/* answers to requests sent before the backoff began do not count again */
-	if (now < b->backoff_until)
+	if (answers <= 0 || now < b->grace_until)
+		return false;
+	if (b->period_start == 0)
+		b->period_start = now;
+	b->period_answers += answers;
+	b->period_throttled += Min(throttled, answers);
+	if (now - b->period_start < PERIOD_USEC || b->period_answers < PERIOD_MIN_ANSWERS)
 		return false;
 
-	delay = Min(delay, 60 * USECS_PER_SEC);
-	b->factor = Max(MIN_FACTOR, b->factor * 0.5);
-	b->tokens = 0;
-	b->backoff_until = now + delay;
-	b->last_refill = b->backoff_until;
+	share = (double) b->period_throttled / b->period_answers;
+	b->period_start = now;
+	b->period_answers = 0;
+	b->period_throttled = 0;
+	refill(b, now);
 	b->last_change = now;
-	b->streak++;
+	if (b->noise_share <= 0)
+		b->noise_share = NOISE_SHARE;
+	if (b->cut_share > 0)
+	{
+		double		cut_share = b->cut_share;
+
+		/* the first period after a cut: did the share answer it? */
+		b->cut_share = 0;
+		if (cut_share <= MAX_NOISE_SHARE && share <= MAX_NOISE_SHARE && share >= cut_share * 0.75)
+		{
+			b->factor = Max(b->factor, b->factor_before_cut);
+			b->noise_share = Min(MAX_NOISE_SHARE, share + NOISE_DECAY * 10);
+			b->streak = 0;
+			b->backoff_until = 0;
+			return false;
+		}
+	}
+	if (share <= b->noise_share)
+	{
+		b->streak = 0;
+		/* near a limit met in the last minute, creep up; else grow back quickly */
+		b->factor = Min(1.0, b->factor + (now - b->last_cut < CREEP_USEC ? STEP_CREEP : STEP_UP));
+		b->noise_share = Max(NOISE_SHARE, b->noise_share - NOISE_DECAY);
+		return false;
+	}
+
+	/* over a real limit: send at the rate the API accepted */
+	b->factor_before_cut = b->factor;
+	b->last_cut = now;
+	b->cut_share = share;
+	b->factor = Max(MIN_FACTOR, b->factor * (1.0 - share));
+	b->tokens = 0;
+	b->last_refill = now;
+	b->grace_until = now + GRACE_USEC;
+	if (++b->streak >= PAUSE_AFTER)
+	{
+		int64		delay = USECS_PER_SEC << Min(b->streak - PAUSE_AFTER, 6);
+
+		b->backoff_until = now + Min(delay, 60 * USECS_PER_SEC);
+		b->last_refill = b->backoff_until;
+		b->grace_until = b->backoff_until + GRACE_USEC;
+	}
+	b->period_start = b->grace_until;
 	return true;
 }
 
+/* no answers for a while (an idle or paused sender): the rate grows back by itself */
 void
 wam_bucket_recover(WamBucket *b, TimestampTz now)
 {
 	if (b->factor >= 1.0 || now - b->last_change < RECOVERY_STEP_USEC || now < b->backoff_until)
 		return;
+	/* nothing to probe while idle: double, back to the full rate within a minute */
 	refill(b, now);
-	b->factor = Min(1.0, b->factor * 1.25);
+	b->factor = Min(1.0, b->factor * 2);
 	b->last_change = now;
 	if (b->factor >= 1.0)
 		b->streak = 0;

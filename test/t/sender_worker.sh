@@ -117,8 +117,8 @@ wait_drained 20
 tap_is "after resume: all sent once" "$(accounting auth)" "5 5 5 0 0"
 
 # --- SIGHUP: enable switch and rate cap -------------------------------------------------
-# First the backoff after the drain's 130429 answers must have worn off (the rate recovers
-# by a quarter every 10 s): else the rates below are the caps times a factor below 1.
+# First the backoff after the drain's 130429 answers must have worn off (an idle sender's
+# rate doubles every 10 s): else the rates below are the caps times a factor below 1.
 for _ in $(seq 1 600); do
     [ "$(q "SELECT current_rate_per_minute = configured_rate_per_minute FROM wam.worker_status")" = t ] && break
     sleep 0.1
@@ -162,6 +162,29 @@ busiest=$(q "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM wam.outb
 tap_is "600/min: 45 messages sent, the busiest second (by sending_at) holds at most the burst of 10" \
     "$(statuses burst) $([ "$busiest" -le 10 ] && echo within || echo "over: $busiest")" "sent=45 within"
 echo "# burst run: busiest second $busiest, $(q "SELECT round(44 * 60 / extract(epoch FROM max(sending_at) - min(sending_at))) FROM wam.outbox WHERE campaign = 'burst'") per minute"
+q "SELECT wam.configure_sender('main', 60000)" >/dev/null
+
+# --- random throttles: 5 % of requests answered 130429, whatever the rate ---------------
+# A back-off that pauses and halves at every throttle spirals down under them (1,500 messages
+# at 12,000/min once took over 4 minutes): noise is retried and the rate kept.
+mock POST '/_mock/config?replace=1' '{"numbers": {"106540352242922": {"rate_per_second": 0, "pair_limit_seconds": 0}},
+    "faults": [{"match": {"probability": 0.05, "seed": 7}, "action": "error", "code": 130429}]}' >/dev/null
+mock POST /_mock/reset '{}' >/dev/null
+q "SELECT wam.configure_sender('main', 12000)" >/dev/null
+for _ in $(seq 1 100); do
+    [ "$(q "SELECT capped_rate_per_minute FROM wam.worker_status")" = 12000 ] && break
+    sleep 0.1
+done
+backoffs=$(grep -c 'was throttled by the API; backing off' "$WAM_SERVER_LOG")
+enqueue_range 1 1501 noise >/dev/null
+if wait_drained 90; then tap_ok "5 % random throttles: 1,500 messages drained"; else tap_not_ok "5 % random throttles: drained" "$(statuses noise)"; fi
+n429=$(mock GET /_mock/stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["rejected_by_code"].get("130429", 0))')
+tap_is "5 % random throttles: every message sent once, the throttled ones retried ($n429 answers 130429)" \
+    "$(statuses noise) $(accounting noise) $([ "$n429" -gt 0 ] && echo throttled)" "sent=1500 1500 1500 1500 0 0 throttled"
+tap_is "5 % random throttles: taken as noise, the sender never backed off" \
+    "$(($(grep -c 'was throttled by the API; backing off' "$WAM_SERVER_LOG") - backoffs))" 0
+echo "# noise run: drained in $(q "SELECT round(extract(epoch FROM max(sent_at) - min(sending_at))::numeric, 1) FROM wam.outbox WHERE campaign = 'noise'") s (1,500 at 12,000/min: 7.5 s; throttled ones wait 1-2 s to be retried); load $(cut -d' ' -f1-3 /proc/loadavg)"
+mock POST '/_mock/config?replace=1' '{"numbers": {"106540352242922": {"rate_per_second": 0, "pair_limit_seconds": 0}}}' >/dev/null
 q "SELECT wam.configure_sender('main', 60000)" >/dev/null
 
 # --- wake-up latency (reported, not asserted) -------------------------------------------
