@@ -279,6 +279,20 @@ SELECT code, wam.error_action(code) FROM unnest('{0,190,3,10,200,299,300,4,80007
 SELECT wam.error_action(NULL);
 UPDATE wam.sender SET paused = false, paused_reason = NULL, paused_at = NULL;
 
+-- a throttled message is due again after 1-2 s: its own attempt does not hold it for the
+-- 6 s pair limit, another message to the same recipient still waits
+DELETE FROM wam.outbox;
+SELECT wam.enqueue_message(1, :'tpl', vars => '{"amount": "$1", "first_name": "x"}') AS t1,
+	   wam.enqueue_message(1, :'tpl', vars => '{"amount": "$2", "first_name": "x"}') AS t2 \gset
+SELECT count(*) AS first_claim, bool_and(message_id = :t1) AS is_t1 FROM wam_internal.claim_batch(1, 10);
+SELECT throttled FROM wam_internal.record_results(ARRAY[:t1]::bigint[], '{http}', '{429}',
+	ARRAY[format(:'err', 130429, 130429, 'throughput')], '{NULL}');
+UPDATE wam.outbox SET next_attempt_at = now() WHERE message_id = :t1;
+SELECT count(*) AS claimed_again, bool_and(message_id = :t1) AS is_t1 FROM wam_internal.claim_batch(1, 10);
+SELECT message_id = :t1 AS t1, status, attempts FROM wam.outbox ORDER BY message_id;
+SELECT count(*) AS t2_still_waits FROM wam_internal.claim_batch(1, 10);
+DELETE FROM wam.outbox;
+
 -- pause and resume
 SELECT wam.pause_sender('main', 'maintenance');
 SELECT count(*) AS claimed_while_paused FROM wam_internal.claim_batch(1, 10);

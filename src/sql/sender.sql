@@ -859,8 +859,11 @@ BEGIN
 										   AND p.sending_at > pg_catalog.now() - interval '24 hours') AS known
 		FROM cand
 		WHERE (cand.expires_at IS NULL OR cand.expires_at > pg_catalog.now())
+		  -- the row's own earlier attempt does not count: a row is retried only
+		  -- when the API did not take it (unanswered rows become uncertain)
 		  AND NOT EXISTS (SELECT FROM wam.outbox p WHERE p.sender_id = sender AND p.recipient = cand.recipient
-						  AND p.sending_at > pg_catalog.now() - interval '6 seconds')
+						  AND p.sending_at > pg_catalog.now() - interval '6 seconds'
+						  AND p.message_id <> cand.message_id)
 		ORDER BY cand.recipient, cand.priority DESC, cand.next_attempt_at, cand.message_id
 	), pick AS (
 		SELECT ok.message_id FROM (

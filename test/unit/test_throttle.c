@@ -5,7 +5,7 @@
  *
  * The simulation does what the worker does, one millisecond at a time: claim
  * what the bucket allows (batches of at most 50), send, and hand the answers
- * back 50 ms later; throttled messages are queued again.  The API throttles
+ * back 50 ms later; throttled messages are due again 1.5 s later.  The API throttles
  * either at random (a seeded generator, independent of the rate) or above a
  * real limit (a sliding one-second window of accepted requests, as the mock
  * and Meta count).  Prints one "ok - ..." / "not ok - ..." line per check.
@@ -24,6 +24,7 @@ int			wam_max_rate_per_minute = 0;
 
 #define STEP_USEC	1000
 #define LATENCY		50			/* ms until a request is answered */
+#define RETRY_MS	1500		/* a throttled message is due again (the worker: 1-2 s) */
 #define MAX_FLIGHT	100000
 
 typedef struct Sim
@@ -62,6 +63,9 @@ simulate(const Sim *sim)
 	static TimestampTz answer_at[MAX_FLIGHT];
 	static bool answer_thr[MAX_FLIGHT];
 	static TimestampTz accepted_ring[1 << 16];
+	static TimestampTz retry_at[MAX_FLIGHT];
+	int			retry_head = 0;
+	int			retry_tail = 0;
 	int			ring_first = 0;
 	int			ring_n = 0;
 	int			head = 0;
@@ -93,9 +97,15 @@ simulate(const Sim *sim)
 			if (answer_thr[head])
 			{
 				throttled++;
-				queue++;		/* retried */
+				retry_at[retry_tail] = now + RETRY_MS * 1000;	/* retried later */
+				retry_tail = (retry_tail + 1) % MAX_FLIGHT;
 			}
 			head = (head + 1) % MAX_FLIGHT;
+		}
+		while (retry_head != retry_tail && retry_at[retry_head] <= now)
+		{
+			queue++;
+			retry_head = (retry_head + 1) % MAX_FLIGHT;
 		}
 		if (answers > 0)
 			wam_bucket_answers(&b, answers, throttled, now);
@@ -224,6 +234,15 @@ main(void)
 		snprintf(what, sizeof(what), "real limit 80/s: %.1f %% of requests throttled (at most 10 %%)",
 				 100.0 * r.throttled / Max(r.requests, 1));
 		check(r.throttled * 100 <= r.requests * 10, what);
+	}
+
+	/* a 3,000-message drain against the limit: 37.5 s at exactly 80/s */
+	{
+		Sim			s = {0.0, 80, 12000, 3000, 600, 0};
+
+		r = simulate(&s);
+		snprintf(what, sizeof(what), "3,000-message drain against a real limit of 80/s: %.1f simulated s (at most 43 s, 115 %% of 37.5 s)", r.done_after_s);
+		check(r.done_after_s > 0 && r.done_after_s <= 43.0, what);
 	}
 
 	/* a real limit and 5 % random throttles together */
