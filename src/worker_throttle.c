@@ -29,23 +29,22 @@
  *   and a halving, as a plain back-off does, spirals down to a twentieth of
  *   the rate with minute-long pauses under a steady 5 % of throttles;
  * - above it the sender is taken to be over a real limit: the rate is cut
- *   to what the API accepted in the period (rate x (1 - share)), answers in
- *   the next half second are ignored (they answer requests sent before the
- *   cut), and only when three periods in a row are over the limit does the
- *   sender also pause (1 s, doubling up to 60 s);
+ *   to what the API accepted in the period (rate x (1 - share)), and the
+ *   answers of the next second are ignored (the API's one-second window
+ *   still holds what was sent before the cut).  The sender also pauses
+ *   (1 s, doubling up to 60 s) when three periods in a row are over the
+ *   limit, or at once when 90 % of the answers are throttles;
  * - a real limit answers a cut: the share falls.  When the period after a
- *   cut of at most 30 % still has three quarters of its share, the
- *   throttles do not depend on the rate: the cut is undone and the noise
- *   share raised to what was seen plus 5 points (at most 30 %: a larger
- *   share is always a limit); it decays back by half a point per calm
- *   period.
+ *   cut of at most 30 % still has half its share, the throttles do not
+ *   depend on the rate: the cut is undone and the noise share raised to
+ *   what was seen plus 5 points (at most 30 %: a larger share is always a
+ *   limit); it decays back by half a point per calm period.
  *
  * Each period within the noise share raises the rate by a twentieth of the
- * configured rate (a hundredth within a minute of a cut, creeping towards
- * the limit), back up to the configured rate; 10 s without answers double
- * it.
- * Against a real limit L the rate so moves between L and about L / 0.9,
- * and what the API accepts stays at L.
+ * configured rate (a hundredth when it had throttles within a minute of a
+ * cut: creeping towards the limit), back up to the configured rate; 10 s
+ * without answers double it.  Against a real limit L the rate so moves
+ * between L and about L / 0.9, and what the API accepts stays at L.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,7 +61,7 @@
 #define PERIOD_USEC			USECS_PER_SEC
 #define PERIOD_MIN_ANSWERS	20
 #define NOISE_SHARE			0.10
-#define GRACE_USEC			(USECS_PER_SEC / 2)
+#define GRACE_USEC			USECS_PER_SEC
 #define STEP_UP				0.05
 #define PAUSE_AFTER			3		/* periods over the limit in a row */
 #define STEP_CREEP			0.01
@@ -221,7 +220,7 @@ wam_bucket_answers(WamBucket *b, int answers, int throttled, TimestampTz now)
 
 		/* the first period after a cut: did the share answer it? */
 		b->cut_share = 0;
-		if (cut_share <= MAX_NOISE_SHARE && share <= MAX_NOISE_SHARE && share >= cut_share * 0.75)
+		if (cut_share <= MAX_NOISE_SHARE && share <= MAX_NOISE_SHARE && share >= cut_share * 0.5)
 		{
 			b->factor = Max(b->factor, b->factor_before_cut);
 			b->noise_share = Min(MAX_NOISE_SHARE, share + NOISE_DECAY * 10);
@@ -233,8 +232,8 @@ wam_bucket_answers(WamBucket *b, int answers, int throttled, TimestampTz now)
 	if (share <= b->noise_share)
 	{
 		b->streak = 0;
-		/* near a limit met in the last minute, creep up; else grow back quickly */
-		b->factor = Min(1.0, b->factor + (now - b->last_cut < CREEP_USEC ? STEP_CREEP : STEP_UP));
+		/* throttled near a limit met in the last minute: creep up; else grow back quickly */
+		b->factor = Min(1.0, b->factor + (share > 0 && now - b->last_cut < CREEP_USEC ? STEP_CREEP : STEP_UP));
 		b->noise_share = Max(NOISE_SHARE, b->noise_share - NOISE_DECAY);
 		return false;
 	}
@@ -247,9 +246,11 @@ wam_bucket_answers(WamBucket *b, int answers, int throttled, TimestampTz now)
 	b->tokens = 0;
 	b->last_refill = now;
 	b->grace_until = now + GRACE_USEC;
-	if (++b->streak >= PAUSE_AFTER)
+	/* nearly everything refused, or over the limit three times in a row: also pause */
+	if (++b->streak >= PAUSE_AFTER || share >= 0.9)
 	{
-		int64		delay = USECS_PER_SEC << Min(b->streak - PAUSE_AFTER, 6);
+		int			doublings = b->streak - (share >= 0.9 ? 1 : PAUSE_AFTER);
+		int64		delay = USECS_PER_SEC << Min(Max(doublings, 0), 6);
 
 		b->backoff_until = now + Min(delay, 60 * USECS_PER_SEC);
 		b->last_refill = b->backoff_until;
