@@ -1288,6 +1288,10 @@ wam_expr_parse(const char *src, size_t len, int flags,
 	{
 		if ((rc = wam_lex(&p, &t)) != WAM_EXPR_OK)
 			return rc;
+		/* values and "," belong inside predicates: elsewhere, as before they
+		 * existed, the character itself is the error */
+		if (t.type == TOK_STRING || t.type == TOK_COMMA)
+			return wam_fail(&p, WAM_EXPR_ERR_UNEXPECTED_CHAR, t.start, 1);
 
 		if (expect_operand)
 		{
