@@ -209,6 +209,7 @@ fi # (not WAM_BENCH_REUSE)
 if [ -n "$REUSE" ]; then
     declare -A LOAD_S
     while IFS=$'\t' read -r k v; do LOAD_S[$k]=$v; done < <(q "SELECT step, secs FROM bench_load")
+    run_sql "TRUNCATE bench_run, bench_res"
     script=$sharedir/extension/pg_wamarketing--$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$sharedir/extension/pg_wamarketing.control").sql
     while IFS= read -r ddl; do
         idx=$(sed -n 's/^CREATE INDEX \([a-z_]*\) ON wam\.event .*/\1/p' <<<"$ddl")
