@@ -91,7 +91,7 @@ if [ -n "$REUSE" ]; then
     log "starting the kept cluster in $REUSE"
     _wam_as_owner "$WAM_PG_BIN/pg_ctl" -D "$REUSE/data" -l "$WAM_SERVER_LOG" -w -t 120 -s start || die "could not start $REUSE"
     PGHOST=$REUSE/sock PGPORT=$(sed -n 's/^port = //p' "$REUSE/data/postgresql.conf" | tail -n 1)
-    PGUSER=$( [ "$(id -u)" -eq 0 ] && echo "${WAM_TEST_OS_USER:-wamtest}" || id -un)
+    if [ "$(id -u)" -eq 0 ]; then PGUSER=${WAM_TEST_OS_USER:-wamtest}; else PGUSER=$(id -un); fi
     export PGHOST PGPORT PGUSER PGDATABASE=wam_bench WAM_CLUSTER_RUNNING=1
 else
 wait_idle "the load"
@@ -299,7 +299,7 @@ R3=$(q "SELECT ($(seg "$E3")), (SELECT max(customers) FILTER (WHERE depth = 0) F
 IFS=$'\t' read -r R[e3] R[e3_explain] R[p3_setop] R[p3_notexists] <<<"$R3"
 R45=$(q "SELECT ($(seg "$E4")), ($P4_GROUP), ($(seg "$E5")),
                 (SELECT max(customers) FILTER (WHERE depth = 0) FROM wam.audience_funnel($(sqlstr "$E5"))), ($P5_ARROW), ($P5_CONTAINS)")
-IFS=$'\t' read -r R[e4] R[p4_group] R[e5] R[e5_explain] R[p5_arrow] R[p5_contains] <<<"$R45"
+IFS=$'\t' read -r 'R[e4]' 'R[p4_group]' 'R[e5]' 'R[e5_explain]' 'R[p5_arrow]' 'R[p5_contains]' <<<"$R45"
 for pair in "e1 e1_eval e1_explain p1_exists p1_setop" "e2 e2_eval p2_group p2_exists" "e3 e3_explain p3_setop p3_notexists" \
             "e4 p4_group" "e5 e5_explain p5_arrow p5_contains"; do
     read -r -a names <<<"$pair"
