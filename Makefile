@@ -32,6 +32,7 @@ OBJS = \
 	src/expr_agg.o \
 	src/expr_eval.o \
 	src/expr_tags.o \
+	src/expr_attr.o \
 	src/webhook.o \
 	src/sender_payload.o \
 	src/worker_main.o \
@@ -62,6 +63,7 @@ SQL_PARTS = \
 	src/sql/referral.sql \
 	src/sql/tag_health.sql \
 	src/sql/scheduler.sql \
+	src/sql/attribute.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
 

@@ -72,6 +72,8 @@ typedef enum WamQueryId
 	WAM_Q_CHUNKS,				/* $1 int4[] -> (tag_id, members) */
 	WAM_Q_MERGED,				/* $1 int4 -> merged_into */
 	WAM_Q_RENAMED,				/* $1 text -> (tag_id, merged_into) */
+	WAM_Q_ATTRS,				/* $1 text[] -> (ordinal, attribute_id,
+								 * value_type, allowed_values) */
 	WAM_Q_COUNT
 } WamQueryId;
 
@@ -82,8 +84,11 @@ typedef enum WamPredQuery
 	WAM_PQ_EVENT_GE,			/* at least $3 events */
 	WAM_PQ_EVENT_EQ,			/* exactly $3 events (>= 1) */
 	WAM_PQ_FIELD,				/* a customer timestamp in the window */
-	WAM_PQ_REACHABLE			/* consented and not opted out */
+	WAM_PQ_REACHABLE,			/* consented and not opted out */
+	WAM_PQ_ATTR					/* a customer attribute test: sql, args */
 } WamPredQuery;
+
+#define WAM_PRED_MAX_ARGS	4
 
 /* A predicate query with its parameters (hash entry keyed by key). */
 struct WamExprPred
@@ -95,6 +100,11 @@ struct WamExprPred
 	int64		count;			/* EVENT_GE, EVENT_EQ */
 	WamExprUnit unit;
 	int64		window;
+	Datum		details;		/* EVENT: jsonb the details must contain, or 0 */
+	char	   *sql;			/* ATTR: the query (fixed fragments only) */
+	int			nargs;			/* ATTR: its parameters */
+	Oid			argtypes[WAM_PRED_MAX_ARGS];
+	Datum		args[WAM_PRED_MAX_ARGS];
 	bool		evaluated;
 	roaring_bitmap_t *bm;
 };
@@ -177,6 +187,16 @@ extern void wam_expr_set_self(WamExprCtx *ctx, text *self);
 extern WamExprProgram *wam_expr_prepare(WamExprCtx *ctx, const char *src,
 										size_t len, WamExprProblem **problem);
 extern void wam_expr_raise(const WamExprProblem *problem) pg_attribute_noreturn();
+extern WamExprProblem *wam_expr_problem(WamExprCtx *ctx, WamExprProgram *prog,
+										int sqlerrcode, int64 pos);
+extern char *wam_expr_where(const WamExprProblem *p);
+extern uint32 wam_expr_leaf_pos(const WamExprProgram *prog, const WamExprNode *n);
+
+/* expr_attr.c */
+extern Datum wam_expr_details(const WamExprParse *pp, const WamExprNode *nd,
+							  const char **text);
+extern bool wam_expr_resolve_attrs(WamExprCtx *ctx, WamExprProgram *prog,
+								   WamExprProblem **problem);
 extern char *wam_expr_problem_text(const WamExprProblem *problem);
 
 /* expr_eval.c */

@@ -68,6 +68,76 @@ wam_put_name(WamOut *o, const char *name, size_t len, int flags,
 	wam_put(o, "\"", 1);
 }
 
+/* A literal value: strings in single quotes ('' for a quote), others as parsed. */
+static void
+wam_put_value(WamOut *o, const WamExprParse *parse, const WamExprLit *l)
+{
+	const char *v = parse->names + l->val_off;
+	size_t		i;
+
+	if (l->type != WAM_LIT_STRING)
+	{
+		wam_put(o, v, l->val_len);
+		return;
+	}
+	wam_put(o, "'", 1);
+	for (i = 0; i < l->val_len; i++)
+	{
+		if (v[i] == '\'')
+			wam_put(o, "'", 1);
+		wam_put(o, v + i, 1);
+	}
+	wam_put(o, "'", 1);
+}
+
+/* attr(name) or age, then the test: "= 'x'", "BETWEEN a AND b", "IN (a, b)", "IS SET" */
+static void
+wam_put_attr(WamOut *o, const WamExprParse *parse, const WamExprNode *n)
+{
+	const WamExprLit *lits = parse->lits + n->lit_first;
+	uint32_t	i;
+
+	if (n->field == WAM_ATTR_AGE)
+		wam_puts(o, "age");
+	else
+	{
+		wam_puts(o, "attr(");
+		wam_put(o, parse->names + n->name_off, n->name_len);
+		wam_puts(o, ")");
+	}
+	switch ((WamExprAttrOp) n->aop)
+	{
+		case WAM_AOP_BETWEEN:
+			wam_puts(o, " BETWEEN ");
+			wam_put_value(o, parse, &lits[0]);
+			wam_puts(o, " AND ");
+			wam_put_value(o, parse, &lits[1]);
+			return;
+		case WAM_AOP_IN:
+			wam_puts(o, " IN (");
+			for (i = 0; i < n->lit_count; i++)
+			{
+				if (i > 0)
+					wam_puts(o, ", ");
+				wam_put_value(o, parse, &lits[i]);
+			}
+			wam_puts(o, ")");
+			return;
+		case WAM_AOP_SET:
+			wam_puts(o, " IS SET");
+			return;
+		case WAM_AOP_NOT_SET:
+			wam_puts(o, " IS NOT SET");
+			return;
+		default:
+			wam_puts(o, " ");
+			wam_puts(o, wam_expr_cmp_text((WamExprCmp) n->aop));
+			wam_puts(o, " ");
+			wam_put_value(o, parse, &lits[0]);
+			return;
+	}
+}
+
 static void
 wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 			 int flags)
@@ -98,8 +168,19 @@ wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 				wam_puts(o, "no ");
 			if (n->kind == WAM_EXPR_EVENT)
 			{
+				uint32_t	i;
+
 				wam_puts(o, "event(");
 				wam_put(o, parse->names + n->name_off, n->name_len);
+				for (i = 0; i < n->lit_count; i++)
+				{
+					const WamExprLit *l = &parse->lits[n->lit_first + i];
+
+					wam_puts(o, ", ");
+					wam_put_name(o, parse->names + l->key_off, l->key_len, flags, true);
+					wam_puts(o, " = ");
+					wam_put_value(o, parse, l);
+				}
 				snprintf(num, sizeof(num), ") %s %lld",
 						 wam_expr_cmp_text((WamExprCmp) n->cmp), (long long) n->count);
 				wam_puts(o, num);
@@ -112,6 +193,9 @@ wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 						 wam_expr_unit_suffix((WamExprUnit) n->unit));
 				wam_puts(o, num);
 			}
+			return;
+		case WAM_EXPR_ATTR:
+			wam_put_attr(o, parse, n);
 			return;
 		default:
 			wam_puts(o, "?");

@@ -35,18 +35,27 @@
 
 #include "expr.h"
 
-static const char *const wam_event_sql[] = {
-	NULL,
-	"SELECT wam.segment_agg(e.customer_id) FROM wam.event e "
-	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2",
-	"SELECT wam.segment_agg(x.customer_id) FROM ("
-	"SELECT e.customer_id FROM wam.event e "
-	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2 "
-	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3) x",
-	"SELECT wam.segment_agg(x.customer_id) FROM ("
-	"SELECT e.customer_id FROM wam.event e "
-	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2 "
-	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.=) $3) x"
+/*
+ * The event queries, without and with detail filters ($4: jsonb the
+ * details contain, which the GIN index event_details answers; the planner
+ * combines it with event_kind_time's range or filters that range's rows,
+ * whichever its statistics say is cheaper).
+ */
+#define WAM_EVENT_WHERE \
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
+#define WAM_EVENT_DETAILS " AND e.details OPERATOR(pg_catalog.@>) $4"
+#define WAM_EVENT_QUERIES(filter) { \
+	NULL, \
+	"SELECT wam.segment_agg(e.customer_id) FROM wam.event e " WAM_EVENT_WHERE filter, \
+	"SELECT wam.segment_agg(x.customer_id) FROM (" \
+	"SELECT e.customer_id FROM wam.event e " WAM_EVENT_WHERE filter " " \
+	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3) x", \
+	"SELECT wam.segment_agg(x.customer_id) FROM (" \
+	"SELECT e.customer_id FROM wam.event e " WAM_EVENT_WHERE filter " " \
+	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.=) $3) x" \
+}
+static const char *const wam_event_sql[2][4] = {
+	WAM_EVENT_QUERIES(""), WAM_EVENT_QUERIES(WAM_EVENT_DETAILS)
 };
 
 /*
@@ -55,13 +64,16 @@ static const char *const wam_event_sql[] = {
  * wam_event_sql, for counts up to WAM_REPEAT_MAX (exactly: one less).
  */
 #define WAM_REPEAT_MAX	16
-static const char *const wam_event_repeat_sql[] = {
-	NULL,
-	NULL,
-	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM wam.event e "
-	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2",
-	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM wam.event e "
-	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
+#define WAM_EVENT_REPEAT_QUERIES(filter) { \
+	NULL, \
+	NULL, \
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM wam.event e " \
+	WAM_EVENT_WHERE filter, \
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM wam.event e " \
+	WAM_EVENT_WHERE filter \
+}
+static const char *const wam_event_repeat_sql[2][4] = {
+	WAM_EVENT_REPEAT_QUERIES(""), WAM_EVENT_REPEAT_QUERIES(WAM_EVENT_DETAILS)
 };
 
 /* indexed by WamExprField */
@@ -281,8 +293,8 @@ static roaring_bitmap_t *
 wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
 {
 	const char *sql;
-	Oid			types[3];
-	Datum		values[3];
+	Oid			types[WAM_PRED_MAX_ARGS];
+	Datum		values[WAM_PRED_MAX_ARGS];
 	int			nargs;
 	int			rc;
 	MemoryContext old;
@@ -299,7 +311,10 @@ wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
 		case WAM_PQ_EVENT_ANY:
 		case WAM_PQ_EVENT_GE:
 		case WAM_PQ_EVENT_EQ:
-			sql = wam_event_sql[pred->query];
+			{
+			int			filtered = pred->details != (Datum) 0 ? 1 : 0;
+
+			sql = wam_event_sql[filtered][pred->query];
 			types[0] = TEXTOID;
 			values[0] = CStringGetTextDatum(pred->kind);
 			types[1] = TIMESTAMPTZOID;
@@ -310,10 +325,24 @@ wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
 			if (pred->query != WAM_PQ_EVENT_ANY &&
 				pred->count + (pred->query == WAM_PQ_EVENT_EQ ? 1 : 0) <= WAM_REPEAT_MAX)
 			{
-				sql = wam_event_repeat_sql[pred->query];
+				sql = wam_event_repeat_sql[filtered][pred->query];
 				types[2] = INT4OID;
 				values[2] = Int32GetDatum((int32) pred->count);
 			}
+			if (filtered)
+			{
+				/* ($3 is typed but unused by the "any" query) */
+				types[3] = JSONBOID;
+				values[3] = pred->details;
+				nargs = 4;
+			}
+			break;
+			}
+		case WAM_PQ_ATTR:
+			sql = pred->sql;
+			nargs = pred->nargs;
+			memcpy(types, pred->argtypes, sizeof(Oid) * nargs);
+			memcpy(values, pred->args, sizeof(Datum) * nargs);
 			break;
 		case WAM_PQ_FIELD:
 			sql = wam_field_sql[pred->field];

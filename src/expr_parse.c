@@ -8,12 +8,19 @@
  *		expr	  := term { (OR | "|") term }
  *		term	  := factor { (AND | "&" | EXCLUDE | "-") factor }
  *		factor	  := (NOT | "!") factor | "(" expr ")" | operand
- *		operand   := tag | "@" name | ALL | REACHABLE | [NO] predicate
- *		predicate := EVENT "(" kind ")" [cmp count] [window]
+ *		operand   := tag | "@" name | ALL | REACHABLE | [NO] predicate | attribute
+ *		predicate := EVENT "(" kind { "," key "=" value } ")" [cmp count] [window]
  *				   | ORDERS [cmp count] [window]		(= event(order))
  *				   | (INBOUND | READ | FIRST_ORDER | LAST_ORDER | INTERACTED)
  *					 [window]
  *		window	  := WITHIN number unit | WITHIN number-unit ("7d", "7 days")
+ *		attribute := ATTR "(" attr-name ")" test | AGE age-test
+ *		test	  := cmp value | BETWEEN value AND value
+ *				   | IN "(" value { "," value } ")" | IS [NOT] SET
+ *		age-test  := cmp whole | BETWEEN whole AND whole
+ *		value	  := "'" { char | "''" } "'" | number | TRUE | FALSE
+ *		number	  := ["-"] ("0" | digit1-9 { digit }) ["." digit { digit }]
+ *		key		  := bare | '"' { char | '""' } '"'	(details key, case kept)
  *		cmp		  := ">=" | ">" | "<=" | "<" | "=" | "!=" | "<>"
  *		tag, name := bare | '"' { char | '""' } '"'
  *		bare	  := name-char { name-char | "-" }
@@ -25,6 +32,10 @@
  * bare name belongs to the name ("cart-abandoned"); as EXCLUDE it must start
  * a token, i.e. follow white space, ")" or a quoted name ("a - b", "a -b").
  * A bare word equal to a keyword is the keyword; such a tag must be quoted.
+ * ATTR and AGE (and BETWEEN, IN, IS, SET, TRUE, FALSE inside attributes)
+ * are keywords only where a tag could not stand: "attr" before "(", "age"
+ * before a comparison or BETWEEN; elsewhere they are tag names, so
+ * expressions written before attributes existed keep their meaning.
  * With WAM_EXPR_UTF8, Unicode spaces separate tokens and the fullwidth
  * forms of ! & | ( ) - @ < > = (typed by CJK input methods) are those
  * characters.
@@ -54,7 +65,9 @@ typedef enum WamTokType
 	TOK_BAR,
 	TOK_MINUS,
 	TOK_BANG,
-	TOK_CMP
+	TOK_CMP,
+	TOK_COMMA,
+	TOK_STRING					/* 'text': text/text_len inside the quotes */
 } WamTokType;
 
 typedef struct WamToken
@@ -147,6 +160,7 @@ typedef struct WamParser
 	WamExprParse *out;
 	uint32_t	cap_nodes;
 	size_t		cap_names;
+	uint32_t	cap_lits;
 	WamOp	   *stack;
 	uint32_t	sp;
 	uint32_t	cap_stack;
@@ -384,21 +398,22 @@ wam_fail_limit(WamParser *p, WamExprError err, size_t pos, size_t len,
 
 /* -------- tokenizer -------- */
 
-/* Scans a quoted name whose opening quote is at i. */
+/* Scans a quoted name (or, with q = '\'', a string) whose opening quote is at i. */
 static WamExprError
-wam_lex_quoted(WamParser *p, size_t i, WamToken *t)
+wam_lex_quoted(WamParser *p, size_t i, WamToken *t, uint8_t q)
 {
 	size_t		j = i + 1;
 
 	for (;;)
 	{
 		if (j >= p->len)
-			return wam_fail(p, WAM_EXPR_ERR_UNTERMINATED_QUOTE, i, 1);
+			return wam_fail(p, q == '"' ? WAM_EXPR_ERR_UNTERMINATED_QUOTE :
+							WAM_EXPR_ERR_UNTERMINATED_STRING, i, 1);
 		if (p->src[j] == '\0')
 			return wam_fail(p, WAM_EXPR_ERR_UNEXPECTED_CHAR, j, 1);
-		if (p->src[j] == '"')
+		if (p->src[j] == q)
 		{
-			if (j + 1 < p->len && p->src[j + 1] == '"')
+			if (j + 1 < p->len && p->src[j + 1] == q)
 			{
 				j += 2;
 				continue;
@@ -410,7 +425,7 @@ wam_lex_quoted(WamParser *p, size_t i, WamToken *t)
 	t->text = (uint32_t) (i + 1);
 	t->text_len = (uint32_t) (j - i - 1);
 	t->quoted = true;
-	if (t->text_len == 0)
+	if (t->text_len == 0 && q == '"')
 		return wam_fail(p, WAM_EXPR_ERR_EMPTY_NAME, t->start, j + 1 - t->start);
 	t->len = (uint32_t) (j + 1 - t->start);
 	return WAM_EXPR_OK;
@@ -502,9 +517,21 @@ wam_lex(WamParser *p, WamToken *t)
 			if (next == '=')
 				t->len = (uint32_t) (clen + nlen);
 			break;
+		case ',':
+			t->type = TOK_COMMA;
+			break;
+		case '\'':
+			{
+				WamExprError rc = wam_lex_quoted(p, p->pos, t, '\'');
+
+				if (rc != WAM_EXPR_OK)
+					return rc;
+				t->type = TOK_STRING;
+				break;
+			}
 		case '"':
 			{
-				WamExprError rc = wam_lex_quoted(p, p->pos, t);
+				WamExprError rc = wam_lex_quoted(p, p->pos, t, '"');
 
 				if (rc != WAM_EXPR_OK)
 					return rc;
@@ -515,7 +542,7 @@ wam_lex(WamParser *p, WamToken *t)
 			t->type = TOK_SEGREF;
 			if (next == '"' && nlen == 1)
 			{
-				WamExprError rc = wam_lex_quoted(p, p->pos + clen, t);
+				WamExprError rc = wam_lex_quoted(p, p->pos + clen, t, '"');
 
 				if (rc != WAM_EXPR_OK)
 					return rc;
@@ -596,8 +623,8 @@ wam_new_node(WamParser *p, const WamToken *at, WamExprNode **node)
  * plus one NUL per possible node.
  */
 static void
-wam_add_name(WamParser *p, WamExprNode *n, const uint8_t *s, size_t len,
-			 bool quoted, bool lower)
+wam_add_text(WamParser *p, const uint8_t *s, size_t len, uint8_t quote,
+			 bool lower, uint32_t *off, uint32_t *outlen)
 {
 	WamExprParse *out = p->out;
 	char	   *dst = out->names + out->names_len;
@@ -608,14 +635,21 @@ wam_add_name(WamParser *p, WamExprNode *n, const uint8_t *s, size_t len,
 	{
 		uint8_t		c = s[i];
 
-		if (quoted && c == '"')
-			i++;				/* the first of a "" pair */
+		if (quote != 0 && c == quote)
+			i++;				/* the first of a "" or '' pair */
 		dst[k++] = (char) (lower ? wam_ascii_lower(c) : c);
 	}
 	dst[k] = '\0';
-	n->name_off = (uint32_t) out->names_len;
-	n->name_len = (uint32_t) k;
+	*off = (uint32_t) out->names_len;
+	*outlen = (uint32_t) k;
 	out->names_len += k + 1;
+}
+
+static void
+wam_add_name(WamParser *p, WamExprNode *n, const uint8_t *s, size_t len,
+			 bool quoted, bool lower)
+{
+	wam_add_text(p, s, len, quoted ? '"' : 0, lower, &n->name_off, &n->name_len);
 }
 
 /* Emits a NOT or binary node for an operator popped off the stack. */
@@ -829,6 +863,8 @@ wam_valid_kind(const uint8_t *s, size_t len)
 	return true;
 }
 
+static WamExprError wam_parse_filters(WamParser *p, WamExprNode *n, uint32_t *end);
+
 /* Parses a behaviour predicate; t0 is its first word (the keyword or "no"). */
 static WamExprError
 wam_parse_predicate(WamParser *p, const WamToken *t0, WamKeyword kw)
@@ -871,11 +907,8 @@ wam_parse_predicate(WamParser *p, const WamToken *t0, WamKeyword kw)
 			if (!wam_valid_kind(p->src + t.text, t.text_len))
 				return wam_fail_at(p, WAM_EXPR_ERR_EVENT_KIND_INVALID, &t);
 			wam_add_name(p, n, p->src + t.text, t.text_len, false, true);
-			if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			if ((rc = wam_parse_filters(p, n, &end)) != WAM_EXPR_OK)
 				return rc;
-			if (t.type != TOK_RPAREN)
-				return wam_fail_at(p, WAM_EXPR_ERR_EVENT_CLOSE, &t);
-			end = t.start + t.len;
 			break;
 		case KW_ORDERS:
 			n->kind = WAM_EXPR_EVENT;
@@ -930,6 +963,288 @@ wam_parse_predicate(WamParser *p, const WamToken *t0, WamKeyword kw)
 	return WAM_EXPR_OK;
 }
 
+/* -------- literals -------- */
+
+static WamExprError
+wam_new_lit(WamParser *p, WamExprNode *n, const WamToken *at, WamExprLit **lit)
+{
+	WamExprParse *out = p->out;
+	WamExprLit *l;
+
+	/* literals count against the node limit: they take the same room */
+	if (out->nlits >= p->lim.max_nodes || out->nlits >= p->cap_lits)
+		return wam_fail_limit(p, WAM_EXPR_ERR_TOO_MANY, at->start, at->len,
+							  p->lim.max_nodes);
+	l = &out->lits[out->nlits];
+	memset(l, 0, sizeof(*l));
+	if (n->lit_count == 0)
+		n->lit_first = out->nlits;
+	n->lit_count++;
+	out->nlits++;
+	*lit = l;
+	return WAM_EXPR_OK;
+}
+
+/* True when s[0..n) is a number: (0|[1-9][0-9]*)(.[0-9]+)? */
+static bool
+wam_is_number(const uint8_t *s, size_t n)
+{
+	size_t		i = 0;
+
+	if (n == 0 || s[0] < '0' || s[0] > '9' || (s[0] == '0' && n > 1 && s[1] != '.'))
+		return false;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	if (i < n)
+	{
+		if (s[i] != '.' || i + 1 >= n)
+			return false;
+		for (i++; i < n; i++)
+		{
+			if (s[i] < '0' || s[i] > '9')
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Parses a value into a new literal of n: 'text', a number (optionally
+ * negative: "-" right before it) or true/false.  *end is set past it.
+ */
+static WamExprError
+wam_parse_value(WamParser *p, WamExprNode *n, WamExprLit **litp, uint32_t *end)
+{
+	WamToken	t;
+	WamToken	num;
+	WamExprError rc;
+	WamExprLit *lit;
+	const uint8_t *s;
+	bool		neg = false;
+
+	if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+		return rc;
+	num = t;
+	if (t.type == TOK_MINUS)
+	{
+		if ((rc = wam_peek(p, &num)) != WAM_EXPR_OK)
+			return rc;
+		if (num.type != TOK_WORD || num.start != t.start + t.len ||
+			p->src[num.text] < '0' || p->src[num.text] > '9')
+			return wam_fail_at(p, WAM_EXPR_ERR_VALUE, &t);
+		p->have_peek = false;
+		neg = true;
+	}
+	else if (t.type != TOK_STRING && t.type != TOK_WORD)
+		return wam_fail_at(p, WAM_EXPR_ERR_VALUE, &t);
+	if ((rc = wam_new_lit(p, n, &t, &lit)) != WAM_EXPR_OK)
+		return rc;
+	lit->start = t.start;
+	lit->end = num.start + num.len;
+	*end = lit->end;
+	s = p->src + num.text;
+	if (t.type == TOK_STRING)
+	{
+		lit->type = WAM_LIT_STRING;
+		wam_add_text(p, s, num.text_len, '\'', false, &lit->val_off, &lit->val_len);
+	}
+	else if (!neg && (wam_word_eq(s, num.text_len, "true") ||
+					  wam_word_eq(s, num.text_len, "false")))
+	{
+		lit->type = WAM_LIT_BOOL;
+		wam_add_text(p, s, num.text_len, 0, true, &lit->val_off, &lit->val_len);
+	}
+	else if (s[0] >= '0' && s[0] <= '9')
+	{
+		if (!wam_is_number(s, num.text_len) ||
+			num.text_len + (neg ? 1 : 0) > WAM_EXPR_MAX_NUMBER)
+			return wam_fail_at(p, WAM_EXPR_ERR_NUMBER_INVALID, &num);
+		lit->type = WAM_LIT_NUMBER;
+		/* "-" and the digits are adjacent in the source: one span */
+		wam_add_text(p, p->src + lit->start, lit->end - lit->start, 0, false,
+					 &lit->val_off, &lit->val_len);
+	}
+	else
+		return wam_fail_at(p, WAM_EXPR_ERR_VALUE, &t);
+	*litp = lit;
+	return WAM_EXPR_OK;
+}
+
+/*
+ * The detail filters of event(kind, key = value, ...), after the kind; the
+ * closing ")" is consumed and *end set past it.
+ */
+static WamExprError
+wam_parse_filters(WamParser *p, WamExprNode *n, uint32_t *end)
+{
+	WamToken	t;
+	WamExprError rc;
+
+	for (;;)
+	{
+		WamToken	key;
+		WamExprLit *lit;
+		uint32_t	key_off;
+		uint32_t	key_len;
+		uint32_t	vend;
+		uint32_t	k;
+
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (t.type == TOK_RPAREN)
+		{
+			*end = t.start + t.len;
+			return WAM_EXPR_OK;
+		}
+		if (t.type != TOK_COMMA)
+			return wam_fail_at(p, WAM_EXPR_ERR_EVENT_CLOSE, &t);
+		if ((rc = wam_lex(p, &key)) != WAM_EXPR_OK)
+			return rc;
+		if ((key.type != TOK_WORD && key.type != TOK_QUOTED) ||
+			key.text_len == 0 || key.text_len > WAM_EXPR_MAX_KEY ||
+			(key.type == TOK_WORD && p->src[key.text] == '-'))
+			return wam_fail_at(p, WAM_EXPR_ERR_DETAIL_KEY, &key);
+		if (n->lit_count >= WAM_EXPR_MAX_FILTERS)
+			return wam_fail_at(p, WAM_EXPR_ERR_DETAIL_TOO_MANY, &key);
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (t.type != TOK_CMP || t.cmp != WAM_CMP_EQ)
+			return wam_fail_at(p, WAM_EXPR_ERR_DETAIL_EQ, &t);
+		wam_add_text(p, p->src + key.text, key.text_len, key.quoted ? '"' : 0, false,
+					 &key_off, &key_len);
+		for (k = 0; k < n->lit_count; k++)
+		{
+			const WamExprLit *o = &p->out->lits[n->lit_first + k];
+
+			if (o->key_len == key_len &&
+				memcmp(p->out->names + o->key_off, p->out->names + key_off, key_len) == 0)
+				return wam_fail_at(p, WAM_EXPR_ERR_DETAIL_DUPLICATE, &key);
+		}
+		if ((rc = wam_parse_value(p, n, &lit, &vend)) != WAM_EXPR_OK)
+			return rc;
+		lit->key_off = key_off;
+		lit->key_len = key_len;
+		lit->key_start = key.start;
+	}
+}
+
+/* A whole number up to WAM_EXPR_MAX_AGE as the next value of an age test. */
+static WamExprError
+wam_parse_age(WamParser *p, WamExprNode *n, uint32_t *end)
+{
+	WamToken	t;
+	WamExprError rc;
+	WamExprLit *lit;
+	int64_t		v;
+
+	if ((rc = wam_peek(p, &t)) != WAM_EXPR_OK)
+		return rc;
+	if (!wam_parse_count(p, &t, &v) || v > WAM_EXPR_MAX_AGE ||
+		(t.text_len > 1 && p->src[t.text] == '0'))
+		return wam_fail_at(p, WAM_EXPR_ERR_AGE, &t);
+	return wam_parse_value(p, n, &lit, end);
+}
+
+/*
+ * attr(name) test, or age test (age: t0 is the word "age"); the node is
+ * an ATTR with aop and its values as literals.
+ */
+static WamExprError
+wam_parse_attr(WamParser *p, const WamToken *t0, bool age)
+{
+	WamExprNode *n;
+	WamExprError rc;
+	WamToken	t;
+	WamExprLit *lit;
+	uint32_t	end = t0->start + t0->len;
+
+	if ((rc = wam_new_node(p, t0, &n)) != WAM_EXPR_OK)
+		return rc;
+	n->kind = WAM_EXPR_ATTR;
+	n->start = t0->start;
+	n->cmp = WAM_CMP_GE;
+	n->count = 1;
+	n->field = age ? WAM_ATTR_AGE : WAM_ATTR_NAMED;
+	if (!age)
+	{
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)	/* "(", peeked by the caller */
+			return rc;
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if ((t.type != TOK_WORD && t.type != TOK_QUOTED) ||
+			!wam_valid_kind(p->src + t.text, t.text_len))
+			return wam_fail_at(p, WAM_EXPR_ERR_ATTR_NAME, &t);
+		wam_add_name(p, n, p->src + t.text, t.text_len, false, true);
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (t.type != TOK_RPAREN)
+			return wam_fail_at(p, WAM_EXPR_ERR_ATTR_CLOSE, &t);
+	}
+
+	if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+		return rc;
+	if (t.type == TOK_CMP)
+	{
+		n->aop = t.cmp;			/* WamExprAttrOp starts with the comparisons */
+		rc = age ? wam_parse_age(p, n, &end) : wam_parse_value(p, n, &lit, &end);
+	}
+	else if (t.type == TOK_WORD && wam_word_eq(p->src + t.text, t.text_len, "between"))
+	{
+		n->aop = WAM_AOP_BETWEEN;
+		rc = age ? wam_parse_age(p, n, &end) : wam_parse_value(p, n, &lit, &end);
+		if (rc != WAM_EXPR_OK)
+			return rc;
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (wam_token_keyword(p, &t) != KW_AND)
+			return wam_fail_at(p, WAM_EXPR_ERR_BETWEEN_AND, &t);
+		rc = age ? wam_parse_age(p, n, &end) : wam_parse_value(p, n, &lit, &end);
+	}
+	else if (age)
+		return wam_fail_at(p, WAM_EXPR_ERR_AGE, &t);
+	else if (t.type == TOK_WORD && wam_word_eq(p->src + t.text, t.text_len, "in"))
+	{
+		n->aop = WAM_AOP_IN;
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (t.type != TOK_LPAREN)
+			return wam_fail_at(p, WAM_EXPR_ERR_IN_LIST, &t);
+		for (;;)
+		{
+			if ((rc = wam_parse_value(p, n, &lit, &end)) != WAM_EXPR_OK)
+				return rc;
+			if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+				return rc;
+			if (t.type == TOK_RPAREN)
+				break;
+			if (t.type != TOK_COMMA)
+				return wam_fail_at(p, WAM_EXPR_ERR_IN_LIST, &t);
+		}
+		end = t.start + t.len;
+	}
+	else if (t.type == TOK_WORD && wam_word_eq(p->src + t.text, t.text_len, "is"))
+	{
+		n->aop = WAM_AOP_SET;
+		if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+			return rc;
+		if (wam_token_keyword(p, &t) == KW_NOT)
+		{
+			n->aop = WAM_AOP_NOT_SET;
+			if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+				return rc;
+		}
+		if (t.type != TOK_WORD || !wam_word_eq(p->src + t.text, t.text_len, "set"))
+			return wam_fail_at(p, WAM_EXPR_ERR_IS_SET, &t);
+		end = t.start + t.len;
+	}
+	else
+		return wam_fail_at(p, WAM_EXPR_ERR_ATTR_TEST, &t);
+	if (rc != WAM_EXPR_OK)
+		return rc;
+	n->end = end;
+	return WAM_EXPR_OK;
+}
+
 /* -------- the parser -------- */
 
 WamExprError
@@ -958,18 +1273,25 @@ wam_expr_parse(const char *src, size_t len, int flags,
 
 	/* every node consumes at least one byte of the source */
 	p.cap_nodes = (uint32_t) (len < p.lim.max_nodes ? len + 1 : p.lim.max_nodes);
-	p.cap_names = len + p.cap_nodes + 1;
+	/* names, keys and values (each from its own source bytes) and a NUL for each */
+	p.cap_lits = p.cap_nodes;
+	p.cap_names = len + p.cap_nodes + 2 * (size_t) p.cap_lits + 1;
 	p.cap_stack = 3 * p.lim.max_depth + 4;
 	out->nodes = alloc(alloc_arg, sizeof(WamExprNode) * p.cap_nodes);
 	out->names = alloc(alloc_arg, p.cap_names);
+	out->lits = alloc(alloc_arg, sizeof(WamExprLit) * p.cap_lits);
 	p.stack = alloc(alloc_arg, sizeof(WamOp) * p.cap_stack);
-	if (out->nodes == NULL || out->names == NULL || p.stack == NULL)
+	if (out->nodes == NULL || out->names == NULL || out->lits == NULL || p.stack == NULL)
 		return wam_fail(&p, WAM_EXPR_ERR_OUT_OF_MEMORY, 0, 0);
 
 	for (;;)
 	{
 		if ((rc = wam_lex(&p, &t)) != WAM_EXPR_OK)
 			return rc;
+		/* values and "," belong inside predicates: elsewhere, as before they
+		 * existed, the character itself is the error */
+		if (t.type == TOK_STRING || t.type == TOK_COMMA)
+			return wam_fail(&p, WAM_EXPR_ERR_UNEXPECTED_CHAR, t.start, 1);
 
 		if (expect_operand)
 		{
@@ -1008,7 +1330,23 @@ wam_expr_parse(const char *src, size_t len, int flags,
 					}
 					else if (kw == KW_NONE)
 					{
-						rc = wam_name_operand(&p, &t, WAM_EXPR_TAG);
+						WamToken	nx;
+						bool		is_attr = wam_word_eq(p.src + t.text, t.text_len, "attr");
+						bool		is_age = wam_word_eq(p.src + t.text, t.text_len, "age");
+
+						if (is_attr || is_age)
+						{
+							if ((rc = wam_peek(&p, &nx)) != WAM_EXPR_OK)
+								return rc;
+							is_attr = is_attr && nx.type == TOK_LPAREN;
+							is_age = is_age && (nx.type == TOK_CMP ||
+												(nx.type == TOK_WORD &&
+												 wam_word_eq(p.src + nx.text, nx.text_len, "between")));
+						}
+						if (is_attr || is_age)
+							rc = wam_parse_attr(&p, &t, is_age);
+						else
+							rc = wam_name_operand(&p, &t, WAM_EXPR_TAG);
 						expect_operand = false;
 					}
 					else
@@ -1171,6 +1509,34 @@ wam_expr_error_phrase(WamExprError err)
 			return "Duration out of range (1 hour to 36500 days)";
 		case WAM_EXPR_ERR_NO_PREDICATE:
 			return "Expected a behaviour predicate (event, orders, inbound, read, first_order, last_order, interacted, created) after \"no\"";
+		case WAM_EXPR_ERR_UNTERMINATED_STRING:
+			return "Unterminated text value starting";
+		case WAM_EXPR_ERR_DETAIL_KEY:
+			return "Expected a details key after \",\" (a name, or a quoted one)";
+		case WAM_EXPR_ERR_DETAIL_EQ:
+			return "Expected \"=\" after the details key";
+		case WAM_EXPR_ERR_DETAIL_DUPLICATE:
+			return "Details key given twice";
+		case WAM_EXPR_ERR_DETAIL_TOO_MANY:
+			return "Too many details filters (at most 16)";
+		case WAM_EXPR_ERR_VALUE:
+			return "Expected a value: 'text', a number, true or false";
+		case WAM_EXPR_ERR_NUMBER_INVALID:
+			return "Invalid number (digits, an optional fraction, at most 40 characters)";
+		case WAM_EXPR_ERR_ATTR_NAME:
+			return "Expected an attribute name such as gender or city";
+		case WAM_EXPR_ERR_ATTR_CLOSE:
+			return "Expected \")\" after the attribute name";
+		case WAM_EXPR_ERR_ATTR_TEST:
+			return "Expected a comparison, BETWEEN, IN or IS [NOT] SET after the attribute";
+		case WAM_EXPR_ERR_BETWEEN_AND:
+			return "Expected AND between the two values of BETWEEN";
+		case WAM_EXPR_ERR_IN_LIST:
+			return "Expected a list of values in parentheses after IN, separated by \",\"";
+		case WAM_EXPR_ERR_IS_SET:
+			return "Expected SET or NOT SET after IS";
+		case WAM_EXPR_ERR_AGE:
+			return "Expected a comparison or BETWEEN with whole numbers of years (0 to 200) after age";
 		case WAM_EXPR_ERR_TOO_LONG:
 			return "The expression is too long";
 		case WAM_EXPR_ERR_TOO_MANY:

@@ -39,8 +39,15 @@
 #define WAM_EXPR_MAX_HOURS		876000	/* 100 years */
 #define WAM_EXPR_MAX_DAYS		36500
 #define WAM_EXPR_MAX_WEEKS		5214
-/* Longest event kind, in bytes. */
+/* Longest event kind and attribute name, in bytes. */
 #define WAM_EXPR_MAX_KIND		100
+/* Detail filters of one event predicate: event(kind, k1 = v1, ...). */
+#define WAM_EXPR_MAX_FILTERS	16
+/* Longest details key, and longest number literal, in bytes. */
+#define WAM_EXPR_MAX_KEY		200
+#define WAM_EXPR_MAX_NUMBER		40
+/* Largest age in "age >= N". */
+#define WAM_EXPR_MAX_AGE		200
 
 /* parse flags */
 #define WAM_EXPR_UTF8			0x01	/* source is UTF-8: Unicode spaces
@@ -55,6 +62,7 @@ typedef enum WamExprKind
 	WAM_EXPR_REACHABLE,			/* reachable */
 	WAM_EXPR_EVENT,				/* [no] event(kind) [cmp count] [within w] */
 	WAM_EXPR_FIELD,				/* [no] inbound|read|... [within w] */
+	WAM_EXPR_ATTR,				/* attr(name) op values, age op values */
 	/* operators */
 	WAM_EXPR_NOT,				/* NOT x, !x */
 	WAM_EXPR_AND,				/* x AND y, x & y */
@@ -84,6 +92,52 @@ typedef enum WamExprField
 	WAM_FIELD_CREATED			/* created: created_at (became a customer) */
 } WamExprField;
 
+/* The test of an ATTR node (WamExprNode.aop). */
+typedef enum WamExprAttrOp
+{
+	WAM_AOP_GE = 0,				/* the six comparisons, as WamExprCmp */
+	WAM_AOP_GT,
+	WAM_AOP_LE,
+	WAM_AOP_LT,
+	WAM_AOP_EQ,
+	WAM_AOP_NE,
+	WAM_AOP_BETWEEN,			/* BETWEEN lo AND hi (inclusive) */
+	WAM_AOP_IN,					/* IN (v, ...) */
+	WAM_AOP_SET,				/* IS SET */
+	WAM_AOP_NOT_SET				/* IS NOT SET */
+} WamExprAttrOp;
+
+/* ATTR nodes: WamExprNode.field */
+#define WAM_ATTR_NAMED	0		/* attr(name): name in name_off */
+#define WAM_ATTR_AGE	1		/* age: whole years since attr(birth_date) */
+
+/* Type of a literal value. */
+typedef enum WamExprLitType
+{
+	WAM_LIT_STRING = 1,			/* 'text' ('' for a quote) */
+	WAM_LIT_NUMBER,				/* -?(0|[1-9][0-9]*)(.[0-9]+)? */
+	WAM_LIT_BOOL				/* true or false (value "true" / "false") */
+} WamExprLitType;
+
+/*
+ * A literal: a value of an ATTR node, or one detail filter "key = value" of
+ * an EVENT node (key_len > 0).  Texts are in WamExprParse.names.
+ */
+typedef struct WamExprLit
+{
+	uint8_t		type;			/* WamExprLitType */
+	uint8_t		reserved[3];
+	uint32_t	key_off;		/* EVENT: the details key as written (quotes
+								 * removed, case kept) */
+	uint32_t	key_len;
+	uint32_t	val_off;		/* the value: unescaped string, number as
+								 * written with its sign, "true"/"false" */
+	uint32_t	val_len;
+	uint32_t	start;			/* byte span of the value in the source */
+	uint32_t	end;
+	uint32_t	key_start;		/* byte offset of the key in the source */
+} WamExprLit;
+
 /* Unit of a "within" window; NONE means no window (all time). */
 typedef enum WamExprUnit
 {
@@ -101,7 +155,8 @@ typedef struct WamExprNode
 	uint8_t		unit;			/* EVENT, FIELD: WamExprUnit */
 	uint8_t		negated;		/* EVENT, FIELD: written with "no" */
 	uint8_t		quoted;			/* TAG, SEGMENT: name was double-quoted */
-	uint16_t	reserved;
+	uint8_t		aop;			/* ATTR: WamExprAttrOp */
+	uint8_t		reserved;
 	int32_t		left;			/* AND/OR/EXCLUDE: index of the left operand;
 								 * -1 otherwise */
 	int32_t		first;			/* index of the first node of this subtree */
@@ -109,11 +164,14 @@ typedef struct WamExprNode
 								 * including enclosing parentheses */
 	uint32_t	end;
 	uint32_t	depth;			/* 0 for the root, parent's depth + 1 */
-	uint32_t	name_off;		/* TAG, SEGMENT: name; EVENT: event kind */
+	uint32_t	name_off;		/* TAG, SEGMENT: name; EVENT: event kind;
+								 * ATTR: attribute name (lower case) */
 	uint32_t	name_len;		/* (offset into WamExprParse.names, which
 								 * NUL-terminates every name) */
 	int64_t		count;			/* EVENT: the N of "cmp N" (default >= 1) */
 	int64_t		window;			/* EVENT, FIELD: amount of unit; 0 if none */
+	uint32_t	lit_first;		/* EVENT: detail filters, ATTR: values */
+	uint32_t	lit_count;		/* (WamExprParse.lits[lit_first ...]) */
 } WamExprNode;
 
 typedef enum WamExprError
@@ -138,6 +196,21 @@ typedef enum WamExprError
 	WAM_EXPR_ERR_DURATION_UNIT,
 	WAM_EXPR_ERR_DURATION_RANGE,
 	WAM_EXPR_ERR_NO_PREDICATE,	/* "no" not followed by a predicate */
+	WAM_EXPR_ERR_UNTERMINATED_STRING,	/* 'text without its closing quote */
+	WAM_EXPR_ERR_DETAIL_KEY,	/* no details key after "," in event( ) */
+	WAM_EXPR_ERR_DETAIL_EQ,		/* no "=" after a details key */
+	WAM_EXPR_ERR_DETAIL_DUPLICATE,	/* the same key twice */
+	WAM_EXPR_ERR_DETAIL_TOO_MANY,	/* more than WAM_EXPR_MAX_FILTERS */
+	WAM_EXPR_ERR_VALUE,			/* no 'text', number, true or false */
+	WAM_EXPR_ERR_NUMBER_INVALID,	/* a malformed or too long number */
+	WAM_EXPR_ERR_ATTR_NAME,		/* no valid attribute name inside attr( ) */
+	WAM_EXPR_ERR_ATTR_CLOSE,	/* no ")" after the attribute name */
+	WAM_EXPR_ERR_ATTR_TEST,		/* no comparison, BETWEEN, IN or IS after attr(x) */
+	WAM_EXPR_ERR_BETWEEN_AND,	/* no AND in BETWEEN x AND y */
+	WAM_EXPR_ERR_IN_LIST,		/* IN not followed by "(" v, ... ")" */
+	WAM_EXPR_ERR_IS_SET,		/* IS not followed by SET or NOT SET */
+	WAM_EXPR_ERR_AGE,			/* age: no comparison or BETWEEN, or a value
+								 * that is not a whole number up to 200 */
 	WAM_EXPR_ERR_TOO_LONG,		/* limit: source length */
 	WAM_EXPR_ERR_TOO_MANY,		/* limit: node count */
 	WAM_EXPR_ERR_TOO_DEEP,		/* limit: nesting depth */
@@ -162,6 +235,8 @@ typedef struct WamExprParse
 	uint32_t	nnodes;
 	char	   *names;			/* NUL-terminated names, see name_off */
 	size_t		names_len;
+	WamExprLit *lits;			/* literals, see lit_first */
+	uint32_t	nlits;
 
 	/* error (when the parse returned something other than WAM_EXPR_OK) */
 	WamExprError error;

@@ -76,7 +76,11 @@ static WamQuery wam_queries[WAM_Q_COUNT] = {
 		"AND wam.normalize_tag_name(l.detail OPERATOR(pg_catalog.->>) 'old_name') "
 		"OPERATOR(pg_catalog.=) wam.normalize_tag_name($1) "
 		"ORDER BY l.log_id DESC LIMIT 1",
-	TEXTOID, NULL}
+	TEXTOID, NULL},
+	{"SELECT u.i, a.attribute_id, a.value_type, a.allowed_values "
+		"FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(n, i) "
+		"JOIN wam.attribute a ON a.name OPERATOR(pg_catalog.=) u.n",
+	TEXTARRAYOID, NULL}
 };
 
 static bool wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog,
@@ -198,8 +202,8 @@ wam_expr_end(WamExprCtx *ctx)
 /* -------- problems -------- */
 
 /* A problem at byte offset pos of prog's text (pos < 0: no position). */
-static WamExprProblem *
-wam_problem(WamExprCtx *ctx, WamExprProgram *prog, int sqlerrcode, int64 pos)
+WamExprProblem *
+wam_expr_problem(WamExprCtx *ctx, WamExprProgram *prog, int sqlerrcode, int64 pos)
 {
 	WamExprProblem *p = palloc0(sizeof(WamExprProblem));
 
@@ -215,8 +219,8 @@ wam_problem(WamExprCtx *ctx, WamExprProgram *prog, int sqlerrcode, int64 pos)
 }
 
 /* "at character 7" or "at character 7 of saved segment "x"" */
-static char *
-wam_where(const WamExprProblem *p)
+char *
+wam_expr_where(const WamExprProblem *p)
 {
 	if (p->segment != NULL)
 		return psprintf("at character %d of saved segment \"%s\"",
@@ -225,8 +229,8 @@ wam_where(const WamExprProblem *p)
 }
 
 /* The start of a leaf's own token, past the parentheses its span includes. */
-static uint32
-wam_leaf_pos(const WamExprProgram *prog, const WamExprNode *n)
+uint32
+wam_expr_leaf_pos(const WamExprProgram *prog, const WamExprNode *n)
 {
 	uint32		pos = n->start;
 
@@ -247,38 +251,38 @@ wam_parse_problem(WamExprCtx *ctx, WamExprProgram *prog, WamExprError rc)
 	switch (rc)
 	{
 		case WAM_EXPR_ERR_EMPTY:
-			p = wam_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, -1);
+			p = wam_expr_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, -1);
 			p->message = prog->owner ?
 				psprintf("saved segment \"%s\" is empty", prog->owner->name) :
 				pstrdup("segment expression is empty");
 			return p;
 		case WAM_EXPR_ERR_TOO_LONG:
-			p = wam_problem(ctx, prog, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1);
+			p = wam_expr_problem(ctx, prog, ERRCODE_PROGRAM_LIMIT_EXCEEDED, -1);
 			p->message = pstrdup("segment expression is too long");
 			p->detail = psprintf("The expression has %zu bytes; the limit is %llu.",
 								 prog->srclen, (unsigned long long) pp->errvalue);
 			return p;
 		case WAM_EXPR_ERR_TOO_MANY:
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
+			p = wam_expr_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
 			p->message = pstrdup("segment expression is too complex");
 			p->detail = psprintf("It has more than %llu operands and operators (the limit is reached %s).",
-								 (unsigned long long) pp->errvalue, wam_where(p));
+								 (unsigned long long) pp->errvalue, wam_expr_where(p));
 			return p;
 		case WAM_EXPR_ERR_TOO_DEEP:
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
+			p = wam_expr_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, pp->errpos);
 			p->message = pstrdup("segment expression is too complex");
 			p->detail = psprintf("Parentheses and NOT nest more than %llu levels deep %s.",
-								 (unsigned long long) pp->errvalue, wam_where(p));
+								 (unsigned long long) pp->errvalue, wam_expr_where(p));
 			return p;
 		case WAM_EXPR_ERR_OUT_OF_MEMORY:
-			p = wam_problem(ctx, prog, ERRCODE_OUT_OF_MEMORY, -1);
+			p = wam_expr_problem(ctx, prog, ERRCODE_OUT_OF_MEMORY, -1);
 			p->message = pstrdup("out of memory");
 			return p;
 		default:
 			break;
 	}
 
-	p = wam_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, pp->errpos);
+	p = wam_expr_problem(ctx, prog, ERRCODE_SYNTAX_ERROR, pp->errpos);
 	if (pp->errlen > 0)
 	{
 		token = pnstrdup(prog->src + pp->errpos,
@@ -287,7 +291,7 @@ wam_parse_problem(WamExprCtx *ctx, WamExprProgram *prog, WamExprError rc)
 	}
 	else
 		p->message = pstrdup("syntax error in segment expression at end of input");
-	p->detail = psprintf("%s %s.", wam_expr_error_phrase(rc), wam_where(p));
+	p->detail = psprintf("%s %s.", wam_expr_error_phrase(rc), wam_expr_where(p));
 	if (pp->err_keyword && token != NULL)
 		p->hint = psprintf("\"%s\" is a keyword; to use it as a tag name, write it in double quotes.",
 						   token);
@@ -458,11 +462,11 @@ wam_resolve_tags(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem
 			SPI_freetuptable(SPI_tuptable);
 		if (!tag_found)
 		{
-			WamExprProblem *p = wam_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT,
-											wam_leaf_pos(prog, nd));
+			WamExprProblem *p = wam_expr_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT,
+											wam_expr_leaf_pos(prog, nd));
 
 			p->message = psprintf("tag \"%s\" does not exist", pp->names + nd->name_off);
-			p->detail = psprintf("The name is %s.", wam_where(p));
+			p->detail = psprintf("The name is %s.", wam_expr_where(p));
 			p->hint = pstrdup("Tag names ignore case, spaces and punctuation; the tags are listed in wam.tag.");
 			*problem = p;
 			return false;
@@ -513,6 +517,8 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 		char	   *key;
 		bool		found;
 		WamExprPred *pred;
+		Datum		details = (Datum) 0;
+		const char *details_text = "";
 
 		switch (nd->kind)
 		{
@@ -589,12 +595,14 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 					window = 0;
 					count = 0;
 				}
+				else if (nd->lit_count > 0)
+					details = wam_expr_details(pp, nd, &details_text);
 				break;
 			default:
 				continue;
 		}
-		key = psprintf("%d|%d|" INT64_FORMAT "|%d|" INT64_FORMAT "|%s",
-					   (int) q, field, count, (int) unit, window, kind);
+		key = psprintf("%d|%d|" INT64_FORMAT "|%d|" INT64_FORMAT "|%s|%s",
+					   (int) q, field, count, (int) unit, window, kind, details_text);
 		pred = hash_search(ctx->preds, &key, HASH_ENTER, &found);
 		if (!found)
 		{
@@ -604,6 +612,9 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 			pred->count = count;
 			pred->unit = unit;
 			pred->window = window;
+			pred->details = details;
+			pred->sql = NULL;
+			pred->nargs = 0;
 			pred->evaluated = false;
 			pred->bm = NULL;
 		}
@@ -673,13 +684,13 @@ wam_resolve_segments(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **pro
 		if (self_ref[k])
 		{
 			/* the segment being defined: named directly, or through ctx->via */
-			p = wam_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_leaf_pos(prog, nd));
+			p = wam_expr_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_expr_leaf_pos(prog, nd));
 			p->message = ctx->via == NULL ?
 				psprintf("saved segment \"%s\" cannot reference itself",
 						 pp->names + nd->name_off) :
 				psprintf("saved segment \"%s\" would reference itself through saved segment \"%s\"",
 						 pp->names + nd->name_off, ctx->via);
-			p->detail = psprintf("The reference is %s.", wam_where(p));
+			p->detail = psprintf("The reference is %s.", wam_expr_where(p));
 			*problem = p;
 			return false;
 		}
@@ -687,28 +698,28 @@ wam_resolve_segments(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **pro
 			continue;
 		if (s == NULL)
 		{
-			p = wam_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT, wam_leaf_pos(prog, nd));
+			p = wam_expr_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT, wam_expr_leaf_pos(prog, nd));
 			p->message = psprintf("saved segment \"%s\" does not exist",
 								  pp->names + nd->name_off);
-			p->detail = psprintf("The name is %s.", wam_where(p));
+			p->detail = psprintf("The name is %s.", wam_expr_where(p));
 			p->hint = pstrdup("Saved segments are listed in wam.saved_segment; define one with wam.define_segment().");
 			*problem = p;
 			return false;
 		}
 		if (s->state == WAM_SAVED_PREPARING)
 		{
-			p = wam_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_leaf_pos(prog, nd));
+			p = wam_expr_problem(ctx, prog, ERRCODE_INVALID_RECURSION, wam_expr_leaf_pos(prog, nd));
 			p->message = psprintf("saved segment \"%s\" references itself", s->name);
-			p->detail = psprintf("The reference is %s.", wam_where(p));
+			p->detail = psprintf("The reference is %s.", wam_expr_where(p));
 			*problem = p;
 			return false;
 		}
 		if (ctx->saved_depth >= WAM_EXPR_MAX_SAVED_DEPTH)
 		{
-			p = wam_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, wam_leaf_pos(prog, nd));
+			p = wam_expr_problem(ctx, prog, ERRCODE_STATEMENT_TOO_COMPLEX, wam_expr_leaf_pos(prog, nd));
 			p->message = pstrdup("segment expression is too complex");
 			p->detail = psprintf("Saved segments nest more than %d levels deep %s.",
-								 WAM_EXPR_MAX_SAVED_DEPTH, wam_where(p));
+								 WAM_EXPR_MAX_SAVED_DEPTH, wam_expr_where(p));
 			*problem = p;
 			return false;
 		}
@@ -760,6 +771,8 @@ wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **prob
 	if (!wam_resolve_tags(ctx, prog, problem))
 		return false;
 	wam_register_preds(ctx, prog);
+	if (!wam_expr_resolve_attrs(ctx, prog, problem))
+		return false;
 	return wam_resolve_segments(ctx, prog, problem);
 }
 

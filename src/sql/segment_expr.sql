@@ -55,6 +55,18 @@ COMMENT ON FUNCTION wam.audience_problem(text) IS 'why a segment expression is i
 REVOKE EXECUTE ON FUNCTION wam.audience_problem(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.audience_problem(text) TO wam_reader;
 
+-- Batch tagging of an audience: the expression is evaluated with the caller's
+-- privileges (this function is not a definer), then wam.attach_tag records
+-- the attachments with their source, as every tagging does.
+CREATE FUNCTION wam.attach_tag_where(tag text, expr text, ttl interval DEFAULT NULL, source text DEFAULT 'api')
+	RETURNS bigint
+	LANGUAGE sql VOLATILE SET search_path = pg_catalog, wam, pg_temp
+	RETURN wam.attach_tag(tag, wam.audience(expr), ttl, source);
+COMMENT ON FUNCTION wam.attach_tag_where(text, text, interval, text) IS 'gives a tag to every customer a segment expression selects; returns how many were new';
+
+REVOKE EXECUTE ON FUNCTION wam.attach_tag_where(text, text, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.attach_tag_where(text, text, interval, text) TO wam_operator;
+
 CREATE FUNCTION wam_internal.segment_references(expr text, self text DEFAULT NULL) RETURNS text[]
 	AS 'MODULE_PATHNAME', 'wam_expr_references' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION wam_internal.segment_references(text, text) IS 'internal: validates an expression (for the saved segment self, if given: it must not reach self) and returns the normalized names of the saved segments it names directly';

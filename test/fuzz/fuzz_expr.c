@@ -90,6 +90,35 @@ is_binary(const WamExprNode *n)
 		n->kind == WAM_EXPR_EXCLUDE;
 }
 
+/* A literal's texts are inside names, NUL-terminated, and well-formed. */
+static void
+check_lit(const WamExprParse *r, const WamExprLit *l, size_t len, int is_filter)
+{
+	const char *v = r->names + l->val_off;
+
+	CHECK(l->type >= WAM_LIT_STRING && l->type <= WAM_LIT_BOOL);
+	CHECK((size_t) l->val_off + l->val_len < r->names_len);
+	CHECK(v[l->val_len] == '\0');
+	CHECK(l->start < l->end && l->end <= len);
+	if (l->type == WAM_LIT_STRING)
+		CHECK(memchr(v, '\0', l->val_len) == NULL);
+	else if (l->type == WAM_LIT_BOOL)
+		CHECK(strcmp(v, "true") == 0 || strcmp(v, "false") == 0);
+	else
+		CHECK(l->val_len > 0 && l->val_len <= WAM_EXPR_MAX_NUMBER &&
+			  (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')));
+	if (is_filter)
+	{
+		CHECK(l->key_len > 0 && l->key_len <= WAM_EXPR_MAX_KEY);
+		CHECK((size_t) l->key_off + l->key_len < r->names_len);
+		CHECK(r->names[l->key_off + l->key_len] == '\0');
+		CHECK(memchr(r->names + l->key_off, '\0', l->key_len) == NULL);
+		CHECK(l->key_start < l->start);
+	}
+	else
+		CHECK(l->key_len == 0);
+}
+
 /* Structural checks of a successful parse of src[0..len). */
 static void
 check_program(const WamExprParse *r, const char *src, size_t len,
@@ -158,6 +187,38 @@ check_program(const WamExprParse *r, const char *src, size_t len,
 				CHECK(n->first == (int32_t) i && n->left == -1);
 				height++;
 				break;
+			case WAM_EXPR_ATTR:
+				{
+					uint32_t	k;
+
+					CHECK(n->first == (int32_t) i && n->left == -1);
+					CHECK(n->field == WAM_ATTR_NAMED || n->field == WAM_ATTR_AGE);
+					CHECK(n->aop <= WAM_AOP_NOT_SET);
+					CHECK((uint64_t) n->lit_first + n->lit_count <= r->nlits);
+					if (n->field == WAM_ATTR_AGE)
+						CHECK(n->aop <= WAM_AOP_BETWEEN);
+					else
+					{
+						CHECK(n->name_len > 0 && n->name_len <= WAM_EXPR_MAX_KIND);
+						CHECK(r->names[n->name_off + n->name_len] == '\0');
+					}
+					CHECK(n->lit_count == (n->aop <= WAM_AOP_NE ? 1 :
+										   n->aop == WAM_AOP_BETWEEN ? 2 :
+										   n->aop == WAM_AOP_IN ? n->lit_count : 0));
+					if (n->aop == WAM_AOP_IN)
+						CHECK(n->lit_count >= 1);
+					for (k = 0; k < n->lit_count; k++)
+					{
+						const WamExprLit *l = &r->lits[n->lit_first + k];
+
+						check_lit(r, l, len, 0);
+						CHECK(n->start <= l->start && l->end <= n->end);
+						if (n->field == WAM_ATTR_AGE)
+							CHECK(l->type == WAM_LIT_NUMBER);
+					}
+					height++;
+					break;
+				}
 			case WAM_EXPR_EVENT:
 			case WAM_EXPR_FIELD:
 				CHECK(n->first == (int32_t) i && n->left == -1);
@@ -173,6 +234,24 @@ check_program(const WamExprParse *r, const char *src, size_t len,
 
 					CHECK(n->name_len > 0 && n->name_len <= WAM_EXPR_MAX_KIND);
 					CHECK(r->names[n->name_off + n->name_len] == '\0');
+					CHECK(n->lit_count <= WAM_EXPR_MAX_FILTERS);
+					CHECK((uint64_t) n->lit_first + n->lit_count <= r->nlits);
+					for (k = 0; k < n->lit_count; k++)
+					{
+						const WamExprLit *l = &r->lits[n->lit_first + k];
+						uint32_t	j;
+
+						check_lit(r, l, len, 1);
+						CHECK(n->start <= l->key_start && l->end <= n->end);
+						for (j = 0; j < k; j++)
+						{
+							const WamExprLit *o = &r->lits[n->lit_first + j];
+
+							CHECK(o->key_len != l->key_len ||
+								  memcmp(r->names + o->key_off, r->names + l->key_off,
+										 l->key_len) != 0);
+						}
+					}
 					for (k = 0; k < n->name_len; k++)
 					{
 						char		c = r->names[n->name_off + k];
@@ -220,6 +299,22 @@ check_same_program(const WamExprParse *a, const WamExprParse *b)
 		CHECK(x->count == y->count && x->window == y->window);
 		CHECK(x->name_len == y->name_len);
 		CHECK(memcmp(a->names + x->name_off, b->names + y->name_off, x->name_len) == 0);
+		CHECK(x->aop == y->aop && x->lit_count == y->lit_count);
+		if (x->kind == WAM_EXPR_EVENT || x->kind == WAM_EXPR_ATTR)
+		{
+			uint32_t	k;
+
+			for (k = 0; k < x->lit_count; k++)
+			{
+				const WamExprLit *p = &a->lits[x->lit_first + k];
+				const WamExprLit *q = &b->lits[y->lit_first + k];
+
+				CHECK(p->type == q->type);
+				CHECK(p->key_len == q->key_len && p->val_len == q->val_len);
+				CHECK(memcmp(a->names + p->key_off, b->names + q->key_off, p->key_len) == 0);
+				CHECK(memcmp(a->names + p->val_off, b->names + q->val_off, p->val_len) == 0);
+			}
+		}
 	}
 }
 

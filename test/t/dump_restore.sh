@@ -78,6 +78,12 @@ SELECT c, k, timestamptz '1998-06-01' + (c % 20) * interval '1 day', jsonb_build
 FROM generate_series(1, 600) c, unnest(ARRAY['link_click', 'message_read']) k;
 SELECT count(*) FROM run_tag_rules();
 SELECT define_segment('beauty vips', 'interest-beauty AND vip');
+-- customer attributes: built-in and user-defined, used in a saved segment
+SELECT define_attribute('skin_type', 'text', '{dry,oily}');
+SELECT count(set_attribute(c, 'gender', CASE WHEN c % 2 = 0 THEN 'female' ELSE 'male' END))
+FROM generate_series(1, 50) c;
+SELECT set_attribute(1, 'skin_type', 'dry'), set_attribute(2, 'birth_date', '1990-04-01');
+SELECT define_segment('dry skin women', 'attr(skin_type) = ''dry'' OR attr(gender) = ''female'' AND age >= 30');
 -- the periodic jobs: a changed schedule, a run of the weekly report (its rows and the run's)
 UPDATE job SET time_zone = 'Asia/Taipei', at_time = '09:00' WHERE job = 'tag health report';
 UPDATE job SET next_run_at = now() WHERE job = 'tag health report';
