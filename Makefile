@@ -41,6 +41,7 @@ OBJS = \
 	src/worker_url.o \
 	src/worker_throttle.o \
 	src/scheduler.o \
+	src/partition.o \
 	src/referral_code.o \
 	src/referral_sql.o \
 	src/referral_store.o \
@@ -62,6 +63,7 @@ SQL_PARTS = \
 	src/sql/referral.sql \
 	src/sql/tag_health.sql \
 	src/sql/scheduler.sql \
+	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
 

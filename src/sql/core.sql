@@ -82,17 +82,26 @@ CREATE TABLE wam.event (
 	kind text NOT NULL CONSTRAINT event_kind CHECK (kind ~ '^[a-z][a-z0-9_]*$'),
 	occurred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	details jsonb,
-	PRIMARY KEY (customer_id, event_id)
-);
+	-- a unique key of a partitioned table must hold the partition key
+	PRIMARY KEY (customer_id, event_id, occurred_at)
+) PARTITION BY RANGE (occurred_at);
+-- Partitioned by month of occurred_at (src/sql/retention.sql): "within 7d"
+-- reads one or two partitions, and retention drops whole months.  The
+-- maintenance job creates the months ahead; the default partition takes the
+-- rest (an insert never fails for want of a partition).
+CREATE TABLE wam.event_default PARTITION OF wam.event DEFAULT;
 -- customer_id is included so that behaviour predicates ("event(kind) >= n
 -- within 7d") read only the index (events are insert-only, so the visibility
 -- map stays nearly all-visible): a third faster at 50 million events.
 CREATE INDEX event_kind_time ON wam.event (kind, occurred_at) INCLUDE (customer_id);
-COMMENT ON TABLE wam.event IS 'behaviour events (link_click, order, reply, ...)';
+COMMENT ON TABLE wam.event IS 'behaviour events (link_click, order, reply, ...), partitioned by month';
+COMMENT ON TABLE wam.event_default IS 'events of months without a partition of their own (moved out when the month''s partition is created)';
 
 GRANT INSERT ON wam.event TO wam_operator;
-GRANT SELECT ON wam.event TO wam_reader;
+GRANT SELECT ON wam.event, wam.event_default TO wam_reader;
 GRANT SELECT, INSERT ON wam.event TO wam_definer;
+-- retention deletes the rows past the horizon that no partition of their own holds
+GRANT SELECT, INSERT, DELETE ON wam.event_default TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.event_event_id_seq TO wam_definer;
 
 -- customers

@@ -40,7 +40,7 @@ REVOKE EXECUTE ON FUNCTION wam.normalize_keyword(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text) TO wam_reader;
 
 CREATE TABLE wam.inbound_message (
-	wamid text PRIMARY KEY,
+	wamid text NOT NULL,
 	sender_id integer REFERENCES wam.sender ON DELETE SET NULL,
 	customer_id bigint,
 	from_phone text,
@@ -50,14 +50,23 @@ CREATE TABLE wam.inbound_message (
 	body text,
 	context_wamid text,
 	answered_message bigint,
-	opted_out boolean NOT NULL DEFAULT false
-);
+	opted_out boolean NOT NULL DEFAULT false,
+	-- A unique key of a partitioned table must hold the partition key.  Meta
+	-- redelivers a message with its own timestamp, so (wamid, received_at)
+	-- still catches concurrent redeliveries; wam.ingest_webhook also looks the
+	-- wamid up in every partition (as many as retention keeps, not rows).
+	PRIMARY KEY (wamid, received_at)
+) PARTITION BY RANGE (received_at);
+-- by month, like wam.event (src/sql/retention.sql)
+CREATE TABLE wam.inbound_message_default PARTITION OF wam.inbound_message DEFAULT;
 CREATE INDEX inbound_message_customer ON wam.inbound_message (customer_id);
-COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook';
+COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook, partitioned by month';
+COMMENT ON TABLE wam.inbound_message_default IS 'inbound messages of months without a partition of their own (moved out when the month''s partition is created)';
 
 REVOKE ALL ON wam.inbound_message FROM PUBLIC;
-GRANT SELECT ON wam.inbound_message TO wam_reader;
+GRANT SELECT ON wam.inbound_message, wam.inbound_message_default TO wam_reader;
 GRANT SELECT, INSERT ON wam.inbound_message TO wam_definer;
+GRANT SELECT, INSERT, DELETE ON wam.inbound_message_default TO wam_definer;
 
 -- small helpers (C, src/webhook.c and src/worker_shmem.c)
 
@@ -455,8 +464,11 @@ BEGIN
 			   who.customer_id IS NOT NULL AND who.body IS NOT NULL
 			   AND EXISTS (SELECT FROM wam.opt_out_keyword k
 						   WHERE wam.normalize_keyword(k.keyword) = wam.normalize_keyword(who.body))
-		FROM who ORDER BY who.wamid
-		ON CONFLICT (wamid) DO NOTHING
+		FROM who
+		-- a redelivery: the unique key holds the time, so look in every partition
+		WHERE NOT EXISTS (SELECT FROM wam.inbound_message x WHERE x.wamid = who.wamid)
+		ORDER BY who.wamid
+		ON CONFLICT (wamid, received_at) DO NOTHING
 		RETURNING im
 	)
 	SELECT array_agg(ins.im), count(*) INTO inbound, n_message FROM ins;
