@@ -19,7 +19,8 @@
  *
  * A partition thus belongs to the parent's owner, like the parent, and gets
  * the parent's table privileges, so that nobody reads a partition directly
- * who may not read the parent.
+ * who may not read the parent, and the default partition's indexes (the
+ * partitioned tables have none: see wam.event in src/sql/core.sql).
  *
  * Rows that arrived while no partition covered their time sit in the
  * DEFAULT partition (the safety net: an insert never fails for want of a
@@ -187,6 +188,40 @@ wam_copy_privileges(Oid parent, const char *qpart)
 }
 
 /*
+ * Gives the new partition the default partition's indexes (the primary key
+ * as a primary key), under names PostgreSQL chooses.  The partitioned table
+ * has none of its own: see wam.event in src/sql/core.sql.
+ */
+static void
+wam_copy_indexes(Oid def, const char *qpart)
+{
+	StringInfoData sql;
+	uint64		n;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT CASE WHEN i.indisprimary "
+					 "THEN pg_catalog.format('ALTER TABLE %%s ADD PRIMARY KEY %%s', %s, "
+					 "pg_catalog.substring(d, 'USING btree (\\(.*\\))$')) "
+					 "ELSE pg_catalog.regexp_replace(d, '^CREATE (UNIQUE )?INDEX \\S+ ON \\S+ ', "
+					 "'CREATE \\1INDEX ON ' OPERATOR(pg_catalog.||) %s OPERATOR(pg_catalog.||) ' ') END "
+					 "FROM pg_catalog.pg_index i, pg_catalog.pg_get_indexdef(i.indexrelid) d "
+					 "WHERE i.indrelid OPERATOR(pg_catalog.=) %u ORDER BY i.indexrelid",
+					 quote_literal_cstr(qpart), quote_literal_cstr(qpart), def);
+	n = wam_partition_exec(sql.data);
+	if (n > 0)
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		char	  **stmts = palloc(sizeof(char *) * n);
+
+		for (uint64 i = 0; i < n; i++)
+			stmts[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		for (uint64 i = 0; i < n; i++)
+			wam_partition_exec(stmts[i]);
+	}
+}
+
+/*
  * wam_internal.create_partition(parent regclass, name text, lo text, hi text)
  * returns bigint: creates wam.<name> as the partition of parent for key values
  * from lo (inclusive) to hi (exclusive); returns the number of rows moved into
@@ -224,10 +259,14 @@ wam_create_partition(PG_FUNCTION_ARGS)
 	qkey = quote_identifier(p->key);
 	range = psprintf("FROM (%s) TO (%s)", lo, hi);
 	def = get_default_partition_oid(parent);
+	if (!OidIsValid(def))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("\"%s\" has no default partition", p->table),
+				 errdetail("New partitions take their indexes from the default partition.")));
 
 	initStringInfo(&sql);
 	wam_partition_enter(parent, &ctx);
-	if (OidIsValid(def))
 	{
 		char	   *qdef = quote_qualified_identifier(get_namespace_name(get_rel_namespace(def)),
 													  get_rel_name(def));
@@ -258,6 +297,8 @@ wam_create_partition(PG_FUNCTION_ARGS)
 							 "AND %s OPERATOR(pg_catalog.<) %s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM m",
 							 qdef, qkey, lo, qkey, hi, cols, qpart, cols, cols);
 			moved = (int64) wam_partition_exec(sql.data);
+			/* built after the rows are in, which is faster */
+			wam_copy_indexes(def, qpart);
 			resetStringInfo(&sql);
 			appendStringInfo(&sql,
 							 "ALTER TABLE %s ADD CONSTRAINT wam_partition_bound CHECK (%s IS NOT NULL "
@@ -281,6 +322,7 @@ wam_create_partition(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TABLE %s PARTITION OF %s FOR VALUES %s", qpart, qparent, range);
 	wam_partition_exec(sql.data);
+	wam_copy_indexes(def, qpart);
 	wam_copy_privileges(parent, qpart);
 	wam_partition_leave(&ctx);
 	PG_RETURN_INT64(moved);

@@ -81,19 +81,25 @@ CREATE TABLE wam.event (
 	customer_id bigint NOT NULL REFERENCES wam.customer ON DELETE CASCADE,
 	kind text NOT NULL CONSTRAINT event_kind CHECK (kind ~ '^[a-z][a-z0-9_]*$'),
 	occurred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	details jsonb,
-	-- a unique key of a partitioned table must hold the partition key
-	PRIMARY KEY (customer_id, event_id, occurred_at)
+	details jsonb
 ) PARTITION BY RANGE (occurred_at);
 -- Partitioned by month of occurred_at (src/sql/retention.sql): "within 7d"
 -- reads one or two partitions, and retention drops whole months.  The
 -- maintenance job creates the months ahead; the default partition takes the
 -- rest (an insert never fails for want of a partition).
-CREATE TABLE wam.event_default PARTITION OF wam.event DEFAULT;
+--
+-- The indexes are each partition's own, not the partitioned table's: the
+-- months are made at run time, so they are no members of the extension and
+-- pg_dump dumps them whole, indexes included; a restore attaches them to the
+-- table CREATE EXTENSION made, which would already have built indexes of a
+-- partitioned index on them and refused the dumped ones.  New partitions
+-- copy the default partition's indexes (src/partition.c).  A partition's
+-- primary key need not hold the partition key.
+CREATE TABLE wam.event_default PARTITION OF wam.event (PRIMARY KEY (customer_id, event_id)) DEFAULT;
 -- customer_id is included so that behaviour predicates ("event(kind) >= n
 -- within 7d") read only the index (events are insert-only, so the visibility
 -- map stays nearly all-visible): a third faster at 50 million events.
-CREATE INDEX event_kind_time ON wam.event (kind, occurred_at) INCLUDE (customer_id);
+CREATE INDEX event_default_kind_time ON wam.event_default (kind, occurred_at) INCLUDE (customer_id);
 COMMENT ON TABLE wam.event IS 'behaviour events (link_click, order, reply, ...), partitioned by month';
 COMMENT ON TABLE wam.event_default IS 'events of months without a partition of their own (moved out when the month''s partition is created)';
 
