@@ -115,7 +115,8 @@ RESET ROLE;
 
 -- the horizon: 2030-01's partition goes when at - 90 days reaches 2030-02-01,
 -- not a microsecond before; the default partition's older rows go row by row
-SELECT '2030-02-01 00:00+00'::timestamptz + interval '90 days' AS horizon_reached \gset
+SELECT to_char(('2030-02-01 00:00+00'::timestamptz + interval '90 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00')
+	   AS horizon_reached \gset
 -- the facts retention will remove
 CREATE TEMP TABLE facts_before AS
 SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, kind, count(*) AS events, count(DISTINCT customer_id) AS customers

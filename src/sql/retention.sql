@@ -78,12 +78,12 @@ COMMENT ON FUNCTION wam_internal.drop_partition(regclass) IS 'internal: drops a 
 
 REVOKE EXECUTE ON FUNCTION wam_internal.drop_partition(regclass) FROM PUBLIC;
 
--- The partitions of a table with their bounds, read back from the catalog
--- (the bounds print in the session's time zone and date style and are
--- parsed back in the same).
+-- The partitions of a table with their bounds, read back from the catalog.
+-- The bounds print in the time zone and date style in effect: ISO in UTC,
+-- which any session reads back the same (a zone abbreviation would not).
 CREATE FUNCTION wam_internal.partitions(parent regclass)
 	RETURNS TABLE (part regclass, name text, lo text, hi text)
-	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO'
 BEGIN ATOMIC
 	SELECT c.oid::regclass, c.relname::text, b[1], b[2]
 	FROM pg_catalog.pg_inherits i

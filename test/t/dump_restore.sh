@@ -253,6 +253,9 @@ in_flight=$(q "$src" "SELECT string_agg(message_id::text, ',' ORDER BY message_i
 for d in "${targets[@]}"; do
     diff_tables=""
     for t in $tables; do
+        # restored data-only through the partition root, the rows of the source's
+        # partitions are in the default ones: compared whole, in the parent
+        case $d in wam_dump_data_* | wam_dump_inserts) case $t in *_default) continue ;; esac ;; esac
         [ "$(digest "$d" "$t")" = "$(cat "$work/src.$t")" ] || diff_tables="$diff_tables $t"
     done
     tap_is "$d: every table holds the same rows" "$diff_tables" ""
