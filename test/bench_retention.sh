@@ -263,9 +263,9 @@ runs=$(q -c "SELECT string_agg(format('%s %s %s: %s', to_char(size, 'FM999,999,9
 FROM (SELECT size, op, variant, string_agg(ms::text, ', ' ORDER BY round) AS runs FROM public.bench_result GROUP BY 1, 2, 3) x")
 busy=""
 if [ "${#BUSY_NOTES[@]}" -gt 0 ]; then
-    # one line: how many measurements overlapped which other benchmarks
-    busy="- ${#BUSY_NOTES[@]} notes over $(($(wc -l <<<"$runs" ) * 0 + $(q -c "SELECT count(*) FROM public.bench_result"))) measurements: $(printf '%s\n' "${BUSY_NOTES[@]}" |
-        grep -o '[a-z_]*/[a-z_]*\.sh\|bench_[a-z_]*\.sh\|fuzz_[a-z_]*' | sort -u | tr '\n' ' ')(load average at the end $LOADAVG_END)"
+    # one line: how many of the measurements overlapped which other benchmarks
+    busy="- ${#BUSY_NOTES[@]} notes over $(q -c "SELECT count(*) FROM public.bench_result") measurements, other work: $(printf '%s\n' "${BUSY_NOTES[@]}" |
+        grep -o 'bench_[a-z_]*\.sh\|fuzz_[a-z_]*' | sort -u | tr '\n' ' ')(load average at the end $LOADAVG_END)"
 fi
 
 md=$(cat <<EOF

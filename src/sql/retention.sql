@@ -12,8 +12,17 @@
 -- rows and a restore (CREATE EXTENSION on another day, then the dumped
 -- months) never collides with months the new installation made.
 --
--- wam.outbox is not partitioned yet: its retention needs the roll-up of the
--- delivery reports (see the README, Operations).
+-- wam.outbox is not partitioned yet.  The design it is meant to follow: RANGE
+-- partitions of message_id (the identity grows with time, so claim and
+-- results, which look rows up by message_id, prune to one partition), the
+-- boundary of the next partition chosen by this job from the ids used in the
+-- last month, so that partitions stay about monthly whatever the traffic;
+-- wamid lookups (status webhooks) then probe each partition's index, as many
+-- as retention keeps.  A partition is dropped only when all its messages are
+-- in a terminal state and past the horizon, after the delivery reports'
+-- facts (per day, sender, campaign, variant and status) are rolled up, and
+-- the reports (wam.delivery_report, the referral and value reports,
+-- tag health's last send) read the roll-up for dropped days.
 
 CREATE TABLE wam.retention (
 	table_name text PRIMARY KEY CONSTRAINT retention_table CHECK (table_name IN ('event', 'inbound_message')),
