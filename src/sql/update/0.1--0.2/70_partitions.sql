@@ -102,7 +102,8 @@ FROM wam.inbound_message_0_1;
 ALTER EXTENSION pg_wamarketing DROP TABLE wam.inbound_message_0_1;
 DROP TABLE wam.inbound_message_0_1;
 
--- inbound messages are deduplicated across the partitions
+-- inbound messages are deduplicated across the partitions, under a lock per wamid
+COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons, 4 inbound wamids)';
 CREATE OR REPLACE FUNCTION wam.ingest_webhook(body text, signature text) RETURNS integer
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 	-- The plans are the same for every body (index lookups per status), but a custom plan
