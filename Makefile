@@ -42,6 +42,7 @@ OBJS = \
 	src/worker_url.o \
 	src/worker_throttle.o \
 	src/scheduler.o \
+	src/partition.o \
 	src/referral_code.o \
 	src/referral_sql.o \
 	src/referral_store.o \
@@ -64,6 +65,7 @@ SQL_PARTS = \
 	src/sql/tag_health.sql \
 	src/sql/scheduler.sql \
 	src/sql/attribute.sql \
+	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
 

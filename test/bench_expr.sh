@@ -162,8 +162,9 @@ LOAD_S[tags]=$(secs_since "$t")
 PRODUCTS="'sunscreen', 'lipstick', 'serum', 'toner', 'cleanser', 'mascara', 'foundation', 'blush', 'eyeliner', 'primer',
           'concealer', 'bronzer', 'highlighter', 'moisturizer', 'face_mask', 'lip_balm', 'shampoo', 'conditioner', 'perfume', 'nail_polish'"
 t=$(now)
-run_sql "ALTER TABLE wam.event DROP CONSTRAINT event_customer_id_fkey, DROP CONSTRAINT event_pkey;
-         DROP INDEX wam.event_kind_time; DROP INDEX wam.event_details"
+run_sql "ALTER TABLE wam.event DROP CONSTRAINT event_customer_id_fkey;
+         ALTER TABLE wam.event_default DROP CONSTRAINT event_default_pkey;
+         DROP INDEX wam.event_default_kind_time"
 lo=1
 while [ "$lo" -le "$EVENTS" ]; do
     hi=$((lo + BATCH - 1))
@@ -183,9 +184,8 @@ while [ "$lo" -le "$EVENTS" ]; do
 done
 log "building the indexes and the foreign key of wam.event again"
 run_sql "SET maintenance_work_mem = '1GB';
-         ALTER TABLE wam.event ADD CONSTRAINT event_pkey PRIMARY KEY (customer_id, event_id);
-         CREATE INDEX event_kind_time ON wam.event (kind, occurred_at) INCLUDE (customer_id);
-         CREATE INDEX event_details ON wam.event USING gin (details jsonb_path_ops);
+         ALTER TABLE wam.event_default ADD CONSTRAINT event_default_pkey PRIMARY KEY (customer_id, event_id);
+         CREATE INDEX event_default_kind_time ON wam.event_default (kind, occurred_at) INCLUDE (customer_id);
          ALTER TABLE wam.event ADD CONSTRAINT event_customer_id_fkey FOREIGN KEY (customer_id)
              REFERENCES wam.customer (id) ON DELETE CASCADE"
 LOAD_S[events]=$(secs_since "$t")

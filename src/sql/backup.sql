@@ -57,6 +57,8 @@ CREATE TRIGGER restore_replace BEFORE INSERT ON wam.job
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.attribute
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.retention
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
 REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger() FROM PUBLIC;
 

@@ -7,7 +7,7 @@
 -- connects as the bootstrap superuser) run anything else.
 CREATE TABLE wam.job (
 	job text PRIMARY KEY CONSTRAINT job_known CHECK (job IN
-		('expire tags', 'run tag rules', 'tag health report', 'tag audit')),
+		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions')),
 	enabled boolean NOT NULL DEFAULT true,
 	run_every interval NOT NULL CONSTRAINT job_run_every CHECK (run_every >= interval '1 minute'),
 	at_time time CONSTRAINT job_at_time CHECK (at_time = date_trunc('minute', at_time)),
@@ -32,7 +32,9 @@ INSERT INTO wam.job (job, run_every, at_time, on_weekday, options, description) 
 	('tag health report', interval '7 days', time '08:00', 1, '{}',
 	 'records the weekly tag health report (wam.record_tag_health)'),
 	('tag audit', interval '3 months', time '08:00', 1, '{"inactive": "180 days", "action": "report"}',
-	 'quarterly audit of tags held by customers without interaction (wam.audit_tags; options: inactive, action)');
+	 'quarterly audit of tags held by customers without interaction (wam.audit_tags; options: inactive, action)'),
+	('maintain partitions', interval '1 hour', NULL, NULL, '{}',
+	 'creates the monthly partitions ahead and applies the retention of wam.retention (wam.maintain_partitions)');
 
 GRANT SELECT ON wam.job TO wam_reader;
 GRANT UPDATE (enabled, run_every, at_time, on_weekday, time_zone, options, next_run_at) ON wam.job TO wam_admin;
@@ -219,6 +221,14 @@ BEGIN
 			FROM wam.audit_tags((j.options->>'inactive')::interval, j.options->>'action') x;
 			RETURN format('%s tags, %s of %s links stale; %s moved, %s removed', aud.tags, aud.stale, aud.links,
 						  aud.moved, aud.removed);
+		WHEN 'maintain partitions' THEN
+			-- as of the run's scheduled time when that is ahead of the clock
+			-- (wam.run_due_jobs(at) with a time to come), else now
+			SELECT count(*) FILTER (WHERE x.action = 'created'), count(*) FILTER (WHERE x.action = 'dropped'),
+				   coalesce(sum(x.rows) FILTER (WHERE x.action IN ('dropped', 'deleted')), 0)
+			INTO n, a, r
+			FROM wam.maintain_partitions(greatest(j.next_run_at, pg_catalog.now())) x;
+			RETURN format('%s partitions created, %s dropped; %s rows rolled up', n, a, r);
 	END CASE;
 END
 $$;

@@ -40,7 +40,7 @@ REVOKE EXECUTE ON FUNCTION wam.normalize_keyword(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.normalize_keyword(text) TO wam_reader;
 
 CREATE TABLE wam.inbound_message (
-	wamid text PRIMARY KEY,
+	wamid text NOT NULL,
 	sender_id integer REFERENCES wam.sender ON DELETE SET NULL,
 	customer_id bigint,
 	from_phone text,
@@ -51,13 +51,21 @@ CREATE TABLE wam.inbound_message (
 	context_wamid text,
 	answered_message bigint,
 	opted_out boolean NOT NULL DEFAULT false
-);
-CREATE INDEX inbound_message_customer ON wam.inbound_message (customer_id);
-COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook';
+) PARTITION BY RANGE (received_at);
+-- By month, like wam.event, with each partition's own indexes (see wam.event
+-- in src/sql/core.sql).  A wamid is unique in its partition; across them,
+-- wam.ingest_webhook looks it up in each (as many as retention keeps, not
+-- rows), under a lock per wamid, so that a redelivery is stored once even
+-- when it comes without its timestamp.
+CREATE TABLE wam.inbound_message_default PARTITION OF wam.inbound_message (PRIMARY KEY (wamid)) DEFAULT;
+CREATE INDEX inbound_message_default_customer ON wam.inbound_message_default (customer_id);
+COMMENT ON TABLE wam.inbound_message IS 'inbound WhatsApp messages received by webhook, partitioned by month';
+COMMENT ON TABLE wam.inbound_message_default IS 'inbound messages of months without a partition of their own (moved out when the month''s partition is created)';
 
 REVOKE ALL ON wam.inbound_message FROM PUBLIC;
-GRANT SELECT ON wam.inbound_message TO wam_reader;
+GRANT SELECT ON wam.inbound_message, wam.inbound_message_default TO wam_reader;
 GRANT SELECT, INSERT ON wam.inbound_message TO wam_definer;
+GRANT SELECT, INSERT, DELETE ON wam.inbound_message_default TO wam_definer;
 
 -- small helpers (C, src/webhook.c and src/worker_shmem.c)
 
@@ -422,7 +430,15 @@ BEGIN
 	IF NOT has_messages THEN
 		RETURN n_status;
 	END IF;
-	-- inbound messages, deduplicated by their wamid; the new ones are kept in "inbound"
+	-- Inbound messages, deduplicated by their wamid; the new ones are kept in "inbound".
+	-- No unique key spans the partitions (a redelivery without its timestamp is
+	-- received now, in another month), so concurrent deliveries of one wamid are
+	-- serialized here, in wamid order, before the statement whose snapshot must
+	-- see the other's row.
+	PERFORM wam_internal.lock_key(4, pg_catalog.hashtextextended(x.wamid, 0))
+	FROM (SELECT DISTINCT m->>'id' AS wamid
+		  FROM unnest(vals) w(v) CROSS JOIN LATERAL wam_internal.json_elements(w.v->'messages') m
+		  WHERE coalesce(m->>'id', '') <> '' ORDER BY 1) x;
 	WITH msg AS (
 		SELECT w.sender_id, m->>'id' AS wamid, nullif(m->>'from', '') AS from_phone,
 			   coalesce(nullif(m->>'from_user_id', ''),
@@ -455,8 +471,10 @@ BEGIN
 			   who.customer_id IS NOT NULL AND who.body IS NOT NULL
 			   AND EXISTS (SELECT FROM wam.opt_out_keyword k
 						   WHERE wam.normalize_keyword(k.keyword) = wam.normalize_keyword(who.body))
-		FROM who ORDER BY who.wamid
-		ON CONFLICT (wamid) DO NOTHING
+		FROM who
+		-- a redelivery may fall in another month's partition: looked up in each
+		WHERE NOT EXISTS (SELECT FROM wam.inbound_message x WHERE x.wamid = who.wamid)
+		ORDER BY who.wamid
 		RETURNING im
 	)
 	SELECT array_agg(ins.im), count(*) INTO inbound, n_message FROM ins;

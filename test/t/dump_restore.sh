@@ -9,8 +9,10 @@
 # referrals, fingerprints, a qualified referral and its reward, and a campaign drained
 # through the worker's own SQL (claim, results) with signed status and inbound webhooks,
 # one opt-out among them; a few messages are left "sending" when the dump is taken.
-# It is dumped in custom and plain format, whole and --data-only, and restored into new
-# databases (whole; data-only into a fresh CREATE EXTENSION). Each restored database must
+# Events and inbound messages sit in monthly partitions made at run time (and in the
+# default partitions), retention having rolled up older ones. It is dumped in custom and
+# plain format, whole and --data-only (with --load-via-partition-root, as the README says),
+# and restored into new databases (whole; data-only into a fresh CREATE EXTENSION). Each restored database must
 # hold the same rows in every table of the extension and the same sequence values, with
 # one documented change (messages dumped while in flight come back "uncertain"), pass
 # every invariant check, keep the secrets' privileges, and work normally afterwards.
@@ -145,6 +147,18 @@ FROM (SELECT format('{"object":"whatsapp_business_account","entry":[{"id":"1","c
                     '"text":{"body":"%s"}}]}}]}]}', c.phone, c.id, c.phone, c.id, extract(epoch FROM now())::bigint,
                     CASE WHEN c.id = 7 THEN 'STOP' ELSE 'Nice, thanks' END) AS b
       FROM customer c WHERE c.id IN (6, 7, 8)) w;
+-- partitions made at run time, with rows: old inbound messages and events, then the
+-- months of June 1998 and retention as of then (rolls up and deletes the 1997 rows)
+SELECT ingest_webhook(b, 'sha256=' || hmac_sha256('main-secret', b))
+FROM (SELECT format('{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages",'
+                    '"value":{"metadata":{"phone_number_id":"106540352242922"},'
+                    '"messages":[{"from":"%s","id":"wamid.old.%s","timestamp":"%s","type":"text",'
+                    '"text":{"body":"old"}}]}}]}]}', c.phone, c.id,
+                    CASE WHEN c.id = 6 THEN 852076800 ELSE 896990400 END) AS b
+      FROM customer c WHERE c.id IN (6, 8)) w;
+INSERT INTO event (customer_id, kind, occurred_at) SELECT c, 'link_click', '1997-01-01' FROM generate_series(1, 10) c;
+UPDATE retention SET keep = '400 days';
+SELECT count(*) FROM maintain_partitions('1998-06-10');
 SQL
 then
     tap_not_ok "the source database fills through the API" "$(tail -n 30 "$work/fill.log")"
@@ -153,15 +167,19 @@ fi
 tap_ok "the source database fills through the API"
 
 # Every table (and sequence) the extension registered for dumping; all of them hold rows.
+# A partitioned table is compared whole: its partitions made at run time are no members
+# of the extension (pg_dump dumps them as ordinary tables).
 tables=$(q "$src" "SELECT string_agg(c.relname, ' ' ORDER BY c.relname)
                    FROM pg_extension e, unnest(e.extconfig) x(oid) JOIN pg_class c ON c.oid = x.oid
-                   WHERE e.extname = 'pg_wamarketing' AND c.relkind = 'r'")
+                   WHERE e.extname = 'pg_wamarketing' AND c.relkind IN ('r', 'p')")
 seqs=$(q "$src" "SELECT string_agg(c.relname, ' ' ORDER BY c.relname)
                  FROM pg_extension e, unnest(e.extconfig) x(oid) JOIN pg_class c ON c.oid = x.oid
                  WHERE e.extname = 'pg_wamarketing' AND c.relkind = 'S'")
 tap_is "every table of the extension is registered for pg_dump" \
     "$(q "$src" "SELECT string_agg(c.relname, ' ') FROM pg_class c
                  WHERE c.relnamespace = 'wam'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+                   AND NOT (c.relispartition AND NOT EXISTS (SELECT FROM pg_depend d
+                                                             WHERE d.objid = c.oid AND d.deptype = 'e'))
                    AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'pg_wamarketing')::oid[])")" ""
 empty=""
 for t in $tables; do
@@ -169,6 +187,15 @@ for t in $tables; do
 done
 tap_is "the fill leaves no table of the extension empty" "$empty" ""
 tap_is "five messages are in flight at the dump" "$(q "$src" "SELECT count(*) FROM wam.outbox WHERE status = 'sending'")" 5
+# the partitions of the source, with their bounds and rows
+partitions() { q "$1" "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid) || ' '
+                                         || (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text,
+                                         '; ' ORDER BY c.relname)
+                        FROM pg_class c WHERE c.relispartition AND c.relkind = 'r' AND c.relnamespace = 'wam'::regnamespace"; }
+src_partitions=$(partitions "$src")
+tap_is "the source has partitions made at run time, with rows" \
+    "$(q "$src" "SELECT count(*) FILTER (WHERE n > 0) FROM (SELECT (SELECT count(*) FROM wam.event_p1998_06) AS n
+                 UNION ALL SELECT (SELECT count(*) FROM wam.inbound_message_p1998_06)) x")" 2
 
 # ------------------------------------------------------------------ dump and restore
 # pg_dump and pg_restore run as the cluster's OS user, like a DBA's cron job.
@@ -179,9 +206,9 @@ _psqlf() { _wam_as_owner "$WAM_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGHOST
 ok=1
 _dump -Fc -f "$work/whole.dump" "$src" &&
     _dump -Fp -f "$work/whole.sql" "$src" &&
-    _dump -Fc --data-only -f "$work/data.dump" "$src" &&
-    _dump -Fp --data-only -f "$work/data.sql" "$src" &&
-    _dump -Fp --data-only --inserts -f "$work/inserts.sql" "$src" || ok=0
+    _dump -Fc --data-only --load-via-partition-root -f "$work/data.dump" "$src" &&
+    _dump -Fp --data-only --load-via-partition-root -f "$work/data.sql" "$src" &&
+    _dump -Fp --data-only --load-via-partition-root --inserts -f "$work/inserts.sql" "$src" || ok=0
 tap_is "pg_dump writes custom and plain, whole and data-only, COPY and INSERT" "$ok" 1
 
 for d in "${targets[@]}" wam_dump_unrecognised; do
@@ -232,10 +259,23 @@ in_flight=$(q "$src" "SELECT string_agg(message_id::text, ',' ORDER BY message_i
 for d in "${targets[@]}"; do
     diff_tables=""
     for t in $tables; do
+        # restored data-only through the partition root, the rows of the source's
+        # partitions are in the default ones: compared whole, in the parent
+        case $d in wam_dump_data_* | wam_dump_inserts) case $t in *_default) continue ;; esac ;; esac
         [ "$(digest "$d" "$t")" = "$(cat "$work/src.$t")" ] || diff_tables="$diff_tables $t"
     done
     tap_is "$d: every table holds the same rows" "$diff_tables" ""
     tap_is "$d: every sequence continues where it was" "$(seqvals "$d")" "$src_seqs"
+    case $d in
+        wam_dump_custom | wam_dump_plain)
+            tap_is "$d: the partitions come back with their bounds and rows" "$(partitions "$d")" "$src_partitions" ;;
+        *)
+            # data only, through the partition root: the rows land in the partitions the
+            # fresh installation has (its default ones)
+            tap_is "$d: the rows of the partitions land in the default partitions" \
+                "$(q "$d" "SELECT count(*) FROM wam.event_default") $(q "$d" "SELECT count(*) FROM wam.inbound_message_default")" \
+                "$(q "$src" "SELECT count(*) FROM wam.event") $(q "$src" "SELECT count(*) FROM wam.inbound_message")" ;;
+    esac
     tap_is "$d: messages in flight at the dump are uncertain, never resent" \
         "$(q "$d" "SELECT string_agg(message_id || ' ' || status || ' ' || (uncertain_at IS NOT NULL), ',' ORDER BY message_id)
                    FROM wam.outbox WHERE message_id IN ($in_flight)")" \

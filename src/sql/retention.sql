@@ -1,0 +1,218 @@
+-- src/sql/retention.sql: monthly partitions of the tables that grow with
+-- traffic (wam.event, wam.inbound_message), their retention and the daily
+-- roll-ups that outlive the dropped months (see src/partition.c).
+--
+-- A partition per calendar month (UTC) of the event or receipt time: the
+-- windows that read these tables ("within 7d", the 24-hour window, the
+-- 90 days of tag health) prune to one or two months, and retention drops a
+-- month as a whole (no DELETE, no bloat, no vacuum debt).  The install
+-- script creates only the default partition: the months are created by the
+-- "maintain partitions" job (wam.maintain_partitions), never by CREATE
+-- EXTENSION, so that they are ordinary tables that pg_dump dumps with their
+-- rows and a restore (CREATE EXTENSION on another day, then the dumped
+-- months) never collides with months the new installation made.
+--
+-- wam.outbox is not partitioned yet.  The design it is meant to follow: RANGE
+-- partitions of message_id (the identity grows with time, so claim and
+-- results, which look rows up by message_id, prune to one partition), the
+-- boundary of the next partition chosen by this job from the ids used in the
+-- last month, so that partitions stay about monthly whatever the traffic;
+-- wamid lookups (status webhooks) then probe each partition's index, as many
+-- as retention keeps.  A partition is dropped only when all its messages are
+-- in a terminal state and past the horizon, after the delivery reports'
+-- facts (per day, sender, campaign, variant and status) are rolled up, and
+-- the reports (wam.delivery_report, the referral and value reports,
+-- tag health's last send) read the roll-up for dropped days.
+
+CREATE TABLE wam.retention (
+	table_name text PRIMARY KEY CONSTRAINT retention_table CHECK (table_name IN ('event', 'inbound_message')),
+	-- the reports read at most 90 days back (tag health's interaction
+	-- frequency, the referral checks): a shorter horizon would change them
+	keep interval CONSTRAINT retention_keep CHECK (keep >= interval '90 days'),
+	premake integer NOT NULL DEFAULT 2 CONSTRAINT retention_premake CHECK (premake BETWEEN 1 AND 24),
+	description text NOT NULL
+);
+COMMENT ON TABLE wam.retention IS 'per partitioned table: how long its rows are kept and how many months ahead partitions are created (change with UPDATE)';
+COMMENT ON COLUMN wam.retention.keep IS 'rows older than this are rolled up and dropped, a month at a time once the whole month is past; NULL: kept forever (at least 90 days)';
+COMMENT ON COLUMN wam.retention.premake IS 'months after the current one whose partitions exist ahead';
+
+INSERT INTO wam.retention (table_name, keep, premake, description) VALUES
+	('event', NULL, 2, 'behaviour events; rolled up per day and kind into wam.event_daily'),
+	('inbound_message', NULL, 2, 'inbound messages; rolled up per day, sender and type into wam.inbound_daily');
+
+GRANT SELECT ON wam.retention TO wam_reader;
+GRANT UPDATE (keep, premake) ON wam.retention TO wam_admin;
+GRANT SELECT ON wam.retention TO wam_definer;
+
+-- The facts of dropped months: what a report over such a period can still
+-- read.  Days are UTC days.  Rows that arrive late for a rolled-up day (an
+-- event dated long ago) add to its counts, so "customers" may then count a
+-- customer twice.
+CREATE TABLE wam.event_daily (
+	day date NOT NULL,
+	kind text NOT NULL,
+	events bigint NOT NULL,
+	customers bigint NOT NULL,
+	PRIMARY KEY (day, kind)
+);
+COMMENT ON TABLE wam.event_daily IS 'per UTC day and kind: events and distinct customers of the events retention removed';
+
+GRANT SELECT ON wam.event_daily TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.event_daily TO wam_definer;
+
+CREATE TABLE wam.inbound_daily (
+	day date NOT NULL,
+	sender_id integer,
+	kind text,
+	messages bigint NOT NULL,
+	customers bigint NOT NULL,
+	replies bigint NOT NULL,
+	opted_out bigint NOT NULL
+);
+CREATE UNIQUE INDEX inbound_daily_key ON wam.inbound_daily (day, sender_id, kind) NULLS NOT DISTINCT;
+COMMENT ON TABLE wam.inbound_daily IS 'per UTC day, sender and message type: inbound messages, distinct customers, replies and opt-outs of the messages retention removed';
+
+GRANT SELECT ON wam.inbound_daily TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.inbound_daily TO wam_definer;
+
+CREATE FUNCTION wam_internal.create_partition(parent regclass, name text, lo text, hi text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'wam_create_partition' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION wam_internal.create_partition(regclass, text, text, text) IS 'internal: creates a partition of an extension table, as the table''s owner, moving its rows out of the default partition';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.create_partition(regclass, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION wam_internal.drop_partition(part regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'wam_drop_partition' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION wam_internal.drop_partition(regclass) IS 'internal: drops a partition (not the default one) of an extension table, as the table''s owner';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.drop_partition(regclass) FROM PUBLIC;
+
+-- The partitions of a table with their bounds, read back from the catalog.
+-- The bounds print in the time zone and date style in effect: ISO in UTC,
+-- which any session reads back the same (a zone abbreviation would not).
+CREATE FUNCTION wam_internal.partitions(parent regclass)
+	RETURNS TABLE (part regclass, name text, lo text, hi text)
+	LANGUAGE sql STABLE SET search_path = pg_catalog, wam, pg_temp SET "TimeZone" = 'UTC' SET "DateStyle" = 'ISO'
+BEGIN ATOMIC
+	SELECT c.oid::regclass, c.relname::text, b[1], b[2]
+	FROM pg_catalog.pg_inherits i
+		 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+		 CROSS JOIN LATERAL pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+													'FROM \(''?([^'')]*)''?\) TO \(''?([^'')]*)''?\)') b
+	WHERE i.inhparent = parent AND b IS NOT NULL
+	ORDER BY c.relname;
+END;
+COMMENT ON FUNCTION wam_internal.partitions(regclass) IS 'internal: the partitions of a table other than the default one, with their bounds as text';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.partitions(regclass) FROM PUBLIC;
+
+-- A UTC time as text any DateStyle reads back the same.
+CREATE FUNCTION wam_internal.utc_literal(t timestamptz) RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00';
+COMMENT ON FUNCTION wam_internal.utc_literal(timestamptz) IS 'internal: a time as an ISO text literal in UTC';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.utc_literal(timestamptz) FROM PUBLIC;
+
+-- The rows of one partition (or of the default partition before `horizon`)
+-- added to the daily roll-up of their table; returns the rows rolled up.
+CREATE FUNCTION wam_internal.roll_up(table_name text, part regclass, horizon timestamptz) RETURNS bigint
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	cond text := CASE WHEN horizon IS NULL THEN 'true'
+					  ELSE format('%I < %L', CASE table_name WHEN 'event' THEN 'occurred_at' ELSE 'received_at' END, horizon) END;
+BEGIN
+	IF table_name = 'event' THEN
+		EXECUTE format('WITH d AS (
+							SELECT (e.occurred_at AT TIME ZONE ''UTC'')::date AS day, e.kind,
+								   count(*) AS events, count(DISTINCT e.customer_id) AS customers
+							FROM ONLY %s e WHERE %s GROUP BY 1, 2
+						), ins AS (
+							INSERT INTO wam.event_daily AS r (day, kind, events, customers)
+							SELECT * FROM d
+							ON CONFLICT (day, kind) DO UPDATE
+								SET events = r.events + excluded.events, customers = r.customers + excluded.customers
+						)
+						SELECT coalesce(sum(d.events), 0) FROM d', part, cond) INTO n;
+	ELSE
+		EXECUTE format('WITH d AS (
+							SELECT (m.received_at AT TIME ZONE ''UTC'')::date AS day, m.sender_id, m.kind,
+								   count(*) AS messages, count(DISTINCT m.customer_id) AS customers,
+								   count(*) FILTER (WHERE m.answered_message IS NOT NULL) AS replies,
+								   count(*) FILTER (WHERE m.opted_out) AS opted_out
+							FROM ONLY %s m WHERE %s GROUP BY 1, 2, 3
+						), ins AS (
+							INSERT INTO wam.inbound_daily AS r (day, sender_id, kind, messages, customers, replies, opted_out)
+							SELECT * FROM d
+							ON CONFLICT (day, sender_id, kind) DO UPDATE
+								SET messages = r.messages + excluded.messages, customers = r.customers + excluded.customers,
+									replies = r.replies + excluded.replies, opted_out = r.opted_out + excluded.opted_out
+						)
+						SELECT coalesce(sum(d.messages), 0) FROM d', part, cond) INTO n;
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.roll_up(text, regclass, timestamptz) IS 'internal: adds a partition''s rows (or the default partition''s before a time) to the daily roll-up';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.roll_up(text, regclass, timestamptz) FROM PUBLIC;
+
+-- Creates the partitions of the current month and `premake` months ahead,
+-- then applies retention: a month partition wholly older than `keep` is rolled
+-- up and dropped; rows of the default partition older than `keep` are rolled
+-- up and deleted.  Partitions straddling the horizon stay whole.
+CREATE FUNCTION wam.maintain_partitions(at timestamptz DEFAULT pg_catalog.now())
+	RETURNS TABLE (table_name text, partition_name text, action text, rows bigint)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	r wam.retention;
+	parent regclass;
+	month timestamptz;
+	name text;
+	horizon timestamptz;
+	p record;
+	n bigint;
+BEGIN
+	PERFORM wam_internal.refuse_null(at IS NULL, 'time');
+	-- one maintenance at a time (the job and an administrator's call)
+	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('wam.maintain_partitions'));
+	FOR r IN SELECT * FROM wam.retention ORDER BY table_name LOOP
+		parent := pg_catalog.format('wam.%I', r.table_name)::regclass;
+		FOR i IN 0 .. r.premake LOOP
+			month := (date_trunc('month', at AT TIME ZONE 'UTC') + i * interval '1 month') AT TIME ZONE 'UTC';
+			name := r.table_name || '_p' || to_char(month AT TIME ZONE 'UTC', 'YYYY_MM');
+			IF NOT EXISTS (SELECT FROM wam_internal.partitions(parent) x WHERE x.lo::timestamptz = month) THEN
+				n := wam_internal.create_partition(parent, name, wam_internal.utc_literal(month),
+												   wam_internal.utc_literal(month + interval '1 month'));
+				table_name := r.table_name; partition_name := name; action := 'created'; rows := n;
+				RETURN NEXT;
+			END IF;
+		END LOOP;
+		CONTINUE WHEN r.keep IS NULL;
+		horizon := at - r.keep;
+		FOR p IN SELECT x.part, x.name FROM wam_internal.partitions(parent) x
+				 WHERE x.hi::timestamptz <= horizon ORDER BY x.lo::timestamptz LOOP
+			n := wam_internal.roll_up(r.table_name, p.part, NULL);
+			PERFORM wam_internal.drop_partition(p.part);
+			table_name := r.table_name; partition_name := p.name; action := 'dropped'; rows := n;
+			RETURN NEXT;
+		END LOOP;
+		n := wam_internal.roll_up(r.table_name, pg_catalog.format('wam.%I', r.table_name || '_default')::regclass, horizon);
+		IF n > 0 THEN
+			EXECUTE pg_catalog.format('DELETE FROM ONLY wam.%I WHERE %I < $1', r.table_name || '_default',
+									  CASE r.table_name WHEN 'event' THEN 'occurred_at' ELSE 'received_at' END)
+				USING horizon;
+			table_name := r.table_name; partition_name := r.table_name || '_default'; action := 'deleted'; rows := n;
+			RETURN NEXT;
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION wam.maintain_partitions(timestamptz) IS 'creates the monthly partitions ahead and applies the retention of wam.retention as of a time (the "maintain partitions" job runs it hourly)';
+
+REVOKE EXECUTE ON FUNCTION wam.maintain_partitions(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.maintain_partitions(timestamptz) TO wam_admin;
