@@ -224,3 +224,29 @@ SELECT count(*) AS values_of_12 FROM customer_attribute WHERE customer_id = 12;
 SELECT drop_attribute('signup_day') AS dropped_values;
 SELECT audience_problem('attr(signup_day) IS SET') AS dropped_attribute;
 SELECT define_attribute('vip_level', 'text') AS type_with_values;
+
+-- wam.event_detail, the index of detail filters, follows the events: one row per
+-- scalar value (objects and arrays are not searched), rows of deleted and changed
+-- events go, a change is recorded again; a second filter is checked on the event
+SELECT kind, key, value, count(*) FROM event_detail WHERE customer_id = 8 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3::text;
+INSERT INTO event (customer_id, kind, details) VALUES
+	(11, 'link_click', '{"product": "sunscreen", "tags": ["a", "b"], "ref": {"id": 1}}');
+SELECT key, value FROM event_detail WHERE customer_id = 11 ORDER BY 1;
+SELECT audience_size('event(link_click, tags = ''a'')') AS array_value, audience_size('event(link_click, product = ''sunscreen'') within 1d') AS clicked_today;
+UPDATE event SET details = '{"product": "lipstick"}' WHERE customer_id = 11 AND kind = 'link_click';
+SELECT key, value FROM event_detail WHERE customer_id = 11 ORDER BY 1;
+SELECT pg_temp.who('event(link_click, product = ''lipstick'') within 1d') AS lipstick_today;
+SELECT pg_temp.who('event(link_click, product = ''sunscreen'', qty = 2)') AS two_filters;
+DELETE FROM customer WHERE id = 8;
+SELECT count(*) AS rows_of_8 FROM event_detail WHERE customer_id = 8;
+SELECT (SELECT count(*) FROM event_detail) =
+	   (SELECT count(*) FROM event e, jsonb_each(e.details) d
+		WHERE jsonb_typeof(e.details) = 'object' AND jsonb_typeof(d.value) IN ('string', 'number', 'boolean')) AS index_complete;
+-- readers search it; nobody but the triggers writes it
+SET ROLE wam_reader;
+SELECT count(*) > 0 AS reader_reads FROM event_detail;
+RESET ROLE;
+SET ROLE wam_operator;
+SELECT pg_temp.err($$INSERT INTO event_detail VALUES (1, 1, 'x', 'k', '1', now())$$) AS operator_insert,
+	   pg_temp.err($$DELETE FROM event_detail$$) AS operator_delete;
+RESET ROLE;

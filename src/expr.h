@@ -88,7 +88,7 @@ typedef enum WamPredQuery
 	WAM_PQ_ATTR					/* a customer attribute test: sql, args */
 } WamPredQuery;
 
-#define WAM_PRED_MAX_ARGS	4
+#define WAM_PRED_MAX_ARGS	6
 
 /* A predicate query with its parameters (hash entry keyed by key). */
 struct WamExprPred
@@ -101,6 +101,9 @@ struct WamExprPred
 	WamExprUnit unit;
 	int64		window;
 	Datum		details;		/* EVENT: jsonb the details must contain, or 0 */
+	int			ndetails;		/* EVENT: how many keys it has */
+	Datum		detail_key;		/* EVENT: its first key (text) and value (jsonb): */
+	Datum		detail_value;	/* what wam.event_detail's index is searched by */
 	char	   *sql;			/* ATTR: the query (fixed fragments only) */
 	int			nargs;			/* ATTR: its parameters */
 	Oid			argtypes[WAM_PRED_MAX_ARGS];
@@ -193,6 +196,8 @@ extern char *wam_expr_where(const WamExprProblem *p);
 extern uint32 wam_expr_leaf_pos(const WamExprProgram *prog, const WamExprNode *n);
 
 /* expr_attr.c */
+extern void wam_expr_detail_first(const WamExprParse *pp, const WamExprNode *nd,
+								  Datum *key, Datum *value);
 extern Datum wam_expr_details(const WamExprParse *pp, const WamExprNode *nd,
 							  const char **text);
 extern bool wam_expr_resolve_attrs(WamExprCtx *ctx, WamExprProgram *prog,

@@ -116,6 +116,26 @@ wam_expr_details(const WamExprParse *pp, const WamExprNode *nd, const char **tex
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
+/*
+ * The first filter of nd as a key (text) and a JSON value (jsonb): the
+ * search key of wam.event_detail, which holds one row per scalar value of
+ * every event's details.
+ */
+void
+wam_expr_detail_first(const WamExprParse *pp, const WamExprNode *nd, Datum *key, Datum *value)
+{
+	const WamExprLit *l = &pp->lits[nd->lit_first];
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (l->type == WAM_LIT_STRING)
+		escape_json(&buf, pp->names + l->val_off);
+	else
+		appendStringInfoString(&buf, pp->names + l->val_off);
+	*key = CStringGetTextDatum(pp->names + l->key_off);
+	*value = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
 /* -------- attribute values -------- */
 
 static const char *

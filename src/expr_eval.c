@@ -36,26 +36,37 @@
 #include "expr.h"
 
 /*
- * The event queries, without and with detail filters ($4: jsonb the
- * details contain, which the GIN index event_details answers; the planner
- * combines it with event_kind_time's range or filters that range's rows,
- * whichever its statistics say is cheaper).
+ * The event queries: [0] without detail filters, on wam.event (its index
+ * event_kind_time holds kind, time and customer: an index-only scan); [1]
+ * with one, on wam.event_detail, whose index holds kind, key, value, time
+ * and customer, so only the matching events are read, again from the index
+ * alone ($5, $6: the filter's key and JSON value); [2] with several: the
+ * first one searched so, the others checked on the event itself ($4: the
+ * jsonb all of the event's details must contain).
  */
 #define WAM_EVENT_WHERE \
 	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
-#define WAM_EVENT_DETAILS " AND e.details OPERATOR(pg_catalog.@>) $4"
-#define WAM_EVENT_QUERIES(filter) { \
+#define WAM_DETAIL_WHERE \
+	"WHERE e.kind OPERATOR(pg_catalog.=) $1 AND e.key OPERATOR(pg_catalog.=) $5 " \
+	"AND e.value OPERATOR(pg_catalog.=) $6 AND e.occurred_at OPERATOR(pg_catalog.>=) $2"
+#define WAM_DETAIL_MORE \
+	" AND EXISTS (SELECT FROM wam.event x WHERE x.customer_id OPERATOR(pg_catalog.=) e.customer_id " \
+	"AND x.event_id OPERATOR(pg_catalog.=) e.event_id AND x.details OPERATOR(pg_catalog.@>) $4)"
+#define WAM_EVENT_QUERIES(from) { \
 	NULL, \
-	"SELECT wam.segment_agg(e.customer_id) FROM wam.event e " WAM_EVENT_WHERE filter, \
+	"SELECT wam.segment_agg(e.customer_id) FROM " from, \
 	"SELECT wam.segment_agg(x.customer_id) FROM (" \
-	"SELECT e.customer_id FROM wam.event e " WAM_EVENT_WHERE filter " " \
+	"SELECT e.customer_id FROM " from " " \
 	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) $3) x", \
 	"SELECT wam.segment_agg(x.customer_id) FROM (" \
-	"SELECT e.customer_id FROM wam.event e " WAM_EVENT_WHERE filter " " \
+	"SELECT e.customer_id FROM " from " " \
 	"GROUP BY e.customer_id HAVING pg_catalog.count(*) OPERATOR(pg_catalog.=) $3) x" \
 }
-static const char *const wam_event_sql[2][4] = {
-	WAM_EVENT_QUERIES(""), WAM_EVENT_QUERIES(WAM_EVENT_DETAILS)
+#define WAM_FROM_EVENT		"wam.event e " WAM_EVENT_WHERE
+#define WAM_FROM_DETAIL		"wam.event_detail e " WAM_DETAIL_WHERE
+#define WAM_FROM_DETAILS	"wam.event_detail e " WAM_DETAIL_WHERE WAM_DETAIL_MORE
+static const char *const wam_event_sql[3][4] = {
+	WAM_EVENT_QUERIES(WAM_FROM_EVENT), WAM_EVENT_QUERIES(WAM_FROM_DETAIL), WAM_EVENT_QUERIES(WAM_FROM_DETAILS)
 };
 
 /*
@@ -64,16 +75,15 @@ static const char *const wam_event_sql[2][4] = {
  * wam_event_sql, for counts up to WAM_REPEAT_MAX (exactly: one less).
  */
 #define WAM_REPEAT_MAX	16
-#define WAM_EVENT_REPEAT_QUERIES(filter) { \
+#define WAM_EVENT_REPEAT_QUERIES(from) { \
 	NULL, \
 	NULL, \
-	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM wam.event e " \
-	WAM_EVENT_WHERE filter, \
-	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM wam.event e " \
-	WAM_EVENT_WHERE filter \
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, false) FROM " from, \
+	"SELECT wam.segment_repeat_agg(e.customer_id, $3, true) FROM " from \
 }
-static const char *const wam_event_repeat_sql[2][4] = {
-	WAM_EVENT_REPEAT_QUERIES(""), WAM_EVENT_REPEAT_QUERIES(WAM_EVENT_DETAILS)
+static const char *const wam_event_repeat_sql[3][4] = {
+	WAM_EVENT_REPEAT_QUERIES(WAM_FROM_EVENT), WAM_EVENT_REPEAT_QUERIES(WAM_FROM_DETAIL),
+	WAM_EVENT_REPEAT_QUERIES(WAM_FROM_DETAILS)
 };
 
 /* indexed by WamExprField */
@@ -312,7 +322,7 @@ wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
 		case WAM_PQ_EVENT_GE:
 		case WAM_PQ_EVENT_EQ:
 			{
-			int			filtered = pred->details != (Datum) 0 ? 1 : 0;
+			int			filtered = pred->details == (Datum) 0 ? 0 : pred->ndetails == 1 ? 1 : 2;
 
 			sql = wam_event_sql[filtered][pred->query];
 			types[0] = TEXTOID;
@@ -331,10 +341,14 @@ wam_pred_bitmap(WamExprCtx *ctx, WamExprPred *pred)
 			}
 			if (filtered)
 			{
-				/* ($3 is typed but unused by the "any" query) */
+				/* ($3, and $4 with one filter, are typed but unused) */
 				types[3] = JSONBOID;
 				values[3] = pred->details;
-				nargs = 4;
+				types[4] = TEXTOID;
+				values[4] = pred->detail_key;
+				types[5] = JSONBOID;
+				values[5] = pred->detail_value;
+				nargs = 6;
 			}
 			break;
 			}

@@ -518,6 +518,9 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 		bool		found;
 		WamExprPred *pred;
 		Datum		details = (Datum) 0;
+		Datum		detail_key = (Datum) 0;
+		Datum		detail_value = (Datum) 0;
+		int			ndetails = 0;
 		const char *details_text = "";
 
 		switch (nd->kind)
@@ -596,7 +599,11 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 					count = 0;
 				}
 				else if (nd->lit_count > 0)
+				{
 					details = wam_expr_details(pp, nd, &details_text);
+					wam_expr_detail_first(pp, nd, &detail_key, &detail_value);
+					ndetails = (int) nd->lit_count;
+				}
 				break;
 			default:
 				continue;
@@ -613,6 +620,9 @@ wam_register_preds(WamExprCtx *ctx, WamExprProgram *prog)
 			pred->unit = unit;
 			pred->window = window;
 			pred->details = details;
+			pred->ndetails = ndetails;
+			pred->detail_key = detail_key;
+			pred->detail_value = detail_value;
 			pred->sql = NULL;
 			pred->nargs = 0;
 			pred->evaluated = false;

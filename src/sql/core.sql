@@ -113,6 +113,90 @@ GRANT SELECT, INSERT ON wam.event TO wam_definer;
 GRANT SELECT, INSERT, DELETE ON wam.event_default TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.event_event_id_seq TO wam_definer;
 
+-- Event details, one row per scalar value of an event's details: the index
+-- of detail filters ("event(link_click, product = 'x') >= 3 within 7d").  Its
+-- index holds kind, key, value, time and customer, so a filter reads only the
+-- matching events and only the index, as event_kind_time does for kinds.
+-- Kept by the triggers below; dumped like every table (the insert trigger
+-- stands aside during a restore, which loads the rows themselves).
+CREATE TABLE wam.event_detail (
+	customer_id bigint NOT NULL,
+	event_id bigint NOT NULL,
+	kind text NOT NULL,
+	key text NOT NULL,
+	value jsonb NOT NULL,
+	occurred_at timestamptz NOT NULL
+);
+CREATE INDEX event_detail_search ON wam.event_detail (kind, key, value, occurred_at) INCLUDE (customer_id, event_id);
+CREATE INDEX event_detail_event ON wam.event_detail (customer_id, event_id);
+COMMENT ON TABLE wam.event_detail IS 'the scalar values of every event''s details, one row each: what detail filters of audiences search (kept by triggers on wam.event)';
+
+REVOKE ALL ON wam.event_detail FROM PUBLIC;
+GRANT SELECT ON wam.event_detail TO wam_reader;
+GRANT SELECT, INSERT, DELETE ON wam.event_detail TO wam_definer;
+
+CREATE FUNCTION wam_internal.event_detail_insert_trigger() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	IF wam_internal.restoring() THEN
+		RETURN NULL;
+	END IF;
+	INSERT INTO wam.event_detail (customer_id, event_id, kind, key, value, occurred_at)
+	SELECT n.customer_id, n.event_id, n.kind, d.key, d.value, n.occurred_at
+	FROM new_events n, pg_catalog.jsonb_each(n.details) d
+	WHERE pg_catalog.jsonb_typeof(n.details) = 'object'
+	  AND pg_catalog.jsonb_typeof(d.value) IN ('string', 'number', 'boolean');
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.event_detail_insert_trigger() IS 'trigger: records the scalar detail values of newly inserted events in wam.event_detail';
+-- "event_detail_insert" sorts before "event_rules": rules that inserted
+-- events fire see their details
+CREATE TRIGGER event_detail_insert AFTER INSERT ON wam.event
+	REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_insert_trigger();
+REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_insert_trigger() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.event_detail_insert_trigger() TO wam_operator;
+
+-- deleted events (a customer deleted, or an administrator's DELETE) and
+-- changed ones take their detail rows with them
+CREATE FUNCTION wam_internal.event_detail_delete_trigger() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	DELETE FROM wam.event_detail d USING old_events o
+	WHERE d.customer_id = o.customer_id AND d.event_id = o.event_id;
+	IF TG_OP = 'UPDATE' THEN
+		INSERT INTO wam.event_detail (customer_id, event_id, kind, key, value, occurred_at)
+		SELECT n.customer_id, n.event_id, n.kind, d.key, d.value, n.occurred_at
+		FROM new_events n, pg_catalog.jsonb_each(n.details) d
+		WHERE pg_catalog.jsonb_typeof(n.details) = 'object'
+		  AND pg_catalog.jsonb_typeof(d.value) IN ('string', 'number', 'boolean');
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.event_detail_delete_trigger() IS 'trigger: removes the detail rows of deleted events from wam.event_detail, and records those of changed events again';
+CREATE TRIGGER event_detail_delete AFTER DELETE ON wam.event
+	REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_delete_trigger();
+CREATE TRIGGER event_detail_update AFTER UPDATE ON wam.event
+	REFERENCING OLD TABLE AS old_events NEW TABLE AS new_events FOR EACH STATEMENT
+	EXECUTE FUNCTION wam_internal.event_detail_delete_trigger();
+REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_delete_trigger() FROM PUBLIC;
+
+CREATE FUNCTION wam_internal.event_detail_truncate_trigger() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	TRUNCATE wam.event_detail;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.event_detail_truncate_trigger() IS 'trigger: empties wam.event_detail with wam.event';
+CREATE TRIGGER event_detail_truncate AFTER TRUNCATE ON wam.event
+	FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_truncate_trigger();
+REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_truncate_trigger() FROM PUBLIC;
+
 -- customers
 
 CREATE FUNCTION wam_internal.time_zone_name(name text) RETURNS text

@@ -197,12 +197,21 @@ BEGIN
 		FOR p IN SELECT x.part, x.name FROM wam_internal.partitions(parent) x
 				 WHERE x.hi::timestamptz <= horizon ORDER BY x.lo::timestamptz LOOP
 			n := wam_internal.roll_up(r.table_name, p.part, NULL);
+			IF r.table_name = 'event' THEN
+				-- the month's rows of the detail index go with it
+				EXECUTE pg_catalog.format('DELETE FROM wam.event_detail d USING %s e WHERE d.customer_id OPERATOR(pg_catalog.=) e.customer_id'
+										  ' AND d.event_id OPERATOR(pg_catalog.=) e.event_id', p.part);
+			END IF;
 			PERFORM wam_internal.drop_partition(p.part);
 			table_name := r.table_name; partition_name := p.name; action := 'dropped'; rows := n;
 			RETURN NEXT;
 		END LOOP;
 		n := wam_internal.roll_up(r.table_name, pg_catalog.format('wam.%I', r.table_name || '_default')::regclass, horizon);
 		IF n > 0 THEN
+			IF r.table_name = 'event' THEN
+				DELETE FROM wam.event_detail d USING ONLY wam.event_default e
+				WHERE d.customer_id = e.customer_id AND d.event_id = e.event_id AND e.occurred_at < horizon;
+			END IF;
 			EXECUTE pg_catalog.format('DELETE FROM ONLY wam.%I WHERE %I < $1', r.table_name || '_default',
 									  CASE r.table_name WHEN 'event' THEN 'occurred_at' ELSE 'received_at' END)
 				USING horizon;

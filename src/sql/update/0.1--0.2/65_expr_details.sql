@@ -1,11 +1,6 @@
 -- 65_expr_details: event detail filters and customer attributes in segment expressions,
 -- batch tagging of an audience (src/sql/core.sql, attribute.sql, segment_expr.sql, backup.sql)
 
--- Detail filters of behaviour predicates ("event(link_click, product = 'x')")
--- become details @> '{"product": "x"}', which this index answers for any key;
--- the planner ANDs it with event_kind_time's range (see src/expr_eval.c).
-CREATE INDEX event_details ON wam.event USING gin (details jsonb_path_ops);
-
 -- Batch tagging of an audience: the expression is evaluated with the caller's
 -- privileges (this function is not a definer), then wam.attach_tag records
 -- the attachments with their source, as every tagging does.
