@@ -17,9 +17,10 @@
  * birth_date <= today - 18 years, so a customer turns 18 on the birthday
  * itself (and on 1 March, in common years, for 29 February).
  *
- * Detail filters become one jsonb value that the event's details must
- * contain (details @> '{"product": "sunscreen"}'), a parameter again, which
- * the GIN index event_details answers for any key.
+ * Detail filters are searched in wam.event_detail by their first key and
+ * value (one row per scalar value of every event's details, kept by
+ * triggers); further filters are checked on the event, as the jsonb its
+ * details must contain (details @> '{"product": "sunscreen", "qty": 2}').
  *
  * src/expr_attr.c
  *

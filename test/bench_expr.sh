@@ -164,7 +164,7 @@ PRODUCTS="'sunscreen', 'lipstick', 'serum', 'toner', 'cleanser', 'mascara', 'fou
 t=$(now)
 run_sql "ALTER TABLE wam.event DROP CONSTRAINT event_customer_id_fkey;
          ALTER TABLE wam.event_default DROP CONSTRAINT event_default_pkey;
-         DROP INDEX wam.event_default_kind_time"
+         DROP INDEX wam.event_default_kind_time; DROP INDEX wam.event_detail_search; DROP INDEX wam.event_detail_event"
 lo=1
 while [ "$lo" -le "$EVENTS" ]; do
     hi=$((lo + BATCH - 1))
@@ -186,6 +186,8 @@ log "building the indexes and the foreign key of wam.event again"
 run_sql "SET maintenance_work_mem = '1GB';
          ALTER TABLE wam.event_default ADD CONSTRAINT event_default_pkey PRIMARY KEY (customer_id, event_id);
          CREATE INDEX event_default_kind_time ON wam.event_default (kind, occurred_at) INCLUDE (customer_id);
+         CREATE INDEX event_detail_search ON wam.event_detail (kind, key, value, occurred_at) INCLUDE (customer_id, event_id);
+         CREATE INDEX event_detail_event ON wam.event_detail (customer_id, event_id);
          ALTER TABLE wam.event ADD CONSTRAINT event_customer_id_fkey FOREIGN KEY (customer_id)
              REFERENCES wam.customer (id) ON DELETE CASCADE"
 LOAD_S[events]=$(secs_since "$t")
@@ -195,6 +197,7 @@ run_sql "VACUUM (ANALYZE) wam.customer"
 run_sql "VACUUM (ANALYZE) wam.customer_tag"
 run_sql "VACUUM (ANALYZE) wam.tag_chunk"
 run_sql "VACUUM (ANALYZE) wam.event"
+run_sql "VACUUM (ANALYZE) wam.event_detail"
 LOAD_S[vacuum]=$(secs_since "$t")
 for k in "${!LOAD_S[@]}"; do run_sql "INSERT INTO bench_load VALUES ('$k', ${LOAD_S[$k]})"; done
 if [ "${WAM_BENCH_LOAD_ONLY:-0}" = 1 ]; then
