@@ -28,7 +28,7 @@ HISTORY=${WAM_BENCH_HISTORY:-2000000}
 bench_positive TX ROUNDS HISTORY
 bench_out event_detail.md "$TX $ROUNDS $HISTORY" "20000 3 2000000"
 bench_begin bench_event_detail
-bench_require_extension 'wam_internal.event_detail_insert_trigger'
+bench_require_extension 'wam_internal.event_detail_trigger'
 
 WAM_PRELOAD='' bench_cluster 55497
 export PGDATABASE=postgres PGOPTIONS="-c client_min_messages=warning"

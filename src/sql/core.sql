@@ -135,38 +135,16 @@ REVOKE ALL ON wam.event_detail FROM PUBLIC;
 GRANT SELECT ON wam.event_detail TO wam_reader;
 GRANT SELECT, INSERT, DELETE ON wam.event_detail TO wam_definer;
 
-CREATE FUNCTION wam_internal.event_detail_insert_trigger() RETURNS trigger
+CREATE FUNCTION wam_internal.event_detail_trigger() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 BEGIN
-	IF wam_internal.restoring() THEN
-		RETURN NULL;
+	IF TG_OP IN ('UPDATE', 'DELETE') THEN
+		DELETE FROM wam.event_detail d USING old_events o
+		WHERE d.customer_id = o.customer_id AND d.event_id = o.event_id;
 	END IF;
-	INSERT INTO wam.event_detail (customer_id, event_id, kind, key, value, occurred_at)
-	SELECT n.customer_id, n.event_id, n.kind, d.key, d.value, n.occurred_at
-	FROM new_events n, pg_catalog.jsonb_each(n.details) d
-	WHERE pg_catalog.jsonb_typeof(n.details) = 'object'
-	  AND pg_catalog.jsonb_typeof(d.value) IN ('string', 'number', 'boolean');
-	RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION wam_internal.event_detail_insert_trigger() IS 'trigger: records the scalar detail values of newly inserted events in wam.event_detail';
--- "event_detail_insert" sorts before "event_rules": rules that inserted
--- events fire see their details
-CREATE TRIGGER event_detail_insert AFTER INSERT ON wam.event
-	REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_insert_trigger();
-REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_insert_trigger() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam_internal.event_detail_insert_trigger() TO wam_operator;
-
--- deleted events (a customer deleted, or an administrator's DELETE) and
--- changed ones take their detail rows with them
-CREATE FUNCTION wam_internal.event_detail_delete_trigger() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
-AS $$
-BEGIN
-	DELETE FROM wam.event_detail d USING old_events o
-	WHERE d.customer_id = o.customer_id AND d.event_id = o.event_id;
-	IF TG_OP = 'UPDATE' THEN
+	-- a restore loads the detail rows themselves
+	IF TG_OP IN ('INSERT', 'UPDATE') AND NOT wam_internal.restoring() THEN
 		INSERT INTO wam.event_detail (customer_id, event_id, kind, key, value, occurred_at)
 		SELECT n.customer_id, n.event_id, n.kind, d.key, d.value, n.occurred_at
 		FROM new_events n, pg_catalog.jsonb_each(n.details) d
@@ -176,13 +154,19 @@ BEGIN
 	RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION wam_internal.event_detail_delete_trigger() IS 'trigger: removes the detail rows of deleted events from wam.event_detail, and records those of changed events again';
+COMMENT ON FUNCTION wam_internal.event_detail_trigger() IS 'trigger: keeps wam.event_detail with the events: records the scalar detail values of inserted and changed events, removes those of deleted and changed ones';
+-- "event_detail_insert" sorts before "event_rules": rules that inserted
+-- events fire see their details; deleted events (a customer deleted, or an
+-- administrator's DELETE) and changed ones take their detail rows with them
+CREATE TRIGGER event_detail_insert AFTER INSERT ON wam.event
+	REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_trigger();
 CREATE TRIGGER event_detail_delete AFTER DELETE ON wam.event
-	REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_delete_trigger();
+	REFERENCING OLD TABLE AS old_events FOR EACH STATEMENT EXECUTE FUNCTION wam_internal.event_detail_trigger();
 CREATE TRIGGER event_detail_update AFTER UPDATE ON wam.event
 	REFERENCING OLD TABLE AS old_events NEW TABLE AS new_events FOR EACH STATEMENT
-	EXECUTE FUNCTION wam_internal.event_detail_delete_trigger();
-REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_delete_trigger() FROM PUBLIC;
+	EXECUTE FUNCTION wam_internal.event_detail_trigger();
+REVOKE EXECUTE ON FUNCTION wam_internal.event_detail_trigger() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam_internal.event_detail_trigger() TO wam_operator;
 
 CREATE FUNCTION wam_internal.event_detail_truncate_trigger() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
