@@ -173,6 +173,63 @@ SELECT wam.audience_size('event(visit) >= 3 within 30d') AS in_30d, wam.audience
 	   wam.audience_size('event(visit) within 60d') AS any_60d;
 
 
+-- wam.outbox: terminal messages enqueued before the horizon are deleted into
+-- wam.outbox_daily; waiting, sending and uncertain ones stay whatever their age
+TRUNCATE wam.outbox;
+INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, status, wamid, error_code,
+						replies, created_at, sent_at, delivered_at, read_at)
+SELECT :s1, c, (15550000000 + c)::text, '{"type":"text","text":{"body":"hi"}}', camp, var, st,
+	   CASE WHEN st IN ('sent', 'delivered', 'read') OR (st = 'failed' AND c % 2 = 0) THEN 'wamid.r' || n END,
+	   CASE WHEN st = 'failed' THEN 131026 + c % 2 END, CASE WHEN st = 'read' AND c % 3 = 0 THEN 1 ELSE 0 END,
+	   t, CASE WHEN st IN ('sent', 'delivered', 'read') THEN t END,
+	   CASE WHEN st IN ('delivered', 'read') THEN t END, CASE WHEN st = 'read' THEN t END
+FROM (SELECT row_number() OVER () AS n, * FROM
+		(VALUES ('2030-03-01 00:00+00'::timestamptz), ('2030-03-01 23:59:59.999999+00'), ('2030-03-31 23:59:59.999999+00'),
+				('2030-04-01 00:00+00')) t (t),
+		unnest(ARRAY['queued', 'sending', 'retrying', 'uncertain', 'sent', 'delivered', 'read', 'failed',
+					 'cancelled', 'expired']) st,
+		generate_series(1, 3) c,
+		(VALUES ('spring', 'a'), ('spring', NULL), (NULL, NULL)) cv (camp, var)) x;
+SELECT count(*) AS messages FROM wam.outbox;
+CREATE TEMP TABLE report_before AS SELECT * FROM wam.delivery_report('2030-01-01', '2031-01-01');
+SELECT * FROM report_before;
+SET ROLE ret_admin;
+UPDATE wam.retention SET premake = 1 WHERE table_name = 'outbox';
+UPDATE wam.retention SET keep = '89 days' WHERE table_name = 'outbox';
+UPDATE wam.retention SET keep = '90 days' WHERE table_name = 'outbox';
+RESET ROLE;
+-- the horizon at 2030-04-01 00:00: just below it nothing goes, at it the
+-- messages before it go (oldest first, a batch at a time)
+SELECT * FROM wam.maintain_partitions('2030-03-01 00:00+00'::timestamptz + interval '90 days') WHERE table_name = 'outbox';
+SELECT wam_internal.purge_outbox('2030-03-01 00:00:00.000001+00', 5) AS first_batch;
+SELECT count(*) AS left_of_first_second FROM wam.outbox WHERE created_at = '2030-03-01 00:00+00';
+SELECT * FROM wam.maintain_partitions('2030-04-01 00:00+00'::timestamptz + interval '90 days') WHERE table_name = 'outbox';
+SELECT * FROM wam.maintain_partitions('2030-04-01 00:00+00'::timestamptz + interval '90 days') WHERE table_name = 'outbox';
+SELECT status, created_at AT TIME ZONE 'UTC' AS created_utc, count(*) FROM wam.outbox GROUP BY 1, 2 ORDER BY 2, 1;
+SELECT day, campaign, variant, status, error_code, messages, sent, delivered, read, replied
+FROM wam.outbox_daily ORDER BY 1, 2, 3, 4, 5;
+-- the delivery report gives the same figures from the roll-up
+SELECT * FROM wam.delivery_report('2030-01-01', '2031-01-01');
+(SELECT * FROM report_before EXCEPT SELECT * FROM wam.delivery_report('2030-01-01', '2031-01-01'))
+UNION ALL (SELECT * FROM wam.delivery_report('2030-01-01', '2031-01-01') EXCEPT SELECT * FROM report_before);
+-- a rolled-up day counts when it starts within the period
+SELECT sender_name, messages, failed, failed_by_code FROM wam.delivery_report('2030-03-01 00:00:00.000001+00', '2031-01-01');
+SELECT sender_name, messages, failed, failed_by_code FROM wam.delivery_report('2030-01-01', '2030-03-01 00:00+00');
+-- readers see the roll-up; only wam_definer deletes from wam.outbox
+SET ROLE ret_reader;
+SELECT sum(messages) AS rolled_up FROM wam.outbox_daily;
+DELETE FROM wam.outbox_daily;
+SELECT wam_internal.purge_outbox('2040-01-01', 10);
+SET ROLE ret_operator;
+DELETE FROM wam.outbox;
+SET ROLE ret_admin;
+DELETE FROM wam.outbox;
+UPDATE wam.outbox_daily SET messages = 0;
+RESET ROLE;
+SELECT has_table_privilege('wam_definer', 'wam.outbox', 'DELETE') AS definer_deletes,
+	   has_table_privilege('wam_admin', 'wam.outbox', 'DELETE') AS admin_deletes;
+
+
 \c :orig_db
 DROP DATABASE wam_retention_regress;
 DROP ROLE ret_reader, ret_operator, ret_admin;

@@ -12,33 +12,33 @@
 -- rows and a restore (CREATE EXTENSION on another day, then the dumped
 -- months) never collides with months the new installation made.
 --
--- wam.outbox is not partitioned yet.  The design it is meant to follow: RANGE
--- partitions of message_id (the identity grows with time, so claim and
--- results, which look rows up by message_id, prune to one partition), the
--- boundary of the next partition chosen by this job from the ids used in the
--- last month, so that partitions stay about monthly whatever the traffic;
--- wamid lookups (status webhooks) then probe each partition's index, as many
--- as retention keeps.  A partition is dropped only when all its messages are
--- in a terminal state and past the horizon, after the delivery reports'
--- facts (per day, sender, campaign, variant and status) are rolled up, and
--- the reports (wam.delivery_report, the referral and value reports,
--- tag health's last send) read the roll-up for dropped days.
+-- wam.outbox is not partitioned: a status webhook finds its message by wamid,
+-- and without global indexes (PostgreSQL 15 has none) a partitioned outbox
+-- would probe every kept partition's index on each status, a cost that grows
+-- with the retention.  Its retention deletes instead: terminal messages
+-- enqueued before the horizon, oldest first through the B-tree on created_at,
+-- at most 500,000 per run, rolled up per day, sender, campaign, variant,
+-- status and error code into wam.outbox_daily in the same statement.  Waiting,
+-- sending and uncertain messages are never removed, whatever their age.
 
 CREATE TABLE wam.retention (
-	table_name text PRIMARY KEY CONSTRAINT retention_table CHECK (table_name IN ('event', 'inbound_message')),
+	table_name text PRIMARY KEY CONSTRAINT retention_table CHECK (table_name IN ('event', 'inbound_message', 'outbox')),
 	-- the reports read at most 90 days back (tag health's interaction
 	-- frequency, the referral checks): a shorter horizon would change them
 	keep interval CONSTRAINT retention_keep CHECK (keep >= interval '90 days'),
-	premake integer NOT NULL DEFAULT 2 CONSTRAINT retention_premake CHECK (premake BETWEEN 1 AND 24),
-	description text NOT NULL
+	premake integer DEFAULT 2 CONSTRAINT retention_premake CHECK (premake BETWEEN 1 AND 24),
+	description text NOT NULL,
+	-- wam.outbox has no partitions to make ahead
+	CONSTRAINT retention_premake_partitioned CHECK ((premake IS NULL) = (table_name = 'outbox'))
 );
-COMMENT ON TABLE wam.retention IS 'per partitioned table: how long its rows are kept and how many months ahead partitions are created (change with UPDATE)';
-COMMENT ON COLUMN wam.retention.keep IS 'rows older than this are rolled up and dropped, a month at a time once the whole month is past; NULL: kept forever (at least 90 days)';
-COMMENT ON COLUMN wam.retention.premake IS 'months after the current one whose partitions exist ahead';
+COMMENT ON TABLE wam.retention IS 'per growing table: how long its rows are kept and, for the partitioned ones, how many months ahead partitions are created (change with UPDATE)';
+COMMENT ON COLUMN wam.retention.keep IS 'rows older than this are rolled up and dropped, a month at a time once the whole month is past (wam.outbox: terminal messages enqueued before, deleted up to 500,000 per run); NULL: kept forever (at least 90 days)';
+COMMENT ON COLUMN wam.retention.premake IS 'months after the current one whose partitions exist ahead (NULL for wam.outbox, which is not partitioned)';
 
 INSERT INTO wam.retention (table_name, keep, premake, description) VALUES
 	('event', NULL, 2, 'behaviour events; rolled up per day and kind into wam.event_daily'),
-	('inbound_message', NULL, 2, 'inbound messages; rolled up per day, sender and type into wam.inbound_daily');
+	('inbound_message', NULL, 2, 'inbound messages; rolled up per day, sender and type into wam.inbound_daily'),
+	('outbox', NULL, NULL, 'outbound messages in a final state (sent, delivered, read, failed, cancelled, expired); rolled up per day, sender, campaign, variant, status and error code into wam.outbox_daily');
 
 GRANT SELECT ON wam.retention TO wam_reader;
 GRANT UPDATE (keep, premake) ON wam.retention TO wam_admin;
@@ -159,10 +159,50 @@ COMMENT ON FUNCTION wam_internal.roll_up(text, regclass, timestamptz) IS 'intern
 
 REVOKE EXECUTE ON FUNCTION wam_internal.roll_up(text, regclass, timestamptz) FROM PUBLIC;
 
+-- Deletes up to `max_rows` terminal messages of wam.outbox enqueued before
+-- `horizon`, oldest first, and adds them to wam.outbox_daily in the same
+-- statement; returns how many.  Rows another session has locked (a status
+-- webhook updating an old message) are left for the next run.
+CREATE FUNCTION wam_internal.purge_outbox(horizon timestamptz, max_rows integer) RETURNS bigint
+	LANGUAGE sql SET search_path = pg_catalog, wam, pg_temp
+BEGIN ATOMIC
+	WITH pick AS (
+		SELECT o.message_id FROM wam.outbox o
+		WHERE o.created_at < horizon
+		  AND o.status IN ('sent', 'delivered', 'read', 'failed', 'cancelled', 'expired')
+		ORDER BY o.created_at
+		LIMIT max_rows
+		FOR UPDATE SKIP LOCKED
+	), gone AS (
+		DELETE FROM wam.outbox o USING pick WHERE o.message_id = pick.message_id
+		RETURNING o.created_at, o.sender_id, o.campaign, o.variant, o.status, o.error_code,
+				  o.sent_at IS NOT NULL OR o.wamid IS NOT NULL AS sent, o.delivered_at IS NOT NULL AS delivered,
+				  o.read_at IS NOT NULL AS read, o.replies > 0 AS replied
+	), d AS (
+		SELECT (g.created_at AT TIME ZONE 'UTC')::date AS day, g.sender_id, g.campaign, g.variant, g.status, g.error_code,
+			   count(*) AS messages, count(*) FILTER (WHERE g.sent) AS sent, count(*) FILTER (WHERE g.delivered) AS delivered,
+			   count(*) FILTER (WHERE g.read) AS read, count(*) FILTER (WHERE g.replied) AS replied
+		FROM gone g GROUP BY 1, 2, 3, 4, 5, 6
+	), ins AS (
+		INSERT INTO wam.outbox_daily AS r (day, sender_id, campaign, variant, status, error_code,
+										   messages, sent, delivered, read, replied)
+		SELECT * FROM d
+		ON CONFLICT (day, sender_id, campaign, variant, status, error_code) DO UPDATE
+			SET messages = r.messages + excluded.messages, sent = r.sent + excluded.sent,
+				delivered = r.delivered + excluded.delivered, read = r.read + excluded.read,
+				replied = r.replied + excluded.replied
+	)
+	SELECT coalesce(sum(d.messages), 0)::bigint FROM d;
+END;
+COMMENT ON FUNCTION wam_internal.purge_outbox(timestamptz, integer) IS 'internal: deletes terminal messages enqueued before a time, oldest first, into the daily roll-up';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.purge_outbox(timestamptz, integer) FROM PUBLIC;
+
 -- Creates the partitions of the current month and `premake` months ahead,
 -- then applies retention: a month partition wholly older than `keep` is rolled
 -- up and dropped; rows of the default partition older than `keep` are rolled
--- up and deleted.  Partitions straddling the horizon stay whole.
+-- up and deleted.  Partitions straddling the horizon stay whole.  wam.outbox
+-- loses up to 500,000 terminal messages enqueued before its horizon per call.
 CREATE FUNCTION wam.maintain_partitions(at timestamptz DEFAULT pg_catalog.now())
 	RETURNS TABLE (table_name text, partition_name text, action text, rows bigint)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -181,6 +221,15 @@ BEGIN
 	-- one maintenance at a time (the job and an administrator's call)
 	PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('wam.maintain_partitions'));
 	FOR r IN SELECT * FROM wam.retention ORDER BY table_name LOOP
+		IF r.table_name = 'outbox' THEN
+			CONTINUE WHEN r.keep IS NULL;
+			n := wam_internal.purge_outbox(at - r.keep, 500000);
+			IF n > 0 THEN
+				table_name := r.table_name; partition_name := NULL; action := 'deleted'; rows := n;
+				RETURN NEXT;
+			END IF;
+			CONTINUE;
+		END IF;
 		parent := pg_catalog.format('wam.%I', r.table_name)::regclass;
 		FOR i IN 0 .. r.premake LOOP
 			month := (date_trunc('month', at AT TIME ZONE 'UTC') + i * interval '1 month') AT TIME ZONE 'UTC';

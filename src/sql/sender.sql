@@ -89,15 +89,42 @@ CREATE UNIQUE INDEX outbox_wamid ON wam.outbox (wamid) WHERE wamid IS NOT NULL;
 CREATE INDEX outbox_customer ON wam.outbox (customer_id);
 -- customers Meta refused a marketing message to (131049): new ones wait 24 h
 CREATE INDEX outbox_ecosystem ON wam.outbox (failed_at) WHERE error_code = 131049;
--- reports select by enqueue time, which follows the insertion order: a BRIN index
--- costs next to nothing on a bulk enqueue
-CREATE INDEX outbox_created ON wam.outbox USING brin (created_at);
+-- reports and retention select by enqueue time.  A B-tree, not BRIN: retention
+-- deletes the oldest rows and new ones refill their pages, after which a BRIN
+-- range would match every old and new time and each purge would read the whole
+-- table.  Enqueue times grow, so inserts go to the rightmost leaf (cheap).
+CREATE INDEX outbox_created ON wam.outbox (created_at);
 COMMENT ON TABLE wam.outbox IS 'outbound messages with their status and transition times';
 
 REVOKE ALL ON wam.outbox FROM PUBLIC;
 GRANT SELECT ON wam.outbox TO wam_reader;
-GRANT SELECT, INSERT, UPDATE ON wam.outbox TO wam_definer;
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.outbox TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.outbox_message_id_seq TO wam_definer;
+
+-- The facts of the messages retention removed (wam.retention, 'outbox'): what
+-- the delivery report and the campaign figures can still read for those days.
+-- Days are UTC days of the enqueue time.
+CREATE TABLE wam.outbox_daily (
+	day date NOT NULL,
+	sender_id integer NOT NULL,
+	campaign text,
+	variant text,
+	status text NOT NULL,
+	error_code integer,
+	messages bigint NOT NULL,
+	sent bigint NOT NULL,
+	delivered bigint NOT NULL,
+	read bigint NOT NULL,
+	replied bigint NOT NULL
+);
+CREATE UNIQUE INDEX outbox_daily_key ON wam.outbox_daily (day, sender_id, campaign, variant, status, error_code)
+	NULLS NOT DISTINCT;
+COMMENT ON TABLE wam.outbox_daily IS 'per UTC day of enqueue, sender, campaign, variant, final status and error code: the counts of the messages retention removed from wam.outbox';
+COMMENT ON COLUMN wam.outbox_daily.sent IS 'messages the API accepted (a wamid or a sent time)';
+
+REVOKE ALL ON wam.outbox_daily FROM PUBLIC;
+GRANT SELECT ON wam.outbox_daily TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.outbox_daily TO wam_definer;
 
 CREATE FUNCTION wam_internal.outbox_wake_worker_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'wam_wake_sender_worker' LANGUAGE C;
@@ -559,8 +586,12 @@ BEGIN
 				  HINT = 'Give a fallback in vars, e.g. {"name": "there"}.';
 	END IF;
 	-- Meta asks not to retry for 24 h after 131049 (per-user marketing cap).
+	-- Only the last day's refusals can block: bounded by time, the lookup
+	-- reads the few recent ones (outbox_ecosystem), not all of the customer's
+	-- messages, whose number grows with the table.
 	SELECT max(o.failed_at) + interval '24 hours' INTO blocked_until
-	FROM wam.outbox o WHERE o.customer_id = customer AND o.error_code = 131049;
+	FROM wam.outbox o
+	WHERE o.customer_id = customer AND o.error_code = 131049 AND o.failed_at > pg_catalog.now() - interval '24 hours';
 	INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, priority,
 							not_before, next_attempt_at, expires_at)
 	VALUES (sid, customer, c.phone, rendered, campaign, variant, priority, not_before,
@@ -1048,25 +1079,48 @@ BEGIN
 		sid := wam.sender_id(sender);
 	END IF;
 	RETURN QUERY
+	-- the rows still in wam.outbox, and the roll-up of the days retention
+	-- removed (a day counts when it starts within the period)
 	WITH per AS (
-		SELECT o.sender_id,
-			   count(*) AS messages,
-			   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL) AS sent,
-			   count(*) FILTER (WHERE o.delivered_at IS NOT NULL) AS delivered,
-			   count(*) FILTER (WHERE o.read_at IS NOT NULL) AS read,
-			   count(*) FILTER (WHERE o.replies > 0) AS replied,
-			   count(*) FILTER (WHERE o.status = 'failed') AS failed,
-			   count(*) FILTER (WHERE o.status IN ('queued', 'sending', 'retrying', 'uncertain')) AS pending,
-			   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL OR o.status = 'failed') AS attempted
-		FROM wam.outbox o
-		WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
-		GROUP BY o.sender_id
+		SELECT x.sender_id, sum(x.messages)::bigint AS messages, sum(x.sent)::bigint AS sent,
+			   sum(x.delivered)::bigint AS delivered, sum(x.read)::bigint AS read, sum(x.replied)::bigint AS replied,
+			   sum(x.failed)::bigint AS failed, sum(x.pending)::bigint AS pending, sum(x.attempted)::bigint AS attempted
+		FROM (
+			SELECT o.sender_id,
+				   count(*) AS messages,
+				   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL) AS sent,
+				   count(*) FILTER (WHERE o.delivered_at IS NOT NULL) AS delivered,
+				   count(*) FILTER (WHERE o.read_at IS NOT NULL) AS read,
+				   count(*) FILTER (WHERE o.replies > 0) AS replied,
+				   count(*) FILTER (WHERE o.status = 'failed') AS failed,
+				   count(*) FILTER (WHERE o.status IN ('queued', 'sending', 'retrying', 'uncertain')) AS pending,
+				   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL OR o.status = 'failed') AS attempted
+			FROM wam.outbox o
+			WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
+			GROUP BY o.sender_id
+			UNION ALL
+			SELECT d.sender_id, sum(d.messages), sum(d.sent), sum(d.delivered), sum(d.read), sum(d.replied),
+				   coalesce(sum(d.messages) FILTER (WHERE d.status = 'failed'), 0), 0,
+				   sum(CASE WHEN d.status = 'failed' THEN d.messages ELSE d.sent END)
+			FROM wam.outbox_daily d
+			WHERE (d.day::timestamp AT TIME ZONE 'UTC') >= since AND (d.day::timestamp AT TIME ZONE 'UTC') < until
+			  AND (sid IS NULL OR d.sender_id = sid)
+			GROUP BY d.sender_id) x
+		GROUP BY x.sender_id
 	), codes AS (
 		SELECT x.sender_id, jsonb_object_agg(x.code, x.n ORDER BY x.code) AS by_code
-		FROM (SELECT o.sender_id, coalesce(o.error_code::text, 'none') AS code, count(*) AS n
-			  FROM wam.outbox o
-			  WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
-				AND o.status = 'failed'
+		FROM (SELECT y.sender_id, y.code, sum(y.n)::bigint AS n
+			  FROM (SELECT o.sender_id, coalesce(o.error_code::text, 'none') AS code, count(*) AS n
+					FROM wam.outbox o
+					WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
+					  AND o.status = 'failed'
+					GROUP BY 1, 2
+					UNION ALL
+					SELECT d.sender_id, coalesce(d.error_code::text, 'none'), sum(d.messages)
+					FROM wam.outbox_daily d
+					WHERE (d.day::timestamp AT TIME ZONE 'UTC') >= since AND (d.day::timestamp AT TIME ZONE 'UTC') < until
+					  AND (sid IS NULL OR d.sender_id = sid) AND d.status = 'failed'
+					GROUP BY 1, 2) y
 			  GROUP BY 1, 2) x
 		GROUP BY x.sender_id
 	), rates AS (
@@ -1087,7 +1141,7 @@ BEGIN
 	ORDER BY s.name;
 END
 $$;
-COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender: delivery, read and reply counts and rates';
+COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender: delivery, read and reply counts and rates of the messages enqueued in a period, days removed by retention included';
 
 REVOKE EXECUTE ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) TO wam_reader;

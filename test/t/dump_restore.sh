@@ -157,6 +157,8 @@ FROM (SELECT format('{"object":"whatsapp_business_account","entry":[{"id":"1","c
                     CASE WHEN c.id = 6 THEN 852076800 ELSE 896990400 END) AS b
       FROM customer c WHERE c.id IN (6, 8)) w;
 INSERT INTO event (customer_id, kind, occurred_at) SELECT c, 'link_click', '1997-01-01' FROM generate_series(1, 10) c;
+-- and an old campaign's delivered messages, which retention rolls up into outbox_daily
+UPDATE outbox SET created_at = '1997-01-01', campaign = 'winter' WHERE status = 'delivered' AND message_id % 7 = 0;
 UPDATE retention SET keep = '400 days';
 SELECT count(*) FROM maintain_partitions('1998-06-10');
 SQL
