@@ -46,7 +46,8 @@ OBJS = \
 	src/referral_code.o \
 	src/referral_sql.o \
 	src/referral_store.o \
-	src/referral_trigger.o
+	src/referral_trigger.o \
+	src/send_window.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -65,6 +66,7 @@ SQL_PARTS = \
 	src/sql/tag_health.sql \
 	src/sql/scheduler.sql \
 	src/sql/attribute.sql \
+	src/sql/send_window.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

@@ -25,6 +25,8 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "send_window.h"
+
 PG_FUNCTION_INFO_V1(wam_time_zone_name);
 
 static char **zone_names = NULL;
@@ -63,22 +65,30 @@ load_zone_names(void)
 	n_zone_names = n;
 }
 
+/* also used by src/send_window.c (customer_time_zone, wam.default_time_zone) */
+const char *
+wam_time_zone_lookup(const char *name)
+{
+	char	  **found;
+
+	/* no zone name is that long (pg_tz's TZname holds 255 bytes) */
+	if (strlen(name) > 255 || name[0] == '\0')
+		return NULL;
+	if (zone_names == NULL)
+		load_zone_names();
+	found = (char **) bsearch(&name, zone_names, n_zone_names, sizeof(char *), cmp_zone_name);
+	return found ? *found : NULL;
+}
+
 /*
  * wam_time_zone_name(name text) returns text (STRICT)
  */
 Datum
 wam_time_zone_name(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	  **found;
+	const char *found = wam_time_zone_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 
-	/* no zone name is that long (pg_tz's TZname holds 255 bytes) */
-	if (strlen(name) > 255 || name[0] == '\0')
-		PG_RETURN_NULL();
-	if (zone_names == NULL)
-		load_zone_names();
-	found = (char **) bsearch(&name, zone_names, n_zone_names, sizeof(char *), cmp_zone_name);
 	if (found == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(*found));
+	PG_RETURN_TEXT_P(cstring_to_text(found));
 }

@@ -21,6 +21,7 @@
 
 #include "backup.h"
 #include "segment.h"
+#include "send_window.h"
 #include "webhook.h"
 #include "worker.h"
 
@@ -100,6 +101,7 @@ _PG_init(void)
 
 	wam_backup_init();
 	wam_webhook_init();
+	wam_send_window_init();
 
 	/* the sender worker's settings; registers the worker when preloaded */
 	wam_sender_init();
