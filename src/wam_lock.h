@@ -25,9 +25,10 @@ typedef enum WamLockSpace
 	WAM_LOCK_TAG_BLOCK = 1,		/* key: tag id << 32 | block (id >> 16) */
 	WAM_LOCK_ORDER_STATS = 2,	/* key: customer id */
 	WAM_LOCK_REFERRAL_PERSON = 3,	/* key: program id << 32 | customer id (low 32 bits) */
-	WAM_LOCK_INBOUND_WAMID = 4	/* key: hashtextextended(wamid, 0) of an inbound message */
+	WAM_LOCK_INBOUND_WAMID = 4,	/* key: hashtextextended(wamid, 0) of an inbound message */
+	WAM_LOCK_CONTACT = 5		/* key: customer id (contact-pressure checks at claim) */
 } WamLockSpace;
-#define WAM_LOCK_SPACE_MAX		WAM_LOCK_INBOUND_WAMID
+#define WAM_LOCK_SPACE_MAX		WAM_LOCK_CONTACT
 
 /* field1 = database, field2:field3 = the 64-bit key, field4 = the space */
 static inline void

@@ -25,9 +25,8 @@
 # oldest month: roll-up and drop of its partitions (wam.maintain_partitions) against
 # DELETE of the same rows from the plain tables.
 #
-# wam.outbox is not partitioned (see the README, Operations): enqueue, the worker's claim
-# and status webhooks are unchanged, and test/bench_sender.sh and test/bench_webhook.sh
-# measure them.
+# wam.outbox is not partitioned (see the README, Operations): test/bench_outbox.sh
+# measures enqueue, the worker's claim and status webhooks at two sizes of it.
 #
 # Prints a Markdown report on stdout (progress on stderr) and writes it to
 # bench/results/retention.md with the default sizes.
@@ -292,8 +291,8 @@ oldest month ($(printf "%'d" "$month_rows") events, $(printf "%'d" "$in_rows") i
 drop of its partitions $(printf "%'d" "$drop_ms") ms ($dropped; the roll-ups then hold $rolled), against
 $(printf "%'d" "$delete_ms") ms for DELETE of the same rows from the plain tables (before any VACUUM).
 
-wam.outbox is not partitioned in this version: enqueue, the worker's claim and status webhooks are
-unchanged (see \`bench/results/sender.md\` and \`bench/results/webhook.md\`).
+wam.outbox is not partitioned (its retention deletes): enqueue, the worker's claim and status webhooks
+at 1,000,000 and 20,000,000 outbox rows are in \`bench/results/outbox.md\` (\`bash test/bench_outbox.sh\`).
 ${busy:+
 Other heavy work during the run:
 

@@ -66,6 +66,8 @@ CREATE TRIGGER restore_replace BEFORE INSERT ON wam.send_window_preset
 	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.country_time_zone
 	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.contact_policy
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
 REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger() FROM PUBLIC;
 

@@ -7,7 +7,7 @@
 -- connects as the bootstrap superuser) run anything else.
 CREATE TABLE wam.job (
 	job text PRIMARY KEY CONSTRAINT job_known CHECK (job IN
-		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions')),
+		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states')),
 	enabled boolean NOT NULL DEFAULT true,
 	run_every interval NOT NULL CONSTRAINT job_run_every CHECK (run_every >= interval '1 minute'),
 	at_time time CONSTRAINT job_at_time CHECK (at_time = date_trunc('minute', at_time)),
@@ -34,7 +34,9 @@ INSERT INTO wam.job (job, run_every, at_time, on_weekday, options, description) 
 	('tag audit', interval '3 months', time '08:00', 1, '{"inactive": "180 days", "action": "report"}',
 	 'quarterly audit of tags held by customers without interaction (wam.audit_tags; options: inactive, action)'),
 	('maintain partitions', interval '1 hour', NULL, NULL, '{}',
-	 'creates the monthly partitions ahead and applies the retention of wam.retention (wam.maintain_partitions)');
+	 'creates the monthly partitions ahead and applies the retention of wam.retention (wam.maintain_partitions)'),
+	('campaign states', interval '1 minute', NULL, NULL, '{}',
+	 'starts scheduled campaigns and finishes those with nothing left to send (wam.advance_campaigns)');
 
 GRANT SELECT ON wam.job TO wam_reader;
 GRANT UPDATE (enabled, run_every, at_time, on_weekday, time_zone, options, next_run_at) ON wam.job TO wam_admin;
@@ -229,6 +231,11 @@ BEGIN
 			INTO n, a, r
 			FROM wam.maintain_partitions(greatest(j.next_run_at, pg_catalog.now())) x;
 			RETURN format('%s partitions created, %s dropped; %s rows rolled up', n, a, r);
+		WHEN 'campaign states' THEN
+			SELECT count(*) FILTER (WHERE x.to_state = 'running'), count(*) FILTER (WHERE x.to_state = 'finished')
+			INTO a, r
+			FROM wam.advance_campaigns(greatest(j.next_run_at, pg_catalog.now())) x;
+			RETURN format('%s campaigns started, %s finished', a, r);
 	END CASE;
 END
 $$;

@@ -77,8 +77,17 @@ CREATE TABLE wam.outbox (
 	uncertain_at timestamptz,
 	cancelled_at timestamptz,
 	expired_at timestamptz,
-	replied_at timestamptz
+	replied_at timestamptz,
+	-- set by campaigns (src/sql/campaign.sql): what the contact policy and the
+	-- send windows need at claim time
+	campaign_id integer,
+	category text CONSTRAINT outbox_category CHECK (category IN ('marketing', 'utility', 'authentication')),
+	contact_class text CONSTRAINT outbox_contact_class CHECK (contact_class IN ('active', 'inactive')),
+	time_zone text
 );
+COMMENT ON COLUMN wam.outbox.category IS 'message category of a campaign message (NULL: enqueued directly, not counted by the contact policy)';
+COMMENT ON COLUMN wam.outbox.contact_class IS 'whether the recipient counted as active or inactive for the contact policy at launch (NULL: exempt)';
+COMMENT ON COLUMN wam.outbox.time_zone IS 'the recipient''s time zone for the campaign''s send windows';
 -- the worker's claim order, over the waiting rows only
 CREATE INDEX outbox_due ON wam.outbox (sender_id, priority DESC, next_attempt_at, message_id)
 	WHERE status IN ('queued', 'retrying');
@@ -87,6 +96,9 @@ CREATE INDEX outbox_pair ON wam.outbox (sender_id, recipient, sending_at) WHERE 
 CREATE INDEX outbox_sending ON wam.outbox (sender_id, sending_at) WHERE sending_at IS NOT NULL;
 CREATE UNIQUE INDEX outbox_wamid ON wam.outbox (wamid) WHERE wamid IS NOT NULL;
 CREATE INDEX outbox_customer ON wam.outbox (customer_id);
+-- the contact policy: a customer's claimed campaign messages, by time
+CREATE INDEX outbox_contact ON wam.outbox (customer_id, sending_at) WHERE category IS NOT NULL AND sending_at IS NOT NULL;
+CREATE INDEX outbox_campaign ON wam.outbox (campaign_id) WHERE campaign_id IS NOT NULL;
 -- customers Meta refused a marketing message to (131049): new ones wait 24 h
 CREATE INDEX outbox_ecosystem ON wam.outbox (failed_at) WHERE error_code = 131049;
 -- reports and retention select by enqueue time.  A B-tree, not BRIN: retention
@@ -774,10 +786,24 @@ BEGIN
 	WHERE o.campaign = campaign AND o.status IN ('queued', 'retrying')
 	  AND (sid IS NULL OR o.sender_id = sid);
 	GET DIAGNOSTICS n = ROW_COUNT;
+	-- a campaign object (wam.campaign) of that name ends too, unless only
+	-- one sender's messages were cancelled
+	IF sid IS NULL THEN
+		WITH c AS (
+			SELECT x.campaign_id, x.state FROM wam.campaign x
+			WHERE x.name = campaign AND x.state IN ('draft', 'scheduled', 'running') FOR UPDATE
+		), u AS (
+			UPDATE wam.campaign x SET state = 'cancelled', finished_at = pg_catalog.now()
+			FROM c WHERE x.campaign_id = c.campaign_id
+		)
+		INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+		SELECT c.campaign_id, session_user, 'cancelled', c.state, 'cancelled', jsonb_build_object('messages_cancelled', n)
+		FROM c;
+	END IF;
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign; returns how many';
+COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign (and the campaign itself, when no sender is given); returns how many messages';
 
 REVOKE EXECUTE ON FUNCTION wam.cancel_campaign(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.cancel_campaign(text, text) TO wam_operator;
@@ -858,6 +884,7 @@ DECLARE
 	lim integer;
 	used integer;
 	new_allowed integer;
+	ruled bigint[];
 BEGIN
 	SELECT * INTO s FROM wam.sender x WHERE x.sender_id = sender;
 	IF NOT FOUND OR s.paused OR max_messages < 1 THEN
@@ -869,12 +896,59 @@ BEGIN
 		WHERE o.sender_id = sender AND o.sending_at > pg_catalog.now() - interval '24 hours';
 		new_allowed := greatest(lim - used, 0);
 	END IF;
+	-- Campaign rules, for the due messages that carry them: the contact
+	-- policy and the send windows.  A lock per customer, taken in id order,
+	-- makes claims of different senders for one customer wait for each other;
+	-- the check then runs as a new statement, which sees what they committed.
+	-- Refused messages wait for their next allowed time (or are skipped, or
+	-- expire when that is past the campaign's end); one message per customer
+	-- goes out per claim (below), so a batch cannot exceed the policy either.
+	ruled := ARRAY(SELECT o.message_id FROM wam.outbox o
+				   WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying')
+					 AND o.next_attempt_at <= pg_catalog.now() AND o.campaign_id IS NOT NULL
+				   ORDER BY o.priority DESC, o.next_attempt_at, o.message_id
+				   LIMIT max_messages * 4
+				   FOR UPDATE SKIP LOCKED);
+	IF cardinality(ruled) > 0 THEN
+		PERFORM wam_internal.lock_key(5, x.customer_id)
+		FROM (SELECT DISTINCT o.customer_id FROM wam.outbox o
+			  WHERE o.message_id = ANY (ruled) AND o.contact_class IS NOT NULL ORDER BY 1) x;
+		WITH j AS (
+			SELECT o.message_id, c.when_capped, c.send_windows, o.time_zone,
+				   CASE WHEN o.contact_class IS NOT NULL
+						THEN wam_internal.contact_next_allowed(o.customer_id, o.contact_class = 'active',
+															   pg_catalog.now(), o.message_id) END AS allowed
+			FROM wam.outbox o JOIN wam.campaign c ON c.campaign_id = o.campaign_id
+			WHERE o.message_id = ANY (ruled)
+		), k AS (
+			SELECT j.*, CASE WHEN j.send_windows IS NULL THEN coalesce(j.allowed, pg_catalog.now())
+							 ELSE wam.next_window_opening(j.send_windows, j.time_zone, coalesce(j.allowed, pg_catalog.now()))
+							 END AS next_at
+			FROM j
+		)
+		UPDATE wam.outbox o SET
+			status = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip' THEN 'cancelled'
+						  WHEN k.next_at >= o.expires_at THEN 'expired' ELSE o.status END,
+			cancelled_at = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip' THEN pg_catalog.now() END,
+			expired_at = CASE WHEN NOT (k.allowed IS NOT NULL AND k.when_capped = 'skip') AND k.next_at >= o.expires_at
+							  THEN pg_catalog.now() END,
+			error_detail = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip'
+								THEN 'skipped: the contact policy allows the next message at ' || k.allowed
+								WHEN k.next_at >= o.expires_at
+								THEN CASE WHEN k.allowed >= o.expires_at THEN 'the contact policy allows no message before the campaign ends'
+										  ELSE 'no send window opens before the campaign ends' END
+								ELSE o.error_detail END,
+			next_attempt_at = k.next_at
+		FROM k WHERE o.message_id = k.message_id AND k.next_at > pg_catalog.now();
+	END IF;
 	RETURN QUERY
 	WITH cand AS MATERIALIZED (
 		SELECT o.message_id, o.recipient, o.expires_at, o.priority, o.next_attempt_at
 		FROM wam.outbox o
 		WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying')
 		  AND o.next_attempt_at <= pg_catalog.now()
+		  -- campaign messages only as checked above
+		  AND (o.campaign_id IS NULL OR o.message_id = ANY (ruled))
 		ORDER BY o.priority DESC, o.next_attempt_at, o.message_id
 		LIMIT max_messages * 4
 		FOR UPDATE SKIP LOCKED

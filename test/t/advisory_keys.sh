@@ -99,7 +99,7 @@ tap_is "an operator cannot call wam_internal.lock_key" \
     "$(PGUSER=wam_intruder sql_error -c "SELECT wam_internal.lock_key(1, 1)")" \
     "42501: permission denied for schema wam_internal"
 tap_is "wam_internal.lock_key rejects an unknown lock space" \
-    "$(sql_error -c "SELECT wam_internal.lock_key(5, 1)")" "22023: lock space 5 does not exist"
+    "$(sql_error -c "SELECT wam_internal.lock_key(6, 1)")" "22023: lock space 6 does not exist"
 
 tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS wam_intruder" >/dev/null 2>&1
 tap_done

@@ -1,0 +1,876 @@
+-- 90_campaign: campaigns (src/sql/campaign.sql): wam.campaign with its history and
+-- per-customer variables, preview, launch, the contact policy the worker enforces at claim
+-- time (wam_internal.claim_batch, src/sql/sender.sql) and the "campaign states" job.
+
+ALTER TABLE wam.outbox
+	ADD COLUMN campaign_id integer,
+	ADD COLUMN category text CONSTRAINT outbox_category CHECK (category IN ('marketing', 'utility', 'authentication')),
+	ADD COLUMN contact_class text CONSTRAINT outbox_contact_class CHECK (contact_class IN ('active', 'inactive')),
+	ADD COLUMN time_zone text;
+COMMENT ON COLUMN wam.outbox.category IS 'message category of a campaign message (NULL: enqueued directly, not counted by the contact policy)';
+COMMENT ON COLUMN wam.outbox.contact_class IS 'whether the recipient counted as active or inactive for the contact policy at launch (NULL: exempt)';
+COMMENT ON COLUMN wam.outbox.time_zone IS 'the recipient''s time zone for the campaign''s send windows';
+-- the contact policy: a customer's claimed campaign messages, by time
+CREATE INDEX outbox_contact ON wam.outbox (customer_id, sending_at) WHERE category IS NOT NULL AND sending_at IS NOT NULL;
+CREATE INDEX outbox_campaign ON wam.outbox (campaign_id) WHERE campaign_id IS NOT NULL;
+
+COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons, 4 inbound wamids, 5 customers'' contact pressure)';
+
+ALTER TABLE wam.job DROP CONSTRAINT job_known, ADD CONSTRAINT job_known CHECK (job IN
+	('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states'));
+INSERT INTO wam.job (job, run_every, at_time, on_weekday, options, description) VALUES
+	('campaign states', interval '1 minute', NULL, NULL, '{}',
+	 'starts scheduled campaigns and finishes those with nothing left to send (wam.advance_campaigns)');
+
+-- contact pressure
+
+-- One row: how often a customer may get marketing messages.  The worker
+-- checks it when it claims a message (wam_internal.claim_batch), under a lock
+-- per customer, so campaigns sending at the same time cannot together exceed
+-- it; the preview and the launch apply it too, to say whom it removes.
+CREATE TABLE wam.contact_policy (
+	policy boolean PRIMARY KEY DEFAULT true CONSTRAINT contact_policy_one_row CHECK (policy),
+	active_audience text NOT NULL,
+	active_max integer NOT NULL CONSTRAINT contact_policy_active_max CHECK (active_max BETWEEN 1 AND 1000),
+	active_period interval NOT NULL CONSTRAINT contact_policy_active_period CHECK (active_period BETWEEN interval '1 hour' AND interval '366 days'),
+	inactive_max integer NOT NULL CONSTRAINT contact_policy_inactive_max CHECK (inactive_max BETWEEN 1 AND 1000),
+	inactive_period interval NOT NULL CONSTRAINT contact_policy_inactive_period CHECK (inactive_period BETWEEN interval '1 hour' AND interval '366 days'),
+	min_gap interval NOT NULL CONSTRAINT contact_policy_min_gap CHECK (min_gap BETWEEN interval '0' AND interval '366 days'),
+	categories text[] NOT NULL CONSTRAINT contact_policy_categories
+		CHECK (categories <@ ARRAY['marketing', 'utility', 'authentication'])
+);
+COMMENT ON TABLE wam.contact_policy IS 'contact pressure: at most active_max messages per active_period to active customers, inactive_max per inactive_period to the others, at least min_gap apart; for campaign messages of the listed categories (change with UPDATE)';
+COMMENT ON COLUMN wam.contact_policy.active_audience IS 'segment expression of the customers who count as active, evaluated when a campaign is launched';
+COMMENT ON COLUMN wam.contact_policy.categories IS 'message categories the policy counts and limits (utility and authentication messages are exempt by default)';
+
+INSERT INTO wam.contact_policy (active_audience, active_max, active_period, inactive_max, inactive_period, min_gap, categories)
+VALUES ('event(order) within 90d OR event(message_read) within 30d OR event(reply) within 30d',
+		3, interval '7 days', 1, interval '14 days', interval '36 hours', '{marketing}');
+
+REVOKE ALL ON wam.contact_policy FROM PUBLIC;
+GRANT SELECT ON wam.contact_policy TO wam_reader;
+GRANT UPDATE (active_audience, active_max, active_period, inactive_max, inactive_period, min_gap, categories)
+	ON wam.contact_policy TO wam_admin;
+GRANT SELECT ON wam.contact_policy TO wam_definer;
+
+CREATE FUNCTION wam_internal.contact_policy_check_trigger() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	problem text;
+BEGIN
+	problem := wam.audience_problem(NEW.active_audience);
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'active_audience is not a valid segment expression: %', problem
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.contact_policy_check_trigger() IS 'internal: checks the contact policy''s audience expression';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.contact_policy_check_trigger() FROM PUBLIC;
+
+CREATE TRIGGER contact_policy_check BEFORE UPDATE ON wam.contact_policy
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.contact_policy_check_trigger();
+
+-- When a customer may next get a message of the policy's categories, given
+-- the messages already claimed for them (not `self`): NULL when now.  Counted
+-- are messages whose claim went through (sending_at set) and that were not
+-- refused before sending.
+CREATE FUNCTION wam_internal.contact_next_allowed(customer bigint, active boolean, at timestamptz, self bigint)
+	RETURNS timestamptz
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	pol wam.contact_policy;
+	lim integer;
+	period interval;
+	times timestamptz[];
+	t timestamptz;
+BEGIN
+	SELECT * INTO pol FROM wam.contact_policy;
+	lim := CASE WHEN active THEN pol.active_max ELSE pol.inactive_max END;
+	period := CASE WHEN active THEN pol.active_period ELSE pol.inactive_period END;
+	times := ARRAY(SELECT o.sending_at FROM wam.outbox o
+				   WHERE o.customer_id = customer AND o.category = ANY (pol.categories)
+					 AND o.sending_at > at - greatest(period, pol.min_gap)
+					 AND o.status IN ('sending', 'sent', 'delivered', 'read', 'uncertain')
+					 AND o.message_id <> coalesce(self, 0)
+				   ORDER BY o.sending_at DESC);
+	IF cardinality(times) = 0 THEN
+		RETURN NULL;
+	END IF;
+	t := times[1] + pol.min_gap;
+	IF cardinality(times) >= lim THEN
+		-- the lim-th latest leaves the period first
+		t := greatest(t, times[lim] + period);
+	END IF;
+	RETURN CASE WHEN t > at THEN t END;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.contact_next_allowed(bigint, boolean, timestamptz, bigint) IS 'internal: when the contact policy next allows a message to a customer (NULL: now)';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.contact_next_allowed(bigint, boolean, timestamptz, bigint) FROM PUBLIC;
+
+-- campaigns
+
+CREATE TABLE wam.campaign (
+	campaign_id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	name text NOT NULL UNIQUE CONSTRAINT campaign_name CHECK (name ~ '^[^[:space:][:cntrl:]]([^[:cntrl:]]{0,98}[^[:space:][:cntrl:]])?$'),
+	audience text NOT NULL,
+	template jsonb NOT NULL,
+	vars jsonb,
+	senders integer[] NOT NULL,
+	category text NOT NULL DEFAULT 'marketing'
+		CONSTRAINT campaign_category CHECK (category IN ('marketing', 'utility', 'authentication')),
+	cost_per_message numeric NOT NULL DEFAULT 0 CONSTRAINT campaign_cost CHECK (cost_per_message >= 0 AND cost_per_message < 'Infinity'),
+	budget numeric CONSTRAINT campaign_budget CHECK (budget > 0 AND budget < 'Infinity'),
+	send_windows text,
+	when_capped text NOT NULL DEFAULT 'defer' CONSTRAINT campaign_when_capped CHECK (when_capped IN ('defer', 'skip')),
+	starts_at timestamptz,
+	ends_at timestamptz,
+	state text NOT NULL DEFAULT 'draft'
+		CONSTRAINT campaign_state CHECK (state IN ('draft', 'scheduled', 'running', 'finished', 'cancelled')),
+	audience_snapshot wam.segment,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	launched_at timestamptz,
+	finished_at timestamptz,
+	CONSTRAINT campaign_period CHECK (ends_at > starts_at)
+);
+COMMENT ON TABLE wam.campaign IS 'campaigns: audience, template, senders, category and cost, budget, period, send windows and state';
+COMMENT ON COLUMN wam.campaign.audience IS 'segment expression, evaluated at launch into audience_snapshot';
+COMMENT ON COLUMN wam.campaign.vars IS 'placeholder values for every recipient (wam.campaign_variable overrides them per customer)';
+COMMENT ON COLUMN wam.campaign.senders IS 'the senders (wam.sender ids) the messages are spread over, by their rates';
+COMMENT ON COLUMN wam.campaign.send_windows IS 'local-time windows of the recipient the messages may go out in (wam.check_send_windows); NULL: any time';
+COMMENT ON COLUMN wam.campaign.when_capped IS 'a message the contact policy holds back: defer (to the next allowed time before ends_at) or skip';
+COMMENT ON COLUMN wam.campaign.ends_at IS 'messages not sent by then expire';
+
+REVOKE ALL ON wam.campaign FROM PUBLIC;
+GRANT SELECT ON wam.campaign TO wam_reader;
+GRANT SELECT, INSERT, UPDATE ON wam.campaign TO wam_definer;
+GRANT USAGE ON SEQUENCE wam.campaign_campaign_id_seq TO wam_definer;
+
+CREATE TABLE wam.campaign_change (
+	change_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	campaign_id integer NOT NULL REFERENCES wam.campaign ON DELETE CASCADE,
+	changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	changed_by name NOT NULL,
+	action text NOT NULL,
+	from_state text,
+	to_state text,
+	detail jsonb
+);
+CREATE INDEX campaign_change_campaign ON wam.campaign_change (campaign_id, change_id);
+COMMENT ON TABLE wam.campaign_change IS 'who changed which campaign when: creation, settings, launch, state changes, cancellation';
+
+REVOKE ALL ON wam.campaign_change FROM PUBLIC;
+GRANT SELECT ON wam.campaign_change TO wam_reader;
+GRANT SELECT, INSERT ON wam.campaign_change TO wam_definer;
+
+-- Per-customer placeholder values of a campaign ({product}, {amount}, ...),
+-- filled by the operator from any table or query before the launch.
+CREATE TABLE wam.campaign_variable (
+	campaign_id integer NOT NULL REFERENCES wam.campaign ON DELETE CASCADE,
+	customer_id bigint NOT NULL,
+	vars jsonb NOT NULL CONSTRAINT campaign_variable_object CHECK (jsonb_typeof(vars) = 'object'),
+	PRIMARY KEY (campaign_id, customer_id)
+);
+COMMENT ON TABLE wam.campaign_variable IS 'per campaign and customer: placeholder values (a JSON object), overriding the campaign''s vars; INSERT them from any query while the campaign is a draft';
+
+REVOKE ALL ON wam.campaign_variable FROM PUBLIC;
+GRANT SELECT ON wam.campaign_variable TO wam_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON wam.campaign_variable TO wam_operator;
+GRANT SELECT ON wam.campaign_variable TO wam_definer;
+
+CREATE FUNCTION wam_internal.campaign_variable_trigger() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	st text;
+BEGIN
+	SELECT c.state INTO st FROM wam.campaign c
+	WHERE c.campaign_id = CASE WHEN TG_OP = 'DELETE' THEN OLD.campaign_id ELSE NEW.campaign_id END;
+	IF st IS DISTINCT FROM 'draft' AND NOT wam_internal.restoring() THEN
+		RAISE EXCEPTION 'the variables of a campaign can change only while it is a draft'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('The campaign is %s.', st);
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_variable_trigger() IS 'internal: campaign variables change only while the campaign is a draft';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_variable_trigger() FROM PUBLIC;
+
+CREATE TRIGGER campaign_variable_draft BEFORE INSERT OR UPDATE OR DELETE ON wam.campaign_variable
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.campaign_variable_trigger();
+
+CREATE FUNCTION wam_internal.campaign_row(campaign text, lock boolean) RETURNS wam.campaign
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+BEGIN
+	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
+	IF lock THEN
+		SELECT * INTO c FROM wam.campaign x WHERE x.name = campaign FOR UPDATE;
+	ELSE
+		SELECT * INTO c FROM wam.campaign x WHERE x.name = campaign;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign "%" does not exist', campaign USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN c;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_row(text, boolean) IS 'internal: a campaign by name (locked if asked), or an error';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_row(text, boolean) FROM PUBLIC;
+
+-- Checks a campaign's settings as a whole; the sender names to ids.
+CREATE FUNCTION wam_internal.campaign_check(c wam.campaign) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	problem text;
+BEGIN
+	problem := wam.audience_problem(c.audience);
+	IF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'the audience is not a valid segment expression: %', problem
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT wam.check_payload(c.template) THEN
+		RAISE EXCEPTION 'a campaign sends a template, not a free-form message'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Free-form messages are allowed only within a customer''s 24-hour window: use wam.enqueue_message.';
+	END IF;
+	IF c.vars IS NOT NULL AND jsonb_typeof(c.vars) <> 'object' THEN
+		RAISE EXCEPTION 'vars must be a JSON object of placeholder values' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF cardinality(c.senders) IS NULL OR cardinality(c.senders) = 0 THEN
+		RAISE EXCEPTION 'a campaign needs at least one sender' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_check(wam.campaign) IS 'internal: checks a campaign''s audience, template and vars';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_check(wam.campaign) FROM PUBLIC;
+
+CREATE FUNCTION wam_internal.sender_ids(senders text[]) RETURNS integer[]
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+BEGIN
+	IF senders IS NULL THEN
+		RETURN ARRAY[wam.sender_id(NULL)];
+	END IF;
+	IF array_position(senders, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'sender names must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	RETURN ARRAY(SELECT DISTINCT wam.sender_id(s) FROM unnest(senders) s ORDER BY 1);
+END
+$$;
+COMMENT ON FUNCTION wam_internal.sender_ids(text[]) IS 'internal: sender ids of names (NULL: the only sender)';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.sender_ids(text[]) FROM PUBLIC;
+
+CREATE FUNCTION wam.create_campaign(name text, audience text, template jsonb, senders text[] DEFAULT NULL,
+									vars jsonb DEFAULT NULL, category text DEFAULT 'marketing',
+									cost_per_message numeric DEFAULT 0, budget numeric DEFAULT NULL,
+									send_windows text DEFAULT NULL, starts_at timestamptz DEFAULT NULL,
+									ends_at timestamptz DEFAULT NULL, when_capped text DEFAULT 'defer')
+	RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+BEGIN
+	PERFORM wam_internal.refuse_null(name IS NULL, 'name');
+	PERFORM wam_internal.refuse_null(audience IS NULL, 'audience');
+	PERFORM wam_internal.refuse_null(template IS NULL, 'template');
+	c.name := name; c.audience := audience; c.template := template; c.vars := vars;
+	c.senders := wam_internal.sender_ids(senders);
+	c.category := coalesce(category, 'marketing'); c.cost_per_message := coalesce(cost_per_message, 0);
+	c.budget := budget; c.send_windows := wam.check_send_windows(send_windows);
+	c.starts_at := starts_at; c.ends_at := ends_at; c.when_capped := coalesce(when_capped, 'defer');
+	PERFORM wam_internal.campaign_check(c);
+	IF EXISTS (SELECT FROM wam.campaign x WHERE x.name = name) THEN
+		RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO wam.campaign (name, audience, template, vars, senders, category, cost_per_message, budget,
+							  send_windows, starts_at, ends_at, when_capped)
+	VALUES (c.name, c.audience, c.template, c.vars, c.senders, c.category, c.cost_per_message, c.budget,
+			c.send_windows, c.starts_at, c.ends_at, c.when_capped)
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, to_state, detail)
+	VALUES (c.campaign_id, session_user, 'created', 'draft',
+			jsonb_strip_nulls(to_jsonb(c) - 'campaign_id' - 'state' - 'created_at' - 'audience_snapshot'));
+	RETURN c.campaign_id;
+END
+$$;
+COMMENT ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) IS 'creates a draft campaign; returns its id';
+
+REVOKE EXECUTE ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) TO wam_operator;
+
+-- Changes the settings given (NULL: unchanged) of a draft or scheduled
+-- campaign; `settings` names what to clear ({"budget": null}).
+CREATE FUNCTION wam.configure_campaign(campaign text, settings jsonb) RETURNS wam.campaign
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+	k text;
+	v jsonb;
+	before jsonb;
+BEGIN
+	c := wam_internal.campaign_row(campaign, true);
+	PERFORM wam_internal.refuse_null(settings IS NULL, 'settings');
+	IF jsonb_typeof(settings) <> 'object' THEN
+		RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF c.state <> 'draft' THEN
+		RAISE EXCEPTION 'campaign "%" is %: only a draft can be changed', campaign, c.state
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	before := to_jsonb(c);
+	FOR k, v IN SELECT * FROM jsonb_each(settings) LOOP
+		CASE k
+		WHEN 'audience' THEN c.audience := v->>0;
+		WHEN 'template' THEN c.template := CASE WHEN v = 'null' THEN NULL ELSE v END;
+		WHEN 'vars' THEN c.vars := CASE WHEN v = 'null' THEN NULL ELSE v END;
+		WHEN 'senders' THEN
+			IF jsonb_typeof(v) <> 'array' THEN
+				RAISE EXCEPTION 'senders must be a JSON array of sender names' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			c.senders := wam_internal.sender_ids(ARRAY(SELECT jsonb_array_elements_text(v)));
+		WHEN 'category' THEN c.category := v->>0;
+		WHEN 'cost_per_message' THEN c.cost_per_message := (v->>0)::numeric;
+		WHEN 'budget' THEN c.budget := (v->>0)::numeric;
+		WHEN 'send_windows' THEN c.send_windows := wam.check_send_windows(v->>0);
+		WHEN 'starts_at' THEN c.starts_at := (v->>0)::timestamptz;
+		WHEN 'ends_at' THEN c.ends_at := (v->>0)::timestamptz;
+		WHEN 'when_capped' THEN c.when_capped := v->>0;
+		ELSE
+			RAISE EXCEPTION 'unknown campaign setting "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Settings: audience, template, vars, senders, category, cost_per_message, budget, send_windows, starts_at, ends_at, when_capped.';
+		END CASE;
+	END LOOP;
+	IF c.audience IS NULL OR c.template IS NULL OR c.category IS NULL OR c.cost_per_message IS NULL
+	   OR c.when_capped IS NULL THEN
+		RAISE EXCEPTION 'audience, template, category, cost_per_message and when_capped cannot be cleared'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM wam_internal.campaign_check(c);
+	UPDATE wam.campaign x SET audience = c.audience, template = c.template, vars = c.vars, senders = c.senders,
+		   category = c.category, cost_per_message = c.cost_per_message, budget = c.budget,
+		   send_windows = c.send_windows, starts_at = c.starts_at, ends_at = c.ends_at, when_capped = c.when_capped
+	WHERE x.campaign_id = c.campaign_id
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+	SELECT c.campaign_id, session_user, 'configured', c.state, c.state,
+		   (SELECT jsonb_object_agg(n.key, jsonb_build_object('from', before->n.key, 'to', n.value))
+			FROM jsonb_each(to_jsonb(c)) n WHERE n.value IS DISTINCT FROM before->n.key);
+	RETURN c;
+END
+$$;
+COMMENT ON FUNCTION wam.configure_campaign(text, jsonb) IS 'changes settings of a draft campaign (a JSON object of setting: value); returns the campaign';
+
+REVOKE EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) TO wam_operator;
+
+-- Every audience member with the rule that removes them (NULL: a recipient),
+-- the payload, sender, the recipient's contact class and time zone, and the
+-- first time their message may go out.  The preview counts these rows and the
+-- launch queues them: both read the same function, so they agree.
+CREATE FUNCTION wam_internal.campaign_candidates(c wam.campaign, audience wam.segment, at timestamptz)
+	RETURNS TABLE (customer_id bigint, phone text, sender_id integer, payload jsonb, active boolean,
+				   time_zone text, send_at timestamptz, removed_by text)
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	pol wam.contact_policy;
+	capped boolean;
+	active_set wam.segment;
+	start_at timestamptz := greatest(at, coalesce(c.starts_at, at));
+	longest interval;
+	total bigint;
+	attr_names text[];
+	attr_ids integer[];
+	cum bigint[];
+BEGIN
+	SELECT * INTO pol FROM wam.contact_policy;
+	capped := c.category = ANY (pol.categories);
+	IF capped THEN
+		active_set := wam.audience(pol.active_audience);
+	END IF;
+	longest := greatest(pol.active_period, pol.inactive_period, pol.min_gap);
+	-- senders by their rates: the customer id's hash picks a slot of the
+	-- cumulative rates (c.senders is sorted)
+	SELECT array_agg(x.cum ORDER BY x.sender_id), max(x.cum) INTO cum, total
+	FROM (SELECT s.sender_id, sum(s.rate_per_minute) OVER (ORDER BY s.sender_id) AS cum
+		  FROM wam.sender s WHERE s.sender_id = ANY (c.senders)) x;
+	-- placeholders that name customer attributes
+	attr_ids := ARRAY(SELECT a.attribute_id FROM wam.attribute a WHERE a.name = ANY (wam.payload_placeholders(c.template)));
+	attr_names := ARRAY(SELECT a.name FROM wam.attribute a WHERE a.attribute_id = ANY (attr_ids));
+	RETURN QUERY
+	WITH recent AS MATERIALIZED (
+		-- the customers' claimed messages that the policy counts
+		SELECT o.customer_id, array_agg(o.sending_at ORDER BY o.sending_at DESC) AS times
+		FROM wam.outbox o
+		WHERE capped AND o.category = ANY (pol.categories) AND o.sending_at > start_at - longest
+		  AND o.status IN ('sending', 'sent', 'delivered', 'read', 'uncertain')
+		GROUP BY o.customer_id
+	), m AS (
+		SELECT cu.id, cu.phone, cu.consent_at, cu.opted_out_at,
+			   CASE WHEN capped THEN active_set @> cu.id END AS active,
+			   CASE WHEN c.send_windows IS NOT NULL THEN wam.customer_time_zone(cu.time_zone, cu.phone) END AS tz,
+			   wam.render_customer_payload(c.template,
+					coalesce(c.vars, '{}') || coalesce(av.vars, '{}') || coalesce(v.vars, '{}'),
+					cu.id, cu.phone, cu.name, cu.locale) AS payload,
+			   r.times
+		FROM wam.segment_members(audience) s(id)
+			 JOIN wam.customer cu ON cu.id = s.id
+			 LEFT JOIN wam.campaign_variable v ON v.campaign_id = c.campaign_id AND v.customer_id = cu.id
+			 LEFT JOIN LATERAL (SELECT jsonb_object_agg(a.name, coalesce(ca.value_text, ca.value_number::text,
+																		 to_char(ca.value_date, 'YYYY-MM-DD'),
+																		 ca.value_boolean::text)) AS vars
+								FROM wam.customer_attribute ca JOIN wam.attribute a ON a.attribute_id = ca.attribute_id
+								WHERE cardinality(attr_names) > 0 AND ca.customer_id = cu.id
+								  AND a.attribute_id = ANY (attr_ids)) av ON true
+			 LEFT JOIN recent r ON r.customer_id = cu.id
+	), n AS (
+		SELECT m.*,
+			   CASE WHEN m.times IS NULL THEN NULL
+					ELSE greatest(m.times[1] + pol.min_gap,
+								  CASE WHEN cardinality(m.times) >= CASE WHEN m.active THEN pol.active_max ELSE pol.inactive_max END
+									   THEN m.times[CASE WHEN m.active THEN pol.active_max ELSE pol.inactive_max END]
+											+ CASE WHEN m.active THEN pol.active_period ELSE pol.inactive_period END END) END AS allowed
+		FROM m
+	), w AS (
+		SELECT n.*, greatest(start_at, n.allowed) AS earliest,
+			   CASE WHEN c.send_windows IS NULL THEN greatest(start_at, n.allowed)
+					ELSE wam.next_window_opening(c.send_windows, n.tz, greatest(start_at, n.allowed)) END AS opening
+		FROM n
+	)
+	SELECT w.id, w.phone,
+		   CASE WHEN cardinality(c.senders) = 1 THEN c.senders[1]
+				ELSE c.senders[(SELECT min(u.i) FROM unnest(cum) WITH ORDINALITY u(x, i)
+								WHERE (hashint8(w.id) & 2147483647) % total < u.x)] END,
+		   w.payload, w.active, w.tz, w.opening,
+		   CASE WHEN w.opted_out_at IS NOT NULL THEN 'opted out'
+				WHEN w.consent_at IS NULL THEN 'no consent'
+				WHEN w.payload IS NULL THEN 'missing variable'
+				WHEN w.allowed > start_at AND c.when_capped = 'skip' THEN 'contact policy'
+				WHEN c.ends_at IS NOT NULL AND w.earliest >= c.ends_at THEN 'contact policy'
+				WHEN c.ends_at IS NOT NULL AND w.opening >= c.ends_at THEN 'no send window'
+				END
+	FROM w;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz) IS 'internal: a campaign''s audience members with the rule that removes each, or their message and first send time';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz) FROM PUBLIC;
+
+-- What a launch at `at` would do, rule by rule, without doing it.
+CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, OUT audience_size bigint,
+											  OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
+											  OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
+											  OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
+											  OUT expected_duration interval)
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	rate bigint;
+BEGIN
+	SELECT count(*), count(*) FILTER (WHERE x.removed_by = 'opted out'), count(*) FILTER (WHERE x.removed_by = 'no consent'),
+		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'contact policy'),
+		   count(*) FILTER (WHERE x.removed_by = 'no send window'), count(*) FILTER (WHERE x.removed_by IS NULL),
+		   count(*) FILTER (WHERE x.removed_by IS NULL AND x.send_at > greatest(at, coalesce(c.starts_at, at)))
+	INTO audience_size, opted_out, no_consent, missing_variable, contact_policy, no_send_window, recipients, deferred
+	FROM wam_internal.campaign_candidates(c, audience, at) x;
+	over_budget := 0;
+	IF c.budget IS NOT NULL AND c.cost_per_message > 0 AND recipients * c.cost_per_message > c.budget THEN
+		over_budget := recipients - floor(c.budget / c.cost_per_message)::bigint;
+		recipients := recipients - over_budget;
+		deferred := least(deferred, recipients);
+	END IF;
+	expected_cost := recipients * c.cost_per_message;
+	SELECT sum(s.rate_per_minute) INTO rate FROM wam.sender s WHERE s.sender_id = ANY (c.senders);
+	expected_duration := make_interval(secs => ceil(60.0 * recipients / rate));
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz) IS 'internal: counts of a campaign''s audience by the rule that removes them, cost and duration';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
+									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
+									 OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
+									 OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
+									 OUT expected_duration interval, OUT funnel jsonb)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+	s record;
+BEGIN
+	c := wam_internal.campaign_row(campaign, false);
+	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam.audience(c.audience), at);
+	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
+	missing_variable := s.missing_variable; contact_policy := s.contact_policy; no_send_window := s.no_send_window;
+	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
+	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
+	SELECT jsonb_agg(to_jsonb(f)) INTO funnel FROM wam.audience_funnel(c.audience) f;
+END
+$$;
+COMMENT ON FUNCTION wam.preview_campaign(text, timestamptz) IS 'what launching a campaign would do: the audience, how many each rule removes, recipients, messages deferred by the policy or windows, cost and duration at the senders'' rates, and the audience funnel';
+
+REVOKE EXECUTE ON FUNCTION wam.preview_campaign(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.preview_campaign(text, timestamptz) TO wam_reader;
+
+CREATE FUNCTION wam.launch_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
+									OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
+									OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
+									OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
+									OUT expected_duration interval)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+	s record;
+	snap wam.segment;
+	start_at timestamptz;
+	n bigint;
+BEGIN
+	c := wam_internal.campaign_row(campaign, true);
+	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	IF c.state <> 'draft' THEN
+		RAISE EXCEPTION 'campaign "%" is %: only a draft can be launched', campaign, c.state
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF c.ends_at IS NOT NULL AND c.ends_at <= at THEN
+		RAISE EXCEPTION 'campaign "%" ended at %', campaign, c.ends_at USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	start_at := greatest(at, coalesce(c.starts_at, at));
+	snap := wam.audience(c.audience);
+	SELECT * INTO s FROM wam_internal.campaign_summary(c, snap, at);
+	-- the recipients within the budget: the lowest hashes of their ids, so
+	-- the cut is the same in the preview and does not favour old customers
+	INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, campaign_id, category, contact_class,
+							time_zone, not_before, next_attempt_at, expires_at)
+	SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, c.campaign_id, c.category,
+		   CASE WHEN x.active THEN 'active' WHEN NOT x.active THEN 'inactive' END, x.time_zone,
+		   start_at, x.send_at, c.ends_at
+	FROM wam_internal.campaign_candidates(c, snap, at) x
+	WHERE x.removed_by IS NULL
+	ORDER BY hashint8(x.customer_id), x.customer_id
+	LIMIT s.recipients;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n <> s.recipients THEN
+		RAISE EXCEPTION 'campaign "%" queued % messages, not the % counted', campaign, n, s.recipients
+			USING ERRCODE = 'internal_error';
+	END IF;
+	UPDATE wam.campaign x SET state = CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
+		   audience_snapshot = snap, launched_at = at
+	WHERE x.campaign_id = c.campaign_id;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+	VALUES (c.campaign_id, session_user, 'launched', 'draft', CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
+			to_jsonb(s));
+	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
+	missing_variable := s.missing_variable; contact_policy := s.contact_policy; no_send_window := s.no_send_window;
+	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
+	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
+END
+$$;
+COMMENT ON FUNCTION wam.launch_campaign(text, timestamptz) IS 'evaluates a draft campaign''s audience, queues its messages (each at its first allowed time) and returns what each rule removed';
+
+REVOKE EXECUTE ON FUNCTION wam.launch_campaign(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.launch_campaign(text, timestamptz) TO wam_operator;
+
+-- Moves campaigns on: scheduled → running at their start, running →
+-- finished when no message waits any more (or at their end, when the
+-- waiting ones expire).  The "campaign states" job runs it every minute.
+CREATE FUNCTION wam.advance_campaigns(at timestamptz DEFAULT pg_catalog.now())
+	RETURNS TABLE (campaign text, from_state text, to_state text)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	c wam.campaign;
+	nxt text;
+BEGIN
+	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	FOR c IN SELECT * FROM wam.campaign x WHERE x.state IN ('scheduled', 'running') ORDER BY x.campaign_id
+			 FOR UPDATE SKIP LOCKED LOOP
+		nxt := NULL;
+		IF c.state = 'scheduled' AND c.starts_at <= at THEN
+			nxt := 'running';
+		END IF;
+		IF coalesce(nxt, c.state) = 'running' THEN
+			IF c.ends_at <= at THEN
+				UPDATE wam.outbox o SET status = 'expired', expired_at = pg_catalog.now()
+				WHERE o.campaign_id = c.campaign_id AND o.status IN ('queued', 'retrying');
+			END IF;
+			IF NOT EXISTS (SELECT FROM wam.outbox o WHERE o.campaign_id = c.campaign_id
+						   AND o.status IN ('queued', 'retrying', 'sending')) THEN
+				nxt := 'finished';
+			END IF;
+		END IF;
+		CONTINUE WHEN nxt IS NULL;
+		UPDATE wam.campaign x SET state = nxt, finished_at = CASE WHEN nxt = 'finished' THEN at END
+		WHERE x.campaign_id = c.campaign_id;
+		INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state)
+		VALUES (c.campaign_id, session_user, CASE nxt WHEN 'running' THEN 'started' ELSE 'finished' END, c.state, nxt);
+		campaign := c.name; from_state := c.state; to_state := nxt;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come and finishes running ones with nothing left to send (the "campaign states" job runs it every minute)';
+
+REVOKE EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) TO wam_operator;
+
+CREATE VIEW wam.campaign_status AS
+SELECT c.name AS campaign, c.state, c.category, c.starts_at, c.ends_at, c.launched_at, c.finished_at,
+	   wam.segment_cardinality(c.audience_snapshot) AS audience_size,
+	   count(o.message_id) AS messages,
+	   count(o.message_id) FILTER (WHERE o.status IN ('queued', 'retrying')) AS waiting,
+	   count(o.message_id) FILTER (WHERE o.status IN ('queued', 'retrying') AND o.next_attempt_at > pg_catalog.now()) AS deferred,
+	   count(o.message_id) FILTER (WHERE o.status = 'sending') AS sending,
+	   count(o.message_id) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL) AS sent,
+	   count(o.message_id) FILTER (WHERE o.delivered_at IS NOT NULL) AS delivered,
+	   count(o.message_id) FILTER (WHERE o.read_at IS NOT NULL) AS read,
+	   count(o.message_id) FILTER (WHERE o.status = 'failed') AS failed,
+	   count(o.message_id) FILTER (WHERE o.status = 'cancelled') AS cancelled,
+	   count(o.message_id) FILTER (WHERE o.status = 'expired') AS expired,
+	   c.cost_per_message * count(o.message_id) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL) AS cost
+FROM wam.campaign c LEFT JOIN wam.outbox o ON o.campaign_id = c.campaign_id
+GROUP BY c.campaign_id;
+COMMENT ON VIEW wam.campaign_status IS 'per campaign: state, audience, and its messages by status (live)';
+
+REVOKE ALL ON wam.campaign_status FROM PUBLIC;
+GRANT SELECT ON wam.campaign_status TO wam_reader;
+
+CREATE OR REPLACE FUNCTION wam_internal.claim_batch(sender integer, max_messages integer)
+	RETURNS TABLE (message_id bigint, body text)
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+	-- small batches with poor row estimates: JIT compilation would cost more than the query
+	SET jit = off
+AS $$
+#variable_conflict use_variable
+DECLARE
+	s wam.sender;
+	lim integer;
+	used integer;
+	new_allowed integer;
+	ruled bigint[];
+BEGIN
+	SELECT * INTO s FROM wam.sender x WHERE x.sender_id = sender;
+	IF NOT FOUND OR s.paused OR max_messages < 1 THEN
+		RETURN;
+	END IF;
+	lim := wam.sender_daily_limit(s);
+	IF lim IS NOT NULL THEN
+		SELECT count(DISTINCT o.recipient) INTO used FROM wam.outbox o
+		WHERE o.sender_id = sender AND o.sending_at > pg_catalog.now() - interval '24 hours';
+		new_allowed := greatest(lim - used, 0);
+	END IF;
+	-- Campaign rules, for the due messages that carry them: the contact
+	-- policy and the send windows.  A lock per customer, taken in id order,
+	-- makes claims of different senders for one customer wait for each other;
+	-- the check then runs as a new statement, which sees what they committed.
+	-- Refused messages wait for their next allowed time (or are skipped, or
+	-- expire when that is past the campaign's end); one message per customer
+	-- goes out per claim (below), so a batch cannot exceed the policy either.
+	ruled := ARRAY(SELECT o.message_id FROM wam.outbox o
+				   WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying')
+					 AND o.next_attempt_at <= pg_catalog.now() AND o.campaign_id IS NOT NULL
+				   ORDER BY o.priority DESC, o.next_attempt_at, o.message_id
+				   LIMIT max_messages * 4
+				   FOR UPDATE SKIP LOCKED);
+	IF cardinality(ruled) > 0 THEN
+		PERFORM wam_internal.lock_key(5, x.customer_id)
+		FROM (SELECT DISTINCT o.customer_id FROM wam.outbox o
+			  WHERE o.message_id = ANY (ruled) AND o.contact_class IS NOT NULL ORDER BY 1) x;
+		WITH j AS (
+			SELECT o.message_id, c.when_capped, c.send_windows, o.time_zone,
+				   CASE WHEN o.contact_class IS NOT NULL
+						THEN wam_internal.contact_next_allowed(o.customer_id, o.contact_class = 'active',
+															   pg_catalog.now(), o.message_id) END AS allowed
+			FROM wam.outbox o JOIN wam.campaign c ON c.campaign_id = o.campaign_id
+			WHERE o.message_id = ANY (ruled)
+		), k AS (
+			SELECT j.*, CASE WHEN j.send_windows IS NULL THEN coalesce(j.allowed, pg_catalog.now())
+							 ELSE wam.next_window_opening(j.send_windows, j.time_zone, coalesce(j.allowed, pg_catalog.now()))
+							 END AS next_at
+			FROM j
+		)
+		UPDATE wam.outbox o SET
+			status = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip' THEN 'cancelled'
+						  WHEN k.next_at >= o.expires_at THEN 'expired' ELSE o.status END,
+			cancelled_at = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip' THEN pg_catalog.now() END,
+			expired_at = CASE WHEN NOT (k.allowed IS NOT NULL AND k.when_capped = 'skip') AND k.next_at >= o.expires_at
+							  THEN pg_catalog.now() END,
+			error_detail = CASE WHEN k.allowed IS NOT NULL AND k.when_capped = 'skip'
+								THEN 'skipped: the contact policy allows the next message at ' || k.allowed
+								WHEN k.next_at >= o.expires_at
+								THEN CASE WHEN k.allowed >= o.expires_at THEN 'the contact policy allows no message before the campaign ends'
+										  ELSE 'no send window opens before the campaign ends' END
+								ELSE o.error_detail END,
+			next_attempt_at = k.next_at
+		FROM k WHERE o.message_id = k.message_id AND k.next_at > pg_catalog.now();
+	END IF;
+	RETURN QUERY
+	WITH cand AS MATERIALIZED (
+		SELECT o.message_id, o.recipient, o.expires_at, o.priority, o.next_attempt_at
+		FROM wam.outbox o
+		WHERE o.sender_id = sender AND o.status IN ('queued', 'retrying')
+		  AND o.next_attempt_at <= pg_catalog.now()
+		  -- campaign messages only as checked above
+		  AND (o.campaign_id IS NULL OR o.message_id = ANY (ruled))
+		ORDER BY o.priority DESC, o.next_attempt_at, o.message_id
+		LIMIT max_messages * 4
+		FOR UPDATE SKIP LOCKED
+	), gone AS (
+		UPDATE wam.outbox o SET status = 'expired', expired_at = pg_catalog.now()
+		FROM cand WHERE o.message_id = cand.message_id AND cand.expires_at <= pg_catalog.now()
+		RETURNING o.message_id
+	), ok AS (
+		-- one message per recipient, none within 6 s of the last one (pair limit)
+		SELECT DISTINCT ON (cand.recipient) cand.*,
+			   lim IS NOT NULL AND EXISTS (SELECT FROM wam.outbox p WHERE p.sender_id = sender
+										   AND p.recipient = cand.recipient
+										   AND p.sending_at > pg_catalog.now() - interval '24 hours') AS known
+		FROM cand
+		WHERE (cand.expires_at IS NULL OR cand.expires_at > pg_catalog.now())
+		  -- the row's own earlier attempt does not count: a row is retried only
+		  -- when the API did not take it (unanswered rows become uncertain)
+		  AND NOT EXISTS (SELECT FROM wam.outbox p WHERE p.sender_id = sender AND p.recipient = cand.recipient
+						  AND p.sending_at > pg_catalog.now() - interval '6 seconds'
+						  AND p.message_id <> cand.message_id)
+		ORDER BY cand.recipient, cand.priority DESC, cand.next_attempt_at, cand.message_id
+	), pick AS (
+		SELECT ok.message_id FROM (
+			SELECT ok.*, row_number() OVER (PARTITION BY ok.known
+											ORDER BY ok.priority DESC, ok.next_attempt_at, ok.message_id) AS rn
+			FROM ok) ok
+		WHERE lim IS NULL OR ok.known OR ok.rn <= new_allowed
+		ORDER BY ok.priority DESC, ok.next_attempt_at, ok.message_id
+		LIMIT max_messages
+	), upd AS (
+		UPDATE wam.outbox o SET status = 'sending', sending_at = pg_catalog.now(), attempts = o.attempts + 1
+		FROM pick WHERE o.message_id = pick.message_id
+		RETURNING o.message_id, o.recipient, o.payload, o.priority, o.next_attempt_at
+	)
+	SELECT upd.message_id,
+		   (upd.payload || jsonb_build_object('messaging_product', 'whatsapp', 'recipient_type', 'individual',
+											  'to', '+' || upd.recipient,
+											  'biz_opaque_callback_data', 'wam:' || upd.message_id))::text
+	FROM upd ORDER BY upd.priority DESC, upd.next_attempt_at, upd.message_id;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.claim_batch(integer, integer) IS 'internal: the sender worker claims due messages of a sender (SKIP LOCKED), marks them sending and gets their request bodies; honours the pair limit and the daily tier, expires overdue rows';
+
+CREATE OR REPLACE FUNCTION wam.cancel_campaign(campaign text, sender text DEFAULT NULL) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	n bigint;
+	sid integer;
+BEGIN
+	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
+	IF sender IS NOT NULL THEN
+		sid := wam.sender_id(sender);
+	END IF;
+	UPDATE wam.outbox o SET status = 'cancelled', cancelled_at = pg_catalog.now()
+	WHERE o.campaign = campaign AND o.status IN ('queued', 'retrying')
+	  AND (sid IS NULL OR o.sender_id = sid);
+	GET DIAGNOSTICS n = ROW_COUNT;
+	-- a campaign object (wam.campaign) of that name ends too, unless only
+	-- one sender's messages were cancelled
+	IF sid IS NULL THEN
+		WITH c AS (
+			SELECT x.campaign_id, x.state FROM wam.campaign x
+			WHERE x.name = campaign AND x.state IN ('draft', 'scheduled', 'running') FOR UPDATE
+		), u AS (
+			UPDATE wam.campaign x SET state = 'cancelled', finished_at = pg_catalog.now()
+			FROM c WHERE x.campaign_id = c.campaign_id
+		)
+		INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+		SELECT c.campaign_id, session_user, 'cancelled', c.state, 'cancelled', jsonb_build_object('messages_cancelled', n)
+		FROM c;
+	END IF;
+	RETURN n;
+END
+$$;
+COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign (and the campaign itself, when no sender is given); returns how many messages';
+
+CREATE OR REPLACE FUNCTION wam_internal.run_job_body(j wam.job) RETURNS text
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	n bigint;
+	a bigint;
+	r bigint;
+	rep wam.tag_health_report;
+	aud record;
+	id bigint;
+BEGIN
+	CASE j.job
+		WHEN 'expire tags' THEN
+			n := wam.expire_tags();
+			RETURN format('%s expired attachments removed', n);
+		WHEN 'run tag rules' THEN
+			SELECT count(*), coalesce(sum(x.added), 0), coalesce(sum(x.removed), 0) INTO n, a, r
+			FROM wam.run_tag_rules() x;
+			RETURN format('%s rules: %s tags added, %s removed', n, a, r);
+		WHEN 'tag health report' THEN
+			id := wam.record_tag_health();
+			SELECT * INTO rep FROM wam.tag_health_report h WHERE h.report_id = id;
+			RETURN format('report %s: %s active tags (%s), %s silent, %s overloaded', rep.report_id,
+						  rep.active_tags, rep.band, rep.silent_tags, rep.overloaded_tags);
+		WHEN 'tag audit' THEN
+			SELECT count(*) AS tags, coalesce(sum(x.links), 0) AS links, coalesce(sum(x.stale_links), 0) AS stale,
+				   coalesce(sum(x.moved), 0) AS moved, coalesce(sum(x.removed), 0) AS removed
+			INTO aud
+			FROM wam.audit_tags((j.options->>'inactive')::interval, j.options->>'action') x;
+			RETURN format('%s tags, %s of %s links stale; %s moved, %s removed', aud.tags, aud.stale, aud.links,
+						  aud.moved, aud.removed);
+		WHEN 'maintain partitions' THEN
+			-- as of the run's scheduled time when that is ahead of the clock
+			-- (wam.run_due_jobs(at) with a time to come), else now
+			SELECT count(*) FILTER (WHERE x.action = 'created'), count(*) FILTER (WHERE x.action = 'dropped'),
+				   coalesce(sum(x.rows) FILTER (WHERE x.action IN ('dropped', 'deleted')), 0)
+			INTO n, a, r
+			FROM wam.maintain_partitions(greatest(j.next_run_at, pg_catalog.now())) x;
+			RETURN format('%s partitions created, %s dropped; %s rows rolled up', n, a, r);
+		WHEN 'campaign states' THEN
+			SELECT count(*) FILTER (WHERE x.to_state = 'running'), count(*) FILTER (WHERE x.to_state = 'finished')
+			INTO a, r
+			FROM wam.advance_campaigns(greatest(j.next_run_at, pg_catalog.now())) x;
+			RETURN format('%s campaigns started, %s finished', a, r);
+	END CASE;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.run_job_body(wam.job) IS 'internal: the work of one periodic job';
+
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.contact_policy
+	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
+SELECT pg_catalog.pg_extension_config_dump('wam.contact_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign_campaign_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change_change_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign_variable', '');
