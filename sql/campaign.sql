@@ -71,19 +71,19 @@ RESET ROLE;
 -- the preview and the launch agree: 11 VIPs (1 to 11), all consenting
 SET ROLE camp_reader;
 CREATE TEMP TABLE preview AS SELECT * FROM wam.preview_campaign('spring');
-SELECT audience_size, opted_out, no_consent, missing_variable, contact_policy, no_send_window, over_budget,
-	   recipients, deferred, expected_cost, expected_duration FROM preview;
+SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+	   over_budget, recipients, deferred, expected_cost, expected_duration, warnings FROM preview;
 SELECT jsonb_array_length(funnel) AS funnel_steps FROM preview;
 SELECT wam.launch_campaign('spring');
 RESET ROLE;
 SET ROLE camp_operator;
 CREATE TEMP TABLE launched AS SELECT * FROM wam.launch_campaign('spring');
 RESET ROLE;
-(SELECT audience_size, opted_out, no_consent, missing_variable, contact_policy, no_send_window, over_budget,
-		recipients, deferred, expected_cost, expected_duration FROM preview
+(SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+		over_budget, recipients, deferred, expected_cost, expected_duration FROM preview
  EXCEPT SELECT * FROM launched)
-UNION ALL (SELECT * FROM launched EXCEPT SELECT audience_size, opted_out, no_consent, missing_variable, contact_policy,
-		   no_send_window, over_budget, recipients, deferred, expected_cost, expected_duration FROM preview);
+UNION ALL (SELECT * FROM launched EXCEPT SELECT audience_size, opted_out, no_consent, missing_variable, content_rule,
+		   contact_policy, no_send_window, over_budget, recipients, deferred, expected_cost, expected_duration FROM preview);
 SELECT state, wam.segment_cardinality(audience_snapshot) AS snapshot FROM wam.campaign WHERE name = 'spring';
 -- one message each, spread over the senders by their rates (600 : 300), with
 -- the customer's own values
@@ -108,6 +108,30 @@ SELECT (wam.configure_campaign('cities', '{"vars": {"city": "your city"}}')).var
 SELECT audience_size, missing_variable, recipients FROM wam.launch_campaign('cities');
 SELECT customer_id, payload->'template'->'components'->0->'parameters'->0->>'text' AS city
 FROM wam.outbox WHERE campaign = 'cities' AND customer_id IN (1, 4) ORDER BY 1;
+
+-- content rules: links only to the business's registered domains (and their
+-- subdomains); the preview warns, the launch refuses; a customer's own value
+-- with a foreign link removes that customer
+\set linktpl '{"type":"template","template":{"name":"sale","language":{"code":"en"},"components":[{"type":"button","sub_type":"url","index":"0","parameters":[{"type":"text","text":"{offer_url}"}]}]}}'
+SELECT wam.create_campaign('links', 'vip', :'linktpl', ARRAY['main'], category => 'utility',
+						   vars => '{"offer_url": "https://Shop.Example.com/sale?id=1"}') AS links \gset
+SELECT recipients, content_rule, warnings FROM wam.preview_campaign('links');
+SET ROLE camp_operator;
+SELECT wam.launch_campaign('links');
+INSERT INTO wam.link_domain (domain) VALUES ('example.com');
+SET ROLE camp_admin;
+\set VERBOSITY terse
+INSERT INTO wam.link_domain (domain) VALUES ('Example.com');
+INSERT INTO wam.link_domain (domain) VALUES ('example');
+\set VERBOSITY default
+INSERT INTO wam.link_domain (domain) VALUES ('example.com');
+RESET ROLE;
+SELECT wam_internal.unregistered_link('{"a": "https://example.com.evil.io/x"}') AS look_alike,
+	   wam_internal.unregistered_link('{"a": "http://user@evil.io/@example.com"}') AS user_part,
+	   wam_internal.unregistered_link('{"a": "https://deals.example.com:8443/x https://example.com/y"}') AS registered;
+INSERT INTO wam.campaign_variable VALUES (:links, 2, '{"offer_url": "https://elsewhere.io/"}');
+SELECT recipients, content_rule, warnings FROM wam.preview_campaign('links');
+SELECT recipients, content_rule FROM wam.launch_campaign('links');
 
 -- the contact policy, at its boundaries (inactive: 1 per 14 days; active: 3
 -- per 7 days; 36 hours apart; utility messages exempt)

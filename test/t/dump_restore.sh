@@ -119,10 +119,12 @@ SELECT record_order(5003, 250, now());
 SELECT create_referral_program('burst', '{"velocity_per_hour": 1}');
 INSERT INTO customer (id, phone) SELECT i, '1555000' || i FROM generate_series(5004, 5007) i;
 SELECT record_referral(referral_code(13, 'burst'), i) FROM generate_series(5004, 5007) i;
--- a campaign object, with a customer's own value, launched and drained with the rest
+-- a campaign object, with a customer's own value and a link to the shop's domain,
+-- launched and drained with the rest
+INSERT INTO link_domain (domain) VALUES ('shop.example.com');
 SELECT create_campaign('autumn', 'all', '{"type":"template","template":{"name":"autumn","language":{"code":"en"},
     "components":[{"type":"body","parameters":[{"type":"text","text":"{product}"}]}]}}', ARRAY['main'],
-    vars => '{"product": "scarf"}', category => 'utility');
+    vars => '{"product": "scarf https://shop.example.com/scarf"}', category => 'utility');
 INSERT INTO campaign_variable SELECT campaign_id, 5, '{"product": "hat"}' FROM campaign WHERE name = 'autumn';
 SELECT recipients FROM launch_campaign('autumn');
 -- a campaign, drained through the worker's own SQL

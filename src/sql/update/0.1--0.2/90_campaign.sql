@@ -114,6 +114,45 @@ COMMENT ON FUNCTION wam_internal.contact_next_allowed(bigint, boolean, timestamp
 
 REVOKE EXECUTE ON FUNCTION wam_internal.contact_next_allowed(bigint, boolean, timestamptz, bigint) FROM PUBLIC;
 
+-- content rules
+
+-- The business's own link domains: a campaign message may link only to these
+-- (and their subdomains); links elsewhere are refused at launch.
+CREATE TABLE wam.link_domain (
+	domain text PRIMARY KEY CONSTRAINT link_domain_name
+		CHECK (domain ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$' AND length(domain) <= 253),
+	added_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE wam.link_domain IS 'the business''s registered link domains: campaign messages may link only to these and their subdomains (administrators INSERT and DELETE)';
+
+REVOKE ALL ON wam.link_domain FROM PUBLIC;
+GRANT SELECT ON wam.link_domain TO wam_reader;
+GRANT INSERT, DELETE ON wam.link_domain TO wam_admin;
+GRANT SELECT ON wam.link_domain TO wam_definer;
+
+-- The web links in a payload's text (template parameters and buttons included).
+CREATE FUNCTION wam.payload_links(payload jsonb) RETURNS text[]
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN (SELECT coalesce(array_agg(DISTINCT m[1] ORDER BY m[1]), '{}')
+		FROM regexp_matches(payload::text, '(https?://[^\s"''<>\\]+)', 'gi') m);
+COMMENT ON FUNCTION wam.payload_links(jsonb) IS 'the http and https links in a payload';
+
+REVOKE EXECUTE ON FUNCTION wam.payload_links(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.payload_links(jsonb) TO wam_reader;
+
+-- The first link of a payload whose host is not a registered domain (or one
+-- of its subdomains), NULL when there is none.
+CREATE FUNCTION wam_internal.unregistered_link(payload jsonb) RETURNS text
+	LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, wam, pg_temp
+RETURN (SELECT l FROM unnest(wam.payload_links(payload)) l,
+			   LATERAL (SELECT lower(substring(l FROM '^[A-Za-z]+://(?:[^/?#@]*@)?([^/:?#]+)')) AS host) h
+		WHERE NOT EXISTS (SELECT FROM wam.link_domain d
+						  WHERE h.host = d.domain OR right(h.host, length(d.domain) + 1) = '.' || d.domain)
+		ORDER BY l LIMIT 1);
+COMMENT ON FUNCTION wam_internal.unregistered_link(jsonb) IS 'internal: the first link of a payload outside the registered link domains';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.unregistered_link(jsonb) FROM PUBLIC;
+
 -- campaigns
 
 CREATE TABLE wam.campaign (
@@ -404,6 +443,7 @@ DECLARE
 	attr_names text[];
 	attr_ids integer[];
 	cum bigint[];
+	has_links boolean;
 BEGIN
 	SELECT * INTO pol FROM wam.contact_policy;
 	capped := c.category = ANY (pol.categories);
@@ -416,6 +456,10 @@ BEGIN
 	SELECT array_agg(x.cum ORDER BY x.sender_id), max(x.cum) INTO cum, total
 	FROM (SELECT s.sender_id, sum(s.rate_per_minute) OVER (ORDER BY s.sender_id) AS cum
 		  FROM wam.sender s WHERE s.sender_id = ANY (c.senders)) x;
+	-- a per-customer value may bring a link: checked per message only then
+	has_links := c.template::text ~* 'https?://|\{[a-z_0-9]*(url|link)[a-z_0-9]*\}'
+				 OR EXISTS (SELECT FROM wam.campaign_variable v WHERE v.campaign_id = c.campaign_id
+							AND v.vars::text ~* 'https?://');
 	-- placeholders that name customer attributes
 	attr_ids := ARRAY(SELECT a.attribute_id FROM wam.attribute a WHERE a.name = ANY (wam.payload_placeholders(c.template)));
 	attr_names := ARRAY(SELECT a.name FROM wam.attribute a WHERE a.attribute_id = ANY (attr_ids));
@@ -467,6 +511,7 @@ BEGIN
 		   CASE WHEN w.opted_out_at IS NOT NULL THEN 'opted out'
 				WHEN w.consent_at IS NULL THEN 'no consent'
 				WHEN w.payload IS NULL THEN 'missing variable'
+				WHEN has_links AND wam_internal.unregistered_link(w.payload) IS NOT NULL THEN 'content rule'
 				WHEN w.allowed > start_at AND c.when_capped = 'skip' THEN 'contact policy'
 				WHEN c.ends_at IS NOT NULL AND w.earliest >= c.ends_at THEN 'contact policy'
 				WHEN c.ends_at IS NOT NULL AND w.opening >= c.ends_at THEN 'no send window'
@@ -481,7 +526,7 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.se
 -- What a launch at `at` would do, rule by rule, without doing it.
 CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, OUT audience_size bigint,
 											  OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-											  OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
+											  OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
 											  OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
 											  OUT expected_duration interval)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -490,10 +535,11 @@ DECLARE
 	rate bigint;
 BEGIN
 	SELECT count(*), count(*) FILTER (WHERE x.removed_by = 'opted out'), count(*) FILTER (WHERE x.removed_by = 'no consent'),
-		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'contact policy'),
+		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'content rule'),
+		   count(*) FILTER (WHERE x.removed_by = 'contact policy'),
 		   count(*) FILTER (WHERE x.removed_by = 'no send window'), count(*) FILTER (WHERE x.removed_by IS NULL),
 		   count(*) FILTER (WHERE x.removed_by IS NULL AND x.send_at > greatest(at, coalesce(c.starts_at, at)))
-	INTO audience_size, opted_out, no_consent, missing_variable, contact_policy, no_send_window, recipients, deferred
+	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window, recipients, deferred
 	FROM wam_internal.campaign_candidates(c, audience, at) x;
 	over_budget := 0;
 	IF c.budget IS NOT NULL AND c.cost_per_message > 0 AND recipients * c.cost_per_message > c.budget THEN
@@ -512,9 +558,10 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segme
 
 CREATE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-									 OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
-									 OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
-									 OUT expected_duration interval, OUT funnel jsonb)
+									 OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint,
+									 OUT over_budget bigint, OUT recipients bigint, OUT deferred bigint,
+									 OUT expected_cost numeric, OUT expected_duration interval, OUT warnings text[],
+									 OUT funnel jsonb)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -526,22 +573,32 @@ BEGIN
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
 	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam.audience(c.audience), at);
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
-	missing_variable := s.missing_variable; contact_policy := s.contact_policy; no_send_window := s.no_send_window;
+	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
+	no_send_window := s.no_send_window;
 	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
 	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
 	SELECT jsonb_agg(to_jsonb(f)) INTO funnel FROM wam.audience_funnel(c.audience) f;
+	-- plain text is safest (R-M5): say what the message carries
+	warnings := array_remove(ARRAY[
+		CASE WHEN wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars)) IS NOT NULL
+			 THEN format('links to %s, which is not a registered link domain: the launch will refuse it',
+						 wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars))) END,
+		CASE WHEN cardinality(wam.payload_links(c.template || jsonb_build_object('vars', c.vars))) > 0
+			 THEN 'the message has links: plain text is safest' END,
+		CASE WHEN c.template::text ~ '"type": "(image|video|document)"'
+			 THEN 'the message has media: plain text is safest; images at most 5 MB (1920x1080 recommended)' END], NULL);
 END
 $$;
-COMMENT ON FUNCTION wam.preview_campaign(text, timestamptz) IS 'what launching a campaign would do: the audience, how many each rule removes, recipients, messages deferred by the policy or windows, cost and duration at the senders'' rates, and the audience funnel';
+COMMENT ON FUNCTION wam.preview_campaign(text, timestamptz) IS 'what launching a campaign would do: the audience, how many each rule removes, recipients, messages deferred by the policy or windows, cost and duration at the senders'' rates, warnings about links and media, and the audience funnel';
 
 REVOKE EXECUTE ON FUNCTION wam.preview_campaign(text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.preview_campaign(text, timestamptz) TO wam_reader;
 
 CREATE FUNCTION wam.launch_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-									OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
-									OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
-									OUT expected_duration interval)
+									OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint,
+									OUT over_budget bigint, OUT recipients bigint, OUT deferred bigint,
+									OUT expected_cost numeric, OUT expected_duration interval)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -551,6 +608,7 @@ DECLARE
 	snap wam.segment;
 	start_at timestamptz;
 	n bigint;
+	link text;
 BEGIN
 	c := wam_internal.campaign_row(campaign, true);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
@@ -560,6 +618,12 @@ BEGIN
 	END IF;
 	IF c.ends_at IS NOT NULL AND c.ends_at <= at THEN
 		RAISE EXCEPTION 'campaign "%" ended at %', campaign, c.ends_at USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	link := wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars));
+	IF link IS NOT NULL THEN
+		RAISE EXCEPTION 'campaign "%" links to %, which is not a registered link domain', campaign, link
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Register the business''s domain in wam.link_domain, or remove the link (plain text is safest).';
 	END IF;
 	start_at := greatest(at, coalesce(c.starts_at, at));
 	snap := wam.audience(c.audience);
@@ -587,7 +651,8 @@ BEGIN
 	VALUES (c.campaign_id, session_user, 'launched', 'draft', CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
 			to_jsonb(s));
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
-	missing_variable := s.missing_variable; contact_policy := s.contact_policy; no_send_window := s.no_send_window;
+	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
+	no_send_window := s.no_send_window;
 	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
 	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
 END
@@ -874,3 +939,4 @@ SELECT pg_catalog.pg_extension_config_dump('wam.campaign_campaign_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change_change_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.campaign_variable', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.link_domain', '');
