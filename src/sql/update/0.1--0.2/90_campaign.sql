@@ -523,38 +523,59 @@ COMMENT ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, 
 
 REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz) FROM PUBLIC;
 
--- What a launch at `at` would do, rule by rule, without doing it.
-CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, OUT audience_size bigint,
-											  OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-											  OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint,
-											  OUT recipients bigint, OUT deferred bigint, OUT expected_cost numeric,
-											  OUT expected_duration interval)
+-- What a launch at `at` does, rule by rule: the preview calls it with queue
+-- false, the launch with queue true, so both count the same rows in the same
+-- statement that queues them.  Within a budget the recipients with the lowest
+-- hashes of their ids are kept (not the oldest customers).
+CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, queue boolean,
+											  OUT audience_size bigint, OUT opted_out bigint, OUT no_consent bigint,
+											  OUT missing_variable bigint, OUT content_rule bigint, OUT contact_policy bigint,
+											  OUT no_send_window bigint, OUT over_budget bigint, OUT recipients bigint,
+											  OUT deferred bigint, OUT expected_cost numeric, OUT expected_duration interval,
+											  OUT queued bigint)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
 DECLARE
 	rate bigint;
+	start_at timestamptz := greatest(at, coalesce(c.starts_at, at));
+	eligible bigint;
+	keep bigint := CASE WHEN c.budget IS NOT NULL AND c.cost_per_message > 0
+						THEN floor(c.budget / c.cost_per_message)::bigint END;
 BEGIN
+	WITH x AS MATERIALIZED (
+		SELECT y.*, CASE WHEN y.removed_by IS NULL
+						 THEN row_number() OVER (PARTITION BY y.removed_by IS NULL
+												 ORDER BY hashint8(y.customer_id), y.customer_id) END AS rank
+		FROM wam_internal.campaign_candidates(c, audience, at) y
+	), ins AS (
+		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, campaign_id, category, contact_class,
+								time_zone, not_before, next_attempt_at, expires_at)
+		SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, c.campaign_id, c.category,
+			   CASE WHEN x.active THEN 'active' WHEN NOT x.active THEN 'inactive' END, x.time_zone,
+			   start_at, x.send_at, c.ends_at
+		FROM x
+		WHERE queue AND x.rank <= coalesce(keep, x.rank)
+		RETURNING 1
+	)
 	SELECT count(*), count(*) FILTER (WHERE x.removed_by = 'opted out'), count(*) FILTER (WHERE x.removed_by = 'no consent'),
 		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'content rule'),
-		   count(*) FILTER (WHERE x.removed_by = 'contact policy'),
-		   count(*) FILTER (WHERE x.removed_by = 'no send window'), count(*) FILTER (WHERE x.removed_by IS NULL),
-		   count(*) FILTER (WHERE x.removed_by IS NULL AND x.send_at > greatest(at, coalesce(c.starts_at, at)))
-	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window, recipients, deferred
-	FROM wam_internal.campaign_candidates(c, audience, at) x;
-	over_budget := 0;
-	IF c.budget IS NOT NULL AND c.cost_per_message > 0 AND recipients * c.cost_per_message > c.budget THEN
-		over_budget := recipients - floor(c.budget / c.cost_per_message)::bigint;
-		recipients := recipients - over_budget;
-		deferred := least(deferred, recipients);
-	END IF;
+		   count(*) FILTER (WHERE x.removed_by = 'contact policy'), count(*) FILTER (WHERE x.removed_by = 'no send window'),
+		   count(*) FILTER (WHERE x.removed_by IS NULL),
+		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank)),
+		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank) AND x.send_at > start_at),
+		   (SELECT count(*) FROM ins)
+	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+		 eligible, recipients, deferred, queued
+	FROM x;
+	over_budget := eligible - recipients;
 	expected_cost := recipients * c.cost_per_message;
 	SELECT sum(s.rate_per_minute) INTO rate FROM wam.sender s WHERE s.sender_id = ANY (c.senders);
 	expected_duration := make_interval(secs => ceil(60.0 * recipients / rate));
 END
 $$;
-COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz) IS 'internal: counts of a campaign''s audience by the rule that removes them, cost and duration';
+COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean) IS 'internal: counts of a campaign''s audience by the rule that removes them, cost and duration; queues the messages when asked';
 
-REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean) FROM PUBLIC;
 
 CREATE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
@@ -571,7 +592,7 @@ DECLARE
 BEGIN
 	c := wam_internal.campaign_row(campaign, false);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
-	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam.audience(c.audience), at);
+	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam.audience(c.audience), at, false);
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
 	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
 	no_send_window := s.no_send_window;
@@ -607,7 +628,6 @@ DECLARE
 	s record;
 	snap wam.segment;
 	start_at timestamptz;
-	n bigint;
 	link text;
 BEGIN
 	c := wam_internal.campaign_row(campaign, true);
@@ -627,21 +647,9 @@ BEGIN
 	END IF;
 	start_at := greatest(at, coalesce(c.starts_at, at));
 	snap := wam.audience(c.audience);
-	SELECT * INTO s FROM wam_internal.campaign_summary(c, snap, at);
-	-- the recipients within the budget: the lowest hashes of their ids, so
-	-- the cut is the same in the preview and does not favour old customers
-	INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, campaign_id, category, contact_class,
-							time_zone, not_before, next_attempt_at, expires_at)
-	SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, c.campaign_id, c.category,
-		   CASE WHEN x.active THEN 'active' WHEN NOT x.active THEN 'inactive' END, x.time_zone,
-		   start_at, x.send_at, c.ends_at
-	FROM wam_internal.campaign_candidates(c, snap, at) x
-	WHERE x.removed_by IS NULL
-	ORDER BY hashint8(x.customer_id), x.customer_id
-	LIMIT s.recipients;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	IF n <> s.recipients THEN
-		RAISE EXCEPTION 'campaign "%" queued % messages, not the % counted', campaign, n, s.recipients
+	SELECT * INTO s FROM wam_internal.campaign_summary(c, snap, at, true);
+	IF s.queued <> s.recipients THEN
+		RAISE EXCEPTION 'campaign "%" queued % messages, not the % counted', campaign, s.queued, s.recipients
 			USING ERRCODE = 'internal_error';
 	END IF;
 	UPDATE wam.campaign x SET state = CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
@@ -649,7 +657,7 @@ BEGIN
 	WHERE x.campaign_id = c.campaign_id;
 	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
 	VALUES (c.campaign_id, session_user, 'launched', 'draft', CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
-			to_jsonb(s));
+			to_jsonb(s) - 'queued');
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
 	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
 	no_send_window := s.no_send_window;
