@@ -229,6 +229,19 @@ SELECT * FROM wam.advance_campaigns('2030-01-06 23:59:59+00') WHERE campaign = '
 SELECT * FROM wam.advance_campaigns('2030-01-07 00:00+00') WHERE campaign = 'evening';
 UPDATE wam.outbox SET status = 'delivered', sent_at = now(), delivered_at = now() WHERE campaign = 'evening';
 SELECT * FROM wam.advance_campaigns('2030-01-08 00:00+00');
+-- the reports an hour and a day after the launch (12:00 on 6 January): the
+-- first taken before the deliveries, the second after them
+SELECT after, taken_at, report->>'sent' AS sent, report->>'delivered' AS delivered,
+	   report->>'delivery_health' AS delivery_health, report->>'read_health' AS read_health
+FROM wam.campaign_snapshot s JOIN wam.campaign c USING (campaign_id) WHERE c.name = 'evening' ORDER BY after;
+SET ROLE camp_reader;
+SELECT * FROM wam.campaign_report('evening');
+SELECT * FROM wam.campaign_report('nosuch');
+RESET ROLE;
+-- the health bands at their boundaries
+SELECT v.d, v.r, v.p, h.* FROM (VALUES (98, 85.1, 5.1), (98, 85, 5), (97.9, 70, 5), (95, 69.9, 0), (94.9, 60, NULL),
+									   (NULL, 59.9, 100)) v (d, r, p),
+	   LATERAL wam.rate_health(v.d, v.r, v.p) h;
 SET ROLE camp_operator;
 SELECT wam.cancel_campaign('deferring') AS messages_cancelled;
 RESET ROLE;

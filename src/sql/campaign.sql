@@ -688,9 +688,19 @@ BEGIN
 		campaign := c.name; from_state := c.state; to_state := nxt;
 		RETURN NEXT;
 	END LOOP;
+	-- the reports an hour and a day after each launch
+	INSERT INTO wam.campaign_snapshot (campaign_id, after, taken_at, report)
+	SELECT x.campaign_id, a.after, at, to_jsonb(r)
+	FROM wam.campaign x
+		 CROSS JOIN (VALUES (interval '1 hour'), (interval '24 hours')) a (after)
+		 CROSS JOIN LATERAL wam.campaign_report(x.name) r
+	WHERE x.launched_at IS NOT NULL AND x.launched_at + a.after <= at
+	  AND x.launched_at > at - interval '30 days'
+	  AND NOT EXISTS (SELECT FROM wam.campaign_snapshot p WHERE p.campaign_id = x.campaign_id AND p.after = a.after)
+	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come and finishes running ones with nothing left to send (the "campaign states" job runs it every minute)';
+COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
 
 REVOKE EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) TO wam_operator;
@@ -715,3 +725,72 @@ COMMENT ON VIEW wam.campaign_status IS 'per campaign: state, audience, and its m
 
 REVOKE ALL ON wam.campaign_status FROM PUBLIC;
 GRANT SELECT ON wam.campaign_status TO wam_reader;
+
+-- reports
+
+CREATE FUNCTION wam.campaign_report(campaign text)
+	RETURNS TABLE (campaign_name text, state text, messages bigint, sent bigint, delivered bigint, read bigint,
+				   replied bigint, failed bigint, failed_by_code jsonb, opted_out bigint, pending bigint,
+				   delivery_rate numeric, read_rate numeric, reply_rate numeric, delivery_health text,
+				   read_health text, reply_health text, cost numeric)
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	c wam.campaign;
+BEGIN
+	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
+	SELECT * INTO c FROM wam.campaign x WHERE x.name = campaign;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign "%" does not exist', campaign USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN QUERY
+	WITH m AS (
+		SELECT o.*, cu.opted_out_at >= coalesce(o.sent_at, o.sending_at) AS opted_out_after
+		FROM wam.outbox o LEFT JOIN wam.customer cu ON cu.id = o.customer_id
+		WHERE o.campaign_id = c.campaign_id
+	), n AS (
+		SELECT count(*) AS messages,
+			   count(*) FILTER (WHERE m.sent_at IS NOT NULL OR m.wamid IS NOT NULL) AS sent,
+			   count(*) FILTER (WHERE m.delivered_at IS NOT NULL) AS delivered,
+			   count(*) FILTER (WHERE m.read_at IS NOT NULL) AS read,
+			   count(*) FILTER (WHERE m.replies > 0) AS replied,
+			   count(*) FILTER (WHERE m.status = 'failed') AS failed,
+			   count(*) FILTER (WHERE m.opted_out_after) AS opted_out,
+			   count(*) FILTER (WHERE m.status IN ('queued', 'sending', 'retrying', 'uncertain')) AS pending,
+			   count(*) FILTER (WHERE m.sent_at IS NOT NULL OR m.wamid IS NOT NULL OR m.status = 'failed') AS attempted,
+			   (SELECT jsonb_object_agg(k.code, k.n ORDER BY k.code)
+				FROM (SELECT coalesce(f.error_code::text, 'none') AS code, count(*) AS n FROM m f
+					  WHERE f.status = 'failed' GROUP BY 1) k) AS by_code
+		FROM m
+	), r AS (
+		SELECT n.*, round(100.0 * n.delivered / nullif(n.attempted, 0), 1) AS d_rate,
+			   round(100.0 * n.read / nullif(n.delivered, 0), 1) AS r_rate,
+			   round(100.0 * n.replied / nullif(n.delivered, 0), 1) AS p_rate
+		FROM n
+	)
+	SELECT c.name, c.state, r.messages, r.sent, r.delivered, r.read, r.replied, r.failed, coalesce(r.by_code, '{}'),
+		   r.opted_out, r.pending, r.d_rate, r.r_rate, r.p_rate, h.delivery_health, h.read_health, h.reply_health,
+		   r.sent * c.cost_per_message
+	FROM r, LATERAL wam.rate_health(r.d_rate, r.r_rate, r.p_rate) h;
+END
+$$;
+COMMENT ON FUNCTION wam.campaign_report(text) IS 'a campaign''s messages: sent, delivered, read, replied, failed by error code, opted out after it, pending, the rates with their health bands, and the cost';
+
+REVOKE EXECUTE ON FUNCTION wam.campaign_report(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.campaign_report(text) TO wam_reader;
+
+-- The report as it stood an hour and a day after the launch, taken by the
+-- "campaign states" job (wam.advance_campaigns).
+CREATE TABLE wam.campaign_snapshot (
+	campaign_id integer NOT NULL REFERENCES wam.campaign ON DELETE CASCADE,
+	after interval NOT NULL CONSTRAINT campaign_snapshot_after CHECK (after IN (interval '1 hour', interval '24 hours')),
+	taken_at timestamptz NOT NULL,
+	report jsonb NOT NULL,
+	PRIMARY KEY (campaign_id, after)
+);
+COMMENT ON TABLE wam.campaign_snapshot IS 'a campaign''s report (wam.campaign_report) 1 hour and 24 hours after its launch';
+
+REVOKE ALL ON wam.campaign_snapshot FROM PUBLIC;
+GRANT SELECT ON wam.campaign_snapshot TO wam_reader;
+GRANT SELECT, INSERT ON wam.campaign_snapshot TO wam_definer;

@@ -1133,6 +1133,22 @@ REVOKE EXECUTE ON FUNCTION wam_internal.record_results(bigint[], text[], integer
 
 -- reporting
 
+-- The users' health bands (R-M6): delivery >= 98 % normal, < 95 % a poor
+-- list; read 70-85 % typical, < 60 % check timing and opening; reply > 5 %
+-- good.  Rates in percent, NULL when there is nothing to rate.
+CREATE FUNCTION wam.rate_health(delivery_rate numeric, read_rate numeric, reply_rate numeric,
+								OUT delivery_health text, OUT read_health text, OUT reply_health text)
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ROW(CASE WHEN delivery_rate IS NULL THEN NULL WHEN delivery_rate < 95 THEN 'poor'
+				WHEN delivery_rate < 98 THEN 'below normal' ELSE 'normal' END,
+		   CASE WHEN read_rate IS NULL THEN NULL WHEN read_rate < 60 THEN 'low: check send time and opening'
+				WHEN read_rate < 70 THEN 'below typical' WHEN read_rate <= 85 THEN 'typical' ELSE 'high' END,
+		   CASE WHEN reply_rate IS NULL THEN NULL WHEN reply_rate > 5 THEN 'good' ELSE 'low' END);
+COMMENT ON FUNCTION wam.rate_health(numeric, numeric, numeric) IS 'the health bands of a delivery, read and reply rate (percent)';
+
+REVOKE EXECUTE ON FUNCTION wam.rate_health(numeric, numeric, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.rate_health(numeric, numeric, numeric) TO wam_reader;
+
 CREATE FUNCTION wam.delivery_report(since timestamptz, until timestamptz, sender text DEFAULT NULL)
 	RETURNS TABLE (sender_name text, messages bigint, sent bigint, delivered bigint, read bigint, replied bigint,
 				   failed bigint, failed_by_code jsonb, pending bigint, delivery_rate numeric, read_rate numeric,
@@ -1205,13 +1221,8 @@ BEGIN
 		FROM per LEFT JOIN codes USING (sender_id)
 	)
 	SELECT s.name, r.messages, r.sent, r.delivered, r.read, r.replied, r.failed, r.by_code, r.pending,
-		   r.d_rate, r.r_rate, r.p_rate,
-		   CASE WHEN r.d_rate IS NULL THEN NULL WHEN r.d_rate < 95 THEN 'poor' WHEN r.d_rate < 98 THEN 'below normal'
-				ELSE 'normal' END,
-		   CASE WHEN r.r_rate IS NULL THEN NULL WHEN r.r_rate < 60 THEN 'low: check send time and opening'
-				WHEN r.r_rate < 70 THEN 'below typical' WHEN r.r_rate <= 85 THEN 'typical' ELSE 'high' END,
-		   CASE WHEN r.p_rate IS NULL THEN NULL WHEN r.p_rate > 5 THEN 'good' ELSE 'low' END
-	FROM rates r JOIN wam.sender s USING (sender_id)
+		   r.d_rate, r.r_rate, r.p_rate, h.delivery_health, h.read_health, h.reply_health
+	FROM rates r JOIN wam.sender s USING (sender_id), LATERAL wam.rate_health(r.d_rate, r.r_rate, r.p_rate) h
 	ORDER BY s.name;
 END
 $$;

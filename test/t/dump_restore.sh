@@ -137,6 +137,8 @@ SELECT count(*) FROM (
                           array_agg('{"messages":[{"id":"wamid.' || b.message_id || '"}]}'),
                           array_fill(NULL::text, ARRAY[count(*)::int]))
     FROM wam_internal.claim_batch(1, 250) b) x;
+-- the campaign's report an hour after its launch
+SELECT count(*) FROM advance_campaigns(now() + interval '61 minutes');
 -- left in flight when the dump is taken
 SELECT count(*) AS in_flight FROM wam_internal.claim_batch(1, 5);
 -- webhooks: delivered and read statuses, a reply and a STOP

@@ -707,9 +707,19 @@ BEGIN
 		campaign := c.name; from_state := c.state; to_state := nxt;
 		RETURN NEXT;
 	END LOOP;
+	-- the reports an hour and a day after each launch
+	INSERT INTO wam.campaign_snapshot (campaign_id, after, taken_at, report)
+	SELECT x.campaign_id, a.after, at, to_jsonb(r)
+	FROM wam.campaign x
+		 CROSS JOIN (VALUES (interval '1 hour'), (interval '24 hours')) a (after)
+		 CROSS JOIN LATERAL wam.campaign_report(x.name) r
+	WHERE x.launched_at IS NOT NULL AND x.launched_at + a.after <= at
+	  AND x.launched_at > at - interval '30 days'
+	  AND NOT EXISTS (SELECT FROM wam.campaign_snapshot p WHERE p.campaign_id = x.campaign_id AND p.after = a.after)
+	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come and finishes running ones with nothing left to send (the "campaign states" job runs it every minute)';
+COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
 
 REVOKE EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) TO wam_operator;
@@ -734,6 +744,75 @@ COMMENT ON VIEW wam.campaign_status IS 'per campaign: state, audience, and its m
 
 REVOKE ALL ON wam.campaign_status FROM PUBLIC;
 GRANT SELECT ON wam.campaign_status TO wam_reader;
+
+-- reports
+
+CREATE FUNCTION wam.campaign_report(campaign text)
+	RETURNS TABLE (campaign_name text, state text, messages bigint, sent bigint, delivered bigint, read bigint,
+				   replied bigint, failed bigint, failed_by_code jsonb, opted_out bigint, pending bigint,
+				   delivery_rate numeric, read_rate numeric, reply_rate numeric, delivery_health text,
+				   read_health text, reply_health text, cost numeric)
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+	c wam.campaign;
+BEGIN
+	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
+	SELECT * INTO c FROM wam.campaign x WHERE x.name = campaign;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'campaign "%" does not exist', campaign USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN QUERY
+	WITH m AS (
+		SELECT o.*, cu.opted_out_at >= coalesce(o.sent_at, o.sending_at) AS opted_out_after
+		FROM wam.outbox o LEFT JOIN wam.customer cu ON cu.id = o.customer_id
+		WHERE o.campaign_id = c.campaign_id
+	), n AS (
+		SELECT count(*) AS messages,
+			   count(*) FILTER (WHERE m.sent_at IS NOT NULL OR m.wamid IS NOT NULL) AS sent,
+			   count(*) FILTER (WHERE m.delivered_at IS NOT NULL) AS delivered,
+			   count(*) FILTER (WHERE m.read_at IS NOT NULL) AS read,
+			   count(*) FILTER (WHERE m.replies > 0) AS replied,
+			   count(*) FILTER (WHERE m.status = 'failed') AS failed,
+			   count(*) FILTER (WHERE m.opted_out_after) AS opted_out,
+			   count(*) FILTER (WHERE m.status IN ('queued', 'sending', 'retrying', 'uncertain')) AS pending,
+			   count(*) FILTER (WHERE m.sent_at IS NOT NULL OR m.wamid IS NOT NULL OR m.status = 'failed') AS attempted,
+			   (SELECT jsonb_object_agg(k.code, k.n ORDER BY k.code)
+				FROM (SELECT coalesce(f.error_code::text, 'none') AS code, count(*) AS n FROM m f
+					  WHERE f.status = 'failed' GROUP BY 1) k) AS by_code
+		FROM m
+	), r AS (
+		SELECT n.*, round(100.0 * n.delivered / nullif(n.attempted, 0), 1) AS d_rate,
+			   round(100.0 * n.read / nullif(n.delivered, 0), 1) AS r_rate,
+			   round(100.0 * n.replied / nullif(n.delivered, 0), 1) AS p_rate
+		FROM n
+	)
+	SELECT c.name, c.state, r.messages, r.sent, r.delivered, r.read, r.replied, r.failed, coalesce(r.by_code, '{}'),
+		   r.opted_out, r.pending, r.d_rate, r.r_rate, r.p_rate, h.delivery_health, h.read_health, h.reply_health,
+		   r.sent * c.cost_per_message
+	FROM r, LATERAL wam.rate_health(r.d_rate, r.r_rate, r.p_rate) h;
+END
+$$;
+COMMENT ON FUNCTION wam.campaign_report(text) IS 'a campaign''s messages: sent, delivered, read, replied, failed by error code, opted out after it, pending, the rates with their health bands, and the cost';
+
+REVOKE EXECUTE ON FUNCTION wam.campaign_report(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.campaign_report(text) TO wam_reader;
+
+-- The report as it stood an hour and a day after the launch, taken by the
+-- "campaign states" job (wam.advance_campaigns).
+CREATE TABLE wam.campaign_snapshot (
+	campaign_id integer NOT NULL REFERENCES wam.campaign ON DELETE CASCADE,
+	after interval NOT NULL CONSTRAINT campaign_snapshot_after CHECK (after IN (interval '1 hour', interval '24 hours')),
+	taken_at timestamptz NOT NULL,
+	report jsonb NOT NULL,
+	PRIMARY KEY (campaign_id, after)
+);
+COMMENT ON TABLE wam.campaign_snapshot IS 'a campaign''s report (wam.campaign_report) 1 hour and 24 hours after its launch';
+
+REVOKE ALL ON wam.campaign_snapshot FROM PUBLIC;
+GRANT SELECT ON wam.campaign_snapshot TO wam_reader;
+GRANT SELECT, INSERT ON wam.campaign_snapshot TO wam_definer;
 
 CREATE OR REPLACE FUNCTION wam_internal.claim_batch(sender integer, max_messages integer)
 	RETURNS TABLE (message_id bigint, body text)
@@ -890,6 +969,102 @@ END
 $$;
 COMMENT ON FUNCTION wam.cancel_campaign(text, text) IS 'cancels the waiting messages of a campaign (and the campaign itself, when no sender is given); returns how many messages';
 
+-- The users' health bands (R-M6): delivery >= 98 % normal, < 95 % a poor
+-- list; read 70-85 % typical, < 60 % check timing and opening; reply > 5 %
+-- good.  Rates in percent, NULL when there is nothing to rate.
+CREATE FUNCTION wam.rate_health(delivery_rate numeric, read_rate numeric, reply_rate numeric,
+								OUT delivery_health text, OUT read_health text, OUT reply_health text)
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ROW(CASE WHEN delivery_rate IS NULL THEN NULL WHEN delivery_rate < 95 THEN 'poor'
+				WHEN delivery_rate < 98 THEN 'below normal' ELSE 'normal' END,
+		   CASE WHEN read_rate IS NULL THEN NULL WHEN read_rate < 60 THEN 'low: check send time and opening'
+				WHEN read_rate < 70 THEN 'below typical' WHEN read_rate <= 85 THEN 'typical' ELSE 'high' END,
+		   CASE WHEN reply_rate IS NULL THEN NULL WHEN reply_rate > 5 THEN 'good' ELSE 'low' END);
+COMMENT ON FUNCTION wam.rate_health(numeric, numeric, numeric) IS 'the health bands of a delivery, read and reply rate (percent)';
+
+REVOKE EXECUTE ON FUNCTION wam.rate_health(numeric, numeric, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.rate_health(numeric, numeric, numeric) TO wam_reader;
+
+
+CREATE OR REPLACE FUNCTION wam.delivery_report(since timestamptz, until timestamptz, sender text DEFAULT NULL)
+	RETURNS TABLE (sender_name text, messages bigint, sent bigint, delivered bigint, read bigint, replied bigint,
+				   failed bigint, failed_by_code jsonb, pending bigint, delivery_rate numeric, read_rate numeric,
+				   reply_rate numeric, delivery_health text, read_health text, reply_health text)
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	sid integer;
+BEGIN
+	IF since IS NULL OR until IS NULL THEN
+		RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF until < since THEN
+		RAISE EXCEPTION 'until must not be before since' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF sender IS NOT NULL THEN
+		sid := wam.sender_id(sender);
+	END IF;
+	RETURN QUERY
+	-- the rows still in wam.outbox, and the roll-up of the days retention
+	-- removed (a day counts when it starts within the period)
+	WITH per AS (
+		SELECT x.sender_id, sum(x.messages)::bigint AS messages, sum(x.sent)::bigint AS sent,
+			   sum(x.delivered)::bigint AS delivered, sum(x.read)::bigint AS read, sum(x.replied)::bigint AS replied,
+			   sum(x.failed)::bigint AS failed, sum(x.pending)::bigint AS pending, sum(x.attempted)::bigint AS attempted
+		FROM (
+			SELECT o.sender_id,
+				   count(*) AS messages,
+				   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL) AS sent,
+				   count(*) FILTER (WHERE o.delivered_at IS NOT NULL) AS delivered,
+				   count(*) FILTER (WHERE o.read_at IS NOT NULL) AS read,
+				   count(*) FILTER (WHERE o.replies > 0) AS replied,
+				   count(*) FILTER (WHERE o.status = 'failed') AS failed,
+				   count(*) FILTER (WHERE o.status IN ('queued', 'sending', 'retrying', 'uncertain')) AS pending,
+				   count(*) FILTER (WHERE o.sent_at IS NOT NULL OR o.wamid IS NOT NULL OR o.status = 'failed') AS attempted
+			FROM wam.outbox o
+			WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
+			GROUP BY o.sender_id
+			UNION ALL
+			SELECT d.sender_id, sum(d.messages), sum(d.sent), sum(d.delivered), sum(d.read), sum(d.replied),
+				   coalesce(sum(d.messages) FILTER (WHERE d.status = 'failed'), 0), 0,
+				   sum(CASE WHEN d.status = 'failed' THEN d.messages ELSE d.sent END)
+			FROM wam.outbox_daily d
+			WHERE (d.day::timestamp AT TIME ZONE 'UTC') >= since AND (d.day::timestamp AT TIME ZONE 'UTC') < until
+			  AND (sid IS NULL OR d.sender_id = sid)
+			GROUP BY d.sender_id) x
+		GROUP BY x.sender_id
+	), codes AS (
+		SELECT x.sender_id, jsonb_object_agg(x.code, x.n ORDER BY x.code) AS by_code
+		FROM (SELECT y.sender_id, y.code, sum(y.n)::bigint AS n
+			  FROM (SELECT o.sender_id, coalesce(o.error_code::text, 'none') AS code, count(*) AS n
+					FROM wam.outbox o
+					WHERE o.created_at >= since AND o.created_at < until AND (sid IS NULL OR o.sender_id = sid)
+					  AND o.status = 'failed'
+					GROUP BY 1, 2
+					UNION ALL
+					SELECT d.sender_id, coalesce(d.error_code::text, 'none'), sum(d.messages)
+					FROM wam.outbox_daily d
+					WHERE (d.day::timestamp AT TIME ZONE 'UTC') >= since AND (d.day::timestamp AT TIME ZONE 'UTC') < until
+					  AND (sid IS NULL OR d.sender_id = sid) AND d.status = 'failed'
+					GROUP BY 1, 2) y
+			  GROUP BY 1, 2) x
+		GROUP BY x.sender_id
+	), rates AS (
+		SELECT per.*, coalesce(codes.by_code, '{}') AS by_code,
+			   round(100.0 * per.delivered / nullif(per.attempted, 0), 1) AS d_rate,
+			   round(100.0 * per.read / nullif(per.delivered, 0), 1) AS r_rate,
+			   round(100.0 * per.replied / nullif(per.delivered, 0), 1) AS p_rate
+		FROM per LEFT JOIN codes USING (sender_id)
+	)
+	SELECT s.name, r.messages, r.sent, r.delivered, r.read, r.replied, r.failed, r.by_code, r.pending,
+		   r.d_rate, r.r_rate, r.p_rate, h.delivery_health, h.read_health, h.reply_health
+	FROM rates r JOIN wam.sender s USING (sender_id), LATERAL wam.rate_health(r.d_rate, r.r_rate, r.p_rate) h
+	ORDER BY s.name;
+END
+$$;
+COMMENT ON FUNCTION wam.delivery_report(timestamptz, timestamptz, text) IS 'per sender: delivery, read and reply counts and rates of the messages enqueued in a period, days removed by retention included';
+
 CREATE OR REPLACE FUNCTION wam_internal.run_job_body(j wam.job) RETURNS text
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -948,3 +1123,4 @@ SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.campaign_change_change_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.campaign_variable', '');
 SELECT pg_catalog.pg_extension_config_dump('wam.link_domain', '');
+SELECT pg_catalog.pg_extension_config_dump('wam.campaign_snapshot', '');
