@@ -254,6 +254,29 @@ WHERE c.name = 'spring' AND x.action = 'configured' ORDER BY x.change_id;
 SELECT campaign, state, audience_size, messages, waiting, sent, delivered, cancelled, cost
 FROM wam.campaign_status WHERE campaign IN ('spring', 'evening', 'deferring') ORDER BY 1;
 
+-- follow-up steps: 3 days after the launch, to the recipients who did not read
+-- (or did not order since their message); launched by the job, with the
+-- parent's senders, category, windows and policy
+UPDATE wam.outbox SET sending_at = '2030-01-06 13:00+00', sent_at = '2030-01-06 13:00:01+00' WHERE campaign = 'evening';
+UPDATE wam.outbox SET read_at = '2030-01-06 14:00+00', status = 'read' WHERE campaign = 'evening' AND customer_id <= 5;
+INSERT INTO wam.event (customer_id, kind, occurred_at) VALUES (6, 'order', '2030-01-07 08:00+00'), (7, 'order', '2030-01-06 12:59+00');
+SET ROLE camp_operator;
+SELECT wam.create_follow_up('evening', 'evening reminder', '{"type":"template","template":{"name":"reminder","language":{"code":"en"}}}') IS NOT NULL AS created;
+SELECT wam.create_follow_up('evening', 'evening coupon', '{"type":"template","template":{"name":"coupon","language":{"code":"en"}}}',
+							after => '4 days', unless => 'order') IS NOT NULL AS created;
+SELECT wam.create_follow_up('evening reminder', 'x', :'tpl');
+SELECT wam.create_follow_up('evening', 'x', :'tpl', unless => 'open');
+SELECT wam.create_follow_up('evening', 'x', :'tpl', after => '10 minutes');
+SELECT wam.create_follow_up('deferring', 'x', :'tpl');
+RESET ROLE;
+SELECT name, state, follow_up_after, follow_up_unless, send_windows FROM wam.campaign WHERE parent_id IS NOT NULL ORDER BY 1;
+SELECT audience_size, recipients, deferred FROM wam.preview_campaign('evening reminder', '2030-01-09 12:00+00');
+SELECT * FROM wam.advance_campaigns('2030-01-09 11:59:59+00') WHERE campaign LIKE 'evening %';
+SELECT * FROM wam.advance_campaigns('2030-01-09 12:00+00') WHERE campaign LIKE 'evening %';
+SELECT * FROM wam.advance_campaigns('2030-01-10 12:00+00') WHERE campaign LIKE 'evening %';
+SELECT campaign, array_agg(customer_id ORDER BY customer_id) AS recipients, min(next_attempt_at AT TIME ZONE time_zone) AS first_local
+FROM wam.outbox WHERE campaign LIKE 'evening %' GROUP BY 1 ORDER BY 1;
+
 -- across the change to daylight saving time (New York, 2030-03-10): starting at
 -- 01:00 UTC on 8 March, Thursday 20:00 in New York (the window's end, which is
 -- not in it), New Yorkers wait for 19:00 on the 14th, 23:00 UTC after the change

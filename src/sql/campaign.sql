@@ -157,8 +157,16 @@ CREATE TABLE wam.campaign (
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	launched_at timestamptz,
 	finished_at timestamptz,
-	CONSTRAINT campaign_period CHECK (ends_at > starts_at)
+	-- a follow-up step: launched by the "campaign states" job `follow_up_after`
+	-- the parent's launch, to the parent's recipients who did not `follow_up_unless`
+	parent_id integer REFERENCES wam.campaign ON DELETE CASCADE,
+	follow_up_after interval CONSTRAINT campaign_follow_up_after CHECK (follow_up_after BETWEEN interval '1 hour' AND interval '90 days'),
+	follow_up_unless text CONSTRAINT campaign_follow_up_unless CHECK (follow_up_unless IN ('read', 'reply', 'click', 'order')),
+	CONSTRAINT campaign_period CHECK (ends_at > starts_at),
+	CONSTRAINT campaign_follow_up CHECK ((parent_id IS NULL) = (follow_up_after IS NULL) AND (parent_id IS NULL) = (follow_up_unless IS NULL))
 );
+COMMENT ON COLUMN wam.campaign.parent_id IS 'for a follow-up step: the campaign it follows';
+COMMENT ON COLUMN wam.campaign.follow_up_unless IS 'for a follow-up step: who is left out, those of the parent''s recipients who read, replied, clicked (a link_click event) or ordered since its message';
 COMMENT ON TABLE wam.campaign IS 'campaigns: audience, template, senders, category and cost, budget, period, send windows and state';
 COMMENT ON COLUMN wam.campaign.audience IS 'segment expression, evaluated at launch into audience_snapshot';
 COMMENT ON COLUMN wam.campaign.vars IS 'placeholder values for every recipient (wam.campaign_variable overrides them per customer)';
@@ -558,6 +566,88 @@ COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, tim
 
 REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean) FROM PUBLIC;
 
+-- The audience of a campaign: its expression, or for a follow-up step the
+-- parent's recipients (the API took their message) who did not read, reply,
+-- click or order since.
+CREATE FUNCTION wam_internal.campaign_audience(c wam.campaign) RETURNS wam.segment
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	seg wam.segment;
+BEGIN
+	IF c.parent_id IS NULL THEN
+		RETURN wam.audience(c.audience);
+	END IF;
+	SELECT wam.segment_agg(o.customer_id) INTO seg
+	FROM wam.outbox o
+	WHERE o.campaign_id = c.parent_id AND (o.sent_at IS NOT NULL OR o.wamid IS NOT NULL)
+	  AND NOT CASE c.follow_up_unless
+			  WHEN 'read' THEN o.read_at IS NOT NULL
+			  WHEN 'reply' THEN o.replies > 0
+			  ELSE EXISTS (SELECT FROM wam.event e
+						   WHERE e.customer_id = o.customer_id
+							 AND e.kind = CASE c.follow_up_unless WHEN 'click' THEN 'link_click' ELSE 'order' END
+							 AND e.occurred_at >= coalesce(o.sending_at, o.sent_at)) END;
+	RETURN coalesce(seg, '{}'::wam.segment);
+END
+$$;
+COMMENT ON FUNCTION wam_internal.campaign_audience(wam.campaign) IS 'internal: a campaign''s audience now (a follow-up step: the parent''s recipients who did not respond)';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_audience(wam.campaign) FROM PUBLIC;
+
+CREATE FUNCTION wam.create_follow_up(campaign text, name text, template jsonb, after interval DEFAULT '3 days',
+									 unless text DEFAULT 'read', vars jsonb DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.campaign;
+	c wam.campaign;
+BEGIN
+	p := wam_internal.campaign_row(campaign, false);
+	PERFORM wam_internal.refuse_null(name IS NULL, 'name');
+	PERFORM wam_internal.refuse_null(template IS NULL, 'template');
+	PERFORM wam_internal.refuse_null(after IS NULL, 'after');
+	PERFORM wam_internal.refuse_null(unless IS NULL, 'unless');
+	IF unless NOT IN ('read', 'reply', 'click', 'order') THEN
+		RAISE EXCEPTION 'unless must be read, reply, click or order, not "%"', unless USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF after NOT BETWEEN interval '1 hour' AND interval '90 days' THEN
+		RAISE EXCEPTION 'a follow-up comes 1 hour to 90 days after its campaign, not %', after
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p.parent_id IS NOT NULL THEN
+		RAISE EXCEPTION 'campaign "%" is itself a follow-up step', campaign
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Follow up the first campaign.';
+	END IF;
+	IF p.state = 'cancelled' THEN
+		RAISE EXCEPTION 'campaign "%" is cancelled', campaign USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	c := p;
+	c.name := name; c.template := template; c.vars := coalesce(vars, p.vars);
+	PERFORM wam_internal.campaign_check(c);
+	IF EXISTS (SELECT FROM wam.campaign x WHERE x.name = name) THEN
+		RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	-- the step inherits the parent's senders, category, cost, windows and
+	-- policy; its period starts at its own launch
+	INSERT INTO wam.campaign (name, audience, template, vars, senders, category, cost_per_message, send_windows,
+							  when_capped, parent_id, follow_up_after, follow_up_unless)
+	VALUES (name, p.audience, template, c.vars, p.senders, p.category, p.cost_per_message, p.send_windows,
+			p.when_capped, p.campaign_id, after, unless)
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, to_state, detail)
+	VALUES (c.campaign_id, session_user, 'created', 'draft',
+			jsonb_build_object('follows', p.name, 'after', after, 'unless', unless, 'template', template));
+	RETURN c.campaign_id;
+END
+$$;
+COMMENT ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) IS 'adds a follow-up step to a campaign: another template, launched by the "campaign states" job a period after the campaign''s launch, to its recipients who did not read (or reply, click, order) since; returns its id';
+
+REVOKE EXECUTE ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) TO wam_operator;
+
 CREATE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
 									 OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint,
@@ -573,13 +663,15 @@ DECLARE
 BEGIN
 	c := wam_internal.campaign_row(campaign, false);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
-	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam.audience(c.audience), at, false);
+	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam_internal.campaign_audience(c), at, false);
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
 	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
 	no_send_window := s.no_send_window;
 	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
 	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
-	SELECT jsonb_agg(to_jsonb(f)) INTO funnel FROM wam.audience_funnel(c.audience) f;
+	IF c.parent_id IS NULL THEN
+		SELECT jsonb_agg(to_jsonb(f)) INTO funnel FROM wam.audience_funnel(c.audience) f;
+	END IF;
 	-- plain text is safest (R-M5): say what the message carries
 	warnings := array_remove(ARRAY[
 		CASE WHEN wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars)) IS NOT NULL
@@ -627,7 +719,7 @@ BEGIN
 				  HINT = 'Register the business''s domain in wam.link_domain, or remove the link (plain text is safest).';
 	END IF;
 	start_at := greatest(at, coalesce(c.starts_at, at));
-	snap := wam.audience(c.audience);
+	snap := wam_internal.campaign_audience(c);
 	SELECT * INTO s FROM wam_internal.campaign_summary(c, snap, at, true);
 	IF s.queued <> s.recipients THEN
 		RAISE EXCEPTION 'campaign "%" queued % messages, not the % counted', campaign, s.queued, s.recipients
@@ -662,6 +754,7 @@ AS $$
 DECLARE
 	c wam.campaign;
 	nxt text;
+	err text;
 BEGIN
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
 	FOR c IN SELECT * FROM wam.campaign x WHERE x.state IN ('scheduled', 'running') ORDER BY x.campaign_id
@@ -688,6 +781,25 @@ BEGIN
 		campaign := c.name; from_state := c.state; to_state := nxt;
 		RETURN NEXT;
 	END LOOP;
+	-- follow-up steps whose time has come
+	FOR c IN SELECT x.* FROM wam.campaign x JOIN wam.campaign p ON p.campaign_id = x.parent_id
+			 WHERE x.state = 'draft' AND p.launched_at + x.follow_up_after <= at AND p.state IN ('running', 'finished')
+			 ORDER BY x.campaign_id FOR UPDATE OF x SKIP LOCKED LOOP
+		BEGIN
+			PERFORM wam.launch_campaign(c.name, at);
+			to_state := (SELECT x.state FROM wam.campaign x WHERE x.campaign_id = c.campaign_id);
+		EXCEPTION WHEN OTHERS THEN
+			-- a step that cannot launch (a link no longer allowed, a sender
+			-- gone) is cancelled with the reason, not retried every minute
+			GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+			UPDATE wam.campaign x SET state = 'cancelled', finished_at = at WHERE x.campaign_id = c.campaign_id;
+			INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+			VALUES (c.campaign_id, session_user, 'launch failed', 'draft', 'cancelled', jsonb_build_object('error', err));
+			to_state := 'cancelled';
+		END;
+		campaign := c.name; from_state := 'draft';
+		RETURN NEXT;
+	END LOOP;
 	-- the reports an hour and a day after each launch
 	INSERT INTO wam.campaign_snapshot (campaign_id, after, taken_at, report)
 	SELECT x.campaign_id, a.after, at, to_jsonb(r)
@@ -700,7 +812,7 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
+COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, launches due follow-up steps, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
 
 REVOKE EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) TO wam_operator;
