@@ -294,20 +294,41 @@ ORDER BY metric, item;
 SELECT wam.create_sender('demo shop', '106540352242922', 'test-token', 'test-app-secret',
                          :'api_url', 600) AS sender_id \gset
 
--- 60 of the demo customers as wam customers; every tenth never consented (R-I6).
+-- 60 of the demo customers as wam customers (section (d) has loaded them, with consent).
 INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
 SELECT id, '1555' || lpad(id::text, 7, '0'), 'Customer ' || id,
        CASE WHEN id % 10 <> 0 THEN now() END, CASE WHEN id % 10 <> 0 THEN 'demo sign-up form' END
 FROM demo.customer WHERE id <= 60
 ON CONFLICT (id) DO NOTHING;
 
-\echo
-\echo 'wam.enqueue_segment: queued, and refused per reason'
-SELECT * FROM wam.enqueue_segment(wam.segment_range(1, 61),
+-- The campaign's audience: a tag on those 60; its send window: the hours around now, every
+-- day, in the customers' own time (their Taiwanese numbers put them in Asia/Taipei).
+SELECT wam.create_tag('demo-wave', 'interest') IS NOT NULL AS tag_created;
+SELECT wam.attach_tag('demo-wave', wam.segment_range(1, 61)) IS NOT NULL AS tagged;
+SELECT wam.customer_time_zone(time_zone, phone) AS customers_zone,
+       'daily ' || to_char(now() AT TIME ZONE wam.customer_time_zone(time_zone, phone) - interval '1 hour', 'HH24:00') || '-'
+       || to_char(now() AT TIME ZONE wam.customer_time_zone(time_zone, phone) + interval '2 hours', 'HH24:00') AS demo_window
+FROM wam.customer WHERE id = 1 \gset
+\echo '   send window (local time of' :customers_zone '):' :demo_window
+SELECT wam.create_campaign('spring demo', 'demo-wave',
     '{"type": "template", "template": {"name": "spring_sale", "language": {"code": "en"},
       "components": [{"type": "body", "parameters": [{"type": "text", "text": "{first_name}"},
                                                      {"type": "text", "text": "{amount}"}]}]}}',
-    'demo shop', vars => '{"amount": "15%"}', campaign => 'spring demo');
+    ARRAY['demo shop'], vars => '{"amount": "15%"}', cost_per_message => 0.05,
+    send_windows => :'demo_window') IS NOT NULL AS campaign_created;
+-- its follow-up: an hour later, to those who did not read it, with an extra coupon
+SELECT wam.create_follow_up('spring demo', 'spring demo reminder',
+    '{"type": "template", "template": {"name": "spring_reminder", "language": {"code": "en"},
+      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{coupon}"}]}]}}',
+    after => '1 hour', unless => 'read', vars => '{"coupon": "EXTRA5"}') IS NOT NULL AS follow_up_created;
+
+\echo
+\echo 'wam.preview_campaign: what the launch will do'
+SELECT audience_size, no_consent, contact_policy, no_send_window, recipients, deferred, expected_cost, expected_duration
+FROM wam.preview_campaign('spring demo');
+\echo 'wam.launch_campaign: the same numbers, and the messages queued'
+SELECT audience_size, no_consent, contact_policy, no_send_window, recipients, deferred, expected_cost, expected_duration
+FROM wam.launch_campaign('spring demo');
 
 -- wait (at most 30 s) for the worker to drain the queue
 DO $wait$
@@ -337,5 +358,31 @@ FROM wam.outbox WHERE campaign = 'spring demo' GROUP BY status ORDER BY status;
 \echo 'wam.delivery_report (R-M6 health flags)'
 \x on
 SELECT * FROM wam.delivery_report(now() - interval '1 hour', now() + interval '1 minute');
+\x off
+
+\echo
+\echo 'A second campaign to the same customers now: the contact policy (36 hours apart) holds it back'
+SELECT wam.create_campaign('summer demo', 'demo-wave',
+    '{"type": "template", "template": {"name": "summer_sale", "language": {"code": "en"}}}',
+    ARRAY['demo shop'], ends_at => now() + interval '1 day') IS NOT NULL AS campaign_created;
+SELECT audience_size, no_consent, contact_policy, recipients FROM wam.preview_campaign('summer demo');
+
+\echo
+\echo 'An hour later (the job, on a shifted clock): spring demo is finished, its +1 h report is kept,'
+\echo 'and the follow-up goes to those who did not read; the policy makes it wait 36 hours'
+SELECT * FROM wam.advance_campaigns(now() + interval '61 minutes');
+SELECT c.name, count(*) AS messages, min(o.next_attempt_at) - now() > interval '35 hours' AS waits_36_hours,
+       count(*) = (SELECT count(*) FROM wam.outbox r WHERE r.campaign = 'spring demo' AND r.read_at IS NULL
+                   AND (r.sent_at IS NOT NULL OR r.wamid IS NOT NULL)) AS to_the_unread
+FROM wam.outbox o JOIN wam.campaign c USING (campaign_id) WHERE c.name = 'spring demo reminder' GROUP BY 1;
+
+\echo
+\echo 'A day later: the +24 h report; both snapshots of wam.campaign_report'
+SELECT 'ran' AS campaign_states_job FROM (SELECT count(*) FROM wam.advance_campaigns(now() + interval '24 hours 1 minute')) x;
+SELECT s.after, s.report->>'sent' AS sent, s.report->>'delivered' AS delivered, s.report->>'read' AS read,
+       s.report->>'delivery_health' AS delivery_health, s.report->>'read_health' AS read_health
+FROM wam.campaign_snapshot s JOIN wam.campaign c USING (campaign_id) WHERE c.name = 'spring demo' ORDER BY s.after;
+\x on
+SELECT * FROM wam.campaign_report('spring demo');
 \x off
 \endif
