@@ -71,7 +71,7 @@ RESET ROLE;
 -- the preview and the launch agree: 11 VIPs (1 to 11), all consenting
 SET ROLE camp_reader;
 CREATE TEMP TABLE preview AS SELECT * FROM wam.preview_campaign('spring');
-SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, cost_cap, contact_policy, no_send_window,
 	   over_budget, recipients, deferred, expected_cost, expected_duration, warnings FROM preview;
 SELECT jsonb_array_length(funnel) AS funnel_steps FROM preview;
 SELECT wam.launch_campaign('spring');
@@ -79,11 +79,11 @@ RESET ROLE;
 SET ROLE camp_operator;
 CREATE TEMP TABLE launched AS SELECT * FROM wam.launch_campaign('spring');
 RESET ROLE;
-(SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+(SELECT audience_size, opted_out, no_consent, missing_variable, content_rule, cost_cap, contact_policy, no_send_window,
 		over_budget, recipients, deferred, expected_cost, expected_duration FROM preview
  EXCEPT SELECT * FROM launched)
 UNION ALL (SELECT * FROM launched EXCEPT SELECT audience_size, opted_out, no_consent, missing_variable, content_rule,
-		   contact_policy, no_send_window, over_budget, recipients, deferred, expected_cost, expected_duration FROM preview);
+		   cost_cap, contact_policy, no_send_window, over_budget, recipients, deferred, expected_cost, expected_duration FROM preview);
 SELECT state, wam.segment_cardinality(audience_snapshot) AS snapshot FROM wam.campaign WHERE name = 'spring';
 -- one message each, spread over the senders by their rates (600 : 300), with
 -- the customer's own values
@@ -132,6 +132,19 @@ SELECT wam_internal.unregistered_link('{"a": "https://example.com.evil.io/x"}') 
 INSERT INTO wam.campaign_variable VALUES (:links, 2, '{"offer_url": "https://elsewhere.io/"}');
 SELECT recipients, content_rule, warnings FROM wam.preview_campaign('links');
 SELECT recipients, content_rule FROM wam.launch_campaign('links');
+
+-- the cost cap on pushes (wam.rfm_config): up to push_cost for everyone, up to 3
+-- times that above a lifetime value of 8,000 (no customer here has one)
+SELECT wam.configure_rfm('push_cost', '0.10') IS NOT NULL AS configured;
+SELECT wam.create_campaign('costly', 'vip', :'tpl', ARRAY['main'], vars => '{"product": "x"}', cost_per_message => 0.10) IS NOT NULL AS created;
+SELECT 0.10 AS cost, cost_cap, recipients FROM wam.preview_campaign('costly');
+SELECT (wam.configure_campaign('costly', '{"cost_per_message": 0.11}')).cost_per_message;
+SELECT cost_cap, recipients FROM wam.preview_campaign('costly');
+SELECT (wam.configure_campaign('costly', '{"cost_per_message": 0.30}')).cost_per_message;
+SELECT cost_cap, recipients FROM wam.preview_campaign('costly');
+SELECT (wam.configure_campaign('costly', '{"cost_per_message": 0.31}')).cost_per_message;
+SELECT cost_cap, recipients FROM wam.preview_campaign('costly');
+SELECT wam.configure_rfm('push_cost', NULL);
 
 -- the contact policy, at its boundaries (inactive: 1 per 14 days; active: 3
 -- per 7 days; 36 hours apart; utility messages exempt)

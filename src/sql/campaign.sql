@@ -433,8 +433,18 @@ DECLARE
 	attr_ids integer[];
 	cum bigint[];
 	has_links boolean;
+	cfg wam.rfm_config;
+	cost_rule text;
 BEGIN
 	SELECT * INTO pol FROM wam.contact_policy;
+	-- the cost cap on pushes (R-R5, wam.rfm_config): up to push_cost for
+	-- everyone, up to high_value_push_multiplier times that for customers
+	-- whose lifetime value is above high_value_clv; the lifetime value is
+	-- computed only when the cost falls between the two
+	SELECT * INTO cfg FROM wam.rfm_config;
+	cost_rule := CASE WHEN cfg.push_cost IS NULL OR c.cost_per_message <= cfg.push_cost THEN 'none'
+					  WHEN c.cost_per_message > cfg.push_cost * cfg.high_value_push_multiplier THEN 'all'
+					  ELSE 'high value only' END;
 	capped := c.category = ANY (pol.categories);
 	IF capped THEN
 		active_set := wam.audience(pol.active_audience);
@@ -501,6 +511,9 @@ BEGIN
 				WHEN w.consent_at IS NULL THEN 'no consent'
 				WHEN w.payload IS NULL THEN 'missing variable'
 				WHEN has_links AND wam_internal.unregistered_link(w.payload) IS NOT NULL THEN 'content rule'
+				WHEN cost_rule = 'all' OR (cost_rule = 'high value only'
+										  AND coalesce(wam.clv(w.id, cfg.cost_cap_horizon), 0) <= cfg.high_value_clv)
+					THEN 'cost cap'
 				WHEN w.allowed > start_at AND c.when_capped = 'skip' THEN 'contact policy'
 				WHEN c.ends_at IS NOT NULL AND w.earliest >= c.ends_at THEN 'contact policy'
 				WHEN c.ends_at IS NOT NULL AND w.opening >= c.ends_at THEN 'no send window'
@@ -518,8 +531,8 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.se
 -- hashes of their ids are kept (not the oldest customers).
 CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, queue boolean,
 											  OUT audience_size bigint, OUT opted_out bigint, OUT no_consent bigint,
-											  OUT missing_variable bigint, OUT content_rule bigint, OUT contact_policy bigint,
-											  OUT no_send_window bigint, OUT over_budget bigint, OUT recipients bigint,
+											  OUT missing_variable bigint, OUT content_rule bigint, OUT cost_cap bigint,
+											  OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint, OUT recipients bigint,
 											  OUT deferred bigint, OUT expected_cost numeric, OUT expected_duration interval,
 											  OUT queued bigint)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -548,12 +561,13 @@ BEGIN
 	)
 	SELECT count(*), count(*) FILTER (WHERE x.removed_by = 'opted out'), count(*) FILTER (WHERE x.removed_by = 'no consent'),
 		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'content rule'),
+		   count(*) FILTER (WHERE x.removed_by = 'cost cap'),
 		   count(*) FILTER (WHERE x.removed_by = 'contact policy'), count(*) FILTER (WHERE x.removed_by = 'no send window'),
 		   count(*) FILTER (WHERE x.removed_by IS NULL),
 		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank)),
 		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank) AND x.send_at > start_at),
 		   (SELECT count(*) FROM ins)
-	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, contact_policy, no_send_window,
+	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, cost_cap, contact_policy, no_send_window,
 		 eligible, recipients, deferred, queued
 	FROM x;
 	over_budget := eligible - recipients;
@@ -650,7 +664,7 @@ GRANT EXECUTE ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text
 
 CREATE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-									 OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint,
+									 OUT content_rule bigint, OUT cost_cap bigint, OUT contact_policy bigint, OUT no_send_window bigint,
 									 OUT over_budget bigint, OUT recipients bigint, OUT deferred bigint,
 									 OUT expected_cost numeric, OUT expected_duration interval, OUT warnings text[],
 									 OUT funnel jsonb)
@@ -665,7 +679,8 @@ BEGIN
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
 	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam_internal.campaign_audience(c), at, false);
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
-	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
+	missing_variable := s.missing_variable; content_rule := s.content_rule; cost_cap := s.cost_cap;
+	contact_policy := s.contact_policy;
 	no_send_window := s.no_send_window;
 	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
 	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
@@ -690,7 +705,7 @@ GRANT EXECUTE ON FUNCTION wam.preview_campaign(text, timestamptz) TO wam_reader;
 
 CREATE FUNCTION wam.launch_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
-									OUT content_rule bigint, OUT contact_policy bigint, OUT no_send_window bigint,
+									OUT content_rule bigint, OUT cost_cap bigint, OUT contact_policy bigint, OUT no_send_window bigint,
 									OUT over_budget bigint, OUT recipients bigint, OUT deferred bigint,
 									OUT expected_cost numeric, OUT expected_duration interval)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
@@ -732,7 +747,8 @@ BEGIN
 	VALUES (c.campaign_id, session_user, 'launched', 'draft', CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
 			to_jsonb(s) - 'queued');
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
-	missing_variable := s.missing_variable; content_rule := s.content_rule; contact_policy := s.contact_policy;
+	missing_variable := s.missing_variable; content_rule := s.content_rule; cost_cap := s.cost_cap;
+	contact_policy := s.contact_policy;
 	no_send_window := s.no_send_window;
 	over_budget := s.over_budget; recipients := s.recipients; deferred := s.deferred;
 	expected_cost := s.expected_cost; expected_duration := s.expected_duration;
