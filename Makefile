@@ -68,6 +68,7 @@ SQL_PARTS = \
 	src/sql/attribute.sql \
 	src/sql/send_window.sql \
 	src/sql/campaign.sql \
+	src/sql/attribution.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

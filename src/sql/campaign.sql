@@ -162,6 +162,11 @@ CREATE TABLE wam.campaign (
 	parent_id integer REFERENCES wam.campaign ON DELETE CASCADE,
 	follow_up_after interval CONSTRAINT campaign_follow_up_after CHECK (follow_up_after BETWEEN interval '1 hour' AND interval '90 days'),
 	follow_up_unless text CONSTRAINT campaign_follow_up_unless CHECK (follow_up_unless IN ('read', 'reply', 'click', 'order')),
+	-- orders placed this long after a message are attributed to the campaign
+	-- (wam.campaign_orders): to the last campaign message before them, or the first
+	attribution_window interval NOT NULL DEFAULT '7 days'
+		CONSTRAINT campaign_attribution_window CHECK (attribution_window BETWEEN interval '1 hour' AND interval '90 days'),
+	attribution text NOT NULL DEFAULT 'last_touch' CONSTRAINT campaign_attribution CHECK (attribution IN ('last_touch', 'first_touch')),
 	CONSTRAINT campaign_period CHECK (ends_at > starts_at),
 	CONSTRAINT campaign_follow_up CHECK ((parent_id IS NULL) = (follow_up_after IS NULL) AND (parent_id IS NULL) = (follow_up_unless IS NULL))
 );
@@ -174,6 +179,8 @@ COMMENT ON COLUMN wam.campaign.senders IS 'the senders (wam.sender ids) the mess
 COMMENT ON COLUMN wam.campaign.send_windows IS 'local-time windows of the recipient the messages may go out in (wam.check_send_windows); NULL: any time';
 COMMENT ON COLUMN wam.campaign.when_capped IS 'a message the contact policy holds back: defer (to the next allowed time before ends_at) or skip';
 COMMENT ON COLUMN wam.campaign.ends_at IS 'messages not sent by then expire';
+COMMENT ON COLUMN wam.campaign.attribution_window IS 'how long after its message a recipient''s order counts for the campaign';
+COMMENT ON COLUMN wam.campaign.attribution IS 'which campaign message an order is attributed to: last_touch (the last one before the order) or first_touch (the first in the window)';
 
 REVOKE ALL ON wam.campaign FROM PUBLIC;
 GRANT SELECT ON wam.campaign TO wam_reader;
@@ -361,9 +368,11 @@ BEGIN
 	IF jsonb_typeof(settings) <> 'object' THEN
 		RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF c.state <> 'draft' THEN
+	-- how orders are attributed only changes the reports: at any time
+	IF c.state <> 'draft' AND settings - 'attribution_window' - 'attribution' <> '{}' THEN
 		RAISE EXCEPTION 'campaign "%" is %: only a draft can be changed', campaign, c.state
-			USING ERRCODE = 'object_not_in_prerequisite_state';
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Only attribution_window and attribution can be changed after the launch.';
 	END IF;
 	before := to_jsonb(c);
 	FOR k, v IN SELECT * FROM jsonb_each(settings) LOOP
@@ -383,21 +392,32 @@ BEGIN
 		WHEN 'starts_at' THEN c.starts_at := (v->>0)::timestamptz;
 		WHEN 'ends_at' THEN c.ends_at := (v->>0)::timestamptz;
 		WHEN 'when_capped' THEN c.when_capped := v->>0;
+		WHEN 'attribution_window' THEN c.attribution_window := (v->>0)::interval;
+		WHEN 'attribution' THEN c.attribution := v->>0;
 		ELSE
 			RAISE EXCEPTION 'unknown campaign setting "%"', k
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Settings: audience, template, vars, senders, category, cost_per_message, budget, send_windows, starts_at, ends_at, when_capped.';
+					  HINT = 'Settings: audience, template, vars, senders, category, cost_per_message, budget, send_windows, starts_at, ends_at, when_capped, attribution_window, attribution.';
 		END CASE;
 	END LOOP;
 	IF c.audience IS NULL OR c.template IS NULL OR c.category IS NULL OR c.cost_per_message IS NULL
-	   OR c.when_capped IS NULL THEN
-		RAISE EXCEPTION 'audience, template, category, cost_per_message and when_capped cannot be cleared'
+	   OR c.when_capped IS NULL OR c.attribution_window IS NULL OR c.attribution IS NULL THEN
+		RAISE EXCEPTION 'audience, template, category, cost_per_message, when_capped, attribution_window and attribution cannot be cleared'
 			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF c.attribution_window NOT BETWEEN interval '1 hour' AND interval '90 days' THEN
+		RAISE EXCEPTION 'the attribution window must be from 1 hour to 90 days, not %', c.attribution_window
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF c.attribution NOT IN ('last_touch', 'first_touch') THEN
+		RAISE EXCEPTION 'attribution must be last_touch or first_touch, not "%"', c.attribution
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	PERFORM wam_internal.campaign_check(c);
 	UPDATE wam.campaign x SET audience = c.audience, template = c.template, vars = c.vars, senders = c.senders,
 		   category = c.category, cost_per_message = c.cost_per_message, budget = c.budget,
-		   send_windows = c.send_windows, starts_at = c.starts_at, ends_at = c.ends_at, when_capped = c.when_capped
+		   send_windows = c.send_windows, starts_at = c.starts_at, ends_at = c.ends_at, when_capped = c.when_capped,
+		   attribution_window = c.attribution_window, attribution = c.attribution
 	WHERE x.campaign_id = c.campaign_id
 	RETURNING * INTO c;
 	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
@@ -407,7 +427,7 @@ BEGIN
 	RETURN c;
 END
 $$;
-COMMENT ON FUNCTION wam.configure_campaign(text, jsonb) IS 'changes settings of a draft campaign (a JSON object of setting: value); returns the campaign';
+COMMENT ON FUNCTION wam.configure_campaign(text, jsonb) IS 'changes settings of a draft campaign (a JSON object of setting: value; attribution_window and attribution at any time); returns the campaign';
 
 REVOKE EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) TO wam_operator;
@@ -694,6 +714,9 @@ BEGIN
 						 wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars))) END,
 		CASE WHEN cardinality(wam.payload_links(c.template || jsonb_build_object('vars', c.vars))) > 0
 			 THEN 'the message has links: plain text is safest' END,
+		CASE WHEN wam_internal.oversized_media(c.template || jsonb_build_object('vars', c.vars)) IS NOT NULL
+			 THEN format('sends %s: the launch will refuse it',
+						 wam_internal.oversized_media(c.template || jsonb_build_object('vars', c.vars))) END,
 		CASE WHEN c.template::text ~ '"type": "(image|video|document)"'
 			 THEN 'the message has media: plain text is safest; images at most 5 MB (1920x1080 recommended)' END], NULL);
 END
@@ -732,6 +755,12 @@ BEGIN
 		RAISE EXCEPTION 'campaign "%" links to %, which is not a registered link domain', campaign, link
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Register the business''s domain in wam.link_domain, or remove the link (plain text is safest).';
+	END IF;
+	link := wam_internal.oversized_media(c.template || jsonb_build_object('vars', c.vars));
+	IF link IS NOT NULL THEN
+		RAISE EXCEPTION 'campaign "%" sends %', campaign, link
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Send a smaller file (images: 1920x1080 is recommended), or plain text.';
 	END IF;
 	start_at := greatest(at, coalesce(c.starts_at, at));
 	snap := wam_internal.campaign_audience(c);
@@ -858,20 +887,18 @@ GRANT SELECT ON wam.campaign_status TO wam_reader;
 
 CREATE FUNCTION wam.campaign_report(campaign text)
 	RETURNS TABLE (campaign_name text, state text, messages bigint, sent bigint, delivered bigint, read bigint,
-				   replied bigint, failed bigint, failed_by_code jsonb, opted_out bigint, pending bigint,
-				   delivery_rate numeric, read_rate numeric, reply_rate numeric, delivery_health text,
-				   read_health text, reply_health text, cost numeric)
-	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+				   replied bigint, clicked bigint, converted bigint, failed bigint, failed_by_code jsonb,
+				   opted_out bigint, pending bigint, delivery_rate numeric, read_rate numeric, reply_rate numeric,
+				   click_rate numeric, conversion_rate numeric, delivery_health text, read_health text,
+				   reply_health text, cost numeric, orders bigint, revenue numeric, discount_cost numeric,
+				   roi numeric, roi_health text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
 	c wam.campaign;
 BEGIN
-	PERFORM wam_internal.refuse_null(campaign IS NULL, 'campaign');
-	SELECT * INTO c FROM wam.campaign x WHERE x.name = campaign;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'campaign "%" does not exist', campaign USING ERRCODE = 'undefined_object';
-	END IF;
+	c := wam_internal.campaign_row(campaign, false);
 	RETURN QUERY
 	WITH m AS (
 		SELECT o.*, cu.opted_out_at >= coalesce(o.sent_at, o.sending_at) AS opted_out_after
@@ -891,19 +918,34 @@ BEGIN
 				FROM (SELECT coalesce(f.error_code::text, 'none') AS code, count(*) AS n FROM m f
 					  WHERE f.status = 'failed' GROUP BY 1) k) AS by_code
 		FROM m
+	), k AS (
+		-- recipients who clicked a link of its message (wam.record_click),
+		-- found through the event detail index
+		SELECT count(DISTINCT d.customer_id) AS clicked
+		FROM wam.event_detail d
+		WHERE d.kind = 'link_click' AND d.key = 'campaign_id' AND d.value = to_jsonb(c.campaign_id)
+	), a AS (
+		SELECT count(*) AS orders, count(DISTINCT x.customer_id) AS converted, coalesce(sum(x.amount), 0) AS revenue,
+			   coalesce(sum(x.discount), 0) AS discount
+		FROM wam_internal.attributed_orders(c) x
 	), r AS (
-		SELECT n.*, round(100.0 * n.delivered / nullif(n.attempted, 0), 1) AS d_rate,
+		SELECT n.*, k.clicked, a.*, n.sent * c.cost_per_message AS spent,
+			   round(100.0 * n.delivered / nullif(n.attempted, 0), 1) AS d_rate,
 			   round(100.0 * n.read / nullif(n.delivered, 0), 1) AS r_rate,
-			   round(100.0 * n.replied / nullif(n.delivered, 0), 1) AS p_rate
-		FROM n
+			   round(100.0 * n.replied / nullif(n.delivered, 0), 1) AS p_rate,
+			   round(100.0 * k.clicked / nullif(n.delivered, 0), 1) AS k_rate,
+			   round(100.0 * a.converted / nullif(n.delivered, 0), 1) AS c_rate,
+			   a.revenue / nullif(n.sent * c.cost_per_message + a.discount, 0) AS roi
+		FROM n, k, a
 	)
-	SELECT c.name, c.state, r.messages, r.sent, r.delivered, r.read, r.replied, r.failed, coalesce(r.by_code, '{}'),
-		   r.opted_out, r.pending, r.d_rate, r.r_rate, r.p_rate, h.delivery_health, h.read_health, h.reply_health,
-		   r.sent * c.cost_per_message
+	SELECT c.name, c.state, r.messages, r.sent, r.delivered, r.read, r.replied, r.clicked, r.converted, r.failed,
+		   coalesce(r.by_code, '{}'), r.opted_out, r.pending, r.d_rate, r.r_rate, r.p_rate, r.k_rate, r.c_rate,
+		   h.delivery_health, h.read_health, h.reply_health, r.spent, r.orders, r.revenue, r.discount,
+		   round(r.roi, 2), wam.roi_health(r.roi)
 	FROM r, LATERAL wam.rate_health(r.d_rate, r.r_rate, r.p_rate) h;
 END
 $$;
-COMMENT ON FUNCTION wam.campaign_report(text) IS 'a campaign''s messages: sent, delivered, read, replied, failed by error code, opted out after it, pending, the rates with their health bands, and the cost';
+COMMENT ON FUNCTION wam.campaign_report(text) IS 'a campaign''s messages: sent, delivered, read, replied, clicked, converted (recipients with an attributed order), failed by error code, opted out after it, pending; the rates with their health bands; the cost, attributed orders, revenue and discounts, and the return on spend with its band';
 
 REVOKE EXECUTE ON FUNCTION wam.campaign_report(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.campaign_report(text) TO wam_reader;

@@ -157,6 +157,17 @@ FROM (SELECT format('{"object":"whatsapp_business_account","entry":[{"id":"1","c
                     '"text":{"body":"%s"}}]}}]}]}', c.phone, c.id, c.phone, c.id, extract(epoch FROM now())::bigint,
                     CASE WHEN c.id = 7 THEN 'STOP' ELSE 'Nice, thanks' END) AS b
       FROM customer c WHERE c.id IN (6, 7, 8)) w;
+-- a click on a campaign message, an operator's word that a recipient was mis-targeted,
+-- a reply that says so, a feedback keyword and a media size of the business's own
+SELECT record_click(min(message_id), 'https://shop.example.com/scarf') IS NOT NULL AS clicked
+FROM outbox WHERE campaign = 'autumn' AND wamid IS NOT NULL;
+SELECT record_mistargeting(customer_id, 'autumn', 'called the shop') IS NOT NULL AS mistargeted
+FROM outbox WHERE campaign = 'autumn' AND wamid IS NOT NULL ORDER BY message_id LIMIT 1;
+INSERT INTO event (customer_id, kind, details)
+SELECT customer_id, 'reply', jsonb_build_object('text', 'wrong number', 'answers', message_id)
+FROM outbox WHERE campaign = 'autumn' AND wamid IS NOT NULL ORDER BY message_id DESC LIMIT 1;
+INSERT INTO feedback_keyword VALUES ('falsche person', 'de');
+INSERT INTO media_asset (ref, media_type, bytes) VALUES ('https://shop.example.com/scarf.jpg', 'image', 420000);
 -- partitions made at run time, with rows: old inbound messages and events, then the
 -- months of June 1998 and retention as of then (rolls up and deletes the 1997 rows)
 SELECT ingest_webhook(b, 'sha256=' || hmac_sha256('main-secret', b))
