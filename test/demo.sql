@@ -361,6 +361,16 @@ SELECT * FROM wam.delivery_report(now() - interval '1 hour', now() + interval '1
 \x off
 
 \echo
+\echo 'Three recipients open the link (your redirect calls wam.record_click); two of them order'
+SELECT count(wam.record_click(o.message_id, 'https://shop.example.com/spring')) AS clicks
+FROM (SELECT message_id FROM wam.outbox WHERE campaign = 'spring demo' AND wamid IS NOT NULL
+      ORDER BY message_id LIMIT 3) o;
+SELECT count(wam.record_order(o.customer_id, 24.90)) AS orders
+FROM (SELECT customer_id FROM wam.outbox WHERE campaign = 'spring demo' AND wamid IS NOT NULL
+      ORDER BY message_id LIMIT 2) o;
+SELECT clicked, converted, orders, revenue, cost, roi, roi_health FROM wam.campaign_report('spring demo');
+
+\echo
 \echo 'A second campaign to the same customers now: the contact policy (36 hours apart) holds it back'
 SELECT wam.create_campaign('summer demo', 'demo-wave',
     '{"type": "template", "template": {"name": "summer_sale", "language": {"code": "en"}}}',
