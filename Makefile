@@ -47,7 +47,8 @@ OBJS = \
 	src/referral_sql.o \
 	src/referral_store.o \
 	src/referral_trigger.o \
-	src/send_window.o
+	src/send_window.o \
+	src/ab_stats.o
 
 # The install script is assembled from the per-subsystem SQL kept next to the C.
 SQL_PARTS = \
@@ -69,6 +70,7 @@ SQL_PARTS = \
 	src/sql/send_window.sql \
 	src/sql/campaign.sql \
 	src/sql/attribution.sql \
+	src/sql/ab_test.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
