@@ -70,6 +70,7 @@ SQL_PARTS = \
 	src/sql/send_window.sql \
 	src/sql/campaign.sql \
 	src/sql/attribution.sql \
+	src/sql/alert.sql \
 	src/sql/ab_test.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \

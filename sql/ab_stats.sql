@@ -80,3 +80,13 @@ SELECT count(*) FILTER (WHERE wam_internal.ab_hash(7, g) < 0) AS negative,
 	   count(*) FILTER (WHERE wam_internal.ab_hash(7, g) % 2 <> wam_internal.ab_hash(8, g) % 2) > 4000 AS keys_differ,
 	   abs(count(*) FILTER (WHERE wam_internal.ab_hash(7, g) % 2 = 0) - 5000) < 200 AS halves
 FROM generate_series(1, 10000) g;
+
+-- alerts: raised into the table (the channel wam_alerts is tested by a TAP
+-- script: psql prints the sender's pid); acknowledged once
+SELECT wam_internal.raise_alert('test alert', 'campaign "x"', 'something to look at', '{"n": 1}') AS a \gset
+SELECT kind, subject, message, detail, acknowledged_at IS NULL AS open FROM wam.alert WHERE alert_id = :a;
+SELECT wam.acknowledge_alert(:a) AS first, wam.acknowledge_alert(:a) AS again;
+\set VERBOSITY sqlstate
+SELECT wam.acknowledge_alert(NULL);
+SELECT wam.acknowledge_alert(-1);
+\set VERBOSITY default
