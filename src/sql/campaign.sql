@@ -550,6 +550,7 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.se
 -- statement that queues them.  Within a budget the recipients with the lowest
 -- hashes of their ids are kept (not the oldest customers).
 CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, queue boolean,
+											  variant text,
 											  OUT audience_size bigint, OUT opted_out bigint, OUT no_consent bigint,
 											  OUT missing_variable bigint, OUT content_rule bigint, OUT cost_cap bigint,
 											  OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint, OUT recipients bigint,
@@ -570,9 +571,9 @@ BEGIN
 												 ORDER BY hashint8(y.customer_id), y.customer_id) END AS rank
 		FROM wam_internal.campaign_candidates(c, audience, at) y
 	), ins AS (
-		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, campaign_id, category, contact_class,
-								time_zone, not_before, next_attempt_at, expires_at)
-		SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, c.campaign_id, c.category,
+		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, campaign_id, category,
+								contact_class, time_zone, not_before, next_attempt_at, expires_at)
+		SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, variant, c.campaign_id, c.category,
 			   CASE WHEN x.active THEN 'active' WHEN NOT x.active THEN 'inactive' END, x.time_zone,
 			   start_at, x.send_at, c.ends_at
 		FROM x
@@ -596,9 +597,9 @@ BEGIN
 	expected_duration := make_interval(secs => ceil(60.0 * recipients / rate));
 END
 $$;
-COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean) IS 'internal: counts of a campaign''s audience by the rule that removes them, cost and duration; queues the messages when asked';
+COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean, text) IS 'internal: counts of a campaign''s audience by the rule that removes them, cost and duration; queues the messages (of a variant) when asked';
 
-REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean, text) FROM PUBLIC;
 
 -- The audience of a campaign: its expression, or for a follow-up step the
 -- parent's recipients (the API took their message) who did not read, reply,
@@ -697,7 +698,7 @@ DECLARE
 BEGIN
 	c := wam_internal.campaign_row(campaign, false);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
-	SELECT * INTO s FROM wam_internal.campaign_summary(c, wam_internal.campaign_audience(c), at, false);
+	SELECT * INTO s FROM wam_internal.campaign_plan(c, wam_internal.campaign_audience(c), at, false);
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
 	missing_variable := s.missing_variable; content_rule := s.content_rule; cost_cap := s.cost_cap;
 	contact_policy := s.contact_policy;
@@ -718,7 +719,14 @@ BEGIN
 			 THEN format('sends %s: the launch will refuse it',
 						 wam_internal.oversized_media(c.template || jsonb_build_object('vars', c.vars))) END,
 		CASE WHEN c.template::text ~ '"type": "(image|video|document)"'
-			 THEN 'the message has media: plain text is safest; images at most 5 MB (1920x1080 recommended)' END], NULL);
+			 THEN 'the message has media: plain text is safest; images at most 5 MB (1920x1080 recommended)' END,
+		CASE WHEN s.test IS NOT NULL AND (s.test->>'testing')::boolean
+			 THEN format('A/B test of %s variants: the counts are the test groups''; %s more get the winner; %s per variant are needed to see the lift of the %s rate (%s %%, %s)',
+						 s.test->>'arms', s.test->>'rest', s.test->>'needed_per_arm', s.test->>'metric',
+						 round(100 * (s.test->>'baseline')::numeric, 1), s.test->>'baseline_source')
+			 WHEN s.test IS NOT NULL
+			 THEN format('A/B split of %s variants: the audience is not above the test threshold, so it is divided among them',
+						 s.test->>'arms') END], NULL);
 END
 $$;
 COMMENT ON FUNCTION wam.preview_campaign(text, timestamptz) IS 'what launching a campaign would do: the audience, how many each rule removes, recipients, messages deferred by the policy or windows, cost and duration at the senders'' rates, warnings about links and media, and the audience funnel';
@@ -750,13 +758,15 @@ BEGIN
 	IF c.ends_at IS NOT NULL AND c.ends_at <= at THEN
 		RAISE EXCEPTION 'campaign "%" ended at %', campaign, c.ends_at USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	link := wam_internal.unregistered_link(c.template || jsonb_build_object('vars', c.vars));
+	SELECT min(wam_internal.unregistered_link(a.template || jsonb_build_object('vars', a.vars))) INTO link
+	FROM wam_internal.campaign_arms(c) a;
 	IF link IS NOT NULL THEN
 		RAISE EXCEPTION 'campaign "%" links to %, which is not a registered link domain', campaign, link
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Register the business''s domain in wam.link_domain, or remove the link (plain text is safest).';
 	END IF;
-	link := wam_internal.oversized_media(c.template || jsonb_build_object('vars', c.vars));
+	SELECT min(wam_internal.oversized_media(a.template || jsonb_build_object('vars', a.vars))) INTO link
+	FROM wam_internal.campaign_arms(c) a;
 	IF link IS NOT NULL THEN
 		RAISE EXCEPTION 'campaign "%" sends %', campaign, link
 			USING ERRCODE = 'invalid_parameter_value',
@@ -764,7 +774,7 @@ BEGIN
 	END IF;
 	start_at := greatest(at, coalesce(c.starts_at, at));
 	snap := wam_internal.campaign_audience(c);
-	SELECT * INTO s FROM wam_internal.campaign_summary(c, snap, at, true);
+	SELECT * INTO s FROM wam_internal.campaign_plan(c, snap, at, true);
 	IF s.queued <> s.recipients THEN
 		RAISE EXCEPTION 'campaign "%" queued % messages, not the % counted', campaign, s.queued, s.recipients
 			USING ERRCODE = 'internal_error';
@@ -774,7 +784,7 @@ BEGIN
 	WHERE x.campaign_id = c.campaign_id;
 	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
 	VALUES (c.campaign_id, session_user, 'launched', 'draft', CASE WHEN start_at > at THEN 'scheduled' ELSE 'running' END,
-			to_jsonb(s) - 'queued');
+			jsonb_strip_nulls(to_jsonb(s) - 'queued'));
 	audience_size := s.audience_size; opted_out := s.opted_out; no_consent := s.no_consent;
 	missing_variable := s.missing_variable; content_rule := s.content_rule; cost_cap := s.cost_cap;
 	contact_policy := s.contact_policy;
@@ -802,6 +812,14 @@ DECLARE
 	err text;
 BEGIN
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	-- A/B tests whose window has ended: decided, the winner rolled out
+	FOR c IN SELECT x.* FROM wam.campaign x JOIN wam.campaign_test t USING (campaign_id)
+			 WHERE t.state = 'testing' AND t.decide_at <= at AND x.state = 'running'
+			 ORDER BY x.campaign_id FOR UPDATE OF x SKIP LOCKED LOOP
+		campaign := c.name; from_state := 'testing';
+		to_state := wam_internal.decide_campaign_test(c, at);
+		RETURN NEXT;
+	END LOOP;
 	FOR c IN SELECT * FROM wam.campaign x WHERE x.state IN ('scheduled', 'running') ORDER BY x.campaign_id
 			 FOR UPDATE SKIP LOCKED LOOP
 		nxt := NULL;
@@ -813,8 +831,10 @@ BEGIN
 				UPDATE wam.outbox o SET status = 'expired', expired_at = pg_catalog.now()
 				WHERE o.campaign_id = c.campaign_id AND o.status IN ('queued', 'retrying');
 			END IF;
+			-- (a test still running waits for its decision and rollout)
 			IF NOT EXISTS (SELECT FROM wam.outbox o WHERE o.campaign_id = c.campaign_id
-						   AND o.status IN ('queued', 'retrying', 'sending')) THEN
+						   AND o.status IN ('queued', 'retrying', 'sending'))
+			   AND NOT EXISTS (SELECT FROM wam.campaign_test t WHERE t.campaign_id = c.campaign_id AND t.state = 'testing') THEN
 				nxt := 'finished';
 			END IF;
 		END IF;
@@ -857,7 +877,7 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, launches due follow-up steps, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
+COMMENT ON FUNCTION wam.advance_campaigns(timestamptz) IS 'decides A/B tests whose window has ended (rows from_state testing), starts scheduled campaigns whose time has come, finishes running ones with nothing left to send, launches due follow-up steps, and takes the reports 1 hour and 24 hours after each launch (the "campaign states" job runs it every minute)';
 
 REVOKE EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.advance_campaigns(timestamptz) TO wam_operator;

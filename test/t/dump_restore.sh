@@ -167,6 +167,13 @@ INSERT INTO event (customer_id, kind, details)
 SELECT customer_id, 'reply', jsonb_build_object('text', 'wrong number', 'answers', message_id)
 FROM outbox WHERE campaign = 'autumn' AND wamid IS NOT NULL ORDER BY message_id DESC LIMIT 1;
 INSERT INTO feedback_keyword VALUES ('falsche person', 'de');
+-- an A/B campaign (split: a small audience), and an alert
+SELECT create_campaign('autumn ab', 'all', '{"type":"template","template":{"name":"autumn","language":{"code":"en"}}}',
+    ARRAY['main'], category => 'utility') IS NOT NULL AS created;
+SELECT add_campaign_variant('autumn ab', '{"type":"template","template":{"name":"autumn_b","language":{"code":"en"}}}');
+SELECT (configure_campaign_test('autumn ab', '{"seed": 7, "metric": "click"}')).metric;
+SELECT recipients FROM launch_campaign('autumn ab');
+SELECT wam_internal.raise_alert('test alert', 'dump', 'kept through a restore') IS NOT NULL AS alerted;
 INSERT INTO media_asset (ref, media_type, bytes) VALUES ('https://shop.example.com/scarf.jpg', 'image', 420000);
 -- partitions made at run time, with rows: old inbound messages and events, then the
 -- months of June 1998 and retention as of then (rolls up and deletes the 1997 rows)
