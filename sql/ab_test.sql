@@ -138,6 +138,26 @@ SELECT winner, reason FROM wam.campaign_test_status WHERE campaign = 'same';
 SELECT variant, count(*) FROM wam.outbox WHERE campaign_id = :same
   AND message_id > (SELECT last_test_message FROM wam.campaign_test WHERE campaign_id = :same) GROUP BY 1;
 
+-- strata: arms are compared within recipient time zones, and a zone counts
+-- only where every arm delivered: with B delivered nowhere in Paris, the
+-- rates are those of Taipei alone (and a single zone gives the plain counts)
+UPDATE wam.outbox SET time_zone = CASE WHEN customer_id % 2 = 0 THEN 'Asia/Taipei' ELSE 'Europe/Paris' END
+WHERE campaign_id = :same;
+UPDATE wam.outbox SET delivered_at = NULL WHERE campaign_id = :same AND variant = 'B' AND time_zone = 'Europe/Paris';
+SELECT s.variant, s.delivered, round(s.rate::numeric, 6) = round(p.rate, 6) AS taipei_rate, round(s.n_eff) = p.n AS taipei_count
+FROM wam.campaign c JOIN wam.campaign_test t USING (campaign_id),
+	 LATERAL wam_internal.campaign_test_stats(c, t, '2026-03-10 10:00+00') s,
+	 LATERAL (SELECT count(*) FILTER (WHERE o.read_at IS NOT NULL)::numeric / count(*) AS rate, count(*) AS n
+			  FROM wam.outbox o WHERE o.campaign_id = c.campaign_id AND o.variant = s.variant
+				AND o.time_zone = 'Asia/Taipei' AND o.message_id <= t.last_test_message) p
+WHERE c.name = 'same' ORDER BY 1;
+-- with B delivered in Paris again, both zones count, each with its share
+UPDATE wam.outbox SET delivered_at = sent_at WHERE campaign_id = :same AND delivered_at IS NULL AND sent_at IS NOT NULL;
+SELECT s.variant, s.delivered, round(s.rate::numeric, 4) AS rate, round(s.n_eff) AS n_eff
+FROM wam.campaign c JOIN wam.campaign_test t USING (campaign_id),
+	 LATERAL wam_internal.campaign_test_stats(c, t, '2026-03-10 10:00+00') s
+WHERE c.name = 'same' ORDER BY 1;
+
 -- B's messages mostly not sent (a paced template): the arms were not exposed
 -- equally, the test stops with an alert and nothing is rolled out
 SET ROLE ab_operator;
@@ -149,6 +169,7 @@ RESET ROLE;
 UPDATE wam.outbox SET status = 'delivered', wamid = 'wamid.' || message_id, sending_at = '2026-03-20 09:01+00',
 	   sent_at = '2026-03-20 09:01+00', delivered_at = '2026-03-20 09:01:05+00'
 WHERE campaign_id = :paced AND (variant = 'A' OR wam_internal.ab_hash(5, customer_id) % 100 < 60);
+SELECT variant, assigned, sent, exposure FROM wam.campaign_test_report('paced', '2026-03-20 09:30+00');
 SELECT * FROM wam.advance_campaigns('2026-03-20 10:00+00');
 SELECT state, winner, reason FROM wam.campaign_test_status WHERE campaign = 'paced';
 SELECT kind, subject, message LIKE 'the arms were not sent in the proportions%' AS srm FROM wam.alert;

@@ -395,4 +395,45 @@ FROM wam.campaign_snapshot s JOIN wam.campaign c USING (campaign_id) WHERE c.nam
 \x on
 SELECT * FROM wam.campaign_report('spring demo');
 \x off
+
+\echo
+\echo '== (g) An A/B test decided by statistics, the winner rolled out by itself =='
+-- 1,200 more customers with consent; the sender at a higher rate for this section
+INSERT INTO wam.customer (id, phone, name, consent_at, consent_source)
+SELECT g, '1557' || lpad(g::text, 7, '0'), 'Customer ' || g, now() - interval '1 day', 'demo sign-up form'
+FROM generate_series(200001, 201200) g;
+SELECT wam.create_tag('demo-ab', 'interest') IS NOT NULL AS tag_created;
+SELECT wam.attach_tag('demo-ab', wam.segment_range(200001, 201201)) IS NOT NULL AS tagged;
+SELECT (wam.configure_sender('demo shop', rate_per_minute => 60000)).rate_per_minute;
+SELECT wam.create_campaign('autumn demo', 'demo-ab',
+    '{"type": "template", "template": {"name": "autumn_sale", "language": {"code": "en"}}}',
+    ARRAY['demo shop'], cost_per_message => 0.05) IS NOT NULL AS campaign_created;
+SELECT wam.add_campaign_variant('autumn demo',
+    '{"type": "template", "template": {"name": "autumn_sale_short", "language": {"code": "en"}}}') AS variant;
+SELECT metric, threshold, group_size, test_window
+FROM wam.configure_campaign_test('autumn demo', '{"threshold": 1000, "group_size": 250, "baseline": 0.75, "seed": 2026}');
+\echo 'wam.preview_campaign_test: two groups of 250, the rest waits for the winner'
+SELECT arms, testing, per_arm, rest, metric, baseline, baseline_source, needed_per_arm, enough
+FROM wam.preview_campaign_test('autumn demo');
+SELECT recipients FROM wam.launch_campaign('autumn demo');
+DO $wait$
+BEGIN
+    FOR i IN 1 .. 300 LOOP
+        EXIT WHEN NOT EXISTS (SELECT FROM wam.outbox WHERE status IN ('queued', 'sending', 'retrying'));
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$wait$;
+\! sh -c "$WAM_DEMO_PUMP"
+\o /dev/null
+\i :pump_file
+\o
+\echo 'The mock reads both variants alike; here more of B''s recipients read it (simulated):'
+UPDATE wam.outbox SET read_at = coalesce(read_at, now()), status = 'read'
+WHERE campaign = 'autumn demo' AND variant = 'B' AND delivered_at IS NOT NULL AND customer_id % 20 <> 0;
+SELECT * FROM wam.campaign_test_report('autumn demo');
+\echo 'An hour later (the "campaign states" job, on a shifted clock): the decision and the rollout'
+SELECT * FROM wam.advance_campaigns(now() + interval '61 minutes') WHERE campaign = 'autumn demo';
+SELECT state, winner, reason FROM wam.campaign_test_status WHERE campaign = 'autumn demo';
+SELECT variant, count(*) AS messages FROM wam.outbox WHERE campaign = 'autumn demo' GROUP BY 1 ORDER BY 1;
 \endif

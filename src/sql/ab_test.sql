@@ -657,7 +657,7 @@ GRANT EXECUTE ON FUNCTION wam.preview_campaign_test(text, timestamptz) TO wam_re
 CREATE FUNCTION wam.campaign_test_report(campaign text, at timestamptz DEFAULT pg_catalog.now())
 	RETURNS TABLE (variant text, assigned bigint, sent bigint, delivered bigint, successes bigint, rate numeric,
 				   rate_low numeric, rate_high numeric, lift numeric, lift_low numeric, lift_high numeric,
-				   p_value float8, verdict text)
+				   p_value float8, exposure text, verdict text)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
 #variable_conflict use_column
@@ -680,6 +680,11 @@ BEGIN
 		SELECT * FROM s WHERE s.rate IS NOT NULL ORDER BY s.rate DESC, s.ord LIMIT 1
 	), ctl AS (
 		SELECT * FROM s WHERE s.ord = 0
+	), e AS (
+		-- were the arms sent in the proportions they were queued?
+		SELECT wam_internal.chi2_sf(sum((s.sent - x.expected) ^ 2 / x.expected), k - 1) AS p
+		FROM s, LATERAL (SELECT s.assigned::float8 * (SELECT sum(y.sent) FROM s y) / (SELECT sum(y.assigned) FROM s y) AS expected) x
+		WHERE s.assigned > 0 AND (SELECT sum(y.sent) FROM s y) > 0
 	)
 	SELECT s.variant, s.assigned, s.sent, s.delivered, s.successes,
 		   round((100 * s.rate)::numeric, 1),
@@ -693,14 +698,18 @@ BEGIN
 		   CASE WHEN s.variant <> b.variant
 				THEN wam.lift_p_value(round(b.x_eff)::bigint, round(b.n_eff)::bigint, round(coalesce(s.x_eff, 0))::bigint,
 									  round(coalesce(s.n_eff, 0))::bigint, t.lift) END,
+		   CASE WHEN e.p IS NULL THEN NULL WHEN e.p < 0.001
+				THEN format('unequal: %s %% of the sent messages (sample ratio p = %s)',
+							round(100.0 * s.sent / nullif((SELECT sum(y.sent) FROM s y), 0), 1), btrim(to_char(e.p, '9.99EEEE')))
+				ELSE 'equal' END,
 		   CASE WHEN t.winner = s.variant THEN 'rolled out'
 				WHEN t.state = 'testing' AND s.variant = b.variant THEN 'leading'
 				WHEN s.variant = b.variant THEN 'best' ELSE '' END
-	FROM s LEFT JOIN b ON true LEFT JOIN ctl ON true
+	FROM s LEFT JOIN b ON true LEFT JOIN ctl ON true LEFT JOIN e ON true
 	ORDER BY s.ord;
 END
 $$;
-COMMENT ON FUNCTION wam.campaign_test_report(text, timestamptz) IS 'per variant of a campaign''s A/B test: queued, sent, delivered, successes of the metric, the rate with its 95 % interval, the lift over the control with its interval, the p-value of the best beating it by the lift, and the verdict (as of the decision once decided)';
+COMMENT ON FUNCTION wam.campaign_test_report(text, timestamptz) IS 'per variant of a campaign''s A/B test: queued, sent, delivered, successes of the metric, the rate with its 95 % interval, the lift over the control with its interval, the p-value of the best beating it by the lift, whether the arms were exposed equally, and the verdict (as of the decision once decided)';
 
 REVOKE EXECUTE ON FUNCTION wam.campaign_test_report(text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.campaign_test_report(text, timestamptz) TO wam_reader;
