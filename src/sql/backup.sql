@@ -6,7 +6,7 @@ COMMENT ON FUNCTION wam_internal.restoring() IS 'internal: true while the sessio
 
 -- Tables the install script fills (dimensions, RFM settings and schemes, job schedules, opt-out
 -- keywords, the referral secret, the built-in customer attributes, send window presets,
--- countries' time zones) are dumped whole: a restore replaces the
+-- countries' time zones, the default portfolio) are dumped whole: a restore replaces the
 -- row the new installation seeded with the dumped one of the same key, so
 -- built-in rows are not doubled and changed or added ones come back as they were.
 CREATE FUNCTION wam_internal.restore_replace_trigger() RETURNS trigger
@@ -68,6 +68,8 @@ CREATE TRIGGER restore_replace BEFORE INSERT ON wam.country_time_zone
 	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.contact_policy
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.portfolio
+	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
 REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger() FROM PUBLIC;
 
