@@ -78,7 +78,18 @@ SELECT wam.sender_daily_limit(s) FROM wam.sender s;
 SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.configure_sender('main', 900);
 SELECT rate_per_minute, daily_limit, warmup, burst FROM wam.configure_sender('main', daily_limit => 0, warmup => '{}');
 SELECT wam.configure_sender('main', 0);
-SELECT wam.configure_sender('main', daily_limit => 300);
+-- daily_limit: any positive number of recipients (0: unlimited, stored as NULL; NULL keeps it)
+SELECT wam.configure_sender('main', daily_limit => -1);
+SELECT daily_limit FROM wam.configure_sender('main', daily_limit => 0);
+SELECT daily_limit FROM wam.configure_sender('main', daily_limit => 1);
+SELECT daily_limit FROM wam.configure_sender('main', daily_limit => 300);
+SELECT daily_limit FROM wam.configure_sender('main');
+SELECT daily_limit FROM wam.configure_sender('main', daily_limit => 2147483647);
+\set VERBOSITY terse
+UPDATE wam.sender SET daily_limit = 0 WHERE name = 'main';
+\set VERBOSITY default
+UPDATE wam.sender SET daily_limit = 1 WHERE name = 'main' RETURNING daily_limit;
+SELECT daily_limit FROM wam.configure_sender('main', daily_limit => 0);
 SELECT wam.configure_sender('main', warmup => '{10,NULL}');
 SELECT wam.configure_sender('main', warmup => '{{1},{2}}');
 SELECT wam.configure_sender('main', burst => 0);

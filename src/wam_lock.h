@@ -26,9 +26,11 @@ typedef enum WamLockSpace
 	WAM_LOCK_ORDER_STATS = 2,	/* key: customer id */
 	WAM_LOCK_REFERRAL_PERSON = 3,	/* key: program id << 32 | customer id (low 32 bits) */
 	WAM_LOCK_INBOUND_WAMID = 4,	/* key: hashtextextended(wamid, 0) of an inbound message */
-	WAM_LOCK_CONTACT = 5		/* key: customer id (contact-pressure checks at claim) */
+	WAM_LOCK_CONTACT = 5,		/* key: customer id (contact-pressure checks at claim) */
+	WAM_LOCK_PORTFOLIO = 6		/* key: portfolio id (its messaging limit at claim; taken
+								 * after any customer's) */
 } WamLockSpace;
-#define WAM_LOCK_SPACE_MAX		WAM_LOCK_CONTACT
+#define WAM_LOCK_SPACE_MAX		WAM_LOCK_PORTFOLIO
 
 /* field1 = database, field2:field3 = the 64-bit key, field4 = the space */
 static inline void

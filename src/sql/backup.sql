@@ -5,8 +5,8 @@ CREATE FUNCTION wam_internal.restoring() RETURNS boolean
 COMMENT ON FUNCTION wam_internal.restoring() IS 'internal: true while the session restores a backup (a superuser''s COPY FROM stdin with pg_dump''s empty search_path, or wam.restoring = on): the triggers stand aside';
 
 -- Tables the install script fills (dimensions, RFM settings and schemes, job schedules, opt-out
--- keywords, feedback keywords, the referral secret, the built-in customer attributes, send window presets,
--- countries' time zones) are dumped whole: a restore replaces the
+-- keywords, feedback keywords, the referral secret, the built-in customer attributes, send window
+-- presets, countries' time zones, the default portfolio) are dumped whole: a restore replaces the
 -- row the new installation seeded with the dumped one of the same key, so
 -- built-in rows are not doubled and changed or added ones come back as they were.
 CREATE FUNCTION wam_internal.restore_replace_trigger() RETURNS trigger
@@ -69,6 +69,8 @@ CREATE TRIGGER restore_replace BEFORE INSERT ON wam.country_time_zone
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.contact_policy
 	FOR EACH ROW EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 CREATE TRIGGER restore_replace BEFORE INSERT ON wam.feedback_keyword
+	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
+CREATE TRIGGER restore_replace BEFORE INSERT ON wam.portfolio
 	FOR EACH ROW WHEN (wam_internal.restoring()) EXECUTE FUNCTION wam_internal.restore_replace_trigger();
 
 REVOKE EXECUTE ON FUNCTION wam_internal.restore_replace_trigger() FROM PUBLIC;

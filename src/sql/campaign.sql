@@ -297,17 +297,22 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_check(wam.campaign) FROM PUBLIC
 CREATE FUNCTION wam_internal.sender_ids(senders text[]) RETURNS integer[]
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
 AS $$
+DECLARE
+	sids integer[];
 BEGIN
 	IF senders IS NULL THEN
-		RETURN ARRAY[wam.sender_id(NULL)];
-	END IF;
-	IF array_position(senders, NULL) IS NOT NULL THEN
+		sids := ARRAY[wam.sender_id(NULL)];
+	ELSIF array_position(senders, NULL) IS NOT NULL THEN
 		RAISE EXCEPTION 'sender names must not be null' USING ERRCODE = 'null_value_not_allowed';
+	ELSE
+		sids := ARRAY(SELECT DISTINCT wam.sender_id(s) FROM unnest(senders) s ORDER BY 1);
 	END IF;
-	RETURN ARRAY(SELECT DISTINCT wam.sender_id(s) FROM unnest(senders) s ORDER BY 1);
+	-- the staff grants (wam.sender_grant)
+	PERFORM wam_internal.check_sender_use(sids);
+	RETURN sids;
 END
 $$;
-COMMENT ON FUNCTION wam_internal.sender_ids(text[]) IS 'internal: sender ids of names (NULL: the only sender)';
+COMMENT ON FUNCTION wam_internal.sender_ids(text[]) IS 'internal: sender ids of names (NULL: the only sender), if the session may send from each';
 
 REVOKE EXECUTE ON FUNCTION wam_internal.sender_ids(text[]) FROM PUBLIC;
 
@@ -413,6 +418,8 @@ BEGIN
 		RAISE EXCEPTION 'attribution must be last_touch or first_touch, not "%"', c.attribution
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- changing any of a campaign's settings needs its senders' grants
+	PERFORM wam_internal.check_sender_use(c.senders);
 	PERFORM wam_internal.campaign_check(c);
 	UPDATE wam.campaign x SET audience = c.audience, template = c.template, vars = c.vars, senders = c.senders,
 		   category = c.category, cost_per_message = c.cost_per_message, budget = c.budget,
@@ -661,6 +668,7 @@ BEGIN
 	END IF;
 	c := p;
 	c.name := name; c.template := template; c.vars := coalesce(vars, p.vars);
+	PERFORM wam_internal.check_sender_use(p.senders);
 	PERFORM wam_internal.campaign_check(c);
 	IF EXISTS (SELECT FROM wam.campaign x WHERE x.name = name) THEN
 		RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'duplicate_object';
@@ -751,6 +759,8 @@ DECLARE
 BEGIN
 	c := wam_internal.campaign_row(campaign, true);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	-- whoever created it, the one who launches must be allowed its senders
+	PERFORM wam_internal.check_sender_use(c.senders);
 	IF c.state <> 'draft' THEN
 		RAISE EXCEPTION 'campaign "%" is %: only a draft can be launched', campaign, c.state
 			USING ERRCODE = 'object_not_in_prerequisite_state';

@@ -20,7 +20,7 @@ REVOKE ALL ON SCHEMA wam_internal FROM PUBLIC;
 -- pg_advisory_lock() functions never use, so no role can block them.
 CREATE FUNCTION wam_internal.lock_key(space integer, key bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'wam_lock_key' LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons, 4 inbound wamids, 5 customers'' contact pressure)';
+COMMENT ON FUNCTION wam_internal.lock_key(integer, bigint) IS 'internal: transaction-scoped lock of a key in one of the extension''s lock spaces (1 tag blocks, 2 order statistics, 3 referral persons, 4 inbound wamids, 5 customers'' contact pressure, 6 portfolios'' messaging limits)';
 
 REVOKE EXECUTE ON FUNCTION wam_internal.lock_key(integer, bigint) FROM PUBLIC;
 

@@ -20,7 +20,7 @@ SELECT p.oid, p.proname,
 		   WHEN p.proname ~ '(clv|bgnbd|gammagamma|hyp2f1|expected_purchases|p_alive|cost)' THEN '6 Lifetime value and cost caps'
 		   WHEN p.proname ~ '(webhook|hmac|keyword)' THEN '8 Webhooks'
 		   WHEN p.proname ~ '(referral|redemption|fingerprint)' THEN '9 Referrals'
-		   WHEN p.proname ~ '(sender|message|campaign|payload|delivery|error_action|worker|api_url|url_encode|enqueue|window|customer_time_zone|rate_health|follow_up)' THEN '7 Sending'
+		   WHEN p.proname ~ '(sender|message|campaign|payload|delivery|error_action|worker|api_url|url_encode|enqueue|window|customer_time_zone|rate_health|follow_up|portfolio)' THEN '7 Sending'
 		   ELSE '99 Other'
 	   END AS grp,
 	   CASE

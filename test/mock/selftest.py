@@ -30,6 +30,7 @@ PNID = "106540352242922"
 TOKEN = "test-token"
 SECRET = "test-app-secret"
 DISPLAY = "15550783881"
+WABA = "102290129340398"
 PATH = "/v23.0/%s/messages" % PNID
 
 failed = 0
@@ -598,6 +599,26 @@ def t_webhooks(cl):
     st, _, _ = cl.request("POST", "/_mock/statuses", {"statuses": [{"id": "x", "status": "failed",
                                                                     "recipient_id": "1"}]})
     is_("/_mock/statuses: failed without code rejected", st, 400)
+
+    # account-level webhooks: one change per body, the number's account, signed
+    reset(cl)
+    is_("/_mock/account: queued", cl.ctl("POST", "account", {"field": "phone_number_quality_update",
+                                                             "value": {"event": "FLAGGED"}, "time": 1765000000}),
+        {"queued": 1})
+    cl.ctl("POST", "account", {"field": "message_template_status_update",
+                               "value": {"event": "PAUSED", "message_template_name": "sale",
+                                         "message_template_language": "en_US", "reason": "NONE"}})
+    dels = pop_all(cl)
+    envs = [json.loads(d["body"]) for d in dels]
+    check("/_mock/account: one body per change, the account's id and time, the number's display phone, signed",
+          len(dels) == 2 and all(verify_sig(d["body"], d["signature"]) for d in dels)
+          and envs[0]["entry"][0]["id"] == WABA and envs[0]["entry"][0]["time"] == 1765000000
+          and envs[0]["entry"][0]["changes"] == [{"value": {"event": "FLAGGED", "display_phone_number": DISPLAY},
+                                                   "field": "phone_number_quality_update"}]
+          and envs[1]["entry"][0]["changes"][0]["field"] == "message_template_status_update", envs)
+    st, _, _ = cl.request("POST", "/_mock/account", {"field": "messages", "value": {}})
+    st2, _, _ = cl.request("POST", "/_mock/account", {"field": "account_update", "value": "BAN"})
+    is_("/_mock/account: unknown field or a value not an object rejected", [st, st2], [400, 400])
 
     # webhooks_sql.py: the SQL the test harness pipes into psql
     reset(cl, {"numbers": {PNID: {"pair_limit_seconds": 0}}})

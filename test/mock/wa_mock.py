@@ -493,19 +493,26 @@ class Mock:
         while len(out) < maxn and ev and ev[0][0] <= now:
             kind, pnid = ev[0][2], ev[0][3]
             items = []
-            while ev and ev[0][0] <= now and ev[0][2] == kind and ev[0][3] == pnid and len(items) < bs:
+            # an account-level change is a body of its own, as Meta sends them
+            while ev and ev[0][0] <= now and ev[0][2] == kind and ev[0][3] == pnid and \
+                    len(items) < (1 if kind == "account" else bs):
                 items.append(heapq.heappop(ev)[4])
             num = self.config["numbers"].get(pnid) or dict(DEFAULT_NUMBER)
             value = {"messaging_product": "whatsapp",
                      "metadata": {"display_phone_number": num["display_phone_number"], "phone_number_id": pnid}}
-            if kind == "status":
-                value["statuses"] = [self.status_obj(*it) for it in items]
-                self.stats["webhook_statuses_emitted"] += len(items)
+            if kind == "account":
+                field, avalue, t = items[0]
+                env = {"object": "whatsapp_business_account",
+                       "entry": [{"id": num["waba_id"], "time": t, "changes": [{"value": avalue, "field": field}]}]}
             else:
-                value["contacts"] = [it[0] for it in items]
-                value["messages"] = [it[1] for it in items]
-            env = {"object": "whatsapp_business_account",
-                   "entry": [{"id": num["waba_id"], "changes": [{"field": "messages", "value": value}]}]}
+                if kind == "status":
+                    value["statuses"] = [self.status_obj(*it) for it in items]
+                    self.stats["webhook_statuses_emitted"] += len(items)
+                else:
+                    value["contacts"] = [it[0] for it in items]
+                    value["messages"] = [it[1] for it in items]
+                env = {"object": "whatsapp_business_account",
+                       "entry": [{"id": num["waba_id"], "changes": [{"field": "messages", "value": value}]}]}
             # ensure_ascii: Meta escapes non-ASCII as lowercase \uXXXX and signs those bytes.
             body = json.dumps(env, separators=(",", ":"), ensure_ascii=True)
             key = num["app_secret"].encode()
@@ -513,7 +520,8 @@ class Mock:
                 key = key + b"-wrong"
             sig = "sha256=" + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
             if tamper == "body":
-                i = body.index('"timestamp":"') + len('"timestamp":"')
+                mark = '"timestamp":"' if '"timestamp":"' in body else '"time":'
+                i = body.index(mark) + len(mark)
                 body = body[:i] + ("1" if body[i] != "1" else "2") + body[i + 1:]
             d = {"body": body, "signature": sig, "phone_number_id": pnid, "count": len(items)}
             if tamper:
@@ -557,6 +565,31 @@ class Mock:
         for msg, st, ts in todo:
             self.push_event(now, "status", pnid, (msg, st, ts))
         return {"queued": len(todo)}
+
+    # -- account-level webhooks (quality, account, limits, templates)
+
+    ACCOUNT_FIELDS = ("phone_number_quality_update", "account_update", "business_capability_update",
+                      "message_template_status_update", "message_template_quality_update")
+
+    def account_webhook(self, req):
+        if not isinstance(req, dict) or set(req) - {"phone_number_id", "field", "value", "time"}:
+            raise ConfigError("account: JSON object with field, value (and phone_number_id, time) expected")
+        pnid = req.get("phone_number_id") or next(iter(self.config["numbers"]), None)
+        if pnid not in self.config["numbers"]:
+            raise ConfigError("account: unknown phone_number_id %r" % (pnid,))
+        field, value = req.get("field"), req.get("value")
+        if field not in self.ACCOUNT_FIELDS:
+            raise ConfigError("account: field must be one of " + ", ".join(self.ACCOUNT_FIELDS))
+        if not isinstance(value, dict):
+            raise ConfigError("account: value must be a JSON object")
+        t = req.get("time", int(time.time()))
+        if not isinstance(t, int):
+            raise ConfigError("account: time must be an integer (Unix seconds)")
+        num = self.config["numbers"][pnid]
+        if field == "phone_number_quality_update" and "display_phone_number" not in value:
+            value = dict(value, display_phone_number=num["display_phone_number"])
+        self.push_event(time.time(), "account", pnid, (field, value, t))
+        return {"queued": 1}
 
     # -- inbound
 
@@ -1137,6 +1170,12 @@ class Conn(asyncio.BufferedProtocol):
                 except ValueError:
                     raise ConfigError("body is not valid JSON")
                 return 200, json.dumps(mock.synth_statuses(req))
+            elif path == "/_mock/account" and method == "POST":
+                try:
+                    req = json.loads(body or b"{}")
+                except ValueError:
+                    raise ConfigError("body is not valid JSON")
+                return 200, json.dumps(mock.account_webhook(req))
             elif path == "/_mock/inbound" and method == "POST":
                 try:
                     req = json.loads(body or b"{}")

@@ -98,8 +98,11 @@ q -c "GRANT wam_operator TO wam_intruder" >/dev/null
 tap_is "an operator cannot call wam_internal.lock_key" \
     "$(PGUSER=wam_intruder sql_error -c "SELECT wam_internal.lock_key(1, 1)")" \
     "42501: permission denied for schema wam_internal"
-tap_is "wam_internal.lock_key rejects an unknown lock space" \
-    "$(sql_error -c "SELECT wam_internal.lock_key(6, 1)")" "22023: lock space 6 does not exist"
+tap_is "wam_internal.lock_key takes the last lock space (6, portfolios)" \
+    "$(q -c "SELECT count(*) FROM (SELECT wam_internal.lock_key(6, 1)) x")" "1"
+tap_is "wam_internal.lock_key rejects an unknown lock space, above and below" \
+    "$(sql_error -c "SELECT wam_internal.lock_key(7, 1)") / $(sql_error -c "SELECT wam_internal.lock_key(0, 1)")" \
+    "22023: lock space 7 does not exist / 22023: lock space 0 does not exist"
 
 tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" -c "DROP ROLE IF EXISTS wam_intruder" >/dev/null 2>&1
 tap_done

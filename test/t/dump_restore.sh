@@ -5,7 +5,8 @@
 # A database is filled through the API with realistic data: the CDNOW sample (2,357
 # customers, 6,919 orders through wam.record_order), a contact import with failed rows,
 # tags, example rules and their runs, behaviour events, RFM scores, an LTV fit, a saved
-# segment, senders with secrets and a verify token, a referral program with judged
+# segment, senders with secrets and a verify token, a portfolio with a limit, a sender grant,
+# account webhooks (a paused template, a flagged number), a referral program with judged
 # referrals, fingerprints, a qualified referral and its reward, and a campaign drained
 # through the worker's own SQL (claim, results) with signed status and inbound webhooks,
 # one opt-out among them; a few messages are left "sending" when the dump is taken.
@@ -100,6 +101,17 @@ SELECT count(*) FROM fit_clv('1998-06-30');
 SELECT create_sender('main', '106540352242922', 'EAAtoken-main', 'main-secret');
 SELECT create_sender('other', '200', 'EAAtoken-other', 'other-secret');
 SELECT configure_webhook('verify-me');
+-- a portfolio with a limit (the claims below count its recipients), a staff grant, and
+-- account webhooks: a template paused, a number flagged
+SELECT create_portfolio('shop', 100000);
+SELECT configure_sender_account('main', 'shop', '102290129340398', '+1 555 078 3881');
+SELECT grant_sender('other', 'wam_operator');
+SELECT ingest_webhook(b, 'sha256=' || hmac_sha256('main-secret', b))
+FROM (SELECT '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","time":1750000000,"changes":['
+             '{"field":"message_template_status_update","value":{"event":"PAUSED","message_template_id":1,'
+             '"message_template_name":"winter_sale","message_template_language":"en_US","reason":"NONE"}},'
+             '{"field":"phone_number_quality_update","value":{"display_phone_number":"15550783881","event":"FLAGGED"}}]}]}'
+             AS b) w;
 -- a referral program: a pending, a self-referral, a mistyped code, an already referred,
 -- a qualified one with its reward and message
 SELECT create_referral_program('main', '{"reward_template": {"name": "referral_reward", "language": "en",

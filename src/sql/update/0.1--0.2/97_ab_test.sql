@@ -784,6 +784,183 @@ COMMENT ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, tim
 
 REVOKE EXECUTE ON FUNCTION wam_internal.campaign_summary(wam.campaign, wam.segment, timestamptz, boolean, text) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION wam.create_campaign(name text, audience text, template jsonb, senders text[] DEFAULT NULL,
+									vars jsonb DEFAULT NULL, category text DEFAULT 'marketing',
+									cost_per_message numeric DEFAULT 0, budget numeric DEFAULT NULL,
+									send_windows text DEFAULT NULL, starts_at timestamptz DEFAULT NULL,
+									ends_at timestamptz DEFAULT NULL, when_capped text DEFAULT 'defer')
+	RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+BEGIN
+	PERFORM wam_internal.refuse_null(name IS NULL, 'name');
+	PERFORM wam_internal.refuse_null(audience IS NULL, 'audience');
+	PERFORM wam_internal.refuse_null(template IS NULL, 'template');
+	c.name := name; c.audience := audience; c.template := template; c.vars := vars;
+	c.senders := wam_internal.sender_ids(senders);
+	c.category := coalesce(category, 'marketing'); c.cost_per_message := coalesce(cost_per_message, 0);
+	c.budget := budget; c.send_windows := wam.check_send_windows(send_windows);
+	c.starts_at := starts_at; c.ends_at := ends_at; c.when_capped := coalesce(when_capped, 'defer');
+	PERFORM wam_internal.campaign_check(c);
+	IF EXISTS (SELECT FROM wam.campaign x WHERE x.name = name) THEN
+		RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	INSERT INTO wam.campaign (name, audience, template, vars, senders, category, cost_per_message, budget,
+							  send_windows, starts_at, ends_at, when_capped)
+	VALUES (c.name, c.audience, c.template, c.vars, c.senders, c.category, c.cost_per_message, c.budget,
+			c.send_windows, c.starts_at, c.ends_at, c.when_capped)
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, to_state, detail)
+	VALUES (c.campaign_id, session_user, 'created', 'draft',
+			jsonb_strip_nulls(to_jsonb(c) - 'campaign_id' - 'state' - 'created_at' - 'audience_snapshot'));
+	RETURN c.campaign_id;
+END
+$$;
+COMMENT ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) IS 'creates a draft campaign; returns its id';
+
+REVOKE EXECUTE ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_campaign(text, text, jsonb, text[], jsonb, text, numeric, numeric, text, timestamptz, timestamptz, text) TO wam_operator;
+
+-- Changes the settings given (NULL: unchanged) of a draft or scheduled
+-- campaign; `settings` names what to clear ({"budget": null}).
+CREATE OR REPLACE FUNCTION wam.configure_campaign(campaign text, settings jsonb) RETURNS wam.campaign
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	c wam.campaign;
+	k text;
+	v jsonb;
+	before jsonb;
+BEGIN
+	c := wam_internal.campaign_row(campaign, true);
+	PERFORM wam_internal.refuse_null(settings IS NULL, 'settings');
+	IF jsonb_typeof(settings) <> 'object' THEN
+		RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- how orders are attributed only changes the reports: at any time
+	IF c.state <> 'draft' AND settings - 'attribution_window' - 'attribution' <> '{}' THEN
+		RAISE EXCEPTION 'campaign "%" is %: only a draft can be changed', campaign, c.state
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Only attribution_window and attribution can be changed after the launch.';
+	END IF;
+	before := to_jsonb(c);
+	FOR k, v IN SELECT * FROM jsonb_each(settings) LOOP
+		CASE k
+		WHEN 'audience' THEN c.audience := v->>0;
+		WHEN 'template' THEN c.template := CASE WHEN v = 'null' THEN NULL ELSE v END;
+		WHEN 'vars' THEN c.vars := CASE WHEN v = 'null' THEN NULL ELSE v END;
+		WHEN 'senders' THEN
+			IF jsonb_typeof(v) <> 'array' THEN
+				RAISE EXCEPTION 'senders must be a JSON array of sender names' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			c.senders := wam_internal.sender_ids(ARRAY(SELECT jsonb_array_elements_text(v)));
+		WHEN 'category' THEN c.category := v->>0;
+		WHEN 'cost_per_message' THEN c.cost_per_message := (v->>0)::numeric;
+		WHEN 'budget' THEN c.budget := (v->>0)::numeric;
+		WHEN 'send_windows' THEN c.send_windows := wam.check_send_windows(v->>0);
+		WHEN 'starts_at' THEN c.starts_at := (v->>0)::timestamptz;
+		WHEN 'ends_at' THEN c.ends_at := (v->>0)::timestamptz;
+		WHEN 'when_capped' THEN c.when_capped := v->>0;
+		WHEN 'attribution_window' THEN c.attribution_window := (v->>0)::interval;
+		WHEN 'attribution' THEN c.attribution := v->>0;
+		ELSE
+			RAISE EXCEPTION 'unknown campaign setting "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Settings: audience, template, vars, senders, category, cost_per_message, budget, send_windows, starts_at, ends_at, when_capped, attribution_window, attribution.';
+		END CASE;
+	END LOOP;
+	IF c.audience IS NULL OR c.template IS NULL OR c.category IS NULL OR c.cost_per_message IS NULL
+	   OR c.when_capped IS NULL OR c.attribution_window IS NULL OR c.attribution IS NULL THEN
+		RAISE EXCEPTION 'audience, template, category, cost_per_message, when_capped, attribution_window and attribution cannot be cleared'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF c.attribution_window NOT BETWEEN interval '1 hour' AND interval '90 days' THEN
+		RAISE EXCEPTION 'the attribution window must be from 1 hour to 90 days, not %', c.attribution_window
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF c.attribution NOT IN ('last_touch', 'first_touch') THEN
+		RAISE EXCEPTION 'attribution must be last_touch or first_touch, not "%"', c.attribution
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- changing any of a campaign's settings needs its senders' grants
+	PERFORM wam_internal.check_sender_use(c.senders);
+	PERFORM wam_internal.campaign_check(c);
+	UPDATE wam.campaign x SET audience = c.audience, template = c.template, vars = c.vars, senders = c.senders,
+		   category = c.category, cost_per_message = c.cost_per_message, budget = c.budget,
+		   send_windows = c.send_windows, starts_at = c.starts_at, ends_at = c.ends_at, when_capped = c.when_capped,
+		   attribution_window = c.attribution_window, attribution = c.attribution
+	WHERE x.campaign_id = c.campaign_id
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, from_state, to_state, detail)
+	SELECT c.campaign_id, session_user, 'configured', c.state, c.state,
+		   (SELECT jsonb_object_agg(n.key, jsonb_build_object('from', before->n.key, 'to', n.value))
+			FROM jsonb_each(to_jsonb(c)) n WHERE n.value IS DISTINCT FROM before->n.key);
+	RETURN c;
+END
+$$;
+COMMENT ON FUNCTION wam.configure_campaign(text, jsonb) IS 'changes settings of a draft campaign (a JSON object of setting: value; attribution_window and attribution at any time); returns the campaign';
+
+REVOKE EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) TO wam_operator;
+
+CREATE OR REPLACE FUNCTION wam.create_follow_up(campaign text, name text, template jsonb, after interval DEFAULT '3 days',
+									 unless text DEFAULT 'read', vars jsonb DEFAULT NULL)
+	RETURNS integer
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+	p wam.campaign;
+	c wam.campaign;
+BEGIN
+	p := wam_internal.campaign_row(campaign, false);
+	PERFORM wam_internal.refuse_null(name IS NULL, 'name');
+	PERFORM wam_internal.refuse_null(template IS NULL, 'template');
+	PERFORM wam_internal.refuse_null(after IS NULL, 'after');
+	PERFORM wam_internal.refuse_null(unless IS NULL, 'unless');
+	IF unless NOT IN ('read', 'reply', 'click', 'order') THEN
+		RAISE EXCEPTION 'unless must be read, reply, click or order, not "%"', unless USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF after NOT BETWEEN interval '1 hour' AND interval '90 days' THEN
+		RAISE EXCEPTION 'a follow-up comes 1 hour to 90 days after its campaign, not %', after
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF p.parent_id IS NOT NULL THEN
+		RAISE EXCEPTION 'campaign "%" is itself a follow-up step', campaign
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Follow up the first campaign.';
+	END IF;
+	IF p.state = 'cancelled' THEN
+		RAISE EXCEPTION 'campaign "%" is cancelled', campaign USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	c := p;
+	c.name := name; c.template := template; c.vars := coalesce(vars, p.vars);
+	PERFORM wam_internal.check_sender_use(p.senders);
+	PERFORM wam_internal.campaign_check(c);
+	IF EXISTS (SELECT FROM wam.campaign x WHERE x.name = name) THEN
+		RAISE EXCEPTION 'campaign "%" already exists', name USING ERRCODE = 'duplicate_object';
+	END IF;
+	-- the step inherits the parent's senders, category, cost, windows and
+	-- policy; its period starts at its own launch
+	INSERT INTO wam.campaign (name, audience, template, vars, senders, category, cost_per_message, send_windows,
+							  when_capped, parent_id, follow_up_after, follow_up_unless)
+	VALUES (name, p.audience, template, c.vars, p.senders, p.category, p.cost_per_message, p.send_windows,
+			p.when_capped, p.campaign_id, after, unless)
+	RETURNING * INTO c;
+	INSERT INTO wam.campaign_change (campaign_id, changed_by, action, to_state, detail)
+	VALUES (c.campaign_id, session_user, 'created', 'draft',
+			jsonb_build_object('follows', p.name, 'after', after, 'unless', unless, 'template', template));
+	RETURN c.campaign_id;
+END
+$$;
+COMMENT ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) IS 'adds a follow-up step to a campaign: another template, launched by the "campaign states" job a period after the campaign''s launch, to its recipients who did not read (or reply, click, order) since; returns its id';
+
+REVOKE EXECUTE ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.create_follow_up(text, text, jsonb, interval, text, jsonb) TO wam_operator;
+
 CREATE OR REPLACE FUNCTION wam.preview_campaign(campaign text, at timestamptz DEFAULT pg_catalog.now(), OUT audience_size bigint,
 									 OUT opted_out bigint, OUT no_consent bigint, OUT missing_variable bigint,
 									 OUT content_rule bigint, OUT cost_cap bigint, OUT contact_policy bigint, OUT no_send_window bigint,
@@ -852,6 +1029,8 @@ DECLARE
 BEGIN
 	c := wam_internal.campaign_row(campaign, true);
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
+	-- whoever created it, the one who launches must be allowed its senders
+	PERFORM wam_internal.check_sender_use(c.senders);
 	IF c.state <> 'draft' THEN
 		RAISE EXCEPTION 'campaign "%" is %: only a draft can be launched', campaign, c.state
 			USING ERRCODE = 'object_not_in_prerequisite_state';
