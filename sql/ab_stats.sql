@@ -90,3 +90,15 @@ SELECT wam.acknowledge_alert(:a) AS first, wam.acknowledge_alert(:a) AS again;
 SELECT wam.acknowledge_alert(NULL);
 SELECT wam.acknowledge_alert(-1);
 \set VERBOSITY default
+
+-- sample-ratio test (Pearson's chi-squared of sent against queued shares):
+-- 1000/1000 queued, 1000/900 sent: x = 2 * 50^2 / 950 = 5.263, df 1, p = erfc(sqrt(x/2)) = 0.021781;
+-- 1000/1000/500 queued, 1000/1000/300 sent: x = 69.565, df 2, p = exp(-x/2) = 7.8362e-16;
+-- an arm with nothing queued is left out (df 1); nothing sent, one arm, NULL: NULL
+SELECT round(wam_internal.sample_ratio_p('{1000,1000}', '{1000,900}')::numeric, 6) AS two_arms,
+	   to_char(wam_internal.sample_ratio_p('{1000,1000,500}', '{1000,1000,300}'), '9.9999EEEE') AS three_arms,
+	   round(wam_internal.sample_ratio_p('{1000,0,1000}', '{1000,0,900}')::numeric, 6) AS empty_arm,
+	   round(wam_internal.sample_ratio_p('{1000,1000}', '{500,500}')::numeric, 6) AS equal,
+	   wam_internal.sample_ratio_p('{1000,1000}', '{0,0}') AS nothing_sent,
+	   wam_internal.sample_ratio_p('{1000}', '{900}') AS one_arm,
+	   wam_internal.sample_ratio_p(NULL, '{1}') AS null_arg;

@@ -458,6 +458,26 @@ COMMENT ON FUNCTION wam_internal.campaign_test_stats(wam.campaign, wam.campaign_
 
 REVOKE EXECUTE ON FUNCTION wam_internal.campaign_test_stats(wam.campaign, wam.campaign_test, timestamptz) FROM PUBLIC;
 
+-- Sample-ratio mismatch: were the arms sent in the proportions they were
+-- queued?  Pearson's chi-squared of the sent counts against the queued shares,
+-- over the arms with anything queued; NULL until something is sent or when
+-- fewer than two arms were queued.  One function for the decision and the report.
+CREATE FUNCTION wam_internal.sample_ratio_p(assigned bigint[], sent bigint[]) RETURNS float8
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN t.sent > 0 AND t.arms > 1
+				THEN wam_internal.chi2_sf(sum((u.s - u.a * t.sent / t.assigned) ^ 2 / nullif(u.a * t.sent / t.assigned, 0)),
+										  t.arms - 1) END
+	FROM unnest(assigned, sent) u(a, s),
+		 LATERAL (SELECT sum(v.s)::float8 AS sent, sum(v.a)::float8 AS assigned, count(*)::integer AS arms
+				  FROM unnest(assigned, sent) v(a, s) WHERE v.a > 0) t
+	WHERE u.a > 0
+	GROUP BY t.sent, t.assigned, t.arms
+$$;
+COMMENT ON FUNCTION wam_internal.sample_ratio_p(bigint[], bigint[]) IS 'internal: p-value of the sample-ratio test (chi-squared) of sent against queued counts per arm';
+REVOKE EXECUTE ON FUNCTION wam_internal.sample_ratio_p(bigint[], bigint[]) FROM PUBLIC;
+
+
 -- The decision (R-A1, R-A2), at the end of the test window: the arm with the
 -- highest rate wins when it beats every other arm by more than the lift,
 -- each comparison one-sided at alpha / (arms - 1) (Bonferroni), and every
@@ -498,14 +518,9 @@ BEGIN
 	SELECT jsonb_agg(to_jsonb(x) ORDER BY x.ord), count(*) INTO stats, k
 	FROM wam_internal.campaign_test_stats(c, t, at) x;
 	-- sample ratio: sent against queued, per arm
-	SELECT CASE WHEN sum(x.sent) > 0 AND count(*) FILTER (WHERE x.assigned > 0) > 1
-				THEN wam_internal.chi2_sf(sum((x.sent - e.expected) ^ 2 / e.expected) FILTER (WHERE e.expected > 0),
-										  (count(*) FILTER (WHERE x.assigned > 0))::integer - 1) END,
-		   min(x.delivered)
+	SELECT wam_internal.sample_ratio_p(array_agg(x.assigned), array_agg(x.sent)), min(x.delivered)
 	INTO srm, min_delivered
-	FROM jsonb_to_recordset(stats) x(variant text, assigned bigint, sent bigint, delivered bigint),
-		 LATERAL (SELECT x.assigned::float8 * (SELECT sum((y->>'sent')::bigint) FROM jsonb_array_elements(stats) y)
-						 / nullif((SELECT sum((y->>'assigned')::bigint) FROM jsonb_array_elements(stats) y), 0) AS expected) e;
+	FROM jsonb_to_recordset(stats) x(variant text, assigned bigint, sent bigint, delivered bigint);
 	SELECT x.* INTO best FROM jsonb_to_recordset(stats) x(variant text, ord integer, rate float8, n_eff float8, x_eff float8)
 	WHERE x.rate IS NOT NULL ORDER BY x.rate DESC, x.ord LIMIT 1;
 	IF best.variant IS NOT NULL THEN
@@ -664,7 +679,6 @@ AS $$
 DECLARE
 	c wam.campaign;
 	t wam.campaign_test;
-	k integer;
 	z float8 := wam_internal.normal_quantile(0.975);
 BEGIN
 	c := wam_internal.campaign_row(campaign, false);
@@ -672,7 +686,6 @@ BEGIN
 	IF NOT FOUND OR NOT EXISTS (SELECT FROM wam.campaign_variant v WHERE v.campaign_id = c.campaign_id) THEN
 		RAISE EXCEPTION 'campaign "%" has no A/B test', campaign USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
-	SELECT count(*) INTO k FROM wam_internal.campaign_arms(c);
 	RETURN QUERY
 	WITH s AS (
 		SELECT * FROM wam_internal.campaign_test_stats(c, t, coalesce(t.decided_at, at))
@@ -682,9 +695,7 @@ BEGIN
 		SELECT * FROM s WHERE s.ord = 0
 	), e AS (
 		-- were the arms sent in the proportions they were queued?
-		SELECT wam_internal.chi2_sf(sum((s.sent - x.expected) ^ 2 / x.expected), k - 1) AS p
-		FROM s, LATERAL (SELECT s.assigned::float8 * (SELECT sum(y.sent) FROM s y) / (SELECT sum(y.assigned) FROM s y) AS expected) x
-		WHERE s.assigned > 0 AND (SELECT sum(y.sent) FROM s y) > 0
+		SELECT wam_internal.sample_ratio_p(array_agg(s.assigned), array_agg(s.sent)) AS p FROM s
 	)
 	SELECT s.variant, s.assigned, s.sent, s.delivered, s.successes,
 		   round((100 * s.rate)::numeric, 1),
