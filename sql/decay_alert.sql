@@ -48,6 +48,10 @@ SELECT * FROM wam_internal.decay_verdict('{1,1,1,1,1,NULL}', '{0,0,0,0,0,0}', 20
 SELECT * FROM wam_internal.decay_verdict('{1,1,1,1,1,1}', '{0,0,0,0,0,2}', 200, 0.2);
 SELECT * FROM wam_internal.decay_verdict('{1,1,1,1,1,-1}', '{0,0,0,0,0,0}', 200, 0.2);
 
+-- empty: no tier, no saved segment, no message: no group, nothing raised
+SELECT count(*) AS groups FROM click_decay();
+SELECT * FROM wam_internal.raise_decay_alerts(now(), '{}');
+
 -- from the data: 60 customers in RFM tiers; one campaign message each per
 -- week for 6 weeks, all clicked (within an hour) in the 4 baseline weeks.
 -- In the 2 tested weeks customers 1..30 click no more; 31..60 go on (but
@@ -85,6 +89,11 @@ SELECT count(*) AS clicks FROM (
 	FROM outbox o
 	WHERE o.campaign_id = 1 AND o.wamid LIKE 'wamid.%.%' AND (o.customer_id > 30 OR right(o.wamid, 1)::integer <= 4)) x;
 
+-- link clicks written by hand whose message_id names no message count for none
+INSERT INTO event (customer_id, kind, occurred_at, details)
+VALUES (1, 'link_click', :'e'::timestamptz - interval '10 days', '{"message_id": "abc"}'),
+	   (1, 'link_click', :'e'::timestamptz - interval '10 days', '{"message_id": 1e30}'),
+	   (1, 'link_click', :'e'::timestamptz - interval '10 days', '{"message_id": -5}');
 -- the report (min_messages 4 for this small data): tiers with customers
 -- 1..30 fell 100 % two weeks in a row; the others did not fall
 SELECT group_kind, group_name, last_week = (:'e'::timestamptz - interval '7 days')::date AS last_week_ok, messages, clicks,

@@ -166,9 +166,11 @@ BEGIN
 	e := date_trunc('week', (at - o.click_window) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 	RETURN QUERY
 	WITH clicked AS (
-		SELECT (d.value)::bigint AS message_id, min(d.occurred_at) AS first_click
+		-- (a message_id that is no message id, in an event written by hand, names none)
+		SELECT CASE WHEN jsonb_typeof(d.value) = 'number' AND (d.value)::numeric BETWEEN 1 AND 9223372036854775807
+					THEN (d.value)::bigint END AS message_id, min(d.occurred_at) AS first_click
 		FROM wam.event_detail d
-		WHERE d.kind = 'link_click' AND d.key = 'message_id' AND jsonb_typeof(d.value) = 'number'
+		WHERE d.kind = 'link_click' AND d.key = 'message_id'
 		  AND d.occurred_at >= e - interval '42 days' AND d.occurred_at < e + o.click_window
 		GROUP BY 1
 	), msg AS (
