@@ -72,6 +72,8 @@ SQL_PARTS = \
 	src/sql/attribution.sql \
 	src/sql/alert.sql \
 	src/sql/ab_test.sql \
+	src/sql/reward_test.sql \
+	src/sql/decay_alert.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

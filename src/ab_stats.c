@@ -8,6 +8,8 @@
  *	  wam.lift_p_value(x_best, n_best, x_other, n_other, margin)
  *	  wam.test_sample_size(baseline, lift, alpha, power)
  *	  wam_internal.ab_hash(key, customer)  the arm and group hashes
+ *	  wam_internal.student_t_cdf(t, df), wam_internal.student_t_quantile(p, df)
+ *	  wam.welch_test(mean, sd, n, mean, sd, n, margin)  Welch's t-test
  *
  * SQL has no error function, and the decision needs tail probabilities
  * that are exact to many digits near 0 and 1, so these are computed here
@@ -20,7 +22,9 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(wam_normal_cdf);
@@ -29,6 +33,9 @@ PG_FUNCTION_INFO_V1(wam_chi2_sf);
 PG_FUNCTION_INFO_V1(wam_lift_p_value);
 PG_FUNCTION_INFO_V1(wam_test_sample_size);
 PG_FUNCTION_INFO_V1(wam_ab_hash);
+PG_FUNCTION_INFO_V1(wam_student_t_cdf);
+PG_FUNCTION_INFO_V1(wam_student_t_quantile);
+PG_FUNCTION_INFO_V1(wam_welch_test);
 
 static double
 wam_ncdf(double z)
@@ -260,4 +267,225 @@ wam_ab_hash(PG_FUNCTION_ARGS)
 	z = (z ^ (z >> 27)) * UINT64CONST(0x94D049BB133111EB);
 	z ^= z >> 31;
 	PG_RETURN_INT64((int64) (z >> 1));
+}
+
+/*
+ * The continued fraction of the regularized incomplete beta function
+ * I_x(a, b) (modified Lentz), valid for x < (a + 1) / (a + b + 2).
+ */
+static double
+wam_beta_cf(double a, double b, double x)
+{
+	double		tiny = 1e-300;
+	double		c = 1.0;
+	double		d = 1.0 - (a + b) * x / (a + 1.0);
+	double		h;
+	int			m;
+
+	if (fabs(d) < tiny)
+		d = tiny;
+	d = 1.0 / d;
+	h = d;
+	for (m = 1; m < 10000; m++)
+	{
+		double		m2 = 2.0 * m;
+		double		aa = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+		double		del;
+
+		d = 1.0 + aa * d;
+		if (fabs(d) < tiny)
+			d = tiny;
+		c = 1.0 + aa / c;
+		if (fabs(c) < tiny)
+			c = tiny;
+		d = 1.0 / d;
+		h *= d * c;
+		aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+		d = 1.0 + aa * d;
+		if (fabs(d) < tiny)
+			d = tiny;
+		c = 1.0 + aa / c;
+		if (fabs(c) < tiny)
+			c = tiny;
+		d = 1.0 / d;
+		del = d * c;
+		h *= del;
+		if (fabs(del - 1.0) < 1e-16)
+			break;
+	}
+	return h;
+}
+
+/* I_x(a, b), by the continued fraction on the side where it converges */
+static double
+wam_beta_inc(double a, double b, double x)
+{
+	double		front;
+
+	if (x <= 0.0)
+		return 0.0;
+	if (x >= 1.0)
+		return 1.0;
+	front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x));
+	if (x < (a + 1.0) / (a + b + 2.0))
+		return front * wam_beta_cf(a, b, x) / a;
+	return 1.0 - front * wam_beta_cf(b, a, 1.0 - x) / b;
+}
+
+/*
+ * P(T <= t) for Student's t law with df degrees of freedom (df need not be
+ * whole: Welch's df is not): the tail is I_x(df/2, 1/2) / 2 with
+ * x = df / (df + t^2), computed directly so that tails far from the centre
+ * keep their digits.
+ */
+static double
+wam_tcdf(double t, double df)
+{
+	double		tail;
+
+	if (isinf(t))
+		return t > 0 ? 1.0 : 0.0;
+	if (df > 1e10)
+		return wam_ncdf(t);
+	tail = 0.5 * wam_beta_inc(df / 2.0, 0.5, df / (df + t * t));
+	return t > 0 ? 1.0 - tail : tail;
+}
+
+/* the quantile: exact for 1 and 2 degrees of freedom, else by bisection */
+static double
+wam_tquantile(double p, double df)
+{
+	double		lo,
+				hi;
+	int			i;
+
+	if (df == 1.0)
+		return tan(M_PI * (p - 0.5));
+	if (df == 2.0)
+		return (2.0 * p - 1.0) / sqrt(2.0 * p * (1.0 - p));
+	if (p < 0.5)
+		return -wam_tquantile(1.0 - p, df);
+	if (p == 0.5)
+		return 0.0;
+	lo = 0.0;
+	hi = fmax(1.0, 2.0 * wam_nquantile(p));
+	while (wam_tcdf(hi, df) < p && hi < 1e300)
+		hi *= 2.0;
+	for (i = 0; i < 2000 && hi - lo > 1e-15 * hi; i++)
+	{
+		double		mid = (lo + hi) / 2.0;
+
+		if (wam_tcdf(mid, df) < p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return (lo + hi) / 2.0;
+}
+
+static void
+wam_check_df(double df)
+{
+	if (isnan(df) || df <= 0.0 || isinf(df))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("degrees of freedom must be a positive number, not %g", df)));
+}
+
+Datum
+wam_student_t_cdf(PG_FUNCTION_ARGS)
+{
+	double		t = PG_GETARG_FLOAT8(0);
+	double		df = PG_GETARG_FLOAT8(1);
+
+	wam_check_df(df);
+	if (isnan(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a t statistic must be a number")));
+	PG_RETURN_FLOAT8(fmax(0.0, fmin(1.0, wam_tcdf(t, df))));
+}
+
+Datum
+wam_student_t_quantile(PG_FUNCTION_ARGS)
+{
+	double		p = PG_GETARG_FLOAT8(0);
+	double		df = PG_GETARG_FLOAT8(1);
+
+	wam_check_probability(p, "a probability", true);
+	wam_check_df(df);
+	PG_RETURN_FLOAT8(wam_tquantile(p, df));
+}
+
+/*
+ * Welch's t-test of "mean a is more than (1 + margin) times mean b" from
+ * each arm's mean, sample standard deviation (n - 1 in the denominator) and
+ * size: b is scaled by 1 + margin (its mean and its deviation), then
+ * t = (mean_a - (1 + m) mean_b) / sqrt(va + vb), va = sd_a^2 / n_a,
+ * vb = (1 + m)^2 sd_b^2 / n_b, with the Welch-Satterthwaite degrees of freedom
+ * df = (va + vb)^2 / (va^2 / (n_a - 1) + vb^2 / (n_b - 1)).  Returns t, df,
+ * the one-sided p-value P(T >= t) and, for margin 0, the two-sided one of
+ * "the means differ".  An arm of fewer than two has no deviation: every
+ * output is NULL.  Two arms without any spread (sd 0 both): t and df are
+ * NULL, the p-values 0 or 1 as the means are apart or equal (0.5 one-sided
+ * when equal).
+ */
+Datum
+wam_welch_test(PG_FUNCTION_ARGS)
+{
+	double		ma = PG_GETARG_FLOAT8(0);
+	double		sa = PG_GETARG_FLOAT8(1);
+	int64		na = PG_GETARG_INT64(2);
+	double		mb = PG_GETARG_FLOAT8(3);
+	double		sb = PG_GETARG_FLOAT8(4);
+	int64		nb = PG_GETARG_INT64(5);
+	double		margin = PG_GETARG_FLOAT8(6);
+	double		k = 1.0 + margin;
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {true, true, true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (na < 0 || nb < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an arm's size must be at least 0 (got " INT64_FORMAT " and " INT64_FORMAT ")", na, nb)));
+	if (!isfinite(ma) || !isfinite(mb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an arm's mean must be a finite number")));
+	if (!isfinite(sa) || !isfinite(sb) || sa < 0.0 || sb < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an arm's standard deviation must be a finite number of at least 0")));
+	if (isnan(margin) || margin < 0.0 || margin > 10.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the margin must be a relative lift from 0 to 10, not %g", margin)));
+	if (na >= 2 && nb >= 2)
+	{
+		double		va = sa * sa / na;
+		double		vb = k * k * sb * sb / nb;
+		double		diff = ma - k * mb;
+
+		if (va + vb > 0.0)
+		{
+			double		t = diff / sqrt(va + vb);
+			double		df = (va + vb) * (va + vb) / (va * va / (na - 1) + vb * vb / (nb - 1));
+
+			values[0] = Float8GetDatum(t);
+			values[1] = Float8GetDatum(df);
+			values[2] = Float8GetDatum(wam_tcdf(-t, df));
+			values[3] = Float8GetDatum(fmin(1.0, 2.0 * wam_tcdf(-fabs(t), df)));
+			nulls[0] = nulls[1] = false;
+		}
+		else
+		{
+			values[2] = Float8GetDatum(diff > 0 ? 0.0 : diff < 0 ? 1.0 : 0.5);
+			values[3] = Float8GetDatum(diff == 0 ? 1.0 : 0.0);
+		}
+		nulls[2] = nulls[3] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

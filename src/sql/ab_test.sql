@@ -39,6 +39,24 @@ COMMENT ON FUNCTION wam.test_sample_size(float8, float8, float8, float8) IS 'rec
 REVOKE EXECUTE ON FUNCTION wam.test_sample_size(float8, float8, float8, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.test_sample_size(float8, float8, float8, float8) TO wam_reader;
 
+CREATE FUNCTION wam_internal.student_t_cdf(t float8, df float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'wam_student_t_cdf' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam_internal.student_t_cdf(float8, float8) IS 'internal: P(T <= t) for Student''s t law with df (not necessarily whole) degrees of freedom';
+REVOKE EXECUTE ON FUNCTION wam_internal.student_t_cdf(float8, float8) FROM PUBLIC;
+
+CREATE FUNCTION wam_internal.student_t_quantile(p float8, df float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'wam_student_t_quantile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam_internal.student_t_quantile(float8, float8) IS 'internal: the quantile of Student''s t law with df degrees of freedom (0 < p < 1)';
+REVOKE EXECUTE ON FUNCTION wam_internal.student_t_quantile(float8, float8) FROM PUBLIC;
+
+CREATE FUNCTION wam.welch_test(mean_a float8, sd_a float8, n_a bigint, mean_b float8, sd_b float8, n_b bigint,
+							   margin float8 DEFAULT 0, OUT t float8, OUT df float8, OUT p_greater float8,
+							   OUT p_two_sided float8)
+	AS 'MODULE_PATHNAME', 'wam_welch_test' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION wam.welch_test(float8, float8, bigint, float8, float8, bigint, float8) IS 'Welch''s t-test from each arm''s mean, sample standard deviation and size: p_greater that mean a is more than (1 + margin) times mean b, p_two_sided that they differ (NULL for an arm of fewer than 2)';
+REVOKE EXECUTE ON FUNCTION wam.welch_test(float8, float8, bigint, float8, float8, bigint, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.welch_test(float8, float8, bigint, float8, float8, bigint, float8) TO wam_reader;
+
 -- tests
 
 -- The other variants of a campaign: its own template and vars are variant A,

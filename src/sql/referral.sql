@@ -39,9 +39,11 @@ CREATE TABLE wam.referral_program (
 	reward_template jsonb,
 	sender text,
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	reward_variants jsonb
 );
 COMMENT ON TABLE wam.referral_program IS 'referral programs and their settings';
+COMMENT ON COLUMN wam.referral_program.reward_variants IS 'the reward A/B test: [{"name": ..., "tiers": [...]}, ...], two or more variants drawn per referrer by a keyed hash (the first is the control; a variant without tiers gives the program''s); NULL: no test';
 
 REVOKE ALL ON wam.referral_program FROM PUBLIC;
 GRANT SELECT ON wam.referral_program TO wam_reader;
@@ -161,6 +163,7 @@ CREATE TABLE wam.referral_reward (
 	notify_detail text,
 	-- no foreign key: old outbox rows may be purged without touching rewards
 	message_id bigint,
+	variant text,
 	CONSTRAINT referral_reward_queued CHECK (notify_status <> 'queued' OR message_id IS NOT NULL)
 );
 CREATE UNIQUE INDEX referral_reward_tier_once ON wam.referral_reward (referrer_id, program_id, tier) WHERE status <> 'revoked';
@@ -173,6 +176,7 @@ COMMENT ON COLUMN wam.referral_reward.notify_detail IS 'why the message was not 
 COMMENT ON COLUMN wam.referral_reward.message_id IS 'the message of wam.outbox that tells the referrer the redemption code (campaign referral:<program>, variant tier <n>)';
 COMMENT ON COLUMN wam.referral_reward.cost_cap IS 'the referrer''s reward budget when the reward was decided (flat_cost_cap, or cost_cap_share x lifetime value)';
 COMMENT ON COLUMN wam.referral_reward.spent_before IS 'cost of the referrer''s rewards already issued (all programs) when this one was decided';
+COMMENT ON COLUMN wam.referral_reward.variant IS 'the reward variant of the program''s A/B test the referrer was drawn into (reward_variants), NULL without a test';
 
 REVOKE ALL ON wam.referral_reward FROM PUBLIC;
 GRANT SELECT ON wam.referral_reward TO wam_reader;
@@ -272,6 +276,48 @@ COMMENT ON FUNCTION wam.referral_defaults(text) IS 'default program settings, op
 REVOKE EXECUTE ON FUNCTION wam.referral_defaults(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.referral_defaults(text) TO wam_reader;
 
+-- Validates a tier list (the program's, or a reward variant's); returns it
+-- normalized.  setting names it in the errors.
+CREATE FUNCTION wam_internal.referral_tiers(v jsonb, setting text) RETURNS jsonb
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	t jsonb;
+	prev integer := 0;
+	tiers jsonb := '[]';
+BEGIN
+	IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) = 0 THEN
+		RAISE EXCEPTION 'referral program setting % must be a non-empty JSON array', setting
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Example: [{"at": 1, "reward": "50-unit coupon", "cost": 50}, {"at": 5, "reward": "sample", "cost": 8}].';
+	END IF;
+	FOR t IN SELECT e FROM jsonb_array_elements(v) e LOOP
+		IF jsonb_typeof(t) <> 'object' OR NOT (t ? 'at' AND t ? 'reward' AND t ? 'cost')
+		   OR EXISTS (SELECT FROM jsonb_object_keys(t) x WHERE x NOT IN ('at', 'reward', 'cost'))
+		   OR jsonb_typeof(t -> 'at') <> 'number' OR jsonb_typeof(t -> 'reward') <> 'string'
+		   OR jsonb_typeof(t -> 'cost') <> 'number' OR btrim(t ->> 'reward') = ''
+		   OR (t ->> 'cost')::numeric < 0
+		   OR (t ->> 'at')::numeric <> trunc((t ->> 'at')::numeric) OR (t ->> 'at')::numeric < 1
+		   OR (t ->> 'at')::numeric > 1000000 THEN
+			RAISE EXCEPTION 'invalid referral tier %', t
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'A tier is {"at": referrals (a whole number of at least 1), "reward": text, "cost": amount of at least 0}.';
+		END IF;
+		IF (t ->> 'at')::integer <= prev THEN
+			RAISE EXCEPTION 'referral tiers must be in increasing order of "at"'
+				USING ERRCODE = 'invalid_parameter_value', DETAIL = format('%s follows a tier at %s.', t, prev);
+		END IF;
+		prev := (t ->> 'at')::integer;
+		tiers := tiers || jsonb_build_array(jsonb_build_object('at', (t ->> 'at')::integer,
+			'reward', btrim(t ->> 'reward'), 'cost', (t ->> 'cost')::numeric));
+	END LOOP;
+	RETURN tiers;
+END
+$$;
+COMMENT ON FUNCTION wam_internal.referral_tiers(jsonb, text) IS 'internal: validates and normalizes a list of referral tiers';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.referral_tiers(jsonb, text) FROM PUBLIC;
+
 -- Validates settings given by an administrator and merges them into base;
 -- returns the complete normalized settings.
 -- (PARALLEL UNSAFE: the EXCEPTION blocks start subtransactions)
@@ -283,7 +329,7 @@ DECLARE
 	known text[] := ARRAY['preset', 'cap', 'velocity_per_hour', 'min_order', 'qualify_window', 'hold',
 						  'cost_cap_share', 'flat_cost_cap', 'ring_depth', 'signup_grace', 'tiers',
 						  'business_number', 'landing_url', 'message', 'starts_at', 'ends_at', 'benchmark',
-						  'reward_template', 'sender'];
+						  'reward_template', 'sender', 'reward_variants'];
 	-- placeholders of reward_template besides the customer's ({name},
 	-- {first_name}, {phone}, {locale}, {customer_id}) and its fallbacks
 	reward_vars text[] := ARRAY['reward', 'redemption_code', 'tier', 'cost', 'program'];
@@ -295,7 +341,6 @@ DECLARE
 	iv interval;
 	ts timestamptz;
 	t jsonb;
-	prev integer := 0;
 	tiers jsonb := '[]';
 BEGIN
 	IF given IS NULL THEN
@@ -389,33 +434,39 @@ BEGIN
 		RAISE EXCEPTION 'referral program ends_at must be after starts_at' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	-- tiers
-	v := s -> 'tiers';
-	IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) = 0 THEN
-		RAISE EXCEPTION 'referral program setting tiers must be a non-empty JSON array'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Example: [{"at": 1, "reward": "50-unit coupon", "cost": 50}, {"at": 5, "reward": "sample", "cost": 8}].';
-	END IF;
-	FOR t IN SELECT e FROM jsonb_array_elements(v) e LOOP
-		IF jsonb_typeof(t) <> 'object' OR NOT (t ? 'at' AND t ? 'reward' AND t ? 'cost')
-		   OR EXISTS (SELECT FROM jsonb_object_keys(t) x WHERE x NOT IN ('at', 'reward', 'cost'))
-		   OR jsonb_typeof(t -> 'at') <> 'number' OR jsonb_typeof(t -> 'reward') <> 'string'
-		   OR jsonb_typeof(t -> 'cost') <> 'number' OR btrim(t ->> 'reward') = ''
-		   OR (t ->> 'cost')::numeric < 0
-		   OR (t ->> 'at')::numeric <> trunc((t ->> 'at')::numeric) OR (t ->> 'at')::numeric < 1
-		   OR (t ->> 'at')::numeric > 1000000 THEN
-			RAISE EXCEPTION 'invalid referral tier %', t
+	s := jsonb_set(s, '{tiers}', wam_internal.referral_tiers(s -> 'tiers', 'tiers'));
+	-- the reward A/B test: two or more named variants, each with its own
+	-- tiers or the program's
+	v := s -> 'reward_variants';
+	IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+		s := jsonb_set(s, '{reward_variants}', 'null');
+	ELSE
+		IF jsonb_typeof(v) <> 'array' OR jsonb_array_length(v) NOT BETWEEN 2 AND 10 THEN
+			RAISE EXCEPTION 'referral program setting reward_variants must be a JSON array of 2 to 10 variants, not %', v
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = 'A tier is {"at": referrals (a whole number of at least 1), "reward": text, "cost": amount of at least 0}.';
+					  HINT = 'Example: [{"name": "discount", "tiers": [{"at": 1, "reward": "20% off", "cost": 10}]}, {"name": "trial", "tiers": [{"at": 1, "reward": "7-day trial", "cost": 8}]}].';
 		END IF;
-		IF (t ->> 'at')::integer <= prev THEN
-			RAISE EXCEPTION 'referral tiers must be in increasing order of "at"'
-				USING ERRCODE = 'invalid_parameter_value', DETAIL = format('%s follows a tier at %s.', t, prev);
-		END IF;
-		prev := (t ->> 'at')::integer;
-		tiers := tiers || jsonb_build_array(jsonb_build_object('at', (t ->> 'at')::integer,
-			'reward', btrim(t ->> 'reward'), 'cost', (t ->> 'cost')::numeric));
-	END LOOP;
-	s := jsonb_set(s, '{tiers}', tiers);
+		tiers := '[]';
+		FOR lo IN 0 .. jsonb_array_length(v) - 1 LOOP
+			t := v -> lo;
+			IF jsonb_typeof(t) <> 'object' OR NOT t ? 'name'
+			   OR EXISTS (SELECT FROM jsonb_object_keys(t) x WHERE x NOT IN ('name', 'tiers'))
+			   OR jsonb_typeof(t -> 'name') <> 'string' OR btrim(t ->> 'name') = '' OR length(btrim(t ->> 'name')) > 40 THEN
+				RAISE EXCEPTION 'invalid reward variant %', t
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'A reward variant is {"name": a text of 1 to 40 characters, "tiers": its tiers (optional: the program''s)}.';
+			END IF;
+			IF EXISTS (SELECT FROM jsonb_array_elements(tiers) e WHERE lower(e ->> 'name') = lower(btrim(t ->> 'name'))) THEN
+				RAISE EXCEPTION 'reward variant "%" is named twice', btrim(t ->> 'name')
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			tiers := tiers || jsonb_build_array(jsonb_build_object('name', btrim(t ->> 'name'))
+				|| CASE WHEN t ? 'tiers' THEN jsonb_build_object('tiers',
+						wam_internal.referral_tiers(t -> 'tiers', format('reward_variants[%s].tiers', lo + 1)))
+						ELSE '{}' END);
+		END LOOP;
+		s := jsonb_set(s, '{reward_variants}', tiers);
+	END IF;
 	-- texts
 	v := s -> 'business_number';
 	IF jsonb_typeof(v) <> 'null' THEN
@@ -522,7 +573,7 @@ RETURN pg_catalog.jsonb_build_object(
 	'flat_cost_cap', p.flat_cost_cap, 'ring_depth', p.ring_depth, 'signup_grace', p.signup_grace::text,
 	'tiers', p.tiers, 'business_number', p.business_number, 'landing_url', p.landing_url,
 	'message', p.message, 'starts_at', p.starts_at, 'ends_at', p.ends_at, 'benchmark', p.benchmark,
-	'reward_template', p.reward_template, 'sender', p.sender);
+	'reward_template', p.reward_template, 'sender', p.sender, 'reward_variants', p.reward_variants);
 COMMENT ON FUNCTION wam.referral_program_settings(wam.referral_program) IS 'all settings of a referral program as one JSON object';
 
 REVOKE EXECUTE ON FUNCTION wam.referral_program_settings(wam.referral_program) FROM PUBLIC;
@@ -551,13 +602,14 @@ BEGIN
 	s := wam_internal.referral_settings(settings, wam.referral_defaults(NULL));
 	INSERT INTO wam.referral_program AS p (name, preset, cap, velocity_per_hour, min_order, qualify_window,
 		hold, cost_cap_share, flat_cost_cap, ring_depth, signup_grace, tiers, business_number, landing_url,
-		message, starts_at, ends_at, benchmark, reward_template, sender)
+		message, starts_at, ends_at, benchmark, reward_template, sender, reward_variants)
 	VALUES (btrim(name), s ->> 'preset', (s ->> 'cap')::integer, (s ->> 'velocity_per_hour')::integer,
 		(s ->> 'min_order')::numeric, (s ->> 'qualify_window')::interval, (s ->> 'hold')::interval,
 		(s ->> 'cost_cap_share')::numeric, (s ->> 'flat_cost_cap')::numeric, (s ->> 'ring_depth')::integer,
 		(s ->> 'signup_grace')::interval, s -> 'tiers', s ->> 'business_number', s ->> 'landing_url',
 		s ->> 'message', (s ->> 'starts_at')::timestamptz, (s ->> 'ends_at')::timestamptz,
-		nullif(s -> 'benchmark', 'null'), nullif(s -> 'reward_template', 'null'), s ->> 'sender')
+		nullif(s -> 'benchmark', 'null'), nullif(s -> 'reward_template', 'null'), s ->> 'sender',
+		nullif(s -> 'reward_variants', 'null'))
 	RETURNING p.id INTO new_id;
 	RETURN new_id;
 END
@@ -589,7 +641,8 @@ BEGIN
 		tiers = s -> 'tiers', business_number = s ->> 'business_number', landing_url = s ->> 'landing_url',
 		message = s ->> 'message', starts_at = (s ->> 'starts_at')::timestamptz,
 		ends_at = (s ->> 'ends_at')::timestamptz, benchmark = nullif(s -> 'benchmark', 'null'),
-		reward_template = nullif(s -> 'reward_template', 'null'), sender = s ->> 'sender', updated_at = now()
+		reward_template = nullif(s -> 'reward_template', 'null'), sender = s ->> 'sender',
+		reward_variants = nullif(s -> 'reward_variants', 'null'), updated_at = now()
 	WHERE x.id = p.id;
 	RETURN s;
 END
@@ -909,11 +962,14 @@ DECLARE
 	spent numeric;
 	rw wam.referral_reward;
 	n integer := 0;
+	arm jsonb;
 BEGIN
 	SELECT * INTO p FROM wam.referral_program x WHERE x.id = program;
 	SELECT r.qualified INTO n_qualified FROM wam.referrer r WHERE r.customer_id = referrer AND r.program_id = program;
+	-- a reward A/B test: the referrer's variant (drawn by a keyed hash) and its tiers
+	arm := wam_internal.referral_variant(p, referrer);
 	FOR t IN SELECT (e ->> 'at')::integer AS at, e ->> 'reward' AS reward, (e ->> 'cost')::numeric AS cost
-			 FROM jsonb_array_elements(p.tiers) e
+			 FROM jsonb_array_elements(coalesce(arm -> 'tiers', p.tiers)) e
 			 WHERE (e ->> 'at')::integer <= n_qualified
 			   AND NOT EXISTS (SELECT FROM wam.referral_reward w
 							   WHERE w.referrer_id = referrer AND w.program_id = program
@@ -930,7 +986,7 @@ BEGIN
 		WHERE x.referrer_id = referrer AND x.status = 'issued';
 		rw := ROW(NULL, program, referrer, t.at, t.reward, t.cost, wam.redemption_code(), 'held',
 				 format('cost cap: %s already issued + %s exceeds the budget of %s', spent, t.cost, cap),
-				 cap, spent, now(), NULL, 'waiting', NULL, NULL)::wam.referral_reward;
+				 cap, spent, now(), NULL, 'waiting', NULL, NULL, arm ->> 'name')::wam.referral_reward;
 		IF spent + t.cost <= cap THEN
 			-- issued: the referrer's message goes into the queue now (R-F2)
 			rw.status := 'issued';
@@ -941,15 +997,16 @@ BEGIN
 		END IF;
 		INSERT INTO wam.referral_reward (program_id, referrer_id, tier, reward, cost, redemption_code, status,
 										 reason, cost_cap, spent_before, decided_at, notify_status, notify_detail,
-										 message_id)
+										 message_id, variant)
 		VALUES (rw.program_id, rw.referrer_id, rw.tier, rw.reward, rw.cost, rw.redemption_code, rw.status,
-				rw.reason, rw.cost_cap, rw.spent_before, rw.decided_at, rw.notify_status, rw.notify_detail, rw.message_id);
+				rw.reason, rw.cost_cap, rw.spent_before, rw.decided_at, rw.notify_status, rw.notify_detail, rw.message_id,
+				rw.variant);
 		n := n + 1;
 	END LOOP;
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached: issued within the cost cap (and the referrer''s message queued), held above it';
+COMMENT ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) IS 'internal: creates the rewards of the tiers a referrer reached (of the referrer''s reward variant, in a reward A/B test): issued within the cost cap (and the referrer''s message queued), held above it';
 
 REVOKE EXECUTE ON FUNCTION wam_internal.referral_grant_rewards(integer, bigint) FROM PUBLIC;
 

@@ -7,7 +7,7 @@
 -- connects as the bootstrap superuser) run anything else.
 CREATE TABLE wam.job (
 	job text PRIMARY KEY CONSTRAINT job_known CHECK (job IN
-		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states')),
+		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states', 'decay alerts')),
 	enabled boolean NOT NULL DEFAULT true,
 	run_every interval NOT NULL CONSTRAINT job_run_every CHECK (run_every >= interval '1 minute'),
 	at_time time CONSTRAINT job_at_time CHECK (at_time = date_trunc('minute', at_time)),
@@ -36,7 +36,9 @@ INSERT INTO wam.job (job, run_every, at_time, on_weekday, options, description) 
 	('maintain partitions', interval '1 hour', NULL, NULL, '{}',
 	 'creates the monthly partitions ahead and applies the retention of wam.retention (wam.maintain_partitions)'),
 	('campaign states', interval '1 minute', NULL, NULL, '{}',
-	 'starts scheduled campaigns and finishes those with nothing left to send (wam.advance_campaigns)');
+	 'starts scheduled campaigns and finishes those with nothing left to send (wam.advance_campaigns)'),
+	('decay alerts', interval '7 days', time '06:00', 2, '{"min_messages": 200, "fall": 0.2, "click_window": "1 day"}',
+	 'alerts on RFM tiers and saved segments whose weekly click rate fell by fall two weeks in a row (wam.click_decay; options: min_messages, fall, click_window)');
 
 GRANT SELECT ON wam.job TO wam_reader;
 GRANT UPDATE (enabled, run_every, at_time, on_weekday, time_zone, options, next_run_at) ON wam.job TO wam_admin;
@@ -166,15 +168,20 @@ BEGIN
 	END IF;
 	SELECT string_agg(k, ', ' ORDER BY k) INTO bad
 	FROM jsonb_object_keys(NEW.options) k
-	WHERE NOT (NEW.job = 'tag audit' AND k IN ('inactive', 'action'));
+	WHERE NOT (NEW.job = 'tag audit' AND k IN ('inactive', 'action'))
+	  AND NOT (NEW.job = 'decay alerts' AND k IN ('min_messages', 'fall', 'click_window'));
 	IF bad IS NOT NULL THEN
 		RAISE EXCEPTION 'job "%" has no option %', NEW.job, bad
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = CASE WHEN NEW.job = 'tag audit' THEN 'Its options are inactive (an interval) and action (report, historical stock or remove).'
+							  WHEN NEW.job = 'decay alerts' THEN 'Its options are min_messages, fall and click_window.'
 							  ELSE 'This job takes no options.' END;
 	END IF;
 	IF NEW.job = 'tag audit' THEN
 		PERFORM wam_internal.audit_options(NEW.options);
+	END IF;
+	IF NEW.job = 'decay alerts' THEN
+		PERFORM wam_internal.decay_options(NEW.options);
 	END IF;
 	-- a changed schedule counts from now: the next tick computes the next run
 	IF TG_OP = 'UPDATE' AND NEW.next_run_at IS NOT DISTINCT FROM OLD.next_run_at
@@ -236,6 +243,10 @@ BEGIN
 			INTO a, r
 			FROM wam.advance_campaigns(greatest(j.next_run_at, pg_catalog.now())) x;
 			RETURN format('%s campaigns started, %s finished', a, r);
+		WHEN 'decay alerts' THEN
+			SELECT x.groups, x.alerts INTO n, a
+			FROM wam_internal.raise_decay_alerts(greatest(j.next_run_at, pg_catalog.now()), j.options) x;
+			RETURN format('%s groups checked, %s click decay alerts raised', n, a);
 	END CASE;
 END
 $$;

@@ -126,6 +126,8 @@ SELECT record_referral(referral_code(11, 'main'), 11);
 SELECT record_referral('XXXX-XXXX', 5002);
 SELECT record_referral(referral_code(12, 'main'), 5001);
 SELECT record_referral(referral_code(12, 'main'), 5003);
+-- a reward A/B test: the qualified referral's reward records its variant
+SELECT configure_referral_program('main', '{"reward_variants": [{"name": "discount"}, {"name": "trial"}]}') IS NOT NULL;
 SELECT record_order(5003, 250, now());
 -- a burst of attempts freezes a referrer for review
 SELECT create_referral_program('burst', '{"velocity_per_hour": 1}');
@@ -228,6 +230,8 @@ for t in $tables; do
     [ "$(q "$src" "SELECT count(*) FROM wam.$t")" = 0 ] && empty="$empty $t"
 done
 tap_is "the fill leaves no table of the extension empty" "$empty" ""
+tap_is "the qualified referral's reward records its A/B variant" \
+    "$(q "$src" "SELECT count(*) || ' ' || count(variant) || ' ' || (min(variant) IN ('discount', 'trial')) FROM wam.referral_reward")" "1 1 true"
 tap_is "five messages are in flight at the dump" "$(q "$src" "SELECT count(*) FROM wam.outbox WHERE status = 'sending'")" 5
 # the partitions of the source, with their bounds and rows
 partitions() { q "$1" "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid) || ' '
@@ -328,6 +332,9 @@ for d in "${targets[@]}"; do
         "$(q "$src" "SELECT count(*) FROM wam.outbox WHERE status IN ('queued', 'retrying')")"
     tap_is "$d: verify_tag_index holds" "$(q "$d" "SELECT count(*) FILTER (WHERE NOT ok) FROM wam.verify_tag_index()")" 0
     tap_is "$d: verify_order_stats holds" "$(q "$d" "SELECT mismatched FROM wam.verify_order_stats()")" 0
+    tap_is "$d: the reward A/B test (variants, recorded variant, report) is the same" \
+        "$(q "$d" "SELECT (SELECT reward_variants::text FROM wam.referral_program WHERE name = 'main') || ' ' || (SELECT string_agg(variant, ',') FROM wam.referral_reward) || ' ' || (SELECT string_agg(r.variant || ':' || r.invitees || ':' || r.first_orders, ',') FROM wam.referral_reward_report('main') r)")" \
+        "$(q "$src" "SELECT (SELECT reward_variants::text FROM wam.referral_program WHERE name = 'main') || ' ' || (SELECT string_agg(variant, ',') FROM wam.referral_reward) || ' ' || (SELECT string_agg(r.variant || ':' || r.invitees || ':' || r.first_orders, ',') FROM wam.referral_reward_report('main') r)")"
     tap_is "$d: the referral report is the same" \
         "$(q "$d" "SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM wam.referral_report('main', '-infinity', 'infinity') r")" \
         "$(q "$src" "SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) FROM wam.referral_report('main', '-infinity', 'infinity') r")"
