@@ -85,7 +85,9 @@ FROM generate_series(1, 10000) g;
 -- script: psql prints the sender's pid); acknowledged once
 SELECT wam_internal.raise_alert('test alert', 'campaign "x"', 'something to look at', '{"n": 1}') AS a \gset
 SELECT kind, subject, message, detail, acknowledged_at IS NULL AS open FROM wam.alert WHERE alert_id = :a;
+SELECT kind, subject FROM wam.open_alert WHERE alert_id = :a;
 SELECT wam.acknowledge_alert(:a) AS first, wam.acknowledge_alert(:a) AS again;
+SELECT count(*) AS still_open FROM wam.open_alert WHERE alert_id = :a;
 \set VERBOSITY sqlstate
 SELECT wam.acknowledge_alert(NULL);
 SELECT wam.acknowledge_alert(-1);

@@ -20,6 +20,15 @@ GRANT SELECT ON wam.alert TO wam_reader;
 GRANT SELECT, INSERT, UPDATE ON wam.alert TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.alert_alert_id_seq TO wam_definer;
 
+CREATE VIEW wam.open_alert AS
+SELECT a.alert_id, a.raised_at, a.kind, a.subject, a.message, a.detail
+FROM wam.alert a
+WHERE a.acknowledged_at IS NULL;
+COMMENT ON VIEW wam.open_alert IS 'alerts not acknowledged yet, what needs a person''s attention';
+
+REVOKE ALL ON wam.open_alert FROM PUBLIC;
+GRANT SELECT ON wam.open_alert TO wam_reader;
+
 -- Records an alert and notifies wam_alerts with its id, kind and subject (the
 -- payload stays far below NOTIFY's 8000 bytes: the rest is in the table).
 CREATE FUNCTION wam_internal.raise_alert(kind text, subject text, message text, detail jsonb DEFAULT NULL)
