@@ -72,6 +72,7 @@ SQL_PARTS = \
 	src/sql/attribution.sql \
 	src/sql/alert.sql \
 	src/sql/ab_test.sql \
+	src/sql/offer.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
