@@ -45,6 +45,7 @@ OBJS = \
 	src/partition.o \
 	src/referral_code.o \
 	src/referral_sql.o \
+	src/offer_code.o \
 	src/referral_store.o \
 	src/referral_trigger.o \
 	src/send_window.o \
