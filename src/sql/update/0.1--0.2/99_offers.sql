@@ -370,6 +370,7 @@ CREATE TABLE wam.offer_code (
 CREATE UNIQUE INDEX offer_code_recipient ON wam.offer_code (offer_id, customer_id) WHERE customer_id IS NOT NULL;
 COMMENT ON TABLE wam.offer_code IS 'unique codes of offers: administrators only (operators redeem codes they are given, they cannot list them)';
 REVOKE ALL ON wam.offer_code FROM PUBLIC;
+GRANT SELECT ON wam.offer_code TO wam_admin;
 GRANT SELECT, INSERT, UPDATE ON wam.offer_code TO wam_definer;
 GRANT USAGE ON SEQUENCE wam.offer_code_code_id_seq TO wam_definer;
 SELECT pg_catalog.pg_extension_config_dump('wam.offer_code', '');
