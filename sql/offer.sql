@@ -310,3 +310,31 @@ SELECT bool_and(o.redeemed = (SELECT count(*) FROM code_redemption r WHERE r.off
 	   (SELECT count(*) FROM offer_code c WHERE (c.used_at IS NOT NULL) <>
 			EXISTS (SELECT FROM code_redemption r WHERE r.code_id = c.code_id AND r.reversed_at IS NULL)) AS codes_out_of_step
 FROM offer o;
+
+-- ---------------------------------------------------------------- group economics (R-G5)
+-- a fresh week: a group of 10 (an admin among them), 4 clicked, 2 redeemed the offer, 1
+-- refunded; a second group of 20 where 1 redeemed
+SELECT create_group('econ-a') AS ea, create_group('econ-b') AS eb \gset
+INSERT INTO customer (id, phone) SELECT g, (85291000000 + g)::text FROM generate_series(101, 130) g;
+SELECT add_group_members('econ-a', segment_range(101, 111)) AS a_members, add_group_members('econ-a', segment(ARRAY[101]::bigint[]), 'admin') AS a_admin,
+	   add_group_members('econ-b', segment_range(111, 131)) AS b_members,
+	   add_group_members('econ-b', segment(ARRAY[111, 112]::bigint[]), 'admin') AS b_admins;
+INSERT INTO event (customer_id, kind) SELECT g, 'link_click' FROM generate_series(102, 105) g;
+SELECT create_offer('econ 10', audience => 'group(econ-a) | group(econ-b)', code => 'ECON10', discount_percent => 10) AS econ10;
+SELECT create_offer('econ half', 'econ-a', code => 'ECONHALF', discount_percent => 50) AS econhalf;
+SELECT set_offer_gifts('econ half', '[{"min_amount": 1000, "gift": "sample pack", "cost": 45}]') AS tiers;
+SELECT pg_temp.buy(102, 1000, 'ECON10') AS a1, pg_temp.buy(103, 2000, 'ECON10') AS a2, pg_temp.buy(104, 500, 'ECON10') AS a3,
+	   pg_temp.buy(113, 1500, 'ECON10') AS b1, pg_temp.buy(105, 1000, 'ECONHALF') AS half;
+SELECT refund_order(104, (SELECT order_id FROM code_redemption WHERE customer_id = 104)) AS refunded;
+SELECT group_name, offer, members, clicked, click_rate, redeemers, redemption_rate, redemptions, revenue, discount_cost,
+	   net_profit, profit_per_discount, health, flag, week = date_trunc('week', now())::date AS this_week
+FROM group_economics(now() - interval '1 hour', now() + interval '1 hour') WHERE group_name LIKE 'econ-%';
+SELECT group_name, admin, order_amount, commission FROM group_admin_commission(now() - interval '1 hour', now() + interval '1 hour')
+WHERE group_name LIKE 'econ-%';
+SELECT count(*) AS nothing_before FROM group_economics('2000-01-01', '2000-01-08');
+SELECT pg_temp.err($$SELECT group_economics(now(), now())$$) AS empty_window,
+	   pg_temp.err($$SELECT group_economics(NULL, now())$$) AS null_since,
+	   pg_temp.err($$SELECT group_admin_commission(now() - interval '1 day', now(), 1.5)$$) AS bad_rate;
+SET ROLE wam_reader;
+SELECT count(*) > 0 AS reader_reads_economics FROM group_economics(now() - interval '1 hour', now() + interval '1 hour');
+RESET ROLE;

@@ -1212,3 +1212,95 @@ $$;
 COMMENT ON FUNCTION wam.refund_order(bigint, bigint, text) IS 'refunds an order: its amount becomes 0 (kept in details.refunded_amount) and its code redemptions are reversed; returns how many';
 REVOKE EXECUTE ON FUNCTION wam.refund_order(bigint, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.refund_order(bigint, bigint, text) TO wam_operator;
+
+-- ---------------------------------------------------------------------------
+-- group economics (R-G5)
+
+-- per ISO week, group and offer: the group's members that week, how many clicked a link
+-- and how many redeemed, what the redemptions brought and cost
+CREATE FUNCTION wam.group_economics(since timestamptz, until timestamptz)
+	RETURNS TABLE (week date, group_name text, offer text, members bigint, clicked bigint, click_rate numeric,
+				   redeemers bigint, redemption_rate numeric, redemptions bigint, revenue numeric,
+				   discount_cost numeric, net_profit numeric, profit_per_discount numeric, health text, flag text)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL, 'since and until');
+	IF until <= since THEN
+		RAISE EXCEPTION 'until must be after since' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	WITH r AS (
+		SELECT date_trunc('week', x.redeemed_at)::date AS wk, x.group_id, x.offer_id, x.customer_id,
+			   x.amount, x.discount + coalesce(x.gift_cost, 0) AS cost
+		FROM wam.code_redemption x
+		WHERE x.redeemed_at >= since AND x.redeemed_at < until AND x.reversed_at IS NULL
+		  AND x.offer_id IS NOT NULL AND x.group_id IS NOT NULL
+	), cells AS (
+		SELECT r.wk, r.group_id, r.offer_id, count(DISTINCT r.customer_id) AS redeemers, count(*) AS n,
+			   sum(r.amount) AS revenue, sum(r.cost) AS cost
+		FROM r GROUP BY 1, 2, 3
+	), m AS (
+		-- members during the week (joined before its end, not left before its start)
+		SELECT c.wk, c.group_id, gm.customer_id
+		FROM (SELECT DISTINCT wk, group_id FROM cells) c
+		JOIN wam.group_member gm ON gm.group_id = c.group_id AND gm.joined_at < c.wk + 7
+								 AND (gm.left_at IS NULL OR gm.left_at >= c.wk)
+		GROUP BY 1, 2, 3
+	), mc AS (
+		SELECT m.wk, m.group_id, count(*) AS members,
+			   count(*) FILTER (WHERE EXISTS (SELECT FROM wam.event e WHERE e.customer_id = m.customer_id
+											  AND e.kind = 'link_click' AND e.occurred_at >= m.wk
+											  AND e.occurred_at < m.wk + 7)) AS clicked
+		FROM m GROUP BY 1, 2
+	)
+	SELECT c.wk, g.name, o.name, coalesce(mc.members, 0), coalesce(mc.clicked, 0),
+		   round(mc.clicked::numeric / nullif(mc.members, 0), 4),
+		   c.redeemers, round(c.redeemers::numeric / nullif(mc.members, 0), 4), c.n,
+		   c.revenue, c.cost, c.revenue - c.cost, round((c.revenue - c.cost) / nullif(c.cost, 0), 2),
+		   CASE WHEN c.cost = 0 THEN NULL WHEN (c.revenue - c.cost) / c.cost >= 5 THEN 'healthy' ELSE 'low' END,
+		   CASE WHEN c.redeemers::numeric / nullif(mc.members, 0) < 0.15 THEN 'change the offer form' END
+	FROM cells c
+	JOIN wam.wa_group g ON g.group_id = c.group_id
+	JOIN wam.offer o ON o.offer_id = c.offer_id
+	LEFT JOIN mc ON mc.wk = c.wk AND mc.group_id = c.group_id
+	ORDER BY 1, 2, 3;
+END
+$$;
+COMMENT ON FUNCTION wam.group_economics(timestamptz, timestamptz) IS 'per week, group and offer: members, click and redemption rates, revenue, discount cost, net profit per unit of discount (healthy at 5 or more), a flag below 15 % redemption';
+REVOKE EXECUTE ON FUNCTION wam.group_economics(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.group_economics(timestamptz, timestamptz) TO wam_reader;
+
+-- the seed users' arrangement: a group's admins earn 3 % of the order amounts redeemed
+-- with the group's offers, shared equally by the admins of that week
+CREATE FUNCTION wam.group_admin_commission(since timestamptz, until timestamptz, rate numeric DEFAULT 0.03)
+	RETURNS TABLE (week date, group_name text, admin bigint, order_amount numeric, commission numeric)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+	PERFORM wam_internal.refuse_null(since IS NULL OR until IS NULL OR rate IS NULL, 'since, until and rate');
+	IF until <= since OR rate < 0 OR rate > 1 THEN
+		RAISE EXCEPTION 'until must be after since, and rate between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	WITH a AS (
+		SELECT date_trunc('week', x.redeemed_at)::date AS wk, x.group_id, sum(x.amount) AS amount
+		FROM wam.code_redemption x
+		WHERE x.redeemed_at >= since AND x.redeemed_at < until AND x.reversed_at IS NULL AND x.group_id IS NOT NULL
+		GROUP BY 1, 2
+	), ad AS (
+		SELECT a.wk, a.group_id, a.amount, gm.customer_id,
+			   count(*) OVER (PARTITION BY a.wk, a.group_id) AS admins
+		FROM a JOIN wam.group_member gm ON gm.group_id = a.group_id AND gm.role = 'admin'
+			AND gm.joined_at < a.wk + 7 AND (gm.left_at IS NULL OR gm.left_at >= a.wk)
+	)
+	SELECT ad.wk, g.name, ad.customer_id, ad.amount, round(ad.amount * rate / ad.admins, 2)
+	FROM ad JOIN wam.wa_group g ON g.group_id = ad.group_id
+	ORDER BY 1, 2, 3;
+END
+$$;
+COMMENT ON FUNCTION wam.group_admin_commission(timestamptz, timestamptz, numeric) IS 'per week, group and admin: the order amounts redeemed with the group''s offers and the admin''s commission (3 % by default, shared by the week''s admins)';
+REVOKE EXECUTE ON FUNCTION wam.group_admin_commission(timestamptz, timestamptz, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.group_admin_commission(timestamptz, timestamptz, numeric) TO wam_reader;
