@@ -154,9 +154,11 @@ The redemption table holds 0, 100,000 or 1,000,000 earlier redemptions of the sa
 |---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
-A redemption costs the same at every size: every statement is an index lookup or an
-insert (the code by its unique index, the membership by the current-member index, the
-counters by primary key), nothing counts rows. The total limit is enforced on one counter
+Read the ratios, not the absolute rates, when other work shares the machine: the plain
+UPDATE never touches the redemption table, so when it slows down between sizes, the load
+did. A redemption's cost does not depend on the size of the redemption table: every
+statement is an index lookup or an insert (the code by its unique index, the membership by
+the current-member index, the counters by primary key), nothing counts rows. The total limit is enforced on one counter
 row, so concurrent redemptions of one offer serialize on its row lock exactly like the
 plain UPDATE; the redemption does its other work (checks, the per-customer counter, the
 redemption row) before it takes that lock.
