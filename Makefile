@@ -45,6 +45,7 @@ OBJS = \
 	src/partition.o \
 	src/referral_code.o \
 	src/referral_sql.o \
+	src/offer_code.o \
 	src/referral_store.o \
 	src/referral_trigger.o \
 	src/send_window.o \
@@ -74,6 +75,7 @@ SQL_PARTS = \
 	src/sql/ab_test.sql \
 	src/sql/reward_test.sql \
 	src/sql/decay_alert.sql \
+	src/sql/offer.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

@@ -197,6 +197,11 @@ wam_put_leaf(WamOut *o, const WamExprParse *parse, const WamExprNode *n,
 		case WAM_EXPR_ATTR:
 			wam_put_attr(o, parse, n);
 			return;
+		case WAM_EXPR_GROUP:
+			wam_puts(o, "group(");
+			wam_put_name(o, parse->names + n->name_off, n->name_len, flags, true);
+			wam_puts(o, ")");
+			return;
 		default:
 			wam_puts(o, "?");
 			return;

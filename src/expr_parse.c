@@ -9,6 +9,7 @@
  *		term	  := factor { (AND | "&" | EXCLUDE | "-") factor }
  *		factor	  := (NOT | "!") factor | "(" expr ")" | operand
  *		operand   := tag | "@" name | ALL | REACHABLE | [NO] predicate | attribute
+ *				   | GROUP "(" name ")"
  *		predicate := EVENT "(" kind { "," key "=" value } ")" [cmp count] [window]
  *				   | ORDERS [cmp count] [window]		(= event(order))
  *				   | (INBOUND | READ | FIRST_ORDER | LAST_ORDER | INTERACTED)
@@ -32,9 +33,9 @@
  * bare name belongs to the name ("cart-abandoned"); as EXCLUDE it must start
  * a token, i.e. follow white space, ")" or a quoted name ("a - b", "a -b").
  * A bare word equal to a keyword is the keyword; such a tag must be quoted.
- * ATTR and AGE (and BETWEEN, IN, IS, SET, TRUE, FALSE inside attributes)
- * are keywords only where a tag could not stand: "attr" before "(", "age"
- * before a comparison or BETWEEN; elsewhere they are tag names, so
+ * ATTR, GROUP and AGE (and BETWEEN, IN, IS, SET, TRUE, FALSE inside
+ * attributes) are keywords only where a tag could not stand: "attr" and
+ * "group" before "(", "age" before a comparison or BETWEEN; elsewhere they are tag names, so
  * expressions written before attributes existed keep their meaning.
  * With WAM_EXPR_UTF8, Unicode spaces separate tokens and the fullwidth
  * forms of ! & | ( ) - @ < > = (typed by CJK input methods) are those
@@ -1245,6 +1246,38 @@ wam_parse_attr(WamParser *p, const WamToken *t0, bool age)
 	return WAM_EXPR_OK;
 }
 
+/*
+ * group(name): the current members of a group (t0 is the word "group",
+ * the "(" was peeked by the caller).  The name, bare or quoted, is kept in
+ * lower case, as group names are slugs.
+ */
+static WamExprError
+wam_parse_group(WamParser *p, const WamToken *t0)
+{
+	WamExprNode *n;
+	WamExprError rc;
+	WamToken	t;
+
+	if ((rc = wam_new_node(p, t0, &n)) != WAM_EXPR_OK)
+		return rc;
+	n->kind = WAM_EXPR_GROUP;
+	n->start = t0->start;
+	if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)	/* "(" */
+		return rc;
+	if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+		return rc;
+	if (t.type != TOK_WORD && t.type != TOK_QUOTED)
+		return wam_fail_at(p, WAM_EXPR_ERR_GROUP_NAME, &t);
+	n->quoted = t.quoted;
+	wam_add_name(p, n, p->src + t.text, t.text_len, t.quoted, true);
+	if ((rc = wam_lex(p, &t)) != WAM_EXPR_OK)
+		return rc;
+	if (t.type != TOK_RPAREN)
+		return wam_fail_at(p, WAM_EXPR_ERR_GROUP_CLOSE, &t);
+	n->end = t.start + t.len;
+	return WAM_EXPR_OK;
+}
+
 /* -------- the parser -------- */
 
 WamExprError
@@ -1333,17 +1366,21 @@ wam_expr_parse(const char *src, size_t len, int flags,
 						WamToken	nx;
 						bool		is_attr = wam_word_eq(p.src + t.text, t.text_len, "attr");
 						bool		is_age = wam_word_eq(p.src + t.text, t.text_len, "age");
+						bool		is_group = wam_word_eq(p.src + t.text, t.text_len, "group");
 
-						if (is_attr || is_age)
+						if (is_attr || is_age || is_group)
 						{
 							if ((rc = wam_peek(&p, &nx)) != WAM_EXPR_OK)
 								return rc;
 							is_attr = is_attr && nx.type == TOK_LPAREN;
+							is_group = is_group && nx.type == TOK_LPAREN;
 							is_age = is_age && (nx.type == TOK_CMP ||
 												(nx.type == TOK_WORD &&
 												 wam_word_eq(p.src + nx.text, nx.text_len, "between")));
 						}
-						if (is_attr || is_age)
+						if (is_group)
+							rc = wam_parse_group(&p, &t);
+						else if (is_attr || is_age)
 							rc = wam_parse_attr(&p, &t, is_age);
 						else
 							rc = wam_name_operand(&p, &t, WAM_EXPR_TAG);
@@ -1537,6 +1574,10 @@ wam_expr_error_phrase(WamExprError err)
 			return "Expected SET or NOT SET after IS";
 		case WAM_EXPR_ERR_AGE:
 			return "Expected a comparison or BETWEEN with whole numbers of years (0 to 200) after age";
+		case WAM_EXPR_ERR_GROUP_NAME:
+			return "Expected a group name such as mums-taipei-east";
+		case WAM_EXPR_ERR_GROUP_CLOSE:
+			return "Expected \")\" after the group name";
 		case WAM_EXPR_ERR_TOO_LONG:
 			return "The expression is too long";
 		case WAM_EXPR_ERR_TOO_MANY:

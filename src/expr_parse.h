@@ -63,6 +63,7 @@ typedef enum WamExprKind
 	WAM_EXPR_EVENT,				/* [no] event(kind) [cmp count] [within w] */
 	WAM_EXPR_FIELD,				/* [no] inbound|read|... [within w] */
 	WAM_EXPR_ATTR,				/* attr(name) op values, age op values */
+	WAM_EXPR_GROUP,				/* group(name): current members of a group */
 	/* operators */
 	WAM_EXPR_NOT,				/* NOT x, !x */
 	WAM_EXPR_AND,				/* x AND y, x & y */
@@ -165,7 +166,8 @@ typedef struct WamExprNode
 	uint32_t	end;
 	uint32_t	depth;			/* 0 for the root, parent's depth + 1 */
 	uint32_t	name_off;		/* TAG, SEGMENT: name; EVENT: event kind;
-								 * ATTR: attribute name (lower case) */
+								 * ATTR: attribute name (lower case);
+								 * GROUP: group name (lower case) */
 	uint32_t	name_len;		/* (offset into WamExprParse.names, which
 								 * NUL-terminates every name) */
 	int64_t		count;			/* EVENT: the N of "cmp N" (default >= 1) */
@@ -211,6 +213,8 @@ typedef enum WamExprError
 	WAM_EXPR_ERR_IS_SET,		/* IS not followed by SET or NOT SET */
 	WAM_EXPR_ERR_AGE,			/* age: no comparison or BETWEEN, or a value
 								 * that is not a whole number up to 200 */
+	WAM_EXPR_ERR_GROUP_NAME,	/* no group name inside group( ) */
+	WAM_EXPR_ERR_GROUP_CLOSE,	/* no ")" after the group name */
 	WAM_EXPR_ERR_TOO_LONG,		/* limit: source length */
 	WAM_EXPR_ERR_TOO_MANY,		/* limit: node count */
 	WAM_EXPR_ERR_TOO_DEEP,		/* limit: nesting depth */

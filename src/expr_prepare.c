@@ -757,6 +757,79 @@ wam_parse_alloc(void *arg, size_t size)
 	return MemoryContextAlloc((MemoryContext) arg, size);
 }
 
+/*
+ * wam_resolve_groups looks up the group of every group(name) node and
+ * turns it into a predicate query (its current members), shared between
+ * equal names.  An unknown group is a problem, like an unknown tag.
+ */
+static bool
+wam_resolve_groups(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
+{
+	const WamExprParse *pp = &prog->parse;
+	uint32		i;
+
+	for (i = 0; i < pp->nnodes; i++)
+	{
+		const WamExprNode *nd = &pp->nodes[i];
+		Oid			type = TEXTOID;
+		Datum		arg;
+		MemoryContext old;
+		int			rc;
+		bool		isnull;
+		int64		id;
+		WamExprPred tmp;
+		WamExprPred *pred;
+		bool		found;
+
+		if (nd->kind != WAM_EXPR_GROUP)
+			continue;
+		arg = CStringGetTextDatum(pp->names + nd->name_off);
+		old = CurrentMemoryContext;
+		rc = SPI_execute_with_args("SELECT g.group_id FROM wam.wa_group g "
+								   "WHERE g.name OPERATOR(pg_catalog.=) $1",
+								   1, &type, &arg, NULL, true, 1);
+		MemoryContextSwitchTo(old);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "wam_resolve_groups: query failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 0)
+		{
+			WamExprProblem *p = wam_expr_problem(ctx, prog, ERRCODE_UNDEFINED_OBJECT,
+												 wam_expr_leaf_pos(prog, nd));
+
+			SPI_freetuptable(SPI_tuptable);
+			p->message = psprintf("group \"%s\" does not exist", pp->names + nd->name_off);
+			p->detail = psprintf("The group is %s.", wam_expr_where(p));
+			p->hint = pstrdup("Groups are listed in wam.wa_group; create one with wam.create_group().");
+			*problem = p;
+			return false;
+		}
+		id = DatumGetInt64(wam_expr_col(0, 1, &isnull));
+		SPI_freetuptable(SPI_tuptable);
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.query = WAM_PQ_ATTR;
+		tmp.sql = pstrdup("SELECT wam.segment_agg(m.customer_id) FROM wam.group_member m "
+						  "WHERE m.group_id OPERATOR(pg_catalog.=) $1 AND m.left_at IS NULL");
+		tmp.nargs = 1;
+		tmp.argtypes[0] = INT8OID;
+		tmp.args[0] = Int64GetDatum(id);
+		tmp.key = psprintf("group|" INT64_FORMAT, id);
+		pred = hash_search(ctx->preds, &tmp.key, HASH_ENTER, &found);
+		if (!found)
+		{
+			char	   *key = pred->key;
+
+			*pred = tmp;
+			pred->key = key;
+			pred->evaluated = false;
+			pred->bm = NULL;
+		}
+		prog->preds[i] = pred;
+		prog->pred_neg[i] = false;
+	}
+	return true;
+}
+
 /* Parses prog and resolves its names, recursing into saved segments. */
 static bool
 wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **problem)
@@ -782,6 +855,8 @@ wam_prepare_program(WamExprCtx *ctx, WamExprProgram *prog, WamExprProblem **prob
 		return false;
 	wam_register_preds(ctx, prog);
 	if (!wam_expr_resolve_attrs(ctx, prog, problem))
+		return false;
+	if (!wam_resolve_groups(ctx, prog, problem))
 		return false;
 	return wam_resolve_segments(ctx, prog, problem);
 }

@@ -437,3 +437,48 @@ SELECT * FROM wam.advance_campaigns(now() + interval '61 minutes') WHERE campaig
 SELECT state, winner, reason FROM wam.campaign_test_status WHERE campaign = 'autumn demo';
 SELECT variant, count(*) AS messages FROM wam.outbox WHERE campaign = 'autumn demo' GROUP BY 1 ORDER BY 1;
 \endif
+
+\echo
+\echo '== (h) A group-exclusive offer from creation to redemption, and its week (R-G1 ... R-G5) =='
+\echo '   a WhatsApp group of 200 demo customers, one of them its admin; group(name) in expressions'
+SELECT wam.create_group('demo-mums-taipei') AS group_id;
+SELECT wam.add_group_members('demo-mums-taipei', wam.segment_range(1, 201)) AS members,
+       wam.add_group_members('demo-mums-taipei', wam.segment(ARRAY[1]::bigint[]), 'admin') AS admins;
+SELECT wam.audience_size('group(demo-mums-taipei) AND interest-beauty') AS beauty_fans_in_the_group;
+\echo '   the offer: 20 % off above 100 for the first 50, 7 days; gift tiers by order amount'
+SELECT wam.create_offer('demo first 50', group_name => 'demo-mums-taipei', code => 'MUMS20', discount_percent => 20,
+                        min_order => 100, total_limit => 50, group_price => 400, public_price => 500) AS offer_id;
+SELECT wam.set_offer_gifts('demo first 50', '[{"min_amount": 1200, "gift": "sample pack", "cost": 45},
+                                              {"min_amount": 2500, "gift": "bigger gift", "cost": 90}]') AS gift_tiers;
+\echo '   a group price only 8 % below the public price needs a reason, which is logged'
+SELECT wam.create_offer('demo clearance', group_name => 'demo-mums-taipei', code => 'MUMSLAST', discount_amount => 40,
+                        group_price => 460, public_price => 500, force_reason => 'end-of-line stock') AS forced_offer;
+SELECT o.name, p.below_public, p.reason FROM wam.offer_price_override p JOIN wam.offer o USING (offer_id);
+\echo '   60 members order with the code (and one outsider): the first 50 get the discount'
+CREATE FUNCTION demo.order_with_code(customer bigint, amount numeric, code text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    PERFORM wam.record_order(customer, amount, code => code);
+    RETURN 'redeemed';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ' ' || regexp_replace(SQLERRM, '^code "[^"]*" refused: ', '');
+END
+$f$;
+SELECT result, count(*) FROM (SELECT demo.order_with_code(g, 300 + (g * 53) % 2700, 'mums20') AS result
+                              FROM generate_series(2, 61) g
+                              UNION ALL SELECT demo.order_with_code(500, 800, 'MUMS20')) x
+GROUP BY 1 ORDER BY 2 DESC;
+SELECT r.gift, count(*) AS redemptions, sum(r.discount) AS discount FROM wam.code_redemption r
+JOIN wam.offer o USING (offer_id) WHERE o.name = 'demo first 50' GROUP BY 1 ORDER BY 1 NULLS FIRST;
+\echo '   a refund gives one redemption back; the next member gets it'
+SELECT wam.refund_order(2, (SELECT order_id FROM wam.code_redemption WHERE customer_id = 2)) AS reversed,
+       demo.order_with_code(62, 500, 'MUMS20') AS member_62;
+SELECT name, redeemed, total_limit FROM wam.offer WHERE name = 'demo first 50';
+\echo '   the referral reward of customer 1 (section e) is redeemed through the same path'
+SELECT demo.order_with_code(1, 200, (SELECT redemption_code FROM wam.referral_reward WHERE referrer_id = 1 LIMIT 1)) AS reward_code,
+       demo.order_with_code(1, 200, (SELECT redemption_code FROM wam.referral_reward WHERE referrer_id = 1 LIMIT 1)) AS again;
+\echo '   the week per group and offer, and the admin''s 3 % commission'
+\x on
+SELECT * FROM wam.group_economics(now() - interval '1 day', now() + interval '1 day') WHERE group_name = 'demo-mums-taipei';
+\x off
+SELECT group_name, admin, order_amount, commission
+FROM wam.group_admin_commission(now() - interval '1 day', now() + interval '1 day') WHERE group_name = 'demo-mums-taipei';

@@ -668,7 +668,8 @@ REVOKE EXECUTE ON FUNCTION wam_internal.order_events_trigger() FROM PUBLIC;
 -- orders
 
 CREATE FUNCTION wam.record_order(customer bigint, amount numeric, ordered_at timestamptz DEFAULT now(),
-								 coupon_used boolean DEFAULT false, details jsonb DEFAULT NULL)
+								 coupon_used boolean DEFAULT false, details jsonb DEFAULT NULL,
+								 code text DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, wam, pg_temp
 AS $$
@@ -762,8 +763,13 @@ BEGIN
 	END IF;
 
 	INSERT INTO wam.customer_order (customer_id, ordered_at, amount, currency, coupon_used, units, details)
-	VALUES (customer, ordered_at, amount, coalesce(cur, cfg.currency), coupon_used, n_units, details)
+	VALUES (customer, ordered_at, amount, coalesce(cur, cfg.currency), coupon_used OR code IS NOT NULL, n_units, details)
 	RETURNING order_id INTO new_id;
+	-- a code (an offer's, or a referral reward's) is redeemed on the order in the same
+	-- transaction: a refused code raises, and the order is not recorded either
+	IF code IS NOT NULL THEN
+		PERFORM wam_internal.redeem_code(code, customer, new_id, amount, ordered_at);
+	END IF;
 	-- the order event that lets event rules react at once (R-T8) is written by
 	-- the trigger order_to_events, as for orders inserted or copied in bulk
 
@@ -776,10 +782,10 @@ BEGIN
 	RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) IS 'records an order and updates the purchase statistics; returns its id';
+COMMENT ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb, text) IS 'records an order and updates the purchase statistics, redeeming a code on it if given; returns its id';
 
-REVOKE EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb) TO wam_operator;
+REVOKE EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION wam.record_order(bigint, numeric, timestamptz, boolean, jsonb, text) TO wam_operator;
 
 CREATE TABLE wam.customer_user_id (
 	user_id text PRIMARY KEY,

@@ -187,6 +187,12 @@ check_program(const WamExprParse *r, const char *src, size_t len,
 				CHECK(n->first == (int32_t) i && n->left == -1);
 				height++;
 				break;
+			case WAM_EXPR_GROUP:
+				CHECK(n->first == (int32_t) i && n->left == -1);
+				CHECK(n->name_len > 0);
+				CHECK(r->names[n->name_off + n->name_len] == '\0');
+				height++;
+				break;
 			case WAM_EXPR_ATTR:
 				{
 					uint32_t	k;

@@ -13,6 +13,7 @@ SELECT p.oid, p.proname,
 	   CASE
 		   WHEN p.proname ~ '^(segment|all_customers$)' THEN '1 Segments (the type)'
 		   WHEN p.proname ~ '^(audience|define_segment$|drop_segment$)' THEN '2 Segment expressions'
+		   WHEN p.proname ~ '(group|offer|gift|price_floor)' OR p.proname ~ '^(check_code|redeem_code|refund_order|code_redemptions)$' THEN '10 Groups and offers'
 		   WHEN p.proname ~ '^(campaign_orders|record_click|record_mistargeting|roi_health|media_size_limit|lift_p_value|test_sample_size|welch_test|click_decay|acknowledge_alert|add_campaign_variant)$' THEN '7 Sending'
 		   WHEN p.proname ~ '(rfm|order|value_report)' THEN '5 Orders and RFM'
 		   WHEN p.proname ~ '(tag|tags|retag_customers)($|_)' OR p.proname ~ '^(rule_audience|run_due_jobs|maintain_partitions)$' THEN '3 Tags and automation'

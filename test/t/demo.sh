@@ -185,5 +185,19 @@ else
     tap_not_ok "demo output shows the ring rejected" "$(grep -n 'invites' "$out" | head -8)"
 fi
 
+# Section (h): a group offer from creation to redemption.
+tap_is "the group offer: exactly 50 of 61 orders redeemed, the others refused at the limit or as outsiders" \
+    "$(grep -E '^ (redeemed|23514 limit reached|42501 not a member of the group) +\| +[0-9]+$' "$out" | tr -s ' ' | tr '\n' ';')" \
+    " redeemed | 50; 23514 limit reached | 10; 42501 not a member of the group | 1;"
+tap_is "after a refund the next member redeems; the counter stays at the limit" \
+    "$(q "SELECT redeemed || ' ' || (SELECT count(*) FROM wam.code_redemption r JOIN wam.offer o USING (offer_id)
+                                     WHERE o.name = 'demo first 50' AND r.reversed_at IS NULL) FROM wam.offer WHERE name = 'demo first 50'")" \
+    "50 50"
+tap_is "the referral reward was redeemed once through the same path" \
+    "$(q "SELECT count(*) FROM wam.code_redemption WHERE code_kind = 'referral'")" 1
+tap_is "the week's economics has the offer's row with its redemption rate" \
+    "$(q "SELECT redemptions || ' ' || members || ' ' || redemption_rate FROM wam.group_economics(now() - interval '1 day', now() + interval '1 day')
+          WHERE group_name = 'demo-mums-taipei' AND offer = 'demo first 50'")" "50 200 0.2500"
+
 tap_psql -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null
 tap_done

@@ -6,6 +6,7 @@
 # customers, 6,919 orders through wam.record_order), a contact import with failed rows,
 # tags, example rules and their runs, behaviour events, RFM scores, an LTV fit, a saved
 # segment, senders with secrets and a verify token, a portfolio with a limit, a sender grant,
+# a group with offers, codes and redemptions (one refunded, one with a forced price),
 # account webhooks (a paused template, a flagged number), a referral program with judged
 # referrals, fingerprints, a qualified referral and its reward, and a campaign drained
 # through the worker's own SQL (claim, results) with signed status and inbound webhooks,
@@ -112,6 +113,20 @@ FROM (SELECT '{"object":"whatsapp_business_account","entry":[{"id":"102290129340
              '"message_template_name":"winter_sale","message_template_language":"en_US","reason":"NONE"}},'
              '{"field":"phone_number_quality_update","value":{"display_phone_number":"15550783881","event":"FLAGGED"}}]}]}'
              AS b) w;
+-- a group (one member left) and its offers: a redemption with a gift, a refunded one, a
+-- unique code redeemed, the others issued, a forced group price
+SELECT create_group('mums-taipei-east');
+SELECT add_group_members('mums-taipei-east', segment_range(1, 21));
+SELECT remove_group_members('mums-taipei-east', segment_range(20, 21));
+SELECT create_offer('group 50', 'mums-taipei-east', code => 'GROUP50', discount_percent => 50, total_limit => 10,
+                    per_group_limit => 5);
+SELECT set_offer_gifts('group 50', '[{"min_amount": 100, "gift": "sample pack", "cost": 45}]');
+SELECT create_offer('welcome', 'mums-taipei-east', discount_amount => 30, group_price => 95, public_price => 100,
+                    force_reason => 'launch');
+SELECT count(*) FROM issue_offer_codes('welcome');
+SELECT record_order(1, 150, code => 'GROUP50'), record_order(2, 150, code => 'group50');
+SELECT refund_order(2, (SELECT max(order_id) FROM customer_order WHERE customer_id = 2));
+SELECT record_order(3, 80, code => (SELECT code FROM offer_code WHERE customer_id = 3));
 -- a referral program: a pending, a self-referral, a mistyped code, an already referred,
 -- a qualified one with its reward and message
 SELECT create_referral_program('main', '{"reward_template": {"name": "referral_reward", "language": "en",
@@ -347,6 +362,13 @@ for d in "${targets[@]}"; do
         "$(q "$d" "SELECT string_agg(r || '=' || has_table_privilege(r, 'wam.sender_secret', 'SELECT'), ' ')
                    FROM unnest(ARRAY['wam_reader', 'wam_operator', 'wam_admin']) r")" \
         "wam_reader=false wam_operator=false wam_admin=true"
+    offers_before=$(q "$d" "SELECT (SELECT redeemed FROM wam.offer WHERE name = 'group 50') || ' '
+                            || (wam.record_order(4, 150, code => 'GROUP50') > 0)")
+    offers_after=$(q "$d" "SELECT (SELECT redeemed FROM wam.offer WHERE name = 'group 50') || ' '
+                           || (SELECT redeemed FROM wam.offer_group_usage) || ' '
+                           || (SELECT count(used_at) FROM wam.offer_code) || ' '
+                           || wam.audience_size('group(mums-taipei-east)')")
+    tap_is "$d: offers, codes and groups come back and redeem as before" "$offers_before $offers_after" "1 true 2 2 1 19"
     # the triggers are live again after the restore
     tap_is "$d: afterwards, tagging, orders and referrals work as before" \
         "$(q "$d" "SELECT wam.attach_tag('vip', '{2000,2001}') || ' '

@@ -123,8 +123,16 @@ for f in "$repo"/src/sql/released/pg_wamarketing--*.sql; do
         "40 customers, 13 tagged, 5 orders, tag index true, order stats true"
     dst=${src}_restored
     fresh_db "$dst" >/dev/null
-    if out=$(_wam_as_owner "$WAM_PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -Fc -d "$src" |
-             _wam_as_owner "$WAM_PG_BIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$dst" 2>&1); then
+    # A function whose signature changed since $v (DROP + CREATE in the update script) is
+    # named with its old signature by the privileges in the old dump: restoring those
+    # fails, harmlessly (the new function has its own). Those errors, and no other, are
+    # expected. Signatures changed in 0.2: wam.record_order gained "code".
+    changed_sigs='function wam.record_order(bigint, numeric, timestamp with time zone, boolean, jsonb) does not exist'
+    out=$(_wam_as_owner "$WAM_PG_BIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -Fc -d "$src" |
+          _wam_as_owner "$WAM_PG_BIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -d "$dst" 2>&1)
+    rc=$?
+    unexpected=$(printf '%s\n' "$out" | grep -E 'ERROR:' | grep -vF "$changed_sigs")
+    if [ "$rc" -eq 0 ] || { [ -z "$unexpected" ] && [ -n "$out" ]; }; then
         tap_is "a $v dump restores into $current with its rows and invariants" \
             "$(sql -d "$dst" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_wamarketing'" -c "$state" 2>&1 | tr '\n' ' ')" \
             "$current 40 customers, 13 tagged, 5 orders, tag index true, order stats true "
