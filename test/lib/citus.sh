@@ -53,16 +53,17 @@ citus_build_install() {
     build=$(mktemp -d "${TMPDIR:-/tmp}/wam-citus-build.XXXXXX") || return 1
     echo "[citus] building Citus $WAM_CITUS_VERSION from $archive in $build"
     (
-        set -e
-        cd "$build"
-        tar xzf "$archive"
-        cd "citus-$WAM_CITUS_VERSION"
-        inc=$("$WAM_PG_CONFIG" --includedir-server)
+        # (set -e does not hold in a subshell tested by ||: every step checks for itself)
+        cd "$build" || exit 1
+        tar xzf "$archive" || exit 1
+        cd "citus-$WAM_CITUS_VERSION" || exit 1
+        inc=$("$WAM_PG_CONFIG" --includedir-server) || exit 1
         if grep -q 'have_createdb_privilege' "$inc/commands/dbcommands.h"; then
             # drop Citus's static inline copy, use the server's exported declaration
             sed -i '/^static inline bool$/{N;/\nhave_createdb_privilege(void)$/{:a;N;/\n}$/!ba;s/.*/#include "commands\/dbcommands.h"/}}' \
-                src/include/pg_version_compat.h
-            grep -q '^#include "commands/dbcommands.h"$' src/include/pg_version_compat.h
+                src/include/pg_version_compat.h || exit 1
+            grep -q '^#include "commands/dbcommands.h"$' src/include/pg_version_compat.h ||
+                { echo "[citus] the pg_version_compat.h fix did not apply" >&2; exit 1; }
         fi
         ./configure -q --without-libcurl PG_CONFIG="$WAM_PG_CONFIG" >configure.log 2>&1 ||
             { tail -n 30 configure.log; exit 1; }
