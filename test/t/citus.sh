@@ -18,6 +18,8 @@
 #   4. segment_repeat_agg ("event(kind) >= n within w") over distributed events, on the workers.
 #   5. What fails, and how: clear errors from the workers (an id out of range, a repeat count
 #      that differs between rows, a corrupt partial state), never a wrong answer.
+#   6. The extension's own tables stay local to the coordinator, where audiences work as on one
+#      node; distributing wam.event is refused (its triggers) rather than done half.
 #
 # Ports: WAM_CITUS_PORT (default 56700) and the next two. Citus must be installed in
 # $WAM_PG_CONFIG at 13.2.2 (test/run builds it from the vendored archive: test/lib/citus.sh).
@@ -56,12 +58,12 @@ q() {
     local n=$1
     shift
     PGHOST=$(citus_sock "$n") PGPORT=$(citus_port "$n") PGUSER=$CITUS_PGUSER PGDATABASE=postgres \
-        PGOPTIONS='-c search_path=wam,public' tap_psql -qAt "$@"
+        PGOPTIONS='-c search_path=public,wam' tap_psql -qAt "$@"
 }
 # err N SQL: `SQLSTATE: message` of the error SQL raises on node N
 err() {
     PGHOST=$(citus_sock "$1") PGPORT=$(citus_port "$1") PGUSER=$CITUS_PGUSER PGDATABASE=postgres \
-        PGOPTIONS='-c search_path=wam,public' sql_error -c "$2"
+        PGOPTIONS='-c search_path=public,wam' sql_error -c "$2"
 }
 
 # ---------------------------------------------------------------- 1. the cluster
@@ -259,6 +261,29 @@ tap_is "a truncated repeat state is refused by the final function (22P03)" \
 tap_is "a corrupt partial segment state is refused by the input function (22P03)" \
     "$(err 0 "SELECT coord_combine_agg('wam.segment_agg(bigint)'::regprocedure, '\\x3a30ffff'::cstring, NULL::wam.segment)" | cut -c1-6)" \
     "22P03:"
+
+# ---------------------------------------------------------------- 6. the extension's own tables
+# They stay local tables of the coordinator: tags, events and audiences work there as on one
+# node (every query of the extension reads them locally); the workers' copies stay empty.
+q 0 <<'SQL'
+INSERT INTO customer (id, phone) SELECT g, (85290000000 + g)::text FROM generate_series(1, 300) g;
+SELECT create_tag('vip', 'spending power');
+SELECT attach_tag('vip', segment_range(1, 101));
+INSERT INTO event (customer_id, kind, occurred_at)
+SELECT g % 200 + 1, 'link_click', now() - interval '1 hour' FROM generate_series(1, 600) g;
+SQL
+tap_is "on the coordinator, an audience over local tags and events = plain SQL" \
+    "$(q 0 -c "SELECT audience_size('vip AND event(link_click) >= 3 within 7d')")" \
+    "$(q 0 -c "SELECT count(*) FROM (SELECT customer_id FROM event WHERE kind = 'link_click' GROUP BY customer_id HAVING count(*) >= 3) e WHERE customer_id <= 100")"
+tap_is "the extension's tables are local to the coordinator (none is in Citus's metadata)" \
+    "$(q 0 -c "SELECT count(*) FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid WHERE c.relnamespace = 'wam'::regnamespace")" 0
+tap_is "the workers' copies of the extension's tables stay empty" \
+    "$(for n in 1 2; do q "$n" -c "SELECT (SELECT count(*) FROM customer) + (SELECT count(*) FROM event)"; done | tr '\n' ' ')" "0 0 "
+# Distributing wam.event is refused, not half done: its triggers (tag rules, event details,
+# reply feedback) would run on the shards against the workers' empty tables
+tap_is "create_distributed_table('wam.event') is refused while the event triggers exist" \
+    "$(err 0 "BEGIN; ALTER TABLE event DROP CONSTRAINT event_customer_id_fkey; SELECT create_distributed_table('event', 'customer_id')")" \
+    'XX000: cannot distribute relation "event" because it has triggers'
 
 # ---------------------------------------------------------------- end
 crashes=$(citus_server_logs | grep -E 'terminated by signal|PANIC:|TRAP:' || true)
