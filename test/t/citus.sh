@@ -262,6 +262,10 @@ tap_is "a corrupt partial segment state is refused by the input function (22P03)
     "$(err 0 "SELECT coord_combine_agg('wam.segment_agg(bigint)'::regprocedure, '\\x3a30ffff'::cstring, NULL::wam.segment)" | cut -c1-6)" \
     "22P03:"
 
+got=$(err 0 "EXPLAIN (ANALYZE, COSTS OFF) SELECT segment_agg(customer_id) FROM cust_tag")
+tap_is "EXPLAIN ANALYZE of a pushed-down segment aggregate fails (a Citus bug before 14), plain EXPLAIN works" \
+    "${got#*: }" 'column "field_0" has pseudo-type cstring'
+
 # ---------------------------------------------------------------- 6. the extension's own tables
 # They stay local tables of the coordinator: tags, events and audiences work there as on one
 # node (every query of the extension reads them locally); the workers' copies stay empty.
