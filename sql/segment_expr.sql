@@ -166,6 +166,15 @@ SELECT segment_repeat_agg(id, 0, false) FROM public.repeat_probe;
 SELECT segment_repeat_agg(id, 16, true) FROM public.repeat_probe;
 SELECT segment_repeat_agg(g, g::int, false) FROM generate_series(1, 2) g;
 SELECT segment_repeat_agg(id, 2, false) IS NULL AS no_rows FROM public.repeat_probe WHERE false;
+-- its state is bytea (not internal) with a combine function and no serial
+-- functions, so Citus can push it down; a flat state is validated when read
+SELECT aggtranstype::regtype, aggcombinefn::regproc, aggserialfn, aggdeserialfn
+FROM pg_aggregate WHERE aggfnoid = 'segment_repeat_agg'::regproc;
+SELECT wam_internal.segment_repeat_final('\x0200000000000000'::bytea);
+SELECT wam_internal.segment_repeat_final('\x02000000000000000800000000'::bytea);
+SELECT segment_cardinality(wam_internal.segment_repeat_final(
+	decode('0100000000000000' || lpad(to_hex(length(segment_range(5, 8)::bytea)), 2, '0') || '000000'
+		   || encode(segment_range(5, 8)::bytea, 'hex'), 'hex'))) AS from_flat;
 -- ids spread over more blocks of 65,536 than the counters keep at once (512):
 -- the counters are folded into the levels on the way, and still agree
 CREATE TABLE public.repeat_wide AS

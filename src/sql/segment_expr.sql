@@ -75,29 +75,23 @@ REVOKE EXECUTE ON FUNCTION wam_internal.segment_references(text, text) FROM PUBL
 
 -- wam.segment_repeat_agg: the ids occurring at least (or exactly) n times,
 -- with one bitmap per count level instead of a GROUP BY hash table; the
--- predicate "event(kind) >= n" uses it for n up to 16 (src/expr_agg.c)
-CREATE FUNCTION wam_internal.segment_repeat_trans(internal, bigint, integer, boolean) RETURNS internal
+-- predicate "event(kind) >= n" uses it for n up to 16 (src/expr_agg.c).
+-- Its state is bytea (an expanded object while it runs), not internal, so
+-- that Citus computes it on the workers and PostgreSQL in parallel workers.
+CREATE FUNCTION wam_internal.segment_repeat_trans(bytea, bigint, integer, boolean) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.segment_repeat_trans(internal, bigint, integer, boolean) IS 'transition function of wam.segment_repeat_agg';
-CREATE FUNCTION wam_internal.segment_repeat_combine(internal, internal) RETURNS internal
+COMMENT ON FUNCTION wam_internal.segment_repeat_trans(bytea, bigint, integer, boolean) IS 'transition function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_combine(bytea, bytea) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.segment_repeat_combine(internal, internal) IS 'combine function of wam.segment_repeat_agg';
-CREATE FUNCTION wam_internal.segment_repeat_serial(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'wam_expr_repeat_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.segment_repeat_serial(internal) IS 'serialization function of wam.segment_repeat_agg';
-CREATE FUNCTION wam_internal.segment_repeat_deserial(bytea, internal) RETURNS internal
-	AS 'MODULE_PATHNAME', 'wam_expr_repeat_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.segment_repeat_deserial(bytea, internal) IS 'deserialization function of wam.segment_repeat_agg';
-CREATE FUNCTION wam_internal.segment_repeat_final(internal) RETURNS wam.segment
+COMMENT ON FUNCTION wam_internal.segment_repeat_combine(bytea, bytea) IS 'combine function of wam.segment_repeat_agg';
+CREATE FUNCTION wam_internal.segment_repeat_final(bytea) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_expr_repeat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION wam_internal.segment_repeat_final(internal) IS 'final function of wam.segment_repeat_agg';
+COMMENT ON FUNCTION wam_internal.segment_repeat_final(bytea) IS 'final function of wam.segment_repeat_agg';
 CREATE AGGREGATE wam.segment_repeat_agg(id bigint, times integer, exactly boolean) (
 	SFUNC = wam_internal.segment_repeat_trans,
-	STYPE = internal,
+	STYPE = bytea,
 	FINALFUNC = wam_internal.segment_repeat_final,
 	COMBINEFUNC = wam_internal.segment_repeat_combine,
-	SERIALFUNC = wam_internal.segment_repeat_serial,
-	DESERIALFUNC = wam_internal.segment_repeat_deserial,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE wam.segment_repeat_agg(bigint, integer, boolean) IS 'ids occurring at least (or exactly) times times';

@@ -19,6 +19,15 @@ WAM_APT_PACKAGES=(
     python3
     procps
     perl
+    # to build Citus from the vendored archive for test/t/citus.sh (test/lib/citus.sh)
+    libzstd-dev
+    liblz4-dev
+    libkrb5-dev
+    libselinux1-dev
+    libxslt1-dev
+    libpam0g-dev
+    libssl-dev
+    libreadline-dev
 )
 
 WAM_PG_CONFIG=${WAM_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
