@@ -26,7 +26,7 @@
 # WAM_BENCH_OUT=FILE · WAM_BENCH_PORT=55738 (part B: +1) · WAM_BENCH_BUILD=1
 # Prints a Markdown report; writes bench/results/campaign.md with the default knobs (and
 # with WAM_BENCH_1M=1).
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC2086,SC2046,SC2119
 set -euo pipefail
 
 # shellcheck source=test/lib/bench.sh
@@ -209,7 +209,10 @@ report="# Campaign benchmarks
 
 \`bash test/bench_campaign.sh\` — started $STARTED on $(nproc) CPUs shared with other engineers
 (load average $LOADAVG_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end); PostgreSQL 15,
-shared_buffers 512MB. Medians of the rounds given (each after one not counted).
+shared_buffers 512MB, autovacuum off. Medians of the rounds given (each after one round not counted);
+each enqueue and launch is timed inside a transaction that is then rolled back (and the queue vacuumed),
+so every round starts from the same data. Other engineers' builds, tests and benchmarks share the two
+CPUs: compare the columns of one row (measured in the same minutes), not absolute times across runs.
 
 ## A. Launch: \`wam.enqueue_segment\` vs the campaign with every rule
 
@@ -230,5 +233,10 @@ if [ "${#BUSY_NOTES[@]}" -gt 0 ]; then
     report+="
 Other heavy work ran meanwhile: $(printf '%s; ' "${BUSY_NOTES[@]}")
 "
+fi
+# the hand-written analysis below the marker in the earlier report stays
+if [ -n "$OUT" ] && [ -f "$OUT" ] && grep -q '^<!-- notes -->' "$OUT"; then
+    report+="
+$(sed -n '/^<!-- notes -->/,$p' "$OUT")"
 fi
 bench_report "$report"
