@@ -223,6 +223,21 @@ SELECT array_agg(customer_id ORDER BY customer_id) = (SELECT array_agg(id ORDER 
 		ORDER BY hashint8(id), id LIMIT 3) x) AS lowest_hashes
 FROM wam.outbox WHERE campaign = 'budget';
 
+-- the budget at its edges: below one message's cost none, one short of every
+-- eligible recipient all but one, exactly and above all of them
+SELECT wam.create_campaign('budget_edges', 'all', '{"type":"template","template":{"name":"g","language":{"code":"en"}}}',
+						   ARRAY['main'], category => 'utility', cost_per_message => 1) IS NOT NULL AS created;
+SELECT recipients AS eligible FROM wam.preview_campaign('budget_edges') \gset
+SELECT (wam.configure_campaign('budget_edges', '{"budget": 0.5}')).budget;
+SELECT over_budget, recipients, expected_cost FROM wam.preview_campaign('budget_edges');
+SELECT (wam.configure_campaign('budget_edges', jsonb_build_object('budget', :eligible - 1))).budget - :eligible AS budget_minus_eligible;
+SELECT over_budget, recipients, expected_cost FROM wam.preview_campaign('budget_edges');
+SELECT (wam.configure_campaign('budget_edges', jsonb_build_object('budget', :eligible))).budget - :eligible AS budget_minus_eligible;
+SELECT over_budget, recipients, expected_cost FROM wam.preview_campaign('budget_edges');
+SELECT (wam.configure_campaign('budget_edges', jsonb_build_object('budget', :eligible + 1))).budget - :eligible AS budget_minus_eligible;
+SELECT over_budget, recipients, expected_cost FROM wam.preview_campaign('budget_edges');
+SELECT (wam.configure_campaign('budget_edges', '{"budget": null}')).budget;
+
 -- send windows in the recipient's time zone: Taipei (+08) and New York
 SELECT wam.create_campaign('evening', 'vip', '{"type":"template","template":{"name":"h","language":{"code":"en"}}}',
 						   ARRAY['main'], category => 'utility', send_windows => 'thu 19:00-20:00',

@@ -135,6 +135,15 @@ SELECT clv(1, '0 days');
 SELECT clv(1, '1 year', 1.5);
 SELECT clv(1, '1 year', -0.1);
 
+-- the cost cap's high-value customers for all at once (wam_internal.high_value_customers):
+-- those wam.clv puts above the threshold, at customer 1's value, just below and just above
+SELECT hh.h, t.label, wam.segment_cardinality(wam_internal.high_value_customers(hh.h, clv(1, hh.h) + t.d)) AS set_wise,
+	   wam_internal.high_value_customers(hh.h, clv(1, hh.h) + t.d)
+	   = coalesce((SELECT segment_agg(c.id) FROM customer c WHERE coalesce(clv(c.id, hh.h), 0) > clv(1, hh.h) + t.d), '{}') AS as_clv
+FROM (VALUES (interval '1 year'), (interval '90 days')) hh(h), (VALUES ('below', -0.01), ('at', 0), ('above', 0.01)) t(label, d)
+ORDER BY 1, 2;
+SELECT wam_internal.high_value_customers('-1 day', 0);
+
 -- fitting needs enough customers (settings clv_min_customers 500, clv_min_repeat_buyers 100)
 SELECT * FROM fit_clv();
 SELECT configure_rfm('clv_min_customers', '300');
@@ -158,6 +167,13 @@ SELECT i AS customer, round(p_alive(i)::numeric, 4) AS p_alive,
 	   round(expected_purchases(i)::numeric, 4) AS e_1_year, clv(i), clv(i, '2 years', 0.4) AS margin_clv_2y
 FROM generate_series(1, 6) i;
 SELECT round(expected_purchases(1, '10 years')::numeric, 3) AS e_10_years;
+-- the cost cap's high-value customers for all at once (wam_internal.high_value_customers):
+-- those wam.clv puts above the threshold, at customer 1's value, just below and just above
+SELECT hh.h, t.label, wam.segment_cardinality(wam_internal.high_value_customers(hh.h, clv(1, hh.h) + t.d)) AS set_wise,
+	   wam_internal.high_value_customers(hh.h, clv(1, hh.h) + t.d)
+	   = coalesce((SELECT segment_agg(c.id) FROM customer c WHERE coalesce(clv(c.id, hh.h), 0) > clv(1, hh.h) + t.d), '{}') AS as_clv
+FROM (VALUES (interval '1 year'), (interval '90 days')) hh(h), (VALUES ('below', -0.01), ('at', 0), ('above', 0.01)) t(label, d)
+ORDER BY 1, 2;
 -- a new order updates the prediction at once
 SELECT round(p_alive(9)::numeric, 4) AS p_alive, round(expected_purchases(9)::numeric, 4) AS e_1_year;
 SELECT record_order(9, 40, now()) > 0 AS ordered;

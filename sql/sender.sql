@@ -137,6 +137,14 @@ SELECT wam.render_customer_payload('{"a":"{Name} {{name}} {name"}', NULL, 7, '1'
 SELECT wam.render_customer_payload('{"a":"{locale}"}', NULL, 7, '1', 'Zoë', NULL) AS no_locale;
 SELECT wam.render_customer_payload('{"a":"no placeholders","n":[1,2]}', NULL, NULL, NULL, NULL, NULL);
 SELECT wam.render_customer_payload(NULL, '{}', 7, '1', 'X', 'en');
+-- per-row vars in one statement (a campaign's per-customer variables): each row its own
+-- values, whatever the rows before had; the template changing from row to row
+SELECT i, wam.render_customer_payload('{"a":"{first_name}: {product} {amount}","b":["{product}"]}', v, i, '1555000000' || i, 'Ana B', 'en') AS payload
+FROM (VALUES (1, '{"product": "tea", "amount": 2.50}'::jsonb), (2, '{"product": "cup"}'), (3, '{"product": "tea", "amount": 2.50}'),
+			 (4, NULL), (5, '{"product": true, "amount": {"x": 1}}'), (6, '{"product": "a\"b", "amount": "1"}'), (7, '{"amount": 3}')) t(i, v);
+SELECT i, wam.render_customer_payload(CASE WHEN i % 2 = 0 THEN '{"a":"{name}"}'::jsonb ELSE '{"b":"{product}"}' END,
+									  CASE WHEN i < 3 THEN '{"product": "p"}'::jsonb ELSE '{"product": "q"}' END, i, '1', 'N' || i, 'en') AS payload
+FROM generate_series(1, 4) i;
 -- a placeholder in a key goes through the JSON text (keys are re-sorted)
 SELECT wam.render_customer_payload('{"{name}":"Hi {name}","b":1}', NULL, 7, '1', 'Bo "Q"', 'en') AS key_placeholder;
 -- different templates and vars in one statement (the cache follows them)

@@ -13,6 +13,12 @@
  * keys carry placeholders (rare: reordering keys would break the tree) goes
  * the slower way through the JSON text, with the same result.
  *
+ * The cache is keyed by the template alone, in a memory context of its own
+ * (replaced when the template changes).  The fallbacks from vars are cached
+ * for the vars it was built with; a call with other vars (a campaign's
+ * per-customer variables: different on every row) looks its fallbacks up in
+ * that call's memory, so neither the tree is rebuilt nor memory kept per row.
+ *
  * Placeholders are {word} with word matching [a-z_][a-z0-9_]*.  {name},
  * {first_name}, {phone}, {locale} and {customer_id} come from the customer;
  * when the customer has no value (or for any other word) the value is
@@ -52,6 +58,7 @@ typedef struct Placeholder
 
 typedef struct RenderCache
 {
+	MemoryContext cxt;			/* holds the cache itself */
 	/* the arguments the cache was built for (compared byte by byte) */
 	Jsonb	   *tpl;
 	Jsonb	   *vars;			/* NULL when vars was NULL */
@@ -152,13 +159,16 @@ collect_holders(RenderCache *rc, const char *s, int len, int *cap)
 	}
 }
 
-/* vars->>word, as the ->> operator gives it */
+/* vars->>word, as the ->> operator gives it (NULL, 0 when none), in the
+ * current memory context */
 static void
-set_fallback(Placeholder *p, Jsonb *vars)
+lookup_fallback(const Placeholder *p, Jsonb *vars, char **out, int *outlen)
 {
 	JsonbValue	v;
 	char	   *s = NULL;
 
+	*out = NULL;
+	*outlen = 0;
 	if (vars == NULL || !JB_ROOT_IS_OBJECT(vars))
 		return;
 	if (getKeyJsonValueFromContainer(&vars->root, p->word, p->len, &v) == NULL)
@@ -168,8 +178,10 @@ set_fallback(Placeholder *p, Jsonb *vars)
 		case jbvNull:
 			return;
 		case jbvString:
-			s = pnstrdup(v.val.string.val, v.val.string.len);
-			break;
+			/* points into vars, which outlives the call */
+			*out = v.val.string.val;
+			*outlen = v.val.string.len;
+			return;
 		case jbvNumeric:
 			s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
 			break;
@@ -180,8 +192,8 @@ set_fallback(Placeholder *p, Jsonb *vars)
 			s = JsonbToCString(NULL, v.val.binary.data, v.val.binary.len);
 			break;
 	}
-	p->fallback = s;
-	p->fallback_len = strlen(s);
+	*out = s;
+	*outlen = strlen(s);
 }
 
 /* every string of the tree with a placeholder; false if a key has one */
@@ -228,7 +240,9 @@ collect_leaves(RenderCache *rc, JsonbValue *v, int *cap, int *hcap)
 static RenderCache *
 build_cache(FunctionCallInfo fcinfo, Jsonb *tpl, Jsonb *vars)
 {
-	MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	MemoryContext cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "wam payload template",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
 	RenderCache *rc = palloc0(sizeof(RenderCache));
 	JsonbIterator *it;
 	JsonbParseState *st = NULL;
@@ -238,6 +252,7 @@ build_cache(FunctionCallInfo fcinfo, Jsonb *tpl, Jsonb *vars)
 	int			hcap = 8;
 	int			i;
 
+	rc->cxt = cxt;
 	rc->tpl = palloc(VARSIZE(tpl));
 	memcpy(rc->tpl, tpl, VARSIZE(tpl));
 	if (vars != NULL)
@@ -278,7 +293,11 @@ build_cache(FunctionCallInfo fcinfo, Jsonb *tpl, Jsonb *vars)
 		}
 	}
 	for (i = 0; i < rc->nholders; i++)
-		set_fallback(&rc->holders[i], rc->vars);
+	{
+		Placeholder *p = &rc->holders[i];
+
+		lookup_fallback(p, rc->vars, &p->fallback, &p->fallback_len);
+	}
 	MemoryContextSwitchTo(old);
 	return rc;
 }
@@ -362,16 +381,21 @@ wam_render_for_customer(PG_FUNCTION_ARGS)
 	int		   *vlen;
 	char		idbuf[32];
 	int			i;
+	bool		own_vars;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	tpl = PG_GETARG_JSONB_P(0);
 	rc = (RenderCache *) fcinfo->flinfo->fn_extra;
-	if (rc == NULL || !same_jsonb(rc->tpl, tpl) || !same_jsonb(rc->vars, vars))
+	if (rc == NULL || !same_jsonb(rc->tpl, tpl))
 	{
+		if (rc != NULL)
+			MemoryContextDelete(rc->cxt);
+		fcinfo->flinfo->fn_extra = NULL;
 		rc = build_cache(fcinfo, tpl, vars);
 		fcinfo->flinfo->fn_extra = rc;
 	}
+	own_vars = same_jsonb(rc->vars, vars);
 	if (rc->nholders == 0)
 		PG_RETURN_JSONB_P(tpl);
 
@@ -435,10 +459,17 @@ wam_render_for_customer(PG_FUNCTION_ARGS)
 			case FIELD_VAR:
 				break;
 		}
-		if (s == NULL)
+		if (s == NULL && own_vars)
 		{
 			s = p->fallback;
 			n = p->fallback_len;
+		}
+		else if (s == NULL)
+		{
+			char	   *f;
+
+			lookup_fallback(p, vars, &f, &n);
+			s = f;
 		}
 		if (s == NULL)
 			PG_RETURN_NULL();	/* no value: the message is refused */

@@ -439,6 +439,63 @@ COMMENT ON FUNCTION wam.configure_campaign(text, jsonb) IS 'changes settings of 
 REVOKE EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION wam.configure_campaign(text, jsonb) TO wam_operator;
 
+-- The customers whose lifetime value (wam.clv over `horizon`) is above
+-- `threshold`: what the cost cap lets pushes above push_cost go to, for all
+-- customers at once.  The same computation as wam.clv_detail, set-wise over
+-- wam.customer_stats (customers without orders have the value 0); a launch
+-- of a million would otherwise run wam.clv once per customer who ordered.
+CREATE FUNCTION wam_internal.high_value_customers(horizon interval, threshold numeric) RETURNS wam.segment
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, wam, pg_temp
+AS $$
+DECLARE
+	cfg wam.rfm_config;
+	fit wam.clv_fit;
+	unit_days float8;
+	horizon_days float8;
+	opy float8;
+	seg wam.segment;
+BEGIN
+	SELECT * INTO cfg FROM wam.rfm_config;
+	horizon := coalesce(horizon, interval '1 year');
+	horizon_days := extract(epoch FROM horizon) / 86400;
+	IF NOT horizon_days > 0 OR NOT isfinite(horizon) THEN
+		RAISE EXCEPTION 'horizon must be a positive interval, not %', horizon USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT * INTO fit FROM wam.clv_fit;
+	IF FOUND THEN
+		unit_days := extract(epoch FROM fit.time_unit) / 86400;
+		SELECT wam.segment_agg(v.customer_id) INTO seg
+		FROM (SELECT st.customer_id,
+					 round(cfg.clv_margin
+						   * wam.bgnbd_expected_purchases(fit.bgnbd, p.frequency, p.recency, p."T", horizon_days / unit_days)::numeric
+						   * round(wam.gammagamma_expected_spend(fit.gammagamma, p.frequency,
+																 CASE WHEN p.frequency > 0
+																	  THEN ((st.total_amount - st.first_day_amount) / p.frequency)::float8
+																	  ELSE 0 END)::numeric, 2), 2) AS clv
+			  FROM wam.customer_stats st,
+				   LATERAL (SELECT (st.order_days - 1)::integer AS frequency,
+								   ((st.last_day - st.first_day) / unit_days)::float8 AS recency,
+								   ((greatest((pg_catalog.now() AT TIME ZONE cfg.day_time_zone)::date, st.last_day) - st.first_day)
+									/ unit_days)::float8 AS "T") p) v
+		WHERE coalesce(v.clv, 0) > threshold;
+	ELSE
+		opy := (SELECT k.repeat_orders_per_year FROM wam.rfm_cut k);
+		IF opy IS NULL THEN
+			SELECT sum(st.orders - 1) / sum(greatest((pg_catalog.now() AT TIME ZONE cfg.day_time_zone)::date - st.first_day, 30) / 365.25)
+			INTO opy FROM wam.customer_stats st;
+		END IF;
+		SELECT wam.segment_agg(st.customer_id) INTO seg
+		FROM wam.customer_stats st
+		WHERE coalesce(round(cfg.clv_margin * (opy * horizon_days / 365.25)::numeric * round(st.total_amount / st.orders, 2), 2), 0)
+			  > threshold;
+	END IF;
+	RETURN coalesce(seg, '{}'::wam.segment);
+END
+$$;
+COMMENT ON FUNCTION wam_internal.high_value_customers(interval, numeric) IS 'internal: the customers whose lifetime value over the horizon (as wam.clv computes it) is above the threshold';
+
+REVOKE EXECUTE ON FUNCTION wam_internal.high_value_customers(interval, numeric) FROM PUBLIC;
+
 -- Every audience member with the rule that removes them (NULL: a recipient),
 -- the payload, sender, the recipient's contact class and time zone, and the
 -- first time their message may go out.  The preview counts these rows and the
@@ -462,6 +519,7 @@ DECLARE
 	has_links boolean;
 	cfg wam.rfm_config;
 	cost_rule text;
+	high_value wam.segment;
 BEGIN
 	SELECT * INTO pol FROM wam.contact_policy;
 	-- the cost cap on pushes (R-R5, wam.rfm_config): up to push_cost for
@@ -472,6 +530,9 @@ BEGIN
 	cost_rule := CASE WHEN cfg.push_cost IS NULL OR c.cost_per_message <= cfg.push_cost THEN 'none'
 					  WHEN c.cost_per_message > cfg.push_cost * cfg.high_value_push_multiplier THEN 'all'
 					  ELSE 'high value only' END;
+	IF cost_rule = 'high value only' THEN
+		high_value := wam_internal.high_value_customers(cfg.cost_cap_horizon, cfg.high_value_clv);
+	END IF;
 	capped := c.category = ANY (pol.categories);
 	IF capped THEN
 		active_set := wam.audience(pol.active_audience);
@@ -538,8 +599,7 @@ BEGIN
 				WHEN w.consent_at IS NULL THEN 'no consent'
 				WHEN w.payload IS NULL THEN 'missing variable'
 				WHEN has_links AND wam_internal.unregistered_link(w.payload) IS NOT NULL THEN 'content rule'
-				WHEN cost_rule = 'all' OR (cost_rule = 'high value only'
-										  AND coalesce(wam.clv(w.id, cfg.cost_cap_horizon), 0) <= cfg.high_value_clv)
+				WHEN cost_rule = 'all' OR (cost_rule = 'high value only' AND NOT high_value @> w.id)
 					THEN 'cost cap'
 				WHEN w.allowed > start_at AND c.when_capped = 'skip' THEN 'contact policy'
 				WHEN c.ends_at IS NOT NULL AND w.earliest >= c.ends_at THEN 'contact policy'
@@ -555,7 +615,10 @@ REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.se
 -- What a launch at `at` does, rule by rule: the preview calls it with queue
 -- false, the launch with queue true, so both count the same rows in the same
 -- statement that queues them.  Within a budget the recipients with the lowest
--- hashes of their ids are kept (not the oldest customers).
+-- hashes of their ids are kept (not the oldest customers): those up to the
+-- budget's last one (cutoff, one narrow sort of the eligible ids; no sort at
+-- all without a budget).  The candidates are held once in memory (work_mem
+-- below: a million rendered messages fit, instead of spilling twice).
 CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segment, at timestamptz, queue boolean,
 											  variant text,
 											  OUT audience_size bigint, OUT opted_out bigint, OUT no_consent bigint,
@@ -563,7 +626,7 @@ CREATE FUNCTION wam_internal.campaign_summary(c wam.campaign, audience wam.segme
 											  OUT contact_policy bigint, OUT no_send_window bigint, OUT over_budget bigint, OUT recipients bigint,
 											  OUT deferred bigint, OUT expected_cost numeric, OUT expected_duration interval,
 											  OUT queued bigint)
-	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
+	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp SET work_mem = '256MB'
 AS $$
 DECLARE
 	rate bigint;
@@ -573,31 +636,39 @@ DECLARE
 						THEN floor(c.budget / c.cost_per_message)::bigint END;
 BEGIN
 	WITH x AS MATERIALIZED (
-		SELECT y.*, CASE WHEN y.removed_by IS NULL
-						 THEN row_number() OVER (PARTITION BY y.removed_by IS NULL
-												 ORDER BY hashint8(y.customer_id), y.customer_id) END AS rank
-		FROM wam_internal.campaign_candidates(c, audience, at) y
+		SELECT y.* FROM wam_internal.campaign_candidates(c, audience, at) y
+	), cutoff AS MATERIALIZED (
+		-- the last recipient within the budget (none: all fit); read only with a budget
+		SELECT hashint8(x.customer_id) AS h, x.customer_id AS id FROM x
+		WHERE x.removed_by IS NULL
+		ORDER BY 1, 2 OFFSET greatest(keep - 1, 0) LIMIT 1
+	), k AS NOT MATERIALIZED (
+		SELECT x.*, x.removed_by IS NULL
+					AND (keep IS NULL
+						 OR (keep > 0 AND coalesce((hashint8(x.customer_id), x.customer_id) <= (SELECT cutoff.h, cutoff.id FROM cutoff),
+												   true))) AS kept
+		FROM x
 	), ins AS (
 		INSERT INTO wam.outbox (sender_id, customer_id, recipient, payload, campaign, variant, campaign_id, category,
 								contact_class, time_zone, not_before, next_attempt_at, expires_at)
-		SELECT x.sender_id, x.customer_id, x.phone, x.payload, c.name, variant, c.campaign_id, c.category,
-			   CASE WHEN x.active THEN 'active' WHEN NOT x.active THEN 'inactive' END, x.time_zone,
-			   start_at, x.send_at, c.ends_at
-		FROM x
-		WHERE queue AND x.rank <= coalesce(keep, x.rank)
+		SELECT k.sender_id, k.customer_id, k.phone, k.payload, c.name, variant, c.campaign_id, c.category,
+			   CASE WHEN k.active THEN 'active' WHEN NOT k.active THEN 'inactive' END, k.time_zone,
+			   start_at, k.send_at, c.ends_at
+		FROM k
+		WHERE queue AND k.kept
 		RETURNING 1
 	)
-	SELECT count(*), count(*) FILTER (WHERE x.removed_by = 'opted out'), count(*) FILTER (WHERE x.removed_by = 'no consent'),
-		   count(*) FILTER (WHERE x.removed_by = 'missing variable'), count(*) FILTER (WHERE x.removed_by = 'content rule'),
-		   count(*) FILTER (WHERE x.removed_by = 'cost cap'),
-		   count(*) FILTER (WHERE x.removed_by = 'contact policy'), count(*) FILTER (WHERE x.removed_by = 'no send window'),
-		   count(*) FILTER (WHERE x.removed_by IS NULL),
-		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank)),
-		   count(*) FILTER (WHERE x.rank <= coalesce(keep, x.rank) AND x.send_at > start_at),
+	SELECT count(*), count(*) FILTER (WHERE k.removed_by = 'opted out'), count(*) FILTER (WHERE k.removed_by = 'no consent'),
+		   count(*) FILTER (WHERE k.removed_by = 'missing variable'), count(*) FILTER (WHERE k.removed_by = 'content rule'),
+		   count(*) FILTER (WHERE k.removed_by = 'cost cap'),
+		   count(*) FILTER (WHERE k.removed_by = 'contact policy'), count(*) FILTER (WHERE k.removed_by = 'no send window'),
+		   count(*) FILTER (WHERE k.removed_by IS NULL),
+		   count(*) FILTER (WHERE k.kept),
+		   count(*) FILTER (WHERE k.kept AND k.send_at > start_at),
 		   (SELECT count(*) FROM ins)
 	INTO audience_size, opted_out, no_consent, missing_variable, content_rule, cost_cap, contact_policy, no_send_window,
 		 eligible, recipients, deferred, queued
-	FROM x;
+	FROM k;
 	over_budget := eligible - recipients;
 	expected_cost := recipients * c.cost_per_message;
 	SELECT sum(s.rate_per_minute) INTO rate FROM wam.sender s WHERE s.sender_id = ANY (c.senders);
