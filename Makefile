@@ -74,6 +74,7 @@ SQL_PARTS = \
 	src/sql/alert.sql \
 	src/sql/ab_test.sql \
 	src/sql/offer.sql \
+	src/sql/offer_trigger.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql
