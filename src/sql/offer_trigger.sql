@@ -199,7 +199,9 @@ COMMENT ON FUNCTION wam_internal.offer_trigger_refusal(wam.offer, bigint, timest
 REVOKE EXECUTE ON FUNCTION wam_internal.offer_trigger_refusal(wam.offer, bigint, timestamptz) FROM PUBLIC;
 
 -- Decides the events of the enabled rules up to `at` (not in the future: orders
--- to come cannot be known).  A rule another session is evaluating is skipped (its
+-- to come cannot be known).  `at` moves only the window of events; the decision
+-- time, which the once-per period counts from, is the clock's, so an earlier `at`
+-- cannot make room for a second message.  A rule another session is evaluating is skipped (its
 -- row lock, SKIP LOCKED); an event is claimed by inserting its key first, so even
 -- two runs of one rule could not queue its message twice.
 CREATE FUNCTION wam.run_offer_triggers(at timestamptz DEFAULT pg_catalog.now())
@@ -239,7 +241,7 @@ BEGIN
 				 ORDER BY v.occurred_at, v.customer_id, v.event_id LOOP
 			-- the claim: a concurrent decision of this event waits here, then does nothing
 			INSERT INTO wam.offer_trigger_fire (trigger_id, customer_id, event_id, event_at, decided_at, outcome)
-			VALUES (t.trigger_id, e.customer_id, e.event_id, e.occurred_at, at, 'refused')
+			VALUES (t.trigger_id, e.customer_id, e.event_id, e.occurred_at, pg_catalog.now(), 'refused')
 			ON CONFLICT DO NOTHING;
 			CONTINUE WHEN NOT FOUND;
 			why := NULL; mid := NULL; res := 'refused';
@@ -257,7 +259,7 @@ BEGIN
 			IF why IS NULL THEN
 				SELECT format('message %s at %s', f.message_id, f.decided_at) INTO why FROM wam.offer_trigger_fire f
 				WHERE f.trigger_id = t.trigger_id AND f.customer_id = e.customer_id AND f.outcome = 'queued'
-				  AND f.decided_at > at - t.once_per
+				  AND f.decided_at > pg_catalog.now() - t.once_per
 				ORDER BY f.decided_at DESC LIMIT 1;
 				IF why IS NOT NULL THEN
 					res := 'once per period';
