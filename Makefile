@@ -76,6 +76,7 @@ SQL_PARTS = \
 	src/sql/reward_test.sql \
 	src/sql/decay_alert.sql \
 	src/sql/offer.sql \
+	src/sql/offer_trigger.sql \
 	src/sql/retention.sql \
 	src/sql/backup.sql \
 	src/sql/security.sql

@@ -901,7 +901,10 @@ BEGIN
 		to_state := wam_internal.decide_campaign_test(c, at);
 		RETURN NEXT;
 	END LOOP;
-	FOR c IN SELECT * FROM wam.campaign x WHERE x.state IN ('scheduled', 'running') ORDER BY x.campaign_id
+	-- (the campaigns of offer triggers run until cancelled: wam.run_offer_triggers)
+	FOR c IN SELECT * FROM wam.campaign x WHERE x.state IN ('scheduled', 'running')
+			   AND NOT EXISTS (SELECT FROM wam.offer_trigger t WHERE t.campaign_id = x.campaign_id)
+			 ORDER BY x.campaign_id
 			 FOR UPDATE SKIP LOCKED LOOP
 		nxt := NULL;
 		IF c.state = 'scheduled' AND c.starts_at <= at THEN

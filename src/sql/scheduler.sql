@@ -7,7 +7,8 @@
 -- connects as the bootstrap superuser) run anything else.
 CREATE TABLE wam.job (
 	job text PRIMARY KEY CONSTRAINT job_known CHECK (job IN
-		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states', 'decay alerts')),
+		('expire tags', 'run tag rules', 'tag health report', 'tag audit', 'maintain partitions', 'campaign states',
+		 'decay alerts', 'offer triggers')),
 	enabled boolean NOT NULL DEFAULT true,
 	run_every interval NOT NULL CONSTRAINT job_run_every CHECK (run_every >= interval '1 minute'),
 	at_time time CONSTRAINT job_at_time CHECK (at_time = date_trunc('minute', at_time)),
@@ -38,7 +39,9 @@ INSERT INTO wam.job (job, run_every, at_time, on_weekday, options, description) 
 	('campaign states', interval '1 minute', NULL, NULL, '{}',
 	 'starts scheduled campaigns and finishes those with nothing left to send (wam.advance_campaigns)'),
 	('decay alerts', interval '7 days', time '06:00', 2, '{"min_messages": 200, "fall": 0.2, "click_window": "1 day"}',
-	 'alerts on RFM tiers and saved segments whose weekly click rate fell by fall two weeks in a row (wam.click_decay; options: min_messages, fall, click_window)');
+	 'alerts on RFM tiers and saved segments whose weekly click rate fell by fall two weeks in a row (wam.click_decay; options: min_messages, fall, click_window)'),
+	('offer triggers', interval '1 minute', NULL, NULL, '{}',
+	 'queues the messages of behaviour-triggered offers for new events (wam.run_offer_triggers)');
 
 GRANT SELECT ON wam.job TO wam_reader;
 GRANT UPDATE (enabled, run_every, at_time, on_weekday, time_zone, options, next_run_at) ON wam.job TO wam_admin;
@@ -247,6 +250,12 @@ BEGIN
 			SELECT x.groups, x.alerts INTO n, a
 			FROM wam_internal.raise_decay_alerts(greatest(j.next_run_at, pg_catalog.now()), j.options) x;
 			RETURN format('%s groups checked, %s click decay alerts raised', n, a);
+		WHEN 'offer triggers' THEN
+			-- as of now, never ahead of the clock: the orders that would leave an
+			-- event out are still to come
+			SELECT count(*), coalesce(sum(x.queued), 0), coalesce(sum(x.refused), 0) INTO n, a, r
+			FROM wam.run_offer_triggers(pg_catalog.now()) x;
+			RETURN format('%s offer triggers: %s messages queued, %s refused', n, a, r);
 	END CASE;
 END
 $$;

@@ -202,6 +202,13 @@ SELECT create_campaign('autumn ab', 'all', '{"type":"template","template":{"name
 SELECT add_campaign_variant('autumn ab', '{"type":"template","template":{"name":"autumn_b","language":{"code":"en"}}}');
 SELECT (configure_campaign_test('autumn ab', '{"seed": 7, "metric": "click"}')).metric;
 SELECT recipients FROM launch_campaign('autumn ab');
+-- a behaviour-triggered offer: its rule, campaign, a decided event and the code it issued
+SELECT create_offer('dump-ten', audience => 'all', discount_percent => 10) IS NOT NULL AS offered;
+SELECT create_offer_trigger('dump-question', 'question', 'dump-ten',
+    '{"type":"template","template":{"name":"code","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text","text":"{code}"}]}]}}',
+    ARRAY['main']) IS NOT NULL AS triggered;
+INSERT INTO event (customer_id, kind, occurred_at) SELECT id, 'question', now() - interval '1 minute' FROM customer WHERE id IN (5, 6);
+SELECT queued + refused FROM run_offer_triggers() WHERE offer_trigger = 'dump-question';
 SELECT wam_internal.raise_alert('test alert', 'dump', 'kept through a restore') IS NOT NULL AS alerted;
 INSERT INTO media_asset (ref, media_type, bytes) VALUES ('https://shop.example.com/scarf.jpg', 'image', 420000);
 -- partitions made at run time, with rows: old inbound messages and events, then the
