@@ -221,6 +221,8 @@ DECLARE
 	the_code text;
 	mid bigint;
 	spent bigint;
+	pol wam.contact_policy;
+	active_set wam.segment;
 BEGIN
 	PERFORM wam_internal.refuse_null(at IS NULL, 'at');
 	IF at > pg_catalog.now() THEN
@@ -287,7 +289,15 @@ BEGIN
 												'discount', CASE WHEN o.discount_type = 'percent' THEN trim_scale(o.discount) || ' %'
 																 ELSE trim_scale(o.discount)::text END,
 												'valid_until', to_char(o.valid_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
-				SELECT * INTO x FROM wam_internal.campaign_candidates(c, wam.segment(ARRAY[e.customer_id]), at) k;
+				-- the contact policy's active customers once per run, not per event
+				-- (the expression reads the event history)
+				IF pol IS NULL THEN
+					SELECT * INTO pol FROM wam.contact_policy;
+				END IF;
+				IF active_set IS NULL AND c.category = ANY (pol.categories) THEN
+					active_set := wam.audience(pol.active_audience);
+				END IF;
+				SELECT * INTO x FROM wam_internal.campaign_candidates(c, wam.segment(ARRAY[e.customer_id]), at, active_set) k;
 				IF NOT FOUND THEN
 					why := 'customer not found';
 				ELSE

@@ -67,7 +67,9 @@ REVOKE EXECUTE ON FUNCTION wam_internal.high_value_customers(interval, numeric) 
 -- the payload, sender, the recipient's contact class and time zone, and the
 -- first time their message may go out.  The preview counts these rows and the
 -- launch queues them: both read the same function, so they agree.
-CREATE OR REPLACE FUNCTION wam_internal.campaign_candidates(c wam.campaign, audience wam.segment, at timestamptz)
+DROP FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz);
+CREATE FUNCTION wam_internal.campaign_candidates(c wam.campaign, audience wam.segment, at timestamptz,
+												 active_customers wam.segment DEFAULT NULL)
 	RETURNS TABLE (customer_id bigint, phone text, sender_id integer, payload jsonb, active boolean,
 				   time_zone text, send_at timestamptz, removed_by text)
 	LANGUAGE plpgsql SET search_path = pg_catalog, wam, pg_temp
@@ -102,7 +104,10 @@ BEGIN
 	END IF;
 	capped := c.category = ANY (pol.categories);
 	IF capped THEN
-		active_set := wam.audience(pol.active_audience);
+		-- a caller deciding one customer at a time in one run (the offer
+		-- triggers) passes the active customers it evaluated once, since the
+		-- expression reads the whole event history
+		active_set := coalesce(active_customers, wam.audience(pol.active_audience));
 	END IF;
 	longest := greatest(pol.active_period, pol.inactive_period, pol.min_gap);
 	-- senders by their rates: the customer id's hash picks a slot of the
@@ -175,9 +180,9 @@ BEGIN
 	FROM w;
 END
 $$;
-COMMENT ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz) IS 'internal: a campaign''s audience members with the rule that removes each, or their message and first send time';
+COMMENT ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz, wam.segment) IS 'internal: a campaign''s audience members with the rule that removes each, or their message and first send time (active_customers: the contact policy''s active customers, when the caller has them)';
 
-REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION wam_internal.campaign_candidates(wam.campaign, wam.segment, timestamptz, wam.segment) FROM PUBLIC;
 
 -- What a launch at `at` does, rule by rule: the preview calls it with queue
 -- false, the launch with queue true, so both count the same rows in the same
