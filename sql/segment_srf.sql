@@ -39,3 +39,26 @@ SELECT * FROM segment_split('{1}', 0, 1);
 SELECT * FROM segment_split('{1}', 10001, 1);
 SELECT * FROM segment_split('{1}', -1, 1);
 SELECT count(*) FROM segment_split('{1}', 10000, 1);
+
+-- the planner's row estimate is the segment's cardinality when the value is
+-- known (a constant here; a PL/pgSQL variable under a custom plan): 3, 0 for
+-- an empty segment (shown as 1, the planner's floor), 99,999 for [1, 100000);
+-- an argument not known at planning time keeps the declared 1000
+CREATE FUNCTION pg_temp.est(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+	EXECUTE 'EXPLAIN ' || q INTO l;
+	RETURN substring(l FROM 'rows=([0-9]+)');
+END $$;
+SELECT pg_temp.est($q$SELECT * FROM wam.segment_members('{1,2,3}')$q$) AS three,
+	   pg_temp.est($q$SELECT * FROM wam.segment_members('{}')$q$) AS empty,
+	   pg_temp.est($q$SELECT * FROM wam.segment_members(wam.segment(ARRAY(SELECT generate_series(1, 100000)::bigint)))$q$) AS not_constant,
+	   pg_temp.est($q$SELECT * FROM wam.segment_members(wam.segment_range(1, 100000))$q$) AS range_fn;
+CREATE FUNCTION pg_temp.est_var(s wam.segment) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+	FOR l IN EXPLAIN SELECT count(*) FROM wam.segment_members(s) LOOP
+		IF l ~ 'Function Scan' THEN RETURN substring(l FROM 'rows=([0-9]+)'); END IF;
+	END LOOP;
+END $$;
+SELECT pg_temp.est_var(wam.segment(ARRAY(SELECT generate_series(1, 54321)::bigint))) AS plpgsql_variable;

@@ -9,12 +9,16 @@
 
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/optimizer.h"
 #include "utils/memutils.h"
 
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(wam_segment_members);
 PG_FUNCTION_INFO_V1(wam_segment_split);
+PG_FUNCTION_INFO_V1(wam_segment_members_support);
 
 /* Most buckets split() accepts; A/B/n tests need a handful. */
 #define WAM_SPLIT_MAX_BUCKETS	10000
@@ -231,4 +235,40 @@ wam_segment_split(PG_FUNCTION_ARGS)
 	if (st->next < st->nbuckets)
 		SRF_RETURN_NEXT(funcctx, st->buckets[st->next++]);
 	SRF_RETURN_DONE(funcctx);
+}
+
+/*
+ * wam_segment_members_support tells the planner how many rows
+ * wam.segment_members() returns when its argument is known at planning time
+ * (a constant, or a PL/pgSQL variable under a custom plan): the segment's
+ * cardinality, read from its header without deserializing.  Without it every
+ * call is estimated at the declared 1000 rows, and a campaign of a million
+ * recipients is joined row by row as if it were small.
+ */
+Datum
+wam_segment_members_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestRows *req;
+	FuncExpr   *fexpr;
+	Node	   *arg;
+
+	if (!IsA(rawreq, SupportRequestRows))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestRows *) rawreq;
+	if (!is_funcclause(req->node))
+		PG_RETURN_POINTER(NULL);
+	fexpr = (FuncExpr *) req->node;
+	if (list_length(fexpr->args) != 1)
+		PG_RETURN_POINTER(NULL);
+	arg = linitial(fexpr->args);
+	if (req->root != NULL)
+		arg = estimate_expression_value(req->root, arg);
+	if (!IsA(arg, Const))
+		PG_RETURN_POINTER(NULL);
+	if (((Const *) arg)->constisnull)
+		req->rows = 0;
+	else
+		req->rows = (double) wam_segment_cardinality_datum(((Const *) arg)->constvalue);
+	PG_RETURN_POINTER(req);
 }

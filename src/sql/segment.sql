@@ -67,9 +67,16 @@ CREATE FUNCTION wam.segment_remove(wam.segment, bigint) RETURNS wam.segment
 	AS 'MODULE_PATHNAME', 'wam_segment_remove' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION wam.segment_remove(wam.segment, bigint) IS 'the segment with one customer id removed';
 
+-- the planner's row estimate of wam.segment_members: the segment's cardinality
+-- when its value is known at planning time, else the declared 1000
+CREATE FUNCTION wam_internal.segment_members_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'wam_segment_members_support' LANGUAGE C STRICT;
+COMMENT ON FUNCTION wam_internal.segment_members_support(internal) IS 'internal: planner support of wam.segment_members (its row estimate)';
+REVOKE EXECUTE ON FUNCTION wam_internal.segment_members_support(internal) FROM PUBLIC;
+
 CREATE FUNCTION wam.segment_members(wam.segment) RETURNS SETOF bigint
 	AS 'MODULE_PATHNAME', 'wam_segment_members' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-	ROWS 1000;
+	ROWS 1000 SUPPORT wam_internal.segment_members_support;
 COMMENT ON FUNCTION wam.segment_members(wam.segment) IS 'the customer ids in ascending order, streamed';
 
 CREATE FUNCTION wam.segment_to_array(wam.segment) RETURNS bigint[]
