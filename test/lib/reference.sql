@@ -1,6 +1,6 @@
--- test/lib/reference.sql — the Reference section of README.md, generated from the
+-- test/lib/reference.sql — docs/reference.md (the reference README.md links to), generated from the
 -- catalog and its comments (psql -X -At -f test/lib/reference.sql in a database
--- with the extension).  test/t/readme.sh checks that README.md holds exactly this
+-- with the extension).  test/t/readme.sh checks that docs/reference.md holds exactly this
 -- output between the reference markers, so the manual cannot drift from the code.
 --
 -- Functions are grouped by subsystem by name; the lowest role that may execute

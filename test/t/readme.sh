@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/t/readme.sh — README.md is the user's manual, and this test keeps it true.
 #
-# 1. The Reference section (between <!-- reference:begin --> and <!-- reference:end -->)
+# 1. docs/reference.md (between <!-- reference:begin --> and <!-- reference:end -->)
 #    must be exactly what test/lib/reference.sql prints in a fresh database with the
 #    extension: every public function, table, view and setting, from the catalog and its
 #    comments.
@@ -44,7 +44,7 @@ wam_psql -q -d postgres -c "CREATE DATABASE $refdb" >/dev/null &&
     wam_psql -q -d "$refdb" -c "CREATE EXTENSION pg_wamarketing" >/dev/null ||
     { tap_not_ok "reference: create $refdb"; tap_done; }
 ref_got=$(wam_psql -At -d "$refdb" -f "$repo/test/lib/reference.sql" 2>&1)
-ref_doc=$(sed -n '/^<!-- reference:begin -->$/,/^<!-- reference:end -->$/p' "$repo/README.md" | sed '1d;$d')
+ref_doc=$(sed -n '/^<!-- reference:begin -->$/,/^<!-- reference:end -->$/p' "$repo/docs/reference.md" | sed '1d;$d')
 # compare without leading and trailing blank lines
 trim() { sed -e '/./,$!d' | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
 ref_got=$(printf '%s\n' "$ref_got" | trim)
@@ -67,9 +67,9 @@ else
     tap_ok "reference: every public function has a comment"
 fi
 if [ "$ref_got" = "$ref_doc" ]; then
-    tap_ok "reference: README.md holds the generated reference"
+    tap_ok "reference: docs/reference.md holds the generated reference"
 else
-    tap_not_ok "reference: README.md holds the generated reference" \
+    tap_not_ok "reference: docs/reference.md holds the generated reference" \
         "regenerate it: psql -X -At -f test/lib/reference.sql (in a database with the extension)" \
         "$(diff <(printf '%s\n' "$ref_doc") <(printf '%s\n' "$ref_got") | head -n 40)"
 fi
